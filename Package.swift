@@ -1,0 +1,51 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Embedded Swift for the drop-in library: no Swift runtime, no system malloc.
+let embedded: [SwiftSetting] = [.enableExperimentalFeature("Embedded")]
+
+/// libc allocator entry points that libgoalloc.so exports; Swift defines `goalloc_<name>` and the
+/// linker gives the libc name the same address (`--defsym`), so there is no thunk.
+let cAllocatorABI = ["malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign",
+                     "aligned_alloc", "memalign", "valloc", "pvalloc", "malloc_usable_size",
+                     "malloc_trim", "mallopt"]
+
+/// The core's hot paths: no exclusivity checks (all state lives behind raw pointers anyway).
+let coreSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+
+let package = Package(
+  name: "goalloc",
+  products: [
+    .library(name: "GoAlloc", targets: ["GoAlloc"]),
+    .library(name: "GoAllocCore", targets: ["GoAllocCore"]),
+    .library(name: "goalloc", type: .dynamic, targets: ["libgoalloc"]),  // -> libgoalloc.so
+    .executable(name: "goalloc-cli", targets: ["goalloc-cli"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+  ],
+  targets: [
+    .target(name: "CGoAllocShim"),
+    .target(name: "GoAllocCore", dependencies: ["CGoAllocShim"], swiftSettings: coreSettings),
+    .target(name: "GoAllocCoreEmbedded", dependencies: ["CGoAllocShim"],
+            swiftSettings: embedded + coreSettings),
+    .target(
+      name: "libgoalloc",
+      dependencies: ["GoAllocCoreEmbedded", "CGoAllocShim"],
+      exclude: ["exports.map"],
+      swiftSettings: embedded + coreSettings,
+      linkerSettings: [
+        .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/libgoalloc/exports.map"]),
+        .unsafeFlags(cAllocatorABI.flatMap { ["-Xlinker", "--defsym=\($0)=goalloc_\($0)"] }),
+      ]
+    ),
+    .target(name: "GoAlloc", dependencies: ["GoAllocCore"]),
+    .executableTarget(
+      name: "goalloc-cli",
+      dependencies: ["GoAlloc", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+    .testTarget(name: "GoAllocCoreTests", dependencies: ["GoAllocCore", "CGoAllocShim"]),
+    .testTarget(name: "GoAllocTests", dependencies: ["GoAlloc", "GoAllocCore", "CGoAllocShim"],
+                resources: [.copy("Fixtures")]),
+    .testTarget(name: "PreloadTests", dependencies: ["GoAlloc"]),
+  ]
+)

@@ -1,0 +1,176 @@
+// See CGoAllocShim.h. Nothing here allocates.
+#define _GNU_SOURCE
+#include "CGoAllocShim.h"
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+__thread void *goalloc_tls_cache __attribute__((tls_model("initial-exec"))) = 0;
+__thread uint32_t goalloc_tls_state __attribute__((tls_model("initial-exec"))) = 0;
+void *goalloc_global_heap_ = 0;
+
+void *goalloc_sys_map(size_t len) {
+  int saved = errno;
+  void *p = mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  errno = saved;
+  return p == MAP_FAILED ? 0 : p;
+}
+
+void *goalloc_sys_map_at(void *hint, size_t len) {
+  int saved = errno;
+  void *p = mmap(hint, len, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+  errno = saved;
+  if (p == MAP_FAILED) return 0;
+  if (p != hint) { munmap(p, len); return 0; }  // kernels before 4.17 treat the flag as a hint
+  return p;
+}
+
+static uintptr_t arena_hint = 0x00c000000000ull;
+uintptr_t goalloc_arena_hint_take(size_t len) { return __atomic_fetch_add(&arena_hint, len, __ATOMIC_RELAXED); }
+
+void goalloc_sys_unmap(void *p, size_t len) { int saved = errno; munmap(p, len); errno = saved; }
+
+int goalloc_sys_release(void *p, size_t len) {
+  int saved = errno;
+  int r = madvise(p, len, MADV_DONTNEED);
+  errno = saved;
+  return r;
+}
+
+void goalloc_futex_wait(uint32_t *addr, uint32_t expected) {
+  int saved = errno;
+  syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, expected, 0, 0, 0);
+  errno = saved;
+}
+
+void goalloc_futex_wake(uint32_t *addr, int n) {
+  int saved = errno;
+  syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, 0, 0, 0);
+  errno = saved;
+}
+
+void goalloc_sys_yield(void) { sched_yield(); }
+
+uint64_t goalloc_nanotime(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void goalloc_set_errno(int e) { errno = e; }
+int goalloc_errno_enomem(void) { return ENOMEM; }
+int goalloc_errno_einval(void) { return EINVAL; }
+void goalloc_abort(void) { abort(); }
+long goalloc_gettid(void) { return syscall(SYS_gettid); }
+
+// MARK: threads and processes
+
+static pthread_key_t thread_key;
+static int thread_key_state;  // 0 none, 1 creating, 2 ready, 3 failed
+
+int goalloc_thread_key_init(void (*destructor)(void *)) {
+  int expected = 0;
+  if (__atomic_compare_exchange_n(&thread_key_state, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    int ok = pthread_key_create(&thread_key, destructor) == 0;
+    __atomic_store_n(&thread_key_state, ok ? 2 : 3, __ATOMIC_RELEASE);
+  }
+  while (__atomic_load_n(&thread_key_state, __ATOMIC_ACQUIRE) == 1) sched_yield();
+  return __atomic_load_n(&thread_key_state, __ATOMIC_ACQUIRE) == 2;
+}
+
+void goalloc_thread_key_set(void *cache) {
+  if (__atomic_load_n(&thread_key_state, __ATOMIC_ACQUIRE) == 2) pthread_setspecific(thread_key, cache);
+}
+
+static int atfork_registered;
+void goalloc_register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
+  int expected = 0;
+  if (__atomic_compare_exchange_n(&atfork_registered, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    pthread_atfork(prepare, parent, child);
+}
+
+static void (*exit_hook)(void);
+void goalloc_set_exit_hook(void (*hook)(void)) { __atomic_store_n(&exit_hook, hook, __ATOMIC_RELEASE); }
+
+__attribute__((destructor)) static void goalloc_shim_fini(void) {
+  void (*hook)(void) = __atomic_load_n(&exit_hook, __ATOMIC_ACQUIRE);
+  if (hook) hook();
+}
+
+// MARK: diagnostics
+
+void goalloc_write_len(int fd, const char *s, size_t n) {
+  int saved = errno;
+  while (n > 0) {
+    ssize_t w = write(fd, s, n);
+    if (w < 0) { if (errno == EINTR) continue; break; }
+    s += w; n -= (size_t)w;
+  }
+  errno = saved;
+}
+
+void goalloc_write(int fd, const char *s) { goalloc_write_len(fd, s, strlen(s)); }
+
+void goalloc_write_u64(int fd, uint64_t v) {
+  char buf[24]; int i = 24;
+  do { buf[--i] = (char)('0' + v % 10); v /= 10; } while (v);
+  goalloc_write_len(fd, buf + i, (size_t)(24 - i));
+}
+
+void goalloc_write_hex(int fd, uint64_t v) {
+  char buf[20]; int i = 20;
+  do { buf[--i] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
+  buf[--i] = 'x'; buf[--i] = '0';
+  goalloc_write_len(fd, buf + i, (size_t)(20 - i));
+}
+
+void goalloc_report(const char *op, const char *what, uintptr_t addr) {
+  char line[192]; size_t n = 0;
+#define PUT(str) do { const char *q_ = (str); while (*q_ && n < sizeof line - 24) line[n++] = *q_++; } while (0)
+  PUT("goalloc: "); PUT(op); PUT("(): "); PUT(what); PUT(": ");
+  char hex[20]; int i = 20; uint64_t v = addr;
+  do { hex[--i] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
+  PUT("0x"); while (i < 20) line[n++] = hex[i++];
+  line[n++] = '\n';
+#undef PUT
+  goalloc_write_len(2, line, n);
+}
+
+// MARK: configuration
+
+static int has_word(const char *s, const char *key, const char *value) {
+  size_t kl = strlen(key), vl = strlen(value);
+  while (s && *s) {
+    const char *end = strchr(s, ',');
+    size_t len = end ? (size_t)(end - s) : strlen(s);
+    if (len == kl + 1 + vl && strncmp(s, key, kl) == 0 && s[kl] == '=' && strncmp(s + kl + 1, value, vl) == 0)
+      return 1;
+    s = end ? end + 1 : 0;
+  }
+  return 0;
+}
+
+extern char **environ;
+uint32_t goalloc_debug_flags_from_env(void) {
+  if (environ == 0) return 0;
+  const char *s = getenv("GOALLOC_DEBUG");
+  uint32_t f = GOALLOC_DEBUG_PARSED;
+  if (!s) return f;
+  if (has_word(s, "stats", "1")) f |= GOALLOC_DEBUG_STATS;
+  if (has_word(s, "badfree", "warn")) f |= GOALLOC_DEBUG_BADFREE_WARN;
+  if (has_word(s, "check", "1")) f |= GOALLOC_DEBUG_CHECK;
+  if (has_word(s, "scavenger", "0")) f |= GOALLOC_DEBUG_NO_SCAVENGER;
+  return f;
+}

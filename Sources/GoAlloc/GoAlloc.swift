@@ -1,0 +1,62 @@
+// GoAlloc: the public Swift API over GoAllocCore.
+//
+// `GoAlloc.allocate` and friends serve memory from Go's size classes as they are (18 B -> the
+// 24 B class, 8-aligned; noscan requests under 16 B share 16 B blocks through the tiny
+// allocator). Memory is freed explicitly with `deallocate`. `MemStats.read()` gives a live,
+// consistent snapshot of the heap.
+@_exported import struct GoAllocCore.MemStats
+import GoAllocCore
+
+public enum GoAlloc {
+  /// Allocates `size` bytes (at least 1).
+  /// - Parameters:
+  ///   - scan: the memory will hold pointers (GC mode scans it; it never uses the tiny allocator).
+  /// - Returns: the memory, or nil when the system is out of memory.
+  @inline(__always)
+  public static func allocate(_ size: Int, scan: Bool = false) -> UnsafeMutableRawPointer? {
+    goMalloc(size, noscan: !scan, mallocMode: false)
+  }
+
+  /// Allocates `size` bytes that read as zero. Fresh memory from the OS is not cleared again.
+  @inline(__always)
+  public static func allocateZeroed(_ size: Int, scan: Bool = false) -> UnsafeMutableRawPointer? {
+    goMalloc(size, noscan: !scan, zero: true, mallocMode: false)
+  }
+
+  /// Allocates `size` bytes at a multiple of `alignment`, a power of two (up to 1 GiB).
+  public static func allocate(_ size: Int, alignment: Int, scan: Bool = false) -> UnsafeMutableRawPointer? {
+    precondition(alignment > 0 && alignment & (alignment - 1) == 0 && alignment <= 1 << 30,
+                 "alignment must be a power of two no larger than 1 GiB")
+    return goAlignedAlloc(size, alignment: alignment, noscan: !scan, mallocMode: false)
+  }
+
+  /// Frees memory from `allocate`. A pointer that is not a live object of this heap stops the
+  /// process with a one-line report (or is counted and ignored with GOALLOC_DEBUG=badfree=warn).
+  @inline(__always)
+  public static func deallocate(_ p: UnsafeMutableRawPointer?) {
+    goFree(p, op: "deallocate")
+  }
+
+  /// Bytes usable at `p`: its size class's size, or the large span's size. Tiny objects (noscan,
+  /// under 16 B, packed into shared blocks) report 0: only the requested bytes are theirs.
+  public static func usableSize(_ p: UnsafeRawPointer) -> Int {
+    GoAllocCore.usableSize(p, op: "usableSize")
+  }
+
+  /// Gives empty spans back to the page heap. Returns the number released.
+  @discardableResult
+  public static func releaseFreeMemory() -> Int { goReleaseFreeMemory() }
+
+  /// Flushes the calling thread's cache (its spans and counters go back to the heap).
+  public static func flushThreadCache() { releaseThreadCache() }
+
+  /// The size class (1...67) that serves `size` bytes, or 0 for a large object.
+  public static func sizeClass(for size: Int, mallocMode: Bool = false) -> Int {
+    size > 32768 ? 0 : SizeClassInfo.sizeClass(for: max(size, 1), mallocMode: mallocMode)
+  }
+}
+
+extension MemStats {
+  /// A snapshot of the process-wide heap, taken without stopping allocation.
+  public static func read() -> MemStats { goReadMemStats() }
+}

@@ -1,0 +1,68 @@
+// HeapArena: a 64 MiB region of heap address space and its metadata, and the arena index.
+//
+// The mheap reserves address space in 64 MiB-aligned arenas (at hinted addresses from
+// 0x00c000000000 upward, as Go does, so the heap is contiguous and easy to spot in a dump).
+// Each arena has, off-heap, one mspan pointer per 8 KiB page. The arena index is a flat,
+// demand-paged table with one entry per possible arena of the 47-bit user address space
+// (2^21 entries, 16 MiB of address space, a few pages resident), so
+//
+//   spanOf(p) = index[p >> 26]?.spans[(p >> 13) & 8191]
+//
+// is two dependent loads, takes no lock, and answers nil for any address that is not in an
+// arena of ours (stack, globals, the system malloc's heap, NULL, kernel addresses).
+//
+// Invariants:
+// - index entries are published once (release store) and never removed;
+// - spans[i] points to the in-use span covering page i, or is nil; entries are written under the
+//   mheap lock (set when a span is allocated, cleared when it is freed).
+import CGoAllocShim
+
+let logHeapArenaBytes = 26
+let heapArenaBytes = 1 << logHeapArenaBytes   // 64 MiB
+let pagesPerArena = heapArenaBytes / pageSize // 8192
+let arenaIndexEntries = 1 << (heapAddrBits - logHeapArenaBytes)
+
+public typealias SpanPtr = UnsafeMutablePointer<MSpan>
+/// One arena's page -> span table (the arena's metadata starts with it).
+typealias ArenaSpans = UnsafeMutablePointer<SpanPtr?>
+typealias ArenaIndex = UnsafeMutablePointer<ArenaSpans?>
+
+/// Bytes of off-heap metadata per arena: the spans table.
+let heapArenaMetaBytes = pagesPerArena * MemoryLayout<SpanPtr?>.stride
+
+@inline(__always) @usableFromInline
+func spanOfIndex(_ index: UnsafeMutableRawPointer, _ p: UInt) -> SpanPtr? {
+  if _slowPath(p >> UInt(heapAddrBits) != 0) { return nil }
+  let idx = index.assumingMemoryBound(to: ArenaSpans?.self)
+  guard let spans = idx[Int(p >> UInt(logHeapArenaBytes))] else { return nil }
+  return spans[Int((p >> UInt(pageShift)) & UInt(pagesPerArena - 1))]
+}
+
+/// Sets the spans-table entries of [base, base + npages pages) to `s` (nil to clear).
+func setSpans(_ index: ArenaIndex, _ base: UInt, _ npages: Int, _ s: SpanPtr?) {
+  var p = base
+  for _ in 0..<npages {
+    let spans = index[Int(p >> UInt(logHeapArenaBytes))]!
+    spans[Int((p >> UInt(pageShift)) & UInt(pagesPerArena - 1))] = s
+    p += UInt(pageSize)
+  }
+}
+
+/// Reserves `bytes` (a multiple of 64 MiB) of 64 MiB-aligned address space: first at the next
+/// hint, then anywhere (over-reserving and trimming for alignment). Nil when the OS refuses.
+func reserveArenas(_ bytes: Int) -> UInt? {
+  for _ in 0..<16 {
+    let hint = goalloc_arena_hint_take(bytes)
+    if hint + UInt(bytes) > UInt(1) << UInt(heapAddrBits) { break }
+    if let p = goalloc_sys_map_at(UnsafeMutableRawPointer(bitPattern: hint), bytes) {
+      return UInt(bitPattern: p)
+    }
+  }
+  guard let m = sysMap(bytes + heapArenaBytes) else { return nil }
+  let raw = UInt(bitPattern: m)
+  let base = roundUp(raw, UInt(heapArenaBytes))
+  if base > raw { goalloc_sys_unmap(m, Int(base - raw)) }
+  let tail = raw + UInt(bytes + heapArenaBytes) - (base + UInt(bytes))
+  if tail > 0 { goalloc_sys_unmap(UnsafeMutableRawPointer(bitPattern: base + UInt(bytes)), Int(tail)) }
+  return base
+}

@@ -1,0 +1,191 @@
+// MCache: the per-thread cache of spans (Go's per-P mcache). No locks, no atomic
+// read-modify-write on the allocation fast path: the thread owns one current span per span class
+// and takes slots from its allocCache.
+//
+// Layout (one block from the mheap's cachealloc, reached in one TLS load):
+//   [0, 1152)      alloc[numSpanClasses]: current span per span class (emptySpan when none)
+//   [1152, 2272)   counters: mallocs[68], frees[68], tiny objects/frees, tiny blocks/frees
+//   [2272, ...)    MCacheHeader: heap, arena index, list links, tiny block state
+// `alloc` sits at offset 0 so the fast path indexes the cache pointer directly.
+//
+// When a span is exhausted the cache first folds frees that arrived for it (cheap, no lock),
+// and only then refills from the mcentral. `releaseAll` hands every span back (thread exit,
+// fork child); `destroy` also flushes the counters into the heap.
+//
+// Invariants: alloc[spc] is emptySpan or a span with CACHED set whose class is spc; the counters
+// are written only by the owning thread (atomically visible, read by MemStats).
+import CGoAllocShim
+
+public struct MCacheHeader {
+  var heap: UnsafeMutablePointer<MHeap>
+  var arenas: UnsafeMutableRawPointer
+  var next: UnsafeMutableRawPointer? = nil
+  var prev: UnsafeMutableRawPointer? = nil
+  var tiny: UInt = 0           // current tiny block, or 0
+  var tinyoffset: Int = 0      // bytes used in it
+  var tinySpan: SpanPtr? = nil // span of the tiny block
+  var tid: Int = 0
+}
+
+@frozen public struct MCache {
+  @usableFromInline let raw: UnsafeMutableRawPointer
+  @inline(__always) @usableFromInline init(_ raw: UnsafeMutableRawPointer) { self.raw = raw }
+
+  static let allocBytes = roundUp(numSpanClasses * 8, 64)
+  @usableFromInline static let countersOffset = 1152
+  static let counterWords = 2 * numStatClasses + 4
+  static let tinyAllocsIdx = 2 * numStatClasses
+  static let tinyFreesIdx = tinyAllocsIdx + 1
+  static let tinyBlockAllocsIdx = tinyAllocsIdx + 2
+  static let tinyBlockFreesIdx = tinyAllocsIdx + 3
+  static let headerOffset = roundUp(countersOffset + counterWords * 8, 64)
+  static let bytes = roundUp(headerOffset + MemoryLayout<MCacheHeader>.stride, 64)
+
+  @inline(__always) @usableFromInline var alloc: UnsafeMutablePointer<SpanPtr> {
+    raw.assumingMemoryBound(to: SpanPtr.self)
+  }
+  @inline(__always) @usableFromInline var counters: UnsafeMutablePointer<UInt64> {
+    (raw + MCache.countersOffset).assumingMemoryBound(to: UInt64.self)
+  }
+  @inline(__always) @usableFromInline func countMalloc(_ sc: Int) { counterBump(counters + sc) }
+  @inline(__always) @usableFromInline func countFree(_ sc: Int) { counterBump(counters + numStatClasses + sc) }
+  @inline(__always) var header: UnsafeMutablePointer<MCacheHeader> {
+    (raw + MCache.headerOffset).assumingMemoryBound(to: MCacheHeader.self)
+  }
+  @inline(__always) @usableFromInline var heap: UnsafeMutablePointer<MHeap> { header.pointee.heap }
+
+  /// A new cache for heap `h`, linked into its list; nil when out of memory.
+  public static func create(_ h: UnsafeMutablePointer<MHeap>) -> MCache? {
+    lockAcquire(&h.pointee.lock)
+    let m = h.pointee.cachealloc.alloc(&h.pointee.persistent)
+    lockRelease(&h.pointee.lock)
+    guard let raw = m else { return nil }
+    let c = MCache(raw)
+    for i in 0..<numSpanClasses { c.alloc[i] = h.pointee.emptySpan }
+    c.header.initialize(to: MCacheHeader(heap: h, arenas: UnsafeMutableRawPointer(h.pointee.arenas)))
+    c.header.pointee.tid = goalloc_gettid()
+    lockAcquire(&h.pointee.cachesLock)
+    c.header.pointee.next = h.pointee.allCaches
+    if let n = h.pointee.allCaches { MCache(n).header.pointee.prev = raw }
+    h.pointee.allCaches = raw
+    h.pointee.numCaches += 1
+    lockRelease(&h.pointee.cachesLock)
+    return c
+  }
+
+  /// Hands every span back, flushes the counters into the heap and frees the cache itself.
+  public func destroy() {
+    releaseAll()
+    let h = heap
+    lockAcquire(&h.pointee.cachesLock)
+    if let p = header.pointee.prev { MCache(p).header.pointee.next = header.pointee.next }
+    else { h.pointee.allCaches = header.pointee.next }
+    if let n = header.pointee.next { MCache(n).header.pointee.prev = header.pointee.prev }
+    for i in 0..<MCache.counterWords { h.pointee.flushed[i] &+= atomicLoadRelaxed64(counters + i) }
+    h.pointee.numCaches -= 1
+    lockRelease(&h.pointee.cachesLock)
+    lockAcquire(&h.pointee.lock)
+    h.pointee.cachealloc.free(raw)
+    lockRelease(&h.pointee.lock)
+  }
+
+  /// Returns every cached span to its mcentral and drops the tiny block.
+  public func releaseAll() {
+    dropTinyHold()
+    let h = heap
+    let empty = h.pointee.emptySpan
+    for spc in 0..<numSpanClasses {
+      let s = alloc[spc]
+      if s != empty {
+        alloc[spc] = empty
+        (h.pointee.centrals + spc).uncacheSpan(h, s)
+      }
+    }
+  }
+
+  /// Exchanges the exhausted span of class spc for one with free slots. Nil: out of memory.
+  @inline(never)
+  func refill(_ spc: Int) -> SpanPtr? {
+    let h = heap
+    let central = h.pointee.centrals + spc
+    let old = alloc[spc]
+    if old != h.pointee.emptySpan {
+      alloc[spc] = h.pointee.emptySpan
+      central.uncacheSpan(h, old)
+    }
+    guard let s = central.cacheSpan(h) else { return nil }
+    alloc[spc] = s
+    return s
+  }
+
+  /// The next free slot of span class spc, refilling as needed; 0 when out of memory.
+  @inline(never) @usableFromInline
+  func nextFree(_ spc: Int) -> UInt {
+    var s = alloc[spc]
+    let p = s.nextFreeFast()
+    if p != 0 { return p }
+    while true {
+      let i = s.nextFreeIndex()
+      if i < s.pointee.nelems {
+        s.pointee.allocCount += 1
+        return s.pointee.startAddr + UInt(i * s.pointee.elemsize)
+      }
+      if s != heap.pointee.emptySpan && s.pendingFrees > 0 && s.fold(heap) > 0 { continue }
+      guard let ns = refill(spc) else { return 0 }
+      s = ns
+    }
+  }
+
+  // MARK: tiny allocator
+
+  /// Go's tiny allocator: noscan objects under 16 B packed into one zeroed 16 B block. Each block
+  /// counts its live sub-objects (+1 while it is this cache's current block); the block is freed
+  /// when the count reaches zero, so explicit free stays exact.
+  @inline(never) @usableFromInline
+  func mallocTiny(_ size: Int) -> UInt {
+    let hd = header
+    var off = hd.pointee.tinyoffset
+    if size & 7 == 0 { off = roundUp(off, 8) }
+    else if size & 3 == 0 { off = roundUp(off, 4) }
+    else if size & 1 == 0 { off = roundUp(off, 2) }
+    if off + size <= tinySize && hd.pointee.tiny != 0 {
+      let s = hd.pointee.tinySpan!
+      atomicAdd8(s.pointee.tinyCounts! + s.objIndex(hd.pointee.tiny), 1)
+      hd.pointee.tinyoffset = off + size
+      counterBump(counters + MCache.tinyAllocsIdx)
+      return hd.pointee.tiny + UInt(off)
+    }
+    let blk = nextFree(tinySpanClass)
+    if blk == 0 { return 0 }
+    let s = alloc[tinySpanClass]
+    goalloc_memset(UnsafeMutableRawPointer(bitPattern: blk), 0, tinySize)
+    let count = s.pointee.tinyCounts! + s.objIndex(blk)
+    counterBump(counters + MCache.tinyBlockAllocsIdx)
+    counterBump(counters + MCache.tinyAllocsIdx)
+    if size < off || hd.pointee.tiny == 0 {
+      dropTinyHold()
+      atomicStore8(count, 2)  // the object and this cache's hold
+      hd.pointee.tiny = blk
+      hd.pointee.tinyoffset = size
+      hd.pointee.tinySpan = s
+    } else {
+      atomicStore8(count, 1)
+    }
+    return blk
+  }
+
+  /// Releases this cache's hold on its current tiny block.
+  func dropTinyHold() {
+    let hd = header
+    guard hd.pointee.tiny != 0, let s = hd.pointee.tinySpan else { return }
+    let blk = hd.pointee.tiny
+    hd.pointee.tiny = 0
+    hd.pointee.tinyoffset = 0
+    hd.pointee.tinySpan = nil
+    let idx = s.objIndex(blk)
+    if atomicSub8(s.pointee.tinyCounts! + idx, 1) == 1 {
+      counterBump(counters + MCache.tinyBlockFreesIdx)
+      freeSlot(heap, s, idx, blk, op: "free")
+    }
+  }
+}

@@ -1,0 +1,245 @@
+// MHeap: the page heap (Go's mheap). Owns the arenas, the arena index, the page allocator,
+// the mcentrals and every metadata allocator; hands out spans of whole pages.
+//
+// `allocSpan` takes a run of pages from PageAlloc (growing the heap by whole 64 MiB arenas when
+// nothing fits, after first reclaiming empty spans), dresses it as an mspan and publishes it in
+// the arena index; `freeSpan` undoes that and gives the pages back, where they merge with free
+// neighbours. Small spans come to the mheap only through an mcentral; large objects (> 32 KiB)
+// come straight here.
+//
+// Locking: `lock` (the heap lock) is taken only to grow, to hand out or take back pages, and for
+// the metadata allocators; never while holding it do we take an mcentral lock. `cachesLock`
+// guards the list of live mcaches and the counters flushed from dead ones.
+//
+// Invariants: HeapIdle + HeapInuse == HeapSys (pages are in exactly one span or free);
+// pagesInUse == sum of npages over in-use spans; every in-use span's pages map to it in the
+// arena index.
+import CGoAllocShim
+
+/// Counters of one mcache, by size class (flushed into the heap when the cache dies).
+let numStatClasses = numSizeClasses
+let bitsOrders = 5   // span bitmaps of 1, 2, 4, 8, 16 words
+
+public struct MHeap {
+  var lock: LockWord = 0
+  var cachesLock: LockWord = 0
+  var arenas: ArenaIndex
+  var pages: PageAlloc
+  var centrals: UnsafeMutablePointer<MCentral>
+  var emptySpan: SpanPtr
+  var persistent = PersistentAlloc()
+  var spanalloc: FixAlloc
+  var cachealloc: FixAlloc
+  var tinyalloc: FixAlloc                        // tiny spans' per-block counts
+  var bitsalloc: UnsafeMutablePointer<FixAlloc>  // [bitsOrders]
+  var allCaches: UnsafeMutableRawPointer? = nil  // MCache list (cachesLock)
+  var numCaches = 0
+  public var debugFlags: UInt32 = 0
+  // Statistics (heap lock unless noted).
+  var pagesInUse = 0
+  var spansInUse = 0
+  var arenaBytes = 0                              // HeapSys
+  var arenaMetaSys = 0
+  var flushed: UnsafeMutablePointer<UInt64>       // dead caches' counters (cachesLock)
+  var largeAllocs: UInt64 = 0                     // atomics
+  var largeFrees: UInt64 = 0
+  var largeAllocBytes: UInt64 = 0
+  var largeFreeBytes: UInt64 = 0
+  var badFrees: UInt64 = 0
+  var globalFrees: UnsafeMutablePointer<UInt64>   // frees by threads with no cache (atomics)
+
+  /// A new heap in its own mappings, or nil when the OS refuses memory.
+  public static func create() -> UnsafeMutablePointer<MHeap>? {
+    let extra = numSpanClasses * MemoryLayout<MCentral>.stride + 256
+      + MCache.counterWords * 8 * 2 + bitsOrders * MemoryLayout<FixAlloc>.stride
+    guard let mem = sysMap(roundUp(MemoryLayout<MHeap>.stride, 64) + extra),
+          let idx = sysMap(arenaIndexEntries * 8),
+          let pa = PageAlloc() else { return nil }
+    let h = mem.bindMemory(to: MHeap.self, capacity: 1)
+    var p = mem + roundUp(MemoryLayout<MHeap>.stride, 64)
+    let centrals = p.bindMemory(to: MCentral.self, capacity: numSpanClasses)
+    p += numSpanClasses * MemoryLayout<MCentral>.stride
+    let empty = p.bindMemory(to: MSpan.self, capacity: 1)
+    p += 256
+    let flushed = p.bindMemory(to: UInt64.self, capacity: MCache.counterWords)
+    p += MCache.counterWords * 8
+    let globalFrees = p.bindMemory(to: UInt64.self, capacity: MCache.counterWords)
+    p += MCache.counterWords * 8
+    let bits = p.bindMemory(to: FixAlloc.self, capacity: bitsOrders)
+    for o in 0..<bitsOrders { (bits + o).initialize(to: FixAlloc(size: 3 * 8 << o)) }
+    for i in 0..<numSpanClasses {
+      (centrals + i).initialize(to: MCentral())
+      centrals[i].spanclass = Int32(i)
+    }
+    empty.initialize(to: MSpan())  // nelems 0, allocCache 0: every fast path misses on it
+    h.initialize(to: MHeap(
+      arenas: idx.bindMemory(to: ArenaSpans?.self, capacity: arenaIndexEntries),
+      pages: pa, centrals: centrals, emptySpan: empty,
+      spanalloc: FixAlloc(size: MemoryLayout<MSpan>.stride),
+      cachealloc: FixAlloc(size: MCache.bytes),
+      tinyalloc: FixAlloc(size: classNObjs(tinySizeClass)),
+      bitsalloc: bits, flushed: flushed, globalFrees: globalFrees))
+    return h
+  }
+}
+
+extension UnsafeMutablePointer where Pointee == MHeap {
+  /// Adds arenas covering at least `npages` pages. Heap lock held.
+  func grow(_ npages: Int) -> Bool {
+    let bytes = roundUp(npages * pageSize, heapArenaBytes)
+    if npages <= 0 || bytes < npages * pageSize || bytes >= 1 << (heapAddrBits - 1) { return false }
+    guard let base = reserveArenas(bytes) else { return false }
+    var a = base
+    while a < base + UInt(bytes) {
+      let i = Int(a >> UInt(logHeapArenaBytes))
+      if pointee.arenas[i] == nil {
+        guard let meta = pointee.persistent.alloc(heapArenaMetaBytes, align: 4096) else { return false }
+        pointee.arenaMetaSys += heapArenaMetaBytes
+        atomicStoreUInt(UnsafeMutableRawPointer(pointee.arenas + i).assumingMemoryBound(to: UInt.self),
+                        UInt(bitPattern: meta))
+      }
+      a += UInt(heapArenaBytes)
+    }
+    if !pointee.pages.grow(base, bytes / pageSize) { return false }
+    pointee.arenaBytes += bytes
+    return true
+  }
+
+  /// Gives every empty span on the mcentrals' partial lists back to the page heap.
+  /// Heap lock NOT held. Returns the number of spans freed.
+  @discardableResult
+  public func reclaim() -> Int {
+    var n = 0
+    for i in 0..<numSpanClasses {
+      var it = (pointee.centrals + i).reclaimEmpty(self)
+      while let s = it {
+        it = s.pointee.next
+        freeSpan(s)
+        n += 1
+      }
+    }
+    return n
+  }
+
+  /// A new in-use span of `npages` pages for span class `spc` (0/1: large), its first page
+  /// aligned to `alignPages` pages; nil when out of memory.
+  func allocSpan(_ npages: Int, spanclass spc: Int, alignPages: Int = 1) -> SpanPtr? {
+    lockAcquire(&pointee.lock)
+    var r = pointee.pages.alloc(npages, alignPages: alignPages)
+    if r == nil {
+      lockRelease(&pointee.lock)
+      let reclaimed = reclaim()
+      lockAcquire(&pointee.lock)
+      if reclaimed > 0 { r = pointee.pages.alloc(npages, alignPages: alignPages) }
+      if r == nil {
+        if !grow(npages + alignPages - 1) { lockRelease(&pointee.lock); return nil }
+        r = pointee.pages.alloc(npages, alignPages: alignPages)
+      }
+    }
+    guard let (base, scav) = r else { lockRelease(&pointee.lock); return nil }
+    let large = spc >> 1 == 0
+    let sc = spc == tinySpanClass ? tinySizeClass : spc >> 1
+    let nelems = large ? 1 : classNObjs(sc)
+    let words = (nelems + 63) >> 6
+    var order = 0
+    while (1 << order) < words { order += 1 }
+    guard let sraw = pointee.spanalloc.alloc(&pointee.persistent),
+          let bits = pointee.bitsalloc[order].alloc(&pointee.persistent) else {
+      pointee.pages.free(base, npages)
+      lockRelease(&pointee.lock)
+      return nil
+    }
+    var counts: UnsafeMutableRawPointer? = nil
+    if spc == tinySpanClass {
+      counts = pointee.tinyalloc.alloc(&pointee.persistent)
+      if counts == nil { fatal("malloc", "out of metadata memory") }
+    }
+    let s = sraw.bindMemory(to: MSpan.self, capacity: 1)
+    s.initialize(to: MSpan())
+    s.pointee.startAddr = base
+    s.pointee.npages = npages
+    s.pointee.needzero = scav == npages ? 0 : 1
+    s.pointee.spanclass = UInt8(spc)
+    s.pointee.bits = bits.bindMemory(to: UInt64.self, capacity: 3 << order)
+    s.pointee.bitsOrder = UInt8(order)
+    s.pointee.tinyCounts = counts?.bindMemory(to: UInt8.self, capacity: nelems)
+    s.pointee.nelems = nelems
+    if large {
+      s.pointee.elemsize = npages * pageSize
+      s.pointee.allocCount = 1
+      s.pointee.freeindex = 1
+    } else {
+      s.pointee.elemsize = classSize(sc)
+      s.pointee.divMul = classDivMagic(sc)
+      s.pointee.allocCache = ~0
+    }
+    s.pointee.limit = base + UInt(nelems * s.pointee.elemsize)
+    setSpans(pointee.arenas, base, npages, s)
+    pointee.pagesInUse += npages
+    pointee.spansInUse += 1
+    atomicStore32(&s.pointee.state, spanInUse)
+    lockRelease(&pointee.lock)
+    return s
+  }
+
+  /// Returns a span's pages to the page heap; they merge with free neighbours.
+  func freeSpan(_ s: SpanPtr) {
+    lockAcquire(&pointee.lock)
+    atomicStore32(&s.pointee.state, spanDead)
+    setSpans(pointee.arenas, s.pointee.startAddr, s.pointee.npages, nil)
+    pointee.pages.free(s.pointee.startAddr, s.pointee.npages)
+    pointee.pagesInUse -= s.pointee.npages
+    pointee.spansInUse -= 1
+    pointee.bitsalloc[Int(s.pointee.bitsOrder)].free(UnsafeMutableRawPointer(s.pointee.bits!))
+    if let c = s.pointee.tinyCounts { pointee.tinyalloc.free(UnsafeMutableRawPointer(c)) }
+    s.pointee.bits = nil
+    s.pointee.tinyCounts = nil
+    pointee.spanalloc.free(UnsafeMutableRawPointer(s))
+    lockRelease(&pointee.lock)
+  }
+
+  /// The in-use span holding address p, or nil.
+  @inline(__always) public func spanOf(_ p: UnsafeRawPointer) -> SpanPtr? {
+    spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), UInt(bitPattern: p))
+  }
+
+  /// Reports an invalid free; aborts unless GOALLOC_DEBUG=badfree=warn.
+  func badFree(_ op: StaticString, _ what: StaticString, _ addr: UInt) {
+    atomicAdd64(&pointee.badFrees, 1)
+    if pointee.debugFlags & UInt32(GOALLOC_DEBUG_PARSED) == 0 {
+      pointee.debugFlags = goalloc_debug_flags_from_env()
+    }
+    if pointee.debugFlags & UInt32(GOALLOC_DEBUG_BADFREE_WARN) != 0 {
+      report(op, what, addr)
+      return
+    }
+    fatal(op, what, addr)
+  }
+
+  // MARK: fork
+
+  /// Takes every allocator lock (pthread_atfork prepare).
+  func lockAll() {
+    for i in 0..<numSpanClasses { lockAcquire(&pointee.centrals[i].lock) }
+    lockAcquire(&pointee.cachesLock)
+    lockAcquire(&pointee.lock)
+  }
+  func unlockAll() {
+    lockRelease(&pointee.lock)
+    lockRelease(&pointee.cachesLock)
+    for i in 0..<numSpanClasses { lockRelease(&pointee.centrals[i].lock) }
+  }
+  /// In the child: locks are free again; the caches of threads that do not exist here are
+  /// flushed so their spans are not lost.
+  func afterForkChild(keeping current: UnsafeMutableRawPointer?) {
+    lockReset(&pointee.lock)
+    lockReset(&pointee.cachesLock)
+    for i in 0..<numSpanClasses { lockReset(&pointee.centrals[i].lock) }
+    var it = pointee.allCaches
+    while let raw = it {
+      let c = MCache(raw)
+      it = c.header.pointee.next
+      if raw != current { c.destroy() }
+    }
+  }
+}

@@ -1,0 +1,167 @@
+// MSpan: a run of heap pages holding objects of one span class (or one large object).
+//
+// Allocation state is Go's: a slot is allocated iff `i < freeindex` or its allocBits bit is set;
+// `allocCache` is the complement of allocBits for the 64 slots starting at freeindex, so the
+// next free slot is one count-trailing-zeros away. Explicit free is a mark in reverse: a free
+// sets the slot's bit in `freeBits` (atomic OR, from any thread) and adds one to the pending
+// count in `freeState`; the span's owner later *folds* the freed bits into allocBits the way
+// Go's sweeper turns gcmarkBits into allocBits. The GC mode will use `gcmarkBits` and
+// `sweepgen` on the same bitmaps.
+//
+// Ownership: exactly one of {an mcache (CACHED set), its mcentral's lock (on the partial list:
+// PARTIAL set; on the full list: no flag)} owns allocBits, freeindex, allocCache and allocCount.
+// freeBits and freeState are shared (atomics only).
+//
+// Invariants (owner's view, after a fold):
+//   0 <= freeindex <= nelems;  allocCount == popcount(allocated slots);
+//   pending(freeState) == (frees counted) - (frees folded)  (may dip below 0 for an instant);
+//   a span is on at most one list and in at most one cache.
+import CGoAllocShim
+
+public struct MSpan {
+  // Touched on every malloc.
+  @usableFromInline var allocCache: UInt64 = 0  // ~allocBits from freeindex; 1 = free
+  @usableFromInline var freeindex: Int = 0       // slots below are allocated (until a fold)
+  @usableFromInline var nelems: Int = 0          // slots in the span
+  @usableFromInline var allocCount: Int = 0      // allocated slots (owner's count)
+  @usableFromInline var elemsize: Int = 0        // bytes per slot; npages * 8 KiB for large
+  @usableFromInline var startAddr: UInt = 0      // first byte
+  // Touched on every free.
+  @usableFromInline var divMul: UInt32 = 0       // objIndex magic; 0 for large spans
+  @usableFromInline var spanclass: UInt8 = 0     // sizeclass << 1 | noscan
+  @usableFromInline var needzero: UInt8 = 0      // free slots may hold old data
+  @usableFromInline var list: UInt8 = 0          // 0 none, 1 partial, 2 full (central lock)
+  @usableFromInline var bitsOrder: UInt8 = 0     // bitmaps are 1 << bitsOrder words each
+  @usableFromInline var state: UInt32 = 0        // atomic: dead / inUse / freeing
+  @usableFromInline var freeState: UInt64 = 0    // atomic: pending frees << 32 | flags
+  @usableFromInline var bits: UnsafeMutablePointer<UInt64>? = nil  // allocBits | freeBits | gcmarkBits
+  // Cold.
+  @usableFromInline var npages: Int = 0
+  @usableFromInline var limit: UInt = 0          // end of object data
+  @usableFromInline var next: SpanPtr? = nil      // mcentral list links
+  @usableFromInline var prev: SpanPtr? = nil
+  @usableFromInline var tinyCounts: UnsafeMutablePointer<UInt8>? = nil  // tiny spans: sub-objects per block
+  @usableFromInline var sweepgen: UInt32 = 0     // for the GC mode
+  @usableFromInline var requested: Int = 0       // large: bytes asked for
+
+  public init() {}
+}
+
+@usableFromInline let spanDead: UInt32 = 0
+@usableFromInline let spanInUse: UInt32 = 1
+@usableFromInline let spanFreeing: UInt32 = 2
+
+@usableFromInline let fsCached: UInt64 = 1
+@usableFromInline let fsPartial: UInt64 = 2
+@usableFromInline let fsFlags: UInt64 = 3
+@usableFromInline let fsPendingOne: UInt64 = 1 << 32
+@inline(__always) @usableFromInline func fsPending(_ v: UInt64) -> Int { Int(Int64(bitPattern: v) >> 32) }
+
+extension UnsafeMutablePointer where Pointee == MSpan {
+  @inline(__always) var bitWords: Int { 1 << Int(pointee.bitsOrder) }
+  @inline(__always) var allocBits: UnsafeMutablePointer<UInt64> { pointee.bits! }
+  @inline(__always) var freeBits: UnsafeMutablePointer<UInt64> { pointee.bits! + bitWords }
+  @inline(__always) var gcmarkBits: UnsafeMutablePointer<UInt64> { pointee.bits! + 2 * bitWords }
+  @inline(__always) var usedWords: Int { (pointee.nelems + 63) >> 6 }
+  @inline(__always) var isLarge: Bool { pointee.spanclass >> 1 == 0 }
+  @inline(__always) var base: UInt { pointee.startAddr }
+
+  /// Slot index of address `p` inside this small span: one multiply, no divide.
+  @inline(__always) func objIndex(_ p: UInt) -> Int {
+    Int(truncatingIfNeeded: (UInt64(p &- pointee.startAddr) &* UInt64(pointee.divMul)) >> 32)
+  }
+
+  /// The inlined allocation fast path: the next free slot from allocCache, or 0 when the cache
+  /// word is exhausted (the caller then takes `nextFreeIndex`). About 12 instructions.
+  @inline(__always) func nextFreeFast() -> UInt {
+    let theBit = pointee.allocCache.trailingZeroBitCount
+    if _fastPath(theBit < 64) {
+      let result = pointee.freeindex &+ theBit  // Safe: freeindex <= 1024, theBit < 64.
+      if _fastPath(result < pointee.nelems) {
+        let freeidx = result &+ 1
+        if freeidx & 63 == 0 && freeidx != pointee.nelems { return 0 }
+        pointee.allocCache = (pointee.allocCache >> UInt64(theBit)) >> 1
+        pointee.freeindex = freeidx
+        pointee.allocCount &+= 1
+        return pointee.startAddr &+ UInt(result &* pointee.elemsize)
+      }
+    }
+    return 0
+  }
+
+  /// Loads allocCache with the complement of allocBits word `word`.
+  @inline(__always) func refillAllocCache(_ word: Int) {
+    pointee.allocCache = ~allocBits[word]
+  }
+
+  /// The next free slot index, or nelems when the span is full. Owner only.
+  func nextFreeIndex() -> Int {
+    var sfreeindex = pointee.freeindex
+    let snelems = pointee.nelems
+    if sfreeindex == snelems { return snelems }
+    var bitIndex = pointee.allocCache.trailingZeroBitCount
+    while bitIndex == 64 {
+      sfreeindex = (sfreeindex + 64) & ~63
+      if sfreeindex >= snelems {
+        pointee.freeindex = snelems
+        return snelems
+      }
+      refillAllocCache(sfreeindex >> 6)
+      bitIndex = pointee.allocCache.trailingZeroBitCount
+    }
+    let result = sfreeindex + bitIndex
+    if result >= snelems {
+      pointee.freeindex = snelems
+      return snelems
+    }
+    pointee.allocCache = (pointee.allocCache >> UInt64(bitIndex)) >> 1
+    sfreeindex = result + 1
+    if sfreeindex & 63 == 0 && sfreeindex != snelems { refillAllocCache(sfreeindex >> 6) }
+    pointee.freeindex = sfreeindex
+    return result
+  }
+
+  /// Is slot i allocated? Owner only (or under the span's mcentral lock).
+  func isAllocated(_ i: Int) -> Bool {
+    i < pointee.freeindex || allocBits[i >> 6] & (1 << UInt64(i & 63)) != 0
+  }
+
+  /// Folds freed slots into allocBits and resets freeindex to 0 (Go's sweep, with freeBits in
+  /// the role of the complement of gcmarkBits). Owner only. Returns the slots that became free;
+  /// frees of slots that were not allocated (late-detected double frees) are reported.
+  @discardableResult
+  func fold(_ h: UnsafeMutablePointer<MHeap>) -> Int {
+    let alloc = allocBits, freed = freeBits
+    let fi = pointee.freeindex
+    var n = 0, total = 0
+    for w in 0..<usedWords {
+      var a = alloc[w]
+      let lo = w << 6
+      if fi >= lo + 64 { a = ~0 } else if fi > lo { a |= (1 << UInt64(fi - lo)) - 1 }
+      if atomicLoadRelaxed64(freed + w) != 0 {
+        let f = atomicExchange64(freed + w, 0)
+        let valid = f & a
+        let invalid = f & ~a
+        if _slowPath(invalid != 0) {
+          h.badFree("free", "double free (found by sweep)",
+                    base + UInt((lo + invalid.trailingZeroBitCount) * pointee.elemsize))
+        }
+        a &= ~valid
+        n += valid.nonzeroBitCount
+        total += f.nonzeroBitCount
+      }
+      alloc[w] = a
+    }
+    // Bits past nelems stay "allocated" so allocCache never offers them.
+    let tail = pointee.nelems & 63
+    if tail != 0 { alloc[usedWords - 1] |= ~((1 << UInt64(tail)) - 1) }
+    pointee.freeindex = 0
+    pointee.allocCount -= n
+    if n > 0 { pointee.needzero = 1 }
+    if total > 0 { atomicAdd64(&pointee.freeState, UInt64(bitPattern: -(Int64(total) << 32))) }
+    refillAllocCache(0)
+    return n
+  }
+
+  @inline(__always) var pendingFrees: Int { fsPending(atomicLoad64(&pointee.freeState)) }
+}

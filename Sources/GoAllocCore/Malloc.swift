@@ -1,0 +1,386 @@
+// Malloc: an overview of GoAlloc's allocator, and its entry points.
+//
+// GoAlloc is Go's runtime allocator (src/runtime/malloc.go and friends) rebuilt in Swift, with
+// explicit free added. The data structures, from the thread outwards:
+//
+//   MCache    per thread, one current MSpan per span class; allocation takes a slot with one
+//             count-trailing-zeros on the span's allocCache. No locks, no atomic RMW.
+//   MCentral  per span class; spans with free slots (partial) and without (full).
+//   MHeap     the page heap: 64 MiB arenas from mmap, an arena index mapping any address to
+//             its span in O(1), and PageAlloc, which finds runs of 8 KiB pages through a radix
+//             tree of summaries and merges free neighbours.
+//   MSpan     a run of pages cut into slots of one size class (or one large object).
+//   FixAlloc / PersistentAlloc   metadata allocators over mmap (never malloc).
+//
+// Allocating an object of n bytes:
+//   1. n <= 32 KiB: round up to a size class (two table lookups); span class = class<<1|noscan.
+//      Noscan objects under 16 B (Go mode) go to the tiny allocator instead.
+//   2. Take the thread's span for that class; `nextFreeFast` pops a slot from allocCache.
+//   3. Else `nextFree`: scan the span's allocBits; if exhausted, fold frees that arrived for it;
+//      if still nothing, `refill` swaps it for another span from the mcentral, which takes a
+//      partial span or grows by one span from the mheap.
+//   4. n > 32 KiB: a span of its own, straight from the mheap.
+//   5. Zero the slot only if asked and the span may hold old data (`needzero`).
+// Freeing p:
+//   1. spanOf(p) (two loads); "not ours", dead spans and interior pointers are reported.
+//   2. Small: slot = objIndex(p) by magic multiply; set its bit in freeBits (atomic OR; an
+//      already-set bit is a double free) and count it pending. The owner folds freed bits into
+//      allocBits when its allocCache runs dry, as Go's sweeper turns mark bits into alloc bits.
+//      A free into an unowned full span moves it to the partial list once.
+//   3. Large: the span goes back to the mheap and its pages merge with free neighbours.
+//
+// Two alignment modes share one heap: Go mode (Go's classes as they are: 18 B -> 24 B,
+// 8-aligned) for the Swift API and the GC mode, and malloc mode (every request >= 16 B is
+// 16-aligned: 17..24 B -> 32 B; no tiny allocator) for the C ABI.
+import CGoAllocShim
+
+// MARK: the global heap and this thread's cache
+
+nonisolated(unsafe) var globalInitLock: LockWord = 0
+
+/// The process-wide heap, created on first use; nil only if the OS refuses memory.
+@inline(__always) public func globalHeap() -> UnsafeMutablePointer<MHeap>? {
+  if let h = goalloc_global_heap_get() { return h.assumingMemoryBound(to: MHeap.self) }
+  return initGlobalHeap()
+}
+
+@inline(never)
+func initGlobalHeap() -> UnsafeMutablePointer<MHeap>? {
+  lockAcquire(&globalInitLock)
+  if let h = goalloc_global_heap_get() {
+    lockRelease(&globalInitLock)
+    return h.assumingMemoryBound(to: MHeap.self)
+  }
+  let h = MHeap.create()
+  if let h {
+    h.pointee.debugFlags = goalloc_debug_flags_from_env()
+    goalloc_global_heap_set(UnsafeMutableRawPointer(h))
+  }
+  lockRelease(&globalInitLock)
+  if h != nil {
+    goalloc_register_atfork(forkPrepare, forkParent, forkChild)
+    goalloc_set_exit_hook(exitHook)
+  }
+  return h
+}
+
+/// Re-reads GOALLOC_DEBUG (the environment may not exist yet at the first malloc).
+public func refreshDebugFlags() {
+  guard let h = globalHeap() else { return }
+  let f = goalloc_debug_flags_from_env()
+  if f != 0 { h.pointee.debugFlags = f }
+}
+
+/// This thread's cache, created on first use; nil when out of memory.
+@inline(__always) @usableFromInline func currentCache() -> MCache? {
+  if let raw = goalloc_tls_get() { return MCache(raw) }
+  return createThreadCache()
+}
+
+@inline(never)
+func createThreadCache() -> MCache? {
+  guard let h = globalHeap(), let c = MCache.create(h) else { return nil }
+  goalloc_tls_set(c.raw)
+  if goalloc_tls_state_get() == 0 && goalloc_thread_key_init(threadExit) != 0 {
+    goalloc_thread_key_set(c.raw)
+  }
+  return c
+}
+
+/// pthread key destructor: the thread is exiting; give its spans and counters back.
+func threadExit(_ raw: UnsafeMutableRawPointer?) {
+  guard let raw, goalloc_tls_get() == raw else { return }
+  goalloc_tls_set(nil)
+  goalloc_tls_state_set(1)  // later mallocs on this thread use a short-lived cache
+  MCache(raw).destroy()
+}
+
+/// Flushes and frees the calling thread's cache now (tests; threads about to exit).
+public func releaseThreadCache() {
+  guard let raw = goalloc_tls_get() else { return }
+  goalloc_tls_set(nil)
+  MCache(raw).destroy()
+}
+
+/// At exit (or library unload): GOALLOC_DEBUG=stats=1 prints MemStats to stderr.
+func exitHook() {
+  refreshDebugFlags()
+  guard let h = globalHeap(), h.pointee.debugFlags & UInt32(GOALLOC_DEBUG_STATS) != 0 else { return }
+  MemStats.read(h).write(to: 2)
+}
+
+func forkPrepare() { globalHeap()?.lockAll() }
+func forkParent() { globalHeap()?.unlockAll() }
+func forkChild() { globalHeap()?.afterForkChild(keeping: goalloc_tls_get()) }
+
+// MARK: malloc
+
+/// Go's mallocgc for the explicit-free world. Returns nil with errno = ENOMEM on failure.
+/// - Parameters:
+///   - noscan: the object holds no pointers (GC mode: never scanned; Go mode: tiny-eligible).
+///   - zero: the memory must read as zero.
+///   - mallocMode: C alignment (16 B for requests >= 16 B), no tiny allocator.
+@inline(__always) @usableFromInline
+func mallocgc(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool) -> UnsafeMutableRawPointer? {
+  // Fast path (about 25 instructions): one TLS load, two table loads, one span, one ctz.
+  if let raw = goalloc_tls_get(), _fastPath(UInt(bitPattern: size &- 1) < UInt(maxSmallSize)),
+     mallocMode || !noscan || size >= tinySize {
+    let c = MCache(raw)
+    let sc = sizeToClass(size, mallocMode: mallocMode)
+    let s = c.alloc[sc &<< 1 | (noscan ? 1 : 0)]
+    let p = s.nextFreeFast()
+    if _fastPath(p != 0) {
+      c.countMalloc(sc)
+      if zero && s.pointee.needzero != 0 {
+        goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc))
+      }
+      return UnsafeMutableRawPointer(bitPattern: p)
+    }
+  }
+  return mallocSlow(size, noscan: noscan, zero: zero, mallocMode: mallocMode, alignment: 0)
+}
+
+@inline(never) @usableFromInline
+func mallocSlow(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool, alignment: Int)
+  -> UnsafeMutableRawPointer?
+{
+  if size < 0 { return enomem() }
+  var size = size == 0 ? 1 : size
+  var c: MCache
+  if let cc = currentCache() { c = cc } else { return enomem() }
+  // A thread past its exit flush gets a cache for this one call.
+  let temporary = goalloc_tls_state_get() != 0
+  defer { if temporary { releaseThreadCache() } }
+
+  var sc = 0
+  if alignment > (mallocMode ? 16 : 8) {
+    // A class whose every slot is aligned (slots start at page-aligned bases), else large.
+    if alignment <= pageSize && size <= maxSmallSize {
+      sc = sizeToClass(max(size, alignment), mallocMode: mallocMode)
+      while sc < numSizeClasses && classSize(sc) & (alignment - 1) != 0 { sc += 1 }
+      if sc == numSizeClasses { sc = 0 }
+    }
+    if sc == 0 {
+      size = max(size, maxSmallSize + 1)
+      return largeAlloc(c, size, noscan: noscan, zero: zero, alignPages: max(1, alignment / pageSize))
+    }
+  } else if size > maxSmallSize {
+    return largeAlloc(c, size, noscan: noscan, zero: zero, alignPages: 1)
+  } else if !mallocMode && noscan && size < tinySize {
+    let p = c.mallocTiny(size)
+    return p == 0 ? enomem() : UnsafeMutableRawPointer(bitPattern: p)
+  } else {
+    sc = sizeToClass(size, mallocMode: mallocMode)
+  }
+  let spc = sc << 1 | (noscan ? 1 : 0)
+  let p = c.nextFree(spc)
+  if p == 0 { return enomem() }
+  c.countMalloc(sc)
+  if zero && c.alloc[spc].pointee.needzero != 0 {
+    goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc))
+  }
+  return UnsafeMutableRawPointer(bitPattern: p)
+}
+
+func enomem() -> UnsafeMutableRawPointer? {
+  goalloc_set_errno(goalloc_errno_enomem())
+  return nil
+}
+
+/// A dedicated span for one object of more than 32 KiB.
+func largeAlloc(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, alignPages: Int)
+  -> UnsafeMutableRawPointer?
+{
+  if size > (1 << (heapAddrBits - 2)) { return enomem() }
+  let npages = (size + pageSize - 1) >> pageShift
+  let h = c.heap
+  guard let s = h.allocSpan(npages, spanclass: noscan ? 1 : 0, alignPages: alignPages) else {
+    return enomem()
+  }
+  s.pointee.requested = size
+  atomicAdd64(&h.pointee.largeAllocs, 1)
+  atomicAdd64(&h.pointee.largeAllocBytes, UInt64(npages * pageSize))
+  let p = UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr)!
+  if zero && s.pointee.needzero != 0 { goalloc_memset(p, 0, size) }
+  return p
+}
+
+// MARK: free
+
+/// Frees p (nil is a no-op). Invalid pointers are reported as glibc does, then abort (default)
+/// or are ignored and counted (GOALLOC_DEBUG=badfree=warn).
+@inline(__always) @usableFromInline
+func freeObject(_ p: UnsafeMutableRawPointer?, op: StaticString) {
+  guard let p else { return }
+  let a = UInt(bitPattern: p)
+  let raw = goalloc_tls_get()
+  let h: UnsafeMutablePointer<MHeap>
+  let index: UnsafeMutableRawPointer
+  if let raw {
+    let c = MCache(raw)
+    h = c.heap
+    index = c.header.pointee.arenas
+  } else {
+    guard let gh = globalHeap() else { return }
+    h = gh
+    index = UnsafeMutableRawPointer(gh.pointee.arenas)
+  }
+  guard let s = spanOfIndex(index, a), atomicLoad32(&s.pointee.state) == spanInUse else {
+    h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
+    return
+  }
+  if _slowPath(s.isLarge) { return freeLarge(h, s, a, op: op) }
+  let idx = s.objIndex(a)
+  if _slowPath(Int(s.pointee.spanclass) == tinySpanClass) { return freeTiny(h, raw, s, idx, a, op: op) }
+  if _slowPath(s.pointee.startAddr &+ UInt(idx &* s.pointee.elemsize) != a) {
+    h.badFree(op, "invalid pointer (interior pointer)", a)
+    return
+  }
+  if freeSlot(h, s, idx, a, op: op) {
+    let sc = Int(s.pointee.spanclass >> 1)
+    if let raw { MCache(raw).countFree(sc) } else { atomicAdd64(h.pointee.globalFrees + numStatClasses + sc, 1) }
+  }
+}
+
+/// Records slot idx of small span s as free. Returns false (after reporting) on a double free.
+@inline(__always) @discardableResult
+func freeSlot(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ idx: Int, _ a: UInt,
+              op: StaticString) -> Bool {
+  let bit: UInt64 = 1 << UInt64(idx & 63)
+  if _slowPath(atomicOr64(s.freeBits + (idx >> 6), bit) & bit != 0) {
+    h.badFree(op, "double free detected", a)
+    return false
+  }
+  let old = atomicAdd64(&s.pointee.freeState, fsPendingOne)
+  if _slowPath(old & fsFlags == 0) { queueIfUnowned(h, s) }
+  return true
+}
+
+/// The span was on its mcentral's full list: the first free to notice moves it to partial.
+@inline(never)
+func queueIfUnowned(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr) {
+  while true {
+    let cur = atomicLoad64(&s.pointee.freeState)
+    if cur & fsFlags != 0 || fsPending(cur) <= 0 { return }
+    if atomicCAS64(&s.pointee.freeState, cur, cur | fsPartial) { break }
+  }
+  (h.pointee.centrals + Int(s.pointee.spanclass)).queuePartial(s)
+}
+
+@inline(never)
+func freeLarge(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op: StaticString) {
+  if a != s.pointee.startAddr {
+    h.badFree(op, "invalid pointer (interior pointer)", a)
+    return
+  }
+  if !atomicCAS32(&s.pointee.state, spanInUse, spanFreeing) {
+    h.badFree(op, "double free detected", a)
+    return
+  }
+  atomicAdd64(&h.pointee.largeFrees, 1)
+  atomicAdd64(&h.pointee.largeFreeBytes, UInt64(s.pointee.npages * pageSize))
+  h.freeSpan(s)
+}
+
+@inline(never)
+func freeTiny(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr,
+              _ idx: Int, _ a: UInt, op: StaticString) {
+  let count = s.pointee.tinyCounts! + idx
+  let old = atomicSub8(count, 1)
+  if old == 0 {
+    atomicAdd8(count, 1)
+    h.badFree(op, "double free detected (tiny object)", a)
+    return
+  }
+  let c = raw.map { MCache($0) }
+  if let c { counterBump(c.counters + MCache.tinyFreesIdx) }
+  else { atomicAdd64(h.pointee.globalFrees + MCache.tinyFreesIdx, 1) }
+  if old == 1 {
+    let blk = s.pointee.startAddr + UInt(idx * tinySize)
+    if freeSlot(h, s, idx, blk, op: op) {
+      if let c { counterBump(c.counters + MCache.tinyBlockFreesIdx) }
+      else { atomicAdd64(h.pointee.globalFrees + MCache.tinyBlockFreesIdx, 1) }
+    }
+  }
+}
+
+// MARK: size queries and realloc
+
+/// Bytes usable at p (the slot size, or the large span's size); 0 for tiny sub-objects, whose
+/// extent is not recorded. Reports (and returns 0 for) pointers that are not live objects.
+public func usableSize(_ p: UnsafeRawPointer?, op: StaticString = "malloc_usable_size") -> Int {
+  guard let p, let h = globalHeap() else { return 0 }
+  let a = UInt(bitPattern: p)
+  guard let s = spanOfIndex(UnsafeMutableRawPointer(h.pointee.arenas), a),
+        atomicLoad32(&s.pointee.state) == spanInUse else {
+    h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
+    return 0
+  }
+  if s.isLarge { return a == s.pointee.startAddr ? s.pointee.elemsize : 0 }
+  if Int(s.pointee.spanclass) == tinySpanClass { return 0 }
+  let idx = s.objIndex(a)
+  if s.pointee.startAddr + UInt(idx * s.pointee.elemsize) != a {
+    h.badFree(op, "invalid pointer (interior pointer)", a)
+    return 0
+  }
+  return s.pointee.elemsize
+}
+
+/// C realloc semantics (glibc): nil -> malloc; size 0 -> free and nil; in place when the new
+/// size still fits the slot without wasting more than half of it.
+func reallocObject(_ p: UnsafeMutableRawPointer?, _ size: Int, mallocMode: Bool)
+  -> UnsafeMutableRawPointer?
+{
+  guard let p else { return mallocgc(size, noscan: true, zero: false, mallocMode: mallocMode) }
+  if size == 0 {
+    freeObject(p, op: "realloc")
+    return nil
+  }
+  if size < 0 { return enomem() }
+  let old = usableSize(p, op: "realloc")
+  if old == 0 { return nil }  // reported as invalid (warn mode)
+  if size <= old && (old <= maxSmallSize ? size > old / 2 || old <= 16
+                                        : (size + pageSize - 1) / pageSize == old / pageSize) {
+    return p
+  }
+  guard let q = mallocgc(size, noscan: true, zero: false, mallocMode: mallocMode) else { return nil }
+  goalloc_memcpy(q, p, min(old, size))
+  freeObject(p, op: "realloc")
+  return q
+}
+
+// MARK: public entry points (the C ABI and the Swift API are thin layers over these)
+
+/// malloc: `size` bytes, or nil with errno = ENOMEM.
+@inline(__always) public func goMalloc(_ size: Int, noscan: Bool = true, zero: Bool = false,
+                                       mallocMode: Bool) -> UnsafeMutableRawPointer? {
+  mallocgc(size, noscan: noscan, zero: zero, mallocMode: mallocMode)
+}
+
+/// free; `op` names the C function in diagnostics.
+@inline(__always) public func goFree(_ p: UnsafeMutableRawPointer?, op: StaticString = "free") {
+  freeObject(p, op: op)
+}
+
+/// realloc with glibc's contract.
+public func goRealloc(_ p: UnsafeMutableRawPointer?, _ size: Int, mallocMode: Bool) -> UnsafeMutableRawPointer? {
+  reallocObject(p, size, mallocMode: mallocMode)
+}
+
+/// `size` bytes at a multiple of `alignment` (a power of two; any size up to the heap's limit).
+public func goAlignedAlloc(_ size: Int, alignment: Int, noscan: Bool = true, zero: Bool = false,
+                           mallocMode: Bool) -> UnsafeMutableRawPointer? {
+  if alignment <= (mallocMode ? 16 : 8) && (alignment <= 8 || size >= 16 || !mallocMode) {
+    return mallocgc(max(size, alignment), noscan: noscan, zero: zero, mallocMode: mallocMode)
+  }
+  return mallocSlow(size, noscan: noscan, zero: zero, mallocMode: mallocMode, alignment: max(alignment, 16))
+}
+
+/// Gives empty spans back to the page heap. Returns the number of spans released.
+@discardableResult public func goReleaseFreeMemory() -> Int { globalHeap()?.reclaim() ?? 0 }
+
+/// A MemStats snapshot of the process-wide heap.
+public func goReadMemStats() -> MemStats {
+  guard let h = globalHeap() else { return MemStats() }
+  return MemStats.read(h)
+}

@@ -1,0 +1,127 @@
+// MemStats: Go's runtime.MemStats for GoAlloc, read without stopping anyone.
+//
+// Counters: each mcache counts its own mallocs and frees per size class (plain adds by the
+// owner, published atomically); dead caches flush into the heap; large objects and frees by
+// cacheless threads use atomics. A snapshot sums the live caches under `cachesLock` and reads the
+// page counts under the heap lock, so:
+//   HeapIdle + HeapInuse == HeapSys   (one heap-lock critical section)
+//   HeapObjects == Mallocs - Frees    (by construction)
+// Allocation continues while a snapshot is taken; a snapshot may miss allocations made while it
+// runs, never double-count them.
+import CGoAllocShim
+
+public struct MemStats {
+  public var alloc: UInt64 = 0         // bytes of allocated heap objects (= heapAlloc)
+  public var totalAlloc: UInt64 = 0    // cumulative bytes allocated
+  public var sys: UInt64 = 0           // bytes obtained from the OS (heap + metadata)
+  public var mallocs: UInt64 = 0
+  public var frees: UInt64 = 0
+  public var heapAlloc: UInt64 = 0
+  public var heapSys: UInt64 = 0
+  public var heapIdle: UInt64 = 0
+  public var heapInuse: UInt64 = 0
+  public var heapReleased: UInt64 = 0
+  public var heapObjects: UInt64 = 0
+  public var mspanInuse: UInt64 = 0
+  public var mspanSys: UInt64 = 0
+  public var mcacheInuse: UInt64 = 0
+  public var mcacheSys: UInt64 = 0
+  public var otherSys: UInt64 = 0      // arena index, page-allocator and other metadata
+  public var largeAllocs: UInt64 = 0
+  public var largeFrees: UInt64 = 0
+  public var tinyAllocs: UInt64 = 0
+  public var badFrees: UInt64 = 0
+  public var numThreadCaches: UInt64 = 0
+  public var spansInUse: UInt64 = 0
+
+  public init() {}
+
+  /// A snapshot of heap `h`. `bySize`, when given, receives 68 (mallocs, frees) pairs.
+  public static func read(_ h: UnsafeMutablePointer<MHeap>,
+                          bySize: UnsafeMutablePointer<(UInt64, UInt64)>? = nil) -> MemStats {
+    var m = MemStats()
+    var sums = (mallocs: UInt64(0), frees: UInt64(0), allocBytes: UInt64(0), freeBytes: UInt64(0))
+    lockAcquire(&h.pointee.cachesLock)
+    var tiny = (objs: UInt64(0), frees: UInt64(0), blocks: UInt64(0), blockFrees: UInt64(0))
+    for i in 0..<MCache.counterWords {
+      var v = h.pointee.flushed[i] &+ atomicLoadRelaxed64(h.pointee.globalFrees + i)
+      var it = h.pointee.allCaches
+      while let raw = it {
+        let c = MCache(raw)
+        v &+= atomicLoadRelaxed64(c.counters + i)
+        it = c.header.pointee.next
+      }
+      if i < numStatClasses {
+        sums.mallocs &+= v
+        sums.allocBytes &+= v &* UInt64(classSize(i))
+      } else if i < 2 * numStatClasses {
+        let sc = i - numStatClasses
+        sums.frees &+= v
+        sums.freeBytes &+= v &* UInt64(classSize(sc))
+        bySize?[sc] = (bySize?[sc].0 ?? 0, v)
+      } else if i == MCache.tinyAllocsIdx { tiny.objs = v }
+      else if i == MCache.tinyFreesIdx { tiny.frees = v }
+      else if i == MCache.tinyBlockAllocsIdx { tiny.blocks = v }
+      else { tiny.blockFrees = v }
+      if i < numStatClasses { bySize?[i] = (v, 0) }
+    }
+    m.numThreadCaches = UInt64(h.pointee.numCaches)
+    lockRelease(&h.pointee.cachesLock)
+
+    let la = atomicLoad64(&h.pointee.largeAllocs), lf = atomicLoad64(&h.pointee.largeFrees)
+    let lab = atomicLoad64(&h.pointee.largeAllocBytes), lfb = atomicLoad64(&h.pointee.largeFreeBytes)
+    m.largeAllocs = la
+    m.largeFrees = lf
+    m.tinyAllocs = tiny.objs
+    m.badFrees = atomicLoad64(&h.pointee.badFrees)
+    m.mallocs = sums.mallocs &+ tiny.objs &+ la
+    m.frees = sums.frees &+ tiny.frees &+ lf
+    if m.frees > m.mallocs { m.frees = m.mallocs }  // a free counted before its malloc
+    m.heapObjects = m.mallocs - m.frees
+    let tinyBytes = UInt64(tinySize)
+    m.totalAlloc = sums.allocBytes &+ tiny.blocks &* tinyBytes &+ lab
+    let freed = sums.freeBytes &+ tiny.blockFrees &* tinyBytes &+ lfb
+    m.heapAlloc = m.totalAlloc > freed ? m.totalAlloc - freed : 0
+    m.alloc = m.heapAlloc
+
+    lockAcquire(&h.pointee.lock)
+    let pa = h.pointee.pages
+    m.heapSys = UInt64(pa.totalPages * pageSize)
+    m.heapInuse = UInt64(h.pointee.pagesInUse * pageSize)
+    m.heapIdle = UInt64(pa.freePages * pageSize)
+    m.heapReleased = UInt64(pa.scavPages * pageSize)
+    m.spansInUse = UInt64(h.pointee.spansInUse)
+    m.mspanInuse = UInt64(h.pointee.spanalloc.inuse)
+    m.mspanSys = UInt64(h.pointee.spanalloc.sys)
+    m.mcacheInuse = UInt64(h.pointee.cachealloc.inuse)
+    m.mcacheSys = UInt64(h.pointee.cachealloc.sys)
+    var bitsSys = h.pointee.tinyalloc.sys
+    for o in 0..<bitsOrders { bitsSys += h.pointee.bitsalloc[o].sys }
+    let persistentOther = h.pointee.persistent.sys - Int(m.mspanSys) - Int(m.mcacheSys) - bitsSys
+      - h.pointee.arenaMetaSys
+    m.otherSys = UInt64(max(0, persistentOther) + bitsSys + h.pointee.arenaMetaSys + pa.sys
+      + arenaIndexEntries * 8)
+    lockRelease(&h.pointee.lock)
+    m.sys = m.heapSys &+ m.mspanSys &+ m.mcacheSys &+ m.otherSys
+    return m
+  }
+
+  /// Writes the snapshot to fd as "goalloc: Name value" lines, with no allocation.
+  public func write(to fd: Int32) {
+    func line(_ name: StaticString, _ v: UInt64) {
+      writeStatic(fd, "goalloc: ")
+      writeStatic(fd, name)
+      writeStatic(fd, " ")
+      goalloc_write_u64(fd, v)
+      writeStatic(fd, "\n")
+    }
+    line("Alloc", alloc); line("TotalAlloc", totalAlloc); line("Sys", sys)
+    line("Mallocs", mallocs); line("Frees", frees)
+    line("HeapAlloc", heapAlloc); line("HeapSys", heapSys); line("HeapIdle", heapIdle)
+    line("HeapInuse", heapInuse); line("HeapReleased", heapReleased); line("HeapObjects", heapObjects)
+    line("MSpanInuse", mspanInuse); line("MSpanSys", mspanSys)
+    line("MCacheInuse", mcacheInuse); line("MCacheSys", mcacheSys); line("OtherSys", otherSys)
+    line("LargeAllocs", largeAllocs); line("LargeFrees", largeFrees); line("TinyAllocs", tinyAllocs)
+    line("BadFrees", badFrees); line("ThreadCaches", numThreadCaches); line("SpansInUse", spansInUse)
+  }
+}

@@ -1,0 +1,358 @@
+// PageAlloc: the mheap's allocator of runs of 8 KiB heap pages (Go's mpagealloc).
+//
+// Address-ordered first fit with no free lists: each 4 MiB chunk (512 pages) has a bitmap of
+// free pages and a bitmap of scavenged pages (returned to the OS, so known to read as zero).
+// Above the chunks sits a radix tree of summaries, 5 levels with 8 children per entry:
+//
+//   level:          0        1        2        3        4 (leaf = one chunk)
+//   pages/entry:  2^21     2^18     2^15     2^12     2^9
+//
+// A summary packs (start, max, end): free pages at the start of the region, the longest free run
+// anywhere in it, and free pages at its end (21 bits each; bit 63 = all three are 2^21). A parent
+// merges its 8 children, so `find` descends from level 0 and reaches a fitting run in a bounded
+// number of steps, never walking page by page. Freeing only sets bits and re-merges: adjacent
+// free runs coalesce by construction, because summaries describe runs, not blocks.
+// Unlike Go, a set bit here means *free* (zeroed memory = "allocated", so address space the heap
+// never added reads as unavailable with no initialisation).
+//
+// Invariants (checked by `checkInvariants`):
+// - every leaf summary equals the one computed from its chunk's free bitmap;
+// - every parent equals the merge of its 8 children;
+// - scavenged bits are only set on free pages; freePages/scavPages match the bitmaps.
+// Locking: the mheap lock protects everything here.
+import CGoAllocShim
+
+let logChunkPages = 9
+let chunkPages = 1 << logChunkPages        // 512 pages
+let logChunkBytes = logChunkPages + pageShift  // 4 MiB
+let heapAddrBits = 47                      // user space on x86-64 / arm64 (4-level paging)
+let chunkIndexBits = heapAddrBits - logChunkBytes  // 25
+let chunkL2Bits = 13
+let chunkL1Bits = chunkIndexBits - chunkL2Bits     // 12
+let chunkWords = 17                        // 8 free-bit words, 8 scavenged-bit words, 1 summary
+let summaryLevels = 5
+let maxPackedValue = 1 << 21
+
+@inline(__always) func levelLogPages(_ level: Int) -> Int { 21 - 3 * level }
+@inline(__always) func levelEntries(_ level: Int) -> Int { 1 << (13 + 3 * level) }
+
+@inline(__always) func packSum(_ start: Int, _ max: Int, _ end: Int) -> UInt64 {
+  if max == maxPackedValue { return 1 << 63 }
+  return UInt64(start) | UInt64(max) << 21 | UInt64(end) << 42
+}
+@inline(__always) func unpackSum(_ s: UInt64) -> (start: Int, max: Int, end: Int) {
+  if s & (1 << 63) != 0 { return (maxPackedValue, maxPackedValue, maxPackedValue) }
+  let m: UInt64 = (1 << 21) - 1
+  return (Int(s & m), Int((s >> 21) & m), Int((s >> 42) & m))
+}
+
+/// Longest run of set bits in `x`.
+@inline(__always) func longestOnes(_ x: UInt64) -> Int {
+  var y = x, n = 0
+  while y != 0 { y &= y << 1; n += 1 }
+  return n
+}
+/// Mask of bits [lo, hi) of one word; 0 <= lo < hi <= 64.
+@inline(__always) func bitRange(_ lo: Int, _ hi: Int) -> UInt64 {
+  let len = hi - lo
+  return len == 64 ? ~0 : ((1 << UInt64(len)) - 1) << UInt64(lo)
+}
+
+public struct PageAlloc {
+  var chunksL1: UnsafeMutablePointer<UnsafeMutablePointer<UInt64>?>  // 2^12 blocks of 2^13 chunks
+  var levels: UnsafeMutablePointer<UInt64>  // levels 0...3, back to back
+  var minChunk = Int.max
+  var maxChunk = -1
+  var totalPages = 0   // pages ever added by grow
+  var freePages = 0    // free pages, scavenged or not
+  var scavPages = 0    // free pages that are scavenged
+  var sys = 0          // bytes of metadata mapped
+
+  init?() {
+    guard let l1 = sysMap((1 << chunkL1Bits) * 8) else { return nil }
+    var total = 0
+    for l in 0..<(summaryLevels - 1) { total += levelEntries(l) * 8 }
+    guard let lv = sysMap(total) else { return nil }
+    chunksL1 = l1.assumingMemoryBound(to: UnsafeMutablePointer<UInt64>?.self)
+    levels = lv.assumingMemoryBound(to: UInt64.self)
+    sys = (1 << chunkL1Bits) * 8 + total
+  }
+
+  @inline(__always) func summaries(_ level: Int) -> UnsafeMutablePointer<UInt64> {
+    var off = 0
+    var l = 0
+    while l < level { off += levelEntries(l); l += 1 }
+    return levels + off
+  }
+
+  /// The chunk's 17 words (free bits, scavenged bits, leaf summary), or nil outside the heap.
+  @inline(__always) func chunk(_ ci: Int) -> UnsafeMutablePointer<UInt64>? {
+    guard let block = chunksL1[ci >> chunkL2Bits] else { return nil }
+    return block + (ci & ((1 << chunkL2Bits) - 1)) * chunkWords
+  }
+
+  @inline(__always) func leafSummary(_ ci: Int) -> UInt64 {
+    guard let c = chunk(ci) else { return 0 }
+    return c[16]
+  }
+
+  /// Summary of the 512 pages of one chunk, from its free bitmap.
+  static func summarize(_ c: UnsafeMutablePointer<UInt64>) -> UInt64 {
+    var start = 0, best = 0, run = 0
+    var startDone = false
+    for w in 0..<8 {
+      let f = c[w]
+      if f == ~0 {
+        run += 64
+        if !startDone { start += 64 }
+        continue
+      }
+      let low = (~f).trailingZeroBitCount  // free bits at the low end of this word
+      if !startDone { start += low; startDone = true }
+      best = max(best, run + low, longestOnes(f))
+      run = (~f).leadingZeroBitCount
+    }
+    best = max(best, run)
+    return packSum(start, best, run)
+  }
+
+  /// Merges 8 child summaries of `childPages` pages each.
+  static func merge(_ children: UnsafeMutablePointer<UInt64>?, leafBase: Int, pa: PageAlloc,
+                    childPages: Int) -> UInt64 {
+    var start = 0, best = 0, end = 0
+    var prefixFree = true
+    for k in 0..<8 {
+      let s = children.map { $0[k] } ?? pa.leafSummary(leafBase + k)
+      let (cs, cm, ce) = unpackSum(s)
+      if prefixFree { start += cs }
+      best = max(best, cm, end + cs)
+      if cs == childPages { end += childPages } else { end = ce; prefixFree = false }
+    }
+    return packSum(start, best, end)
+  }
+
+  /// Recomputes leaf summaries of chunks [lo, hi] and every ancestor.
+  mutating func update(_ lo: Int, _ hi: Int) {
+    for ci in lo...hi { if let c = chunk(ci) { c[16] = PageAlloc.summarize(c) } }
+    var a = lo, b = hi
+    var level = summaryLevels - 2
+    while level >= 0 {
+      a >>= 3; b >>= 3
+      let dst = summaries(level)
+      let childPages = 1 << levelLogPages(level + 1)
+      for i in a...b {
+        if level == summaryLevels - 2 {
+          dst[i] = PageAlloc.merge(nil, leafBase: i << 3, pa: self, childPages: childPages)
+        } else {
+          dst[i] = PageAlloc.merge(summaries(level + 1) + (i << 3), leafBase: 0, pa: self,
+                                   childPages: childPages)
+        }
+      }
+      level -= 1
+    }
+  }
+
+  /// Applies `body(chunkWords, firstPage, count)` to each chunk piece of [base, base+npages).
+  @inline(__always)
+  func forEachChunk(_ base: UInt, _ npages: Int, _ body: (UnsafeMutablePointer<UInt64>, Int, Int) -> Void) {
+    var addr = base, left = npages
+    while left > 0 {
+      let ci = Int(addr >> UInt(logChunkBytes))
+      let pi = Int((addr >> UInt(pageShift)) & UInt(chunkPages - 1))
+      let n = min(left, chunkPages - pi)
+      body(chunk(ci)!, pi, n)
+      addr += UInt(n) << UInt(pageShift)
+      left -= n
+    }
+  }
+
+  @inline(__always)
+  static func forEachWord(_ first: Int, _ count: Int, _ body: (Int, UInt64) -> Void) {
+    var i = first
+    let end = first + count
+    while i < end {
+      let w = i >> 6
+      let hi = min(end - (w << 6), 64)
+      body(w, bitRange(i & 63, hi))
+      i = (w + 1) << 6
+    }
+  }
+
+  @inline(__always) func chunkRange(_ base: UInt, _ npages: Int) -> (Int, Int) {
+    (Int(base >> UInt(logChunkBytes)),
+     Int((base + (UInt(npages) << UInt(pageShift)) - 1) >> UInt(logChunkBytes)))
+  }
+
+  /// Adds [base, base+npages) to the heap: free and scavenged (fresh from the OS, reads as zero).
+  mutating func grow(_ base: UInt, _ npages: Int) -> Bool {
+    let (lo, hi) = chunkRange(base, npages)
+    var l1 = lo >> chunkL2Bits
+    while l1 <= hi >> chunkL2Bits {
+      if chunksL1[l1] == nil {
+        let bytes = (1 << chunkL2Bits) * chunkWords * 8
+        guard let m = sysMap(bytes) else { return false }
+        sys += bytes
+        chunksL1[l1] = m.assumingMemoryBound(to: UInt64.self)
+      }
+      l1 += 1
+    }
+    forEachChunk(base, npages) { c, pi, n in
+      PageAlloc.forEachWord(pi, n) { w, m in c[w] |= m; c[8 + w] |= m }
+    }
+    minChunk = min(minChunk, lo)
+    maxChunk = max(maxChunk, hi)
+    totalPages += npages
+    freePages += npages
+    scavPages += npages
+    update(lo, hi)
+    return true
+  }
+
+  /// First fit: the lowest address of `npages` free pages, or nil.
+  func find(_ npages: Int) -> UInt? {
+    if maxChunk < 0 { return nil }
+    var level = 0
+    var first = minChunk >> (3 * (summaryLevels - 1))
+    var last = maxChunk >> (3 * (summaryLevels - 1))
+    while true {
+      let logPages = levelLogPages(level)
+      let entryPages = 1 << logPages
+      var run = 0
+      var runBase: UInt = 0
+      var next = -1
+      var i = first
+      while i <= last {
+        let s = level == summaryLevels - 1 ? leafSummary(i) : summaries(level)[i]
+        let entryBase = UInt(i) << UInt(logPages + pageShift)
+        if s == 0 { run = 0; i += 1; continue }
+        let (st, mx, en) = unpackSum(s)
+        if run + st >= npages { return run > 0 ? runBase : entryBase }
+        if mx >= npages {
+          if level == summaryLevels - 1 { return entryBase + (UInt(findInChunk(i, npages)) << UInt(pageShift)) }
+          next = i
+          break
+        }
+        if st == entryPages {
+          if run == 0 { runBase = entryBase }
+          run += entryPages
+        } else {
+          run = en
+          runBase = entryBase + (UInt(entryPages - en) << UInt(pageShift))
+        }
+        i += 1
+      }
+      if next < 0 { return nil }
+      level += 1
+      first = next << 3
+      last = first + 7
+    }
+  }
+
+  /// First run of `npages` free pages inside chunk `ci` (its summary says one exists).
+  func findInChunk(_ ci: Int, _ npages: Int) -> Int {
+    let c = chunk(ci)!
+    if npages == 1 {
+      for w in 0..<8 where c[w] != 0 { return w * 64 + c[w].trailingZeroBitCount }
+    }
+    var run = 0, runStart = 0
+    for w in 0..<8 {
+      let x = c[w]
+      var bit = 0
+      while bit < 64 {
+        let rest = x >> UInt64(bit)
+        if rest & 1 == 1 {
+          let len = min((~rest).trailingZeroBitCount, 64 - bit)
+          if run == 0 { runStart = w * 64 + bit }
+          run += len
+          if run >= npages { return runStart }
+          bit += len
+        } else {
+          run = 0
+          bit += rest == 0 ? 64 - bit : rest.trailingZeroBitCount
+        }
+      }
+    }
+    fatal("pagealloc", "summary promised a run the bitmap does not have", UInt(ci))
+  }
+
+  /// Marks [base, base+npages) allocated. Returns how many of those pages were scavenged.
+  mutating func allocRange(_ base: UInt, _ npages: Int) -> Int {
+    var scav = 0
+    forEachChunk(base, npages) { c, pi, n in
+      PageAlloc.forEachWord(pi, n) { w, m in
+        if c[w] & m != m { fatal("pagealloc", "allocating pages that are not free", base) }
+        c[w] &= ~m
+        scav += (c[8 + w] & m).nonzeroBitCount
+        c[8 + w] &= ~m
+      }
+    }
+    let (lo, hi) = chunkRange(base, npages)
+    update(lo, hi)
+    freePages -= npages
+    scavPages -= scav
+    return scav
+  }
+
+  /// Allocates `npages` at an address aligned to `alignPages` pages (a power of two).
+  /// Returns (base, scavenged pages) or nil.
+  mutating func alloc(_ npages: Int, alignPages: Int = 1) -> (UInt, Int)? {
+    guard let b = find(npages + alignPages - 1) else { return nil }
+    let base = roundUp(b, UInt(alignPages) << UInt(pageShift))
+    return (base, allocRange(base, npages))
+  }
+
+  /// Returns [base, base+npages) to the free pool; neighbours merge through the summaries.
+  mutating func free(_ base: UInt, _ npages: Int) {
+    forEachChunk(base, npages) { c, pi, n in
+      PageAlloc.forEachWord(pi, n) { w, m in
+        if c[w] & m != 0 { fatal("pagealloc", "freeing pages that are already free", base) }
+        c[w] |= m
+      }
+    }
+    let (lo, hi) = chunkRange(base, npages)
+    update(lo, hi)
+    freePages += npages
+  }
+
+  /// Number of free pages in [base, base+npages) and how many of them are scavenged.
+  func countFree(_ base: UInt, _ npages: Int) -> (free: Int, scavenged: Int) {
+    var f = 0, s = 0
+    forEachChunk(base, npages) { c, pi, n in
+      PageAlloc.forEachWord(pi, n) { w, m in
+        f += (c[w] & m).nonzeroBitCount
+        s += (c[w] & c[8 + w] & m).nonzeroBitCount
+      }
+    }
+    return (f, s)
+  }
+
+  /// Verifies the summaries against the bitmaps. Returns false on the first mismatch.
+  func checkInvariants() -> Bool {
+    if maxChunk < 0 { return true }
+    var free = 0, scav = 0
+    for ci in minChunk...maxChunk {
+      guard let c = chunk(ci) else { continue }
+      if c[16] != PageAlloc.summarize(c) { return false }
+      for w in 0..<8 {
+        if c[8 + w] & ~c[w] != 0 { return false }  // scavenged but not free
+        free += c[w].nonzeroBitCount
+        scav += c[8 + w].nonzeroBitCount
+      }
+    }
+    if free != freePages || scav != scavPages { return false }
+    var level = summaryLevels - 2
+    var a = minChunk, b = maxChunk
+    while level >= 0 {
+      a >>= 3; b >>= 3
+      let childPages = 1 << levelLogPages(level + 1)
+      for i in a...b {
+        let expect = level == summaryLevels - 2
+          ? PageAlloc.merge(nil, leafBase: i << 3, pa: self, childPages: childPages)
+          : PageAlloc.merge(summaries(level + 1) + (i << 3), leafBase: 0, pa: self, childPages: childPages)
+        if summaries(level)[i] != expect { return false }
+      }
+      level -= 1
+    }
+    return true
+  }
+}

@@ -1,0 +1,50 @@
+// SizeClasses: Go's 67 size classes for 1 B..32 KiB, and the span classes built on them.
+//
+// The table itself is generated data (CGoAllocShim/include/goalloc_sizeclasses.h, written by
+// `goalloc sizeclasses --emit-c` from Go's rules, checked row for row against Go's published
+// table by the tests). Here: the constants the rest of the core uses and O(1) accessors.
+//
+// Invariants:
+// - sizeClass(n) is the smallest class with classSize >= n, for 1 <= n <= maxSmallSize;
+// - in malloc mode every request >= 16 B gets a class whose size is a multiple of 16
+//   (17..24 B go to the 32 B class), so every slot is 16-aligned as C requires;
+// - spanClass = sizeClass << 1 | noscan; span class 0/1 are large objects; `tinySpanClass` is an
+//   extra span class (16 B slots, noscan) for blocks of the tiny allocator.
+// - objIndex(off) = (off * divMagic) >> 32 == off / classSize for every off in a span (no divide).
+import CGoAllocShim
+
+public let pageShift = 13
+public let pageSize = 1 << pageShift  // one heap page = 8 KiB (OS pages are 4 KiB)
+public let maxSmallSize = 32768
+public let numSizeClasses = 68  // class 0 is the dummy "large" class
+/// 68 size classes x {scan, noscan}, plus one span class for tiny blocks.
+public let numSpanClasses = 68 * 2 + 1
+public let tinySpanClass = 68 * 2
+public let tinySize = 16
+public let tinySizeClass = 2
+
+@inline(__always) @usableFromInline
+func sizeToClass(_ size: Int, mallocMode: Bool) -> Int {
+  Int(goalloc_size_class(size, mallocMode ? 1 : 0))
+}
+@inline(__always) @usableFromInline func classSize(_ c: Int) -> Int { Int(goalloc_class_size(UInt32(c))) }
+@inline(__always) @usableFromInline func classNPages(_ c: Int) -> Int { Int(goalloc_class_npages(UInt32(c))) }
+@inline(__always) @usableFromInline func classNObjs(_ c: Int) -> Int { Int(goalloc_class_nobjs(UInt32(c))) }
+@inline(__always) @usableFromInline func classDivMagic(_ c: Int) -> UInt32 { goalloc_class_divmagic(UInt32(c)) }
+
+@inline(__always) @usableFromInline func makeSpanClass(_ sizeclass: Int, noscan: Bool) -> Int {
+  sizeclass << 1 | (noscan ? 1 : 0)
+}
+
+/// Public read-only view of the table, for tools and tests.
+public enum SizeClassInfo {
+  public static func size(ofClass c: Int) -> Int { classSize(c) }
+  public static func pages(ofClass c: Int) -> Int { classNPages(c) }
+  public static func objects(ofClass c: Int) -> Int { classNObjs(c) }
+  public static func divMagic(ofClass c: Int) -> UInt32 { classDivMagic(c) }
+  /// - Parameter mallocMode: 16-byte alignment for requests of 16 B or more.
+  public static func sizeClass(for size: Int, mallocMode: Bool = false) -> Int {
+    precondition(size >= 1 && size <= maxSmallSize, "size out of the small range")
+    return sizeToClass(size, mallocMode: mallocMode)
+  }
+}

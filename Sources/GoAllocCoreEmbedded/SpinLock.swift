@@ -1,0 +1,1 @@
+../GoAllocCore/SpinLock.swift

@@ -1,0 +1,106 @@
+// libgoalloc: GoAlloc as the C allocator (LD_PRELOAD=libgoalloc.so), in Embedded Swift.
+//
+// Each `goalloc_<name>` below gets the libc name `<name>` at link time (--defsym in
+// Package.swift), so `malloc` and `goalloc_malloc` are one address with no thunk. Every entry
+// point follows glibc's contract: failure is NULL with errno = ENOMEM (EINVAL for a bad
+// alignment), never an abort; bad pointers are reported in one line, then abort (default) or are
+// ignored and counted (GOALLOC_DEBUG=badfree=warn). Everything runs in malloc mode (16-byte
+// alignment for requests of 16 B or more).
+import CGoAllocShim
+import GoAllocCoreEmbedded
+
+@c public func goalloc_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
+  goMalloc(size, mallocMode: true)
+}
+
+@c public func goalloc_free(_ p: UnsafeMutableRawPointer?) {
+  goFree(p)
+}
+
+@c public func goalloc_calloc(_ n: Int, _ size: Int) -> UnsafeMutableRawPointer? {
+  let (total, overflow) = UInt(bitPattern: n).multipliedReportingOverflow(by: UInt(bitPattern: size))
+  if overflow || total > UInt(Int.max) {
+    goalloc_set_errno(goalloc_errno_enomem())
+    return nil
+  }
+  return goMalloc(Int(total), zero: true, mallocMode: true)
+}
+
+@c public func goalloc_realloc(_ p: UnsafeMutableRawPointer?, _ size: Int) -> UnsafeMutableRawPointer? {
+  goRealloc(p, size, mallocMode: true)
+}
+
+@c public func goalloc_reallocarray(_ p: UnsafeMutableRawPointer?, _ n: Int, _ size: Int) -> UnsafeMutableRawPointer? {
+  let (total, overflow) = UInt(bitPattern: n).multipliedReportingOverflow(by: UInt(bitPattern: size))
+  if overflow || total > UInt(Int.max) {
+    goalloc_set_errno(goalloc_errno_enomem())
+    return nil
+  }
+  return goRealloc(p, Int(total), mallocMode: true)
+}
+
+@inline(__always) func isPowerOfTwo(_ x: Int) -> Bool { x > 0 && x & (x - 1) == 0 }
+
+@c public func goalloc_posix_memalign(_ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+                                       _ alignment: Int, _ size: Int) -> Int32 {
+  guard let out, isPowerOfTwo(alignment), alignment % MemoryLayout<UnsafeRawPointer>.size == 0 else {
+    return goalloc_errno_einval()
+  }
+  guard let p = goAlignedAlloc(size, alignment: alignment, mallocMode: true) else {
+    return goalloc_errno_enomem()
+  }
+  out.pointee = p
+  return 0
+}
+
+@c public func goalloc_aligned_alloc(_ alignment: Int, _ size: Int) -> UnsafeMutableRawPointer? {
+  guard isPowerOfTwo(alignment) else {
+    goalloc_set_errno(goalloc_errno_einval())
+    return nil
+  }
+  return goAlignedAlloc(size, alignment: alignment, mallocMode: true)
+}
+
+@c public func goalloc_memalign(_ alignment: Int, _ size: Int) -> UnsafeMutableRawPointer? {
+  if alignment > 1 << 40 {
+    goalloc_set_errno(goalloc_errno_einval())
+    return nil
+  }
+  var a = 1
+  while a < alignment { a <<= 1 }  // glibc rounds a non-power-of-two alignment up
+  return goAlignedAlloc(size, alignment: a, mallocMode: true)
+}
+
+@c public func goalloc_valloc(_ size: Int) -> UnsafeMutableRawPointer? {
+  goAlignedAlloc(size, alignment: 4096, mallocMode: true)
+}
+
+@c public func goalloc_pvalloc(_ size: Int) -> UnsafeMutableRawPointer? {
+  if size > Int.max - 4096 {
+    goalloc_set_errno(goalloc_errno_enomem())
+    return nil
+  }
+  return goAlignedAlloc((size + 4095) & ~4095, alignment: 4096, mallocMode: true)
+}
+
+@c public func goalloc_malloc_usable_size(_ p: UnsafeMutableRawPointer?) -> Int {
+  usableSize(p)
+}
+
+@c public func goalloc_malloc_trim(_ pad: Int) -> Int32 {
+  goReleaseFreeMemory() > 0 ? 1 : 0
+}
+
+@c public func goalloc_mallopt(_ param: Int32, _ value: Int32) -> Int32 {
+  1  // accepted and ignored: glibc's tunables do not apply to GoAlloc
+}
+
+/// Gives empty spans back to the page heap now. Returns the number of spans released.
+@c public func goalloc_release_free_memory() -> Int {
+  goReleaseFreeMemory()
+}
+
+/// Prints MemStats to stderr (as GOALLOC_DEBUG=stats=1 does at exit).
+@c public func goalloc_print_stats() {
+  goReadMemStats().write(to: 2)
+}
