@@ -212,19 +212,19 @@ func largeAlloc(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, alignPages: 
 @inline(__always) @usableFromInline
 func freeObject(_ p: UnsafeMutableRawPointer?, op: StaticString) {
   guard let p else { return }
-  let a = UInt(bitPattern: p)
-  let raw = goalloc_tls_get()
-  let h: UnsafeMutablePointer<MHeap>
-  let index: UnsafeMutableRawPointer
-  if let raw {
+  if let raw = goalloc_tls_get() {
     let c = MCache(raw)
-    h = c.heap
-    index = c.header.pointee.arenas
-  } else {
-    guard let gh = globalHeap() else { return }
-    h = gh
-    index = UnsafeMutableRawPointer(gh.pointee.arenas)
+    freeIn(c.heap, c.header.pointee.arenas, raw, UInt(bitPattern: p), op: op)
+  } else if let h = globalHeap() {
+    freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), nil, UInt(bitPattern: p), op: op)
   }
+}
+
+/// Frees address a of heap h (arena index `index`); `raw` is the calling thread's cache of that
+/// heap, if it has one (it only receives the free counters).
+@inline(__always) @usableFromInline
+func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
+            _ raw: UnsafeMutableRawPointer?, _ a: UInt, op: StaticString) {
   guard let s = spanOfIndex(index, a), atomicLoad32(&s.pointee.state) == spanInUse else {
     h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
     return

@@ -104,3 +104,11 @@ import GoAllocCoreEmbedded
 @c public func goalloc_print_stats() {
   goReadMemStats().write(to: 2)
 }
+
+/// Verifies the heap's invariants; returns 1 when they hold, else 0 after one line on stderr.
+@c public func goalloc_check_heap() -> Int32 {
+  guard let h = globalHeap() else { return 1 }
+  let r = h.checkHeap()
+  if !r.ok { goalloc_report("check_heap", "invariant broken", 0) }
+  return r.ok ? 1 : 0
+}

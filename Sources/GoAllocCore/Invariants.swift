@@ -1,0 +1,65 @@
+// Invariants: a whole-heap consistency check (goalloc_check_heap).
+//
+// Walks the page allocator (summaries against bitmaps, scavenged pages free, counters), every
+// mcentral list (links, list tags, counts, flags, no span twice) and the spans on them (class,
+// allocCount against the bitmaps, arena index entries pointing back). Takes the locks one at a
+// time, so it can run while other threads allocate; spans cached by other threads are not
+// inspected (their owner may be changing them).
+import CGoAllocShim
+
+public struct HeapCheckResult {
+  public var ok = true
+  public var spansChecked = 0
+  public var failure: StaticString = ""
+  mutating func fail(_ why: StaticString) { if ok { ok = false; failure = why } }
+}
+
+extension UnsafeMutablePointer where Pointee == MHeap {
+  public func checkHeap() -> HeapCheckResult {
+    var r = HeapCheckResult()
+    lockAcquire(&pointee.lock)
+    if !pointee.pages.checkInvariants() { r.fail("page allocator summaries or counters") }
+    let idle = pointee.pages.freePages
+    if (pointee.pagesInUse + idle) != pointee.pages.totalPages { r.fail("HeapInuse + HeapIdle != HeapSys") }
+    lockRelease(&pointee.lock)
+    for spc in 0..<numSpanClasses {
+      let central = pointee.centrals + spc
+      lockAcquire(&central.pointee.lock)
+      for k in 0..<2 {
+        let which = k == 0 ? listPartial : listFull
+        var it = which == listPartial ? central.pointee.partial : central.pointee.full
+        var prev: SpanPtr? = nil
+        var n = 0
+        while let s = it {
+          n += 1
+          r.spansChecked += 1
+          if s.pointee.list != which { r.fail("span on a list it is not tagged with") }
+          if s.pointee.prev != prev { r.fail("broken list links") }
+          if Int(s.pointee.spanclass) != spc { r.fail("span on the wrong mcentral") }
+          if atomicLoad32(&s.pointee.state) != spanInUse { r.fail("dead span on a list") }
+          let fs = atomicLoad64(&s.pointee.freeState)
+          if fs & fsCached != 0 { r.fail("cached span on an mcentral list") }
+          if (fs & fsPartial != 0) != (which == listPartial) { r.fail("flags disagree with the list") }
+          var allocated = 0
+          for i in 0..<s.pointee.nelems where s.isAllocated(i) { allocated += 1 }
+          if allocated != s.pointee.allocCount { r.fail("allocCount disagrees with allocBits") }
+          if which == listFull && (allocated != s.pointee.nelems) { r.fail("full span with free slots") }
+          if spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), s.pointee.startAddr) != s {
+            r.fail("arena index does not map the span")
+          }
+          if spanOfIndex(UnsafeMutableRawPointer(pointee.arenas),
+                         s.pointee.startAddr + UInt(s.pointee.npages * pageSize) - 1) != s {
+            r.fail("arena index does not map the span's last page")
+          }
+          prev = s
+          it = s.pointee.next
+        }
+        if n != (which == listPartial ? central.pointee.npartial : central.pointee.nfull) {
+          r.fail("list count mismatch")
+        }
+      }
+      lockRelease(&central.pointee.lock)
+    }
+    return r
+  }
+}

@@ -1,0 +1,144 @@
+import Testing
+import Glibc
+@testable import GoAllocCore
+
+/// Clear-box tests on a private heap and cache: no other test can disturb their lists.
+@Suite struct SpanAndCentralTests {
+  func freeP(_ h: UnsafeMutablePointer<MHeap>, _ c: MCache, _ p: UInt) {
+    freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), c.raw, p, op: "free")
+  }
+
+  @Test func divMagicMatchesDivisionForEverySlot() {
+    for c in 1..<numSizeClasses {
+      let size = classSize(c), n = classNObjs(c), m = UInt64(classDivMagic(c))
+      for i in 0..<n {
+        let off = UInt64(i * size)
+        #expect((off * m) >> 32 == UInt64(i))
+        #expect(((off + UInt64(size) - 1) * m) >> 32 == UInt64(i))
+      }
+    }
+  }
+
+  @Test func spanBitScanning() {
+    let h = MHeap.create()!
+    let s = h.allocSpan(1, spanclass: makeSpanClass(1, noscan: true))!  // 8 B: 1024 slots
+    // Take every slot through the fast path where it can, the slow path at word boundaries.
+    var got: [Int] = []
+    while true {
+      let p = s.nextFreeFast()
+      if p != 0 { got.append(Int(p - s.base) / 8); continue }
+      let i = s.nextFreeIndex()
+      if i == s.pointee.nelems { break }
+      s.pointee.allocCount += 1
+      got.append(i)
+    }
+    #expect(got == Array(0..<1024))
+    #expect(s.pointee.allocCount == 1024)
+    // Free slots 5, 64, 1000 (as frees do), fold, and find exactly those again.
+    for i in [5, 64, 1000] {
+      _ = atomicOr64(s.freeBits + (i >> 6), 1 << UInt64(i & 63))
+      atomicAdd64(&s.pointee.freeState, fsPendingOne)
+    }
+    #expect(s.pendingFrees == 3)
+    #expect(s.fold(h) == 3)
+    #expect(s.pendingFrees == 0 && s.pointee.allocCount == 1021 && s.pointee.freeindex == 0)
+    var again: [Int] = []
+    while true {
+      let i = s.nextFreeIndex()
+      if i == s.pointee.nelems { break }
+      again.append(i)
+    }
+    #expect(again == [5, 64, 1000])
+  }
+
+  @Test func centralMovesSpansBetweenLists() {
+    let h = MHeap.create()!
+    let c = MCache.create(h)!
+    let spc = makeSpanClass(6, noscan: true)  // 64 B, 128 per span
+    let central = h.pointee.centrals + spc
+    var first: [UInt] = []
+    for _ in 0..<128 { first.append(c.nextFree(spc)) }
+    #expect(Set(first).count == 128)
+    let span1 = c.alloc[spc]
+    let p = c.nextFree(spc)  // exhausts span 1: it goes to the full list
+    #expect(c.alloc[spc] != span1 && p != 0)
+    #expect(central.pointee.nfull == 1 && central.pointee.npartial == 0)
+    // A free into the unowned full span moves it to partial, once.
+    freeP(h, c, first[10])
+    freeP(h, c, first[20])
+    #expect(central.pointee.nfull == 0 && central.pointee.npartial == 1)
+    #expect(h.checkHeap().ok)
+    // Exhaust span 2; the refill takes span 1 back and hands out exactly the freed slots.
+    for _ in 0..<127 { _ = c.nextFree(spc) }
+    let r1 = c.nextFree(spc), r2 = c.nextFree(spc)
+    #expect(Set([r1, r2]) == Set([first[10], first[20]]))
+    #expect(c.alloc[spc] == span1)
+    // Free everything: flushing the cache returns the empty spans to the page heap.
+    for q in first where q != first[10] && q != first[20] { freeP(h, c, q) }
+    freeP(h, c, r1); freeP(h, c, r2)
+    c.releaseAll()
+    #expect(h.reclaim() >= 0)
+    #expect(h.checkHeap().ok)
+    // span 2 still holds 128 objects (we never freed them)
+    #expect(h.pointee.spansInUse == 1)
+  }
+
+  @Test func remoteFreesToACachedSpanAreFoldedByTheOwner() {
+    let h = MHeap.create()!
+    let owner = MCache.create(h)!, other = MCache.create(h)!
+    let spc = makeSpanClass(10, noscan: false)  // 128 B, 64 per span
+    var ptrs: [UInt] = []
+    for _ in 0..<64 { ptrs.append(owner.nextFree(spc)) }
+    let span = owner.alloc[spc]
+    freeP(h, other, ptrs[3])  // from another "thread": pending, no list move (the span is cached)
+    #expect(span.pendingFrees == 1)
+    #expect(h.pointee.centrals[spc].npartial == 0)
+    // The owner's span is exhausted: it folds instead of refilling.
+    let q = owner.nextFree(spc)
+    #expect(q == ptrs[3] && owner.alloc[spc] == span)
+  }
+
+  @Test func largeObjectsReturnTheirPagesAndMerge() {
+    let h = MHeap.create()!
+    let c = MCache.create(h)!
+    let before = h.pointee.pages.freePages
+    let a = largeAlloc(c, 100_000, noscan: true, zero: false, alignPages: 1)!
+    let b = largeAlloc(c, 200_000, noscan: true, zero: false, alignPages: 1)!
+    #expect(h.spanOf(a)!.pointee.npages == 13)
+    #expect(h.spanOf(b + 199_999) == h.spanOf(b))
+    freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), c.raw, UInt(bitPattern: a), op: "free")
+    freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), c.raw, UInt(bitPattern: b), op: "free")
+    #expect(h.pointee.pages.freePages == h.pointee.pages.totalPages && before == 0)
+    #expect(h.spanOf(a) == nil)
+    // The two runs merged: a run as large as both fits where a was.
+    let d = largeAlloc(c, 13 * 8192 + 25 * 8192, noscan: true, zero: false, alignPages: 1)!
+    #expect(d == a)
+    #expect(h.checkHeap().ok)
+  }
+
+  @Test func spanOfAnswersNotOursForForeignAddresses() {
+    let h = MHeap.create()!
+    var local = 42
+    let lp = withUnsafeMutablePointer(to: &local) { UnsafeRawPointer($0) }
+    let gp = withUnsafeMutablePointer(to: &someGlobal) { UnsafeRawPointer($0) }
+    #expect(h.spanOf(lp) == nil)
+    #expect(h.spanOf(gp) == nil)
+    let sys = malloc(64)!
+    #expect(h.spanOf(sys) == nil)
+    free(sys)
+    #expect(spanOfIndex(UnsafeMutableRawPointer(h.pointee.arenas), 0) == nil)
+    #expect(spanOfIndex(UnsafeMutableRawPointer(h.pointee.arenas), 0xffff_8000_0000_1000) == nil)
+  }
+
+  @Test func freshSpansAreNotZeroedAgain() {
+    let h = MHeap.create()!
+    let c = MCache.create(h)!
+    let spc = makeSpanClass(6, noscan: true)
+    let p = c.nextFree(spc)
+    #expect(c.alloc[spc].pointee.needzero == 0)  // fresh from mmap
+    UnsafeMutableRawPointer(bitPattern: p)!.storeBytes(of: UInt64.max, as: UInt64.self)
+    freeP(h, c, p)
+    for _ in 0..<128 { _ = c.nextFree(spc) }  // fold happens; slot p comes back dirty
+    #expect(c.alloc[spc].pointee.needzero == 1)
+  }
+}
