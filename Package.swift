@@ -46,6 +46,6 @@ let package = Package(
     .testTarget(name: "GoAllocCoreTests", dependencies: ["GoAllocCore", "CGoAllocShim"]),
     .testTarget(name: "GoAllocTests", dependencies: ["GoAlloc", "GoAllocCore", "CGoAllocShim"],
                 resources: [.copy("Fixtures")]),
-    .testTarget(name: "PreloadTests", dependencies: ["GoAlloc"]),
+    .testTarget(name: "PreloadTests", dependencies: ["GoAlloc"], resources: [.copy("Fixtures")]),
   ]
 )

@@ -5,7 +5,7 @@
 // Layout (one block from the mheap's cachealloc, reached in one TLS load):
 //   [0, 1152)      alloc[numSpanClasses]: current span per span class (emptySpan when none)
 //   [1152, 2272)   counters: mallocs[68], frees[68], tiny objects/frees, tiny blocks/frees
-//   [2272, ...)    MCacheHeader: heap, arena index, list links, tiny block state
+//   [2304, ...)    MCacheHeader: heap, arena index, tiny block state; then MCacheLink
 // `alloc` sits at offset 0 so the fast path indexes the cache pointer directly.
 //
 // When a span is exhausted the cache first folds frees that arrived for it (cheap, no lock),
@@ -19,12 +19,15 @@ import CGoAllocShim
 public struct MCacheHeader {
   var heap: UnsafeMutablePointer<MHeap>
   var arenas: UnsafeMutableRawPointer
-  var next: UnsafeMutableRawPointer? = nil
-  var prev: UnsafeMutableRawPointer? = nil
   var tiny: UInt = 0           // current tiny block, or 0
   var tinyoffset: Int = 0      // bytes used in it
   var tinySpan: SpanPtr? = nil // span of the tiny block
   var tid: Int = 0
+}
+
+public struct MCacheLink {
+  var next: UnsafeMutableRawPointer? = nil
+  var prev: UnsafeMutableRawPointer? = nil
 }
 
 @frozen public struct MCache {
@@ -39,7 +42,8 @@ public struct MCacheHeader {
   static let tinyBlockAllocsIdx = tinyAllocsIdx + 2
   static let tinyBlockFreesIdx = tinyAllocsIdx + 3
   static let headerOffset = roundUp(countersOffset + counterWords * 8, 64)
-  static let bytes = roundUp(headerOffset + MemoryLayout<MCacheHeader>.stride, 64)
+  static let linkOffset = roundUp(headerOffset + MemoryLayout<MCacheHeader>.stride, 64)
+  static let bytes = roundUp(linkOffset + MemoryLayout<MCacheLink>.stride, 64)
 
   @inline(__always) @usableFromInline var alloc: UnsafeMutablePointer<SpanPtr> {
     raw.assumingMemoryBound(to: SpanPtr.self)
@@ -52,6 +56,10 @@ public struct MCacheHeader {
   @inline(__always) var header: UnsafeMutablePointer<MCacheHeader> {
     (raw + MCache.headerOffset).assumingMemoryBound(to: MCacheHeader.self)
   }
+  /// List links, written by other threads under the caches lock (kept apart from the header).
+  @inline(__always) var link: UnsafeMutablePointer<MCacheLink> {
+    (raw + MCache.linkOffset).assumingMemoryBound(to: MCacheLink.self)
+  }
   @inline(__always) @usableFromInline var heap: UnsafeMutablePointer<MHeap> { header.pointee.heap }
 
   /// A new cache for heap `h`, linked into its list; nil when out of memory.
@@ -63,13 +71,15 @@ public struct MCacheHeader {
     let c = MCache(raw)
     for i in 0..<numSpanClasses { c.alloc[i] = h.pointee.emptySpan }
     c.header.initialize(to: MCacheHeader(heap: h, arenas: UnsafeMutableRawPointer(h.pointee.arenas)))
+    c.link.initialize(to: MCacheLink())
     c.header.pointee.tid = goalloc_gettid()
-    lockAcquire(&h.pointee.cachesLock)
-    c.header.pointee.next = h.pointee.allCaches
-    if let n = h.pointee.allCaches { MCache(n).header.pointee.prev = raw }
-    h.pointee.allCaches = raw
-    h.pointee.numCaches += 1
-    lockRelease(&h.pointee.cachesLock)
+    let list = h.pointee.caches
+    lockAcquire(&list.pointee.lock)
+    c.link.pointee.next = list.pointee.head
+    if let n = list.pointee.head { MCache(n).link.pointee.prev = raw }
+    list.pointee.head = raw
+    list.pointee.count += 1
+    lockRelease(&list.pointee.lock)
     return c
   }
 
@@ -77,13 +87,14 @@ public struct MCacheHeader {
   public func destroy() {
     releaseAll()
     let h = heap
-    lockAcquire(&h.pointee.cachesLock)
-    if let p = header.pointee.prev { MCache(p).header.pointee.next = header.pointee.next }
-    else { h.pointee.allCaches = header.pointee.next }
-    if let n = header.pointee.next { MCache(n).header.pointee.prev = header.pointee.prev }
+    let list = h.pointee.caches
+    lockAcquire(&list.pointee.lock)
+    if let p = link.pointee.prev { MCache(p).link.pointee.next = link.pointee.next }
+    else { list.pointee.head = link.pointee.next }
+    if let n = link.pointee.next { MCache(n).link.pointee.prev = link.pointee.prev }
     for i in 0..<MCache.counterWords { h.pointee.flushed[i] &+= atomicLoadRelaxed64(counters + i) }
-    h.pointee.numCaches -= 1
-    lockRelease(&h.pointee.cachesLock)
+    list.pointee.count -= 1
+    lockRelease(&list.pointee.lock)
     lockAcquire(&h.pointee.lock)
     h.pointee.cachealloc.free(raw)
     lockRelease(&h.pointee.lock)
@@ -122,8 +133,7 @@ public struct MCacheHeader {
   @inline(never) @usableFromInline
   func nextFree(_ spc: Int) -> UInt {
     var s = alloc[spc]
-    let p = s.nextFreeFast()
-    if p != 0 { return p }
+    if let p = s.nextFreeFast() { return p }
     while true {
       let i = s.nextFreeIndex()
       if i < s.pointee.nelems {

@@ -13,13 +13,14 @@
 import CGoAllocShim
 
 public struct MCentral {
+  var _first: UInt64 = 0  // no atomics at offset 0 (see MHeap)
   var lock: LockWord = 0
   var spanclass: Int32 = 0
   var partial: SpanPtr? = nil
   var full: SpanPtr? = nil
   var npartial: Int = 0
   var nfull: Int = 0
-  var pad: (UInt64, UInt64, UInt64) = (0, 0, 0)  // one central per cache line
+  var pad: (UInt64, UInt64) = (0, 0)  // one central per cache line
 }
 
 let listNone: UInt8 = 0

@@ -8,7 +8,7 @@
 // come straight here.
 //
 // Locking: `lock` (the heap lock) is taken only to grow, to hand out or take back pages, and for
-// the metadata allocators; never while holding it do we take an mcentral lock. `cachesLock`
+// the metadata allocators; never while holding it do we take an mcentral lock. `caches.lock`
 // guards the list of live mcaches and the counters flushed from dead ones.
 //
 // Invariants: HeapIdle + HeapInuse == HeapSys (pages are in exactly one span or free);
@@ -21,8 +21,10 @@ let numStatClasses = numSizeClasses
 let bitsOrders = 5   // span bitmaps of 1, 2, 4, 8, 16 words
 
 public struct MHeap {
+  // Swift's access instrumentation (TSan) records a struct's accesses at its first byte: keep
+  // atomically used words off offset 0.
+  var _first: UInt64 = 0
   var lock: LockWord = 0
-  var cachesLock: LockWord = 0
   var arenas: ArenaIndex
   var pages: PageAlloc
   var centrals: UnsafeMutablePointer<MCentral>
@@ -32,15 +34,14 @@ public struct MHeap {
   var cachealloc: FixAlloc
   var tinyalloc: FixAlloc                        // tiny spans' per-block counts
   var bitsalloc: UnsafeMutablePointer<FixAlloc>  // [bitsOrders]
-  var allCaches: UnsafeMutableRawPointer? = nil  // MCache list (cachesLock)
-  var numCaches = 0
-  public var debugFlags: UInt32 = 0
+  var caches: UnsafeMutablePointer<CacheList>    // live mcaches (their own lock)
+  var debugFlags: UInt32 = 0                     // atomic: GOALLOC_DEBUG flags
   // Statistics (heap lock unless noted).
   var pagesInUse = 0
   var spansInUse = 0
   var arenaBytes = 0                              // HeapSys
   var arenaMetaSys = 0
-  var flushed: UnsafeMutablePointer<UInt64>       // dead caches' counters (cachesLock)
+  var flushed: UnsafeMutablePointer<UInt64>       // dead caches' counters (caches lock)
   var largeAllocs: UInt64 = 0                     // atomics
   var largeFrees: UInt64 = 0
   var largeAllocBytes: UInt64 = 0
@@ -50,7 +51,7 @@ public struct MHeap {
 
   /// A new heap in its own mappings, or nil when the OS refuses memory.
   public static func create() -> UnsafeMutablePointer<MHeap>? {
-    let extra = numSpanClasses * MemoryLayout<MCentral>.stride + 256
+    let extra = numSpanClasses * MemoryLayout<MCentral>.stride + 256 + 64
       + MCache.counterWords * 8 * 2 + bitsOrders * MemoryLayout<FixAlloc>.stride
     guard let mem = sysMap(roundUp(MemoryLayout<MHeap>.stride, 64) + extra),
           let idx = sysMap(arenaIndexEntries * 8),
@@ -66,6 +67,9 @@ public struct MHeap {
     let globalFrees = p.bindMemory(to: UInt64.self, capacity: MCache.counterWords)
     p += MCache.counterWords * 8
     let bits = p.bindMemory(to: FixAlloc.self, capacity: bitsOrders)
+    p += bitsOrders * MemoryLayout<FixAlloc>.stride
+    let caches = p.bindMemory(to: CacheList.self, capacity: 1)
+    caches.initialize(to: CacheList())
     for o in 0..<bitsOrders { (bits + o).initialize(to: FixAlloc(size: 3 * 8 << o)) }
     for i in 0..<numSpanClasses {
       (centrals + i).initialize(to: MCentral())
@@ -78,9 +82,17 @@ public struct MHeap {
       spanalloc: FixAlloc(size: MemoryLayout<MSpan>.stride),
       cachealloc: FixAlloc(size: MCache.bytes),
       tinyalloc: FixAlloc(size: classNObjs(tinySizeClass)),
-      bitsalloc: bits, flushed: flushed, globalFrees: globalFrees))
+      bitsalloc: bits, caches: caches, flushed: flushed, globalFrees: globalFrees))
     return h
   }
+}
+
+/// The live mcaches of a heap and their lock (apart from MHeap: a different lock domain).
+public struct CacheList {
+  var _first: UInt64 = 0  // no atomics at offset 0 (see MHeap)
+  var lock: LockWord = 0
+  var head: UnsafeMutableRawPointer? = nil
+  var count = 0
 }
 
 extension UnsafeMutablePointer where Pointee == MHeap {
@@ -206,14 +218,20 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// Reports an invalid free; aborts unless GOALLOC_DEBUG=badfree=warn.
   func badFree(_ op: StaticString, _ what: StaticString, _ addr: UInt) {
     atomicAdd64(&pointee.badFrees, 1)
-    if pointee.debugFlags & UInt32(GOALLOC_DEBUG_PARSED) == 0 {
-      pointee.debugFlags = goalloc_debug_flags_from_env()
+    if debugFlags & UInt32(GOALLOC_DEBUG_PARSED) == 0 {
+      debugFlags = goalloc_debug_flags_from_env()
     }
-    if pointee.debugFlags & UInt32(GOALLOC_DEBUG_BADFREE_WARN) != 0 {
+    if debugFlags & UInt32(GOALLOC_DEBUG_BADFREE_WARN) != 0 {
       report(op, what, addr)
       return
     }
     fatal(op, what, addr)
+  }
+
+  /// GOALLOC_DEBUG flags (read and written atomically: any thread may refresh them).
+  public var debugFlags: UInt32 {
+    get { atomicLoad32(&pointee.debugFlags) }
+    nonmutating set { atomicStore32(&pointee.debugFlags, newValue) }
   }
 
   // MARK: fork
@@ -221,24 +239,24 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// Takes every allocator lock (pthread_atfork prepare).
   func lockAll() {
     for i in 0..<numSpanClasses { lockAcquire(&pointee.centrals[i].lock) }
-    lockAcquire(&pointee.cachesLock)
+    lockAcquire(&pointee.caches.pointee.lock)
     lockAcquire(&pointee.lock)
   }
   func unlockAll() {
     lockRelease(&pointee.lock)
-    lockRelease(&pointee.cachesLock)
+    lockRelease(&pointee.caches.pointee.lock)
     for i in 0..<numSpanClasses { lockRelease(&pointee.centrals[i].lock) }
   }
   /// In the child: locks are free again; the caches of threads that do not exist here are
   /// flushed so their spans are not lost.
   func afterForkChild(keeping current: UnsafeMutableRawPointer?) {
     lockReset(&pointee.lock)
-    lockReset(&pointee.cachesLock)
+    lockReset(&pointee.caches.pointee.lock)
     for i in 0..<numSpanClasses { lockReset(&pointee.centrals[i].lock) }
-    var it = pointee.allCaches
+    var it = pointee.caches.pointee.head
     while let raw = it {
       let c = MCache(raw)
-      it = c.header.pointee.next
+      it = c.link.pointee.next
       if raw != current { c.destroy() }
     }
   }

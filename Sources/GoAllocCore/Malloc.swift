@@ -53,7 +53,7 @@ func initGlobalHeap() -> UnsafeMutablePointer<MHeap>? {
   }
   let h = MHeap.create()
   if let h {
-    h.pointee.debugFlags = goalloc_debug_flags_from_env()
+    h.debugFlags = goalloc_debug_flags_from_env()
     goalloc_global_heap_set(UnsafeMutableRawPointer(h))
   }
   lockRelease(&globalInitLock)
@@ -68,7 +68,7 @@ func initGlobalHeap() -> UnsafeMutablePointer<MHeap>? {
 public func refreshDebugFlags() {
   guard let h = globalHeap() else { return }
   let f = goalloc_debug_flags_from_env()
-  if f != 0 { h.pointee.debugFlags = f }
+  if f != 0 { h.debugFlags = f }
 }
 
 /// This thread's cache, created on first use; nil when out of memory.
@@ -105,7 +105,7 @@ public func releaseThreadCache() {
 /// At exit (or library unload): GOALLOC_DEBUG=stats=1 prints MemStats to stderr.
 func exitHook() {
   refreshDebugFlags()
-  guard let h = globalHeap(), h.pointee.debugFlags & UInt32(GOALLOC_DEBUG_STATS) != 0 else { return }
+  guard let h = globalHeap(), h.debugFlags & UInt32(GOALLOC_DEBUG_STATS) != 0 else { return }
   MemStats.read(h).write(to: 2)
 }
 
@@ -128,8 +128,7 @@ func mallocgc(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool) -> Unsafe
     let c = MCache(raw)
     let sc = sizeToClass(size, mallocMode: mallocMode)
     let s = c.alloc[sc &<< 1 | (noscan ? 1 : 0)]
-    let p = s.nextFreeFast()
-    if _fastPath(p != 0) {
+    if let p = s.nextFreeFast() {
       c.countMalloc(sc)
       if zero && s.pointee.needzero != 0 {
         goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc))

@@ -2,7 +2,7 @@
 //
 // Counters: each mcache counts its own mallocs and frees per size class (plain adds by the
 // owner, published atomically); dead caches flush into the heap; large objects and frees by
-// cacheless threads use atomics. A snapshot sums the live caches under `cachesLock` and reads the
+// cacheless threads use atomics. A snapshot sums the live caches under the caches lock and reads the
 // page counts under the heap lock, so:
 //   HeapIdle + HeapInuse == HeapSys   (one heap-lock critical section)
 //   HeapObjects == Mallocs - Frees    (by construction)
@@ -41,15 +41,16 @@ public struct MemStats {
                           bySize: UnsafeMutablePointer<(UInt64, UInt64)>? = nil) -> MemStats {
     var m = MemStats()
     var sums = (mallocs: UInt64(0), frees: UInt64(0), allocBytes: UInt64(0), freeBytes: UInt64(0))
-    lockAcquire(&h.pointee.cachesLock)
+    let list = h.pointee.caches
+    lockAcquire(&list.pointee.lock)
     var tiny = (objs: UInt64(0), frees: UInt64(0), blocks: UInt64(0), blockFrees: UInt64(0))
     for i in 0..<MCache.counterWords {
       var v = h.pointee.flushed[i] &+ atomicLoadRelaxed64(h.pointee.globalFrees + i)
-      var it = h.pointee.allCaches
+      var it = list.pointee.head
       while let raw = it {
         let c = MCache(raw)
         v &+= atomicLoadRelaxed64(c.counters + i)
-        it = c.header.pointee.next
+        it = c.link.pointee.next
       }
       if i < numStatClasses {
         sums.mallocs &+= v
@@ -65,8 +66,8 @@ public struct MemStats {
       else { tiny.blockFrees = v }
       if i < numStatClasses { bySize?[i] = (v, 0) }
     }
-    m.numThreadCaches = UInt64(h.pointee.numCaches)
-    lockRelease(&h.pointee.cachesLock)
+    m.numThreadCaches = UInt64(list.pointee.count)
+    lockRelease(&list.pointee.lock)
 
     let la = atomicLoad64(&h.pointee.largeAllocs), lf = atomicLoad64(&h.pointee.largeFrees)
     let lab = atomicLoad64(&h.pointee.largeAllocBytes), lfb = atomicLoad64(&h.pointee.largeFreeBytes)

@@ -25,8 +25,7 @@ import Glibc
     // Take every slot through the fast path where it can, the slow path at word boundaries.
     var got: [Int] = []
     while true {
-      let p = s.nextFreeFast()
-      if p != 0 { got.append(Int(p - s.base) / 8); continue }
+      if let p = s.nextFreeFast() { got.append(Int(p - s.base) / 8); continue }
       let i = s.nextFreeIndex()
       if i == s.pointee.nelems { break }
       s.pointee.allocCount += 1
