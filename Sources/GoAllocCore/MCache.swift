@@ -140,7 +140,7 @@ public struct MCacheLink {
         s.pointee.allocCount += 1
         return s.pointee.startAddr + UInt(i * s.pointee.elemsize)
       }
-      if s != heap.pointee.emptySpan && s.pendingFrees > 0 && s.fold(heap) > 0 { continue }
+      if s != heap.pointee.emptySpan && s.hasUnfoldedFrees && s.fold(heap) > 0 { continue }
       guard let ns = refill(spc) else { return 0 }
       s = ns
     }

@@ -104,7 +104,7 @@ extension UnsafeMutablePointer where Pointee == MCentral {
 
   /// Takes back a span from an mcache (exhausted, or the cache is being flushed).
   func uncacheSpan(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr) {
-    if s.pendingFrees > 0 { s.fold(h) }
+    if s.hasUnfoldedFrees { s.fold(h) }
     lockAcquire(&pointee.lock)
     let release = listLocked(s)
     lockRelease(&pointee.lock)

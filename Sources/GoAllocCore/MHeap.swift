@@ -70,7 +70,7 @@ public struct MHeap {
     p += bitsOrders * MemoryLayout<FixAlloc>.stride
     let caches = p.bindMemory(to: CacheList.self, capacity: 1)
     caches.initialize(to: CacheList())
-    for o in 0..<bitsOrders { (bits + o).initialize(to: FixAlloc(size: 3 * 8 << o)) }
+    for o in 0..<bitsOrders { (bits + o).initialize(to: FixAlloc(size: 4 * 8 << o)) }
     for i in 0..<numSpanClasses {
       (centrals + i).initialize(to: MCentral())
       centrals[i].spanclass = Int32(i)
@@ -172,7 +172,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     s.pointee.npages = npages
     s.pointee.needzero = scav == npages ? 0 : 1
     s.pointee.spanclass = UInt8(spc)
-    s.pointee.bits = bits.bindMemory(to: UInt64.self, capacity: 3 << order)
+    s.pointee.bits = bits.bindMemory(to: UInt64.self, capacity: 4 << order)
     s.pointee.bitsOrder = UInt8(order)
     s.pointee.tinyCounts = counts?.bindMemory(to: UInt8.self, capacity: nelems)
     s.pointee.nelems = nelems

@@ -34,7 +34,8 @@ public struct MSpan {
   @usableFromInline var bitsOrder: UInt8 = 0     // bitmaps are 1 << bitsOrder words each
   @usableFromInline var state: UInt32 = 0        // atomic: dead / inUse / freeing
   @usableFromInline var freeState: UInt64 = 0    // atomic: pending frees << 32 | flags
-  @usableFromInline var bits: UnsafeMutablePointer<UInt64>? = nil  // allocBits | freeBits | gcmarkBits
+  @usableFromInline var bits: UnsafeMutablePointer<UInt64>? = nil  // alloc | free | localFree | gcmark
+  @usableFromInline var localFreed: Int = 0      // owner's frees not folded yet (localFreeBits)
   // Cold.
   @usableFromInline var npages: Int = 0
   @usableFromInline var limit: UInt = 0          // end of object data
@@ -58,10 +59,15 @@ public struct MSpan {
 @inline(__always) @usableFromInline func fsPending(_ v: UInt64) -> Int { Int(Int64(bitPattern: v) >> 32) }
 
 extension UnsafeMutablePointer where Pointee == MSpan {
-  @inline(__always) var bitWords: Int { 1 << Int(pointee.bitsOrder) }
-  @inline(__always) var allocBits: UnsafeMutablePointer<UInt64> { pointee.bits! }
-  @inline(__always) var freeBits: UnsafeMutablePointer<UInt64> { pointee.bits! + bitWords }
-  @inline(__always) var gcmarkBits: UnsafeMutablePointer<UInt64> { pointee.bits! + 2 * bitWords }
+  // Safe (all four): bitsOrder <= 4, and `bits` is set for every in-use span.
+  @inline(__always) var bitWords: Int { 1 &<< Int(pointee.bitsOrder) }
+  @inline(__always) var allocBits: UnsafeMutablePointer<UInt64> { pointee.bits.unsafelyUnwrapped }
+  @inline(__always) var freeBits: UnsafeMutablePointer<UInt64> { pointee.bits.unsafelyUnwrapped + bitWords }
+  /// Frees made by the owning thread itself: plain bits, no atomics.
+  @inline(__always) var localFreeBits: UnsafeMutablePointer<UInt64> {
+    pointee.bits.unsafelyUnwrapped + 2 &* bitWords
+  }
+  @inline(__always) var gcmarkBits: UnsafeMutablePointer<UInt64> { pointee.bits.unsafelyUnwrapped + 3 &* bitWords }
   @inline(__always) var usedWords: Int { (pointee.nelems + 63) >> 6 }
   @inline(__always) var isLarge: Bool { pointee.spanclass >> 1 == 0 }
   @inline(__always) var base: UInt { pointee.startAddr }
@@ -123,8 +129,8 @@ extension UnsafeMutablePointer where Pointee == MSpan {
   }
 
   /// Is slot i allocated? Owner only (or under the span's mcentral lock).
-  func isAllocated(_ i: Int) -> Bool {
-    i < pointee.freeindex || allocBits[i >> 6] & (1 << UInt64(i & 63)) != 0
+  @inline(__always) func isAllocated(_ i: Int) -> Bool {
+    i < pointee.freeindex || allocBits[i &>> 6] & (1 &<< UInt64(i & 63)) != 0
   }
 
   /// Folds freed slots into allocBits and resets freeindex to 0 (Go's sweep, with freeBits in
@@ -132,15 +138,21 @@ extension UnsafeMutablePointer where Pointee == MSpan {
   /// frees of slots that were not allocated (late-detected double frees) are reported.
   @discardableResult
   func fold(_ h: UnsafeMutablePointer<MHeap>) -> Int {
-    let alloc = allocBits, freed = freeBits
+    let alloc = allocBits, freed = freeBits, local = localFreeBits
     let fi = pointee.freeindex
     var n = 0, total = 0
     for w in 0..<usedWords {
       var a = alloc[w]
       let lo = w << 6
       if fi >= lo + 64 { a = ~0 } else if fi > lo { a |= (1 << UInt64(fi - lo)) - 1 }
+      var f = local[w]
+      if f != 0 { local[w] = 0 }
       if atomicLoadRelaxed64(freed + w) != 0 {
-        let f = atomicExchange64(freed + w, 0)
+        let remote = atomicExchange64(freed + w, 0)
+        total += remote.nonzeroBitCount
+        f |= remote
+      }
+      if f != 0 {
         let valid = f & a
         let invalid = f & ~a
         if _slowPath(invalid != 0) {
@@ -149,7 +161,6 @@ extension UnsafeMutablePointer where Pointee == MSpan {
         }
         a &= ~valid
         n += valid.nonzeroBitCount
-        total += f.nonzeroBitCount
       }
       alloc[w] = a
     }
@@ -157,6 +168,7 @@ extension UnsafeMutablePointer where Pointee == MSpan {
     let tail = pointee.nelems & 63
     if tail != 0 { alloc[usedWords - 1] |= ~((1 << UInt64(tail)) - 1) }
     pointee.freeindex = 0
+    pointee.localFreed = 0
     pointee.allocCount -= n
     if n > 0 { pointee.needzero = 1 }
     if total > 0 { atomicAdd64(&pointee.freeState, UInt64(bitPattern: -(Int64(total) << 32))) }
@@ -165,4 +177,6 @@ extension UnsafeMutablePointer where Pointee == MSpan {
   }
 
   @inline(__always) var pendingFrees: Int { fsPending(atomicLoad64(&pointee.freeState)) }
+  /// Frees (local or remote) waiting to be folded. Owner only.
+  @inline(__always) var hasUnfoldedFrees: Bool { pointee.localFreed > 0 || pendingFrees > 0 }
 }

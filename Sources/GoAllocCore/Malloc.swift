@@ -231,13 +231,30 @@ func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
   if _slowPath(s.isLarge) { return freeLarge(h, s, a, op: op) }
   let idx = s.objIndex(a)
   if _slowPath(Int(s.pointee.spanclass) == tinySpanClass) { return freeTiny(h, raw, s, idx, a, op: op) }
-  if _slowPath(s.pointee.startAddr &+ UInt(idx &* s.pointee.elemsize) != a) {
+  if _slowPath(s.pointee.startAddr &+ UInt(bitPattern: idx &* s.pointee.elemsize) != a) {
     h.badFree(op, "invalid pointer (interior pointer)", a)
     return
   }
-  if freeSlot(h, s, idx, a, op: op) {
-    let sc = Int(s.pointee.spanclass >> 1)
-    if let raw { MCache(raw).countFree(sc) } else { atomicAdd64(h.pointee.globalFrees + numStatClasses + sc, 1) }
+  let sc = Int(s.pointee.spanclass >> 1)
+  if let raw {
+    let c = MCache(raw)
+    if c.alloc[Int(s.pointee.spanclass)] == s {
+      // The span is this thread's current span: record the free in its own bitmap, no atomics.
+      let w = idx &>> 6
+      let bit: UInt64 = 1 &<< UInt64(idx & 63)
+      let local = s.localFreeBits
+      if _slowPath((local[w] | atomicLoadRelaxed64(s.freeBits + w)) & bit != 0 || !s.isAllocated(idx)) {
+        h.badFree(op, "double free detected", a)
+        return
+      }
+      local[w] |= bit
+      s.pointee.localFreed &+= 1
+      c.countFree(sc)
+      return
+    }
+    if freeSlot(h, s, idx, a, op: op) { c.countFree(sc) }
+  } else if freeSlot(h, s, idx, a, op: op) {
+    atomicAdd64(h.pointee.globalFrees + numStatClasses + sc, 1)
   }
 }
 
@@ -245,8 +262,8 @@ func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
 @inline(__always) @discardableResult
 func freeSlot(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ idx: Int, _ a: UInt,
               op: StaticString) -> Bool {
-  let bit: UInt64 = 1 << UInt64(idx & 63)
-  if _slowPath(atomicOr64(s.freeBits + (idx >> 6), bit) & bit != 0) {
+  let bit: UInt64 = 1 &<< UInt64(idx & 63)
+  if _slowPath(atomicOr64(s.freeBits + (idx &>> 6), bit) & bit != 0) {
     h.badFree(op, "double free detected", a)
     return false
   }
