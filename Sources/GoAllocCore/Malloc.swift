@@ -400,3 +400,15 @@ public func goReadMemStats() -> MemStats {
   guard let h = globalHeap() else { return MemStats() }
   return MemStats.read(h)
 }
+
+// MARK: testing SPI
+
+nonisolated(unsafe) var exclusiveTestLock: LockWord = 0
+
+/// Runs `body` while no other caller of this function runs: tests that compare global counters
+/// (in any test target of the process) serialize through it.
+public func _withExclusiveGlobalHeapForTesting<T>(_ body: () -> T) -> T {
+  lockAcquire(&exclusiveTestLock)
+  defer { lockRelease(&exclusiveTestLock) }
+  return body()
+}

@@ -42,7 +42,7 @@ import CGoAllocShim
     }
   }
 
-  @Test func tinyObjectsShareBlocksAndFreeExactly() {
+  @Test func tinyObjectsShareBlocksAndFreeExactly() { _withExclusiveGlobalHeapForTesting {
     let before = goReadMemStats()
     var ptrs: [UnsafeMutableRawPointer] = []
     for i in 0..<1000 { ptrs.append(goMalloc(1 + i % 15, noscan: true, mallocMode: false)!) }
@@ -54,9 +54,9 @@ import CGoAllocShim
     let after = goReadMemStats()
     #expect(after.heapObjects == before.heapObjects)
     #expect(after.tinyAllocs - before.tinyAllocs == 1000)
-  }
+  } }
 
-  @Test func threadExitFlushesTheCache() {
+  @Test func threadExitFlushesTheCache() { _withExclusiveGlobalHeapForTesting {
     let h = globalHeap()!
     let before = MemStats.read(h)
     var tid = pthread_t()
@@ -74,11 +74,11 @@ import CGoAllocShim
     #expect(after.mallocs - before.mallocs == 5001)
     #expect(after.heapObjects - before.heapObjects == 1)
     #expect(h.checkHeap().ok)
-  }
+  } }
 
   /// Several real threads, sizes across every class edge and large, cross-thread frees through
   /// a shared exchange, contents verified before every free; ends with HeapObjects unchanged.
-  @Test func multithreadedStress() {
+  @Test func multithreadedStress() { _withExclusiveGlobalHeapForTesting {
     let seed = UInt64(goalloc_nanotime())
     print("multithreadedStress seed \(seed) (GOALLOC_STRESS_SCALE=\(stressScale))")
     let h = globalHeap()!
@@ -126,7 +126,7 @@ import CGoAllocShim
     #expect(after.badFrees == before.badFrees)
     let check = h.checkHeap()
     #expect(check.ok, "\(check.failure)")
-  }
+  } }
 }
 
 final class Exchange: @unchecked Sendable {

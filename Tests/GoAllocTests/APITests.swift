@@ -1,0 +1,51 @@
+import Testing
+import GoAlloc
+import GoAllocCore
+
+@Suite(.serialized) struct APITests {
+  @Test func allocateUseAndFree() {
+    for size in [1, 8, 15, 16, 18, 24, 100, 1024, 4000, 32768, 40_000, 1 << 20] {
+      let p = GoAlloc.allocate(size, scan: true)!
+      #expect(GoAlloc.usableSize(p) >= size)
+      p.initializeMemory(as: UInt8.self, repeating: 0x7F, count: size)
+      GoAlloc.deallocate(p)
+    }
+  }
+
+  @Test func goSizeClassesAsTheyAre() {
+    #expect(GoAlloc.sizeClass(for: 18) == 3)
+    #expect(GoAlloc.sizeClass(for: 18, mallocMode: true) == 4)
+    let p = GoAlloc.allocate(18, scan: true)!
+    #expect(GoAlloc.usableSize(p) == 24)
+    #expect(UInt(bitPattern: p) % 8 == 0)
+    GoAlloc.deallocate(p)
+  }
+
+  @Test func zeroedAndAligned() {
+    let z = GoAlloc.allocateZeroed(5000)!
+    #expect(UnsafeRawBufferPointer(start: z, count: 5000).allSatisfy { $0 == 0 })
+    GoAlloc.deallocate(z)
+    for shift in 3...20 {
+      let a = 1 << shift
+      let p = GoAlloc.allocate(100, alignment: a)!
+      #expect(UInt(bitPattern: p) % UInt(a) == 0)
+      GoAlloc.deallocate(p)
+    }
+  }
+
+  @Test func memStatsAddUp() { _withExclusiveGlobalHeapForTesting {
+    let before = MemStats.read()
+    var ps: [UnsafeMutableRawPointer] = []
+    for i in 0..<1000 { ps.append(GoAlloc.allocate(16 + i % 500, scan: true)!) }
+    let mid = MemStats.read()
+    #expect(mid.mallocs - before.mallocs == 1000)
+    #expect(mid.heapObjects - before.heapObjects == 1000)
+    #expect(mid.heapIdle + mid.heapInuse == mid.heapSys)
+    #expect(mid.mallocs - mid.frees == mid.heapObjects)
+    #expect(mid.heapAlloc <= mid.heapInuse)
+    for p in ps { GoAlloc.deallocate(p) }
+    let after = MemStats.read()
+    #expect(after.heapObjects == before.heapObjects)
+    #expect(after.frees - before.frees == 1000)
+  } }
+}
