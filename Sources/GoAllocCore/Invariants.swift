@@ -63,3 +63,12 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     return r
   }
 }
+
+extension UnsafeMutablePointer where Pointee == MHeap {
+  /// checkHeap, with one line on stderr naming the first broken invariant.
+  public func checkHeapAndReport() -> Bool {
+    let r = checkHeap()
+    if !r.ok { report("check_heap", r.failure, 0) }
+    return r.ok
+  }
+}

@@ -23,6 +23,7 @@ public struct MCacheHeader {
   var tinyoffset: Int = 0      // bytes used in it
   var tinySpan: SpanPtr? = nil // span of the tiny block
   var tid: Int = 0
+  var refills: Int = 0         // for GOALLOC_DEBUG=check=1
 }
 
 public struct MCacheLink {
@@ -126,6 +127,10 @@ public struct MCacheLink {
     }
     guard let s = central.cacheSpan(h) else { return nil }
     alloc[spc] = s
+    if _slowPath(h.debugFlags & UInt32(GOALLOC_DEBUG_CHECK) != 0) {
+      header.pointee.refills &+= 1
+      if header.pointee.refills % 256 == 0 && !h.checkHeapAndReport() { goalloc_abort() }
+    }
     return s
   }
 

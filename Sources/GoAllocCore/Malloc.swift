@@ -105,8 +105,9 @@ public func releaseThreadCache() {
 /// At exit (or library unload): GOALLOC_DEBUG=stats=1 prints MemStats to stderr.
 func exitHook() {
   refreshDebugFlags()
-  guard let h = globalHeap(), h.debugFlags & UInt32(GOALLOC_DEBUG_STATS) != 0 else { return }
-  MemStats.read(h).write(to: 2)
+  guard let h = globalHeap() else { return }
+  if h.debugFlags & UInt32(GOALLOC_DEBUG_CHECK) != 0 && !h.checkHeapAndReport() { goalloc_abort() }
+  if h.debugFlags & UInt32(GOALLOC_DEBUG_STATS) != 0 { MemStats.read(h).write(to: 2) }
 }
 
 func forkPrepare() { globalHeap()?.lockAll() }

@@ -107,6 +107,16 @@ public struct MemStats {
     return m
   }
 
+  /// Stores the fields in the order of `struct goalloc_memstats` (include/goalloc.h).
+  public func store(to out: UnsafeMutablePointer<UInt64>) {
+    let v = (alloc, totalAlloc, sys, mallocs, frees, heapAlloc, heapSys, heapIdle, heapInuse,
+             heapReleased, heapObjects, mspanInuse, mspanSys, mcacheInuse, mcacheSys, otherSys,
+             largeAllocs, largeFrees, tinyAllocs, badFrees, numThreadCaches, spansInUse)
+    withUnsafeBytes(of: v) { b in
+      UnsafeMutableRawPointer(out).copyMemory(from: b.baseAddress!, byteCount: b.count)
+    }
+  }
+
   /// Writes the snapshot to fd as "goalloc: Name value" lines, with no allocation.
   public func write(to fd: Int32) {
     func line(_ name: StaticString, _ v: UInt64) {

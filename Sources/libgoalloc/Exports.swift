@@ -108,7 +108,11 @@ import GoAllocCoreEmbedded
 /// Verifies the heap's invariants; returns 1 when they hold, else 0 after one line on stderr.
 @c public func goalloc_check_heap() -> Int32 {
   guard let h = globalHeap() else { return 1 }
-  let r = h.checkHeap()
-  if !r.ok { goalloc_report("check_heap", "invariant broken", 0) }
-  return r.ok ? 1 : 0
+  return h.checkHeapAndReport() ? 1 : 0
+}
+
+/// Fills `out` (a `struct goalloc_memstats`, include/goalloc.h) with a MemStats snapshot.
+@c public func goalloc_read_memstats(_ out: UnsafeMutablePointer<UInt64>?) {
+  guard let out else { return }
+  goReadMemStats().store(to: out)
 }

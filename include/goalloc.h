@@ -1,0 +1,43 @@
+/* goalloc.h: GoAlloc's C interface beyond the standard malloc family.
+ *
+ * libgoalloc.so (LD_PRELOAD, or link with -lgoalloc) exports malloc, free, calloc, realloc,
+ * reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc, malloc_usable_size,
+ * malloc_trim and mallopt with glibc's contract, and these: */
+#ifndef GOALLOC_H
+#define GOALLOC_H
+#include <stddef.h>
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Go's runtime.MemStats, as far as an explicit-free heap has them. All byte counts. */
+struct goalloc_memstats {
+  uint64_t alloc;          /* bytes of allocated heap objects (= heap_alloc) */
+  uint64_t total_alloc;    /* cumulative bytes allocated */
+  uint64_t sys;            /* bytes of address space obtained from the OS */
+  uint64_t mallocs;        /* cumulative objects allocated */
+  uint64_t frees;          /* cumulative objects freed */
+  uint64_t heap_alloc;
+  uint64_t heap_sys;       /* heap_idle + heap_inuse */
+  uint64_t heap_idle;      /* pages in no span */
+  uint64_t heap_inuse;     /* pages in spans */
+  uint64_t heap_released;  /* idle pages returned to the OS (or never touched) */
+  uint64_t heap_objects;   /* mallocs - frees */
+  uint64_t mspan_inuse, mspan_sys, mcache_inuse, mcache_sys, other_sys;
+  uint64_t large_allocs, large_frees, tiny_allocs, bad_frees, thread_caches, spans_in_use;
+};
+
+/* Fills *out with a consistent snapshot (allocation goes on meanwhile). */
+void goalloc_read_memstats(struct goalloc_memstats *out);
+/* Prints the snapshot to stderr, one "goalloc: Name value" line per field. */
+void goalloc_print_stats(void);
+/* Verifies the heap's invariants: 1 when they hold; else 0, after one line on stderr. */
+int goalloc_check_heap(void);
+/* Gives every empty span back to the page heap now; returns the number of spans released. */
+size_t goalloc_release_free_memory(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
