@@ -34,7 +34,8 @@ void goalloc_read_memstats(struct goalloc_memstats *out);
 void goalloc_print_stats(void);
 /* Verifies the heap's invariants: 1 when they hold; else 0, after one line on stderr. */
 int goalloc_check_heap(void);
-/* Gives every empty span back to the page heap now; returns the number of spans released. */
+/* Gives empty spans back to the page heap and every free page back to the OS (madvise);
+ * returns the bytes released. */
 size_t goalloc_release_free_memory(void);
 
 #ifdef __cplusplus

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct { uint64_t s; } rng_t;
 
@@ -48,7 +49,7 @@ static inline size_t rng_size(rng_t *r, size_t lo, size_t hi) {
   return (size_t)rng_range(r, a, b);
 }
 
-static void fail(const char *fmt, ...) {
+__attribute__((unused, noreturn)) static void fail(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fputs("WORKLOAD FAILED: ", stderr);
@@ -58,8 +59,6 @@ static void fail(const char *fmt, ...) {
   fflush(stderr);
   _exit(3);
 }
-
-#include <unistd.h>
 
 static inline void *xmalloc(size_t n) {
   void *p = malloc(n);
@@ -72,11 +71,12 @@ static inline uint64_t tag_of(uint64_t owner, uint64_t gen) {
   return ((owner + 1) * 0x9E3779B97F4A7C15ull) ^ (gen * 0xD6E8FEB86659FD93ull) ^ 1;
 }
 
-/* Writes `tag` at offset 0, 64, 128, ... and at the last 8 bytes (blocks of 8 bytes or more). */
+/* Writes `tag` at offset 0, 64, 128, ... and at the last 8 bytes; strided words never overlap the
+ * last one. Blocks under 16 bytes get every byte set to the tag's low byte instead. */
 static inline void tag_write(void *p, size_t size, uint64_t tag) {
   unsigned char *b = p;
-  if (size < 8) { memset(b, (int)(tag & 0xff), size); return; }
-  for (size_t off = 0; off + 8 <= size; off += 64) memcpy(b + off, &tag, 8);
+  if (size < 16) { for (size_t i = 0; i < size; i++) b[i] = (unsigned char)(tag & 0xff); return; }
+  for (size_t off = 0; off + 16 <= size; off += 64) memcpy(b + off, &tag, 8);
   memcpy(b + size - 8, &tag, 8);
 }
 
@@ -84,11 +84,11 @@ static inline void tag_write(void *p, size_t size, uint64_t tag) {
 static inline int tag_ok(const void *p, size_t size, uint64_t tag) {
   const unsigned char *b = p;
   uint64_t v;
-  if (size < 8) {
+  if (size < 16) {
     for (size_t i = 0; i < size; i++) if (b[i] != (unsigned char)(tag & 0xff)) return 0;
     return 1;
   }
-  for (size_t off = 0; off + 8 <= size; off += 64) { memcpy(&v, b + off, 8); if (v != tag) return 0; }
+  for (size_t off = 0; off + 16 <= size; off += 64) { memcpy(&v, b + off, 8); if (v != tag) return 0; }
   memcpy(&v, b + size - 8, 8);
   return v == tag;
 }
@@ -101,7 +101,7 @@ static inline double now_s(void) {
 
 /* VmRSS of this process in KiB (0 if /proc is unreadable). Uses stdio on a stack buffer: the
  * FILE itself comes from malloc, which is fine: it is the allocator under test. */
-static long rss_kib(void) {
+__attribute__((unused)) static long rss_kib(void) {
   FILE *f = fopen("/proc/self/status", "r");
   char line[256];
   long kib = 0;
@@ -114,7 +114,7 @@ static long rss_kib(void) {
 }
 
 /* argv[i] as a positive count, or `dflt` when absent; rejects junk. */
-static long arg_long(int argc, char **argv, int i, long dflt) {
+__attribute__((unused)) static long arg_long(int argc, char **argv, int i, long dflt) {
   if (argc <= i) return dflt;
   char *end;
   long v = strtol(argv[i], &end, 10);

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "CGoAllocShim.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -11,6 +12,8 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -101,6 +104,61 @@ void goalloc_register_atfork(void (*prepare)(void), void (*parent)(void), void (
     pthread_atfork(prepare, parent, child);
 }
 
+int goalloc_start_thread(void *(*fn)(void *)) {
+  pthread_t t;
+  pthread_attr_t attr;
+  int saved = errno;
+  if (pthread_attr_init(&attr) != 0) return 0;
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  int ok = pthread_create(&t, &attr, fn, 0) == 0;
+  pthread_attr_destroy(&attr);
+  errno = saved;
+  return ok;
+}
+
+void goalloc_sleep_ns(uint64_t ns) {
+  struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
+  int saved = errno;
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+  errno = saved;
+}
+
+uint64_t goalloc_memlimit_from_env(void) {
+  if (environ == 0) return 0;
+  const char *s = getenv("GOALLOC_MEMLIMIT");
+  if (!s || !*s) return 0;
+  uint64_t v = 0;
+  while (*s >= '0' && *s <= '9') { v = v * 10 + (uint64_t)(*s - '0'); s++; }
+  uint64_t mul = 1;
+  switch (*s) {
+    case 'K': case 'k': mul = 1ull << 10; break;
+    case 'M': case 'm': mul = 1ull << 20; break;
+    case 'G': case 'g': mul = 1ull << 30; break;
+    case 'T': case 't': mul = 1ull << 40; break;
+    default: break;
+  }
+  return v * mul;
+}
+
+uint64_t goalloc_rss_bytes(void) {
+  int saved = errno;
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) { errno = saved; return 0; }
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  errno = saved;
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  const char *p = buf;
+  while (*p && *p != ' ') p++;  /* skip size */
+  while (*p == ' ') p++;
+  uint64_t pages = 0;
+  while (*p >= '0' && *p <= '9') { pages = pages * 10 + (uint64_t)(*p - '0'); p++; }
+  return pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
 static void (*exit_hook)(void);
 void goalloc_set_exit_hook(void (*hook)(void)) { __atomic_store_n(&exit_hook, hook, __ATOMIC_RELEASE); }
 
@@ -162,7 +220,7 @@ static int has_word(const char *s, const char *key, const char *value) {
   return 0;
 }
 
-extern char **environ;
+
 uint32_t goalloc_debug_flags_from_env(void) {
   if (environ == 0) return 0;
   const char *s = getenv("GOALLOC_DEBUG");

@@ -43,7 +43,8 @@ public enum GoAlloc {
     GoAllocCore.usableSize(p, op: "usableSize")
   }
 
-  /// Gives empty spans back to the page heap. Returns the number released.
+  /// Gives empty spans back to the page heap and free pages back to the OS. Returns the bytes
+  /// released.
   @discardableResult
   public static func releaseFreeMemory() -> Int { goReleaseFreeMemory() }
 

@@ -35,6 +35,7 @@ public struct MHeap {
   var tinyalloc: FixAlloc                        // tiny spans' per-block counts
   var bitsalloc: UnsafeMutablePointer<FixAlloc>  // [bitsOrders]
   var caches: UnsafeMutablePointer<CacheList>    // live mcaches (their own lock)
+  var scavenger: UnsafeMutablePointer<ScavengerState>  // (its own lock)
   var debugFlags: UInt32 = 0                     // atomic: GOALLOC_DEBUG flags
   // Statistics (heap lock unless noted).
   var pagesInUse = 0
@@ -51,7 +52,8 @@ public struct MHeap {
 
   /// A new heap in its own mappings, or nil when the OS refuses memory.
   public static func create() -> UnsafeMutablePointer<MHeap>? {
-    let extra = numSpanClasses * MemoryLayout<MCentral>.stride + 256 + 64
+    let extra = numSpanClasses * MemoryLayout<MCentral>.stride + 256 + 64 + 128
+      + ScavengerState.maxRuns * 16
       + MCache.counterWords * 8 * 2 + bitsOrders * MemoryLayout<FixAlloc>.stride
     guard let mem = sysMap(roundUp(MemoryLayout<MHeap>.stride, 64) + extra),
           let idx = sysMap(arenaIndexEntries * 8),
@@ -70,6 +72,10 @@ public struct MHeap {
     p += bitsOrders * MemoryLayout<FixAlloc>.stride
     let caches = p.bindMemory(to: CacheList.self, capacity: 1)
     caches.initialize(to: CacheList())
+    p += 64
+    let scav = p.bindMemory(to: ScavengerState.self, capacity: 1)
+    p += 128
+    scav.initialize(to: ScavengerState(runs: p.bindMemory(to: UInt.self, capacity: 2 * ScavengerState.maxRuns)))
     for o in 0..<bitsOrders { (bits + o).initialize(to: FixAlloc(size: 4 * 8 << o)) }
     for i in 0..<numSpanClasses {
       (centrals + i).initialize(to: MCentral())
@@ -82,7 +88,7 @@ public struct MHeap {
       spanalloc: FixAlloc(size: MemoryLayout<MSpan>.stride),
       cachealloc: FixAlloc(size: MCache.bytes),
       tinyalloc: FixAlloc(size: classNObjs(tinySizeClass)),
-      bitsalloc: bits, caches: caches, flushed: flushed, globalFrees: globalFrees))
+      bitsalloc: bits, caches: caches, scavenger: scav, flushed: flushed, globalFrees: globalFrees))
     return h
   }
 }
@@ -144,6 +150,11 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       lockAcquire(&pointee.lock)
       if reclaimed > 0 { r = pointee.pages.alloc(npages, alignPages: alignPages) }
       if r == nil {
+        if pointee.scavenger.pointee.memLimit != 0 {
+          lockRelease(&pointee.lock)
+          scavengeForLimit(growing: (npages + alignPages) * pageSize)
+          lockAcquire(&pointee.lock)
+        }
         if !grow(npages + alignPages - 1) { lockRelease(&pointee.lock); return nil }
         r = pointee.pages.alloc(npages, alignPages: alignPages)
       }
@@ -208,6 +219,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     s.pointee.tinyCounts = nil
     pointee.spanalloc.free(UnsafeMutableRawPointer(s))
     lockRelease(&pointee.lock)
+    if _slowPath(atomicLoad32(&pointee.scavenger.pointee.started) == 0) { startScavengerIfNeeded() }
   }
 
   /// The in-use span holding address p, or nil.
@@ -239,12 +251,14 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// Takes every allocator lock (pthread_atfork prepare).
   func lockAll() {
     for i in 0..<numSpanClasses { lockAcquire(&pointee.centrals[i].lock) }
+    lockAcquire(&pointee.scavenger.pointee.lock)
     lockAcquire(&pointee.caches.pointee.lock)
     lockAcquire(&pointee.lock)
   }
   func unlockAll() {
     lockRelease(&pointee.lock)
     lockRelease(&pointee.caches.pointee.lock)
+    lockRelease(&pointee.scavenger.pointee.lock)
     for i in 0..<numSpanClasses { lockRelease(&pointee.centrals[i].lock) }
   }
   /// In the child: locks are free again; the caches of threads that do not exist here are
@@ -252,6 +266,10 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   func afterForkChild(keeping current: UnsafeMutableRawPointer?) {
     lockReset(&pointee.lock)
     lockReset(&pointee.caches.pointee.lock)
+    lockReset(&pointee.scavenger.pointee.lock)
+    if atomicLoad32(&pointee.scavenger.pointee.started) == 1 {
+      atomicStore32(&pointee.scavenger.pointee.started, 0)  // no thread here: restart lazily
+    }
     for i in 0..<numSpanClasses { lockReset(&pointee.centrals[i].lock) }
     var it = pointee.caches.pointee.head
     while let raw = it {

@@ -393,8 +393,9 @@ public func goAlignedAlloc(_ size: Int, alignment: Int, noscan: Bool = true, zer
   return mallocSlow(size, noscan: noscan, zero: zero, mallocMode: mallocMode, alignment: max(alignment, 16))
 }
 
-/// Gives empty spans back to the page heap. Returns the number of spans released.
-@discardableResult public func goReleaseFreeMemory() -> Int { globalHeap()?.reclaim() ?? 0 }
+/// Gives empty spans back to the page heap and every free page back to the OS.
+/// Returns the bytes released to the OS.
+@discardableResult public func goReleaseFreeMemory() -> Int { globalHeap()?.releaseAll() ?? 0 }
 
 /// A MemStats snapshot of the process-wide heap.
 public func goReadMemStats() -> MemStats {

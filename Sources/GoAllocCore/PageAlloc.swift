@@ -66,6 +66,7 @@ public struct PageAlloc {
   var totalPages = 0   // pages ever added by grow
   var freePages = 0    // free pages, scavenged or not
   var scavPages = 0    // free pages that are scavenged
+  var inFlight = 0     // free pages taken out by the scavenger while it releases them
   var sys = 0          // bytes of metadata mapped
 
   init?() {
@@ -326,6 +327,69 @@ public struct PageAlloc {
     return (f, s)
   }
 
+  /// The scavenger's first half: takes up to `maxPages` free, unscavenged pages, highest
+  /// addresses first, in runs of at least `minRun` pages (whole runs up to 512 pages, so dense
+  /// memory is not split needlessly), and marks them in use so nobody allocates them while they
+  /// are being released. Writes (base, npages) pairs to `out` (at most `capacity`).
+  /// Returns the number of runs. Counters are unchanged (the pages stay "free" in the stats).
+  mutating func takeUnscavenged(maxPages: Int, minRun: Int, into out: UnsafeMutablePointer<UInt>,
+                                capacity: Int) -> Int {
+    if maxChunk < 0 { return 0 }
+    var nruns = 0, taken = 0
+    var ci = maxChunk
+    while ci >= minChunk && nruns < capacity && taken < maxPages {
+      defer { ci -= 1 }
+      guard let c = chunk(ci) else { continue }
+      var any = false
+      for w in 0..<8 where c[w] & ~c[8 + w] != 0 { any = true; break }
+      if !any { continue }
+      // Runs of free & unscavenged pages in this chunk, from the top.
+      var page = chunkPages
+      var touched = false
+      while page > 0 && nruns < capacity && taken < maxPages {
+        // find the highest candidate page below `page`
+        var hi = page - 1
+        while hi >= 0 && !PageAlloc.isCandidate(c, hi) { hi -= 1 }
+        if hi < 0 { break }
+        var lo = hi
+        while lo > 0 && PageAlloc.isCandidate(c, lo - 1) && hi - lo + 1 < maxPages - taken { lo -= 1 }
+        let n = hi - lo + 1
+        page = lo
+        if n < minRun { continue }
+        PageAlloc.forEachWord(lo, n) { w, m in c[w] &= ~m }
+        let base = (UInt(ci) << UInt(logChunkBytes)) + (UInt(lo) << UInt(pageShift))
+        out[2 * nruns] = base
+        out[2 * nruns + 1] = UInt(n)
+        nruns += 1
+        taken += n
+        touched = true
+      }
+      if touched { update(ci, ci) }
+    }
+    inFlight += taken
+    return nruns
+  }
+
+  @inline(__always) static func isCandidate(_ c: UnsafeMutablePointer<UInt64>, _ i: Int) -> Bool {
+    let bit: UInt64 = 1 << UInt64(i & 63)
+    return c[i >> 6] & bit != 0 && c[8 + (i >> 6)] & bit == 0
+  }
+
+  /// The scavenger's second half: the runs were released to the OS; give them back as free and
+  /// scavenged (known zero).
+  mutating func finishScavenge(_ runs: UnsafeMutablePointer<UInt>, _ nruns: Int) {
+    for r in 0..<nruns {
+      let base = runs[2 * r], n = Int(runs[2 * r + 1])
+      forEachChunk(base, n) { c, pi, cnt in
+        PageAlloc.forEachWord(pi, cnt) { w, m in c[w] |= m; c[8 + w] |= m }
+      }
+      let (lo, hi) = chunkRange(base, n)
+      update(lo, hi)
+      inFlight -= n
+      scavPages += n
+    }
+  }
+
   /// Verifies the summaries against the bitmaps. Returns false on the first mismatch.
   func checkInvariants() -> Bool {
     if maxChunk < 0 { return true }
@@ -339,7 +403,7 @@ public struct PageAlloc {
         scav += c[8 + w].nonzeroBitCount
       }
     }
-    if free != freePages || scav != scavPages { return false }
+    if free + inFlight != freePages || scav != scavPages { return false }
     var level = summaryLevels - 2
     var a = minChunk, b = maxChunk
     while level >= 0 {

@@ -95,7 +95,7 @@ import GoAllocCoreEmbedded
   1  // accepted and ignored: glibc's tunables do not apply to GoAlloc
 }
 
-/// Gives empty spans back to the page heap now. Returns the number of spans released.
+/// Gives empty spans back to the page heap and free pages back to the OS. Returns bytes released.
 @c public func goalloc_release_free_memory() -> Int {
   goReleaseFreeMemory()
 }

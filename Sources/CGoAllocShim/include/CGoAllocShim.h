@@ -71,6 +71,13 @@ int goalloc_thread_key_init(void (*destructor)(void *));
 void goalloc_thread_key_set(void *cache);
 /// Registers fork handlers once (prepare takes every allocator lock; parent/child release them).
 void goalloc_register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+/// Starts a detached thread running fn(0). Returns 1 on success.
+int goalloc_start_thread(void *(*fn)(void *));
+void goalloc_sleep_ns(uint64_t ns);
+/// GOALLOC_MEMLIMIT: bytes, or with a KiB/MiB/GiB/TiB (or K/M/G/T, KB/MB/GB) suffix. 0 = none.
+uint64_t goalloc_memlimit_from_env(void);
+/// Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown.
+uint64_t goalloc_rss_bytes(void);
 /// Called from a destructor when the library is unloaded or the process exits (stats printing).
 void goalloc_set_exit_hook(void (*hook)(void));
 

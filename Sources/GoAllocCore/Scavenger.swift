@@ -1,0 +1,148 @@
+// Scavenger: gives free heap pages back to the OS (Go's mgcscavenge), and keeps the heap under
+// a soft memory limit (GOALLOC_MEMLIMIT, Go's GOMEMLIMIT).
+//
+// Policy (malloc mode has no GC heap goal; the recent peak of in-use pages stands in for it):
+//   every tick (100 ms): peak = max(inUse, peak - (peak - inUse)/16)   (decays, ~1 s half-life)
+//                        goal = peak + peak/10                          (keep ~10% over it)
+//                        retained = inUse + free-but-not-released pages
+//   if retained > goal: release up to 16 MiB of free pages per tick (about 1-2% of one CPU),
+//   highest addresses first, only runs of >= 64 KiB so densely used memory (and its transparent
+//   huge pages) is not broken up for a few pages. Every 10 ticks, empty spans still parked on
+//   mcentral lists are reclaimed first.
+// Near the memory limit (retained >= 95% of it) the scavenger releases everything free, at once
+// and in any run length, in the background tick and synchronously before the heap grows.
+// `releaseAll` (goalloc_release_free_memory, malloc_trim) does the same on demand.
+//
+// Release is madvise(MADV_DONTNEED): RSS drops at once and the pages read as zero when reused,
+// which the page allocator records (scavenged bits), so a span built on them skips zeroing.
+// MADV_FREE would be cheaper but leaves RSS high until memory pressure, which is what users of
+// a drop-in allocator complain about.
+//
+// Locking: `lock` serializes scavenger passes; the heap lock is held only to take runs out of
+// the page allocator and to put them back, never across madvise. The background thread starts
+// lazily (first span freed to the page heap after libc is up), never allocates, is disabled by
+// GOALLOC_DEBUG=scavenger=0, and is restarted lazily in a fork child.
+import CGoAllocShim
+
+public struct ScavengerState {
+  var _first: UInt64 = 0          // no atomics at offset 0 (see MHeap)
+  var lock: LockWord = 0          // one pass at a time
+  var started: UInt32 = 0         // atomic: 0 not started, 1 running, 2 disabled
+  var runs: UnsafeMutablePointer<UInt>  // (base, npages) pairs of the current pass
+  var peakPages = 0               // decaying recent peak of in-use pages
+  var ticks = 0
+  var memLimit: UInt64 = 0        // bytes; 0 = none
+  var releasedBytes: UInt64 = 0   // all time
+  var passes: UInt64 = 0
+
+  static let maxRuns = 256
+  static let tickNanos: UInt64 = 100_000_000
+  static let bytesPerTick = 16 << 20
+  static let minRunPages = 8      // 64 KiB
+}
+
+extension UnsafeMutablePointer where Pointee == MHeap {
+  /// Releases up to `maxBytes` of free, unreleased pages (runs of at least `minRunPages`).
+  /// Returns the bytes released. Takes the heap lock; must not be called with it held.
+  @discardableResult
+  public func scavenge(maxBytes: Int, minRunPages: Int = 1) -> Int {
+    let sc = pointee.scavenger
+    lockAcquire(&sc.pointee.lock)
+    var released = 0
+    while released < maxBytes {
+      lockAcquire(&pointee.lock)
+      let left = maxBytes - released
+      let n = pointee.pages.takeUnscavenged(maxPages: left / pageSize + (left % pageSize == 0 ? 0 : 1),
+                                             minRun: minRunPages, into: sc.pointee.runs,
+                                             capacity: ScavengerState.maxRuns)
+      lockRelease(&pointee.lock)
+      if n == 0 { break }
+      for r in 0..<n {
+        let base = sc.pointee.runs[2 * r], np = Int(sc.pointee.runs[2 * r + 1])
+        _ = goalloc_sys_release(UnsafeMutableRawPointer(bitPattern: base), np * pageSize)
+        released += np * pageSize
+      }
+      lockAcquire(&pointee.lock)
+      pointee.pages.finishScavenge(sc.pointee.runs, n)
+      lockRelease(&pointee.lock)
+    }
+    sc.pointee.releasedBytes &+= UInt64(released)
+    sc.pointee.passes &+= 1
+    lockRelease(&sc.pointee.lock)
+    return released
+  }
+
+  /// Empty spans back to the page heap, then every free page back to the OS.
+  @discardableResult
+  public func releaseAll() -> Int {
+    reclaim()
+    return scavenge(maxBytes: Int.max)
+  }
+
+  /// Bytes the process keeps for the heap: pages in spans plus free pages not released.
+  var retainedBytes: Int {
+    lockAcquire(&pointee.lock)
+    let r = (pointee.pagesInUse + pointee.pages.freePages - pointee.pages.scavPages) * pageSize
+    lockRelease(&pointee.lock)
+    return r
+  }
+
+  /// Before growing by `bytes`: near the memory limit, release what is free first.
+  func scavengeForLimit(growing bytes: Int) {
+    let limit = pointee.scavenger.pointee.memLimit
+    if limit == 0 { return }
+    if UInt64(retainedBytes + bytes) >= limit - limit / 20 { scavenge(maxBytes: Int.max) }
+  }
+
+  /// One background tick (see the policy above).
+  func scavengerTick() {
+    let sc = pointee.scavenger
+    sc.pointee.ticks += 1
+    if sc.pointee.ticks % 10 == 0 { reclaim() }
+    lockAcquire(&pointee.lock)
+    let inUse = pointee.pagesInUse
+    let retained = inUse + pointee.pages.freePages - pointee.pages.scavPages
+    lockRelease(&pointee.lock)
+    var peak = sc.pointee.peakPages
+    peak = Swift.max(inUse, peak - (peak - inUse) / 16)
+    sc.pointee.peakPages = peak
+    let limit = sc.pointee.memLimit
+    if limit != 0 && UInt64(retained * pageSize) >= limit - limit / 20 {
+      reclaim()
+      scavenge(maxBytes: Int.max)
+      return
+    }
+    let goal = peak + peak / 10
+    if retained > goal {
+      scavenge(maxBytes: Swift.min((retained - goal) * pageSize, ScavengerState.bytesPerTick),
+               minRunPages: ScavengerState.minRunPages)
+    }
+  }
+
+  /// Starts the background scavenger once, when the environment is readable (libc is up).
+  func startScavengerIfNeeded() {
+    let sc = pointee.scavenger
+    if atomicLoad32(&sc.pointee.started) != 0 { return }
+    let flags = debugFlags & UInt32(GOALLOC_DEBUG_PARSED) != 0 ? debugFlags : goalloc_debug_flags_from_env()
+    if flags & UInt32(GOALLOC_DEBUG_PARSED) == 0 { return }  // too early: try again later
+    debugFlags = flags
+    if flags & UInt32(GOALLOC_DEBUG_NO_SCAVENGER) != 0 {
+      _ = atomicCAS32(&sc.pointee.started, 0, 2)
+      return
+    }
+    guard atomicCAS32(&sc.pointee.started, 0, 1) else { return }
+    sc.pointee.memLimit = goalloc_memlimit_from_env()
+    if goalloc_start_thread(scavengerMain) == 0 { atomicStore32(&sc.pointee.started, 0) }
+  }
+}
+
+/// The background scavenger thread (of the process-wide heap).
+func scavengerMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+  goalloc_tls_state_set(1)  // this thread keeps no cache of its own
+  guard let h = globalHeap() else { return nil }
+  while atomicLoad32(&h.pointee.scavenger.pointee.started) == 1 {
+    goalloc_sleep_ns(ScavengerState.tickNanos)
+    h.scavengerTick()
+  }
+  return nil
+}
