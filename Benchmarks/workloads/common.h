@@ -3,7 +3,7 @@
  *
  * - rng_*: a small seeded generator (xorshift64*), so every run of a workload does the same work.
  * - fail(): a broken allocator must fail loudly: message on stderr, exit status 3.
- * - tag_*: writes a 64-bit tag into every 64-byte line of a block (and its last 8 bytes) and checks
+ * - tag_*: writes a 64-bit tag into every 1 KiB of a block (and its last 8 bytes) and checks
  *   it again later, so overlapping or recycled-while-live blocks are caught without memset-ing
  *   every byte.
  * - rss_kib(): VmRSS of this process from /proc/self/status. */
@@ -71,12 +71,12 @@ static inline uint64_t tag_of(uint64_t owner, uint64_t gen) {
   return ((owner + 1) * 0x9E3779B97F4A7C15ull) ^ (gen * 0xD6E8FEB86659FD93ull) ^ 1;
 }
 
-/* Writes `tag` at offset 0, 64, 128, ... and at the last 8 bytes; strided words never overlap the
+/* Writes `tag` at offset 0, 1024, 2048, ... and at the last 8 bytes; strided words never overlap the
  * last one. Blocks under 16 bytes get every byte set to the tag's low byte instead. */
 static inline void tag_write(void *p, size_t size, uint64_t tag) {
   unsigned char *b = p;
   if (size < 16) { for (size_t i = 0; i < size; i++) b[i] = (unsigned char)(tag & 0xff); return; }
-  for (size_t off = 0; off + 16 <= size; off += 64) memcpy(b + off, &tag, 8);
+  for (size_t off = 0; off + 16 <= size; off += 1024) memcpy(b + off, &tag, 8);
   memcpy(b + size - 8, &tag, 8);
 }
 
@@ -88,7 +88,7 @@ static inline int tag_ok(const void *p, size_t size, uint64_t tag) {
     for (size_t i = 0; i < size; i++) if (b[i] != (unsigned char)(tag & 0xff)) return 0;
     return 1;
   }
-  for (size_t off = 0; off + 16 <= size; off += 64) { memcpy(&v, b + off, 8); if (v != tag) return 0; }
+  for (size_t off = 0; off + 16 <= size; off += 1024) { memcpy(&v, b + off, 8); if (v != tag) return 0; }
   memcpy(&v, b + size - 8, 8);
   return v == tag;
 }

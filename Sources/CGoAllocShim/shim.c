@@ -104,14 +104,14 @@ void goalloc_register_atfork(void (*prepare)(void), void (*parent)(void), void (
     pthread_atfork(prepare, parent, child);
 }
 
-int goalloc_start_thread(void *(*fn)(void *)) {
+int goalloc_start_thread(void *(*fn)(void *), void *arg) {
   pthread_t t;
   pthread_attr_t attr;
   int saved = errno;
   if (pthread_attr_init(&attr) != 0) return 0;
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, 64 * 1024);
-  int ok = pthread_create(&t, &attr, fn, 0) == 0;
+  int ok = pthread_create(&t, &attr, fn, arg) == 0;
   pthread_attr_destroy(&attr);
   errno = saved;
   return ok;

@@ -54,6 +54,7 @@ func initGlobalHeap() -> UnsafeMutablePointer<MHeap>? {
   let h = MHeap.create()
   if let h {
     h.debugFlags = goalloc_debug_flags_from_env()
+    h.pointee.scavenger.pointee.background = true
     goalloc_global_heap_set(UnsafeMutableRawPointer(h))
   }
   lockRelease(&globalInitLock)

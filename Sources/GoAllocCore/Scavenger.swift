@@ -28,6 +28,7 @@ public struct ScavengerState {
   var _first: UInt64 = 0          // no atomics at offset 0 (see MHeap)
   var lock: LockWord = 0          // one pass at a time
   var started: UInt32 = 0         // atomic: 0 not started, 1 running, 2 disabled
+  var background: Bool = false    // only the process-wide heap runs a background thread
   var runs: UnsafeMutablePointer<UInt>  // (base, npages) pairs of the current pass
   var peakPages = 0               // decaying recent peak of in-use pages
   var ticks = 0
@@ -122,7 +123,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// Starts the background scavenger once, when the environment is readable (libc is up).
   func startScavengerIfNeeded() {
     let sc = pointee.scavenger
-    if atomicLoad32(&sc.pointee.started) != 0 { return }
+    if !sc.pointee.background || atomicLoad32(&sc.pointee.started) != 0 { return }
     let flags = debugFlags & UInt32(GOALLOC_DEBUG_PARSED) != 0 ? debugFlags : goalloc_debug_flags_from_env()
     if flags & UInt32(GOALLOC_DEBUG_PARSED) == 0 { return }  // too early: try again later
     debugFlags = flags
@@ -132,14 +133,16 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     }
     guard atomicCAS32(&sc.pointee.started, 0, 1) else { return }
     sc.pointee.memLimit = goalloc_memlimit_from_env()
-    if goalloc_start_thread(scavengerMain) == 0 { atomicStore32(&sc.pointee.started, 0) }
+    if goalloc_start_thread(scavengerMain, UnsafeMutableRawPointer(self)) == 0 {
+      atomicStore32(&sc.pointee.started, 0)
+    }
   }
 }
 
-/// The background scavenger thread (of the process-wide heap).
+/// The background scavenger thread of heap `arg`.
 func scavengerMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
   goalloc_tls_state_set(1)  // this thread keeps no cache of its own
-  guard let h = globalHeap() else { return nil }
+  guard let h = arg?.assumingMemoryBound(to: MHeap.self) else { return nil }
   while atomicLoad32(&h.pointee.scavenger.pointee.started) == 1 {
     goalloc_sleep_ns(ScavengerState.tickNanos)
     h.scavengerTick()

@@ -38,6 +38,34 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+// Every allocator call goes through a volatile function pointer: the compiler knows the C
+// allocator's contract (it may elide a malloc whose result is only tested, assume alignment, fold
+// an invalid aligned_alloc to NULL), and would otherwise optimise away the very checks made here.
+static void *(*volatile fn_malloc)(size_t) = malloc;
+static void *(*volatile fn_calloc)(size_t, size_t) = calloc;
+static void *(*volatile fn_realloc)(void *, size_t) = realloc;
+static void *(*volatile fn_reallocarray)(void *, size_t, size_t) = reallocarray;
+static void (*volatile fn_free)(void *) = free;
+static int (*volatile fn_posix_memalign)(void **, size_t, size_t) = posix_memalign;
+static void *(*volatile fn_aligned_alloc)(size_t, size_t) = aligned_alloc;
+static void *(*volatile fn_memalign)(size_t, size_t) = memalign;
+static void *(*volatile fn_valloc)(size_t) = valloc;
+static void *(*volatile fn_pvalloc)(size_t) = pvalloc;
+static size_t (*volatile fn_malloc_usable_size)(void *) = malloc_usable_size;
+static int (*volatile fn_malloc_trim)(size_t) = malloc_trim;
+#define malloc(n) fn_malloc(n)
+#define calloc(n, m) fn_calloc(n, m)
+#define realloc(p, n) fn_realloc(p, n)
+#define reallocarray(p, n, m) fn_reallocarray(p, n, m)
+#define free(p) fn_free(p)
+#define posix_memalign(o, a, n) fn_posix_memalign(o, a, n)
+#define aligned_alloc(a, n) fn_aligned_alloc(a, n)
+#define memalign(a, n) fn_memalign(a, n)
+#define valloc(n) fn_valloc(n)
+#define pvalloc(n) fn_pvalloc(n)
+#define malloc_usable_size(p) fn_malloc_usable_size(p)
+#define malloc_trim(n) fn_malloc_trim(n)
+
 #define MAX_LIVE 128
 #define CHECK_EVERY 64
 #define LIVE_BUDGET (12u << 20)  // usable bytes held at once (keeps each run fast)

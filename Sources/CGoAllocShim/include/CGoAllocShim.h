@@ -71,8 +71,8 @@ int goalloc_thread_key_init(void (*destructor)(void *));
 void goalloc_thread_key_set(void *cache);
 /// Registers fork handlers once (prepare takes every allocator lock; parent/child release them).
 void goalloc_register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
-/// Starts a detached thread running fn(0). Returns 1 on success.
-int goalloc_start_thread(void *(*fn)(void *));
+/// Starts a detached thread running fn(arg). Returns 1 on success.
+int goalloc_start_thread(void *(*fn)(void *), void *arg);
 void goalloc_sleep_ns(uint64_t ns);
 /// GOALLOC_MEMLIMIT: bytes, or with a KiB/MiB/GiB/TiB (or K/M/G/T, KB/MB/GB) suffix. 0 = none.
 uint64_t goalloc_memlimit_from_env(void);
