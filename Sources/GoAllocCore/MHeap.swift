@@ -150,7 +150,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       lockAcquire(&pointee.lock)
       if reclaimed > 0 { r = pointee.pages.alloc(npages, alignPages: alignPages) }
       if r == nil {
-        if pointee.scavenger.pointee.memLimit != 0 {
+        if atomicLoad64(&pointee.scavenger.pointee.memLimit) != 0 {
           lockRelease(&pointee.lock)
           scavengeForLimit(growing: (npages + alignPages) * pageSize)
           lockAcquire(&pointee.lock)

@@ -32,7 +32,7 @@ public struct ScavengerState {
   var runs: UnsafeMutablePointer<UInt>  // (base, npages) pairs of the current pass
   var peakPages = 0               // decaying recent peak of in-use pages
   var ticks = 0
-  var memLimit: UInt64 = 0        // bytes; 0 = none
+  var memLimit: UInt64 = 0        // atomic: bytes; 0 = none
   var releasedBytes: UInt64 = 0   // all time
   var passes: UInt64 = 0
 
@@ -90,7 +90,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
 
   /// Before growing by `bytes`: near the memory limit, release what is free first.
   func scavengeForLimit(growing bytes: Int) {
-    let limit = pointee.scavenger.pointee.memLimit
+    let limit = atomicLoad64(&pointee.scavenger.pointee.memLimit)
     if limit == 0 { return }
     if UInt64(retainedBytes + bytes) >= limit - limit / 20 { scavenge(maxBytes: Int.max) }
   }
@@ -98,16 +98,21 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// One background tick (see the policy above).
   func scavengerTick() {
     let sc = pointee.scavenger
+    lockAcquire(&sc.pointee.lock)  // the tick's own fields share the scavenger's lock
     sc.pointee.ticks += 1
-    if sc.pointee.ticks % 10 == 0 { reclaim() }
+    let doReclaim = sc.pointee.ticks % 10 == 0
+    lockRelease(&sc.pointee.lock)
+    if doReclaim { reclaim() }
     lockAcquire(&pointee.lock)
     let inUse = pointee.pagesInUse
     let retained = inUse + pointee.pages.freePages - pointee.pages.scavPages
     lockRelease(&pointee.lock)
+    lockAcquire(&sc.pointee.lock)
     var peak = sc.pointee.peakPages
     peak = Swift.max(inUse, peak - (peak - inUse) / 16)
     sc.pointee.peakPages = peak
-    let limit = sc.pointee.memLimit
+    let limit = atomicLoad64(&sc.pointee.memLimit)
+    lockRelease(&sc.pointee.lock)
     if limit != 0 && UInt64(retained * pageSize) >= limit - limit / 20 {
       reclaim()
       scavenge(maxBytes: Int.max)
@@ -132,7 +137,9 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       return
     }
     guard atomicCAS32(&sc.pointee.started, 0, 1) else { return }
-    sc.pointee.memLimit = goalloc_memlimit_from_env()
+    lockAcquire(&sc.pointee.lock)
+    atomicStore64(&sc.pointee.memLimit, goalloc_memlimit_from_env())
+    lockRelease(&sc.pointee.lock)
     if goalloc_start_thread(scavengerMain, UnsafeMutableRawPointer(self)) == 0 {
       atomicStore32(&sc.pointee.started, 0)
     }
