@@ -25,7 +25,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
   ],
   targets: [
-    .target(name: "CGoAllocShim"),
+    .target(name: "CGoAllocShim", linkerSettings: [.linkedLibrary("m")]),
     .target(name: "GoAllocCore", dependencies: ["CGoAllocShim"], swiftSettings: coreSettings),
     .target(name: "GoAllocCoreEmbedded", dependencies: ["CGoAllocShim"],
             swiftSettings: embedded + coreSettings),

@@ -1,8 +1,11 @@
 // See CGoAllocShim.h. Nothing here allocates.
 #define _GNU_SOURCE
 #include "CGoAllocShim.h"
+#include <dlfcn.h>
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
+#include <math.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -21,6 +24,7 @@ extern char **environ;
 
 __thread void *goalloc_tls_cache __attribute__((tls_model("initial-exec"))) = 0;
 __thread uint32_t goalloc_tls_state __attribute__((tls_model("initial-exec"))) = 0;
+__thread void *goalloc_tls_slow_cache __attribute__((tls_model("initial-exec"))) = 0;
 void *goalloc_global_heap_ = 0;
 
 void *goalloc_sys_map(size_t len) {
@@ -159,6 +163,14 @@ uint64_t goalloc_rss_bytes(void) {
   return pages * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+static void (*load_hook)(void);
+void goalloc_set_load_hook(void (*hook)(void)) { __atomic_store_n(&load_hook, hook, __ATOMIC_RELEASE); }
+
+__attribute__((constructor)) static void goalloc_shim_init(void) {
+  void (*hook)(void) = __atomic_load_n(&load_hook, __ATOMIC_ACQUIRE);
+  if (hook) hook();
+}
+
 static void (*exit_hook)(void);
 void goalloc_set_exit_hook(void (*hook)(void)) { __atomic_store_n(&exit_hook, hook, __ATOMIC_RELEASE); }
 
@@ -204,6 +216,156 @@ void goalloc_report(const char *op, const char *what, uintptr_t addr) {
   line[n++] = '\n';
 #undef PUT
   goalloc_write_len(2, line, n);
+}
+
+// MARK: tracing and profiling output
+
+int goalloc_debug_value(const char *key, char *buf, size_t len) {
+  if (environ == 0 || len == 0) return 0;
+  const char *s = getenv("GOALLOC_DEBUG");
+  size_t kl = strlen(key);
+  while (s && *s) {
+    const char *end = strchr(s, ',');
+    size_t n = end ? (size_t)(end - s) : strlen(s);
+    if (n > kl && strncmp(s, key, kl) == 0 && s[kl] == '=') {
+      size_t vl = n - kl - 1;
+      if (vl >= len) vl = len - 1;
+      memcpy(buf, s + kl + 1, vl);
+      buf[vl] = 0;
+      return 1;
+    }
+    s = end ? end + 1 : 0;
+  }
+  return 0;
+}
+
+int goalloc_open_output(const char *path) {
+  if (strcmp(path, "1") == 0 || strcmp(path, "stderr") == 0 || strcmp(path, "-") == 0) return 2;
+  int saved = errno;
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  errno = saved;
+  return fd;
+}
+
+void goalloc_close_output(int fd) { if (fd > 2) { int saved = errno; close(fd); errno = saved; } }
+
+static int trace_lock_word;
+static char trace_buf[1 << 16];
+static size_t trace_len;
+static int trace_buf_fd = -1;
+
+void goalloc_trace_lock(void) {
+  while (__atomic_exchange_n(&trace_lock_word, 1, __ATOMIC_ACQUIRE)) sched_yield();
+}
+void goalloc_trace_unlock(void) { __atomic_store_n(&trace_lock_word, 0, __ATOMIC_RELEASE); }
+void goalloc_trace_reset_lock(void) { __atomic_store_n(&trace_lock_word, 0, __ATOMIC_RELEASE); }
+
+static void trace_flush_locked(void) {
+  if (trace_len && trace_buf_fd >= 0) goalloc_write_len(trace_buf_fd, trace_buf, trace_len);
+  trace_len = 0;
+}
+
+void goalloc_trace_flush(void) {
+  goalloc_trace_lock();
+  trace_flush_locked();
+  goalloc_trace_unlock();
+}
+
+static char *put_hex(char *p, uint64_t v) {
+  char tmp[16]; int i = 16;
+  do { tmp[--i] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
+  *p++ = '0'; *p++ = 'x';
+  while (i < 16) *p++ = tmp[i++];
+  return p;
+}
+static char *put_dec(char *p, uint64_t v) {
+  char tmp[20]; int i = 20;
+  do { tmp[--i] = (char)('0' + v % 10); v /= 10; } while (v);
+  while (i < 20) *p++ = tmp[i++];
+  return p;
+}
+
+void goalloc_trace_event(int fd, char op, long tid, uintptr_t addr, size_t size, unsigned cls,
+                         void *const *pcs, int npcs) {
+  char line[128 + 19 * 64];
+  char *p = line;
+  *p++ = op; *p++ = ' ';
+  p = put_dec(p, (uint64_t)tid); *p++ = ' ';
+  p = put_hex(p, addr);
+  if (op == 'a') { *p++ = ' '; p = put_dec(p, size); *p++ = ' '; p = put_dec(p, cls); }
+  if (npcs > 64) npcs = 64;
+  for (int i = 0; i < npcs; i++) { *p++ = ' '; p = put_hex(p, (uint64_t)(uintptr_t)pcs[i]); }
+  *p++ = '\n';
+  size_t n = (size_t)(p - line);
+  goalloc_trace_lock();
+  if (trace_buf_fd != fd) { trace_flush_locked(); trace_buf_fd = fd; }
+  if (trace_len + n > sizeof trace_buf) trace_flush_locked();
+  memcpy(trace_buf + trace_len, line, n);
+  trace_len += n;
+  goalloc_trace_unlock();
+}
+
+static __thread int in_backtrace;
+int goalloc_backtrace(void **pcs, int max, int skip) {
+  if (in_backtrace) return 0;
+  in_backtrace = 1;
+  void *tmp[80];
+  int want = max + skip;
+  if (want > 80) want = 80;
+  int n = backtrace(tmp, want);
+  in_backtrace = 0;
+  /* Drop the allocator's own frames: leading frames in the object that holds this function
+     (libgoalloc.so; in a statically linked test binary, `skip` frames instead). */
+  static void *self_base;
+  if (!self_base) {
+    Dl_info me;
+    if (dladdr((void *)goalloc_backtrace, &me)) self_base = me.dli_fbase;
+  }
+  int first = 0;
+  Dl_info di;
+  while (first < n && dladdr(tmp[first], &di) && di.dli_fbase == self_base && first < 24) first++;
+  if (first >= n || first == 24) first = skip < n ? skip : 0;
+  int out = 0;
+  for (int i = first; i < n && out < max; i++) pcs[out++] = tmp[i];
+  return out;
+}
+
+void goalloc_write_frame(int fd, void *pc) {
+  Dl_info info;
+  int saved = errno;
+  if (dladdr(pc, &info) && info.dli_sname) {
+    goalloc_write(fd, info.dli_sname);
+  } else if (info.dli_fname) {
+    const char *base = strrchr(info.dli_fname, '/');
+    goalloc_write(fd, base ? base + 1 : info.dli_fname);
+    goalloc_write(fd, "+");
+    goalloc_write_hex(fd, (uint64_t)((uintptr_t)pc - (uintptr_t)info.dli_fbase));
+  } else {
+    goalloc_write_hex(fd, (uint64_t)(uintptr_t)pc);
+  }
+  errno = saved;
+}
+
+static __thread uint64_t rng_state;
+uint64_t goalloc_random64(void) {
+  if (rng_state == 0) rng_state = goalloc_nanotime() ^ ((uint64_t)goalloc_gettid() << 32) ^ 0x9E3779B97F4A7C15ull;
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+
+uint64_t goalloc_next_sample(uint64_t mean) {
+  if (mean <= 1) return 1;
+  double u = ((double)(goalloc_random64() >> 11) + 1.0) / 9007199254740993.0;  /* (0, 1] */
+  double d = -log(u) * (double)mean;
+  return d < 1 ? 1 : (uint64_t)d;
+}
+
+uint64_t goalloc_scale_sample(uint64_t size, uint64_t rate) {
+  if (rate <= 1 || size == 0) return size;
+  double scale = 1.0 / (1.0 - exp(-(double)size / (double)rate));
+  return (uint64_t)((double)size * scale);
 }
 
 // MARK: configuration

@@ -24,6 +24,7 @@ public struct MCacheHeader {
   var tinySpan: SpanPtr? = nil // span of the tiny block
   var tid: Int = 0
   var refills: Int = 0         // for GOALLOC_DEBUG=check=1
+  var nextSample: Int = 0      // heap profile: bytes until the next sample
 }
 
 public struct MCacheLink {

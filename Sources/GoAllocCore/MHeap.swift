@@ -36,6 +36,7 @@ public struct MHeap {
   var bitsalloc: UnsafeMutablePointer<FixAlloc>  // [bitsOrders]
   var caches: UnsafeMutablePointer<CacheList>    // live mcaches (their own lock)
   var scavenger: UnsafeMutablePointer<ScavengerState>  // (its own lock)
+  var instrumentation: UnsafeMutablePointer<Instrumentation>  // traces and heap profile
   var debugFlags: UInt32 = 0                     // atomic: GOALLOC_DEBUG flags
   // Statistics (heap lock unless noted).
   var pagesInUse = 0
@@ -53,7 +54,7 @@ public struct MHeap {
   /// A new heap in its own mappings, or nil when the OS refuses memory.
   public static func create() -> UnsafeMutablePointer<MHeap>? {
     let extra = numSpanClasses * MemoryLayout<MCentral>.stride + 256 + 64 + 128
-      + ScavengerState.maxRuns * 16
+      + ScavengerState.maxRuns * 16 + 128
       + MCache.counterWords * 8 * 2 + bitsOrders * MemoryLayout<FixAlloc>.stride
     guard let mem = sysMap(roundUp(MemoryLayout<MHeap>.stride, 64) + extra),
           let idx = sysMap(arenaIndexEntries * 8),
@@ -76,6 +77,9 @@ public struct MHeap {
     let scav = p.bindMemory(to: ScavengerState.self, capacity: 1)
     p += 128
     scav.initialize(to: ScavengerState(runs: p.bindMemory(to: UInt.self, capacity: 2 * ScavengerState.maxRuns)))
+    p += ScavengerState.maxRuns * 16
+    let ins = p.bindMemory(to: Instrumentation.self, capacity: 1)
+    ins.initialize(to: Instrumentation())
     for o in 0..<bitsOrders { (bits + o).initialize(to: FixAlloc(size: 4 * 8 << o)) }
     for i in 0..<numSpanClasses {
       (centrals + i).initialize(to: MCentral())
@@ -88,7 +92,7 @@ public struct MHeap {
       spanalloc: FixAlloc(size: MemoryLayout<MSpan>.stride),
       cachealloc: FixAlloc(size: MCache.bytes),
       tinyalloc: FixAlloc(size: classNObjs(tinySizeClass)),
-      bitsalloc: bits, caches: caches, scavenger: scav, flushed: flushed, globalFrees: globalFrees))
+      bitsalloc: bits, caches: caches, scavenger: scav, instrumentation: ins, flushed: flushed, globalFrees: globalFrees))
     return h
   }
 }
@@ -250,12 +254,14 @@ extension UnsafeMutablePointer where Pointee == MHeap {
 
   /// Takes every allocator lock (pthread_atfork prepare).
   func lockAll() {
+    goalloc_trace_lock()
     for i in 0..<numSpanClasses { lockAcquire(&pointee.centrals[i].lock) }
     lockAcquire(&pointee.scavenger.pointee.lock)
     lockAcquire(&pointee.caches.pointee.lock)
     lockAcquire(&pointee.lock)
   }
   func unlockAll() {
+    goalloc_trace_unlock()
     lockRelease(&pointee.lock)
     lockRelease(&pointee.caches.pointee.lock)
     lockRelease(&pointee.scavenger.pointee.lock)
@@ -264,6 +270,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// In the child: locks are free again; the caches of threads that do not exist here are
   /// flushed so their spans are not lost.
   func afterForkChild(keeping current: UnsafeMutableRawPointer?) {
+    goalloc_trace_reset_lock()
     lockReset(&pointee.lock)
     lockReset(&pointee.caches.pointee.lock)
     lockReset(&pointee.scavenger.pointee.lock)

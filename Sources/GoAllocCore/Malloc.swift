@@ -58,9 +58,11 @@ func initGlobalHeap() -> UnsafeMutablePointer<MHeap>? {
     goalloc_global_heap_set(UnsafeMutableRawPointer(h))
   }
   lockRelease(&globalInitLock)
-  if h != nil {
+  if let h {
     goalloc_register_atfork(forkPrepare, forkParent, forkChild)
     goalloc_set_exit_hook(exitHook)
+    goalloc_set_load_hook(loadHook)
+    h.configureInstrumentation()
   }
   return h
 }
@@ -75,13 +77,14 @@ public func refreshDebugFlags() {
 /// This thread's cache, created on first use; nil when out of memory.
 @inline(__always) @usableFromInline func currentCache() -> MCache? {
   if let raw = goalloc_tls_get() { return MCache(raw) }
+  if let raw = goalloc_tls_slow_get() { return MCache(raw) }
   return createThreadCache()
 }
 
 @inline(never)
 func createThreadCache() -> MCache? {
   guard let h = globalHeap(), let c = MCache.create(h) else { return nil }
-  goalloc_tls_set(c.raw)
+  if h.instrumented { goalloc_tls_slow_set(c.raw) } else { goalloc_tls_set(c.raw) }
   if goalloc_tls_state_get() == 0 && goalloc_thread_key_init(threadExit) != 0 {
     goalloc_thread_key_set(c.raw)
   }
@@ -90,16 +93,18 @@ func createThreadCache() -> MCache? {
 
 /// pthread key destructor: the thread is exiting; give its spans and counters back.
 func threadExit(_ raw: UnsafeMutableRawPointer?) {
-  guard let raw, goalloc_tls_get() == raw else { return }
+  guard let raw, goalloc_tls_get() == raw || goalloc_tls_slow_get() == raw else { return }
   goalloc_tls_set(nil)
+  goalloc_tls_slow_set(nil)
   goalloc_tls_state_set(1)  // later mallocs on this thread use a short-lived cache
   MCache(raw).destroy()
 }
 
 /// Flushes and frees the calling thread's cache now (tests; threads about to exit).
 public func releaseThreadCache() {
-  guard let raw = goalloc_tls_get() else { return }
+  guard let raw = goalloc_tls_get() ?? goalloc_tls_slow_get() else { return }
   goalloc_tls_set(nil)
+  goalloc_tls_slow_set(nil)
   MCache(raw).destroy()
 }
 
@@ -107,8 +112,15 @@ public func releaseThreadCache() {
 func exitHook() {
   refreshDebugFlags()
   guard let h = globalHeap() else { return }
+  h.finishInstrumentation()
   if h.debugFlags & UInt32(GOALLOC_DEBUG_CHECK) != 0 && !h.checkHeapAndReport() { goalloc_abort() }
   if h.debugFlags & UInt32(GOALLOC_DEBUG_STATS) != 0 { MemStats.read(h).write(to: 2) }
+}
+
+/// Library constructor: the environment is readable now (the first mallocs may predate it).
+func loadHook() {
+  refreshDebugFlags()
+  globalHeap()?.configureInstrumentation()
 }
 
 func forkPrepare() { globalHeap()?.lockAll() }
@@ -146,13 +158,27 @@ func mallocSlow(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool, alignme
   -> UnsafeMutableRawPointer?
 {
   if size < 0 { return enomem() }
-  var size = size == 0 ? 1 : size
+  let size = size == 0 ? 1 : size
   var c: MCache
   if let cc = currentCache() { c = cc } else { return enomem() }
   // A thread past its exit flush gets a cache for this one call.
   let temporary = goalloc_tls_state_get() != 0
   defer { if temporary { releaseThreadCache() } }
+  var sc = 0
+  let p = mallocWith(c, size, noscan: noscan, zero: zero, mallocMode: mallocMode,
+                     alignment: alignment, sizeclass: &sc)
+  if p == 0 { return enomem() }
+  let h = c.heap
+  if _slowPath(h.instrumented) {
+    h.recordAlloc(c, p, size: size, sizeclass: sc, slot: sc == 0 ? roundUp(size, pageSize) : classSize(sc))
+  }
+  return UnsafeMutableRawPointer(bitPattern: p)
+}
 
+/// The allocation itself, from cache c; 0 when out of memory. Sets `sizeclass` (0: large).
+func mallocWith(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool,
+                alignment: Int, sizeclass: inout Int) -> UInt {
+  var size = size
   var sc = 0
   if alignment > (mallocMode ? 16 : 8) {
     // A class whose every slot is aligned (slots start at page-aligned bases), else large.
@@ -168,19 +194,20 @@ func mallocSlow(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool, alignme
   } else if size > maxSmallSize {
     return largeAlloc(c, size, noscan: noscan, zero: zero, alignPages: 1)
   } else if !mallocMode && noscan && size < tinySize {
-    let p = c.mallocTiny(size)
-    return p == 0 ? enomem() : UnsafeMutableRawPointer(bitPattern: p)
+    sizeclass = tinySizeClass
+    return c.mallocTiny(size)
   } else {
     sc = sizeToClass(size, mallocMode: mallocMode)
   }
+  sizeclass = sc
   let spc = sc << 1 | (noscan ? 1 : 0)
   let p = c.nextFree(spc)
-  if p == 0 { return enomem() }
+  if p == 0 { return 0 }
   c.countMalloc(sc)
   if zero && c.alloc[spc].pointee.needzero != 0 {
     goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc))
   }
-  return UnsafeMutableRawPointer(bitPattern: p)
+  return p
 }
 
 func enomem() -> UnsafeMutableRawPointer? {
@@ -189,21 +216,20 @@ func enomem() -> UnsafeMutableRawPointer? {
 }
 
 /// A dedicated span for one object of more than 32 KiB.
-func largeAlloc(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, alignPages: Int)
-  -> UnsafeMutableRawPointer?
-{
-  if size > (1 << (heapAddrBits - 2)) { return enomem() }
+func largeAlloc(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, alignPages: Int) -> UInt {
+  if size > (1 << (heapAddrBits - 2)) { return 0 }
   let npages = (size + pageSize - 1) >> pageShift
   let h = c.heap
   guard let s = h.allocSpan(npages, spanclass: noscan ? 1 : 0, alignPages: alignPages) else {
-    return enomem()
+    return 0
   }
   s.pointee.requested = size
   atomicAdd64(&h.pointee.largeAllocs, 1)
   atomicAdd64(&h.pointee.largeAllocBytes, UInt64(npages * pageSize))
-  let p = UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr)!
-  if zero && s.pointee.needzero != 0 { goalloc_memset(p, 0, size) }
-  return p
+  if zero && s.pointee.needzero != 0 {
+    goalloc_memset(UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr), 0, size)
+  }
+  return s.pointee.startAddr
 }
 
 // MARK: free
@@ -216,9 +242,18 @@ func freeObject(_ p: UnsafeMutableRawPointer?, op: StaticString) {
   if let raw = goalloc_tls_get() {
     let c = MCache(raw)
     freeIn(c.heap, c.header.pointee.arenas, raw, UInt(bitPattern: p), op: op)
-  } else if let h = globalHeap() {
-    freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), nil, UInt(bitPattern: p), op: op)
+  } else {
+    freeSlow(p, op: op)
   }
+}
+
+/// free without a fast-path cache: cacheless threads, and instrumented mode.
+@inline(never)
+func freeSlow(_ p: UnsafeMutableRawPointer, op: StaticString) {
+  guard let h = globalHeap() else { return }
+  let raw = goalloc_tls_slow_get()
+  if h.instrumented { h.recordFree(UInt(bitPattern: p)) }
+  freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), raw, UInt(bitPattern: p), op: op)
 }
 
 /// Frees address a of heap h (arena index `index`); `raw` is the calling thread's cache of that
@@ -359,6 +394,11 @@ func reallocObject(_ p: UnsafeMutableRawPointer?, _ size: Int, mallocMode: Bool)
   if old == 0 { return nil }  // reported as invalid (warn mode)
   if size <= old && (old <= maxSmallSize ? size > old / 2 || old <= 16
                                         : (size + pageSize - 1) / pageSize == old / pageSize) {
+    if _slowPath(goalloc_tls_get() == nil), let h = globalHeap(), h.instrumented,
+       let c = currentCache() {
+      h.recordFree(UInt(bitPattern: p))
+      h.recordAlloc(c, UInt(bitPattern: p), size: size, sizeclass: old <= maxSmallSize ? sizeToClass(old, mallocMode: mallocMode) : 0, slot: 0)
+    }
     return p
   }
   guard let q = mallocgc(size, noscan: true, zero: false, mallocMode: mallocMode) else { return nil }

@@ -101,8 +101,8 @@ import Glibc
     let h = MHeap.create()!
     let c = MCache.create(h)!
     let before = h.pointee.pages.freePages
-    let a = largeAlloc(c, 100_000, noscan: true, zero: false, alignPages: 1)!
-    let b = largeAlloc(c, 200_000, noscan: true, zero: false, alignPages: 1)!
+    let a = UnsafeMutableRawPointer(bitPattern: largeAlloc(c, 100_000, noscan: true, zero: false, alignPages: 1))!
+    let b = UnsafeMutableRawPointer(bitPattern: largeAlloc(c, 200_000, noscan: true, zero: false, alignPages: 1))!
     #expect(h.spanOf(a)!.pointee.npages == 13)
     #expect(h.spanOf(b + 199_999) == h.spanOf(b))
     freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), c.raw, UInt(bitPattern: a), op: "free")
@@ -110,7 +110,7 @@ import Glibc
     #expect(h.pointee.pages.freePages == h.pointee.pages.totalPages && before == 0)
     #expect(h.spanOf(a) == nil)
     // The two runs merged: a run as large as both fits where a was.
-    let d = largeAlloc(c, 13 * 8192 + 25 * 8192, noscan: true, zero: false, alignPages: 1)!
+    let d = UnsafeMutableRawPointer(bitPattern: largeAlloc(c, 13 * 8192 + 25 * 8192, noscan: true, zero: false, alignPages: 1))!
     #expect(d == a)
     #expect(h.checkHeap().ok)
   }

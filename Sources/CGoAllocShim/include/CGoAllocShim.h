@@ -27,6 +27,11 @@ static inline __attribute__((always_inline)) void goalloc_tls_set(void *p) { goa
 /// 0: alive; 1: the thread-exit flush ran (allocate without keeping a cache).
 static inline __attribute__((always_inline)) uint32_t goalloc_tls_state_get(void) { return goalloc_tls_state; }
 static inline __attribute__((always_inline)) void goalloc_tls_state_set(uint32_t s) { goalloc_tls_state = s; }
+/// In instrumented mode (tracing, heap profile) a thread's cache lives here instead, so every
+/// allocation misses the fast path and takes the instrumented slow path.
+extern __thread void *goalloc_tls_slow_cache __attribute__((tls_model("initial-exec")));
+static inline __attribute__((always_inline)) void *goalloc_tls_slow_get(void) { return goalloc_tls_slow_cache; }
+static inline __attribute__((always_inline)) void goalloc_tls_slow_set(void *p) { goalloc_tls_slow_cache = p; }
 
 /// The process-wide heap (an `MHeap` in mmap'd memory), published once.
 static inline void *goalloc_global_heap_get(void) {
@@ -78,6 +83,8 @@ void goalloc_sleep_ns(uint64_t ns);
 uint64_t goalloc_memlimit_from_env(void);
 /// Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown.
 uint64_t goalloc_rss_bytes(void);
+/// Called from the library's constructor (the environment is readable from then on).
+void goalloc_set_load_hook(void (*hook)(void));
 /// Called from a destructor when the library is unloaded or the process exits (stats printing).
 void goalloc_set_exit_hook(void (*hook)(void));
 
@@ -89,6 +96,32 @@ void goalloc_write_u64(int fd, uint64_t v);
 void goalloc_write_hex(int fd, uint64_t v);
 /// "goalloc: <what> <op>(): 0x<addr>\n" on fd 2.
 void goalloc_report(const char *op, const char *what, uintptr_t addr);
+
+// MARK: tracing and profiling output (all buffered, locked, fork-safe through the hooks below)
+
+/// Copies the value of `key` in GOALLOC_DEBUG (e.g. allocfreetrace=FILE) into buf. 1 if present.
+int goalloc_debug_value(const char *key, char *buf, size_t len);
+/// "1", "stderr" or "-" -> 2; otherwise the file, created or truncated. -1 on failure.
+int goalloc_open_output(const char *path);
+void goalloc_close_output(int fd);
+/// One allocation or free event of the allocation trace (format: see AllocTrace.swift).
+void goalloc_trace_event(int fd, char op, long tid, uintptr_t addr, size_t size, unsigned cls,
+                         void *const *pcs, int npcs);
+void goalloc_trace_flush(void);
+void goalloc_trace_lock(void);
+void goalloc_trace_unlock(void);
+void goalloc_trace_reset_lock(void);
+/// The caller's return addresses (glibc backtrace), skipping `skip` frames; 0 when called
+/// re-entrantly (backtrace itself may allocate the first time).
+int goalloc_backtrace(void **pcs, int max, int skip);
+/// Writes one frame as "symbol" or "module+0xoffset" (dladdr, no allocation).
+void goalloc_write_frame(int fd, void *pc);
+/// A uniform random 64-bit value (per-thread state, seeded from the clock and thread id).
+uint64_t goalloc_random64(void);
+/// An exponentially distributed distance with the given mean (heap profile sampling).
+uint64_t goalloc_next_sample(uint64_t mean);
+/// Go's unsampling estimate of the bytes a sample of `size` stands for at `rate`.
+uint64_t goalloc_scale_sample(uint64_t size, uint64_t rate);
 
 // MARK: configuration (GOALLOC_DEBUG=stats=1,badfree=warn,check=1,scavenger=0)
 

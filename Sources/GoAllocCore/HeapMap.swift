@@ -1,0 +1,104 @@
+// HeapMap: a walk over every page of the heap, for heap maps and fragmentation figures.
+//
+// `walkHeap` visits, in address order within each arena, every in-use span and every run of
+// free pages (split where the released state changes). It holds the heap lock, so spans are not
+// created or freed meanwhile; the allocCount of a span cached by a running thread is read as it
+// is at that instant. `writeHeapMap` prints the walk in GoAlloc's heap-map text format:
+//
+//   # goalloc heapmap v1
+//   arena <base> <bytes>
+//   span <base> <npages> <spanclass> <elemsize> <nelems> <allocated> <where>
+//   free <base> <npages> <released>
+//
+// Addresses in 0x-hex, the rest decimal; spanclass = sizeclass << 1 | noscan (0/1: large,
+// 136: tiny blocks); where = cached | partial | full | large; released = 0 | 1 (returned to the OS).
+import CGoAllocShim
+
+public struct HeapRegion {
+  public enum Kind { case arena, span, free }
+  public var kind: Kind
+  public var base: UInt
+  public var npages: Int
+  public var spanclass: Int = 0
+  public var elemsize: Int = 0
+  public var nelems: Int = 0
+  public var allocated: Int = 0
+  public var cached = false
+  public var onPartialList = false
+  public var released = false
+}
+
+extension UnsafeMutablePointer where Pointee == MHeap {
+  /// Calls body for every arena, span and free run, in address order (heap lock held: body must
+  /// not allocate from this heap).
+  public func walkHeap(_ body: (HeapRegion) -> Void) {
+    lockAcquire(&pointee.lock)
+    defer { lockRelease(&pointee.lock) }
+    let pa = pointee.pages
+    if pa.maxChunk < 0 { return }
+    let firstArena = (pa.minChunk << logChunkBytes) >> logHeapArenaBytes
+    let lastArena = (pa.maxChunk << logChunkBytes) >> logHeapArenaBytes
+    for ai in firstArena...lastArena {
+      guard pointee.arenas[ai] != nil else { continue }
+      let arenaBase = UInt(ai) << UInt(logHeapArenaBytes)
+      body(HeapRegion(kind: .arena, base: arenaBase, npages: pagesPerArena))
+      var page = 0
+      while page < pagesPerArena {
+        let addr = arenaBase + UInt(page * pageSize)
+        let ci = Int(addr >> UInt(logChunkBytes))
+        let pi = Int((addr >> UInt(pageShift)) & UInt(chunkPages - 1))
+        guard let c = pa.chunk(ci) else { page += chunkPages; continue }
+        let bit: UInt64 = 1 << UInt64(pi & 63)
+        let isFree = c[pi >> 6] & bit != 0
+        if !isFree, let s = spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), addr),
+           s.pointee.startAddr == addr {
+          let fs = atomicLoad64(&s.pointee.freeState)
+          body(HeapRegion(kind: .span, base: addr, npages: s.pointee.npages,
+                          spanclass: Int(s.pointee.spanclass), elemsize: s.pointee.elemsize,
+                          nelems: s.pointee.nelems, allocated: s.pointee.allocCount,
+                          cached: fs & fsCached != 0, onPartialList: fs & fsPartial != 0))
+          page += s.pointee.npages
+          continue
+        }
+        // A run of free pages (or pages the scavenger holds for an instant), same released state.
+        let released = !isFree || c[8 + (pi >> 6)] & bit != 0
+        var n = 1
+        while page + n < pagesPerArena {
+          let a2 = addr + UInt(n * pageSize)
+          let ci2 = Int(a2 >> UInt(logChunkBytes))
+          let pi2 = Int((a2 >> UInt(pageShift)) & UInt(chunkPages - 1))
+          guard let c2 = pa.chunk(ci2) else { break }
+          let b2: UInt64 = 1 << UInt64(pi2 & 63)
+          let free2 = c2[pi2 >> 6] & b2 != 0
+          if !free2 && spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), a2) != nil { break }
+          let rel2 = !free2 || c2[8 + (pi2 >> 6)] & b2 != 0
+          if rel2 != released { break }
+          n += 1
+        }
+        body(HeapRegion(kind: .free, base: addr, npages: n, released: released))
+        page += n
+      }
+    }
+  }
+
+  /// Writes the heap map text format (see above) to fd.
+  public func writeHeapMap(to fd: Int32) {
+    writeStatic(fd, "# goalloc heapmap v1\n")
+    walkHeap { r in
+      switch r.kind {
+      case .arena:
+        writeStatic(fd, "arena "); goalloc_write_hex(fd, UInt64(r.base)); writeStatic(fd, " ")
+        goalloc_write_u64(fd, UInt64(heapArenaBytes)); writeStatic(fd, "\n")
+      case .span:
+        func num(_ v: Int) { writeStatic(fd, " "); goalloc_write_u64(fd, UInt64(v)) }
+        writeStatic(fd, "span "); goalloc_write_hex(fd, UInt64(r.base))
+        num(r.npages); num(r.spanclass); num(r.elemsize); num(r.nelems); num(r.allocated)
+        writeStatic(fd, r.spanclass >> 1 == 0 ? " large\n" : r.cached ? " cached\n"
+                        : r.onPartialList ? " partial\n" : " full\n")
+      case .free:
+        writeStatic(fd, "free "); goalloc_write_hex(fd, UInt64(r.base)); writeStatic(fd, " ")
+        goalloc_write_u64(fd, UInt64(r.npages)); writeStatic(fd, r.released ? " 1\n" : " 0\n")
+      }
+    }
+  }
+}

@@ -1,0 +1,94 @@
+// HeapProfile: a sampled heap profile, as Go's MemProfileRate (GOALLOC_DEBUG=memprofile=FILE,
+// memprofilerate=BYTES, default 512 KiB).
+//
+// Each thread counts down the bytes it allocates (slot sizes); when the count goes negative the
+// allocation is sampled — its call stack recorded — and the next distance is drawn from an
+// exponential distribution with mean `rate`, so samples form a Poisson process over allocated
+// bytes. Sampled objects that are still live when the profile is written (at exit, or on demand)
+// are reported in the folded-stack format flame-graph tools read:
+//   root_frame;...;leaf_frame <estimated bytes>
+// where the estimate unsamples the object's size as Go does: size / (1 - exp(-size/rate)).
+// The live samples sit in an open-addressed table (65536 entries, mmap'd, under a lock); when it
+// is full, new samples are dropped and counted.
+import CGoAllocShim
+
+let sampleSlots = 1 << 16
+let sampleFrames = 32
+let sampleWords = 3 + sampleFrames       // addr, size, nframes, frames...
+let sampleTombstone: UInt = 1
+
+extension UnsafeMutablePointer where Pointee == MHeap {
+  func startHeapProfile(rate: UInt64) -> Bool {
+    let ins = pointee.instrumentation
+    guard let m = sysMap(sampleSlots * sampleWords * 8) else { return false }
+    ins.pointee.samples = m.assumingMemoryBound(to: UInt.self)
+    ins.pointee.profileRate = rate
+    return true
+  }
+
+  @inline(__always) func sampleSlot(_ p: UInt) -> Int {
+    Int(truncatingIfNeeded: (UInt64(p >> 4) &* 0x9E37_79B9_7F4A_7C15) >> 48) & (sampleSlots - 1)
+  }
+
+  func addSample(_ p: UInt, size: Int, frames: UnsafeMutablePointer<UnsafeMutableRawPointer?>, count: Int) {
+    let ins = pointee.instrumentation
+    guard let table = ins.pointee.samples else { return }
+    lockAcquire(&ins.pointee.lock)
+    defer { lockRelease(&ins.pointee.lock) }
+    var i = sampleSlot(p)
+    for _ in 0..<sampleSlots {
+      let rec = table + i * sampleWords
+      if rec[0] == 0 || rec[0] == sampleTombstone {
+        rec[0] = p
+        rec[1] = UInt(size)
+        rec[2] = UInt(count)
+        for k in 0..<count { rec[3 + k] = UInt(bitPattern: frames[k]) }
+        ins.pointee.liveSamples += 1
+        return
+      }
+      i = (i + 1) & (sampleSlots - 1)
+    }
+    ins.pointee.droppedSamples += 1
+  }
+
+  func removeSample(_ p: UInt) {
+    let ins = pointee.instrumentation
+    guard let table = ins.pointee.samples else { return }
+    lockAcquire(&ins.pointee.lock)
+    defer { lockRelease(&ins.pointee.lock) }
+    var i = sampleSlot(p)
+    for _ in 0..<sampleSlots {
+      let rec = table + i * sampleWords
+      if rec[0] == 0 { return }
+      if rec[0] == p {
+        rec[0] = sampleTombstone
+        ins.pointee.liveSamples -= 1
+        return
+      }
+      i = (i + 1) & (sampleSlots - 1)
+    }
+  }
+
+  /// Writes the live sampled allocations as folded stacks (root first).
+  public func writeHeapProfile(to fd: Int32) {
+    let ins = pointee.instrumentation
+    guard let table = ins.pointee.samples else { return }
+    lockAcquire(&ins.pointee.lock)
+    defer { lockRelease(&ins.pointee.lock) }
+    for i in 0..<sampleSlots {
+      let rec = table + i * sampleWords
+      if rec[0] == 0 || rec[0] == sampleTombstone { continue }
+      let n = Int(rec[2])
+      if n == 0 { writeStatic(fd, "[unknown]") }
+      var k = n - 1
+      while k >= 0 {
+        goalloc_write_frame(fd, UnsafeMutableRawPointer(bitPattern: rec[3 + k]))
+        if k > 0 { writeStatic(fd, ";") }
+        k -= 1
+      }
+      writeStatic(fd, " ")
+      goalloc_write_u64(fd, goalloc_scale_sample(UInt64(rec[1]), ins.pointee.profileRate))
+      writeStatic(fd, "\n")
+    }
+  }
+}
