@@ -38,6 +38,13 @@ int goalloc_check_heap(void);
  * returns the bytes released. */
 size_t goalloc_release_free_memory(void);
 
+/* Writes the heap map ("# goalloc heapmap v1" text: arenas, spans, free runs) to path ("-" =
+ * stderr). 1 on success. GOALLOC_DEBUG=heapmap=FILE writes one at exit. */
+int goalloc_write_heapmap(const char *path);
+/* Writes the live sampled allocations as folded stacks; needs GOALLOC_DEBUG=memprofile=FILE
+ * (memprofilerate=BYTES, default 524288) from the start. 1 on success. */
+int goalloc_write_heap_profile(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -305,6 +305,37 @@ void goalloc_trace_event(int fd, char op, long tid, uintptr_t addr, size_t size,
   goalloc_trace_unlock();
 }
 
+void goalloc_write_maps(int fd) {
+  int saved = errno;
+  int m = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (m < 0) { errno = saved; return; }
+  char buf[4096], line[512];
+  size_t ll = 0;
+  ssize_t n;
+  while ((n = read(m, buf, sizeof buf)) > 0) {
+    for (ssize_t i = 0; i < n; i++) {
+      char ch = buf[i];
+      if (ch != '\n') { if (ll < sizeof line - 1) line[ll++] = ch; continue; }
+      line[ll] = 0;
+      /* start-end perms offset dev inode path */
+      char *dash = strchr(line, '-'), *sp1 = strchr(line, ' ');
+      if (dash && sp1 && sp1[1] && sp1[3] == 'x') {
+        char *off = strchr(sp1 + 1, ' ');
+        char *path = strchr(line, '/');
+        if (off && path) {
+          goalloc_write(fd, "# map 0x"); goalloc_write_len(fd, line, (size_t)(dash - line));
+          goalloc_write(fd, " 0x"); goalloc_write_len(fd, dash + 1, (size_t)(sp1 - dash - 1));
+          goalloc_write(fd, " 0x"); goalloc_write_len(fd, off + 1, 8);
+          goalloc_write(fd, " "); goalloc_write(fd, path); goalloc_write(fd, "\n");
+        }
+      }
+      ll = 0;
+    }
+  }
+  close(m);
+  errno = saved;
+}
+
 static __thread int in_backtrace;
 int goalloc_backtrace(void **pcs, int max, int skip) {
   if (in_backtrace) return 0;

@@ -5,6 +5,7 @@
 //   # goalloc allocfreetrace v1
 //   a <tid> <addr> <size> <class> [<pc> ...]    allocation of <size> requested bytes
 //   f <tid> <addr> [<pc> ...]                   free
+//   # map <start> <end> <offset> <path>        at the end: executable mappings, to symbolize pcs
 // class is the size class (0: large object); realloc appears as its allocation and free (an
 // in-place realloc as "f" then "a" of the same address). pcs (return addresses, innermost first)
 // follow when GOALLOC_DEBUG has tracestack=1. Events of all threads go through one buffer under
@@ -127,6 +128,8 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// Flushes the trace and writes the heap profile and heap map requested in GOALLOC_DEBUG.
   func finishInstrumentation() {
     goalloc_trace_flush()
+    let tfd = pointee.instrumentation.pointee.traceFD
+    if tfd >= 0 && pointee.instrumentation.pointee.traceStacks != 0 { goalloc_write_maps(tfd) }
     var buf: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
               UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
       (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)

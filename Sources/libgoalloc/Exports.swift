@@ -116,3 +116,24 @@ import GoAllocCoreEmbedded
   guard let out else { return }
   goReadMemStats().store(to: out)
 }
+
+/// Writes the heap map (text format, see HeapMap.swift) to `path` ("-" for stderr). 1 on success.
+@c public func goalloc_write_heapmap(_ path: UnsafePointer<CChar>?) -> Int32 {
+  guard let path, let h = globalHeap() else { return 0 }
+  let fd = goalloc_open_output(path)
+  if fd < 0 { return 0 }
+  h.writeHeapMap(to: fd)
+  goalloc_close_output(fd)
+  return 1
+}
+
+/// Writes the sampled heap profile (folded stacks) to `path`; needs GOALLOC_DEBUG=memprofile=...
+/// to have been set at start. 1 on success.
+@c public func goalloc_write_heap_profile(_ path: UnsafePointer<CChar>?) -> Int32 {
+  guard let path, let h = globalHeap() else { return 0 }
+  let fd = goalloc_open_output(path)
+  if fd < 0 { return 0 }
+  h.writeHeapProfile(to: fd)
+  goalloc_close_output(fd)
+  return 1
+}

@@ -108,6 +108,9 @@ void goalloc_close_output(int fd);
 void goalloc_trace_event(int fd, char op, long tid, uintptr_t addr, size_t size, unsigned cls,
                          void *const *pcs, int npcs);
 void goalloc_trace_flush(void);
+/// Appends "# map <start> <end> <file offset> <path>" lines for the executable mappings of this
+/// process (from /proc/self/maps), so pcs in a trace or profile can be symbolized offline.
+void goalloc_write_maps(int fd);
 void goalloc_trace_lock(void);
 void goalloc_trace_unlock(void);
 void goalloc_trace_reset_lock(void);
