@@ -26,6 +26,8 @@ struct goalloc_memstats {
   uint64_t heap_objects;   /* mallocs - frees */
   uint64_t mspan_inuse, mspan_sys, mcache_inuse, mcache_sys, other_sys;
   uint64_t large_allocs, large_frees, tiny_allocs, bad_frees, thread_caches, spans_in_use;
+  uint64_t rounding_waste;  /* estimated bytes lost to size-class rounding in live objects */
+  uint64_t next_gc, num_gc, pause_total_ns;  /* GC mode; zero with explicit free only */
 };
 
 /* Fills *out with a consistent snapshot (allocation goes on meanwhile). */

@@ -61,3 +61,31 @@ extension MemStats {
   /// A snapshot of the process-wide heap, taken without stopping allocation.
   public static func read() -> MemStats { goReadMemStats() }
 }
+
+/// Fragmentation of the process-wide heap: bytes lost to size-class rounding (estimated), in
+/// partly filled spans, in span tails, and in free pages held, per size class and in total.
+public struct FragmentationReport {
+  public var roundingWaste: UInt64
+  public var total: Fragmentation
+  /// Index = size class (0: large objects).
+  public var bySizeClass: [Fragmentation]
+
+  public static func read() -> FragmentationReport {
+    guard let h = globalHeap() else {
+      return FragmentationReport(roundingWaste: 0, total: Fragmentation(), bySizeClass: [])
+    }
+    var per = [Fragmentation](repeating: Fragmentation(), count: 68)
+    let total = per.withUnsafeMutableBufferPointer { h.fragmentation(perClass: $0.baseAddress!) }
+    return FragmentationReport(roundingWaste: MemStats.read(h).roundingWaste, total: total, bySizeClass: per)
+  }
+}
+
+extension MemStats {
+  /// Per size class (1...67): slot size, objects allocated, objects freed (Go's BySize).
+  public static func bySize() -> [(size: Int, mallocs: UInt64, frees: UInt64)] {
+    guard let h = globalHeap() else { return [] }
+    var buf = [(UInt64, UInt64)](repeating: (0, 0), count: 68)
+    _ = buf.withUnsafeMutableBufferPointer { MemStats.read(h, bySize: $0.baseAddress!) }
+    return (1..<68).map { (SizeClassInfo.size(ofClass: $0), buf[$0].0, buf[$0].1) }
+  }
+}

@@ -102,3 +102,53 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     }
   }
 }
+
+/// Where heap memory goes besides live objects (one size class, or the whole heap).
+public struct Fragmentation {
+  public var spans = 0
+  public var slots = 0
+  public var allocatedSlots = 0
+  public var freeSlotBytes = 0      // free slots in spans that also hold objects (partly filled)
+  public var emptySpanBytes = 0     // spans with no object at all (cached or parked)
+  public var tailBytes = 0          // span bytes past the last slot
+  public var freePageBytes = 0      // free pages held (not returned to the OS)
+  public var releasedBytes = 0      // free pages returned to the OS
+  public init() {}
+}
+
+extension UnsafeMutablePointer where Pointee == MHeap {
+  /// Totals over the heap; `perClass`, when given, receives 68 entries (index = size class, 0 =
+  /// large objects). Tiny blocks count in class 2.
+  public func fragmentation(perClass: UnsafeMutablePointer<Fragmentation>? = nil) -> Fragmentation {
+    var total = Fragmentation()
+    if let perClass { for i in 0..<numSizeClasses { perClass[i] = Fragmentation() } }
+    walkHeap { r in
+      switch r.kind {
+      case .arena: break
+      case .free:
+        if r.released { total.releasedBytes += r.npages * pageSize }
+        else { total.freePageBytes += r.npages * pageSize }
+      case .span:
+        let sc = r.spanclass == tinySpanClass ? tinySizeClass : r.spanclass >> 1
+        var f = Fragmentation()
+        f.spans = 1
+        f.slots = r.nelems
+        f.allocatedSlots = r.allocated
+        let free = (r.nelems - r.allocated) * r.elemsize
+        if r.allocated == 0 { f.emptySpanBytes = r.npages * pageSize } else { f.freeSlotBytes = free }
+        f.tailBytes = r.npages * pageSize - r.nelems * r.elemsize
+        total.add(f)
+        perClass?[sc].add(f)
+      }
+    }
+    return total
+  }
+}
+
+extension Fragmentation {
+  mutating func add(_ o: Fragmentation) {
+    spans += o.spans; slots += o.slots; allocatedSlots += o.allocatedSlots
+    freeSlotBytes += o.freeSlotBytes; emptySpanBytes += o.emptySpanBytes; tailBytes += o.tailBytes
+    freePageBytes += o.freePageBytes; releasedBytes += o.releasedBytes
+  }
+}

@@ -4,8 +4,9 @@
 //
 // Layout (one block from the mheap's cachealloc, reached in one TLS load):
 //   [0, 1152)      alloc[numSpanClasses]: current span per span class (emptySpan when none)
-//   [1152, 2272)   counters: mallocs[68], frees[68], tiny objects/frees, tiny blocks/frees
-//   [2304, ...)    MCacheHeader: heap, arena index, tiny block state; then MCacheLink
+//   [1152, 2816)   counters: mallocs[68], frees[68], tiny objects/frees, tiny blocks/frees,
+//                  requested bytes[68]
+//   [2816, ...)    MCacheHeader: heap, arena index, tiny block state; then MCacheLink
 // `alloc` sits at offset 0 so the fast path indexes the cache pointer directly.
 //
 // When a span is exhausted the cache first folds frees that arrived for it (cheap, no lock),
@@ -38,11 +39,13 @@ public struct MCacheLink {
 
   static let allocBytes = roundUp(numSpanClasses * 8, 64)
   @usableFromInline static let countersOffset = 1152
-  static let counterWords = 2 * numStatClasses + 4
+  static let counterWords = 3 * numStatClasses + 4
   static let tinyAllocsIdx = 2 * numStatClasses
   static let tinyFreesIdx = tinyAllocsIdx + 1
   static let tinyBlockAllocsIdx = tinyAllocsIdx + 2
   static let tinyBlockFreesIdx = tinyAllocsIdx + 3
+  /// Requested bytes per size class (slot bytes minus these = size-class rounding).
+  static let requestedIdx = tinyAllocsIdx + 4
   static let headerOffset = roundUp(countersOffset + counterWords * 8, 64)
   static let linkOffset = roundUp(headerOffset + MemoryLayout<MCacheHeader>.stride, 64)
   static let bytes = roundUp(linkOffset + MemoryLayout<MCacheLink>.stride, 64)
@@ -53,7 +56,10 @@ public struct MCacheLink {
   @inline(__always) @usableFromInline var counters: UnsafeMutablePointer<UInt64> {
     (raw + MCache.countersOffset).assumingMemoryBound(to: UInt64.self)
   }
-  @inline(__always) @usableFromInline func countMalloc(_ sc: Int) { counterBump(counters + sc) }
+  @inline(__always) @usableFromInline func countMalloc(_ sc: Int, requested: Int) {
+    counterBump(counters + sc)
+    counterBump(counters + MCache.requestedIdx + sc, UInt64(truncatingIfNeeded: requested))
+  }
   @inline(__always) @usableFromInline func countFree(_ sc: Int) { counterBump(counters + numStatClasses + sc) }
   @inline(__always) var header: UnsafeMutablePointer<MCacheHeader> {
     (raw + MCache.headerOffset).assumingMemoryBound(to: MCacheHeader.self)

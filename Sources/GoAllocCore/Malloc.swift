@@ -143,7 +143,7 @@ func mallocgc(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool) -> Unsafe
     let sc = sizeToClass(size, mallocMode: mallocMode)
     let s = c.alloc[sc &<< 1 | (noscan ? 1 : 0)]
     if let p = s.nextFreeFast() {
-      c.countMalloc(sc)
+      c.countMalloc(sc, requested: size)
       if zero && s.pointee.needzero != 0 {
         goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc))
       }
@@ -203,7 +203,7 @@ func mallocWith(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, mallocMode: 
   let spc = sc << 1 | (noscan ? 1 : 0)
   let p = c.nextFree(spc)
   if p == 0 { return 0 }
-  c.countMalloc(sc)
+  c.countMalloc(sc, requested: size)
   if zero && c.alloc[spc].pointee.needzero != 0 {
     goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc))
   }

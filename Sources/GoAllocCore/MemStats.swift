@@ -33,6 +33,15 @@ public struct MemStats {
   public var badFrees: UInt64 = 0
   public var numThreadCaches: UInt64 = 0
   public var spansInUse: UInt64 = 0
+  /// Estimated bytes lost to size-class rounding in live small objects.
+  public var roundingWaste: UInt64 = 0
+  // GC fields (Go's), kept for the GC mode; zero while only explicit free is used.
+  public var nextGC: UInt64 = 0
+  public var lastGC: UInt64 = 0
+  public var pauseTotalNs: UInt64 = 0
+  public var numGC: UInt32 = 0
+  public var numForcedGC: UInt32 = 0
+  public var gcCPUFraction: Double = 0
 
   public init() {}
 
@@ -44,6 +53,7 @@ public struct MemStats {
     let list = h.pointee.caches
     lockAcquire(&list.pointee.lock)
     var tiny = (objs: UInt64(0), frees: UInt64(0), blocks: UInt64(0), blockFrees: UInt64(0))
+    var liveRequested = 0.0
     for i in 0..<MCache.counterWords {
       var v = h.pointee.flushed[i] &+ atomicLoadRelaxed64(h.pointee.globalFrees + i)
       var it = list.pointee.head
@@ -55,16 +65,23 @@ public struct MemStats {
       if i < numStatClasses {
         sums.mallocs &+= v
         sums.allocBytes &+= v &* UInt64(classSize(i))
+        bySize?[i] = (v, 0)
       } else if i < 2 * numStatClasses {
         let sc = i - numStatClasses
         sums.frees &+= v
         sums.freeBytes &+= v &* UInt64(classSize(sc))
-        bySize?[sc] = (bySize?[sc].0 ?? 0, v)
+        bySize?[sc].1 = v
       } else if i == MCache.tinyAllocsIdx { tiny.objs = v }
       else if i == MCache.tinyFreesIdx { tiny.frees = v }
       else if i == MCache.tinyBlockAllocsIdx { tiny.blocks = v }
-      else { tiny.blockFrees = v }
-      if i < numStatClasses { bySize?[i] = (v, 0) }
+      else if i == MCache.tinyBlockFreesIdx { tiny.blockFrees = v }
+      else {
+        // Requested bytes of class sc: the rounding of the live objects is estimated from the
+        // class's average request (frees do not know the request).
+        let sc = i - MCache.requestedIdx
+        let m = Double(perClassMallocs(h, list, sc)), f = Double(perClassFrees(h, list, sc))
+        if m > 0 && m > f { liveRequested += Double(v) * (m - f) / m }
+      }
     }
     m.numThreadCaches = UInt64(list.pointee.count)
     lockRelease(&list.pointee.lock)
@@ -104,14 +121,33 @@ public struct MemStats {
       + arenaIndexEntries * 8)
     lockRelease(&h.pointee.lock)
     m.sys = m.heapSys &+ m.mspanSys &+ m.mcacheSys &+ m.otherSys
+    let smallLive = sums.allocBytes > sums.freeBytes ? sums.allocBytes - sums.freeBytes : 0
+    m.roundingWaste = smallLive > UInt64(liveRequested) ? smallLive - UInt64(liveRequested) : 0
     return m
   }
+
+  static func counterSum(_ h: UnsafeMutablePointer<MHeap>, _ list: UnsafeMutablePointer<CacheList>,
+                         _ i: Int) -> UInt64 {
+    var v = h.pointee.flushed[i] &+ atomicLoadRelaxed64(h.pointee.globalFrees + i)
+    var it = list.pointee.head
+    while let raw = it {
+      let c = MCache(raw)
+      v &+= atomicLoadRelaxed64(c.counters + i)
+      it = c.link.pointee.next
+    }
+    return v
+  }
+  static func perClassMallocs(_ h: UnsafeMutablePointer<MHeap>, _ list: UnsafeMutablePointer<CacheList>,
+                              _ sc: Int) -> UInt64 { counterSum(h, list, sc) }
+  static func perClassFrees(_ h: UnsafeMutablePointer<MHeap>, _ list: UnsafeMutablePointer<CacheList>,
+                            _ sc: Int) -> UInt64 { counterSum(h, list, numStatClasses + sc) }
 
   /// Stores the fields in the order of `struct goalloc_memstats` (include/goalloc.h).
   public func store(to out: UnsafeMutablePointer<UInt64>) {
     let v = (alloc, totalAlloc, sys, mallocs, frees, heapAlloc, heapSys, heapIdle, heapInuse,
              heapReleased, heapObjects, mspanInuse, mspanSys, mcacheInuse, mcacheSys, otherSys,
-             largeAllocs, largeFrees, tinyAllocs, badFrees, numThreadCaches, spansInUse)
+             largeAllocs, largeFrees, tinyAllocs, badFrees, numThreadCaches, spansInUse,
+             roundingWaste, nextGC, UInt64(numGC), pauseTotalNs)
     withUnsafeBytes(of: v) { b in
       UnsafeMutableRawPointer(out).copyMemory(from: b.baseAddress!, byteCount: b.count)
     }
@@ -134,5 +170,7 @@ public struct MemStats {
     line("MCacheInuse", mcacheInuse); line("MCacheSys", mcacheSys); line("OtherSys", otherSys)
     line("LargeAllocs", largeAllocs); line("LargeFrees", largeFrees); line("TinyAllocs", tinyAllocs)
     line("BadFrees", badFrees); line("ThreadCaches", numThreadCaches); line("SpansInUse", spansInUse)
+    line("RoundingWaste", roundingWaste)
+    line("NextGC", nextGC); line("NumGC", UInt64(numGC)); line("PauseTotalNs", pauseTotalNs)
   }
 }

@@ -48,4 +48,20 @@ import GoAllocCore
     #expect(after.heapObjects == before.heapObjects)
     #expect(after.frees - before.frees == 1000)
   } }
+
+  @Test func bySizeAndFragmentation() { _withExclusiveGlobalHeapForTesting {
+    let before = MemStats.bySize()
+    var ps: [UnsafeMutableRawPointer] = []
+    for _ in 0..<100 { ps.append(GoAlloc.allocate(1000, scan: true)!) }  // class 32 (1024 B)
+    let after = MemStats.bySize()
+    let c = GoAlloc.sizeClass(for: 1000)
+    #expect(after[c - 1].size == 1024)
+    #expect(after[c - 1].mallocs - before[c - 1].mallocs == 100)
+    let frag = FragmentationReport.read()
+    #expect(frag.bySizeClass[c].allocatedSlots >= 100)
+    #expect(frag.bySizeClass[c].spans >= 100 / 8)
+    // 24 bytes of rounding per live 1000-byte object, at least.
+    #expect(frag.roundingWaste >= 100 * 24)
+    for p in ps { GoAlloc.deallocate(p) }
+  } }
 }
