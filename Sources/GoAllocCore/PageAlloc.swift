@@ -340,9 +340,15 @@ public struct PageAlloc {
     while ci >= minChunk && nruns < capacity && taken < maxPages {
       defer { ci -= 1 }
       guard let c = chunk(ci) else { continue }
-      var any = false
-      for w in 0..<8 where c[w] & ~c[8 + w] != 0 { any = true; break }
-      if !any { continue }
+      var candidates = 0, free = 0
+      for w in 0..<8 {
+        candidates += (c[w] & ~c[8 + w]).nonzeroBitCount
+        free += c[w].nonzeroBitCount
+      }
+      if candidates == 0 { continue }
+      // Background passes leave dense chunks alone (>= 96.9% in use, Go's rule): their memory,
+      // and the transparent huge pages behind it, is about to be used again.
+      if minRun > 1 && free <= chunkPages / 32 { continue }
       // Runs of free & unscavenged pages in this chunk, from the top.
       var page = chunkPages
       var touched = false

@@ -6,8 +6,9 @@
 //                        goal = peak + peak/10                          (keep ~10% over it)
 //                        retained = inUse + free-but-not-released pages
 //   if retained > goal: release up to 16 MiB of free pages per tick (about 1-2% of one CPU),
-//   highest addresses first, only runs of >= 64 KiB so densely used memory (and its transparent
-//   huge pages) is not broken up for a few pages. Every 10 ticks, empty spans still parked on
+//   highest addresses first, only runs of >= 64 KiB and never in dense 4 MiB chunks (>= 96.9%
+//   of pages in use), so densely used memory (and the transparent huge pages behind it; arenas
+//   and chunks are 2 MiB-aligned) is not broken up for a few pages. Every 10 ticks, empty spans still parked on
 //   mcentral lists are reclaimed first.
 // Near the memory limit (retained >= 95% of it) the scavenger releases everything free, at once
 // and in any run length, in the background tick and synchronously before the heap grows.

@@ -25,7 +25,7 @@ struct GoallocCommand: ParsableCommand {
       libgoalloc.so replaces malloc, free and friends in any dynamically linked program when it \
       is loaded with LD_PRELOAD; `goalloc run` does that for you.
       """,
-    subcommands: [SizeClassesCommand.self, PreloadPathCommand.self, RunCommand.self]
+    subcommands: [SizeClassesCommand.self, PreloadPathCommand.self, RunCommand.self, BenchCommand.self]
   )
 }
 
