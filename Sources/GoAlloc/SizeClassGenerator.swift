@@ -238,6 +238,14 @@ public struct SizeClassTable: Sendable {
     out += Self.cArray("uint8_t ", "goalloc_size_to_class8_malloc_", sizeToClass8Malloc.map(Int.init))
     out += "/// Index (size - 1024 + 127) >> 7 for 1024 < size <= 32768.\n"
     out += Self.cArray("uint8_t ", "goalloc_size_to_class128_", sizeToClass128.map(Int.init))
+    // One flat table per mode, indexed by (size + 7) >> 3 up to 32768: a single load on the
+    // malloc fast path (derived from the two tables above; the tests check they agree).
+    let fine = (0...(Self.maxSmallSize / 8)).map { sizeClass(for: Swift.max($0 * 8, 1), mallocMode: false) }
+    let fineMalloc = (0...(Self.maxSmallSize / 8)).map { sizeClass(for: Swift.max($0 * 8, 1), mallocMode: true) }
+    out += "/// Index (size + 7) >> 3 for 1 <= size <= 32768: the same answers as the two tables above.\n"
+    out += Self.cArray("uint8_t ", "goalloc_size_to_class_fine_", fine)
+    out += "/// The malloc-mode version of goalloc_size_to_class_fine_.\n"
+    out += Self.cArray("uint8_t ", "goalloc_size_to_class_fine_malloc_", fineMalloc)
     out += """
       static inline __attribute__((always_inline)) uint32_t goalloc_class_size(uint32_t c) { return goalloc_class_to_size_[c]; }
       static inline __attribute__((always_inline)) uint32_t goalloc_class_npages(uint32_t c) { return goalloc_class_to_npages_[c]; }
@@ -248,6 +256,11 @@ public struct SizeClassTable: Sendable {
       static inline __attribute__((always_inline)) uint32_t goalloc_size_class(size_t size, int malloc_mode) {
         if (size <= 1024) return malloc_mode ? goalloc_size_to_class8_malloc_[(size + 7) >> 3] : goalloc_size_to_class8_[(size + 7) >> 3];
         return goalloc_size_to_class128_[(size - 1024 + 127) >> 7];
+      }
+
+      /// The same as goalloc_size_class with one table load (the fast path's lookup).
+      static inline __attribute__((always_inline)) uint32_t goalloc_size_class_fast(size_t size, int malloc_mode) {
+        return malloc_mode ? goalloc_size_to_class_fine_malloc_[(size + 7) >> 3] : goalloc_size_to_class_fine_[(size + 7) >> 3];
       }
 
       #endif /* GOALLOC_SIZECLASSES_H */

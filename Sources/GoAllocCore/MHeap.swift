@@ -189,6 +189,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     s.pointee.spanclass = UInt8(spc)
     s.pointee.bits = bits.bindMemory(to: UInt64.self, capacity: 4 << order)
     s.pointee.bitsOrder = UInt8(order)
+    s.pointee.bitWords = 1 << order
     s.pointee.tinyCounts = counts?.bindMemory(to: UInt8.self, capacity: nelems)
     s.pointee.nelems = nelems
     if large {
@@ -198,7 +199,9 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     } else {
       s.pointee.elemsize = classSize(sc)
       s.pointee.divMul = classDivMagic(sc)
-      s.pointee.allocCache = ~0
+      let tail = nelems & 63  // bits past nelems read as allocated (see nextFreeFast)
+      if tail != 0 { s.pointee.bits![words - 1] = ~((1 << UInt64(tail)) - 1) }
+      s.pointee.allocCache = ~s.pointee.bits![0]
     }
     s.pointee.limit = base + UInt(nelems * s.pointee.elemsize)
     setSpans(pointee.arenas, base, npages, s)

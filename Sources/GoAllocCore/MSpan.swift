@@ -36,6 +36,7 @@ public struct MSpan {
   @usableFromInline var freeState: UInt64 = 0    // atomic: pending frees << 32 | flags
   @usableFromInline var bits: UnsafeMutablePointer<UInt64>? = nil  // alloc | free | localFree | gcmark
   @usableFromInline var localFreed: Int = 0      // owner's frees not folded yet (localFreeBits)
+  @usableFromInline var bitWords: Int = 0        // 1 << bitsOrder
   // Cold.
   @usableFromInline var npages: Int = 0
   @usableFromInline var limit: UInt = 0          // end of object data
@@ -60,7 +61,7 @@ public struct MSpan {
 
 extension UnsafeMutablePointer where Pointee == MSpan {
   // Safe (all four): bitsOrder <= 4, and `bits` is set for every in-use span.
-  @inline(__always) var bitWords: Int { 1 &<< Int(pointee.bitsOrder) }
+  @inline(__always) var bitWords: Int { pointee.bitWords }
   @inline(__always) var allocBits: UnsafeMutablePointer<UInt64> { pointee.bits.unsafelyUnwrapped }
   @inline(__always) var freeBits: UnsafeMutablePointer<UInt64> { pointee.bits.unsafelyUnwrapped + bitWords }
   /// Frees made by the owning thread itself: plain bits, no atomics.
@@ -78,20 +79,18 @@ extension UnsafeMutablePointer where Pointee == MSpan {
   }
 
   /// The inlined allocation fast path: the next free slot from allocCache, or nil when the
-  /// cache word is exhausted (the caller then takes `nextFreeIndex`). About 15 instructions.
+  /// cache word is exhausted (the caller then takes `nextFreeIndex`). About 12 instructions.
+  /// Bits of allocBits past nelems are kept set ("allocated"), so a set bit of allocCache is
+  /// always a real slot; a word boundary simply empties allocCache and the slow path reloads it.
   @inline(__always) func nextFreeFast() -> UInt? {
     let theBit = pointee.allocCache.trailingZeroBitCount
     if _fastPath(theBit < 64) {
       let result = pointee.freeindex &+ theBit  // Safe: freeindex <= 1024, theBit < 64.
-      if _fastPath(result < pointee.nelems) {
-        let freeidx = result &+ 1
-        if freeidx & 63 == 0 && freeidx != pointee.nelems { return nil }
-        pointee.allocCache = (pointee.allocCache &>> UInt64(theBit)) &>> 1
-        pointee.freeindex = freeidx
-        pointee.allocCount &+= 1
-        // Safe: result < nelems, so the slot lies inside the span.
-        return pointee.startAddr &+ UInt(bitPattern: result &* pointee.elemsize)
-      }
+      pointee.allocCache = (pointee.allocCache &>> UInt64(theBit)) &>> 1
+      pointee.freeindex = result &+ 1
+      pointee.allocCount &+= 1
+      // Safe: result < nelems (see above), so the slot lies inside the span.
+      return pointee.startAddr &+ UInt(bitPattern: result &* pointee.elemsize)
     }
     return nil
   }
@@ -107,6 +106,11 @@ extension UnsafeMutablePointer where Pointee == MSpan {
     let snelems = pointee.nelems
     if sfreeindex == snelems { return snelems }
     var bitIndex = pointee.allocCache.trailingZeroBitCount
+    if bitIndex == 64 && sfreeindex & 63 == 0 {
+      // The fast path stopped on a word boundary without loading the next word.
+      refillAllocCache(sfreeindex >> 6)
+      bitIndex = pointee.allocCache.trailingZeroBitCount
+    }
     while bitIndex == 64 {
       sfreeindex = (sfreeindex + 64) & ~63
       if sfreeindex >= snelems {

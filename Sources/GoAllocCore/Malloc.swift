@@ -137,8 +137,8 @@ func forkChild() { globalHeap()?.afterForkChild(keeping: goalloc_tls_get()) }
 @inline(__always) @usableFromInline
 func mallocgc(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool) -> UnsafeMutableRawPointer? {
   // Fast path (about 25 instructions): one TLS load, two table loads, one span, one ctz.
-  if let raw = goalloc_tls_get(), _fastPath(UInt(bitPattern: size &- 1) < UInt(maxSmallSize)),
-     mallocMode || !noscan || size >= tinySize {
+  if _fastPath(UInt(bitPattern: size &- 1) < UInt(maxSmallSize)) && (mallocMode || !noscan || size >= tinySize),
+     let raw = goalloc_tls_get() {
     let c = MCache(raw)
     let sc = sizeToClass(size, mallocMode: mallocMode)
     let s = c.alloc[sc &<< 1 | (noscan ? 1 : 0)]
@@ -261,21 +261,26 @@ func freeSlow(_ p: UnsafeMutableRawPointer, op: StaticString) {
 @inline(__always) @usableFromInline
 func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
             _ raw: UnsafeMutableRawPointer?, _ a: UInt, op: StaticString) {
-  guard let s = spanOfIndex(index, a), atomicLoad32(&s.pointee.state) == spanInUse else {
+  // A span is in the arena index exactly while it is in use (entries are cleared, under the heap
+  // lock, before a span is freed), so the index alone tells "ours".
+  guard let s = spanOfIndex(index, a) else {
     h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
     return
   }
-  if _slowPath(s.isLarge) { return freeLarge(h, s, a, op: op) }
+  let spc = Int(s.pointee.spanclass)
+  // Safe: unsigned compare folds "large (0, 1) or tiny (136)" into one branch.
+  if _slowPath(UInt(bitPattern: spc &- 2) >= UInt(tinySpanClass - 2)) {
+    return freeUncommon(h, raw, s, a, op: op)
+  }
   let idx = s.objIndex(a)
-  if _slowPath(Int(s.pointee.spanclass) == tinySpanClass) { return freeTiny(h, raw, s, idx, a, op: op) }
   if _slowPath(s.pointee.startAddr &+ UInt(bitPattern: idx &* s.pointee.elemsize) != a) {
     h.badFree(op, "invalid pointer (interior pointer)", a)
     return
   }
-  let sc = Int(s.pointee.spanclass >> 1)
+  let sc = spc &>> 1
   if let raw {
     let c = MCache(raw)
-    if c.alloc[Int(s.pointee.spanclass)] == s {
+    if c.alloc[spc] == s {
       // The span is this thread's current span: record the free in its own bitmap, no atomics.
       let w = idx &>> 6
       let bit: UInt64 = 1 &<< UInt64(idx & 63)
@@ -293,6 +298,14 @@ func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
   } else if freeSlot(h, s, idx, a, op: op) {
     atomicAdd64(h.pointee.globalFrees + numStatClasses + sc, 1)
   }
+}
+
+/// Large objects and tiny blocks.
+@inline(never)
+func freeUncommon(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr,
+                  _ a: UInt, op: StaticString) {
+  if s.isLarge { return freeLarge(h, s, a, op: op) }
+  freeTiny(h, raw, s, s.objIndex(a), a, op: op)
 }
 
 /// Records slot idx of small span s as free. Returns false (after reporting) on a double free.

@@ -25,7 +25,7 @@ public let tinySizeClass = 2
 
 @inline(__always) @usableFromInline
 func sizeToClass(_ size: Int, mallocMode: Bool) -> Int {
-  Int(goalloc_size_class(size, mallocMode ? 1 : 0))
+  Int(goalloc_size_class_fast(size, mallocMode ? 1 : 0))
 }
 @inline(__always) @usableFromInline func classSize(_ c: Int) -> Int { Int(goalloc_class_size(UInt32(c))) }
 @inline(__always) @usableFromInline func classNPages(_ c: Int) -> Int { Int(goalloc_class_npages(UInt32(c))) }
