@@ -4,12 +4,6 @@ import PackageDescription
 /// Embedded Swift for the drop-in library: no Swift runtime, no system malloc.
 let embedded: [SwiftSetting] = [.enableExperimentalFeature("Embedded")]
 
-/// libc allocator entry points that libgoalloc.so exports; Swift defines `goalloc_<name>` and the
-/// linker gives the libc name the same address (`--defsym`), so there is no thunk.
-let cAllocatorABI = ["malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign",
-                     "aligned_alloc", "memalign", "valloc", "pvalloc", "malloc_usable_size",
-                     "malloc_trim", "mallopt"]
-
 /// The core's hot paths: no exclusivity checks (all state lives behind raw pointers anyway).
 let coreSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
 
@@ -26,17 +20,18 @@ let package = Package(
   ],
   targets: [
     .target(name: "CGoAllocShim", linkerSettings: [.linkedLibrary("m")]),
+    // The libc names of libgoalloc.so (default visibility; trampolines to the Swift exports).
+    .target(name: "CGoAllocABI", cSettings: [.unsafeFlags(["-fno-builtin"])]),
     .target(name: "GoAllocCore", dependencies: ["CGoAllocShim"], swiftSettings: coreSettings),
     .target(name: "GoAllocCoreEmbedded", dependencies: ["CGoAllocShim"],
             swiftSettings: embedded + coreSettings),
     .target(
       name: "libgoalloc",
-      dependencies: ["GoAllocCoreEmbedded", "CGoAllocShim"],
+      dependencies: ["GoAllocCoreEmbedded", "CGoAllocShim", "CGoAllocABI"],
       exclude: ["exports.map"],
       swiftSettings: embedded + coreSettings,
       linkerSettings: [
         .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/libgoalloc/exports.map"]),
-        .unsafeFlags(cAllocatorABI.flatMap { ["-Xlinker", "--defsym=\($0)=goalloc_\($0)"] }),
       ]
     ),
     .target(name: "GoAlloc", dependencies: ["GoAllocCore"]),

@@ -166,7 +166,11 @@ uint64_t goalloc_rss_bytes(void) {
 static void (*load_hook)(void);
 void goalloc_set_load_hook(void (*hook)(void)) { __atomic_store_n(&load_hook, hook, __ATOMIC_RELEASE); }
 
+/* Defined by libgoalloc (Exports.swift): sets the heap up at load time, when libc is ready. */
+extern void goalloc_on_load(void) __attribute__((weak));
+
 __attribute__((constructor)) static void goalloc_shim_init(void) {
+  if (goalloc_on_load) { goalloc_on_load(); return; }
   void (*hook)(void) = __atomic_load_n(&load_hook, __ATOMIC_ACQUIRE);
   if (hook) hook();
 }
@@ -190,6 +194,15 @@ void goalloc_write_len(int fd, const char *s, size_t n) {
   }
   errno = saved;
 }
+
+static int stats_fd = -1;
+void goalloc_stats_fd_init(void) {
+  if (stats_fd >= 0) return;
+  int saved = errno;
+  stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 64);
+  errno = saved;
+}
+int goalloc_stats_fd(void) { return stats_fd >= 0 ? stats_fd : 2; }
 
 void goalloc_write(int fd, const char *s) { goalloc_write_len(fd, s, strlen(s)); }
 

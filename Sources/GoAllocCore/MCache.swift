@@ -94,6 +94,15 @@ public struct MCacheLink {
   /// Hands every span back, flushes the counters into the heap and frees the cache itself.
   public func destroy() {
     releaseAll()
+    abandon()
+    let h = heap
+    lockAcquire(&h.pointee.lock)
+    h.pointee.cachealloc.free(raw)
+    lockRelease(&h.pointee.lock)
+  }
+
+  /// Unlinks the cache of a thread that no longer exists (fork child) without touching its spans.
+  func abandon() {
     let h = heap
     let list = h.pointee.caches
     lockAcquire(&list.pointee.lock)
@@ -103,9 +112,6 @@ public struct MCacheLink {
     for i in 0..<MCache.counterWords { h.pointee.flushed[i] &+= atomicLoadRelaxed64(counters + i) }
     list.pointee.count -= 1
     lockRelease(&list.pointee.lock)
-    lockAcquire(&h.pointee.lock)
-    h.pointee.cachealloc.free(raw)
-    lockRelease(&h.pointee.lock)
   }
 
   /// Returns every cached span to its mcentral and drops the tiny block.

@@ -270,8 +270,10 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     lockRelease(&pointee.scavenger.pointee.lock)
     for i in 0..<numSpanClasses { lockRelease(&pointee.centrals[i].lock) }
   }
-  /// In the child: locks are free again; the caches of threads that do not exist here are
-  /// flushed so their spans are not lost.
+  /// In the child: locks are free again. The caches of threads that do not exist here are
+  /// unlinked (their counters flushed) but their spans are left alone: such a thread may have
+  /// been halfway through the lock-free fast path when fork copied it, so its spans cannot be
+  /// trusted. They stay "cached" forever in the child (a bounded leak, like glibc's arenas).
   func afterForkChild(keeping current: UnsafeMutableRawPointer?) {
     goalloc_trace_reset_lock()
     lockReset(&pointee.lock)
@@ -285,7 +287,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     while let raw = it {
       let c = MCache(raw)
       it = c.link.pointee.next
-      if raw != current { c.destroy() }
+      if raw != current { c.abandon() }
     }
   }
 }

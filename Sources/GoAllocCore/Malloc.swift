@@ -114,12 +114,14 @@ func exitHook() {
   guard let h = globalHeap() else { return }
   h.finishInstrumentation()
   if h.debugFlags & UInt32(GOALLOC_DEBUG_CHECK) != 0 && !h.checkHeapAndReport() { goalloc_abort() }
-  if h.debugFlags & UInt32(GOALLOC_DEBUG_STATS) != 0 { MemStats.read(h).write(to: 2) }
+  if h.debugFlags & UInt32(GOALLOC_DEBUG_STATS) != 0 { MemStats.read(h).write(to: goalloc_stats_fd()) }
 }
 
 /// Library constructor: the environment is readable now (the first mallocs may predate it).
-func loadHook() {
+public func loadHook() {
+  _ = globalHeap()
   refreshDebugFlags()
+  if let h = globalHeap(), h.debugFlags & UInt32(GOALLOC_DEBUG_STATS) != 0 { goalloc_stats_fd_init() }
   globalHeap()?.configureInstrumentation()
 }
 
@@ -441,10 +443,11 @@ public func goRealloc(_ p: UnsafeMutableRawPointer?, _ size: Int, mallocMode: Bo
 /// `size` bytes at a multiple of `alignment` (a power of two; any size up to the heap's limit).
 public func goAlignedAlloc(_ size: Int, alignment: Int, noscan: Bool = true, zero: Bool = false,
                            mallocMode: Bool) -> UnsafeMutableRawPointer? {
-  if alignment <= (mallocMode ? 16 : 8) && (alignment <= 8 || size >= 16 || !mallocMode) {
+  // Every class of 16 B or more is 16-aligned in malloc mode, every class 8-aligned in Go mode.
+  if alignment <= (mallocMode ? 16 : 8) {
     return mallocgc(max(size, alignment), noscan: noscan, zero: zero, mallocMode: mallocMode)
   }
-  return mallocSlow(size, noscan: noscan, zero: zero, mallocMode: mallocMode, alignment: max(alignment, 16))
+  return mallocSlow(max(size, 1), noscan: noscan, zero: zero, mallocMode: mallocMode, alignment: alignment)
 }
 
 /// Gives empty spans back to the page heap and every free page back to the OS.

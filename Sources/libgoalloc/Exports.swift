@@ -1,7 +1,7 @@
 // libgoalloc: GoAlloc as the C allocator (LD_PRELOAD=libgoalloc.so), in Embedded Swift.
 //
-// Each `goalloc_<name>` below gets the libc name `<name>` at link time (--defsym in
-// Package.swift), so `malloc` and `goalloc_malloc` are one address with no thunk. Every entry
+// Each `goalloc_<name>` below is reached from the libc name `<name>` through a one-jump C
+// trampoline (Sources/CGoAllocABI: default visibility, which Swift's protected exports lack). Every entry
 // point follows glibc's contract: failure is NULL with errno = ENOMEM (EINVAL for a bad
 // alignment), never an abort; bad pointers are reported in one line, then abort (default) or are
 // ignored and counted (GOALLOC_DEBUG=badfree=warn). Everything runs in malloc mode (16-byte
@@ -136,4 +136,10 @@ import GoAllocCoreEmbedded
   h.writeHeapProfile(to: fd)
   goalloc_close_output(fd)
   return 1
+}
+
+/// Called by the library's constructor (CGoAllocShim): the heap is set up and GOALLOC_DEBUG read
+/// as soon as libc is ready, even in a program that has not allocated yet.
+@c public func goalloc_on_load() {
+  loadHook()
 }

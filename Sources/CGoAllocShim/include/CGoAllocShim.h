@@ -91,6 +91,10 @@ void goalloc_set_exit_hook(void (*hook)(void));
 // MARK: diagnostics (fd 2, no allocation)
 
 void goalloc_write(int fd, const char *s);
+/// A private duplicate of stderr taken at load time (programs may close fd 2 before exit);
+/// falls back to 2.
+int goalloc_stats_fd(void);
+void goalloc_stats_fd_init(void);
 void goalloc_write_len(int fd, const char *s, size_t n);
 void goalloc_write_u64(int fd, uint64_t v);
 void goalloc_write_hex(int fd, uint64_t v);

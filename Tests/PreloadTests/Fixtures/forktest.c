@@ -2,7 +2,8 @@
 // 50 times. Each child frees objects the parent allocated before the fork, allocates and frees a
 // few thousand objects (some children from a second thread), checks every pattern and _exit(0)s.
 // The parent waits for each child with a deadline (a deadlocked child is killed and counted as
-// a failure) and checks its exit status. alarm() bounds the whole run, so a deadlock in the
+// a failure) and checks its exit status: 0 is success, 3 a corrupted object, 4 a heap that
+// goalloc_check_heap() found inconsistent in the child. alarm() bounds the whole run, so a deadlock in the
 // parent ends it with SIGALRM instead of hanging. Prints "fork: ok ..." and exits 0 on success.
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -106,9 +107,10 @@ static void run_child(int index, unsigned char **inherited, size_t *sizes) {
     pthread_join(t, &r);
     bad += (long)(intptr_t)r;
   }
+  if (bad) _exit(3);
   int (*check_heap)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "goalloc_check_heap");
-  if (check_heap && !check_heap()) bad++;
-  _exit(bad == 0 ? 0 : 3);
+  if (check_heap && !check_heap()) _exit(4);
+  _exit(0);
 }
 
 static long ms_since(const struct timespec *t0) {
@@ -123,7 +125,7 @@ int main(void) {
   for (uintptr_t i = 0; i < WORKERS; i++)
     if (pthread_create(&w[i], NULL, worker, (void *)i) != 0) { fprintf(stderr, "fork: pthread_create failed\n"); return 2; }
 
-  int failures = 0;
+  int failures = 0, heap_check_failures = 0;
   for (int f = 0; f < FORKS; f++) {
     unsigned char *inherited[INHERITED];
     size_t sizes[INHERITED];
@@ -164,12 +166,14 @@ int main(void) {
     } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       fprintf(stderr, "fork: child %d exited with status %d\n", f, WEXITSTATUS(status));
       failures++;
+      if (WEXITSTATUS(status) == 4) heap_check_failures++;
     }
   }
 
   __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
   for (int i = 0; i < WORKERS; i++) pthread_join(w[i], NULL);
   if (worker_errors) { fprintf(stderr, "fork: %ld corrupted objects in workers\n", worker_errors); failures++; }
-  printf("fork: %s children=%d workers=%d failures=%d\n", failures == 0 ? "ok" : "FAILED", FORKS, WORKERS, failures);
+  printf("fork: %s children=%d workers=%d failures=%d heap_check_failures=%d\n", failures == 0 ? "ok" : "FAILED",
+         FORKS, WORKERS, failures, heap_check_failures);
   return failures == 0 ? 0 : 1;
 }

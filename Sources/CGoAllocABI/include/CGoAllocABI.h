@@ -1,0 +1,1 @@
+// CGoAllocABI: the libc allocator names of libgoalloc.so (see abi.c). No declarations needed.
