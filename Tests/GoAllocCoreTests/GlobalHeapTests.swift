@@ -5,7 +5,7 @@ import CGoAllocShim
 
 /// Tests on the process-wide heap, one at a time (they compare global counters).
 @Suite(.serialized) struct GlobalHeapTests {
-  @Test func zeroedAllocationReadsZero() {
+  @Test func zeroedAllocationReadsZero() { _withExclusiveGlobalHeapForTesting {
     for size in [1, 17, 64, 1000, 5000, 40_000, 300_000] {
       for _ in 0..<3 {
         let p = goMalloc(size, mallocMode: false)!
@@ -17,9 +17,9 @@ import CGoAllocShim
         goFree(q)
       }
     }
-  }
+  } }
 
-  @Test func alignment() {
+  @Test func alignment() { _withExclusiveGlobalHeapForTesting {
     // Go mode: 18 B -> class 3 (24 B); malloc mode: 16-aligned for >= 16 B.
     let g = goMalloc(18, noscan: false, mallocMode: false)!
     #expect(usableSize(g) == 24)
@@ -40,7 +40,7 @@ import CGoAllocShim
       }
       align <<= 1
     }
-  }
+  } }
 
   @Test func tinyObjectsShareBlocksAndFreeExactly() { _withExclusiveGlobalHeapForTesting {
     let before = goReadMemStats()

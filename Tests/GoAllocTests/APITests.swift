@@ -3,25 +3,25 @@ import GoAlloc
 import GoAllocCore
 
 @Suite(.serialized) struct APITests {
-  @Test func allocateUseAndFree() {
+  @Test func allocateUseAndFree() { _withExclusiveGlobalHeapForTesting {
     for size in [1, 8, 15, 16, 18, 24, 100, 1024, 4000, 32768, 40_000, 1 << 20] {
       let p = GoAlloc.allocate(size, scan: true)!
       #expect(GoAlloc.usableSize(p) >= size)
       p.initializeMemory(as: UInt8.self, repeating: 0x7F, count: size)
       GoAlloc.deallocate(p)
     }
-  }
+  } }
 
-  @Test func goSizeClassesAsTheyAre() {
+  @Test func goSizeClassesAsTheyAre() { _withExclusiveGlobalHeapForTesting {
     #expect(GoAlloc.sizeClass(for: 18) == 3)
     #expect(GoAlloc.sizeClass(for: 18, mallocMode: true) == 4)
     let p = GoAlloc.allocate(18, scan: true)!
     #expect(GoAlloc.usableSize(p) == 24)
     #expect(UInt(bitPattern: p) % 8 == 0)
     GoAlloc.deallocate(p)
-  }
+  } }
 
-  @Test func zeroedAndAligned() {
+  @Test func zeroedAndAligned() { _withExclusiveGlobalHeapForTesting {
     let z = GoAlloc.allocateZeroed(5000)!
     #expect(UnsafeRawBufferPointer(start: z, count: 5000).allSatisfy { $0 == 0 })
     GoAlloc.deallocate(z)
@@ -31,7 +31,7 @@ import GoAllocCore
       #expect(UInt(bitPattern: p) % UInt(a) == 0)
       GoAlloc.deallocate(p)
     }
-  }
+  } }
 
   @Test func memStatsAddUp() { _withExclusiveGlobalHeapForTesting {
     let before = MemStats.read()
