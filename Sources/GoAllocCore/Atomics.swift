@@ -78,6 +78,12 @@ func atomicCAS32(_ p: UnsafeMutablePointer<UInt32>, _ expected: UInt32, _ desire
 @inline(__always) @usableFromInline func atomicStoreUInt(_ p: UnsafeMutablePointer<UInt>, _ v: UInt) {
   _atomicUInt(p).pointee.store(v, ordering: .releasing)
 }
+@inline(__always) @usableFromInline func atomicLoadRelaxedUInt(_ p: UnsafeMutablePointer<UInt>) -> UInt {
+  _atomicUInt(p).pointee.load(ordering: .relaxed)
+}
+@inline(__always) @usableFromInline func atomicStoreRelaxedUInt(_ p: UnsafeMutablePointer<UInt>, _ v: UInt) {
+  _atomicUInt(p).pointee.store(v, ordering: .relaxed)
+}
 @inline(__always) @usableFromInline
 func atomicCASUInt(_ p: UnsafeMutablePointer<UInt>, _ expected: UInt, _ desired: UInt) -> Bool {
   _atomicUInt(p).pointee.compareExchange(expected: expected, desired: desired,

@@ -25,44 +25,33 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     for spc in 0..<numSpanClasses {
       let central = pointee.centrals + spc
       lockAcquire(&central.pointee.lock)
-      for k in 0..<2 {
-        let which = k == 0 ? listPartial : listFull
-        var it = which == listPartial ? central.pointee.partial : central.pointee.full
-        var prev: SpanPtr? = nil
-        var n = 0
-        while let s = it {
-          n += 1
-          r.spansChecked += 1
-          if s.pointee.list != which { r.fail("span on a list it is not tagged with") }
-          if s.pointee.prev != prev { r.fail("broken list links") }
-          if Int(s.pointee.spanclass) != spc { r.fail("span on the wrong mcentral") }
-          if atomicLoad32(&s.pointee.state) != spanInUse { r.fail("dead span on a list") }
-          let fs = atomicLoad64(&s.pointee.freeState)
-          if fs & fsCached != 0 { r.fail("cached span on an mcentral list") }
-          // A free sets PARTIAL on a full-list span just before it moves the span (under this
-          // lock), so "full list + PARTIAL" is a legal instant; the converse is not.
-          if which == listPartial && fs & fsPartial == 0 { r.fail("partial-list span without PARTIAL") }
-          var allocated = 0
-          for i in 0..<s.pointee.nelems where s.isAllocated(i) { allocated += 1 }
-          if allocated != s.pointee.allocCount { r.fail("allocCount disagrees with allocBits") }
-          if which == listFull && allocated != s.pointee.nelems && fs & fsPartial == 0 {
-            r.fail("full span with free slots")
-          }
-          if spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), s.pointee.startAddr) != s {
-            r.fail("arena index does not map the span")
-          }
-          if spanOfIndex(UnsafeMutableRawPointer(pointee.arenas),
-                         s.pointee.startAddr + UInt(s.pointee.npages * pageSize) - 1) != s {
-            r.fail("arena index does not map the span's last page")
-          }
-          prev = s
-          it = s.pointee.next
-          if n > 1 << 26 { r.fail("list does not end"); break }
+      var it = central.pointee.partial
+      var prev: SpanPtr? = nil
+      var n = 0
+      while let s = it {
+        n += 1
+        r.spansChecked += 1
+        if s.pointee.list != listPartial { r.fail("span on a list it is not tagged with") }
+        if s.pointee.prev != prev { r.fail("broken list links") }
+        if Int(s.pointee.spanclass) != spc { r.fail("span on the wrong mcentral") }
+        if atomicLoad32(&s.pointee.state) != spanInUse { r.fail("dead span on a list") }
+        let fs = atomicLoad64(&s.pointee.freeState)
+        if fs & fsFlags != fsPartial { r.fail("partial-list span without exactly PARTIAL") }
+        var allocated = 0
+        for i in 0..<s.pointee.nelems where s.isAllocated(i) { allocated += 1 }
+        if allocated != s.pointee.allocCount { r.fail("allocCount disagrees with allocBits") }
+        if spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), s.pointee.startAddr) != s {
+          r.fail("arena index does not map the span")
         }
-        if n != (which == listPartial ? central.pointee.npartial : central.pointee.nfull) {
-          r.fail("list count mismatch")
+        if spanOfIndex(UnsafeMutableRawPointer(pointee.arenas),
+                       s.pointee.startAddr + UInt(s.pointee.npages * pageSize) - 1) != s {
+          r.fail("arena index does not map the span's last page")
         }
+        prev = s
+        it = s.pointee.next
+        if n > 1 << 26 { r.fail("list does not end"); break }
       }
+      if n != central.pointee.npartial { r.fail("list count mismatch") }
       lockRelease(&central.pointee.lock)
     }
     return r

@@ -6,7 +6,8 @@
 //   [0, 1152)      alloc[numSpanClasses]: current span per span class (emptySpan when none)
 //   [1152, 2816)   counters: mallocs[68], frees[68], tiny objects/frees, tiny blocks/frees,
 //                  requested bytes[68]
-//   [2816, ...)    MCacheHeader: heap, arena index, tiny block state; then MCacheLink
+//   [2816, 4160)   stash: per span class, up to 4 partly free spans claimed by this thread's frees
+//   [4160, ...)    MCacheHeader: heap, arena index, tiny block state; then MCacheLink
 // `alloc` sits at offset 0 so the fast path indexes the cache pointer directly.
 //
 // When a span is exhausted the cache first folds frees that arrived for it (cheap, no lock),
@@ -46,7 +47,12 @@ public struct MCacheLink {
   static let tinyBlockFreesIdx = tinyAllocsIdx + 3
   /// Requested bytes per size class (slot bytes minus these = size-class rounding).
   static let requestedIdx = tinyAllocsIdx + 4
-  static let headerOffset = roundUp(countersOffset + counterWords * 8, 64)
+  /// Per span class: a small LIFO stash of partly free spans this thread claimed by freeing into
+  /// them (linked through MSpan.next), and its length.
+  static let stashOffset = roundUp(countersOffset + counterWords * 8, 64)
+  static let stashCountOffset = stashOffset + roundUp(numSpanClasses * 8, 64)
+  static let maxStash: UInt8 = 4
+  static let headerOffset = roundUp(stashCountOffset + numSpanClasses, 64)
   static let linkOffset = roundUp(headerOffset + MemoryLayout<MCacheHeader>.stride, 64)
   static let bytes = roundUp(linkOffset + MemoryLayout<MCacheLink>.stride, 64)
 
@@ -114,7 +120,7 @@ public struct MCacheLink {
     lockRelease(&list.pointee.lock)
   }
 
-  /// Returns every cached span to its mcentral and drops the tiny block.
+  /// Returns every cached and stashed span to its mcentral and drops the tiny block.
   public func releaseAll() {
     dropTinyHold()
     let h = heap
@@ -125,10 +131,36 @@ public struct MCacheLink {
         alloc[spc] = empty
         (h.pointee.centrals + spc).uncacheSpan(h, s)
       }
+      while let st = stashPop(spc) { (h.pointee.centrals + spc).uncacheSpan(h, st) }
     }
   }
 
-  /// Exchanges the exhausted span of class spc for one with free slots. Nil: out of memory.
+  // MARK: stash (owner thread only)
+
+  @inline(__always) var stashHeads: UnsafeMutablePointer<SpanPtr?> {
+    (raw + MCache.stashOffset).assumingMemoryBound(to: SpanPtr?.self)
+  }
+  @inline(__always) var stashCounts: UnsafeMutablePointer<UInt8> {
+    (raw + MCache.stashCountOffset).assumingMemoryBound(to: UInt8.self)
+  }
+  @inline(__always) func stashHasRoom(_ spc: Int) -> Bool { stashCounts[spc] < MCache.maxStash }
+  /// s was claimed (STASHED set) by this thread.
+  @inline(__always) func stashPush(_ spc: Int, _ s: SpanPtr) {
+    atomicStoreRelaxedUInt(&s.pointee.owner, UInt(bitPattern: raw))
+    s.pointee.next = stashHeads[spc]
+    stashHeads[spc] = s
+    stashCounts[spc] &+= 1
+  }
+  @inline(__always) func stashPop(_ spc: Int) -> SpanPtr? {
+    guard let s = stashHeads[spc] else { return nil }
+    stashHeads[spc] = s.pointee.next
+    s.pointee.next = nil
+    stashCounts[spc] &-= 1
+    return s
+  }
+
+  /// Exchanges the exhausted span of class spc for one with free slots: from this thread's stash
+  /// (no lock), else from the mcentral. Nil: out of memory.
   @inline(never)
   func refill(_ spc: Int) -> SpanPtr? {
     let h = heap
@@ -138,7 +170,20 @@ public struct MCacheLink {
       alloc[spc] = h.pointee.emptySpan
       central.uncacheSpan(h, old)
     }
+    while let s = stashPop(spc) {
+      while true {  // STASHED -> CACHED, keeping the pending count
+        let cur = atomicLoad64(&s.pointee.freeState)
+        if atomicCAS64(&s.pointee.freeState, cur, (cur & ~fsFlags) | fsCached) { break }
+      }
+      s.fold(h)
+      if s.pointee.allocCount < s.pointee.nelems {
+        alloc[spc] = s
+        return s
+      }
+      central.release(s)
+    }
     guard let s = central.cacheSpan(h) else { return nil }
+    atomicStoreRelaxedUInt(&s.pointee.owner, UInt(bitPattern: raw))
     alloc[spc] = s
     if _slowPath(h.debugFlags & UInt32(GOALLOC_DEBUG_CHECK) != 0) {
       header.pointee.refills &+= 1
@@ -213,7 +258,7 @@ public struct MCacheLink {
     let idx = s.objIndex(blk)
     if atomicSub8(s.pointee.tinyCounts! + idx, 1) == 1 {
       counterBump(counters + MCache.tinyBlockFreesIdx)
-      freeSlot(heap, s, idx, blk, op: "free")
+      freeSlot(heap, raw, s, idx, blk, op: "free")
     }
   }
 }

@@ -1,15 +1,17 @@
 // MCentral: the shared pool of spans of one span class (Go's mcentral).
 //
-// Two lists: `partial` (spans that have free slots, or frees not folded yet) and `full` (spans
-// with neither). An mcache whose span is exhausted hands it back (`uncacheSpan`) and asks for
-// another (`cacheSpan`): a partial span if there is one (its freed slots are folded in first),
-// else a fresh span from the mheap. A free into a span on the full list moves it to partial once,
-// on the transition, through `queuePartial`; it is the only time a free takes this lock.
-// A span that ends up with no allocated object goes back to the mheap (on uncache, or when the
-// mheap reclaims before growing).
+// A span not cached by any thread is either on its mcentral's `partial` list (it has free slots,
+// or frees not folded yet: PARTIAL set) or *floating*: full, on no list (no flag), as Go's
+// fullSwept set would hold it. An mcache whose span is exhausted lets it float (`uncacheSpan`,
+// one CAS, no lock) and asks for another (`cacheSpan`): a partial span if there is one (its
+// freed slots are folded in first), else a fresh span from the mheap. The first free into a
+// floating span claims it (CAS on its flags): into the freeing thread's own stash (MCache), or,
+// when that is full or the thread has no cache, onto this partial list through `queuePartial`.
+// A span that ends up with no allocated object stays on the partial list until the mheap
+// reclaims it (before growing, and every second from the scavenger).
 //
-// Locking: `lock` protects the lists and every uncached span on them; it is never held while
-// taking the mheap lock.
+// Locking: `lock` protects the partial list and every span on it; it is never held while taking
+// the mheap lock.
 import CGoAllocShim
 
 public struct MCentral {
@@ -17,61 +19,49 @@ public struct MCentral {
   var lock: LockWord = 0
   var spanclass: Int32 = 0
   var partial: SpanPtr? = nil
-  var full: SpanPtr? = nil
   var npartial: Int = 0
-  var nfull: Int = 0
-  var pad: (UInt64, UInt64) = (0, 0)  // one central per cache line
+  var pad: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)  // one central per cache line
 }
 
 let listNone: UInt8 = 0
 let listPartial: UInt8 = 1
-let listFull: UInt8 = 2
 
 extension UnsafeMutablePointer where Pointee == MCentral {
-  func push(_ s: SpanPtr, _ which: UInt8) {
+  func push(_ s: SpanPtr) {
     s.pointee.prev = nil
-    s.pointee.list = which
-    if which == listPartial {
-      s.pointee.next = pointee.partial
-      pointee.partial?.pointee.prev = s
-      pointee.partial = s
-      pointee.npartial += 1
-    } else {
-      s.pointee.next = pointee.full
-      pointee.full?.pointee.prev = s
-      pointee.full = s
-      pointee.nfull += 1
-    }
+    s.pointee.list = listPartial
+    s.pointee.next = pointee.partial
+    pointee.partial?.pointee.prev = s
+    pointee.partial = s
+    pointee.npartial += 1
   }
 
   func remove(_ s: SpanPtr) {
-    if let p = s.pointee.prev { p.pointee.next = s.pointee.next }
-    else if s.pointee.list == listPartial { pointee.partial = s.pointee.next }
-    else { pointee.full = s.pointee.next }
+    if let p = s.pointee.prev { p.pointee.next = s.pointee.next } else { pointee.partial = s.pointee.next }
     s.pointee.next?.pointee.prev = s.pointee.prev
-    if s.pointee.list == listPartial { pointee.npartial -= 1 } else { pointee.nfull -= 1 }
+    pointee.npartial -= 1
     s.pointee.next = nil
     s.pointee.prev = nil
     s.pointee.list = listNone
   }
 
-  /// Files an owned span on the right list, or reports (true) that it holds no object and
-  /// must go back to the mheap. Caller holds `lock` and owns `s`.
-  func listLocked(_ s: SpanPtr) -> Bool {
+  /// Gives up ownership of span s (cached or stashed by the caller, or just taken off the
+  /// partial list under `lock`): it floats if it is full with no frees pending, else it goes on
+  /// the partial list. Takes `lock` only for the latter (`locked`: the caller holds it).
+  func release(_ s: SpanPtr, locked: Bool = false) {
+    atomicStoreRelaxedUInt(&s.pointee.owner, 0)
     while true {
       let cur = atomicLoad64(&s.pointee.freeState)
-      let pending = fsPending(cur)
-      if s.pointee.allocCount == 0 && pending == 0 {
-        if atomicCAS64(&s.pointee.freeState, cur, 0) { return true }
+      if s.pointee.allocCount == s.pointee.nelems && fsPending(cur) <= 0 {
+        // Full: float. A free that lands after this CAS finds no flag and claims the span.
+        if atomicCAS64(&s.pointee.freeState, cur, cur & ~fsFlags) { return }
         continue
       }
-      let isPartial = s.pointee.allocCount < s.pointee.nelems || pending > 0
-      let new = (cur & ~fsFlags) | (isPartial ? fsPartial : 0)
-      if atomicCAS64(&s.pointee.freeState, cur, new) {
-        push(s, isPartial ? listPartial : listFull)
-        return false
-      }
+      if atomicCAS64(&s.pointee.freeState, cur, (cur & ~fsFlags) | fsPartial) { break }
     }
+    if !locked { lockAcquire(&pointee.lock) }
+    push(s)
+    if !locked { lockRelease(&pointee.lock) }
   }
 
   /// A span with free slots for an mcache, or nil when the heap is out of memory.
@@ -88,11 +78,7 @@ extension UnsafeMutablePointer where Pointee == MCentral {
         lockRelease(&pointee.lock)
         return s
       }
-      if listLocked(s) {  // cannot be empty and full at once; keep the books straight anyway
-        lockRelease(&pointee.lock)
-        h.freeSpan(s)
-        lockAcquire(&pointee.lock)
-      }
+      release(s, locked: true)  // only late-detected double frees could leave it full
     }
     lockRelease(&pointee.lock)
     let spc = Int(pointee.spanclass)
@@ -102,23 +88,19 @@ extension UnsafeMutablePointer where Pointee == MCentral {
     return s
   }
 
-  /// Takes back a span from an mcache (exhausted, or the cache is being flushed).
+  /// Takes back a span from an mcache (exhausted, or the cache is being flushed). An empty span
+  /// stays on the partial list (the next refill of this class takes it without the mheap lock);
+  /// reclaim gives parked empty spans back to the page heap.
   func uncacheSpan(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr) {
     if s.hasUnfoldedFrees { s.fold(h) }
-    lockAcquire(&pointee.lock)
-    let release = listLocked(s)
-    lockRelease(&pointee.lock)
-    if release { h.freeSpan(s) }
+    release(s)
   }
 
-  /// A free made an unowned span on the full list show pending frees and won the right to
-  /// move it (it set PARTIAL). Move it so a cache can find its free slots.
+  /// A free found span s floating and won the right to move it (it set PARTIAL): list it so a
+  /// cache can find its free slots.
   func queuePartial(_ s: SpanPtr) {
     lockAcquire(&pointee.lock)
-    if s.pointee.list == listFull {
-      remove(s)
-      push(s, listPartial)
-    }
+    push(s)
     lockRelease(&pointee.lock)
   }
 

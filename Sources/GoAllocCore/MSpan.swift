@@ -8,9 +8,10 @@
 // Go's sweeper turns gcmarkBits into allocBits. The GC mode will use `gcmarkBits` and
 // `sweepgen` on the same bitmaps.
 //
-// Ownership: exactly one of {an mcache (CACHED set), its mcentral's lock (on the partial list:
-// PARTIAL set; on the full list: no flag)} owns allocBits, freeindex, allocCache and allocCount.
-// freeBits and freeState are shared (atomics only).
+// Ownership: exactly one of {an mcache, as its current span (CACHED) or in its stash (STASHED);
+// its mcentral's lock (on the partial list: PARTIAL); nobody (floating: full, no flag)} owns
+// allocBits, freeindex, allocCache and allocCount. freeBits and freeState are shared (atomics).
+// The first free into a floating span claims it (CAS of the flags from 0).
 //
 // Invariants (owner's view, after a fold):
 //   0 <= freeindex <= nelems;  allocCount == popcount(allocated slots);
@@ -30,13 +31,14 @@ public struct MSpan {
   @usableFromInline var divMul: UInt32 = 0       // objIndex magic; 0 for large spans
   @usableFromInline var spanclass: UInt8 = 0     // sizeclass << 1 | noscan
   @usableFromInline var needzero: UInt8 = 0      // free slots may hold old data
-  @usableFromInline var list: UInt8 = 0          // 0 none, 1 partial, 2 full (central lock)
+  @usableFromInline var list: UInt8 = 0          // 0 none, 1 partial (central lock)
   @usableFromInline var bitsOrder: UInt8 = 0     // bitmaps are 1 << bitsOrder words each
   @usableFromInline var state: UInt32 = 0        // atomic: dead / inUse / freeing
   @usableFromInline var freeState: UInt64 = 0    // atomic: pending frees << 32 | flags
   @usableFromInline var bits: UnsafeMutablePointer<UInt64>? = nil  // alloc | free | localFree | gcmark
   @usableFromInline var localFreed: Int = 0      // owner's frees not folded yet (localFreeBits)
   @usableFromInline var bitWords: Int = 0        // 1 << bitsOrder
+  @usableFromInline var owner: UInt = 0          // atomic: the owning mcache (cached or stashed), or 0
   // Cold.
   @usableFromInline var npages: Int = 0
   @usableFromInline var limit: UInt = 0          // end of object data
@@ -55,7 +57,8 @@ public struct MSpan {
 
 @usableFromInline let fsCached: UInt64 = 1
 @usableFromInline let fsPartial: UInt64 = 2
-@usableFromInline let fsFlags: UInt64 = 3
+@usableFromInline let fsStashed: UInt64 = 4
+@usableFromInline let fsFlags: UInt64 = 7
 @usableFromInline let fsPendingOne: UInt64 = 1 << 32
 @inline(__always) @usableFromInline func fsPending(_ v: UInt64) -> Int { Int(Int64(bitPattern: v) >> 32) }
 

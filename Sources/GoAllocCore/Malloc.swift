@@ -282,8 +282,10 @@ func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
   let sc = spc &>> 1
   if let raw {
     let c = MCache(raw)
-    if c.alloc[spc] == s {
-      // The span is this thread's current span: record the free in its own bitmap, no atomics.
+    if atomicLoadRelaxedUInt(&s.pointee.owner) == UInt(bitPattern: raw) {
+      // This thread owns the span (its current span, or one in its stash): record the free in
+      // the owner's own bitmap, no atomics. (A thread that gave a span up cleared `owner` itself,
+      // so it can never see a stale "mine".)
       let w = idx &>> 6
       let bit: UInt64 = 1 &<< UInt64(idx & 63)
       let local = s.localFreeBits
@@ -296,8 +298,8 @@ func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
       c.countFree(sc)
       return
     }
-    if freeSlot(h, s, idx, a, op: op) { c.countFree(sc) }
-  } else if freeSlot(h, s, idx, a, op: op) {
+    if freeSlot(h, raw, s, idx, a, op: op) { c.countFree(sc) }
+  } else if freeSlot(h, nil, s, idx, a, op: op) {
     atomicAdd64(h.pointee.globalFrees + numStatClasses + sc, 1)
   }
 }
@@ -311,28 +313,33 @@ func freeUncommon(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPoint
 }
 
 /// Records slot idx of small span s as free. Returns false (after reporting) on a double free.
+/// `raw` is the calling thread's cache (it may claim a floating span into its stash).
 @inline(__always) @discardableResult
-func freeSlot(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ idx: Int, _ a: UInt,
-              op: StaticString) -> Bool {
+func freeSlot(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr,
+              _ idx: Int, _ a: UInt, op: StaticString) -> Bool {
   let bit: UInt64 = 1 &<< UInt64(idx & 63)
   if _slowPath(atomicOr64(s.freeBits + (idx &>> 6), bit) & bit != 0) {
     h.badFree(op, "double free detected", a)
     return false
   }
   let old = atomicAdd64(&s.pointee.freeState, fsPendingOne)
-  if _slowPath(old & fsFlags == 0) { queueIfUnowned(h, s) }
+  if _slowPath(old & fsFlags == 0) { claimFloating(h, raw, s) }
   return true
 }
 
-/// The span was on its mcentral's full list: the first free to notice moves it to partial.
+/// The span was floating (full, owned by nobody): the first free to notice claims it, into the
+/// freeing thread's stash when it has room (no lock), else onto its mcentral's partial list.
 @inline(never)
-func queueIfUnowned(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr) {
+func claimFloating(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr) {
+  let spc = Int(s.pointee.spanclass)
+  let stash = raw.map { MCache($0) }.flatMap { $0.heap == h && $0.stashHasRoom(spc) ? $0 : nil }
+  let flag = stash != nil ? fsStashed : fsPartial
   while true {
     let cur = atomicLoad64(&s.pointee.freeState)
     if cur & fsFlags != 0 || fsPending(cur) <= 0 { return }
-    if atomicCAS64(&s.pointee.freeState, cur, cur | fsPartial) { break }
+    if atomicCAS64(&s.pointee.freeState, cur, cur | flag) { break }
   }
-  (h.pointee.centrals + Int(s.pointee.spanclass)).queuePartial(s)
+  if let stash { stash.stashPush(spc, s) } else { (h.pointee.centrals + spc).queuePartial(s) }
 }
 
 @inline(never)
@@ -365,7 +372,7 @@ func freeTiny(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?,
   else { atomicAdd64(h.pointee.globalFrees + MCache.tinyFreesIdx, 1) }
   if old == 1 {
     let blk = s.pointee.startAddr + UInt(idx * tinySize)
-    if freeSlot(h, s, idx, blk, op: op) {
+    if freeSlot(h, raw, s, idx, blk, op: op) {
       if let c { counterBump(c.counters + MCache.tinyBlockFreesIdx) }
       else { atomicAdd64(h.pointee.globalFrees + MCache.tinyBlockFreesIdx, 1) }
     }

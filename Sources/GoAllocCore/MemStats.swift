@@ -2,10 +2,11 @@
 //
 // Counters: each mcache counts its own mallocs and frees per size class (plain adds by the
 // owner, published atomically); dead caches flush into the heap; large objects and frees by
-// cacheless threads use atomics. A snapshot sums the live caches under the caches lock and reads the
-// page counts under the heap lock, so:
+// cacheless threads use atomics. A snapshot sums the live caches and reads the page counts while
+// holding the caches lock and the heap lock (allocation from existing spans goes on), so:
 //   HeapIdle + HeapInuse == HeapSys   (one heap-lock critical section)
 //   HeapObjects == Mallocs - Frees    (by construction)
+//   HeapAlloc <= HeapInuse            (no span comes or goes during the read)
 // Allocation continues while a snapshot is taken; a snapshot may miss allocations made while it
 // runs, never double-count them.
 import CGoAllocShim
@@ -50,8 +51,12 @@ public struct MemStats {
                           bySize: UnsafeMutablePointer<(UInt64, UInt64)>? = nil) -> MemStats {
     var m = MemStats()
     var sums = (mallocs: UInt64(0), frees: UInt64(0), allocBytes: UInt64(0), freeBytes: UInt64(0))
+    // Both locks for the whole read (in the fork handler's order: caches, then heap): no span is
+    // created or freed meanwhile, so every object counted live sits in a span counted in use
+    // (HeapAlloc <= HeapInuse), while allocation from existing spans goes on.
     let list = h.pointee.caches
     lockAcquire(&list.pointee.lock)
+    lockAcquire(&h.pointee.lock)
     var tiny = (objs: UInt64(0), frees: UInt64(0), blocks: UInt64(0), blockFrees: UInt64(0))
     var liveRequested = 0.0
     for i in 0..<MCache.counterWords {
@@ -84,7 +89,6 @@ public struct MemStats {
       }
     }
     m.numThreadCaches = UInt64(list.pointee.count)
-    lockRelease(&list.pointee.lock)
 
     let la = atomicLoad64(&h.pointee.largeAllocs), lf = atomicLoad64(&h.pointee.largeFrees)
     let lab = atomicLoad64(&h.pointee.largeAllocBytes), lfb = atomicLoad64(&h.pointee.largeFreeBytes)
@@ -102,7 +106,6 @@ public struct MemStats {
     m.heapAlloc = m.totalAlloc > freed ? m.totalAlloc - freed : 0
     m.alloc = m.heapAlloc
 
-    lockAcquire(&h.pointee.lock)
     let pa = h.pointee.pages
     m.heapSys = UInt64(pa.totalPages * pageSize)
     m.heapInuse = UInt64(h.pointee.pagesInUse * pageSize)
@@ -120,6 +123,7 @@ public struct MemStats {
     m.otherSys = UInt64(max(0, persistentOther) + bitsSys + h.pointee.arenaMetaSys + pa.sys
       + arenaIndexEntries * 8)
     lockRelease(&h.pointee.lock)
+    lockRelease(&list.pointee.lock)
     m.sys = m.heapSys &+ m.mspanSys &+ m.mcacheSys &+ m.otherSys
     let smallLive = sums.allocBytes > sums.freeBytes ? sums.allocBytes - sums.freeBytes : 0
     m.roundingWaste = smallLive > UInt64(liveRequested) ? smallLive - UInt64(liveRequested) : 0

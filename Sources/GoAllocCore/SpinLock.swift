@@ -17,9 +17,12 @@ func lockAcquire(_ l: UnsafeMutablePointer<LockWord>) {
 
 @inline(never) @usableFromInline
 func lockAcquireSlow(_ l: UnsafeMutablePointer<LockWord>) {
+  // Critical sections here are short (a list push, a page-bitmap update): spin a while, with
+  // the CPU's pause hint, before paying for a futex sleep and wake-up.
   var spins = 0
-  while spins < 64 {
+  while spins < 2000 {
     if atomicLoad32(l) == 0 && atomicCAS32(l, 0, 1) { return }
+    goalloc_cpu_relax()
     spins += 1
   }
   while atomicExchange32(l, 2, acquire: true) != 0 {

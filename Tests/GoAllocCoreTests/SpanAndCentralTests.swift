@@ -59,26 +59,34 @@ import Glibc
     for _ in 0..<128 { first.append(c.nextFree(spc)) }
     #expect(Set(first).count == 128)
     let span1 = c.alloc[spc]
-    let p = c.nextFree(spc)  // exhausts span 1: it goes to the full list
+    let p = c.nextFree(spc)  // exhausts span 1: it floats (full, on no list, no flag)
     #expect(c.alloc[spc] != span1 && p != 0)
-    #expect(central.pointee.nfull == 1 && central.pointee.npartial == 0)
-    // A free into the unowned full span moves it to partial, once.
+    #expect(atomicLoad64(&span1.pointee.freeState) & fsFlags == 0)
+    #expect(central.pointee.npartial == 0)
+    // The first free into the floating span claims it into the freeing thread's stash, once.
     freeP(h, c, first[10])
     freeP(h, c, first[20])
-    #expect(central.pointee.nfull == 0 && central.pointee.npartial == 1)
+    #expect(atomicLoad64(&span1.pointee.freeState) & fsFlags == fsStashed)
+    #expect(c.stashCounts[spc] == 1 && central.pointee.npartial == 0)
     #expect(h.checkHeap().ok)
-    // Exhaust span 2; the refill takes span 1 back and hands out exactly the freed slots.
+    // Exhaust span 2; the refill takes span 1 from the stash and hands out exactly the freed slots.
+    let span2 = c.alloc[spc]
     for _ in 0..<127 { _ = c.nextFree(spc) }
     let r1 = c.nextFree(spc), r2 = c.nextFree(spc)
     #expect(Set([r1, r2]) == Set([first[10], first[20]]))
-    #expect(c.alloc[spc] == span1)
-    // Free everything: flushing the cache returns the empty spans to the page heap.
+    #expect(c.alloc[spc] == span1 && c.stashCounts[spc] == 0)
+    // A free by a thread without a cache puts a floating span on the mcentral's partial list.
+    #expect(atomicLoad64(&span2.pointee.freeState) & fsFlags == 0)
+    freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), nil, span2.pointee.startAddr, op: "free")
+    #expect(central.pointee.npartial == 1)
+    #expect(h.checkHeap().ok)
+    // Free everything: flushing the cache parks the empty spans; reclaim gives them back.
     for q in first where q != first[10] && q != first[20] { freeP(h, c, q) }
     freeP(h, c, r1); freeP(h, c, r2)
     c.releaseAll()
-    #expect(h.reclaim() >= 0)
+    #expect(h.reclaim() >= 1)
     #expect(h.checkHeap().ok)
-    // span 2 still holds 128 objects (we never freed them)
+    // span 2 still holds 127 objects (we never freed them)
     #expect(h.pointee.spansInUse == 1)
   }
 
