@@ -64,6 +64,14 @@ int goalloc_errno_einval(void);
 void goalloc_abort(void) __attribute__((noreturn));
 long goalloc_gettid(void);
 
+/// A spin-wait hint to the CPU (x86 `pause`, arm64 `yield`).
+static inline __attribute__((always_inline)) void goalloc_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
 static inline __attribute__((always_inline)) void goalloc_memset(void *p, int c, size_t n) { __builtin_memset(p, c, n); }
 static inline __attribute__((always_inline)) void goalloc_memcpy(void *d, const void *s, size_t n) { __builtin_memcpy(d, s, n); }
 static inline __attribute__((always_inline)) void goalloc_memmove(void *d, const void *s, size_t n) { __builtin_memmove(d, s, n); }
