@@ -349,6 +349,39 @@ void goalloc_write_maps(int fd) {
   errno = saved;
 }
 
+#include <sys/uio.h>
+static int read_words(const void *addr, uintptr_t out[2]) {
+  struct iovec local = { out, 2 * sizeof(uintptr_t) }, remote = { (void *)addr, 2 * sizeof(uintptr_t) };
+  int saved = errno;
+  ssize_t r = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+  errno = saved;
+  return r == (ssize_t)(2 * sizeof(uintptr_t));
+}
+
+static int frame_pointer_walk(void **pcs, int max) {
+  static void *self_base_fp;
+  Dl_info me, di;
+  if (!self_base_fp && dladdr((void *)frame_pointer_walk, &me)) self_base_fp = me.dli_fbase;
+  uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+  int out = 0, leaving = 1;
+  for (int depth = 0; depth < 64 && out < max; depth++) {
+    uintptr_t w[2];  /* saved fp, return address */
+    if (fp == 0 || (fp & 7) || !read_words((void *)fp, w)) break;
+    uintptr_t next = w[0], ret = w[1];
+    if (ret == 0) break;
+    if (!dladdr((void *)ret, &di)) break;  /* not code: the chain went through a frame without a frame pointer */
+    if (leaving && di.dli_fbase == self_base_fp) {
+      /* still inside the allocator */
+    } else {
+      leaving = 0;
+      pcs[out++] = (void *)ret;
+    }
+    if (next <= fp || next - fp > (1u << 20)) break;
+    fp = next;
+  }
+  return out;
+}
+
 static __thread int in_backtrace;
 int goalloc_backtrace(void **pcs, int max, int skip) {
   if (in_backtrace) return 0;
@@ -368,18 +401,25 @@ int goalloc_backtrace(void **pcs, int max, int skip) {
   int first = 0;
   Dl_info di;
   while (first < n && dladdr(tmp[first], &di) && di.dli_fbase == self_base && first < 24) first++;
-  if (first >= n || first == 24) first = skip < n ? skip : 0;
-  int out = 0;
-  for (int i = first; i < n && out < max; i++) pcs[out++] = tmp[i];
-  return out;
+  if (first < n && first < 24) {
+    int out = 0;
+    for (int i = first; i < n && out < max; i++) pcs[out++] = tmp[i];
+    return out;
+  }
+  /* The unwinder could not leave the allocator (some optimized Embedded Swift frames defeat
+     it): walk the frame-pointer chain instead (the allocator keeps frame pointers). Every word
+     is read through process_vm_readv, so a caller without frame pointers ends the walk with
+     EFAULT instead of a crash. */
+  return frame_pointer_walk(pcs, max);
 }
 
 void goalloc_write_frame(int fd, void *pc) {
-  Dl_info info;
+  Dl_info info = {0};
   int saved = errno;
-  if (dladdr(pc, &info) && info.dli_sname) {
+  int found = dladdr(pc, &info);
+  if (found && info.dli_sname) {
     goalloc_write(fd, info.dli_sname);
-  } else if (info.dli_fname) {
+  } else if (found && info.dli_fname) {
     const char *base = strrchr(info.dli_fname, '/');
     goalloc_write(fd, base ? base + 1 : info.dli_fname);
     goalloc_write(fd, "+");

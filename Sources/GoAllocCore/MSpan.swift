@@ -36,7 +36,7 @@ public struct MSpan {
   @usableFromInline var state: UInt32 = 0        // atomic: dead / inUse / freeing
   @usableFromInline var freeState: UInt64 = 0    // atomic: pending frees << 32 | flags
   @usableFromInline var bits: UnsafeMutablePointer<UInt64>? = nil  // alloc | free | localFree | gcmark
-  @usableFromInline var localFreed: Int = 0      // owner's frees not folded yet (localFreeBits)
+  @usableFromInline var localFreed: UInt64 = 0   // owner's frees not folded yet (written by the owner, read by heap walks)
   @usableFromInline var bitWords: Int = 0        // 1 << bitsOrder
   @usableFromInline var owner: UInt = 0          // atomic: the owning mcache (cached or stashed), or 0
   // Cold.
@@ -175,7 +175,7 @@ extension UnsafeMutablePointer where Pointee == MSpan {
     let tail = pointee.nelems & 63
     if tail != 0 { alloc[usedWords - 1] |= ~((1 << UInt64(tail)) - 1) }
     pointee.freeindex = 0
-    pointee.localFreed = 0
+    atomicStoreRelaxed64(&pointee.localFreed, 0)
     pointee.allocCount -= n
     if n > 0 { pointee.needzero = 1 }
     if total > 0 { atomicAdd64(&pointee.freeState, UInt64(bitPattern: -(Int64(total) << 32))) }
@@ -185,5 +185,9 @@ extension UnsafeMutablePointer where Pointee == MSpan {
 
   @inline(__always) var pendingFrees: Int { fsPending(atomicLoad64(&pointee.freeState)) }
   /// Frees (local or remote) waiting to be folded. Owner only.
-  @inline(__always) var hasUnfoldedFrees: Bool { pointee.localFreed > 0 || pendingFrees > 0 }
+  @inline(__always) var hasUnfoldedFrees: Bool { atomicLoadRelaxed64(&pointee.localFreed) > 0 || pendingFrees > 0 }
+  /// Objects still allocated, counting frees not folded yet (any thread; a snapshot).
+  var liveObjects: Int {
+    max(0, pointee.allocCount - Int(atomicLoadRelaxed64(&pointee.localFreed)) - max(0, pendingFrees))
+  }
 }

@@ -294,7 +294,7 @@ func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
         return
       }
       local[w] |= bit
-      s.pointee.localFreed &+= 1
+      counterBump(&s.pointee.localFreed)
       c.countFree(sc)
       return
     }
