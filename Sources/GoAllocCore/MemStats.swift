@@ -60,13 +60,7 @@ public struct MemStats {
     var tiny = (objs: UInt64(0), frees: UInt64(0), blocks: UInt64(0), blockFrees: UInt64(0))
     var liveRequested = 0.0
     for i in 0..<MCache.counterWords {
-      var v = h.pointee.flushed[i] &+ atomicLoadRelaxed64(h.pointee.globalFrees + i)
-      var it = list.pointee.head
-      while let raw = it {
-        let c = MCache(raw)
-        v &+= atomicLoadRelaxed64(c.counters + i)
-        it = c.link.pointee.next
-      }
+      let v = counterSum(h, list, i)
       if i < numStatClasses {
         sums.mallocs &+= v
         sums.allocBytes &+= v &* UInt64(classSize(i))

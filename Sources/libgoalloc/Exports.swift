@@ -117,25 +117,26 @@ import GoAllocCoreEmbedded
   goReadMemStats().store(to: out)
 }
 
-/// Writes the heap map (text format, see HeapMap.swift) to `path` ("-" for stderr). 1 on success.
-@c public func goalloc_write_heapmap(_ path: UnsafePointer<CChar>?) -> Int32 {
+/// Opens `path` ("-" for stderr), lets `body` write to it, closes it. 1 on success.
+func writeOutput(_ path: UnsafePointer<CChar>?,
+                 _ body: (UnsafeMutablePointer<MHeap>, Int32) -> Void) -> Int32 {
   guard let path, let h = globalHeap() else { return 0 }
   let fd = goalloc_open_output(path)
   if fd < 0 { return 0 }
-  h.writeHeapMap(to: fd)
+  body(h, fd)
   goalloc_close_output(fd)
   return 1
+}
+
+/// Writes the heap map (text format, see HeapMap.swift) to `path` ("-" for stderr). 1 on success.
+@c public func goalloc_write_heapmap(_ path: UnsafePointer<CChar>?) -> Int32 {
+  writeOutput(path) { h, fd in h.writeHeapMap(to: fd) }
 }
 
 /// Writes the sampled heap profile (folded stacks) to `path`; needs GOALLOC_DEBUG=memprofile=...
 /// to have been set at start. 1 on success.
 @c public func goalloc_write_heap_profile(_ path: UnsafePointer<CChar>?) -> Int32 {
-  guard let path, let h = globalHeap() else { return 0 }
-  let fd = goalloc_open_output(path)
-  if fd < 0 { return 0 }
-  h.writeHeapProfile(to: fd)
-  goalloc_close_output(fd)
-  return 1
+  writeOutput(path) { h, fd in h.writeHeapProfile(to: fd) }
 }
 
 /// Called by the library's constructor (CGoAllocShim): the heap is set up and GOALLOC_DEBUG read
