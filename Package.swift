@@ -19,9 +19,10 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
   ],
   targets: [
-    .target(name: "CGoAllocShim", linkerSettings: [.linkedLibrary("m")]),
+    // DWARF 4 debug info: valgrind 3.19 (callgrind counts in the benchmarks) cannot read DWARF 5.
+    .target(name: "CGoAllocShim", cSettings: [.unsafeFlags(["-gdwarf-4"])], linkerSettings: [.linkedLibrary("m")]),
     // The libc names of libgoalloc.so (default visibility; trampolines to the Swift exports).
-    .target(name: "CGoAllocABI", cSettings: [.unsafeFlags(["-fno-builtin"])]),
+    .target(name: "CGoAllocABI", cSettings: [.unsafeFlags(["-fno-builtin", "-gdwarf-4"])]),
     .target(name: "GoAllocCore", dependencies: ["CGoAllocShim"], swiftSettings: coreSettings),
     .target(name: "GoAllocCoreEmbedded", dependencies: ["CGoAllocShim"],
             swiftSettings: embedded + coreSettings),

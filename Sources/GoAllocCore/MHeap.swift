@@ -212,6 +212,38 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     return s
   }
 
+  /// Resizes large span s to `npages` in place: shrinking frees its tail; growing takes the pages
+  /// right after it if they are free. Returns false (nothing changed) when they are not.
+  func resizeLarge(_ s: SpanPtr, to npages: Int) -> Bool {
+    lockAcquire(&pointee.lock)
+    defer { lockRelease(&pointee.lock) }
+    let old = s.pointee.npages
+    let base = s.pointee.startAddr
+    if npages < old {
+      let tail = base + UInt(npages * pageSize)
+      setSpans(pointee.arenas, tail, old - npages, nil)
+      pointee.pages.free(tail, old - npages)
+      pointee.pagesInUse -= old - npages
+    } else if npages > old {
+      let next = base + UInt(old * pageSize), extra = npages - old
+      let end = next + UInt(extra * pageSize)
+      if end >> UInt(heapAddrBits) != 0 { return false }
+      var ci = Int(next >> UInt(logChunkBytes))
+      while ci <= Int((end - 1) >> UInt(logChunkBytes)) {  // every page must be heap memory
+        if pointee.pages.chunk(ci) == nil || ci > pointee.pages.maxChunk { return false }
+        ci += 1
+      }
+      if pointee.pages.countFree(next, extra).free != extra { return false }
+      _ = pointee.pages.allocRange(next, extra)
+      setSpans(pointee.arenas, next, extra, s)
+      pointee.pagesInUse += extra
+    }
+    s.pointee.npages = npages
+    s.pointee.elemsize = npages * pageSize
+    s.pointee.limit = base + UInt(npages * pageSize)
+    return true
+  }
+
   /// Returns a span's pages to the page heap; they merge with free neighbours.
   func freeSpan(_ s: SpanPtr) {
     lockAcquire(&pointee.lock)

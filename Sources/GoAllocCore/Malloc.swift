@@ -423,7 +423,32 @@ func reallocObject(_ p: UnsafeMutableRawPointer?, _ size: Int, mallocMode: Bool)
     }
     return p
   }
-  guard let q = mallocgc(size, noscan: true, zero: false, mallocMode: mallocMode) else { return nil }
+  // Large to large: resize the span in place when its neighbours allow.
+  if old > maxSmallSize && size > maxSmallSize, let h = globalHeap(),
+     let s = spanOfIndex(UnsafeMutableRawPointer(h.pointee.arenas), UInt(bitPattern: p)) {
+    let npages = (size + pageSize - 1) >> pageShift
+    let oldPages = s.pointee.npages
+    if h.resizeLarge(s, to: npages) {
+      if npages > oldPages { atomicAdd64(&h.pointee.largeAllocBytes, UInt64((npages - oldPages) * pageSize)) }
+      else { atomicAdd64(&h.pointee.largeFreeBytes, UInt64((oldPages - npages) * pageSize)) }
+      s.pointee.requested = size
+      if _slowPath(goalloc_tls_get() == nil), h.instrumented, let c = currentCache() {
+        h.recordFree(UInt(bitPattern: p))
+        h.recordAlloc(c, UInt(bitPattern: p), size: size, sizeclass: 0, slot: 0)
+      }
+      return p
+    }
+  }
+  // Growing by moving: round large sizes up to a quarter of a power of two (as large size classes
+  // do elsewhere), so a buffer that keeps growing moves O(log n) times, not once per page.
+  var newSize = size
+  if size > old && size > maxSmallSize {
+    let pages = (size + pageSize - 1) >> pageShift
+    let top = Int.bitWidth - 1 - pages.leadingZeroBitCount  // floor(log2(pages))
+    let step = top >= 2 ? 1 << (top - 2) : 1
+    newSize = ((pages + step - 1) / step * step) << pageShift
+  }
+  guard let q = mallocgc(newSize, noscan: true, zero: false, mallocMode: mallocMode) else { return nil }
   goalloc_memcpy(q, p, min(old, size))
   freeObject(p, op: "realloc")
   return q
