@@ -123,6 +123,24 @@ import Glibc
     #expect(h.checkHeap().ok)
   }
 
+  @Test func largeSpansResizeInPlace() {
+    let h = MHeap.create()!
+    let c = MCache.create(h)!
+    let a = largeAlloc(c, 10 * pageSize, noscan: true, zero: false, alignPages: 1)
+    let s = h.spanOf(UnsafeRawPointer(bitPattern: a)!)!
+    #expect(h.resizeLarge(s, to: 20))  // the pages after it are free
+    #expect(s.pointee.npages == 20 && s.pointee.elemsize == 20 * pageSize)
+    #expect(h.spanOf(UnsafeRawPointer(bitPattern: a + UInt(19 * pageSize))!) == s)
+    let b = largeAlloc(c, 5 * pageSize, noscan: true, zero: false, alignPages: 1)
+    #expect(b == a + UInt(20 * pageSize))
+    #expect(!h.resizeLarge(s, to: 21))  // b is in the way: nothing changes
+    #expect(s.pointee.npages == 20)
+    #expect(h.resizeLarge(s, to: 8))    // shrinking frees the tail
+    #expect(h.spanOf(UnsafeRawPointer(bitPattern: a + UInt(8 * pageSize))!) == nil)
+    #expect(h.pointee.pagesInUse == 8 + 5)
+    #expect(h.checkHeap().ok)
+  }
+
   @Test func spanOfAnswersNotOursForForeignAddresses() {
     let h = MHeap.create()!
     var local = 42
