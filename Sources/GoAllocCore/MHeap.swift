@@ -89,7 +89,7 @@ public struct MHeap {
     h.initialize(to: MHeap(
       arenas: idx.bindMemory(to: ArenaSpans?.self, capacity: arenaIndexEntries),
       pages: pa, centrals: centrals, emptySpan: empty,
-      spanalloc: FixAlloc(size: MemoryLayout<MSpan>.stride),
+      spanalloc: FixAlloc(size: roundUp(MemoryLayout<MSpan>.stride, 64)),  // 64-aligned: see MSpan
       cachealloc: FixAlloc(size: MCache.bytes),
       tinyalloc: FixAlloc(size: classNObjs(tinySizeClass)),
       bitsalloc: bits, caches: caches, scavenger: scav, instrumentation: ins, flushed: flushed, globalFrees: globalFrees))

@@ -20,33 +20,39 @@
 import CGoAllocShim
 
 public struct MSpan {
-  // Touched on every malloc.
+  // Three cache lines (spans are 64-byte aligned): what the owner writes on every malloc, what
+  // every free reads (fixed once the span is set up), and what other threads write. A consumer
+  // thread freeing into a producer's span then never writes the producer's hot line.
+  // Line 0: the owner's allocation state.
   @usableFromInline var allocCache: UInt64 = 0  // ~allocBits from freeindex; 1 = free
   @usableFromInline var freeindex: Int = 0       // slots below are allocated (until a fold)
-  @usableFromInline var nelems: Int = 0          // slots in the span
   @usableFromInline var allocCount: Int = 0      // allocated slots (owner's count)
-  @usableFromInline var elemsize: Int = 0        // bytes per slot; npages * 8 KiB for large
+  @usableFromInline var localFreed: UInt64 = 0   // owner's frees not folded yet (read by heap walks)
+  @usableFromInline var requested: Int = 0       // large: bytes asked for
+  @usableFromInline var needzero: UInt8 = 0      // free slots may hold old data
+  @usableFromInline var _pad0: (UInt8, UInt8, UInt8) = (0, 0, 0)
+  @usableFromInline var sweepgen: UInt32 = 0     // for the GC mode
+  @usableFromInline var _pad1: (UInt64, UInt64) = (0, 0)
+  // Line 1: the span's geometry, read by every free.
   @usableFromInline var startAddr: UInt = 0      // first byte
-  // Touched on every free.
+  @usableFromInline var elemsize: Int = 0        // bytes per slot; npages * 8 KiB for large
+  @usableFromInline var nelems: Int = 0          // slots in the span
+  @usableFromInline var bits: UnsafeMutablePointer<UInt64>? = nil  // alloc | free | localFree | gcmark
+  @usableFromInline var bitWords: Int = 0        // 1 << bitsOrder
+  @usableFromInline var npages: Int = 0
   @usableFromInline var divMul: UInt32 = 0       // objIndex magic; 0 for large spans
   @usableFromInline var spanclass: UInt8 = 0     // sizeclass << 1 | noscan
-  @usableFromInline var needzero: UInt8 = 0      // free slots may hold old data
-  @usableFromInline var list: UInt8 = 0          // 0 none, 1 partial (central lock)
   @usableFromInline var bitsOrder: UInt8 = 0     // bitmaps are 1 << bitsOrder words each
-  @usableFromInline var state: UInt32 = 0        // atomic: dead / inUse / freeing
-  @usableFromInline var freeState: UInt64 = 0    // atomic: pending frees << 32 | flags
-  @usableFromInline var bits: UnsafeMutablePointer<UInt64>? = nil  // alloc | free | localFree | gcmark
-  @usableFromInline var localFreed: UInt64 = 0   // owner's frees not folded yet (written by the owner, read by heap walks)
-  @usableFromInline var bitWords: Int = 0        // 1 << bitsOrder
-  @usableFromInline var owner: UInt = 0          // atomic: the owning mcache (cached or stashed), or 0
-  // Cold.
-  @usableFromInline var npages: Int = 0
+  @usableFromInline var _pad2: (UInt8, UInt8) = (0, 0)
   @usableFromInline var limit: UInt = 0          // end of object data
-  @usableFromInline var next: SpanPtr? = nil      // mcentral list links
+  // Line 2: written by other threads.
+  @usableFromInline var freeState: UInt64 = 0    // atomic: pending frees << 32 | flags
+  @usableFromInline var owner: UInt = 0          // atomic: the owning mcache (cached or stashed), or 0
+  @usableFromInline var state: UInt32 = 0        // atomic: dead / inUse / freeing
+  @usableFromInline var list: UInt8 = 0          // 0 none, 1 partial (central lock)
+  @usableFromInline var next: SpanPtr? = nil      // mcentral list / stash links
   @usableFromInline var prev: SpanPtr? = nil
   @usableFromInline var tinyCounts: UnsafeMutablePointer<UInt8>? = nil  // tiny spans: sub-objects per block
-  @usableFromInline var sweepgen: UInt32 = 0     // for the GC mode
-  @usableFromInline var requested: Int = 0       // large: bytes asked for
 
   public init() {}
 }

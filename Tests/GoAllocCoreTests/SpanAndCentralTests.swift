@@ -167,3 +167,11 @@ import Glibc
     #expect(c.alloc[spc].pointee.needzero == 1)
   }
 }
+
+@Suite struct MSpanLayoutTests {
+  @Test func hotLinesAreSeparate() {
+    #expect(MemoryLayout<MSpan>.offset(of: \MSpan.startAddr) == 64)
+    #expect(MemoryLayout<MSpan>.offset(of: \MSpan.freeState) == 128)
+    #expect(MemoryLayout<MSpan>.stride <= 192)
+  }
+}
