@@ -34,10 +34,17 @@ void *goalloc_sys_map(size_t len) {
   return p == MAP_FAILED ? 0 : p;
 }
 
+void *goalloc_sys_map_heap(size_t len) {
+  int saved = errno;
+  void *p = mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  errno = saved;
+  return p == MAP_FAILED ? 0 : p;
+}
+
 void *goalloc_sys_map_at(void *hint, size_t len) {
   int saved = errno;
   void *p = mmap(hint, len, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
   errno = saved;
   if (p == MAP_FAILED) return 0;
   if (p != hint) { munmap(p, len); return 0; }  // kernels before 4.17 treat the flag as a hint

@@ -58,7 +58,7 @@ func reserveArenas(_ bytes: Int) -> UInt? {
       return UInt(bitPattern: p)
     }
   }
-  guard let m = sysMap(bytes + heapArenaBytes) else { return nil }
+  guard let m = goalloc_sys_map_heap(bytes + heapArenaBytes) else { return nil }
   let raw = UInt(bitPattern: m)
   let base = roundUp(raw, UInt(heapArenaBytes))
   if base > raw { goalloc_sys_unmap(m, Int(base - raw)) }

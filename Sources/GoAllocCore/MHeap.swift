@@ -258,7 +258,12 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     s.pointee.tinyCounts = nil
     pointee.spanalloc.free(UnsafeMutableRawPointer(s))
     lockRelease(&pointee.lock)
-    if _slowPath(atomicLoad32(&pointee.scavenger.pointee.started) == 0) { startScavengerIfNeeded() }
+    // Pages came free: the background scavenger is wanted. It is started from the next slow-path
+    // malloc, never from inside free (creating a thread allocates, and would hand the pages just
+    // freed to the new thread's metadata, hiding a double free of them).
+    if _slowPath(atomicLoad32(&pointee.scavenger.pointee.started) == 0) {
+      atomicStore32(&pointee.scavenger.pointee.wanted, 1)
+    }
   }
 
   /// The in-use span holding address p, or nil.

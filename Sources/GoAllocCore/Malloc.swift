@@ -171,6 +171,7 @@ func mallocSlow(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool, alignme
                      alignment: alignment, sizeclass: &sc)
   if p == 0 { return enomem() }
   let h = c.heap
+  if _slowPath(atomicLoad32(&h.pointee.scavenger.pointee.wanted) != 0) { h.startScavengerIfNeeded() }
   if _slowPath(h.instrumented) {
     h.recordAlloc(c, p, size: size, sizeclass: sc, slot: sc == 0 ? roundUp(size, pageSize) : classSize(sc))
   }
@@ -218,8 +219,13 @@ func enomem() -> UnsafeMutableRawPointer? {
 }
 
 /// A dedicated span for one object of more than 32 KiB.
+/// The largest request served (larger ones fail with ENOMEM before any arithmetic can overflow).
+public let maxAllocSize = 1 << (heapAddrBits - 2)
+/// The largest alignment served by the aligned entry points.
+public let maxAlignment = 1 << 40
+
 func largeAlloc(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, alignPages: Int) -> UInt {
-  if size > (1 << (heapAddrBits - 2)) { return 0 }
+  if size > maxAllocSize { return 0 }
   let npages = (size + pageSize - 1) >> pageShift
   let h = c.heap
   guard let s = h.allocSpan(npages, spanclass: noscan ? 1 : 0, alignPages: alignPages) else {
@@ -391,7 +397,13 @@ public func usableSize(_ p: UnsafeRawPointer?, op: StaticString = "malloc_usable
     h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
     return 0
   }
-  if s.isLarge { return a == s.pointee.startAddr ? s.pointee.elemsize : 0 }
+  if s.isLarge {
+    if a != s.pointee.startAddr {
+      h.badFree(op, "invalid pointer (interior pointer)", a)
+      return 0
+    }
+    return s.pointee.elemsize
+  }
   if Int(s.pointee.spanclass) == tinySpanClass { return 0 }
   let idx = s.objIndex(a)
   if s.pointee.startAddr + UInt(idx * s.pointee.elemsize) != a {
@@ -411,7 +423,7 @@ func reallocObject(_ p: UnsafeMutableRawPointer?, _ size: Int, mallocMode: Bool)
     freeObject(p, op: "realloc")
     return nil
   }
-  if size < 0 { return enomem() }
+  if size < 0 || size > maxAllocSize { return enomem() }
   let old = usableSize(p, op: "realloc")
   if old == 0 { return nil }  // reported as invalid (warn mode)
   if size <= old && (old <= maxSmallSize ? size > old / 2 || old <= 16
@@ -448,7 +460,9 @@ func reallocObject(_ p: UnsafeMutableRawPointer?, _ size: Int, mallocMode: Bool)
     let step = top >= 2 ? 1 << (top - 2) : 1
     newSize = ((pages + step - 1) / step * step) << pageShift
   }
-  guard let q = mallocgc(newSize, noscan: true, zero: false, mallocMode: mallocMode) else { return nil }
+  guard let q = mallocgc(min(newSize, maxAllocSize), noscan: true, zero: false, mallocMode: mallocMode)
+          ?? (newSize != size ? mallocgc(size, noscan: true, zero: false, mallocMode: mallocMode) : nil)
+  else { return nil }
   goalloc_memcpy(q, p, min(old, size))
   freeObject(p, op: "realloc")
   return q
@@ -475,6 +489,8 @@ public func goRealloc(_ p: UnsafeMutableRawPointer?, _ size: Int, mallocMode: Bo
 /// `size` bytes at a multiple of `alignment` (a power of two; any size up to the heap's limit).
 public func goAlignedAlloc(_ size: Int, alignment: Int, noscan: Bool = true, zero: Bool = false,
                            mallocMode: Bool) -> UnsafeMutableRawPointer? {
+  // size_t values above Int.max arrive negative: no such request can be served.
+  if size < 0 || size > maxAllocSize || alignment <= 0 || alignment > maxAlignment { return enomem() }
   // Every class of 16 B or more is 16-aligned in malloc mode, every class 8-aligned in Go mode.
   if alignment <= (mallocMode ? 16 : 8) {
     return mallocgc(max(size, alignment), noscan: noscan, zero: zero, mallocMode: mallocMode)

@@ -21,7 +21,7 @@
 //
 // Locking: `lock` serializes scavenger passes; the heap lock is held only to take runs out of
 // the page allocator and to put them back, never across madvise. The background thread starts
-// lazily (first span freed to the page heap after libc is up), never allocates, is disabled by
+// lazily (at the first slow-path malloc after pages were freed, once libc is up), never allocates, is disabled by
 // GOALLOC_DEBUG=scavenger=0, and is restarted lazily in a fork child.
 import CGoAllocShim
 
@@ -29,6 +29,7 @@ public struct ScavengerState {
   var _first: UInt64 = 0          // no atomics at offset 0 (see MHeap)
   var lock: LockWord = 0          // one pass at a time
   var started: UInt32 = 0         // atomic: 0 not started, 1 running, 2 disabled
+  var wanted: UInt32 = 0          // atomic: pages were freed; start on the next slow-path malloc
   var background: Bool = false    // only the process-wide heap runs a background thread
   var runs: UnsafeMutablePointer<UInt>  // (base, npages) pairs of the current pass
   var peakPages = 0               // decaying recent peak of in-use pages
@@ -129,6 +130,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// Starts the background scavenger once, when the environment is readable (libc is up).
   func startScavengerIfNeeded() {
     let sc = pointee.scavenger
+    atomicStore32(&sc.pointee.wanted, 0)
     if !sc.pointee.background || atomicLoad32(&sc.pointee.started) != 0 { return }
     let flags = debugFlags & UInt32(GOALLOC_DEBUG_PARSED) != 0 ? debugFlags : goalloc_debug_flags_from_env()
     if flags & UInt32(GOALLOC_DEBUG_PARSED) == 0 { return }  // too early: try again later

@@ -62,7 +62,7 @@ import GoAllocCoreEmbedded
 }
 
 @c public func goalloc_memalign(_ alignment: Int, _ size: Int) -> UnsafeMutableRawPointer? {
-  if alignment > 1 << 40 {
+  if alignment < 0 || alignment > maxAlignment {  // negative: a size_t above Int.max
     goalloc_set_errno(goalloc_errno_einval())
     return nil
   }
@@ -76,7 +76,7 @@ import GoAllocCoreEmbedded
 }
 
 @c public func goalloc_pvalloc(_ size: Int) -> UnsafeMutableRawPointer? {
-  if size > Int.max - 4096 {
+  if size < 0 || size > maxAllocSize {
     goalloc_set_errno(goalloc_errno_enomem())
     return nil
   }

@@ -48,6 +48,7 @@ import CGoAllocShim
     memset(p, 0x5A, size)
     let high = Int(goalloc_rss_bytes())
     goFree(p)
+    goFree(goMalloc(1 << 20, mallocMode: true))  // any slow-path malloc starts the scavenger
     var low = high
     let deadline = Date().addingTimeInterval(10)
     while Date() < deadline {

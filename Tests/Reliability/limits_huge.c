@@ -15,14 +15,6 @@ static int strict;
 
 static void ok(const char *what) { checks++; rel_say("  ok    %s\n", what); }
 
-// A request that must fail: NULL with errno ENOMEM (or EINVAL when einval_ok).
-static void must_fail(void *p, int err, const char *what, int einval_ok) {
-  checks++;
-  if (p) { rel_fail("%s returned %p", what, p); rel_free(p); return; }
-  if (err != ENOMEM && !(einval_ok && err == EINVAL)) { rel_fail("%s: errno %d, expected ENOMEM", what, err); return; }
-  rel_say("  ok    %s -> NULL, %s\n", what, err == ENOMEM ? "ENOMEM" : "EINVAL");
-}
-
 // A request the machine may or may not satisfy (a huge but representable size): NULL + ENOMEM,
 // or a block whose first and last bytes are writable.
 static void may_fail(size_t n, const char *what) {
@@ -46,7 +38,7 @@ static void may_fail(size_t n, const char *what) {
 // Known allocator bugs: each is checked wherever it can show; it is reported once at the end, as
 // XFAIL with the number of cases and an example (a failure with RELIABILITY_STRICT=1), or as
 // XPASS when it no longer reproduces.
-enum { BUG_MEMALIGN_HUGE_ALIGN, BUG_PVALLOC_OVERFLOW, BUG_ALIGNED_NEG_SIZE, BUG_HUGE_METADATA, NBUGS };
+enum { BUG_MEMALIGN_HUGE_ALIGN, BUG_PVALLOC_OVERFLOW, BUG_ALIGNED_NEG_SIZE, BUG_HUGE_METADATA, BUG_REALLOC_TRAP, NBUGS };
 static struct { const char *desc; int checked, hits; char example[160]; } bugs[NBUGS] = {
   {.desc = "memalign with an alignment >= 2^63 returns a plain, unaligned block instead of NULL/EINVAL "
    "(goalloc_memalign compares the alignment as a signed Int)"},
@@ -56,6 +48,8 @@ static struct { const char *desc; int checked, hits; char example[160]; } bugs[N
    "block (goAlignedAlloc: max(size, alignment) / max(size, 1) turn the negative Int size positive)"},
   {.desc = "metadata of about 1/1000 of a huge block's size is touched and kept: malloc(256 GiB) + free "
    "costs > 64 MiB of RSS, malloc(1 << 45) gets the process OOM-killed instead of ENOMEM"},
+  {.desc = "realloc(p, n) with 2^63 - 8192 < n < 2^63 kills the process (SIGILL: Swift overflow trap "
+   "on (size + pageSize - 1) in reallocObject) instead of returning NULL/ENOMEM (since ea358ba)"},
 };
 
 static void known_bug(int id, int bad, const char *what) {
@@ -74,24 +68,100 @@ static void report_known_bugs(void) {
   }
 }
 
-// A huge request to an aligned entry point: must fail; a block back for n >= 2^63 is a known bug.
-static void aligned_huge(void *p, int err, size_t n, const char *what) {
-  if (p && n > SIZE_MAX / 2) {
-    char w[160];
-    snprintf(w, sizeof w, "%s = %p (usable %zu)", what, p, rel_usable(p));
-    known_bug(BUG_ALIGNED_NEG_SIZE, 1, w);
-    rel_free(p);
-    return;
+// Every huge request runs in a child process (fork): a crash is then a reported failure, not the
+// end of the test, and a block the child gets back stays the child's. The child also checks that
+// the block it passed to a failing realloc is intact.
+enum { C_MALLOC, C_CALLOC, C_REALLOC, C_REALLOC_NULL, C_VALLOC, C_PVALLOC, C_ALIGNED_ALLOC, C_MEMALIGN,
+       C_POSIX_MEMALIGN, C_REALLOCARRAY, C_REALLOCARRAY_NULL };
+struct res { int sig; int rc; void *p; int err; size_t usable; int intact; };
+static unsigned char *keep;
+
+static int keep_intact(void) {
+  for (int i = 0; i < 1000; i++) if (keep[i] != 0x3C) return 0;
+  return rel_usable(keep) >= 1000;
+}
+
+static struct res guarded(int call, size_t a, size_t b) {
+  struct res r = {0, 0, NULL, 0, 0, 1};
+  int fds[2];
+  if (pipe(fds) != 0) { r.sig = -1; return r; }
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    errno = 0;
+    void *out = (void *)0x1;
+    switch (call) {
+    case C_MALLOC: r.p = rel_malloc(a); break;
+    case C_CALLOC: r.p = rel_calloc(a, b); break;
+    case C_REALLOC: r.p = rel_realloc(keep, a); break;
+    case C_REALLOC_NULL: r.p = rel_realloc(NULL, a); break;
+    case C_VALLOC: r.p = rel_valloc(a); break;
+    case C_PVALLOC: r.p = rel_pvalloc(a); break;
+    case C_ALIGNED_ALLOC: r.p = rel_aligned_alloc(a, b); break;
+    case C_MEMALIGN: r.p = rel_memalign(a, b); break;
+    case C_POSIX_MEMALIGN:
+      r.rc = rel_posix_memalign(&out, a, b);
+      r.p = r.rc == 0 ? out : NULL;
+      if (r.rc != 0 && out != (void *)0x1) r.rc = -1000;  // *memptr written on failure
+      break;
+    case C_REALLOCARRAY: r.p = rel_reallocarray(keep, a, b); break;
+    default: r.p = rel_reallocarray(NULL, a, b); break;
+    }
+    r.err = call == C_POSIX_MEMALIGN ? r.rc : errno;
+    r.usable = r.p ? rel_usable(r.p) : 0;
+    r.intact = keep_intact();
+    ssize_t w = write(fds[1], &r, sizeof r);
+    _exit(w == (ssize_t)sizeof r ? 0 : 1);
   }
-  if (n > SIZE_MAX / 2) known_bug(BUG_ALIGNED_NEG_SIZE, 0, what);
-  must_fail(p, err, what, 0);
+  close(fds[1]);
+  ssize_t n = read(fds[0], &r, sizeof r);
+  close(fds[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  if (WIFSIGNALED(st)) { memset(&r, 0, sizeof r); r.sig = WTERMSIG(st); r.intact = 1; }
+  else if (n != (ssize_t)sizeof r) r.sig = -1;
+  return r;
+}
+
+// A request that must fail (NULL + ENOMEM, or EINVAL when einval_ok), checked from a child's result.
+static void must_fail_r(struct res r, const char *what, int einval_ok) {
+  checks++;
+  if (r.sig) { rel_fail("%s: the process died (signal %d)", what, r.sig); return; }
+  if (!r.intact) { rel_fail("%s: the block passed in changed", what); return; }
+  if (r.rc == -1000) { rel_fail("%s: *memptr written on failure", what); return; }
+  if (r.p) { rel_fail("%s returned %p (usable %zu)", what, r.p, r.usable); return; }
+  if (r.err != ENOMEM && !(einval_ok && r.err == EINVAL)) { rel_fail("%s: errno %d, expected ENOMEM", what, r.err); return; }
+  rel_say("  ok    %s -> NULL, %s\n", what, r.err == ENOMEM ? "ENOMEM" : "EINVAL");
+}
+
+// A huge request to an aligned entry point: must fail; a block back for n >= 2^63 is a known bug.
+static void aligned_huge(struct res r, size_t n, const char *what) {
+  if (n > SIZE_MAX / 2) {
+    char w[160];
+    snprintf(w, sizeof w, "%s = %p (usable %zu)", what, r.p, r.usable);
+    known_bug(BUG_ALIGNED_NEG_SIZE, !r.sig && r.p != NULL, w);
+    if (!r.sig && r.p) return;
+  }
+  must_fail_r(r, what, 0);
+}
+
+// realloc to a huge size: must fail; a crash for 2^63 - 8192 < n < 2^63 is a known bug.
+static void realloc_huge(struct res r, size_t n, const char *what) {
+  if (n > SIZE_MAX / 2 - 8192 && n <= SIZE_MAX / 2) {
+    char w[160];
+    snprintf(w, sizeof w, "%s: signal %d", what, r.sig);
+    known_bug(BUG_REALLOC_TRAP, r.sig != 0, w);
+    if (r.sig) return;
+  }
+  must_fail_r(r, what, 0);
 }
 
 int main(void) {
   const char *s = getenv("RELIABILITY_STRICT");
   strict = s && *s == '1';
   rel_say("limits_huge: goalloc %s\n", rel_goalloc_loaded() ? "loaded" : "NOT loaded");
-  unsigned char *keep = rel_malloc(1000);
+  keep = rel_malloc(1000);
   memset(keep, 0x3C, 1000);
   char what[128];
 
@@ -101,41 +171,33 @@ int main(void) {
   for (size_t i = 0; i < sizeof huge_sizes / sizeof huge_sizes[0]; i++) {
     size_t n = huge_sizes[i];
     snprintf(what, sizeof what, "malloc(%#zx)", n);
-    errno = 0; void *p = rel_malloc(n); must_fail(p, errno, what, 0);
+    must_fail_r(guarded(C_MALLOC, n, 0), what, 0);
     snprintf(what, sizeof what, "calloc(1, %#zx)", n);
-    errno = 0; p = rel_calloc(1, n); must_fail(p, errno, what, 0);
+    must_fail_r(guarded(C_CALLOC, 1, n), what, 0);
     snprintf(what, sizeof what, "realloc(block, %#zx)", n);
-    errno = 0; p = rel_realloc(keep, n); must_fail(p, errno, what, 0);
+    realloc_huge(guarded(C_REALLOC, n, 0), n, what);
     snprintf(what, sizeof what, "realloc(NULL, %#zx)", n);
-    errno = 0; p = rel_realloc(NULL, n); must_fail(p, errno, what, 0);
+    must_fail_r(guarded(C_REALLOC_NULL, n, 0), what, 0);
     snprintf(what, sizeof what, "valloc(%#zx)", n);
-    errno = 0; p = rel_valloc(n); aligned_huge(p, errno, n, what);
+    aligned_huge(guarded(C_VALLOC, n, 0), n, what);
     snprintf(what, sizeof what, "pvalloc(%#zx)", n);
-    errno = 0; p = rel_pvalloc(n);
+    struct res r = guarded(C_PVALLOC, n, 0);
     if (n > SIZE_MAX - 4095) {  // rounding n up to a page overflows
       char w[160];
-      snprintf(w, sizeof w, "%s = %p", what, p);
-      known_bug(BUG_PVALLOC_OVERFLOW, p != NULL, w);
-      if (p) rel_free(p);
-      else must_fail(p, errno, what, 0);
+      snprintf(w, sizeof w, "%s = %p", what, r.p);
+      known_bug(BUG_PVALLOC_OVERFLOW, !r.sig && r.p != NULL, w);
+      if (r.sig || !r.p) must_fail_r(r, what, 0);
     } else {
-      aligned_huge(p, errno, n, what);
+      aligned_huge(r, n, what);
     }
     snprintf(what, sizeof what, "aligned_alloc(4096, %#zx)", n);
-    errno = 0; p = rel_aligned_alloc(4096, n); aligned_huge(p, errno, n, what);
+    aligned_huge(guarded(C_ALIGNED_ALLOC, 4096, n), n, what);
     snprintf(what, sizeof what, "memalign(1 MiB, %#zx)", n);
-    errno = 0; p = rel_memalign(MiB, n); aligned_huge(p, errno, n, what);
+    aligned_huge(guarded(C_MEMALIGN, MiB, n), n, what);
     static const size_t pm_aligns[] = {8, 16, 64, 4096, (size_t)1 << 20, (size_t)1 << 30};
     for (size_t ai = 0; ai < sizeof pm_aligns / sizeof pm_aligns[0]; ai++) {
-      size_t a = pm_aligns[ai];
-      void *out = (void *)0x1;
-      int rc = rel_posix_memalign(&out, a, n);
-      snprintf(what, sizeof what, "posix_memalign(%zu, %#zx)", a, n);
-      if (rc == 0 && n > SIZE_MAX / 2) { aligned_huge(out, 0, n, what); continue; }
-      if (n > SIZE_MAX / 2) known_bug(BUG_ALIGNED_NEG_SIZE, 0, what);
-      checks++;
-      if (rc != ENOMEM || out != (void *)0x1) rel_fail("%s = %d, *memptr %p", what, rc, out);
-      else rel_say("  ok    %s -> ENOMEM\n", what);
+      snprintf(what, sizeof what, "posix_memalign(%zu, %#zx)", pm_aligns[ai], n);
+      aligned_huge(guarded(C_POSIX_MEMALIGN, pm_aligns[ai], n), n, what);
     }
   }
 
@@ -147,30 +209,25 @@ int main(void) {
   for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
     size_t n = pairs[i][0], m = pairs[i][1];
     snprintf(what, sizeof what, "calloc(%#zx, %#zx)", n, m);
-    errno = 0; void *p = rel_calloc(n, m); must_fail(p, errno, what, 0);
+    must_fail_r(guarded(C_CALLOC, n, m), what, 0);
     snprintf(what, sizeof what, "reallocarray(block, %#zx, %#zx)", n, m);
-    errno = 0; p = rel_reallocarray(keep, n, m); must_fail(p, errno, what, 0);
+    size_t prod;
+    if (__builtin_mul_overflow(n, m, &prod)) must_fail_r(guarded(C_REALLOCARRAY, n, m), what, 0);
+    else realloc_huge(guarded(C_REALLOCARRAY, n, m), prod, what);
     snprintf(what, sizeof what, "reallocarray(NULL, %#zx, %#zx)", n, m);
-    errno = 0; p = rel_reallocarray(NULL, n, m); must_fail(p, errno, what, 0);
+    must_fail_r(guarded(C_REALLOCARRAY_NULL, n, m), what, 0);
   }
 
   // Impossible alignments.
   static const size_t aligns[] = {(size_t)1 << 62, (size_t)1 << 63};
   for (size_t i = 0; i < 2; i++) {
     size_t a = aligns[i];
-    void *out = (void *)0x1;
-    int rc = rel_posix_memalign(&out, a, 64);
     snprintf(what, sizeof what, "posix_memalign(%#zx, 64)", a);
-    checks++;
-    if (rc == 0 || out != (void *)0x1) rel_fail("%s = %d, *memptr %p", what, rc, out);
-    else rel_say("  ok    %s -> %s\n", what, rc == ENOMEM ? "ENOMEM" : rc == EINVAL ? "EINVAL" : "error");
+    must_fail_r(guarded(C_POSIX_MEMALIGN, a, 64), what, 1);
     snprintf(what, sizeof what, "aligned_alloc(%#zx, 64)", a);
-    errno = 0; void *p = rel_aligned_alloc(a, 64); must_fail(p, errno, what, 1);
+    must_fail_r(guarded(C_ALIGNED_ALLOC, a, 64), what, 1);
   }
-  {
-    errno = 0; void *p = rel_memalign((size_t)1 << 62, 64);
-    must_fail(p, errno, "memalign(1<<62, 64)", 1);
-  }
+  must_fail_r(guarded(C_MEMALIGN, (size_t)1 << 62, 64), "memalign(1<<62, 64)", 1);
   // Bad (non power of two) alignments.
   static const size_t bad_aligns[] = {0, 3, 12, 24, 100, 4097};
   for (size_t i = 0; i < sizeof bad_aligns / sizeof bad_aligns[0]; i++) {
@@ -190,13 +247,6 @@ int main(void) {
     may_fail(big[i], what);
     if (!rel_check_heap()) rel_fail("goalloc_check_heap() after %s", what);
   }
-
-  // The block passed to every failed realloc is intact.
-  checks++;
-  int intact = 1;
-  for (int i = 0; i < 1000; i++) if (keep[i] != 0x3C) intact = 0;
-  if (!intact || rel_usable(keep) < 1000) rel_fail("the block given to failed reallocs changed");
-  else ok("the block given to the failed reallocs is intact");
 
   // Known bugs (XFAIL until fixed).
   {

@@ -82,7 +82,22 @@ int main(void) {
     report(WIFEXITED(st), "realloc(large + 4096, 10) returns NULL silently (no report, no abort, errno 0)");
   }
 
-  // 5. Metadata of huge blocks (in a child): about 1/1000 of the size, touched and kept.
+  // 5. realloc to just under 2^63 dies of a Swift overflow trap (SIGILL) instead of ENOMEM.
+  {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+      void *q = v_realloc(v_malloc(50), SIZE_MAX / 2);
+      _exit(q == NULL && errno == ENOMEM ? 0 : 1);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    snprintf(buf, sizeof buf, "realloc(malloc(50), SIZE_MAX / 2): %s (must be NULL, ENOMEM)",
+             WIFSIGNALED(st) ? "killed by a signal" : WEXITSTATUS(st) ? "wrong result" : "NULL, ENOMEM");
+    report(!WIFEXITED(st) || WEXITSTATUS(st) != 0, buf);
+  }
+
+  // 6. Metadata of huge blocks (in a child): about 1/1000 of the size, touched and kept.
   fflush(NULL);
   pid_t pid = fork();
   if (pid == 0) {

@@ -47,7 +47,10 @@ static inline void goalloc_global_heap_set(void *h) {
 
 /// Anonymous read-write private mapping; MAP_NORESERVE. NULL on failure.
 void *goalloc_sys_map(size_t len);
-/// Like goalloc_sys_map, but only exactly at `hint` (MAP_FIXED_NOREPLACE); NULL otherwise.
+/// Heap arenas: like goalloc_sys_map but without MAP_NORESERVE, so the kernel's overcommit check
+/// refuses sizes the machine cannot back (malloc(1 TiB) fails as with glibc).
+void *goalloc_sys_map_heap(size_t len);
+/// Like goalloc_sys_map_heap, but only exactly at `hint` (MAP_FIXED_NOREPLACE); NULL otherwise.
 void *goalloc_sys_map_at(void *hint, size_t len);
 void goalloc_sys_unmap(void *p, size_t len);
 /// Next arena address hint (process-wide cursor starting at 0x00c000000000); advances by `len`.
