@@ -119,7 +119,9 @@ func exitHook() {
 
 /// Library constructor: the environment is readable now (the first mallocs may predate it).
 public func loadHook() {
-  _ = globalHeap()
+  // libc is up: the background scavenger can start now (a program that frees and then only
+  // sleeps must still get its memory back).
+  globalHeap()?.startScavengerIfNeeded()
   refreshDebugFlags()
   if let h = globalHeap(), h.debugFlags & UInt32(GOALLOC_DEBUG_STATS) != 0 { goalloc_stats_fd_init() }
   globalHeap()?.configureInstrumentation()

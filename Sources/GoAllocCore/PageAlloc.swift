@@ -332,8 +332,8 @@ public struct PageAlloc {
   /// memory is not split needlessly), and marks them in use so nobody allocates them while they
   /// are being released. Writes (base, npages) pairs to `out` (at most `capacity`).
   /// Returns the number of runs. Counters are unchanged (the pages stay "free" in the stats).
-  mutating func takeUnscavenged(maxPages: Int, minRun: Int, into out: UnsafeMutablePointer<UInt>,
-                                capacity: Int) -> Int {
+  mutating func takeUnscavenged(maxPages: Int, minRun: Int, skipDense: Bool,
+                                into out: UnsafeMutablePointer<UInt>, capacity: Int) -> Int {
     if maxChunk < 0 { return 0 }
     var nruns = 0, taken = 0
     var ci = maxChunk
@@ -348,7 +348,7 @@ public struct PageAlloc {
       if candidates == 0 { continue }
       // Background passes leave dense chunks alone (>= 96.9% in use, Go's rule): their memory,
       // and the transparent huge pages behind it, is about to be used again.
-      if minRun > 1 && free <= chunkPages / 32 { continue }
+      if skipDense && free <= chunkPages / 32 { continue }
       // Runs of free & unscavenged pages in this chunk, from the top.
       var page = chunkPages
       var touched = false

@@ -6,7 +6,7 @@
 //                        goal = peak + peak/10                          (keep ~10% over it)
 //                        retained = inUse + free-but-not-released pages
 //   if retained > goal: release up to 16 MiB of free pages per tick (about 1-2% of one CPU),
-//   highest addresses first, only runs of >= 64 KiB and never in dense 4 MiB chunks (>= 96.9%
+//   highest addresses first, runs of >= 64 KiB before shorter ones, never in dense 4 MiB chunks (>= 96.9%
 //   of pages in use), so densely used memory (and the transparent huge pages behind it; arenas
 //   and chunks are 2 MiB-aligned) is not broken up for a few pages. Every 10 ticks, empty spans still parked on
 //   mcentral lists are reclaimed first.
@@ -48,7 +48,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// Releases up to `maxBytes` of free, unreleased pages (runs of at least `minRunPages`).
   /// Returns the bytes released. Takes the heap lock; must not be called with it held.
   @discardableResult
-  public func scavenge(maxBytes: Int, minRunPages: Int = 1) -> Int {
+  public func scavenge(maxBytes: Int, minRunPages: Int = 1, skipDense: Bool = false) -> Int {
     let sc = pointee.scavenger
     lockAcquire(&sc.pointee.lock)
     var released = 0
@@ -56,7 +56,8 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       lockAcquire(&pointee.lock)
       let left = maxBytes - released
       let n = pointee.pages.takeUnscavenged(maxPages: left / pageSize + (left % pageSize == 0 ? 0 : 1),
-                                             minRun: minRunPages, into: sc.pointee.runs,
+                                             minRun: minRunPages, skipDense: skipDense,
+                                             into: sc.pointee.runs,
                                              capacity: ScavengerState.maxRuns)
       lockRelease(&pointee.lock)
       if n == 0 { break }
@@ -122,8 +123,10 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     }
     let goal = peak + peak / 10
     if retained > goal {
-      scavenge(maxBytes: Swift.min((retained - goal) * pageSize, ScavengerState.bytesPerTick),
-               minRunPages: ScavengerState.minRunPages)
+      // Long runs first; in a fragmented heap (free spans between live ones) single pages too.
+      let want = Swift.min((retained - goal) * pageSize, ScavengerState.bytesPerTick)
+      let got = scavenge(maxBytes: want, minRunPages: ScavengerState.minRunPages, skipDense: true)
+      if got < want { scavenge(maxBytes: want - got, minRunPages: 1, skipDense: true) }
     }
   }
 
