@@ -30,25 +30,31 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     Int(truncatingIfNeeded: (UInt64(p >> 4) &* 0x9E37_79B9_7F4A_7C15) >> 48) & (sampleSlots - 1)
   }
 
+  /// The table slot holding p (`insert`: or the first free slot on its probe path), or nil.
+  /// Sample lock held.
+  func sampleRecord(_ table: UnsafeMutablePointer<UInt>, _ p: UInt, insert: Bool) -> UnsafeMutablePointer<UInt>? {
+    var i = sampleSlot(p)
+    for _ in 0..<sampleSlots {
+      let rec = table + i * sampleWords
+      if rec[0] == p { return rec }
+      if rec[0] == 0 { return insert ? rec : nil }
+      if insert && rec[0] == sampleTombstone { return rec }
+      i = (i + 1) & (sampleSlots - 1)
+    }
+    return nil
+  }
+
   func addSample(_ p: UInt, size: Int, frames: UnsafeMutablePointer<UnsafeMutableRawPointer?>, count: Int) {
     let ins = pointee.instrumentation
     guard let table = ins.pointee.samples else { return }
     lockAcquire(&ins.pointee.lock)
     defer { lockRelease(&ins.pointee.lock) }
-    var i = sampleSlot(p)
-    for _ in 0..<sampleSlots {
-      let rec = table + i * sampleWords
-      if rec[0] == 0 || rec[0] == sampleTombstone {
-        rec[0] = p
-        rec[1] = UInt(size)
-        rec[2] = UInt(count)
-        for k in 0..<count { rec[3 + k] = UInt(bitPattern: frames[k]) }
-        ins.pointee.liveSamples += 1
-        return
-      }
-      i = (i + 1) & (sampleSlots - 1)
-    }
-    ins.pointee.droppedSamples += 1
+    guard let rec = sampleRecord(table, p, insert: true) else { ins.pointee.droppedSamples += 1; return }
+    if rec[0] != p { ins.pointee.liveSamples += 1 }
+    rec[0] = p
+    rec[1] = UInt(size)
+    rec[2] = UInt(count)
+    for k in 0..<count { rec[3 + k] = UInt(bitPattern: frames[k]) }
   }
 
   func removeSample(_ p: UInt) {
@@ -56,17 +62,9 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     guard let table = ins.pointee.samples else { return }
     lockAcquire(&ins.pointee.lock)
     defer { lockRelease(&ins.pointee.lock) }
-    var i = sampleSlot(p)
-    for _ in 0..<sampleSlots {
-      let rec = table + i * sampleWords
-      if rec[0] == 0 { return }
-      if rec[0] == p {
-        rec[0] = sampleTombstone
-        ins.pointee.liveSamples -= 1
-        return
-      }
-      i = (i + 1) & (sampleSlots - 1)
-    }
+    guard let rec = sampleRecord(table, p, insert: false) else { return }
+    rec[0] = sampleTombstone
+    ins.pointee.liveSamples -= 1
   }
 
   /// Writes the live sampled allocations as folded stacks (root first).

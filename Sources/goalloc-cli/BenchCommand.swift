@@ -834,7 +834,7 @@ enum Proc {
       else { posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644) }
     }
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    var env = environment().filter { !$0.hasPrefix("LD_PRELOAD=") }
+    var env = ChildProcess.currentEnvironment().filter { !$0.hasPrefix("LD_PRELOAD=") }
     let overridden = Set(extraEnv.map { String($0.prefix { $0 != "=" }) })
     env = env.filter { !overridden.contains(String($0.prefix { $0 != "=" })) } + extraEnv
     var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
@@ -870,13 +870,4 @@ enum Proc {
     return nil
   }
 
-  static func environment() -> [String] {
-    var result: [String] = []
-    var p = environ
-    while let entry = p.pointee {
-      result.append(String(cString: entry))
-      p += 1
-    }
-    return result
-  }
 }
