@@ -1,10 +1,11 @@
 // Invariants: a whole-heap consistency check (goalloc_check_heap).
 //
-// Walks the page allocator (summaries against bitmaps, scavenged pages free, counters), every
-// mcentral list (links, list tags, counts, flags, no span twice) and the spans on them (class,
-// allocCount against the bitmaps, arena index entries pointing back). Takes the locks one at a
-// time, so it can run while other threads allocate; spans cached by other threads are not
-// inspected (their owner may be changing them).
+// Walks the page allocator (summaries against bitmaps, scavenged pages free, counters, and
+// HeapIdle + HeapInuse == HeapSys), every mcentral partial list (links, list tags, counts,
+// flags) and the spans on it (class, allocCount against the bitmaps, arena index entries
+// pointing back at the first and last page). Takes the locks one at a time, so it can run while
+// other threads allocate; spans owned by a thread (cached or stashed) or floating are not
+// inspected (their owner may be changing them; floating spans are full by definition).
 import CGoAllocShim
 
 public struct HeapCheckResult {
