@@ -457,8 +457,9 @@ func reallocObject(_ p: UnsafeMutableRawPointer?, _ size: Int, mallocMode: Bool)
   if size < 0 || size > maxAllocSize { return enomem() }
   let old = usableSize(p, op: "realloc")
   if old == 0 { return nil }  // reported as invalid (warn mode)
-  if size <= old && (old <= maxSmallSize ? size > old / 2 || old <= 16
-                                        : (size + pageSize - 1) / pageSize == old / pageSize) {
+  // Fits: stay in place unless that would waste more than half of the block (a large block keeps
+  // the headroom a geometric move gave it; trimming it would cost the next growth a move).
+  if size <= old && (size > old / 2 || old <= 16) {
     if _slowPath(goalloc_tls_get() == nil), let h = globalHeap(), h.instrumented,
        let c = currentCache() {
       h.recordFree(UInt(bitPattern: p))
