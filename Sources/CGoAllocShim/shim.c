@@ -261,8 +261,22 @@ int goalloc_debug_value(const char *key, char *buf, size_t len) {
 
 int goalloc_open_output(const char *path) {
   if (strcmp(path, "1") == 0 || strcmp(path, "stderr") == 0 || strcmp(path, "-") == 0) return 2;
+  /* "%p" in the name becomes the process id, so a program's children write files of their own. */
+  char name[4096];
+  size_t n = 0;
+  for (const char *s = path; *s && n < sizeof name - 24; s++) {
+    if (s[0] == '%' && s[1] == 'p') {
+      char digits[24]; int i = 24; long pid = (long)getpid();
+      do { digits[--i] = (char)('0' + pid % 10); pid /= 10; } while (pid);
+      while (i < 24) name[n++] = digits[i++];
+      s++;
+    } else {
+      name[n++] = *s;
+    }
+  }
+  name[n] = 0;
   int saved = errno;
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   errno = saved;
   return fd;
 }

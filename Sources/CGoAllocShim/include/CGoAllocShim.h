@@ -116,7 +116,8 @@ void goalloc_report(const char *op, const char *what, uintptr_t addr);
 
 /// Copies the value of `key` in GOALLOC_DEBUG (e.g. allocfreetrace=FILE) into buf. 1 if present.
 int goalloc_debug_value(const char *key, char *buf, size_t len);
-/// "1", "stderr" or "-" -> 2; otherwise the file, created or truncated. -1 on failure.
+/// "1", "stderr" or "-" -> 2; otherwise the file (with "%p" replaced by the process id), created
+/// or truncated. -1 on failure.
 int goalloc_open_output(const char *path);
 void goalloc_close_output(int fd);
 /// One allocation or free event of the allocation trace (format: see AllocTrace.swift).
