@@ -28,11 +28,10 @@ public struct MSpan {
   @usableFromInline var freeindex: Int = 0       // slots below are allocated (until a fold)
   @usableFromInline var allocCount: Int = 0      // allocated slots (owner's count)
   @usableFromInline var localFreed: UInt64 = 0   // owner's frees not folded yet (read by heap walks)
-  @usableFromInline var requested: Int = 0       // large: bytes asked for
   @usableFromInline var needzero: UInt8 = 0      // free slots may hold old data
   @usableFromInline var _pad0: (UInt8, UInt8, UInt8) = (0, 0, 0)
   @usableFromInline var sweepgen: UInt32 = 0     // for the GC mode
-  @usableFromInline var _pad1: (UInt64, UInt64) = (0, 0)
+  @usableFromInline var _pad1: (UInt64, UInt64, UInt64) = (0, 0, 0)
   // Line 1: the span's geometry, read by every free.
   @usableFromInline var startAddr: UInt = 0      // first byte
   @usableFromInline var elemsize: Int = 0        // bytes per slot; npages * 8 KiB for large

@@ -233,7 +233,6 @@ func largeAlloc(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, alignPages: 
   guard let s = h.allocSpan(npages, spanclass: noscan ? 1 : 0, alignPages: alignPages) else {
     return 0
   }
-  s.pointee.requested = size
   atomicAdd64(&h.pointee.largeAllocs, 1)
   atomicAdd64(&h.pointee.largeAllocBytes, UInt64(npages * pageSize))
   if zero && s.pointee.needzero != 0 {
@@ -475,7 +474,6 @@ func reallocObject(_ p: UnsafeMutableRawPointer?, _ size: Int, mallocMode: Bool)
     if h.resizeLarge(s, to: npages) {
       if npages > oldPages { atomicAdd64(&h.pointee.largeAllocBytes, UInt64((npages - oldPages) * pageSize)) }
       else { atomicAdd64(&h.pointee.largeFreeBytes, UInt64((oldPages - npages) * pageSize)) }
-      s.pointee.requested = size
       if _slowPath(goalloc_tls_get() == nil), h.instrumented, let c = currentCache() {
         h.recordFree(UInt(bitPattern: p))
         h.recordAlloc(c, UInt(bitPattern: p), size: size, sizeclass: 0, slot: 0)
