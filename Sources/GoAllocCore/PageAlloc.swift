@@ -132,22 +132,28 @@ public struct PageAlloc {
     return packSum(start, best, end)
   }
 
-  /// Recomputes leaf summaries of chunks [lo, hi] and every ancestor.
+  /// Recomputes leaf summaries of chunks [lo, hi] and their ancestors, stopping at the first
+  /// level where nothing changed (its parents cannot change either).
   mutating func update(_ lo: Int, _ hi: Int) {
-    for ci in lo...hi { if let c = chunk(ci) { c[16] = PageAlloc.summarize(c) } }
+    var changed = false
+    for ci in lo...hi {
+      if let c = chunk(ci) {
+        let s = PageAlloc.summarize(c)
+        if c[16] != s { c[16] = s; changed = true }
+      }
+    }
     var a = lo, b = hi
     var level = summaryLevels - 2
-    while level >= 0 {
+    while level >= 0 && changed {
+      changed = false
       a >>= 3; b >>= 3
       let dst = summaries(level)
       let childPages = 1 << levelLogPages(level + 1)
       for i in a...b {
-        if level == summaryLevels - 2 {
-          dst[i] = PageAlloc.merge(nil, leafBase: i << 3, pa: self, childPages: childPages)
-        } else {
-          dst[i] = PageAlloc.merge(summaries(level + 1) + (i << 3), leafBase: 0, pa: self,
-                                   childPages: childPages)
-        }
+        let s = level == summaryLevels - 2
+          ? PageAlloc.merge(nil, leafBase: i << 3, pa: self, childPages: childPages)
+          : PageAlloc.merge(summaries(level + 1) + (i << 3), leafBase: 0, pa: self, childPages: childPages)
+        if dst[i] != s { dst[i] = s; changed = true }
       }
       level -= 1
     }
