@@ -41,10 +41,14 @@ func spanOfIndex(_ index: UnsafeMutableRawPointer, _ p: UInt) -> SpanPtr? {
 /// Sets the spans-table entries of [base, base + npages pages) to `s` (nil to clear).
 func setSpans(_ index: ArenaIndex, _ base: UInt, _ npages: Int, _ s: SpanPtr?) {
   var p = base
-  for _ in 0..<npages {
+  var left = npages
+  while left > 0 {  // one arena at a time: a plain run of stores within its table
     let spans = index[Int(p >> UInt(logHeapArenaBytes))]!
-    spans[Int((p >> UInt(pageShift)) & UInt(pagesPerArena - 1))] = s
-    p += UInt(pageSize)
+    let first = Int((p >> UInt(pageShift)) & UInt(pagesPerArena - 1))
+    let n = min(left, pagesPerArena - first)
+    (spans + first).update(repeating: s, count: n)
+    left -= n
+    p += UInt(n * pageSize)
   }
 }
 
