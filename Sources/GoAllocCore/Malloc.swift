@@ -269,13 +269,20 @@ func freeOwnedFast(_ raw: UnsafeMutableRawPointer, _ a: UInt) -> Bool {
   if atomicLoadRelaxedUInt(&s.pointee.owner) != UInt(bitPattern: raw) { return false }
   let idx = s.objIndex(a)
   if s.pointee.startAddr &+ UInt(bitPattern: idx &* s.pointee.elemsize) != a { return false }
+  return ownerFree(c, s, idx)
+}
+
+/// Records the free of slot idx of a span owned by cache c in the owner's own bitmap, no atomics.
+/// False (nothing recorded) when the slot is not allocated or already freed: a double free.
+@inline(__always)
+func ownerFree(_ c: MCache, _ s: SpanPtr, _ idx: Int) -> Bool {
   let w = idx &>> 6
   let bit: UInt64 = 1 &<< UInt64(idx & 63)
   let local = s.localFreeBits
   if (local[w] | atomicLoadRelaxed64(s.freeBits + w)) & bit != 0 || !s.isAllocated(idx) { return false }
   local[w] |= bit
   counterBump(&s.pointee.localFreed)
-  c.countFree(spc &>> 1)
+  c.countFree(Int(s.pointee.spanclass) &>> 1)
   return true
 }
 
@@ -319,19 +326,9 @@ func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
   if let raw {
     let c = MCache(raw)
     if atomicLoadRelaxedUInt(&s.pointee.owner) == UInt(bitPattern: raw) {
-      // This thread owns the span (its current span, or one in its stash): record the free in
-      // the owner's own bitmap, no atomics. (A thread that gave a span up cleared `owner` itself,
-      // so it can never see a stale "mine".)
-      let w = idx &>> 6
-      let bit: UInt64 = 1 &<< UInt64(idx & 63)
-      let local = s.localFreeBits
-      if _slowPath((local[w] | atomicLoadRelaxed64(s.freeBits + w)) & bit != 0 || !s.isAllocated(idx)) {
-        h.badFree(op, "double free detected", a)
-        return
-      }
-      local[w] |= bit
-      counterBump(&s.pointee.localFreed)
-      c.countFree(sc)
+      // This thread owns the span (its current span, or one in its stash). (A thread that gave
+      // a span up cleared `owner` itself, so it can never see a stale "mine".)
+      if _slowPath(!ownerFree(c, s, idx)) { h.badFree(op, "double free detected", a) }
       return
     }
     if freeSlot(h, raw, s, idx, a, op: op) { c.countFree(sc) }

@@ -78,7 +78,7 @@ public struct MemStats {
         // Requested bytes of class sc: the rounding of the live objects is estimated from the
         // class's average request (frees do not know the request).
         let sc = i - MCache.requestedIdx
-        let m = Double(perClassMallocs(h, list, sc)), f = Double(perClassFrees(h, list, sc))
+        let m = Double(counterSum(h, list, sc)), f = Double(counterSum(h, list, numStatClasses + sc))
         if m > 0 && m > f { liveRequested += Double(v) * (m - f) / m }
       }
     }
@@ -135,10 +135,7 @@ public struct MemStats {
     }
     return v
   }
-  static func perClassMallocs(_ h: UnsafeMutablePointer<MHeap>, _ list: UnsafeMutablePointer<CacheList>,
-                              _ sc: Int) -> UInt64 { counterSum(h, list, sc) }
-  static func perClassFrees(_ h: UnsafeMutablePointer<MHeap>, _ list: UnsafeMutablePointer<CacheList>,
-                            _ sc: Int) -> UInt64 { counterSum(h, list, numStatClasses + sc) }
+
 
   /// Stores the fields in the order of `struct goalloc_memstats` (include/goalloc.h).
   public func store(to out: UnsafeMutablePointer<UInt64>) {
