@@ -20,7 +20,7 @@ let package = Package(
   ],
   targets: [
     // DWARF 4 debug info: valgrind 3.19 (callgrind counts in the benchmarks) cannot read DWARF 5.
-    .target(name: "CGoAllocShim", cSettings: [.unsafeFlags(["-gdwarf-4"])], linkerSettings: [.linkedLibrary("m")]),
+    .target(name: "CGoAllocShim", cSettings: [.unsafeFlags(["-gdwarf-4"])]),
     // The libc names of libgoalloc.so (default visibility; trampolines to the Swift exports).
     .target(name: "CGoAllocABI", cSettings: [.unsafeFlags(["-fno-builtin", "-gdwarf-4"])]),
     .target(name: "GoAllocCore", dependencies: ["CGoAllocShim"], swiftSettings: coreSettings),

@@ -11,6 +11,11 @@
 // is two dependent loads, takes no lock, and answers nil for any address that is not in an
 // arena of ours (stack, globals, the system malloc's heap, NULL, kernel addresses).
 //
+// The arenas of the first 64 GiB above the hint base (the whole heap of nearly every process)
+// keep their spans tables in one flat, process-wide table (goalloc_span_lookup in the C shim), so
+// the free fast path finds a span with a range check and one load; arenas elsewhere get tables of
+// their own. The index entries point into the flat table, so there is one copy of every entry.
+//
 // Invariants:
 // - index entries are published once (release store) and never removed;
 // - spans[i] points to the in-use span covering page i, or is nil; entries are written under the

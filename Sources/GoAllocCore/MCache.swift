@@ -6,16 +6,26 @@
 //   [0, 1152)      alloc[numSpanClasses]: current span per span class (emptySpan when none)
 //   [1152, 2816)   counters: mallocs[68], frees[68], tiny objects/frees, tiny blocks/frees,
 //                  requested bytes[68]
-//   [2816, 4160)   stash: per span class, up to 16 partly free spans claimed by this thread's frees
-//   [4160, ...)    MCacheHeader: heap, arena index, tiny block state; then MCacheLink
+//   then           per span class: ready list head, held list head, ready count
+//   then           MCacheHeader: heap, arena index, tiny block state; then MCacheLink
 // `alloc` sits at offset 0 so the fast path indexes the cache pointer directly.
 //
-// When a span is exhausted the cache first folds frees that arrived for it (cheap, no lock),
-// and only then refills from the mcentral. `releaseAll` hands every span back (thread exit,
-// fork child); `destroy` also flushes the counters into the heap.
+// Besides its current spans the cache owns, per class, two circular lists (owner only, linked
+// through MSpan.onext/oprev):
+//   held   spans it filled and swapped out, full as far as it knows. Its own frees into them are
+//          plain stores (no atomics); the first one moves the span to ready. Other threads'
+//          frees only count pending; a refill looks at a few held spans for those.
+//   ready  spans with frees to fold, oldest first (they have gathered the most frees), and up to
+//          `maxClaimed` floating spans claimed by this thread's frees.
+// A ready span whose objects this thread has all freed goes back to the mcentral (the mheap can
+// reuse its pages). Refill order: ready, a few held, then the mcentral.
+// `releaseAll` hands every span back (thread exit, fork child); `destroy` also flushes the
+// counters into the heap.
 //
-// Invariants: alloc[spc] is emptySpan or a span with CACHED set whose class is spc; the counters
-// are written only by the owning thread (atomically visible, read by MemStats).
+// Invariants: alloc[spc] is emptySpan or a span with CACHED set whose class is spc and place
+// placeCurrent; every span on a list of this cache has STASHED set, owner == this cache and the
+// list's place; the counters are written only by the owning thread (atomically visible, read by
+// MemStats).
 import CGoAllocShim
 
 public struct MCacheHeader {
@@ -47,14 +57,17 @@ public struct MCacheLink {
   static let tinyBlockFreesIdx = tinyAllocsIdx + 3
   /// Requested bytes per size class (slot bytes minus these = size-class rounding).
   static let requestedIdx = tinyAllocsIdx + 4
-  /// Per span class: a small LIFO stash of partly free spans this thread claimed by freeing into
-  /// them (linked through MSpan.next), and its length.
-  static let stashOffset = roundUp(countersOffset + counterWords * 8, 64)
-  static let stashCountOffset = stashOffset + roundUp(numSpanClasses * 8, 64)
-  /// 16, not fewer: on 16 cores, stashes of 4 sent so many spans through the mcentral locks that
+  /// Per span class: the ready and held list heads, and the ready list's length.
+  static let readyOffset = roundUp(countersOffset + counterWords * 8, 64)
+  static let heldOffset = readyOffset + roundUp(numSpanClasses * 8, 64)
+  static let readyCountOffset = heldOffset + roundUp(numSpanClasses * 8, 64)
+  /// Floating spans a thread's frees may claim into its ready list (beyond that they go to the
+  /// mcentral). 16, not fewer: on 16 cores, 4 sent so many spans through the mcentral locks that
   /// xmalloc ran at 25 M ops/s against 80 M with 16 (docs/PERFORMANCE.md).
-  static let maxStash: UInt8 = 16
-  static let headerOffset = roundUp(stashCountOffset + numSpanClasses, 64)
+  static let maxClaimed: UInt32 = 16
+  /// Held spans a refill looks at for other threads' frees before going to the mcentral.
+  static let heldScan = 4
+  static let headerOffset = roundUp(readyCountOffset + numSpanClasses * 4, 64)
   static let linkOffset = roundUp(headerOffset + MemoryLayout<MCacheHeader>.stride, 64)
   static let bytes = roundUp(linkOffset + MemoryLayout<MCacheLink>.stride, 64)
 
@@ -122,7 +135,7 @@ public struct MCacheLink {
     lockRelease(&list.pointee.lock)
   }
 
-  /// Returns every cached and stashed span to its mcentral and drops the tiny block.
+  /// Returns every span this cache owns to its mcentral and drops the tiny block.
   public func releaseAll() {
     dropTinyHold()
     let h = heap
@@ -133,58 +146,142 @@ public struct MCacheLink {
         alloc[spc] = empty
         (h.pointee.centrals + spc).uncacheSpan(h, s)
       }
-      while let st = stashPop(spc) { (h.pointee.centrals + spc).uncacheSpan(h, st) }
+      releaseList(readyHeads + spc)
+      releaseList(heldHeads + spc)
+      readyCounts[spc] = 0
     }
   }
 
-  // MARK: stash (owner thread only)
+  func releaseList(_ head: UnsafeMutablePointer<SpanPtr?>) {
+    let h = heap
+    while let s = head.pointee {
+      listRemove(head, s)
+      (h.pointee.centrals + Int(s.pointee.spanclass)).uncacheSpan(h, s)
+    }
+  }
 
-  @inline(__always) var stashHeads: UnsafeMutablePointer<SpanPtr?> {
-    (raw + MCache.stashOffset).assumingMemoryBound(to: SpanPtr?.self)
+  // MARK: ready and held lists (owner thread only)
+
+  @inline(__always) var readyHeads: UnsafeMutablePointer<SpanPtr?> {
+    (raw + MCache.readyOffset).assumingMemoryBound(to: SpanPtr?.self)
   }
-  @inline(__always) var stashCounts: UnsafeMutablePointer<UInt8> {
-    (raw + MCache.stashCountOffset).assumingMemoryBound(to: UInt8.self)
+  @inline(__always) var heldHeads: UnsafeMutablePointer<SpanPtr?> {
+    (raw + MCache.heldOffset).assumingMemoryBound(to: SpanPtr?.self)
   }
-  @inline(__always) func stashHasRoom(_ spc: Int) -> Bool { stashCounts[spc] < MCache.maxStash }
-  /// s was claimed (STASHED set) by this thread.
-  @inline(__always) func stashPush(_ spc: Int, _ s: SpanPtr) {
+  @inline(__always) var readyCounts: UnsafeMutablePointer<UInt32> {
+    (raw + MCache.readyCountOffset).assumingMemoryBound(to: UInt32.self)
+  }
+
+  /// Appends s at the tail of the circular list at `head`.
+  @inline(__always) func listAppend(_ head: UnsafeMutablePointer<SpanPtr?>, _ s: SpanPtr) {
+    if let h = head.pointee {
+      let t = h.pointee.oprev.unsafelyUnwrapped  // Safe: a circular list's head has a prev.
+      s.pointee.onext = h
+      s.pointee.oprev = t
+      t.pointee.onext = s
+      h.pointee.oprev = s
+    } else {
+      s.pointee.onext = s
+      s.pointee.oprev = s
+      head.pointee = s
+    }
+  }
+
+  @inline(__always) func listRemove(_ head: UnsafeMutablePointer<SpanPtr?>, _ s: SpanPtr) {
+    let n = s.pointee.onext.unsafelyUnwrapped, p = s.pointee.oprev.unsafelyUnwrapped
+    if n == s {
+      head.pointee = nil
+    } else {
+      p.pointee.onext = n
+      n.pointee.oprev = p
+      if head.pointee == s { head.pointee = n }
+    }
+    s.pointee.onext = nil
+    s.pointee.oprev = nil
+    s.pointee.place = placeCurrent
+  }
+
+  /// Sets s's flags to `flag`, keeping its pending count (other threads add to it meanwhile).
+  @inline(__always) func setFlags(_ s: SpanPtr, _ flag: UInt64) {
+    while true {
+      let cur = atomicLoad64(&s.pointee.freeState)
+      if atomicCAS64(&s.pointee.freeState, cur, (cur & ~fsFlags) | flag) { return }
+    }
+  }
+
+  /// Keeps s (owned, not current) on the held list: full as far as this thread knows.
+  func hold(_ spc: Int, _ s: SpanPtr) {
+    setFlags(s, fsStashed)
+    listAppend(heldHeads + spc, s)
+    s.pointee.place = placeHeld
+  }
+
+  /// s was claimed from floating (STASHED set) by this thread's free; true if it has room.
+  func claimHasRoom(_ spc: Int) -> Bool { readyCounts[spc] < MCache.maxClaimed }
+  func addReady(_ spc: Int, _ s: SpanPtr) {
     atomicStoreRelaxedUInt(&s.pointee.owner, UInt(bitPattern: raw))
-    s.pointee.next = stashHeads[spc]
-    stashHeads[spc] = s
-    stashCounts[spc] &+= 1
-  }
-  @inline(__always) func stashPop(_ spc: Int) -> SpanPtr? {
-    guard let s = stashHeads[spc] else { return nil }
-    stashHeads[spc] = s.pointee.next
-    s.pointee.next = nil
-    stashCounts[spc] &-= 1
-    return s
+    listAppend(readyHeads + spc, s)
+    s.pointee.place = placeReady
+    readyCounts[spc] &+= 1
   }
 
-  /// Exchanges the exhausted span of class spc for one with free slots: from this thread's stash
-  /// (no lock), else from the mcentral. Nil: out of memory.
+  /// This thread freed into s, which is not its current span: a held span moves to ready; a
+  /// ready span that no longer holds any object goes back to the mcentral.
+  @inline(never)
+  func ownedSpanFreed(_ s: SpanPtr) {
+    let spc = Int(s.pointee.spanclass)
+    if s.pointee.place == placeHeld {
+      listRemove(heldHeads + spc, s)
+      listAppend(readyHeads + spc, s)
+      s.pointee.place = placeReady
+      readyCounts[spc] &+= 1
+    } else if Int(s.pointee.localFreed) == s.pointee.allocCount {
+      listRemove(readyHeads + spc, s)
+      readyCounts[spc] &-= 1
+      (heap.pointee.centrals + spc).uncacheSpan(heap, s)
+    }
+  }
+
+  /// Makes owned span s (just taken off a list) current if folding its frees leaves a free slot.
+  @inline(__always) func takeIfFree(_ spc: Int, _ s: SpanPtr) -> Bool {
+    setFlags(s, fsCached)
+    s.fold(heap)
+    if s.pointee.allocCount < s.pointee.nelems {
+      alloc[spc] = s
+      return true
+    }
+    hold(spc, s)  // only late-detected double frees leave it full
+    return false
+  }
+
+  /// Exchanges the exhausted span of class spc for one with free slots: from this thread's ready
+  /// list, then its held spans with other threads' frees (no lock), else from the mcentral.
+  /// Nil: out of memory.
   @inline(never)
   func refill(_ spc: Int) -> SpanPtr? {
     let h = heap
-    let central = h.pointee.centrals + spc
     let old = alloc[spc]
     if old != h.pointee.emptySpan {
       alloc[spc] = h.pointee.emptySpan
-      central.uncacheSpan(h, old)
+      hold(spc, old)
     }
-    while let s = stashPop(spc) {
-      while true {  // STASHED -> CACHED, keeping the pending count
-        let cur = atomicLoad64(&s.pointee.freeState)
-        if atomicCAS64(&s.pointee.freeState, cur, (cur & ~fsFlags) | fsCached) { break }
-      }
-      s.fold(h)
-      if s.pointee.allocCount < s.pointee.nelems {
-        alloc[spc] = s
-        return s
-      }
-      central.release(s)
+    let ready = readyHeads + spc
+    while let s = ready.pointee {
+      listRemove(ready, s)
+      readyCounts[spc] &-= 1
+      if takeIfFree(spc, s) { return s }
     }
-    guard let s = central.cacheSpan(h) else { return nil }
+    let held = heldHeads + spc
+    for _ in 0..<MCache.heldScan {
+      guard let s = held.pointee else { break }
+      if s.pendingFrees > 0 {
+        listRemove(held, s)
+        if takeIfFree(spc, s) { return s }
+      } else {
+        held.pointee = s.pointee.onext  // rotate: the next refill looks further on
+      }
+    }
+    guard let s = (h.pointee.centrals + spc).cacheSpan(h) else { return nil }
     atomicStoreRelaxedUInt(&s.pointee.owner, UInt(bitPattern: raw))
     alloc[spc] = s
     if _slowPath(h.debugFlags & UInt32(GOALLOC_DEBUG_CHECK) != 0) {

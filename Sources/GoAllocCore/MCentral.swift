@@ -1,11 +1,12 @@
 // MCentral: the shared pool of spans of one span class (Go's mcentral).
 //
-// A span not cached by any thread is either on its mcentral's `partial` list (it has free slots,
+// A span not owned by any thread is either on its mcentral's `partial` list (it has free slots,
 // or frees not folded yet: PARTIAL set) or *floating*: full, on no list (no flag), as Go's
-// fullSwept set would hold it. An mcache whose span is exhausted lets it float (`uncacheSpan`,
-// one CAS, no lock) and asks for another (`cacheSpan`): a partial span if there is one (its
-// freed slots are folded in first), else a fresh span from the mheap. The first free into a
-// floating span claims it (CAS on its flags): into the freeing thread's own stash (MCache), or,
+// fullSwept set would hold it. An mcache keeps the spans it fills (MCache: held) and asks for
+// another (`cacheSpan`) when it has none with free slots: a partial span if there is one (its
+// freed slots are folded in first), else a fresh span from the mheap. Spans come back through
+// `uncacheSpan` when a thread exits or frees a span empty; full ones float. The first free into
+// a floating span claims it (CAS on its flags): into the freeing thread's ready list (MCache), or,
 // when that is full or the thread has no cache, onto this partial list through `queuePartial`.
 // A span that ends up with no allocated object stays on the partial list until the mheap
 // reclaims it (before growing, and every second from the scavenger).
@@ -45,7 +46,7 @@ extension UnsafeMutablePointer where Pointee == MCentral {
     s.pointee.list = listNone
   }
 
-  /// Gives up ownership of span s (cached or stashed by the caller, or just taken off the
+  /// Gives up ownership of span s (owned by the caller's cache, or just taken off the
   /// partial list under `lock`): it floats if it is full with no frees pending, else it goes on
   /// the partial list. Takes `lock` only for the latter (`locked`: the caller holds it).
   func release(_ s: SpanPtr, locked: Bool = false) {

@@ -8,10 +8,13 @@
 // Go's sweeper turns gcmarkBits into allocBits. The GC mode will use `gcmarkBits` and
 // `sweepgen` on the same bitmaps.
 //
-// Ownership: exactly one of {an mcache, as its current span (CACHED) or in its stash (STASHED);
+// Ownership: exactly one of {an mcache, as its current span (CACHED) or one of its other spans
+// (STASHED: on its ready list, with frees to fold, or its held list, full as far as it knows);
 // its mcentral's lock (on the partial list: PARTIAL); nobody (floating: full, no flag)} owns
-// allocBits, freeindex, allocCache and allocCount. freeBits and freeState are shared (atomics).
-// The first free into a floating span claims it (CAS of the flags from 0).
+// allocBits, freeindex, allocCache, allocCount and the owner-list fields (place, onext, oprev).
+// freeBits and freeState are shared (atomics). The first free into a floating span claims it
+// (CAS of the flags from 0). An mcache keeps the spans it filled (held), so its own frees into
+// them never need an atomic; spans float only when a thread lets them go (exit, release).
 //
 // Invariants (owner's view, after a fold):
 //   0 <= freeindex <= nelems;  allocCount == popcount(allocated slots);
@@ -29,9 +32,12 @@ public struct MSpan {
   @usableFromInline var allocCount: Int = 0      // allocated slots (owner's count)
   @usableFromInline var localFreed: UInt64 = 0   // owner's frees not folded yet (read by heap walks)
   @usableFromInline var needzero: UInt8 = 0      // free slots may hold old data
-  @usableFromInline var _pad0: (UInt8, UInt8, UInt8) = (0, 0, 0)
+  @usableFromInline var place: UInt8 = 0         // owner only: placeCurrent / placeReady / placeHeld
+  @usableFromInline var _pad0: (UInt8, UInt8) = (0, 0)
   @usableFromInline var sweepgen: UInt32 = 0     // for the GC mode
-  @usableFromInline var _pad1: (UInt64, UInt64, UInt64) = (0, 0, 0)
+  @usableFromInline var onext: SpanPtr? = nil    // owner only: links of its ready / held list
+  @usableFromInline var oprev: SpanPtr? = nil
+  @usableFromInline var _pad1: UInt64 = 0
   // Line 1: the span's geometry, read by every free.
   @usableFromInline var startAddr: UInt = 0      // first byte
   @usableFromInline var elemsize: Int = 0        // bytes per slot; npages * 8 KiB for large
@@ -46,10 +52,10 @@ public struct MSpan {
   @usableFromInline var limit: UInt = 0          // end of object data
   // Line 2: written by other threads.
   @usableFromInline var freeState: UInt64 = 0    // atomic: pending frees << 32 | flags
-  @usableFromInline var owner: UInt = 0          // atomic: the owning mcache (cached or stashed), or 0
+  @usableFromInline var owner: UInt = 0          // atomic: the owning mcache, or 0
   @usableFromInline var state: UInt32 = 0        // atomic: dead / inUse / freeing
   @usableFromInline var list: UInt8 = 0          // 0 none, 1 partial (central lock)
-  @usableFromInline var next: SpanPtr? = nil      // mcentral list / stash links
+  @usableFromInline var next: SpanPtr? = nil      // mcentral partial list links
   @usableFromInline var prev: SpanPtr? = nil
   @usableFromInline var tinyCounts: UnsafeMutablePointer<UInt8>? = nil  // tiny spans: sub-objects per block
 
@@ -64,6 +70,10 @@ public struct MSpan {
 @usableFromInline let fsPartial: UInt64 = 2
 @usableFromInline let fsStashed: UInt64 = 4
 @usableFromInline let fsFlags: UInt64 = 7
+/// MSpan.place: where an owned span is in its mcache (owner only).
+@usableFromInline let placeCurrent: UInt8 = 0
+@usableFromInline let placeReady: UInt8 = 1
+@usableFromInline let placeHeld: UInt8 = 2
 @usableFromInline let fsPendingOne: UInt64 = 1 << 32
 @inline(__always) @usableFromInline func fsPending(_ v: UInt64) -> Int { Int(Int64(bitPattern: v) >> 32) }
 

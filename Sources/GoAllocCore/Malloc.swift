@@ -248,40 +248,63 @@ func largeAlloc(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, alignPages: 
 @inline(__always) @usableFromInline
 func freeObject(_ p: UnsafeMutableRawPointer?, op: StaticString) {
   guard let p else { return }
-  if let raw = goalloc_tls_get() {
-    if _fastPath(freeOwnedFast(raw, UInt(bitPattern: p))) { return }
-    freeCached(raw, p, op: op)
-  } else {
-    freeSlow(p, op: op)
-  }
-}
-
-/// The free fast path: a valid small object in a span this thread owns. Calls nothing (so it
-/// needs no saved registers); anything else — large, tiny, another owner, anything suspicious —
-/// returns false and the full path decides (and reports).
-@inline(__always)
-func freeOwnedFast(_ raw: UnsafeMutableRawPointer, _ a: UInt) -> Bool {
+  guard let raw = goalloc_tls_get() else { return freeSlow(p, op: op) }
+  // The fast path: a valid small object in a span this thread owns. It saves no registers and
+  // calls nothing but, in tail position, the owner's bitmap path or the full path, which decides
+  // (and reports) anything else: large, tiny, another owner, anything suspicious.
   let c = MCache(raw)
-  guard let s = spanOfIndex(c.header.pointee.arenas, a) else { return false }
-  let spc = Int(s.pointee.spanclass)
-  // Safe: unsigned compare folds "large (0, 1) or tiny (136)" into one branch.
-  if UInt(bitPattern: spc &- 2) >= UInt(tinySpanClass - 2) { return false }
-  if atomicLoadRelaxedUInt(&s.pointee.owner) != UInt(bitPattern: raw) { return false }
-  let idx = s.objIndex(a)
-  if s.pointee.startAddr &+ UInt(bitPattern: idx &* s.pointee.elemsize) != a { return false }
-  return ownerFree(c, s, idx)
+  let a = UInt(bitPattern: p)
+  if let s = goalloc_span_lookup(a)?.assumingMemoryBound(to: MSpan.self) {
+    let spc = Int(s.pointee.spanclass)
+    // Safe: unsigned compare folds "large (0, 1) or tiny (136)" into one branch.
+    if UInt(bitPattern: spc &- 2) < UInt(tinySpanClass - 2)
+        && atomicLoadRelaxedUInt(&s.pointee.owner) == UInt(bitPattern: raw) {
+      let idx = s.objIndex(a)
+      if s.pointee.startAddr &+ UInt(bitPattern: idx &* s.pointee.elemsize) == a {
+        // A free that moves the span between the cache's lists, or a double free, goes on.
+        if !ownerFreeMovesSpan(s) && ownerFreeBits(c, s, idx) { return }
+        return freeOwned(c, s, a, op: op)  // a tail call: six words of arguments at most
+      }
+    }
+  }
+  freeCached(raw, p, op: op)
 }
 
-/// Records the free of slot idx of a span owned by cache c in the owner's own bitmap, no atomics.
-/// False (nothing recorded) when the slot is not allocated or already freed: a double free.
+/// A free into a span cache c owns that the fast path leaves: list moves and double frees.
+@inline(never)
+func freeOwned(_ c: MCache, _ s: SpanPtr, _ a: UInt, op: StaticString) {
+  if _slowPath(!ownerFree(c, s, s.objIndex(a))) { c.heap.badFree(op, "double free detected", a) }
+}
+
+/// Records the free of slot idx of a span owned by cache c in the owner's own bitmap, no atomics;
+/// a span that this free moves between the cache's lists is moved. False (nothing recorded) when
+/// the slot is not allocated or already freed: a double free.
 @inline(__always)
 func ownerFree(_ c: MCache, _ s: SpanPtr, _ idx: Int) -> Bool {
+  let moves = ownerFreeMovesSpan(s)
+  if !ownerFreeBits(c, s, idx) { return false }
+  if moves { c.ownedSpanFreed(s) }
+  return true
+}
+
+/// Whether the owner's next free into s moves it: a held span becomes ready, a ready span left
+/// without objects goes back to the mcentral.
+@inline(__always)
+func ownerFreeMovesSpan(_ s: SpanPtr) -> Bool {
+  let place = s.pointee.place
+  return place != placeCurrent
+    && (place == placeHeld || Int(truncatingIfNeeded: s.pointee.localFreed) &+ 1 == s.pointee.allocCount)
+}
+
+/// The bitmap part of ownerFree (calls nothing).
+@inline(__always)
+func ownerFreeBits(_ c: MCache, _ s: SpanPtr, _ idx: Int) -> Bool {
   let w = idx &>> 6
   let bit: UInt64 = 1 &<< UInt64(idx & 63)
   let local = s.localFreeBits
   if (local[w] | atomicLoadRelaxed64(s.freeBits + w)) & bit != 0 || !s.isAllocated(idx) { return false }
   local[w] |= bit
-  counterBump(&s.pointee.localFreed)
+  atomicStoreRelaxed64(&s.pointee.localFreed, s.pointee.localFreed &+ 1)
   c.countFree(Int(s.pointee.spanclass) &>> 1)
   return true
 }
@@ -326,10 +349,9 @@ func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
   if let raw {
     let c = MCache(raw)
     if atomicLoadRelaxedUInt(&s.pointee.owner) == UInt(bitPattern: raw) {
-      // This thread owns the span (its current span, or one in its stash). (A thread that gave
+      // This thread owns the span (its current span, or one on its lists). (A thread that gave
       // a span up cleared `owner` itself, so it can never see a stale "mine".)
-      if _slowPath(!ownerFree(c, s, idx)) { h.badFree(op, "double free detected", a) }
-      return
+      return freeOwned(c, s, a, op: op)
     }
     if freeSlot(h, raw, s, idx, a, op: op) { c.countFree(sc) }
   } else if freeSlot(h, nil, s, idx, a, op: op) {
@@ -346,7 +368,7 @@ func freeUncommon(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPoint
 }
 
 /// Records slot idx of small span s as free. Returns false (after reporting) on a double free.
-/// `raw` is the calling thread's cache (it may claim a floating span into its stash).
+/// `raw` is the calling thread's cache (it may claim a floating span into its ready list).
 @inline(__always) @discardableResult
 func freeSlot(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr,
               _ idx: Int, _ a: UInt, op: StaticString) -> Bool {
@@ -361,18 +383,18 @@ func freeSlot(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?,
 }
 
 /// The span was floating (full, owned by nobody): the first free to notice claims it, into the
-/// freeing thread's stash when it has room (no lock), else onto its mcentral's partial list.
+/// freeing thread's ready list when it has room (no lock), else onto its mcentral's partial list.
 @inline(never)
 func claimFloating(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr) {
   let spc = Int(s.pointee.spanclass)
-  let stash = raw.map { MCache($0) }.flatMap { $0.heap == h && $0.stashHasRoom(spc) ? $0 : nil }
-  let flag = stash != nil ? fsStashed : fsPartial
+  let mine = raw.map { MCache($0) }.flatMap { $0.heap == h && $0.claimHasRoom(spc) ? $0 : nil }
+  let flag = mine != nil ? fsStashed : fsPartial
   while true {
     let cur = atomicLoad64(&s.pointee.freeState)
     if cur & fsFlags != 0 || fsPending(cur) <= 0 { return }
     if atomicCAS64(&s.pointee.freeState, cur, cur | flag) { break }
   }
-  if let stash { stash.stashPush(spc, s) } else { (h.pointee.centrals + spc).queuePartial(s) }
+  if let mine { mine.addReady(spc, s) } else { (h.pointee.centrals + spc).queuePartial(s) }
 }
 
 @inline(never)

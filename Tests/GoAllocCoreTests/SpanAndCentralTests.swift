@@ -52,42 +52,66 @@ import Glibc
 
   @Test func centralMovesSpansBetweenLists() {
     let h = MHeap.create()!
-    let c = MCache.create(h)!
+    let c = MCache.create(h)!, other = MCache.create(h)!
     let spc = makeSpanClass(6, noscan: true)  // 64 B, 128 per span
     let central = h.pointee.centrals + spc
     var first: [UInt] = []
     for _ in 0..<128 { first.append(c.nextFree(spc)) }
     #expect(Set(first).count == 128)
     let span1 = c.alloc[spc]
-    let p = c.nextFree(spc)  // exhausts span 1: it floats (full, on no list, no flag)
+    let p = c.nextFree(spc)  // exhausts span 1: the cache holds it (STASHED, on its held list)
     #expect(c.alloc[spc] != span1 && p != 0)
-    #expect(atomicLoad64(&span1.pointee.freeState) & fsFlags == 0)
+    #expect(atomicLoad64(&span1.pointee.freeState) & fsFlags == fsStashed)
+    #expect(span1.pointee.place == placeHeld && c.heldHeads[spc] == span1)
     #expect(central.pointee.npartial == 0)
-    // The first free into the floating span claims it into the freeing thread's stash, once.
+    // The owner's first free into a held span moves it to its ready list (no atomics).
     freeP(h, c, first[10])
     freeP(h, c, first[20])
-    #expect(atomicLoad64(&span1.pointee.freeState) & fsFlags == fsStashed)
-    #expect(c.stashCounts[spc] == 1 && central.pointee.npartial == 0)
+    #expect(span1.pointee.place == placeReady && c.heldHeads[spc] == nil && c.readyCounts[spc] == 1)
+    #expect(span1.pendingFrees == 0 && span1.pointee.localFreed == 2)
     #expect(h.checkHeap().ok)
-    // Exhaust span 2; the refill takes span 1 from the stash and hands out exactly the freed slots.
+    // Exhaust span 2; the refill takes span 1 from the ready list and hands out exactly the freed slots.
     let span2 = c.alloc[spc]
     for _ in 0..<127 { _ = c.nextFree(spc) }
     let r1 = c.nextFree(spc), r2 = c.nextFree(spc)
     #expect(Set([r1, r2]) == Set([first[10], first[20]]))
-    #expect(c.alloc[spc] == span1 && c.stashCounts[spc] == 0)
-    // A free by a thread without a cache puts a floating span on the mcentral's partial list.
+    #expect(c.alloc[spc] == span1 && c.readyCounts[spc] == 0 && c.heldHeads[spc] == span2)
+    // Letting span 2 go makes it float; another thread's free claims it into its ready list, once.
+    c.listRemove(c.heldHeads + spc, span2)
+    central.uncacheSpan(h, span2)
     #expect(atomicLoad64(&span2.pointee.freeState) & fsFlags == 0)
-    freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), nil, span2.pointee.startAddr, op: "free")
+    freeP(h, other, span2.pointee.startAddr)
+    freeP(h, other, span2.pointee.startAddr + 64)
+    #expect(atomicLoad64(&span2.pointee.freeState) & fsFlags == fsStashed)
+    #expect(other.readyCounts[spc] == 1 && other.readyHeads[spc] == span2 && central.pointee.npartial == 0)
+    other.releaseAll()
     #expect(central.pointee.npartial == 1)
+    // A free by a thread without a cache puts a floating span on the mcentral's partial list.
+    let span3 = c.alloc[spc]
+    c.alloc[spc] = h.pointee.emptySpan
+    for _ in 0..<span3.pointee.nelems - span3.pointee.allocCount { _ = span3.nextFreeIndex(); span3.pointee.allocCount += 1 }
+    central.uncacheSpan(h, span3)
+    #expect(atomicLoad64(&span3.pointee.freeState) & fsFlags == 0)
+    freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), nil, span3.pointee.startAddr, op: "free")
+    #expect(central.pointee.npartial == 2)
     #expect(h.checkHeap().ok)
-    // Free everything: flushing the cache parks the empty spans; reclaim gives them back.
-    for q in first where q != first[10] && q != first[20] { freeP(h, c, q) }
-    freeP(h, c, r1); freeP(h, c, r2)
-    c.releaseAll()
+  }
+
+  @Test func ownFreesEmptyingAReadySpanGiveItBack() {
+    let h = MHeap.create()!
+    let c = MCache.create(h)!
+    let spc = makeSpanClass(6, noscan: true)  // 64 B, 128 per span
+    var first: [UInt] = []
+    for _ in 0..<128 { first.append(c.nextFree(spc)) }
+    let span1 = c.alloc[spc]
+    _ = c.nextFree(spc)
+    for q in first { freeP(h, c, q) }
+    // The last free left span 1 without objects: it went to the mcentral, and the mheap reclaims it.
+    #expect(span1.pointee.owner == 0 && c.readyCounts[spc] == 0 && c.heldHeads[spc] == nil)
+    #expect(h.pointee.centrals[spc].npartial == 1)
     #expect(h.reclaim() >= 1)
-    #expect(h.checkHeap().ok)
-    // span 2 still holds 127 objects (we never freed them)
     #expect(h.pointee.spansInUse == 1)
+    #expect(h.checkHeap().ok)
   }
 
   @Test func remoteFreesToACachedSpanAreFoldedByTheOwner() {

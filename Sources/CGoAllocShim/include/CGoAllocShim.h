@@ -43,6 +43,24 @@ static inline void goalloc_global_heap_set(void *h) {
   __atomic_store_n(&goalloc_global_heap_, h, __ATOMIC_RELEASE);
 }
 
+// MARK: the page -> span table of the hinted heap window
+
+/// Arenas are reserved upward from this address; the first GOALLOC_SPAN_WINDOW bytes of that range
+/// have a flat page -> span table (one load per lookup; HeapArena).
+#define GOALLOC_WINDOW_BASE 0x00c000000000ull
+#define GOALLOC_SPAN_WINDOW (64ull << 30)
+extern void **goalloc_span_table __attribute__((visibility("hidden")));
+extern uintptr_t goalloc_span_window __attribute__((visibility("hidden")));
+/// Maps the table once per process (MAP_NORESERVE; pages appear as arenas use them). Returns it, or
+/// NULL if the OS refused (then every lookup misses and callers use the arena index).
+void **goalloc_span_table_init(void);
+/// The span slot of the page holding `a` if `a` lies in the window (else NULL). The slot may hold NULL.
+static inline __attribute__((always_inline)) void *goalloc_span_lookup(uintptr_t a) {
+  uintptr_t off = a - GOALLOC_WINDOW_BASE;
+  if (__builtin_expect(off >= goalloc_span_window, 0)) return 0;
+  return goalloc_span_table[off >> 13];
+}
+
 // MARK: operating system
 
 /// Anonymous read-write private mapping; MAP_NORESERVE. NULL on failure.
