@@ -18,13 +18,14 @@
 //   ready  spans with frees to fold, oldest first (they have gathered the most frees), and up to
 //          `maxClaimed` floating spans claimed by this thread's frees.
 // A ready span whose objects this thread has all freed goes back to the mcentral (the mheap can
-// reuse its pages). Refill order: ready, a few held, then the mcentral.
+// reuse its pages), unless it is the class's only ready span. Refill order: ready, a few held,
+// then the mcentral.
 // `releaseAll` hands every span back (thread exit, fork child); `destroy` also flushes the
 // counters into the heap.
 //
-// Invariants: alloc[spc] is emptySpan or a span with CACHED set whose class is spc and place
-// placeCurrent; every span on a list of this cache has STASHED set, owner == this cache and the
-// list's place; the counters are written only by the owning thread (atomically visible, read by
+// Invariants: alloc[spc] is emptySpan or a span of class spc with place placeCurrent; every span
+// on a list of this cache has the list's place; all of them have CACHED or STASHED set (either
+// means "owned by a cache") and owner == this cache; the counters are written only by the owning thread (atomically visible, read by
 // MemStats).
 import CGoAllocShim
 
@@ -201,17 +202,9 @@ public struct MCacheLink {
     s.pointee.place = placeCurrent
   }
 
-  /// Sets s's flags to `flag`, keeping its pending count (other threads add to it meanwhile).
-  @inline(__always) func setFlags(_ s: SpanPtr, _ flag: UInt64) {
-    while true {
-      let cur = atomicLoad64(&s.pointee.freeState)
-      if atomicCAS64(&s.pointee.freeState, cur, (cur & ~fsFlags) | flag) { return }
-    }
-  }
-
-  /// Keeps s (owned, not current) on the held list: full as far as this thread knows.
+  /// Keeps s (owned, not current) on the held list: full as far as this thread knows. Its flags
+  /// stay as they are: CACHED or STASHED both say "owned" to other threads.
   func hold(_ spc: Int, _ s: SpanPtr) {
-    setFlags(s, fsStashed)
     listAppend(heldHeads + spc, s)
     s.pointee.place = placeHeld
   }
@@ -235,7 +228,8 @@ public struct MCacheLink {
       listAppend(readyHeads + spc, s)
       s.pointee.place = placeReady
       readyCounts[spc] &+= 1
-    } else if Int(s.pointee.localFreed) == s.pointee.allocCount {
+    } else if Int(s.pointee.localFreed) == s.pointee.allocCount && readyCounts[spc] > 1 {
+      // Kept while it is the only ready span: the next refill would fetch it straight back.
       listRemove(readyHeads + spc, s)
       readyCounts[spc] &-= 1
       (heap.pointee.centrals + spc).uncacheSpan(heap, s)
@@ -244,7 +238,6 @@ public struct MCacheLink {
 
   /// Makes owned span s (just taken off a list) current if folding its frees leaves a free slot.
   @inline(__always) func takeIfFree(_ spc: Int, _ s: SpanPtr) -> Bool {
-    setFlags(s, fsCached)
     s.fold(heap)
     if s.pointee.allocCount < s.pointee.nelems {
       alloc[spc] = s

@@ -213,6 +213,12 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     pointee.pagesInUse += npages
     pointee.spansInUse += 1
     atomicStore32(&s.pointee.state, spanInUse)
+    // A heap this size may one day have memory to give back: the background scavenger is wanted
+    // (started from the next slow-path malloc). Smaller processes never pay for its thread.
+    if _slowPath(pointee.pagesInUse >= scavengerStartPages)
+        && atomicLoad32(&pointee.scavenger.pointee.started) == 0 {
+      atomicStore32(&pointee.scavenger.pointee.wanted, 1)
+    }
     lockRelease(&pointee.lock)
     return s
   }
@@ -263,12 +269,6 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     s.pointee.tinyCounts = nil
     pointee.spanalloc.free(UnsafeMutableRawPointer(s))
     lockRelease(&pointee.lock)
-    // Pages came free: the background scavenger is wanted. It is started from the next slow-path
-    // malloc, never from inside free (creating a thread allocates, and would hand the pages just
-    // freed to the new thread's metadata, hiding a double free of them).
-    if _slowPath(atomicLoad32(&pointee.scavenger.pointee.started) == 0) {
-      atomicStore32(&pointee.scavenger.pointee.wanted, 1)
-    }
   }
 
   /// The in-use span holding address p, or nil.
@@ -323,6 +323,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     lockReset(&pointee.scavenger.pointee.lock)
     if atomicLoad32(&pointee.scavenger.pointee.started) == 1 {
       atomicStore32(&pointee.scavenger.pointee.started, 0)  // no thread here: restart lazily
+      atomicStore32(&pointee.scavenger.pointee.wanted, 1)
     }
     for i in 0..<numSpanClasses { lockReset(&pointee.centrals[i].lock) }
     var it = pointee.caches.pointee.head

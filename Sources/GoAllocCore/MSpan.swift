@@ -8,8 +8,9 @@
 // Go's sweeper turns gcmarkBits into allocBits. The GC mode will use `gcmarkBits` and
 // `sweepgen` on the same bitmaps.
 //
-// Ownership: exactly one of {an mcache, as its current span (CACHED) or one of its other spans
-// (STASHED: on its ready list, with frees to fold, or its held list, full as far as it knows);
+// Ownership: exactly one of {an mcache (CACHED, or STASHED when claimed by a free: either flag
+// means "owned"), as its current span or on its ready list (frees to fold) or held list (full as
+// far as it knows);
 // its mcentral's lock (on the partial list: PARTIAL); nobody (floating: full, no flag)} owns
 // allocBits, freeindex, allocCache, allocCount and the owner-list fields (place, onext, oprev).
 // freeBits and freeState are shared (atomics). The first free into a floating span claims it
@@ -162,6 +163,8 @@ extension UnsafeMutablePointer where Pointee == MSpan {
   func fold(_ h: UnsafeMutablePointer<MHeap>) -> Int {
     let alloc = allocBits, freed = freeBits, local = localFreeBits
     let fi = pointee.freeindex
+    // Remote bits are set before pending is counted, so none pending means none to look at yet.
+    let remoteToo = pendingFrees > 0
     var n = 0, total = 0
     for w in 0..<usedWords {
       var a = alloc[w]
@@ -169,7 +172,7 @@ extension UnsafeMutablePointer where Pointee == MSpan {
       if fi >= lo + 64 { a = ~0 } else if fi > lo { a |= (1 << UInt64(fi - lo)) - 1 }
       var f = local[w]
       if f != 0 { local[w] = 0 }
-      if atomicLoadRelaxed64(freed + w) != 0 {
+      if remoteToo && atomicLoadRelaxed64(freed + w) != 0 {
         let remote = atomicExchange64(freed + w, 0)
         total += remote.nonzeroBitCount
         f |= remote

@@ -119,9 +119,8 @@ func exitHook() {
 
 /// Library constructor: the environment is readable now (the first mallocs may predate it).
 public func loadHook() {
-  // libc is up: the background scavenger can start now (a program that frees and then only
-  // sleeps must still get its memory back).
-  globalHeap()?.startScavengerIfNeeded()
+  // libc is up: a heap that grew past scavengerStartPages before this point gets its scavenger.
+  if let h = globalHeap(), atomicLoad32(&h.pointee.scavenger.pointee.wanted) != 0 { h.startScavengerIfNeeded() }
   refreshDebugFlags()
   if let h = globalHeap(), h.debugFlags & UInt32(GOALLOC_DEBUG_STATS) != 0 { goalloc_stats_fd_init() }
   globalHeap()?.configureInstrumentation()
@@ -153,8 +152,25 @@ func mallocgc(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool) -> Unsafe
       }
       return UnsafeMutableRawPointer(bitPattern: p)
     }
+    return mallocRefill(c, sc &<< 1 | (noscan ? 1 : 0), size, zero: zero)
   }
   return mallocSlow(size, noscan: noscan, zero: zero, mallocMode: mallocMode, alignment: 0)
+}
+
+/// The fast path's miss: the current span's allocCache is empty (a small, non-tiny object and a
+/// fast-path cache, so not instrumented).
+@inline(never) @usableFromInline
+func mallocRefill(_ c: MCache, _ spc: Int, _ size: Int, zero: Bool) -> UnsafeMutableRawPointer? {
+  let p = c.nextFree(spc)
+  if p == 0 { return enomem() }
+  let sc = spc &>> 1
+  c.countMalloc(sc, requested: size)
+  if zero && c.alloc[spc].pointee.needzero != 0 {
+    goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc))
+  }
+  let h = c.heap
+  if _slowPath(atomicLoad32(&h.pointee.scavenger.pointee.wanted) != 0) { h.startScavengerIfNeeded() }
+  return UnsafeMutableRawPointer(bitPattern: p)
 }
 
 @inline(never) @usableFromInline

@@ -21,15 +21,19 @@
 //
 // Locking: `lock` serializes scavenger passes; the heap lock is held only to take runs out of
 // the page allocator and to put them back, never across madvise. The background thread starts
-// lazily (at the first slow-path malloc after pages were freed, once libc is up), never allocates, is disabled by
-// GOALLOC_DEBUG=scavenger=0, and is restarted lazily in a fork child.
+// lazily: at the first slow-path malloc (once libc is up) after the heap first holds 4 MiB of
+// in-use pages, so small processes never pay for its thread and stack. It never allocates, is
+// disabled by GOALLOC_DEBUG=scavenger=0, and is restarted lazily in a fork child.
 import CGoAllocShim
+
+/// In-use pages at which the background scavenger is first wanted (4 MiB).
+let scavengerStartPages = (4 << 20) >> pageShift
 
 public struct ScavengerState {
   var _first: UInt64 = 0          // no atomics at offset 0 (see MHeap)
   var lock: LockWord = 0          // one pass at a time
   var started: UInt32 = 0         // atomic: 0 not started, 1 running, 2 disabled
-  var wanted: UInt32 = 0          // atomic: pages were freed; start on the next slow-path malloc
+  var wanted: UInt32 = 0          // atomic: start on the next slow-path malloc
   var background: Bool = false    // only the process-wide heap runs a background thread
   var runs: UnsafeMutablePointer<UInt>  // (base, npages) pairs of the current pass
   var peakPages = 0               // decaying recent peak of in-use pages

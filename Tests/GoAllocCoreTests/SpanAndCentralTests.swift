@@ -59,9 +59,9 @@ import Glibc
     for _ in 0..<128 { first.append(c.nextFree(spc)) }
     #expect(Set(first).count == 128)
     let span1 = c.alloc[spc]
-    let p = c.nextFree(spc)  // exhausts span 1: the cache holds it (STASHED, on its held list)
+    let p = c.nextFree(spc)  // exhausts span 1: the cache holds it (still owned, on its held list)
     #expect(c.alloc[spc] != span1 && p != 0)
-    #expect(atomicLoad64(&span1.pointee.freeState) & fsFlags == fsStashed)
+    #expect(atomicLoad64(&span1.pointee.freeState) & fsFlags == fsCached)
     #expect(span1.pointee.place == placeHeld && c.heldHeads[spc] == span1)
     #expect(central.pointee.npartial == 0)
     // The owner's first free into a held span moves it to its ready list (no atomics).
@@ -101,16 +101,25 @@ import Glibc
     let h = MHeap.create()!
     let c = MCache.create(h)!
     let spc = makeSpanClass(6, noscan: true)  // 64 B, 128 per span
-    var first: [UInt] = []
+    var first: [UInt] = [], second: [UInt] = []
     for _ in 0..<128 { first.append(c.nextFree(spc)) }
     let span1 = c.alloc[spc]
-    _ = c.nextFree(spc)
-    for q in first { freeP(h, c, q) }
-    // The last free left span 1 without objects: it went to the mcentral, and the mheap reclaims it.
-    #expect(span1.pointee.owner == 0 && c.readyCounts[spc] == 0 && c.heldHeads[spc] == nil)
+    for _ in 0..<128 { second.append(c.nextFree(spc)) }
+    let span2 = c.alloc[spc]
+    _ = c.nextFree(spc)  // span 3 is current; spans 1 and 2 are held
+    freeP(h, c, second[0])
+    for q in first.dropLast() { freeP(h, c, q) }
+    #expect(span1.pointee.place == placeReady && span2.pointee.place == placeReady)
+    freeP(h, c, first.last!)
+    // The last free left span 1 without objects while span 2 is ready too: it went to the
+    // mcentral, and the mheap reclaims it.
+    #expect(span1.pointee.owner == 0 && c.readyCounts[spc] == 1 && c.heldHeads[spc] == nil)
     #expect(h.pointee.centrals[spc].npartial == 1)
     #expect(h.reclaim() >= 1)
-    #expect(h.pointee.spansInUse == 1)
+    #expect(h.pointee.spansInUse == 2)
+    // Emptying the only ready span keeps it (the next refill would fetch it straight back).
+    for q in second.dropFirst() { freeP(h, c, q) }
+    #expect(span2.pointee.place == placeReady && span2.pointee.owner == UInt(bitPattern: c.raw))
     #expect(h.checkHeap().ok)
   }
 
