@@ -165,21 +165,23 @@ extension UnsafeMutablePointer where Pointee == MSpan {
     let fi = pointee.freeindex
     // Remote bits are set before pending is counted, so none pending means none to look at yet.
     let remoteToo = pendingFrees > 0
-    var n = 0, total = 0
+    // The owner's own frees were checked when they were made (allocated, not freed before), so
+    // they are counted by localFreed; only remote bits need checking and counting here.
+    var n = Int(truncatingIfNeeded: pointee.localFreed), total = 0
     for w in 0..<usedWords {
       var a = alloc[w]
       let lo = w << 6
       if fi >= lo + 64 { a = ~0 } else if fi > lo { a |= (1 << UInt64(fi - lo)) - 1 }
-      var f = local[w]
-      if f != 0 { local[w] = 0 }
+      let mine = local[w]
+      if mine != 0 {
+        local[w] = 0
+        a &= ~mine
+      }
       if remoteToo && atomicLoadRelaxed64(freed + w) != 0 {
         let remote = atomicExchange64(freed + w, 0)
         total += remote.nonzeroBitCount
-        f |= remote
-      }
-      if f != 0 {
-        let valid = f & a
-        let invalid = f & ~a
+        let valid = remote & a
+        let invalid = remote & ~a  // also a slot this thread freed too: a double free
         if _slowPath(invalid != 0) {
           h.badFree("free", "double free (found by sweep)",
                     base + UInt((lo + invalid.trailingZeroBitCount) * pointee.elemsize))
