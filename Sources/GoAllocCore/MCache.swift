@@ -6,27 +6,27 @@
 //   [0, 1152)      alloc[numSpanClasses]: current span per span class (emptySpan when none)
 //   [1152, 2816)   counters: mallocs[68], frees[68], tiny objects/frees, tiny blocks/frees,
 //                  requested bytes[68]
-//   then           per span class: ready list head, held list head, ready count
+//   then           per span class: ready list head, ready count
 //   then           MCacheHeader: heap, arena index, tiny block state; then MCacheLink
 // `alloc` sits at offset 0 so the fast path indexes the cache pointer directly.
 //
-// Besides its current spans the cache owns, per class, two circular lists (owner only, linked
-// through MSpan.onext/oprev):
-//   held   spans it filled and swapped out, full as far as it knows. Its own frees into them are
-//          plain stores (no atomics); the first one moves the span to ready. Other threads'
-//          frees only count pending; a refill looks at a few held spans for those.
-//   ready  spans with frees to fold, oldest first (they have gathered the most frees), and up to
-//          `maxClaimed` floating spans claimed by this thread's frees.
-// A ready span whose objects this thread has all freed goes back to the mcentral (the mheap can
-// reuse its pages), unless it is the class's only ready span. Refill order: ready, a few held,
-// then the mcentral.
+// A span the cache has exhausted floats (owned by nobody, as Go's full spans); the first free
+// into it claims it (MSpan) into the freeing thread's *ready* list: a circular list per class
+// (owner only, linked through MSpan.onext/oprev), used oldest first, so a span has gathered
+// frees from the whole working set by the time it is used again. A thread's frees into spans it
+// filled itself are always claimed; another thread's spans only while its ready list has fewer
+// than `maxClaimed`, else they go to the mcentral, so a thread that mostly frees (a consumer)
+// does not hoard a producer's memory. Nobody holds a full span, so memory freed by other threads
+// is never stuck with an idle thread. A ready span whose objects this thread has all freed goes
+// back to the mcentral (the mheap can reuse its pages), unless it is the class's only ready span.
+// Refill order: the ready list, then the mcentral.
 // `releaseAll` hands every span back (thread exit, fork child); `destroy` also flushes the
 // counters into the heap.
 //
 // Invariants: alloc[spc] is emptySpan or a span of class spc with place placeCurrent; every span
-// on a list of this cache has the list's place; all of them have CACHED or STASHED set (either
-// means "owned by a cache") and owner == this cache; the counters are written only by the owning thread (atomically visible, read by
-// MemStats).
+// on a ready list has place placeReady; all of them have CACHED or STASHED set (either means
+// "owned by a cache") and owner == this cache; the counters are written only by the owning thread
+// (atomically visible, read by MemStats).
 import CGoAllocShim
 
 public struct MCacheHeader {
@@ -58,16 +58,13 @@ public struct MCacheLink {
   static let tinyBlockFreesIdx = tinyAllocsIdx + 3
   /// Requested bytes per size class (slot bytes minus these = size-class rounding).
   static let requestedIdx = tinyAllocsIdx + 4
-  /// Per span class: the ready and held list heads, and the ready list's length.
+  /// Per span class: the ready list head and length.
   static let readyOffset = roundUp(countersOffset + counterWords * 8, 64)
-  static let heldOffset = readyOffset + roundUp(numSpanClasses * 8, 64)
-  static let readyCountOffset = heldOffset + roundUp(numSpanClasses * 8, 64)
-  /// Floating spans a thread's frees may claim into its ready list (beyond that they go to the
-  /// mcentral). 16, not fewer: on 16 cores, 4 sent so many spans through the mcentral locks that
-  /// xmalloc ran at 25 M ops/s against 80 M with 16 (docs/PERFORMANCE.md).
+  static let readyCountOffset = readyOffset + roundUp(numSpanClasses * 8, 64)
+  /// Other threads' floating spans a thread's frees may claim into one ready list (beyond that
+  /// they go to the mcentral). 16, not fewer: on 16 cores, 4 sent so many spans through the
+  /// mcentral locks that xmalloc ran at 25 M ops/s against 80 M with 16 (docs/PERFORMANCE.md).
   static let maxClaimed: UInt32 = 16
-  /// Held spans a refill looks at for other threads' frees before going to the mcentral.
-  static let heldScan = 4
   static let headerOffset = roundUp(readyCountOffset + numSpanClasses * 4, 64)
   static let linkOffset = roundUp(headerOffset + MemoryLayout<MCacheHeader>.stride, 64)
   static let bytes = roundUp(linkOffset + MemoryLayout<MCacheLink>.stride, 64)
@@ -148,7 +145,6 @@ public struct MCacheLink {
         (h.pointee.centrals + spc).uncacheSpan(h, s)
       }
       releaseList(readyHeads + spc)
-      releaseList(heldHeads + spc)
       readyCounts[spc] = 0
     }
   }
@@ -161,13 +157,10 @@ public struct MCacheLink {
     }
   }
 
-  // MARK: ready and held lists (owner thread only)
+  // MARK: ready lists (owner thread only)
 
   @inline(__always) var readyHeads: UnsafeMutablePointer<SpanPtr?> {
     (raw + MCache.readyOffset).assumingMemoryBound(to: SpanPtr?.self)
-  }
-  @inline(__always) var heldHeads: UnsafeMutablePointer<SpanPtr?> {
-    (raw + MCache.heldOffset).assumingMemoryBound(to: SpanPtr?.self)
   }
   @inline(__always) var readyCounts: UnsafeMutablePointer<UInt32> {
     (raw + MCache.readyCountOffset).assumingMemoryBound(to: UInt32.self)
@@ -202,15 +195,12 @@ public struct MCacheLink {
     s.pointee.place = placeCurrent
   }
 
-  /// Keeps s (owned, not current) on the held list: full as far as this thread knows. Its flags
-  /// stay as they are: CACHED or STASHED both say "owned" to other threads.
-  func hold(_ spc: Int, _ s: SpanPtr) {
-    listAppend(heldHeads + spc, s)
-    s.pointee.place = placeHeld
+  /// May this thread's free claim floating span s into its ready list? Always for a span it
+  /// filled itself; another thread's while the list is short.
+  func mayClaim(_ spc: Int, _ s: SpanPtr) -> Bool {
+    atomicLoadRelaxedUInt(&s.pointee.lastOwner) == UInt(bitPattern: raw) || readyCounts[spc] < MCache.maxClaimed
   }
-
-  /// s was claimed from floating (STASHED set) by this thread's free; true if it has room.
-  func claimHasRoom(_ spc: Int) -> Bool { readyCounts[spc] < MCache.maxClaimed }
+  /// s was claimed from floating (STASHED set) by this thread's free.
   func addReady(_ spc: Int, _ s: SpanPtr) {
     atomicStoreRelaxedUInt(&s.pointee.owner, UInt(bitPattern: raw))
     listAppend(readyHeads + spc, s)
@@ -218,63 +208,41 @@ public struct MCacheLink {
     readyCounts[spc] &+= 1
   }
 
-  /// This thread freed into s, which is not its current span: a held span moves to ready; a
-  /// ready span that no longer holds any object goes back to the mcentral.
+  /// This thread freed the last object of s, one of its ready spans: unless s is the class's only
+  /// ready span (the next refill would fetch it straight back), it goes back to the mcentral.
   @inline(never)
-  func ownedSpanFreed(_ s: SpanPtr) {
+  func readySpanEmptied(_ s: SpanPtr) {
     let spc = Int(s.pointee.spanclass)
-    if s.pointee.place == placeHeld {
-      listRemove(heldHeads + spc, s)
-      listAppend(readyHeads + spc, s)
-      s.pointee.place = placeReady
-      readyCounts[spc] &+= 1
-    } else if Int(s.pointee.localFreed) == s.pointee.allocCount && readyCounts[spc] > 1 {
-      // Kept while it is the only ready span: the next refill would fetch it straight back.
+    if readyCounts[spc] > 1 {
       listRemove(readyHeads + spc, s)
       readyCounts[spc] &-= 1
       (heap.pointee.centrals + spc).uncacheSpan(heap, s)
     }
   }
 
-  /// Makes owned span s (just taken off a list) current if folding its frees leaves a free slot.
-  @inline(__always) func takeIfFree(_ spc: Int, _ s: SpanPtr) -> Bool {
-    s.fold(heap)
-    if s.pointee.allocCount < s.pointee.nelems {
-      alloc[spc] = s
-      return true
-    }
-    hold(spc, s)  // only late-detected double frees leave it full
-    return false
-  }
-
   /// Exchanges the exhausted span of class spc for one with free slots: from this thread's ready
-  /// list, then its held spans with other threads' frees (no lock), else from the mcentral.
-  /// Nil: out of memory.
+  /// list (no lock), else from the mcentral. The exhausted span floats. Nil: out of memory.
   @inline(never)
   func refill(_ spc: Int) -> SpanPtr? {
     let h = heap
+    let central = h.pointee.centrals + spc
     let old = alloc[spc]
     if old != h.pointee.emptySpan {
       alloc[spc] = h.pointee.emptySpan
-      hold(spc, old)
+      central.uncacheSpan(h, old)
     }
     let ready = readyHeads + spc
     while let s = ready.pointee {
       listRemove(ready, s)
       readyCounts[spc] &-= 1
-      if takeIfFree(spc, s) { return s }
-    }
-    let held = heldHeads + spc
-    for _ in 0..<MCache.heldScan {
-      guard let s = held.pointee else { break }
-      if s.pendingFrees > 0 {
-        listRemove(held, s)
-        if takeIfFree(spc, s) { return s }
-      } else {
-        held.pointee = s.pointee.onext  // rotate: the next refill looks further on
+      s.fold(h)
+      if s.pointee.allocCount < s.pointee.nelems {
+        alloc[spc] = s
+        return s
       }
+      central.release(s)  // only late-detected double frees leave it full
     }
-    guard let s = (h.pointee.centrals + spc).cacheSpan(h) else { return nil }
+    guard let s = central.cacheSpan(h) else { return nil }
     atomicStoreRelaxedUInt(&s.pointee.owner, UInt(bitPattern: raw))
     alloc[spc] = s
     if _slowPath(h.debugFlags & UInt32(GOALLOC_DEBUG_CHECK) != 0) {

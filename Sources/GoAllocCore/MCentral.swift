@@ -2,10 +2,9 @@
 //
 // A span not owned by any thread is either on its mcentral's `partial` list (it has free slots,
 // or frees not folded yet: PARTIAL set) or *floating*: full, on no list (no flag), as Go's
-// fullSwept set would hold it. An mcache keeps the spans it fills (MCache: held) and asks for
-// another (`cacheSpan`) when it has none with free slots: a partial span if there is one (its
-// freed slots are folded in first), else a fresh span from the mheap. Spans come back through
-// `uncacheSpan` when a thread exits or frees a span empty; full ones float. The first free into
+// fullSwept set would hold it. An mcache whose span is exhausted lets it float (`uncacheSpan`,
+// one CAS, no lock) and, when its ready list is empty, asks for another (`cacheSpan`): a partial
+// span if there is one (its freed slots are folded in first), else a fresh span from the mheap. The first free into
 // a floating span claims it (CAS on its flags): into the freeing thread's ready list (MCache), or,
 // when that is full or the thread has no cache, onto this partial list through `queuePartial`.
 // A span that ends up with no allocated object stays on the partial list until the mheap
@@ -50,6 +49,7 @@ extension UnsafeMutablePointer where Pointee == MCentral {
   /// partial list under `lock`): it floats if it is full with no frees pending, else it goes on
   /// the partial list. Takes `lock` only for the latter (`locked`: the caller holds it).
   func release(_ s: SpanPtr, locked: Bool = false) {
+    atomicStoreRelaxedUInt(&s.pointee.lastOwner, atomicLoadRelaxedUInt(&s.pointee.owner))
     atomicStoreRelaxedUInt(&s.pointee.owner, 0)
     while true {
       let cur = atomicLoad64(&s.pointee.freeState)
@@ -84,7 +84,7 @@ extension UnsafeMutablePointer where Pointee == MCentral {
     lockRelease(&pointee.lock)
     let spc = Int(pointee.spanclass)
     let sc = spc == tinySpanClass ? tinySizeClass : spc >> 1
-    guard let s = h.allocSpan(classNPages(sc), spanclass: spc) else { return nil }
+    guard let s = h.allocSpan(spanPages(sc), spanclass: spc) else { return nil }
     atomicStore64(&s.pointee.freeState, fsCached)
     return s
   }

@@ -171,7 +171,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     guard let (base, scav) = r else { lockRelease(&pointee.lock); return nil }
     let large = spc >> 1 == 0
     let sc = spc == tinySpanClass ? tinySizeClass : spc >> 1
-    let nelems = large ? 1 : classNObjs(sc)
+    let nelems = large ? 1 : npages * pageSize / classSize(sc)
     let words = (nelems + 63) >> 6
     var order = 0
     while (1 << order) < words { order += 1 }

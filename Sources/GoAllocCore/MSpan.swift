@@ -9,13 +9,11 @@
 // `sweepgen` on the same bitmaps.
 //
 // Ownership: exactly one of {an mcache (CACHED, or STASHED when claimed by a free: either flag
-// means "owned"), as its current span or on its ready list (frees to fold) or held list (full as
-// far as it knows);
+// means "owned"), as its current span or on its ready list (frees to fold);
 // its mcentral's lock (on the partial list: PARTIAL); nobody (floating: full, no flag)} owns
 // allocBits, freeindex, allocCache, allocCount and the owner-list fields (place, onext, oprev).
 // freeBits and freeState are shared (atomics). The first free into a floating span claims it
-// (CAS of the flags from 0). An mcache keeps the spans it filled (held), so its own frees into
-// them never need an atomic; spans float only when a thread lets them go (exit, release).
+// (CAS of the flags from 0).
 //
 // Invariants (owner's view, after a fold):
 //   0 <= freeindex <= nelems;  allocCount == popcount(allocated slots);
@@ -33,12 +31,12 @@ public struct MSpan {
   @usableFromInline var allocCount: Int = 0      // allocated slots (owner's count)
   @usableFromInline var localFreed: UInt64 = 0   // owner's frees not folded yet (read by heap walks)
   @usableFromInline var needzero: UInt8 = 0      // free slots may hold old data
-  @usableFromInline var place: UInt8 = 0         // owner only: placeCurrent / placeReady / placeHeld
+  @usableFromInline var place: UInt8 = 0         // owner only: placeCurrent / placeReady
   @usableFromInline var _pad0: (UInt8, UInt8) = (0, 0)
   @usableFromInline var sweepgen: UInt32 = 0     // for the GC mode
-  @usableFromInline var onext: SpanPtr? = nil    // owner only: links of its ready / held list
+  @usableFromInline var onext: SpanPtr? = nil    // owner only: links of its ready list
   @usableFromInline var oprev: SpanPtr? = nil
-  @usableFromInline var _pad1: UInt64 = 0
+  @usableFromInline var lastOwner: UInt = 0      // atomic: the mcache that last let it go
   // Line 1: the span's geometry, read by every free.
   @usableFromInline var startAddr: UInt = 0      // first byte
   @usableFromInline var elemsize: Int = 0        // bytes per slot; npages * 8 KiB for large
@@ -74,7 +72,6 @@ public struct MSpan {
 /// MSpan.place: where an owned span is in its mcache (owner only).
 @usableFromInline let placeCurrent: UInt8 = 0
 @usableFromInline let placeReady: UInt8 = 1
-@usableFromInline let placeHeld: UInt8 = 2
 @usableFromInline let fsPendingOne: UInt64 = 1 << 32
 @inline(__always) @usableFromInline func fsPending(_ v: UInt64) -> Int { Int(Int64(bitPattern: v) >> 32) }
 

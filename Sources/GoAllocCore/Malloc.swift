@@ -286,30 +286,28 @@ func freeObject(_ p: UnsafeMutableRawPointer?, op: StaticString) {
   freeCached(raw, p, op: op)
 }
 
-/// A free into a span cache c owns that the fast path leaves: list moves and double frees.
+/// A free into a span cache c owns that the fast path leaves: emptied ready spans, double frees.
 @inline(never)
 func freeOwned(_ c: MCache, _ s: SpanPtr, _ a: UInt, op: StaticString) {
   if _slowPath(!ownerFree(c, s, s.objIndex(a))) { c.heap.badFree(op, "double free detected", a) }
 }
 
 /// Records the free of slot idx of a span owned by cache c in the owner's own bitmap, no atomics;
-/// a span that this free moves between the cache's lists is moved. False (nothing recorded) when
-/// the slot is not allocated or already freed: a double free.
+/// a ready span this free empties may go back to the mcentral. False (nothing recorded) when the
+/// slot is not allocated or already freed: a double free.
 @inline(__always)
 func ownerFree(_ c: MCache, _ s: SpanPtr, _ idx: Int) -> Bool {
   let moves = ownerFreeMovesSpan(s)
   if !ownerFreeBits(c, s, idx) { return false }
-  if moves { c.ownedSpanFreed(s) }
+  if moves { c.readySpanEmptied(s) }
   return true
 }
 
-/// Whether the owner's next free into s moves it: a held span becomes ready, a ready span left
-/// without objects goes back to the mcentral.
+/// Whether the owner's next free into s empties one of its ready spans (the full path handles it).
 @inline(__always)
 func ownerFreeMovesSpan(_ s: SpanPtr) -> Bool {
-  let place = s.pointee.place
-  return place != placeCurrent
-    && (place == placeHeld || Int(truncatingIfNeeded: s.pointee.localFreed) &+ 1 == s.pointee.allocCount)
+  s.pointee.place == placeReady
+    && Int(truncatingIfNeeded: s.pointee.localFreed) &+ 1 &+ max(0, s.pendingFrees) >= s.pointee.allocCount
 }
 
 /// The bitmap part of ownerFree (calls nothing).
@@ -403,7 +401,7 @@ func freeSlot(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?,
 @inline(never)
 func claimFloating(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr) {
   let spc = Int(s.pointee.spanclass)
-  let mine = raw.map { MCache($0) }.flatMap { $0.heap == h && $0.claimHasRoom(spc) ? $0 : nil }
+  let mine = raw.map { MCache($0) }.flatMap { $0.heap == h && $0.mayClaim(spc, s) ? $0 : nil }
   let flag = mine != nil ? fsStashed : fsPartial
   while true {
     let cur = atomicLoad64(&s.pointee.freeState)

@@ -32,6 +32,21 @@ func sizeToClass(_ size: Int, mallocMode: Bool) -> Int {
 @inline(__always) @usableFromInline func classNObjs(_ c: Int) -> Int { Int(goalloc_class_nobjs(UInt32(c))) }
 @inline(__always) @usableFromInline func classDivMagic(_ c: Int) -> UInt32 { goalloc_class_divmagic(UInt32(c)) }
 
+/// Pages per span of class c. Go's table gives classes above 1 KiB spans of only 2..8 objects,
+/// so a thread whose frees are scattered swaps spans every few allocations; GoAlloc's spans hold
+/// at least `minSpanObjects` where that fits in `maxScaledSpanPages`, as whole multiples of Go's
+/// span (the same tail waste per byte). Classes up to 256 B keep Go's spans.
+func spanPages(_ c: Int) -> Int {
+  let np = classNPages(c), n = classNObjs(c)
+  if n >= minSpanObjects { return np }
+  let k = max(1, min((minSpanObjects + n - 1) / n, maxScaledSpanPages / np))
+  return np * k
+}
+/// Slots in a span of class c (spanPages(c) pages).
+func spanObjects(_ c: Int) -> Int { spanPages(c) * pageSize / classSize(c) }
+let minSpanObjects = 32
+let maxScaledSpanPages = 8  // 64 KiB: objIndex's magic stays exact (offset * error < 2^32)
+
 @inline(__always) @usableFromInline func makeSpanClass(_ sizeclass: Int, noscan: Bool) -> Int {
   sizeclass << 1 | (noscan ? 1 : 0)
 }
@@ -42,6 +57,9 @@ public enum SizeClassInfo {
   public static func pages(ofClass c: Int) -> Int { classNPages(c) }
   public static func objects(ofClass c: Int) -> Int { classNObjs(c) }
   public static func divMagic(ofClass c: Int) -> UInt32 { classDivMagic(c) }
+  /// Pages and slots of GoAlloc's spans of class c (Go's span, or a multiple of it: `spanPages`).
+  public static func pagesPerSpan(ofClass c: Int) -> Int { spanPages(c) }
+  public static func objectsPerSpan(ofClass c: Int) -> Int { spanObjects(c) }
   /// - Parameter mallocMode: 16-byte alignment for requests of 16 B or more.
   public static func sizeClass(for size: Int, mallocMode: Bool = false) -> Int {
     precondition(size >= 1 && size <= maxSmallSize, "size out of the small range")

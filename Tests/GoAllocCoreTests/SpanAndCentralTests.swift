@@ -10,7 +10,7 @@ import Glibc
 
   @Test func divMagicMatchesDivisionForEverySlot() {
     for c in 1..<numSizeClasses {
-      let size = classSize(c), n = classNObjs(c), m = UInt64(classDivMagic(c))
+      let size = classSize(c), n = max(classNObjs(c), spanObjects(c)), m = UInt64(classDivMagic(c))
       for i in 0..<n {
         let off = UInt64(i * size)
         #expect((off * m) >> 32 == UInt64(i))
@@ -59,30 +59,27 @@ import Glibc
     for _ in 0..<128 { first.append(c.nextFree(spc)) }
     #expect(Set(first).count == 128)
     let span1 = c.alloc[spc]
-    let p = c.nextFree(spc)  // exhausts span 1: the cache holds it (still owned, on its held list)
+    let p = c.nextFree(spc)  // exhausts span 1: it floats (full, on no list, no flag)
     #expect(c.alloc[spc] != span1 && p != 0)
-    #expect(atomicLoad64(&span1.pointee.freeState) & fsFlags == fsCached)
-    #expect(span1.pointee.place == placeHeld && c.heldHeads[spc] == span1)
+    #expect(atomicLoad64(&span1.pointee.freeState) & fsFlags == 0)
+    #expect(span1.pointee.owner == 0 && span1.pointee.lastOwner == UInt(bitPattern: c.raw))
     #expect(central.pointee.npartial == 0)
-    // The owner's first free into a held span moves it to its ready list (no atomics).
+    // The first free into the floating span claims it into the freeing thread's ready list, once.
     freeP(h, c, first[10])
     freeP(h, c, first[20])
-    #expect(span1.pointee.place == placeReady && c.heldHeads[spc] == nil && c.readyCounts[spc] == 1)
-    #expect(span1.pendingFrees == 0 && span1.pointee.localFreed == 2)
+    #expect(atomicLoad64(&span1.pointee.freeState) & fsFlags == fsStashed)
+    #expect(span1.pointee.place == placeReady && c.readyCounts[spc] == 1 && central.pointee.npartial == 0)
+    #expect(span1.pendingFrees == 1 && span1.pointee.localFreed == 1)  // the claiming free was remote-style
     #expect(h.checkHeap().ok)
     // Exhaust span 2; the refill takes span 1 from the ready list and hands out exactly the freed slots.
     let span2 = c.alloc[spc]
     for _ in 0..<127 { _ = c.nextFree(spc) }
     let r1 = c.nextFree(spc), r2 = c.nextFree(spc)
     #expect(Set([r1, r2]) == Set([first[10], first[20]]))
-    #expect(c.alloc[spc] == span1 && c.readyCounts[spc] == 0 && c.heldHeads[spc] == span2)
-    // Letting span 2 go makes it float; another thread's free claims it into its ready list, once.
-    c.listRemove(c.heldHeads + spc, span2)
-    central.uncacheSpan(h, span2)
+    #expect(c.alloc[spc] == span1 && c.readyCounts[spc] == 0)
+    // Another thread's free claims span 2 too (its ready list is short).
     #expect(atomicLoad64(&span2.pointee.freeState) & fsFlags == 0)
     freeP(h, other, span2.pointee.startAddr)
-    freeP(h, other, span2.pointee.startAddr + 64)
-    #expect(atomicLoad64(&span2.pointee.freeState) & fsFlags == fsStashed)
     #expect(other.readyCounts[spc] == 1 && other.readyHeads[spc] == span2 && central.pointee.npartial == 0)
     other.releaseAll()
     #expect(central.pointee.npartial == 1)
@@ -97,6 +94,22 @@ import Glibc
     #expect(h.checkHeap().ok)
   }
 
+  @Test func claimsOfOtherThreadsSpansAreCapped() {
+    let h = MHeap.create()!
+    let producer = MCache.create(h)!, consumer = MCache.create(h)!
+    let spc = makeSpanClass(6, noscan: true)  // 64 B, 128 per span
+    var firsts: [UInt] = []
+    for _ in 0..<(Int(MCache.maxClaimed) + 4) {  // fill that many spans; each floats when exhausted
+      firsts.append(producer.nextFree(spc))
+      for _ in 0..<127 { _ = producer.nextFree(spc) }
+    }
+    _ = producer.nextFree(spc)
+    for q in firsts { freeP(h, consumer, q) }
+    #expect(consumer.readyCounts[spc] == MCache.maxClaimed)
+    #expect(h.pointee.centrals[spc].npartial == 4)
+    #expect(h.checkHeap().ok)
+  }
+
   @Test func ownFreesEmptyingAReadySpanGiveItBack() {
     let h = MHeap.create()!
     let c = MCache.create(h)!
@@ -106,14 +119,14 @@ import Glibc
     let span1 = c.alloc[spc]
     for _ in 0..<128 { second.append(c.nextFree(spc)) }
     let span2 = c.alloc[spc]
-    _ = c.nextFree(spc)  // span 3 is current; spans 1 and 2 are held
+    _ = c.nextFree(spc)  // span 3 is current; spans 1 and 2 float
     freeP(h, c, second[0])
     for q in first.dropLast() { freeP(h, c, q) }
     #expect(span1.pointee.place == placeReady && span2.pointee.place == placeReady)
     freeP(h, c, first.last!)
     // The last free left span 1 without objects while span 2 is ready too: it went to the
     // mcentral, and the mheap reclaims it.
-    #expect(span1.pointee.owner == 0 && c.readyCounts[spc] == 1 && c.heldHeads[spc] == nil)
+    #expect(span1.pointee.owner == 0 && c.readyCounts[spc] == 1)
     #expect(h.pointee.centrals[spc].npartial == 1)
     #expect(h.reclaim() >= 1)
     #expect(h.pointee.spansInUse == 2)

@@ -59,7 +59,9 @@ import GoAllocCore
     #expect(after[c - 1].mallocs - before[c - 1].mallocs == 100)
     let frag = FragmentationReport.read()
     #expect(frag.bySizeClass[c].allocatedSlots >= 100)
-    #expect(frag.bySizeClass[c].spans >= 100 / 8)
+    let perSpan = SizeClassInfo.objectsPerSpan(ofClass: c)
+    #expect(perSpan >= 32 && SizeClassInfo.pagesPerSpan(ofClass: c) * 8192 / 1024 == perSpan)
+    #expect(frag.bySizeClass[c].spans >= (100 + perSpan - 1) / perSpan)
     // The estimate is positive and never more than the live bytes.
     #expect(frag.roundingWaste > 0)
     #expect(frag.roundingWaste <= MemStats.read().heapAlloc)
