@@ -205,10 +205,9 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       s.pointee.elemsize = classSize(sc)
       s.pointee.divMul = classDivMagic(sc)
       let tail = nelems & 63  // bits past nelems read as allocated (see nextFreeFast)
-      if tail != 0 { s.pointee.bits![words - 1] = ~((1 << UInt64(tail)) - 1) }
-      s.pointee.allocCache = ~s.pointee.bits![0]
+      if tail != 0 { s.allocWord(words - 1).pointee = ~((1 << UInt64(tail)) - 1) }
+      s.pointee.allocCache = ~s.allocWord(0).pointee
     }
-    s.pointee.limit = base + UInt(nelems * s.pointee.elemsize)
     setSpans(pointee.arenas, base, npages, s)
     pointee.pagesInUse += npages
     pointee.spansInUse += 1
@@ -251,7 +250,6 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     }
     s.pointee.npages = npages
     s.pointee.elemsize = npages * pageSize
-    s.pointee.limit = base + UInt(npages * pageSize)
     return true
   }
 

@@ -37,7 +37,7 @@ public struct MSpan {
   @usableFromInline var onext: SpanPtr? = nil    // owner only: links of its ready list
   @usableFromInline var oprev: SpanPtr? = nil
   @usableFromInline var lastOwner: UInt = 0      // atomic: the mcache that last let it go
-  // Line 1: the span's geometry, read by every free.
+  // Line 1: the span's geometry and its owner, read by every free (owner changes rarely).
   @usableFromInline var startAddr: UInt = 0      // first byte
   @usableFromInline var elemsize: Int = 0        // bytes per slot; npages * 8 KiB for large
   @usableFromInline var nelems: Int = 0          // slots in the span
@@ -48,10 +48,9 @@ public struct MSpan {
   @usableFromInline var spanclass: UInt8 = 0     // sizeclass << 1 | noscan
   @usableFromInline var bitsOrder: UInt8 = 0     // bitmaps are 1 << bitsOrder words each
   @usableFromInline var _pad2: (UInt8, UInt8) = (0, 0)
-  @usableFromInline var limit: UInt = 0          // end of object data
+  @usableFromInline var owner: UInt = 0          // atomic: the owning mcache, or 0
   // Line 2: written by other threads.
   @usableFromInline var freeState: UInt64 = 0    // atomic: pending frees << 32 | flags
-  @usableFromInline var owner: UInt = 0          // atomic: the owning mcache, or 0
   @usableFromInline var state: UInt32 = 0        // atomic: dead / inUse / freeing
   @usableFromInline var list: UInt8 = 0          // 0 none, 1 partial (central lock)
   @usableFromInline var next: SpanPtr? = nil      // mcentral partial list links
@@ -78,13 +77,15 @@ public struct MSpan {
 extension UnsafeMutablePointer where Pointee == MSpan {
   // Safe (all four): bitsOrder <= 4, and `bits` is set for every in-use span.
   @inline(__always) var bitWords: Int { pointee.bitWords }
-  @inline(__always) var allocBits: UnsafeMutablePointer<UInt64> { pointee.bits.unsafelyUnwrapped }
-  @inline(__always) var freeBits: UnsafeMutablePointer<UInt64> { pointee.bits.unsafelyUnwrapped + bitWords }
+  // The four bitmaps are interleaved per 64 slots: word w of allocBits, freeBits, localFreeBits
+  // and gcmarkBits sit together (one base, fixed offsets: a free touches one 32-byte group).
+  // Safe (all four): w < bitWords, and `bits` is set for every in-use span.
+  @inline(__always) func allocWord(_ w: Int) -> UnsafeMutablePointer<UInt64> { pointee.bits.unsafelyUnwrapped + (w &<< 2) }
+  /// Frees by other threads (atomic OR).
+  @inline(__always) func freeWord(_ w: Int) -> UnsafeMutablePointer<UInt64> { allocWord(w) + 1 }
   /// Frees made by the owning thread itself: plain bits, no atomics.
-  @inline(__always) var localFreeBits: UnsafeMutablePointer<UInt64> {
-    pointee.bits.unsafelyUnwrapped + 2 &* bitWords
-  }
-  @inline(__always) var gcmarkBits: UnsafeMutablePointer<UInt64> { pointee.bits.unsafelyUnwrapped + 3 &* bitWords }
+  @inline(__always) func localWord(_ w: Int) -> UnsafeMutablePointer<UInt64> { allocWord(w) + 2 }
+  @inline(__always) func gcmarkWord(_ w: Int) -> UnsafeMutablePointer<UInt64> { allocWord(w) + 3 }
   @inline(__always) var usedWords: Int { (pointee.nelems + 63) >> 6 }
   @inline(__always) var isLarge: Bool { pointee.spanclass >> 1 == 0 }
   @inline(__always) var base: UInt { pointee.startAddr }
@@ -92,6 +93,17 @@ extension UnsafeMutablePointer where Pointee == MSpan {
   /// Slot index of address `p` inside this small span: one multiply, no divide.
   @inline(__always) func objIndex(_ p: UInt) -> Int {
     Int(truncatingIfNeeded: (UInt64(p &- pointee.startAddr) &* UInt64(pointee.divMul)) >> 32)
+  }
+
+  /// The slot starting exactly at address p of this small span, or nil for an interior or
+  /// out-of-span address. The objIndex product's low 32 bits are below divMul exactly when the
+  /// offset is a multiple of elemsize (offsets < 64 KiB, elemsize <= 32 KiB: no carry), so this
+  /// costs no second multiply.
+  @inline(__always) func slotIndex(_ p: UInt) -> Int? {
+    let prod = UInt64(p &- pointee.startAddr) &* UInt64(pointee.divMul)
+    let idx = Int(truncatingIfNeeded: prod >> 32)
+    if UInt32(truncatingIfNeeded: prod) >= pointee.divMul || idx >= pointee.nelems { return nil }
+    return idx
   }
 
   /// The inlined allocation fast path: the next free slot from allocCache, or nil when the
@@ -113,7 +125,7 @@ extension UnsafeMutablePointer where Pointee == MSpan {
 
   /// Loads allocCache with the complement of allocBits word `word`.
   @inline(__always) func refillAllocCache(_ word: Int) {
-    pointee.allocCache = ~allocBits[word]
+    pointee.allocCache = ~allocWord(word).pointee
   }
 
   /// The next free slot index, or nelems when the span is full. Owner only.
@@ -150,7 +162,7 @@ extension UnsafeMutablePointer where Pointee == MSpan {
 
   /// Is slot i allocated? Owner only (or under the span's mcentral lock).
   @inline(__always) func isAllocated(_ i: Int) -> Bool {
-    i < pointee.freeindex || allocBits[i &>> 6] & (1 &<< UInt64(i & 63)) != 0
+    i < pointee.freeindex || allocWord(i &>> 6).pointee & (1 &<< UInt64(i & 63)) != 0
   }
 
   /// Folds freed slots into allocBits and resets freeindex to 0 (Go's sweep, with freeBits in
@@ -158,7 +170,6 @@ extension UnsafeMutablePointer where Pointee == MSpan {
   /// frees of slots that were not allocated (late-detected double frees) are reported.
   @discardableResult
   func fold(_ h: UnsafeMutablePointer<MHeap>) -> Int {
-    let alloc = allocBits, freed = freeBits, local = localFreeBits
     let fi = pointee.freeindex
     // Remote bits are set before pending is counted, so none pending means none to look at yet.
     let remoteToo = pendingFrees > 0
@@ -166,16 +177,17 @@ extension UnsafeMutablePointer where Pointee == MSpan {
     // they are counted by localFreed; only remote bits need checking and counting here.
     var n = Int(truncatingIfNeeded: pointee.localFreed), total = 0
     for w in 0..<usedWords {
-      var a = alloc[w]
-      let lo = w << 6
-      if fi >= lo + 64 { a = ~0 } else if fi > lo { a |= (1 << UInt64(fi - lo)) - 1 }
-      let mine = local[w]
+      let word = allocWord(w)
+      var a = word.pointee
+      let lo = w &<< 6
+      if fi >= lo &+ 64 { a = ~0 } else if fi > lo { a |= (1 &<< UInt64(fi &- lo)) &- 1 }
+      let mine = word[2]
       if mine != 0 {
-        local[w] = 0
+        word[2] = 0
         a &= ~mine
       }
-      if remoteToo && atomicLoadRelaxed64(freed + w) != 0 {
-        let remote = atomicExchange64(freed + w, 0)
+      if remoteToo && atomicLoadRelaxed64(word + 1) != 0 {
+        let remote = atomicExchange64(word + 1, 0)
         total += remote.nonzeroBitCount
         let valid = remote & a
         let invalid = remote & ~a  // also a slot this thread freed too: a double free
@@ -186,11 +198,11 @@ extension UnsafeMutablePointer where Pointee == MSpan {
         a &= ~valid
         n += valid.nonzeroBitCount
       }
-      alloc[w] = a
+      word.pointee = a
     }
     // Bits past nelems stay "allocated" so allocCache never offers them.
     let tail = pointee.nelems & 63
-    if tail != 0 { alloc[usedWords - 1] |= ~((1 << UInt64(tail)) - 1) }
+    if tail != 0 { allocWord(usedWords - 1).pointee |= ~((1 << UInt64(tail)) - 1) }
     pointee.freeindex = 0
     atomicStoreRelaxed64(&pointee.localFreed, 0)
     pointee.allocCount -= n

@@ -275,9 +275,8 @@ func freeObject(_ p: UnsafeMutableRawPointer?, op: StaticString) {
     // Safe: unsigned compare folds "large (0, 1) or tiny (136)" into one branch.
     if UInt(bitPattern: spc &- 2) < UInt(tinySpanClass - 2)
         && atomicLoadRelaxedUInt(&s.pointee.owner) == UInt(bitPattern: raw) {
-      let idx = s.objIndex(a)
-      if s.pointee.startAddr &+ UInt(bitPattern: idx &* s.pointee.elemsize) == a {
-        // A free that moves the span between the cache's lists, or a double free, goes on.
+      if let idx = s.slotIndex(a) {
+        // A free that empties a ready span, or a double free, goes on.
         if !ownerFreeMovesSpan(s) && ownerFreeBits(c, s, idx) { return }
         return freeOwned(c, s, a, op: op)  // a tail call: six words of arguments at most
       }
@@ -315,9 +314,11 @@ func ownerFreeMovesSpan(_ s: SpanPtr) -> Bool {
 func ownerFreeBits(_ c: MCache, _ s: SpanPtr, _ idx: Int) -> Bool {
   let w = idx &>> 6
   let bit: UInt64 = 1 &<< UInt64(idx & 63)
-  let local = s.localFreeBits
-  if (local[w] | atomicLoadRelaxed64(s.freeBits + w)) & bit != 0 || !s.isAllocated(idx) { return false }
-  local[w] |= bit
+  let word = s.allocWord(w)
+  if (word[2] | atomicLoadRelaxed64(word + 1)) & bit != 0 || !(idx < s.pointee.freeindex || word[0] & bit != 0) {
+    return false
+  }
+  word[2] |= bit
   atomicStoreRelaxed64(&s.pointee.localFreed, s.pointee.localFreed &+ 1)
   c.countFree(Int(s.pointee.spanclass) &>> 1)
   return true
@@ -354,8 +355,7 @@ func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
   if _slowPath(UInt(bitPattern: spc &- 2) >= UInt(tinySpanClass - 2)) {
     return freeUncommon(h, raw, s, a, op: op)
   }
-  let idx = s.objIndex(a)
-  if _slowPath(s.pointee.startAddr &+ UInt(bitPattern: idx &* s.pointee.elemsize) != a) {
+  guard let idx = s.slotIndex(a) else {
     h.badFree(op, "invalid pointer (interior pointer)", a)
     return
   }
@@ -387,7 +387,7 @@ func freeUncommon(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPoint
 func freeSlot(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr,
               _ idx: Int, _ a: UInt, op: StaticString) -> Bool {
   let bit: UInt64 = 1 &<< UInt64(idx & 63)
-  if _slowPath(atomicOr64(s.freeBits + (idx &>> 6), bit) & bit != 0) {
+  if _slowPath(atomicOr64(s.freeWord(idx &>> 6), bit) & bit != 0) {
     h.badFree(op, "double free detected", a)
     return false
   }
@@ -468,8 +468,7 @@ public func usableSize(_ p: UnsafeRawPointer?, op: StaticString = "malloc_usable
     return s.pointee.elemsize
   }
   if Int(s.pointee.spanclass) == tinySpanClass { return 0 }
-  let idx = s.objIndex(a)
-  if s.pointee.startAddr + UInt(idx * s.pointee.elemsize) != a {
+  if s.slotIndex(a) == nil {
     h.badFree(op, "invalid pointer (interior pointer)", a)
     return 0
   }

@@ -19,6 +19,22 @@ import Glibc
     }
   }
 
+  @Test func slotIndexAcceptsExactlySlotStarts() {
+    let h = MHeap.create()!
+    for c in 1..<numSizeClasses {
+      let s = h.allocSpan(spanPages(c), spanclass: makeSpanClass(c, noscan: true))!
+      let size = classSize(c), n = s.pointee.nelems
+      #expect(n == spanObjects(c))
+      var off = 0
+      while off < s.pointee.npages * pageSize {  // every 8-byte step of the span
+        let got = s.slotIndex(s.base + UInt(off))
+        let want: Int? = off % size == 0 && off / size < n ? off / size : nil
+        if got != want { Issue.record("class \(c) offset \(off): \(String(describing: got)) != \(String(describing: want))"); break }
+        off += 8
+      }
+    }
+  }
+
   @Test func spanBitScanning() {
     let h = MHeap.create()!
     let s = h.allocSpan(1, spanclass: makeSpanClass(1, noscan: true))!  // 8 B: 1024 slots
@@ -35,7 +51,7 @@ import Glibc
     #expect(s.pointee.allocCount == 1024)
     // Free slots 5, 64, 1000 (as frees do), fold, and find exactly those again.
     for i in [5, 64, 1000] {
-      _ = atomicOr64(s.freeBits + (i >> 6), 1 << UInt64(i & 63))
+      _ = atomicOr64(s.freeWord(i >> 6), 1 << UInt64(i & 63))
       atomicAdd64(&s.pointee.freeState, fsPendingOne)
     }
     #expect(s.pendingFrees == 3)
