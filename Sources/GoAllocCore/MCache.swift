@@ -18,7 +18,8 @@
 // than `maxClaimed`, else they go to the mcentral, so a thread that mostly frees (a consumer)
 // does not hoard a producer's memory. Nobody holds a full span, so memory freed by other threads
 // is never stuck with an idle thread. A ready span whose objects this thread has all freed goes
-// back to the mcentral (the mheap can reuse its pages), unless it is the class's only ready span.
+// back to the mcentral (the mheap can reuse its pages), unless the thread filled it itself and it
+// is the class's only ready span.
 // Refill order: the ready list, then the mcentral.
 // `releaseAll` hands every span back (thread exit, fork child); `destroy` also flushes the
 // counters into the heap.
@@ -208,12 +209,14 @@ public struct MCacheLink {
     readyCounts[spc] &+= 1
   }
 
-  /// This thread freed the last object of s, one of its ready spans: unless s is the class's only
-  /// ready span (the next refill would fetch it straight back), it goes back to the mcentral.
+  /// This thread freed the last object of s, one of its ready spans: it goes back to the
+  /// mcentral, unless it is a span this thread filled and the class's only ready span (this
+  /// thread allocates there: its next refill would fetch it straight back). Another thread's
+  /// span always goes back: a thread that only frees (a consumer) keeps none of its producer's.
   @inline(never)
   func readySpanEmptied(_ s: SpanPtr) {
     let spc = Int(s.pointee.spanclass)
-    if readyCounts[spc] > 1 {
+    if readyCounts[spc] > 1 || atomicLoadRelaxedUInt(&s.pointee.lastOwner) != UInt(bitPattern: raw) {
       listRemove(readyHeads + spc, s)
       readyCounts[spc] &-= 1
       (heap.pointee.centrals + spc).uncacheSpan(heap, s)
