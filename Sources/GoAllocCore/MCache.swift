@@ -4,8 +4,8 @@
 //
 // Layout (one block from the mheap's cachealloc, reached in one TLS load):
 //   [0, 1152)      alloc[numSpanClasses]: current span per span class (emptySpan when none)
-//   [1152, 2816)   counters: mallocs[68], frees[68], tiny objects/frees, tiny blocks/frees,
-//                  requested bytes[68]
+//   [1152, 3360)   counters: per size class mallocs, frees, requested bytes (+1 spare word);
+//                  tiny objects/frees, tiny blocks/frees
 //   then           per span class: ready list head, ready count
 //   then           MCacheHeader: heap, arena index, tiny block state; then MCacheLink
 // `alloc` sits at offset 0 so the fast path indexes the cache pointer directly.
@@ -53,13 +53,17 @@ public struct MCacheLink {
 
   static let allocBytes = roundUp(numSpanClasses * 8, 64)
   @usableFromInline static let countersOffset = 1152
-  static let counterWords = 3 * numStatClasses + 4
-  static let tinyAllocsIdx = 2 * numStatClasses
+  /// Counters, four words per size class (one 32-byte group: a malloc and a free of one class
+  /// touch one line): mallocs, frees, requested bytes (slot bytes minus these = size-class
+  /// rounding), unused; then the tiny allocator's four.
+  @inline(__always) @usableFromInline static func mallocsIdx(_ sc: Int) -> Int { sc &<< 2 }
+  @inline(__always) @usableFromInline static func freesIdx(_ sc: Int) -> Int { sc &<< 2 &+ 1 }
+  @inline(__always) @usableFromInline static func requestedIdx(_ sc: Int) -> Int { sc &<< 2 &+ 2 }
+  static let tinyAllocsIdx = 4 * numStatClasses
   static let tinyFreesIdx = tinyAllocsIdx + 1
   static let tinyBlockAllocsIdx = tinyAllocsIdx + 2
   static let tinyBlockFreesIdx = tinyAllocsIdx + 3
-  /// Requested bytes per size class (slot bytes minus these = size-class rounding).
-  static let requestedIdx = tinyAllocsIdx + 4
+  static let counterWords = 4 * numStatClasses + 4
   /// Per span class: the ready list head and length.
   static let readyOffset = roundUp(countersOffset + counterWords * 8, 64)
   static let readyCountOffset = readyOffset + roundUp(numSpanClasses * 8, 64)
@@ -82,10 +86,10 @@ public struct MCacheLink {
     (raw + MCache.countersOffset).assumingMemoryBound(to: UInt64.self)
   }
   @inline(__always) @usableFromInline func countMalloc(_ sc: Int, requested: Int) {
-    counterBump(counters + sc)
-    counterBump(counters + MCache.requestedIdx + sc, UInt64(truncatingIfNeeded: requested))
+    counterBump(counters + MCache.mallocsIdx(sc))
+    counterBump(counters + MCache.requestedIdx(sc), UInt64(truncatingIfNeeded: requested))
   }
-  @inline(__always) @usableFromInline func countFree(_ sc: Int) { counterBump(counters + numStatClasses + sc) }
+  @inline(__always) @usableFromInline func countFree(_ sc: Int) { counterBump(counters + MCache.freesIdx(sc)) }
   @inline(__always) var header: UnsafeMutablePointer<MCacheHeader> {
     (raw + MCache.headerOffset).assumingMemoryBound(to: MCacheHeader.self)
   }

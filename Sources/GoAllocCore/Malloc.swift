@@ -369,7 +369,7 @@ func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
     }
     if freeSlot(h, raw, s, idx, a, op: op) { c.countFree(sc) }
   } else if freeSlot(h, nil, s, idx, a, op: op) {
-    atomicAdd64(h.pointee.globalFrees + numStatClasses + sc, 1)
+    atomicAdd64(h.pointee.globalFrees + MCache.freesIdx(sc), 1)
   }
 }
 

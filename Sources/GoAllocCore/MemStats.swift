@@ -59,29 +59,24 @@ public struct MemStats {
     lockAcquire(&h.pointee.lock)
     var tiny = (objs: UInt64(0), frees: UInt64(0), blocks: UInt64(0), blockFrees: UInt64(0))
     var liveRequested = 0.0
-    for i in 0..<MCache.counterWords {
-      let v = counterSum(h, list, i)
-      if i < numStatClasses {
-        sums.mallocs &+= v
-        sums.allocBytes &+= v &* UInt64(classSize(i))
-        bySize?[i] = (v, 0)
-      } else if i < 2 * numStatClasses {
-        let sc = i - numStatClasses
-        sums.frees &+= v
-        sums.freeBytes &+= v &* UInt64(classSize(sc))
-        bySize?[sc].1 = v
-      } else if i == MCache.tinyAllocsIdx { tiny.objs = v }
-      else if i == MCache.tinyFreesIdx { tiny.frees = v }
-      else if i == MCache.tinyBlockAllocsIdx { tiny.blocks = v }
-      else if i == MCache.tinyBlockFreesIdx { tiny.blockFrees = v }
-      else {
-        // Requested bytes of class sc: the rounding of the live objects is estimated from the
-        // class's average request (frees do not know the request).
-        let sc = i - MCache.requestedIdx
-        let m = Double(counterSum(h, list, sc)), f = Double(counterSum(h, list, numStatClasses + sc))
-        if m > 0 && m > f { liveRequested += Double(v) * (m - f) / m }
-      }
+    for sc in 0..<numStatClasses {
+      let mallocs = counterSum(h, list, MCache.mallocsIdx(sc))
+      let frees = counterSum(h, list, MCache.freesIdx(sc))
+      let requested = counterSum(h, list, MCache.requestedIdx(sc))
+      sums.mallocs &+= mallocs
+      sums.allocBytes &+= mallocs &* UInt64(classSize(sc))
+      sums.frees &+= frees
+      sums.freeBytes &+= frees &* UInt64(classSize(sc))
+      bySize?[sc] = (mallocs, frees)
+      // The rounding of the live objects is estimated from the class's average request (frees
+      // do not know the request).
+      let m = Double(mallocs), f = Double(frees)
+      if m > 0 && m > f { liveRequested += Double(requested) * (m - f) / m }
     }
+    tiny.objs = counterSum(h, list, MCache.tinyAllocsIdx)
+    tiny.frees = counterSum(h, list, MCache.tinyFreesIdx)
+    tiny.blocks = counterSum(h, list, MCache.tinyBlockAllocsIdx)
+    tiny.blockFrees = counterSum(h, list, MCache.tinyBlockFreesIdx)
     m.numThreadCaches = UInt64(list.pointee.count)
 
     let la = atomicLoad64(&h.pointee.largeAllocs), lf = atomicLoad64(&h.pointee.largeFrees)
