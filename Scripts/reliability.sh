@@ -238,7 +238,7 @@ run_limits() {
   local m out st lines okd=1
   local re='^goalloc: (free|realloc|malloc_usable_size)\(\): (double free detected|invalid pointer \((interior pointer|not allocated by goalloc)\)): 0x[0-9a-f]+$'
   local modes=(double-small double-large interior-small interior-large wild-stack wild-global wild-mmap
-               realloc-interior usable-interior-small double-remote)
+               realloc-interior usable-interior-small double-remote interior-tail wild-window)
   for m in "${modes[@]}"; do
     quiet "$dir/bad-$m.err" env LD_PRELOAD="$LIB" "$dir/limits_badfree" $m > "$dir/bad-$m.out"; st=$?
     lines=$(grep -c . "$dir/bad-$m.err")

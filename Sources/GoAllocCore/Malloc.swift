@@ -4,29 +4,33 @@
 // explicit free added. The data structures, from the thread outwards:
 //
 //   MCache    per thread, one current MSpan per span class; allocation takes a slot with one
-//             count-trailing-zeros on the span's allocCache. No locks, no atomic RMW.
-//   MCentral  per span class; spans with free slots (partial) and without (full).
+//             count-trailing-zeros on the span's allocCache. No locks, no atomic RMW. Spans the
+//             thread's frees reclaimed wait on its ready list (oldest first).
+//   MCentral  per span class; the partial spans (full ones float, owned by nobody).
 //   MHeap     the page heap: 64 MiB arenas from mmap, an arena index mapping any address to
-//             its span in O(1), and PageAlloc, which finds runs of 8 KiB pages through a radix
-//             tree of summaries and merges free neighbours.
+//             its span in O(1) (one load through the flat table of the first 64 GiB), and
+//             PageAlloc, which finds runs of 8 KiB pages through a radix tree of summaries and
+//             merges free neighbours.
 //   MSpan     a run of pages cut into slots of one size class (or one large object).
 //   FixAlloc / PersistentAlloc   metadata allocators over mmap (never malloc).
 //
 // Allocating an object of n bytes:
-//   1. n <= 32 KiB: round up to a size class (two table lookups); span class = class<<1|noscan.
+//   1. n <= 32 KiB: round up to a size class (one table load); span class = class<<1|noscan.
 //      Noscan objects under 16 B (Go mode) go to the tiny allocator instead.
 //   2. Take the thread's span for that class; `nextFreeFast` pops a slot from allocCache.
-//   3. Else `nextFree`: scan the span's allocBits; if exhausted, fold frees that arrived for it;
-//      if still nothing, `refill` swaps it for another span from the mcentral, which takes a
-//      partial span or grows by one span from the mheap.
+//   3. Else `mallocRefill` -> `nextFree`: scan the span's allocBits; if exhausted, fold frees that
+//      arrived for it; if still nothing, `refill` lets it float and takes the oldest ready span
+//      with enough frees, else a span from the mcentral (a partial one, or a new one).
 //   4. n > 32 KiB: a span of its own, straight from the mheap.
 //   5. Zero the slot only if asked and the span may hold old data (`needzero`).
 // Freeing p:
-//   1. spanOf(p) (two loads); "not ours", dead spans and interior pointers are reported.
-//   2. Small: slot = objIndex(p) by magic multiply; set its bit in freeBits (atomic OR; an
-//      already-set bit is a double free) and count it pending. The owner folds freed bits into
-//      allocBits when its allocCache runs dry, as Go's sweeper turns mark bits into alloc bits.
-//      A free into an unowned full span moves it to the partial list once.
+//   1. The span of p (one load in the flat table; else the arena index); "not ours", dead spans
+//      and interior pointers are reported.
+//   2. Small: slot = objIndex(p) by magic multiply. In a span this thread owns: a plain bit in
+//      its own-free bitmap. Else: an atomic OR into the free bitmap (an already-set bit is a
+//      double free) and one count pending; the first free into a floating span claims it. The
+//      owner folds freed bits into allocBits when its allocCache runs dry, as Go's sweeper turns
+//      mark bits into alloc bits.
 //   3. Large: the span goes back to the mheap and its pages merge with free neighbours.
 //
 // Two alignment modes share one heap: Go mode (Go's classes as they are: 18 B -> 24 B,

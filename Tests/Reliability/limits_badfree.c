@@ -3,8 +3,9 @@
 // line); with GOALLOC_DEBUG=badfree=warn it must print, ignore the call and go on: live blocks
 // intact, the heap consistent, later allocations fine (exit 0). `limits_badfree all` makes every
 // kind of bad call in one process (warn mode).
-// MODE: double-small, double-large, interior-small, interior-large, wild-stack, wild-global,
-//       wild-mmap, realloc-interior, usable-interior-small, double-remote, all (these ten);
+// MODE: double-small, double-large, interior-small, interior-large, interior-tail, wild-stack,
+//       wild-global, wild-window, wild-mmap, realloc-interior, usable-interior-small,
+//       double-remote, all (these twelve);
 //       known GoAlloc gaps: double-large-first, realloc-interior-large, usable-interior-large
 #define _GNU_SOURCE
 #include "rel_common.h"
@@ -53,6 +54,22 @@ static int bad_call(const char *mode) {
     rel_free(p);
     munmap(p, 4096);
   }
+  else if (!strcmp(mode, "interior-tail")) {
+    // 48 B slots: a one-page span holds 170 of them and 32 bytes of tail. The address right
+    // after the last slot is inside the span but no slot's start.
+    p = rel_malloc(48);
+    rel_free((char *)((uintptr_t)p & ~(uintptr_t)8191) + 170 * 48);
+    rel_free(p);
+  }
+  else if (!strcmp(mode, "wild-window")) {
+    // A mapping of someone else's inside GoAlloc's heap window (its arenas start at
+    // 0x00c000000000; this is 60 GiB above): the page -> span table has no entry for it.
+    p = mmap((void *)0x00cf00000000ull, 8192, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == MAP_FAILED) { rel_say("wild-window: mmap failed\n"); return 1; }
+    rel_free(p);
+    munmap(p, 8192);
+  }
   else if (!strcmp(mode, "realloc-interior")) {
     p = rel_malloc(256);
     void *q = rel_realloc((char *)p + 32, 1000);
@@ -90,7 +107,8 @@ int main(int argc, char **argv) {
   if (argc < 2) { rel_say("usage: limits_badfree MODE\n"); return 2; }
   static const char *modes[] = {"double-small", "double-large", "interior-small", "interior-large",
                                 "wild-stack", "wild-global", "wild-mmap", "realloc-interior",
-                                "usable-interior-small", "double-remote"};
+                                "usable-interior-small", "double-remote", "interior-tail",
+                                "wild-window"};
   fill_live();
   int rc = 0;
   if (!strcmp(argv[1], "all")) {
