@@ -20,17 +20,19 @@ let package = Package(
   ],
   targets: [
     // DWARF 4 debug info: valgrind 3.19 (callgrind counts in the benchmarks) cannot read DWARF 5.
-    .target(name: "CGoAllocShim", cSettings: [.unsafeFlags(["-gdwarf-4"])]),
+    .target(name: "CGoAllocShim", cSettings: [.unsafeFlags(["-gdwarf-4", "-ffunction-sections"])]),
     // The libc names of libgoalloc.so (default visibility; trampolines to the Swift exports).
     .target(name: "CGoAllocABI", cSettings: [.unsafeFlags(["-fno-builtin", "-gdwarf-4"])]),
     .target(name: "GoAllocCore", dependencies: ["CGoAllocShim"], swiftSettings: coreSettings),
+    // One section per function, so the library's link (--gc-sections) drops the code it never
+    // calls: 70 KiB of text instead of 118, and fewer resident pages in every process.
     .target(name: "GoAllocCoreEmbedded", dependencies: ["CGoAllocShim"],
-            swiftSettings: embedded + coreSettings),
+            swiftSettings: embedded + coreSettings + [.unsafeFlags(["-Xfrontend", "-function-sections"])]),
     .target(
       name: "libgoalloc",
       dependencies: ["GoAllocCoreEmbedded", "CGoAllocShim", "CGoAllocABI"],
       exclude: ["exports.map"],
-      swiftSettings: embedded + coreSettings,
+      swiftSettings: embedded + coreSettings + [.unsafeFlags(["-Xfrontend", "-function-sections"])],
       linkerSettings: [
         .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/libgoalloc/exports.map"]),
       ]

@@ -238,7 +238,8 @@ run_limits() {
   local m out st lines okd=1
   local re='^goalloc: (free|realloc|malloc_usable_size)\(\): (double free detected|invalid pointer \((interior pointer|not allocated by goalloc)\)): 0x[0-9a-f]+$'
   local modes=(double-small double-large interior-small interior-large wild-stack wild-global wild-mmap
-               realloc-interior usable-interior-small double-remote interior-tail wild-window)
+               realloc-interior usable-interior-small double-remote interior-tail wild-window
+               double-large-first realloc-interior-large usable-interior-large)
   for m in "${modes[@]}"; do
     quiet "$dir/bad-$m.err" env LD_PRELOAD="$LIB" "$dir/limits_badfree" $m > "$dir/bad-$m.out"; st=$?
     lines=$(grep -c . "$dir/bad-$m.err")
@@ -254,26 +255,9 @@ run_limits() {
   local nbad
   nbad=$(stat_sum BadFrees "$dir/bad-all.err" | awk '{print $2}')
   if [ $st != 0 ] || [ "$nbad" != ${#modes[@]} ]; then okd=0; rc=1; say "limits: (d) all bad calls in one process: status $st, BadFrees $nbad (expected ${#modes[@]})"; fi
-  # Known gaps (XFAIL; failures with RELIABILITY_STRICT=1, XPASS once fixed):
-  #  - double-large-first: the process's first large free starts the scavenger thread from inside
-  #    free(); pthread_create's own allocation takes the pages just freed, so an immediate double
-  #    free frees that allocation instead of being reported;
-  #  - realloc/usable-interior-large: realloc() and malloc_usable_size() of an interior pointer
-  #    into a large block return NULL/0 silently (no report, no abort, errno untouched).
-  local known=0
-  for m in double-large-first realloc-interior-large usable-interior-large; do
-    quiet "$dir/bad-$m.err" env LD_PRELOAD="$LIB" "$dir/limits_badfree" $m > "$dir/bad-$m.out"; st=$?
-    if [ $st = 134 ] && [ "$(grep -c . "$dir/bad-$m.err")" = 1 ] && grep -qE "$re" "$dir/bad-$m.err"; then
-      say "limits: (d) XPASS $m: now reported (known gap fixed)"
-    elif [ "${RELIABILITY_STRICT:-0}" = 1 ]; then
-      okd=0; rc=1; say "limits: (d) $m: not reported (status $st)"
-    else
-      known=$((known + 1)); say "limits: (d) XFAIL $m: not reported (status $st; known GoAlloc gap)"
-    fi
-  done
   if [ $okd = 1 ]; then
     say "limits: (d) ${#modes[@]} kinds of bad free/realloc/malloc_usable_size: one line + SIGABRT by default; reported, ignored, heap intact with badfree=warn ($nbad in one process)"
-    parts+=("${#modes[@]} bad-call kinds caught, $known known gaps")
+    parts+=("${#modes[@]} bad-call kinds caught")
   fi
   LIMITS_SUMMARY="$(printf '%s; ' "${parts[@]}")$(elapsed "$t0")s"
   return $rc

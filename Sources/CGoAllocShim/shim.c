@@ -186,6 +186,29 @@ uint64_t goalloc_rss_bytes(void) {
   return pages * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+int goalloc_only_live_thread(void) {
+  int saved = errno;
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) { errno = saved; return 0; }
+  char buf[512];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  errno = saved;
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  const char *p = strrchr(buf, ')');  /* the command name may hold spaces and parentheses */
+  if (!p || p[1] != ' ') return 0;
+  char state = p[2];
+  int field = 3;
+  p += 2;
+  while (*p && field < 20) { if (*p == ' ') field++; p++; }  /* field 20: num_threads */
+  long threads = 0;
+  while (*p >= '0' && *p <= '9') { threads = threads * 10 + (*p - '0'); p++; }
+  /* A main thread that left through pthread_exit stays a zombie (state Z) and counted until the
+     whole group is gone: the caller (never the main thread) is alone when 2 are left. */
+  return (state == 'Z' || state == 'X') && threads <= 2;
+}
+
 static void (*load_hook)(void);
 void goalloc_set_load_hook(void (*hook)(void)) { __atomic_store_n(&load_hook, hook, __ATOMIC_RELEASE); }
 

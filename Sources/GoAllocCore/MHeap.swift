@@ -321,7 +321,6 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     lockReset(&pointee.scavenger.pointee.lock)
     if atomicLoad32(&pointee.scavenger.pointee.started) == 1 {
       atomicStore32(&pointee.scavenger.pointee.started, 0)  // no thread here: restart lazily
-      atomicStore32(&pointee.scavenger.pointee.wanted, 1)
     }
     for i in 0..<numSpanClasses { lockReset(&pointee.centrals[i].lock) }
     var it = pointee.caches.pointee.head

@@ -162,6 +162,12 @@ func scavengerMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? 
   guard let h = arg?.assumingMemoryBound(to: MHeap.self) else { return nil }
   while atomicLoad32(&h.pointee.scavenger.pointee.started) == 1 {
     goalloc_sleep_ns(ScavengerState.tickNanos)
+    // The program's threads are all gone (its main thread left by pthread_exit): leave too, or
+    // this thread alone would keep the process alive.
+    if goalloc_only_live_thread() != 0 {
+      _ = atomicCAS32(&h.pointee.scavenger.pointee.started, 1, 0)
+      return nil
+    }
     h.scavengerTick()
   }
   return nil

@@ -14,6 +14,14 @@ struct ScavengerPreloadTests {
     expectServedByGoAlloc(r, blocks: 1...1)
   }
 
+  @Test("a process whose main thread leaves by pthread_exit still ends (the scavenger thread leaves too), also in a fork child")
+  func scavengerDoesNotKeepTheProcessAlive() async throws {
+    let exe = try await FixtureBuilder.shared.executable("mainexit.c")
+    let r = try await Subprocess.run(exe.path, preload: .goalloc, timeout: 30)
+    #expect(r.exitedCleanly, "\(r)")
+    #expect(r.stdoutLines == ["child ended"], "\(r)")
+  }
+
   @Test("GOALLOC_MEMLIMIT=160MiB keeps RSS near the limit on a workload whose live set fits")
   func memoryLimitHolds() async throws {
     let exe = try await FixtureBuilder.shared.executable("memlimit.c")

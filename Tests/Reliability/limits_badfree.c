@@ -5,8 +5,8 @@
 // kind of bad call in one process (warn mode).
 // MODE: double-small, double-large, interior-small, interior-large, interior-tail, wild-stack,
 //       wild-global, wild-window, wild-mmap, realloc-interior, usable-interior-small,
-//       double-remote, all (these twelve);
-//       known GoAlloc gaps: double-large-first, realloc-interior-large, usable-interior-large
+//       double-remote, double-large-first, realloc-interior-large, usable-interior-large,
+//       all (these fifteen)
 #define _GNU_SOURCE
 #include "rel_common.h"
 #include <pthread.h>
@@ -38,9 +38,8 @@ static int bad_call(const char *mode) {
   void *volatile p;
   if (!strcmp(mode, "double-small")) { p = rel_malloc(48); rel_free(p); rel_free(p); }
   else if (!strcmp(mode, "double-large")) {
-    // The process's first large free starts GoAlloc's scavenger thread from inside free(), and
-    // pthread_create's own allocation (the new thread's TLS) takes the pages just freed; a double
-    // free right after it would then free that and go unnoticed. A warm-up large free first.
+    // After a warm-up large free (double-large-first covers the process's very first one; GoAlloc
+    // once started its scavenger thread there, whose allocations took the pages just freed).
     rel_free(rel_malloc(200000));
     p = rel_malloc(200000); rel_free(p); rel_free(p);
   }
@@ -108,7 +107,8 @@ int main(int argc, char **argv) {
   static const char *modes[] = {"double-small", "double-large", "interior-small", "interior-large",
                                 "wild-stack", "wild-global", "wild-mmap", "realloc-interior",
                                 "usable-interior-small", "double-remote", "interior-tail",
-                                "wild-window"};
+                                "wild-window", "double-large-first", "realloc-interior-large",
+                                "usable-interior-large"};
   fill_live();
   int rc = 0;
   if (!strcmp(argv[1], "all")) {

@@ -76,6 +76,10 @@ uintptr_t goalloc_arena_hint_take(size_t len);
 /// madvise(MADV_DONTNEED): the range reads as zero afterwards. Returns 0 on success.
 int goalloc_sys_release(void *p, size_t len);
 void goalloc_futex_wait(uint32_t *addr, uint32_t expected);
+/// 1 when the calling thread (not the main one) is the process's last live thread: the main
+/// thread ended with pthread_exit and every other thread is gone. A background thread of ours
+/// must then end too, or the process never exits.
+int goalloc_only_live_thread(void);
 void goalloc_futex_wake(uint32_t *addr, int n);
 void goalloc_sys_yield(void);
 uint64_t goalloc_nanotime(void);
