@@ -517,14 +517,18 @@ func reallocObject(_ p: UnsafeMutableRawPointer?, _ size: Int, mallocMode: Bool)
       return p
     }
   }
-  // Growing by moving: round large sizes up to a quarter of a power of two (as large size classes
-  // do elsewhere), so a buffer that keeps growing moves O(log n) times, not once per page.
+  // Growing by moving: a buffer that keeps growing should move O(log n) times, not once per size
+  // class or page. A small block grows by at least half; a large one is rounded up to half a
+  // power of two (untouched headroom pages cost no memory).
   var newSize = size
-  if size > old && size > maxSmallSize {
-    let pages = (size + pageSize - 1) >> pageShift
-    let top = Int.bitWidth - 1 - pages.leadingZeroBitCount  // floor(log2(pages))
-    let step = top >= 2 ? 1 << (top - 2) : 1
-    newSize = ((pages + step - 1) / step * step) << pageShift
+  if size > old {
+    if size < old + old / 2 && old + old / 2 <= maxSmallSize { newSize = old + old / 2 }
+    if newSize > maxSmallSize {
+      let pages = (newSize + pageSize - 1) >> pageShift
+      let top = Int.bitWidth - 1 - pages.leadingZeroBitCount  // floor(log2(pages))
+      let step = top >= 1 ? 1 << (top - 1) : 1
+      newSize = ((pages + step - 1) / step * step) << pageShift
+    }
   }
   guard let q = mallocgc(min(newSize, maxAllocSize), noscan: true, zero: false, mallocMode: mallocMode)
           ?? (newSize != size ? mallocgc(size, noscan: true, zero: false, mallocMode: mallocMode) : nil)

@@ -151,3 +151,24 @@ extension Array {
     return removeLast()
   }
 }
+
+@Suite struct ReallocGrowthTests {
+  /// A buffer grown in small steps moves O(log n) times (small blocks grow by at least half,
+  /// large ones get up to half a power of two of untouched headroom), and keeps its bytes.
+  @Test func growingBufferMovesLogarithmically() {
+    var p = goMalloc(16, mallocMode: true)!
+    var size = 16, moves = 0
+    memset(p, 0x5A, size)
+    while size < 1 << 20 {
+      let next = size + 64
+      let q = goRealloc(p, next, mallocMode: true)!
+      if q != p { moves += 1 }
+      #expect(q.load(fromByteOffset: size - 1, as: UInt8.self) == 0x5A)
+      memset(q + size, 0x5A, next - size)
+      p = q
+      size = next
+    }
+    #expect(moves <= 24, "\(moves) moves")
+    goFree(p)
+  }
+}
