@@ -156,13 +156,13 @@ func mallocgc(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool) -> Unsafe
       }
       return UnsafeMutableRawPointer(bitPattern: p)
     }
-    return mallocRefill(c, sc &<< 1 | (noscan ? 1 : 0), size, zero: zero)
   }
+  // One call site for every miss, so the fast path above needs no stack frame.
   return mallocSlow(size, noscan: noscan, zero: zero, mallocMode: mallocMode, alignment: 0)
 }
 
-/// The fast path's miss: the current span's allocCache is empty (a small, non-tiny object and a
-/// fast-path cache, so not instrumented).
+/// The fast path's usual miss: the current span's allocCache is empty (a small, non-tiny object
+/// and a fast-path cache, so not instrumented).
 @inline(never) @usableFromInline
 func mallocRefill(_ c: MCache, _ spc: Int, _ size: Int, zero: Bool) -> UnsafeMutableRawPointer? {
   let p = c.nextFree(spc)
@@ -181,6 +181,11 @@ func mallocRefill(_ c: MCache, _ spc: Int, _ size: Int, zero: Bool) -> UnsafeMut
 func mallocSlow(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool, alignment: Int)
   -> UnsafeMutableRawPointer?
 {
+  // The fast path's usual miss: its span's allocCache ran dry.
+  if alignment == 0 && UInt(bitPattern: size &- 1) < UInt(maxSmallSize) && (mallocMode || !noscan || size >= tinySize),
+     let raw = goalloc_tls_get() {
+    return mallocRefill(MCache(raw), sizeToClass(size, mallocMode: mallocMode) &<< 1 | (noscan ? 1 : 0), size, zero: zero)
+  }
   if size < 0 { return enomem() }
   let size = size == 0 ? 1 : size
   var c: MCache
@@ -323,7 +328,7 @@ func ownerFreeBits(_ c: MCache, _ s: SpanPtr, _ idx: Int) -> Bool {
     return false
   }
   word[2] |= bit
-  atomicStoreRelaxed64(&s.pointee.localFreed, s.pointee.localFreed &+ 1)
+  counterBump(&s.pointee.localFreed)
   c.countFree(Int(s.pointee.spanclass) &>> 1)
   return true
 }
