@@ -20,7 +20,7 @@
 // is never stuck with an idle thread. A ready span whose objects this thread has all freed goes
 // back to the mcentral (the mheap can reuse its pages), unless the thread filled it itself and it
 // is the class's only ready span.
-// Refill order: the ready list (passing over up to `readySkips` spans with under 1/16 of their
+// Refill order: the ready list (passing over up to `readySkips` spans with under 1/8 of their
 // slots free), then the mcentral.
 // `releaseAll` hands every span back (thread exit, fork child); `destroy` also flushes the
 // counters into the heap.
@@ -71,8 +71,8 @@ public struct MCacheLink {
   /// they go to the mcentral). 16, not fewer: on 16 cores, 4 sent so many spans through the
   /// mcentral locks that xmalloc ran at 25 M ops/s against 80 M with 16 (docs/PERFORMANCE.md).
   static let maxClaimed: UInt32 = 16
-  /// Ready spans with under 1/16 of their slots free that a refill passes over (to the tail) before
-  /// taking a span from the mcentral: the heap then runs ~94% full instead of 100%, and a refill
+  /// Ready spans with under 1/8 of their slots free that a refill passes over (to the tail) before
+  /// taking a span from the mcentral: the heap then runs ~88% full instead of 100%, and a refill
   /// yields many slots instead of one or two.
   static let readySkips = 4
   static let headerOffset = roundUp(readyCountOffset + numSpanClasses * 4, 64)
@@ -247,7 +247,7 @@ public struct MCacheLink {
     var skipped = 0
     while let s = ready.pointee {
       if readyCounts[spc] > 1
-          && Int(truncatingIfNeeded: s.pointee.localFreed) &+ max(0, s.pendingFrees) < s.pointee.nelems &>> 4 {
+          && Int(truncatingIfNeeded: s.pointee.localFreed) &+ max(0, s.pendingFrees) < s.pointee.nelems &>> 3 {
         // Few frees yet: let it gather more at the tail. (Refilling from spans with a slot or two
         // free means a fold and a list move every few allocations.)
         ready.pointee = s.pointee.onext
