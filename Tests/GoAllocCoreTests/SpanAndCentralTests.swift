@@ -126,6 +126,34 @@ import Glibc
     #expect(h.checkHeap().ok)
   }
 
+  @Test func refillsPassOverReadySpansWithFewFrees() {
+    let h = MHeap.create()!
+    let c = MCache.create(h)!
+    let spc = makeSpanClass(6, noscan: true)  // 64 B, 128 per span: 16 frees are enough
+    var spans: [[UInt]] = []
+    for _ in 0..<6 {
+      var slots: [UInt] = []
+      for _ in 0..<128 { slots.append(c.nextFree(spc)) }
+      spans.append(slots)
+    }
+    _ = c.nextFree(spc)  // the six filled spans float; a seventh is current
+    for k in 0..<5 { freeP(h, c, spans[k][0]) }  // five ready spans, one free slot each
+    #expect(c.readyCounts[spc] == 5)
+    let before = h.pointee.spansInUse
+    let current = c.alloc[spc]
+    while c.alloc[spc] == current { _ = c.nextFree(spc) }
+    // The refill passed over them and took a fresh span from the mcentral.
+    #expect(h.pointee.spansInUse == before + 1 && c.readyCounts[spc] == 5)
+    // A ready span with an eighth of its slots free is taken (the list turned: the first span
+    // is second now, within the four a refill looks at).
+    for q in spans[0].dropFirst().prefix(15) { freeP(h, c, q) }
+    let fresh = c.alloc[spc]
+    while c.alloc[spc] == fresh { _ = c.nextFree(spc) }
+    #expect(h.pointee.spansInUse == before + 1 && c.readyCounts[spc] == 4)
+    #expect(c.alloc[spc].pointee.startAddr == spans[0][0] && c.alloc[spc].pointee.allocCount == 128 - 16 + 1)
+    #expect(h.checkHeap().ok)
+  }
+
   @Test func ownFreesEmptyingAReadySpanGiveItBack() {
     let h = MHeap.create()!
     let c = MCache.create(h)!
