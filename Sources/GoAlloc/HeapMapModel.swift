@@ -27,7 +27,7 @@ public struct HeapMap: Sendable, Equatable {
   /// The span class of the tiny allocator's 16-byte blocks.
   public static let tinySpanClass = 136
 
-  /// Where an in-use span is: owned by a thread (its current span or its stash), on its
+  /// Where an in-use span is: owned by a thread (its current span or on its ready list), on its
   /// mcentral's partial list, full and owned by nobody ("full": floating), or a large object.
   public enum SpanState: String, Sendable, Equatable {
     case cached, partial, full, large

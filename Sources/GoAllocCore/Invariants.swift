@@ -4,7 +4,7 @@
 // HeapIdle + HeapInuse == HeapSys), every mcentral partial list (links, list tags, counts,
 // flags) and the spans on it (class, allocCount against the bitmaps, arena index entries
 // pointing back at the first and last page). Takes the locks one at a time, so it can run while
-// other threads allocate; spans owned by a thread (cached or stashed) or floating are not
+// other threads allocate; spans owned by a thread (current or on its ready list) or floating are not
 // inspected (their owner may be changing them; floating spans are full by definition).
 import CGoAllocShim
 
