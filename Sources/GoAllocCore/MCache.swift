@@ -27,7 +27,7 @@
 //
 // Invariants: alloc[spc] is emptySpan or a span of class spc with place placeCurrent; every span
 // on a ready list has place placeReady; all of them have CACHED or STASHED set (either means
-// "owned by a cache") and owner == this cache; the counters are written only by the owning thread
+// "owned by a cache") and owner == this cache (0 for the tiny class); the counters are written only by the owning thread
 // (atomically visible, read by MemStats).
 import CGoAllocShim
 
@@ -167,6 +167,11 @@ public struct MCacheLink {
     }
   }
 
+  /// The value of MSpan.owner for a span of class spc this cache owns: the cache, except for
+  /// tiny blocks (0): frees of tiny objects always take the full path, and the free fast path
+  /// then needs no class check (owner == cache implies a small, non-tiny span).
+  @inline(__always) func ownerTag(_ spc: Int) -> UInt { spc == tinySpanClass ? 0 : UInt(bitPattern: raw) }
+
   // MARK: ready lists (owner thread only)
 
   @inline(__always) var readyHeads: UnsafeMutablePointer<SpanPtr?> {
@@ -212,7 +217,7 @@ public struct MCacheLink {
   }
   /// s was claimed from floating (STASHED set) by this thread's free.
   func addReady(_ spc: Int, _ s: SpanPtr) {
-    atomicStoreRelaxedUInt(&s.pointee.owner, UInt(bitPattern: raw))
+    atomicStoreRelaxedUInt(&s.pointee.owner, ownerTag(spc))
     listAppend(readyHeads + spc, s)
     s.pointee.place = placeReady
     readyCounts[spc] &+= 1
@@ -265,7 +270,7 @@ public struct MCacheLink {
       central.release(s)  // only late-detected double frees leave it full
     }
     guard let s = central.cacheSpan(h) else { return nil }
-    atomicStoreRelaxedUInt(&s.pointee.owner, UInt(bitPattern: raw))
+    atomicStoreRelaxedUInt(&s.pointee.owner, ownerTag(spc))
     alloc[spc] = s
     if _slowPath(h.debugFlags & UInt32(GOALLOC_DEBUG_CHECK) != 0) {
       header.pointee.refills &+= 1

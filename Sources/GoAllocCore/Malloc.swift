@@ -280,10 +280,8 @@ func freeObject(_ p: UnsafeMutableRawPointer?, op: StaticString) {
   let c = MCache(raw)
   let a = UInt(bitPattern: p)
   if let s = goalloc_span_lookup(a)?.assumingMemoryBound(to: MSpan.self) {
-    let spc = Int(s.pointee.spanclass)
-    // Safe: unsigned compare folds "large (0, 1) or tiny (136)" into one branch.
-    if UInt(bitPattern: spc &- 2) < UInt(tinySpanClass - 2)
-        && atomicLoadRelaxedUInt(&s.pointee.owner) == UInt(bitPattern: raw) {
+    // Owned by this thread: a small span, not tiny (large and tiny spans never have an owner).
+    if atomicLoadRelaxedUInt(&s.pointee.owner) == UInt(bitPattern: raw) {
       if let idx = s.slotIndex(a) {
         // A free that empties a ready span, or a double free, goes on.
         if !ownerFreeMovesSpan(s) && ownerFreeBits(c, s, idx) { return }
