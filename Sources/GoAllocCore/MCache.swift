@@ -252,7 +252,7 @@ public struct MCacheLink {
     var skipped = 0
     while let s = ready.pointee {
       if readyCounts[spc] > 1
-          && Int(truncatingIfNeeded: s.pointee.localFreed) &+ max(0, s.pendingFrees) < s.pointee.nelems &>> 3 {
+          && Int(truncatingIfNeeded: s.pointee.localFreed) &+ s.remoteFreeCount < s.pointee.nelems &>> 3 {
         // Few frees yet: let it gather more at the tail. (Refilling from spans with a slot or two
         // free means a fold and a list move every few allocations.)
         ready.pointee = s.pointee.onext

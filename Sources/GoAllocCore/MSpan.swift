@@ -2,10 +2,11 @@
 //
 // Allocation state is Go's: a slot is allocated iff `i < freeindex` or its allocBits bit is set;
 // `allocCache` is the complement of allocBits for the 64 slots starting at freeindex, so the
-// next free slot is one count-trailing-zeros away. Explicit free is a mark in reverse: a free
-// sets the slot's bit in `freeBits` (atomic OR, from any thread) and adds one to the pending
-// count in `freeState`; the span's owner later *folds* the freed bits into allocBits the way
-// Go's sweeper turns gcmarkBits into allocBits. The GC mode will use `gcmarkBits` and
+// next free slot is one count-trailing-zeros away. Explicit free is a mark in reverse: a free by
+// the owner sets the slot's bit in its own `localFreeBits` (plain store); any other free sets it
+// in `freeBits` (atomic OR) and, if that word had no bit yet, adds one to the pending count in
+// `freeState`; the span's owner later *folds* the freed bits into allocBits the way Go's
+// sweeper turns gcmarkBits into allocBits. The GC mode will use `gcmarkBits` and
 // `sweepgen` on the same bitmaps.
 //
 // Ownership: exactly one of {an mcache (CACHED, or STASHED when claimed by a free: either flag
@@ -17,7 +18,8 @@
 //
 // Invariants (owner's view, after a fold):
 //   0 <= freeindex <= nelems;  allocCount == popcount(allocated slots);
-//   pending(freeState) == (frees counted) - (frees folded)  (may dip below 0 for an instant);
+//   pending(freeState) == words of freeBits with bits the owner has not folded yet (may dip
+//   below 0 for an instant: a fold can take a word before its first freer counts it);
 //   a span is on at most one list and in at most one cache.
 import CGoAllocShim
 
@@ -188,7 +190,7 @@ extension UnsafeMutablePointer where Pointee == MSpan {
       }
       if remoteToo && atomicLoadRelaxed64(word + 1) != 0 {
         let remote = atomicExchange64(word + 1, 0)
-        total += remote.nonzeroBitCount
+        total += 1
         let valid = remote & a
         let invalid = remote & ~a  // also a slot this thread freed too: a double free
         if _slowPath(invalid != 0) {
@@ -212,11 +214,19 @@ extension UnsafeMutablePointer where Pointee == MSpan {
     return n
   }
 
+  /// Words with frees by other threads not folded yet (0: none).
   @inline(__always) var pendingFrees: Int { fsPending(atomicLoad64(&pointee.freeState)) }
+  /// Frees by other threads not folded yet (a snapshot; counts the bits).
+  var remoteFreeCount: Int {
+    if pendingFrees <= 0 { return 0 }
+    var n = 0
+    for w in 0..<usedWords { n += atomicLoadRelaxed64(freeWord(w)).nonzeroBitCount }
+    return n
+  }
   /// Frees (local or remote) waiting to be folded. Owner only.
   @inline(__always) var hasUnfoldedFrees: Bool { atomicLoadRelaxed64(&pointee.localFreed) > 0 || pendingFrees > 0 }
   /// Objects still allocated, counting frees not folded yet (any thread; a snapshot).
   var liveObjects: Int {
-    max(0, pointee.allocCount - Int(atomicLoadRelaxed64(&pointee.localFreed)) - max(0, pendingFrees))
+    max(0, pointee.allocCount - Int(atomicLoadRelaxed64(&pointee.localFreed)) - remoteFreeCount)
   }
 }

@@ -310,6 +310,8 @@ func ownerFree(_ c: MCache, _ s: SpanPtr, _ idx: Int) -> Bool {
 }
 
 /// Whether the owner's next free into s empties one of its ready spans (the full path handles it).
+/// Other threads' frees count by words here (at most their number): a span they helped empty may
+/// stay ready until it is used or the thread exits.
 @inline(__always)
 func ownerFreeMovesSpan(_ s: SpanPtr) -> Bool {
   s.pointee.place == placeReady
@@ -394,12 +396,18 @@ func freeUncommon(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPoint
 func freeSlot(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr,
               _ idx: Int, _ a: UInt, op: StaticString) -> Bool {
   let bit: UInt64 = 1 &<< UInt64(idx & 63)
-  if _slowPath(atomicOr64(s.freeWord(idx &>> 6), bit) & bit != 0) {
+  let word = atomicOr64(s.freeWord(idx &>> 6), bit)
+  if _slowPath(word & bit != 0) {
     h.badFree(op, "double free detected", a)
     return false
   }
-  let old = atomicAdd64(&s.pointee.freeState, fsPendingOne)
-  if _slowPath(old & fsFlags == 0) { claimFloating(h, raw, s) }
+  // Pending counts words with remote bits, so only the first free into a clean word pays for a
+  // second atomic. A floating span never has such a word (it floats only with none pending), so
+  // the first free after it floated always gets here and sees no flag.
+  if word == 0 {
+    let old = atomicAdd64(&s.pointee.freeState, fsPendingOne)
+    if _slowPath(old & fsFlags == 0) { claimFloating(h, raw, s) }
+  }
   return true
 }
 
