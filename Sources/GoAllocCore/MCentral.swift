@@ -20,7 +20,13 @@ public struct MCentral {
   var spanclass: Int32 = 0
   var partial: SpanPtr? = nil
   var npartial: Int = 0
-  var pad: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)  // one central per cache line
+  var grown: UInt64 = 0   // atomic: spans this class took from the mheap so far
+  var pad: (UInt64, UInt64, UInt64) = (0, 0, 0)  // one central per cache line
+}
+
+extension MCentral {
+  /// Spans of a class taken from the mheap at Go's size before `spanPages` applies.
+  static let goSizedSpans: UInt64 = 2
 }
 
 let listNone: UInt8 = 0
@@ -84,7 +90,10 @@ extension UnsafeMutablePointer where Pointee == MCentral {
     lockRelease(&pointee.lock)
     let spc = Int(pointee.spanclass)
     let sc = spc == tinySpanClass ? tinySizeClass : spc >> 1
-    guard let s = h.allocSpan(spanPages(sc), spanclass: spc) else { return nil }
+    // A class's first spans are Go's size (a small program touches a few KiB per class); later
+    // ones are GoAlloc's larger spans (fewer refills where the class is used a lot).
+    let first = atomicAddRelaxed64(&pointee.grown, 1) < MCentral.goSizedSpans
+    guard let s = h.allocSpan(first ? classNPages(sc) : spanPages(sc), spanclass: spc) else { return nil }
     atomicStore64(&s.pointee.freeState, fsCached)
     return s
   }

@@ -32,7 +32,8 @@ func sizeToClass(_ size: Int, mallocMode: Bool) -> Int {
 @inline(__always) @usableFromInline func classNObjs(_ c: Int) -> Int { Int(goalloc_class_nobjs(UInt32(c))) }
 @inline(__always) @usableFromInline func classDivMagic(_ c: Int) -> UInt32 { goalloc_class_divmagic(UInt32(c)) }
 
-/// Pages per span of class c. Go's table gives classes above 1 KiB spans of only 2..8 objects,
+/// Pages per span of class c (after a class's first `MCentral.goSizedSpans`, which are Go's size).
+/// Go's table gives classes above 1 KiB spans of only 2..8 objects,
 /// so a thread whose frees are scattered swaps spans every few allocations; GoAlloc's spans hold
 /// at least `minSpanObjects` where that fits in `maxScaledSpanPages`, as whole multiples of Go's
 /// span (the same tail waste per byte). Classes up to 256 B keep Go's spans.

@@ -126,6 +126,21 @@ import Glibc
     #expect(h.checkHeap().ok)
   }
 
+  @Test func aClassesFirstSpansAreGoSizedLaterOnesLarger() {
+    let h = MHeap.create()!
+    let c = MCache.create(h)!
+    let sc = sizeToClass(1024, mallocMode: true)
+    let spc = makeSpanClass(sc, noscan: true)
+    #expect(classNObjs(sc) == 8 && spanObjects(sc) == 32)
+    var spans: [SpanPtr] = []
+    while spans.count < 3 {
+      _ = c.nextFree(spc)
+      if spans.last != c.alloc[spc] { spans.append(c.alloc[spc]) }
+    }
+    #expect(spans.map { $0.pointee.nelems } == [8, 8, 32])
+    #expect(spans.map { $0.pointee.npages } == [classNPages(sc), classNPages(sc), spanPages(sc)])
+  }
+
   @Test func refillsPassOverReadySpansWithFewFrees() {
     let h = MHeap.create()!
     let c = MCache.create(h)!
