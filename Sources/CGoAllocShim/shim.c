@@ -168,16 +168,21 @@ uint64_t goalloc_memlimit_from_env(void) {
   return v * mul;
 }
 
-uint64_t goalloc_rss_bytes(void) {
+/* Reads a small /proc file into buf (NUL-terminated); 0 on failure. errno is left alone. */
+static int read_proc(const char *path, char *buf, size_t size) {
   int saved = errno;
-  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) { errno = saved; return 0; }
-  char buf[128];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd < 0 ? -1 : read(fd, buf, size - 1);
+  if (fd >= 0) close(fd);
   errno = saved;
   if (n <= 0) return 0;
   buf[n] = 0;
+  return 1;
+}
+
+uint64_t goalloc_rss_bytes(void) {
+  char buf[128];
+  if (!read_proc("/proc/self/statm", buf, sizeof buf)) return 0;
   const char *p = buf;
   while (*p && *p != ' ') p++;  /* skip size */
   while (*p == ' ') p++;
@@ -187,15 +192,8 @@ uint64_t goalloc_rss_bytes(void) {
 }
 
 int goalloc_only_live_thread(void) {
-  int saved = errno;
-  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) { errno = saved; return 0; }
   char buf[512];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  errno = saved;
-  if (n <= 0) return 0;
-  buf[n] = 0;
+  if (!read_proc("/proc/self/stat", buf, sizeof buf)) return 0;
   const char *p = strrchr(buf, ')');  /* the command name may hold spaces and parentheses */
   if (!p || p[1] != ' ') return 0;
   char state = p[2];

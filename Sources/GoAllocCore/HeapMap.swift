@@ -56,7 +56,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
           body(HeapRegion(kind: .span, base: addr, npages: s.pointee.npages,
                           spanclass: Int(s.pointee.spanclass), elemsize: s.pointee.elemsize,
                           nelems: s.pointee.nelems, allocated: s.isLarge ? 1 : s.liveObjects,
-                          cached: fs & (fsCached | fsStashed) != 0, onPartialList: fs & fsPartial != 0))
+                          cached: fs & fsCached != 0, onPartialList: fs & fsPartial != 0))
           page += s.pointee.npages
           continue
         }

@@ -26,9 +26,9 @@
 // counters into the heap.
 //
 // Invariants: alloc[spc] is emptySpan or a span of class spc with place placeCurrent; every span
-// on a ready list has place placeReady; all of them have CACHED or STASHED set (either means
-// "owned by a cache") and owner == this cache (0 for the tiny class); the counters are written only by the owning thread
-// (atomically visible, read by MemStats).
+// on a ready list has place placeReady; all of them have CACHED set and owner == this cache (0
+// for the tiny class); the counters are written only by the owning thread (atomically visible,
+// read by MemStats).
 import CGoAllocShim
 
 public struct MCacheHeader {
@@ -215,7 +215,7 @@ public struct MCacheLink {
   func mayClaim(_ spc: Int, _ s: SpanPtr) -> Bool {
     atomicLoadRelaxedUInt(&s.pointee.lastOwner) == UInt(bitPattern: raw) || readyCounts[spc] < MCache.maxClaimed
   }
-  /// s was claimed from floating (STASHED set) by this thread's free.
+  /// s was claimed from floating (CACHED set) by this thread's free.
   func addReady(_ spc: Int, _ s: SpanPtr) {
     atomicStoreRelaxedUInt(&s.pointee.owner, ownerTag(spc))
     listAppend(readyHeads + spc, s)

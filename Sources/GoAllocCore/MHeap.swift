@@ -117,10 +117,9 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       if pointee.arenas[i] == nil {
         // In the window: the arena's slice of the flat table (HeapArena); else a table of its own.
         let windowSlot = a &- UInt(GOALLOC_WINDOW_BASE)
-        let inWindow = windowSlot < UInt(GOALLOC_SPAN_WINDOW)
-        guard let meta = inWindow ? goalloc_span_table_init().map({ UnsafeMutableRawPointer($0 + Int(windowSlot >> UInt(pageShift))) })
-                                    ?? pointee.persistent.alloc(heapArenaMetaBytes, align: 4096)
-                                  : pointee.persistent.alloc(heapArenaMetaBytes, align: 4096) else { return false }
+        let flat = windowSlot < UInt(GOALLOC_SPAN_WINDOW)
+          ? goalloc_span_table_init().map { UnsafeMutableRawPointer($0 + Int(windowSlot >> UInt(pageShift))) } : nil
+        guard let meta = flat ?? pointee.persistent.alloc(heapArenaMetaBytes, align: 4096) else { return false }
         pointee.arenaMetaSys += heapArenaMetaBytes
         atomicStoreUInt(UnsafeMutableRawPointer(pointee.arenas + i).assumingMemoryBound(to: UInt.self),
                         UInt(bitPattern: meta))

@@ -9,8 +9,8 @@
 // sweeper turns gcmarkBits into allocBits. The GC mode will use `gcmarkBits` and
 // `sweepgen` on the same bitmaps.
 //
-// Ownership: exactly one of {an mcache (CACHED, or STASHED when claimed by a free: either flag
-// means "owned"), as its current span or on its ready list (frees to fold);
+// Ownership: exactly one of {an mcache (CACHED), as its current span or on its ready list (frees
+// to fold);
 // its mcentral's lock (on the partial list: PARTIAL); nobody (floating: full, no flag)} owns
 // allocBits, freeindex, allocCache, allocCount and the owner-list fields (place, onext, oprev).
 // freeBits and freeState are shared (atomics). The first free into a floating span claims it
@@ -66,10 +66,9 @@ public struct MSpan {
 @usableFromInline let spanInUse: UInt32 = 1
 @usableFromInline let spanFreeing: UInt32 = 2
 
-@usableFromInline let fsCached: UInt64 = 1
-@usableFromInline let fsPartial: UInt64 = 2
-@usableFromInline let fsStashed: UInt64 = 4
-@usableFromInline let fsFlags: UInt64 = 7
+@usableFromInline let fsCached: UInt64 = 1   // owned by a cache (current or on its ready list)
+@usableFromInline let fsPartial: UInt64 = 2  // on its mcentral's partial list
+@usableFromInline let fsFlags: UInt64 = 3
 /// MSpan.place: where an owned span is in its mcache (owner only).
 @usableFromInline let placeCurrent: UInt8 = 0
 @usableFromInline let placeReady: UInt8 = 1
@@ -179,17 +178,17 @@ extension UnsafeMutablePointer where Pointee == MSpan {
     // they are counted by localFreed; only remote bits need checking and counting here.
     var n = Int(truncatingIfNeeded: pointee.localFreed), total = 0
     for w in 0..<usedWords {
-      let word = allocWord(w)
+      let word = allocWord(w), local = localWord(w), freed = freeWord(w)
       var a = word.pointee
       let lo = w &<< 6
       if fi >= lo &+ 64 { a = ~0 } else if fi > lo { a |= (1 &<< UInt64(fi &- lo)) &- 1 }
-      let mine = word[2]
+      let mine = local.pointee
       if mine != 0 {
-        word[2] = 0
+        local.pointee = 0
         a &= ~mine
       }
-      if remoteToo && atomicLoadRelaxed64(word + 1) != 0 {
-        let remote = atomicExchange64(word + 1, 0)
+      if remoteToo && atomicLoadRelaxed64(freed) != 0 {
+        let remote = atomicExchange64(freed, 0)
         total += 1
         let valid = remote & a
         let invalid = remote & ~a  // also a slot this thread freed too: a double free

@@ -165,13 +165,8 @@ func mallocgc(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool) -> Unsafe
 /// and a fast-path cache, so not instrumented).
 @inline(never) @usableFromInline
 func mallocRefill(_ c: MCache, _ spc: Int, _ size: Int, zero: Bool) -> UnsafeMutableRawPointer? {
-  let p = c.nextFree(spc)
+  let p = mallocSmall(c, spc, size, zero: zero)
   if p == 0 { return enomem() }
-  let sc = spc &>> 1
-  c.countMalloc(sc, requested: size)
-  if zero && c.alloc[spc].pointee.needzero != 0 {
-    goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc))
-  }
   let h = c.heap
   if _slowPath(atomicLoad32(&h.pointee.scavenger.pointee.wanted) != 0) { h.startScavengerIfNeeded() }
   return UnsafeMutableRawPointer(bitPattern: p)
@@ -230,9 +225,16 @@ func mallocWith(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, mallocMode: 
     sc = sizeToClass(size, mallocMode: mallocMode)
   }
   sizeclass = sc
-  let spc = sc << 1 | (noscan ? 1 : 0)
+  return mallocSmall(c, sc << 1 | (noscan ? 1 : 0), size, zero: zero)
+}
+
+/// A slot of span class spc from cache c (refilling as needed), counted and zeroed if asked;
+/// 0 when out of memory.
+@inline(__always)
+func mallocSmall(_ c: MCache, _ spc: Int, _ size: Int, zero: Bool) -> UInt {
   let p = c.nextFree(spc)
   if p == 0 { return 0 }
+  let sc = spc &>> 1
   c.countMalloc(sc, requested: size)
   if zero && c.alloc[spc].pointee.needzero != 0 {
     goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc))
@@ -323,11 +325,9 @@ func ownerFreeMovesSpan(_ s: SpanPtr) -> Bool {
 func ownerFreeBits(_ c: MCache, _ s: SpanPtr, _ idx: Int) -> Bool {
   let w = idx &>> 6
   let bit: UInt64 = 1 &<< UInt64(idx & 63)
-  let word = s.allocWord(w)
-  if (word[2] | atomicLoadRelaxed64(word + 1)) & bit != 0 || !(idx < s.pointee.freeindex || word[0] & bit != 0) {
-    return false
-  }
-  word[2] |= bit
+  let local = s.localWord(w)
+  if (local.pointee | atomicLoadRelaxed64(s.freeWord(w))) & bit != 0 || !s.isAllocated(idx) { return false }
+  local.pointee |= bit
   counterBump(&s.pointee.localFreed)
   c.countFree(Int(s.pointee.spanclass) &>> 1)
   return true
@@ -417,7 +417,7 @@ func freeSlot(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?,
 func claimFloating(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr) {
   let spc = Int(s.pointee.spanclass)
   let mine = raw.map { MCache($0) }.flatMap { $0.heap == h && $0.mayClaim(spc, s) ? $0 : nil }
-  let flag = mine != nil ? fsStashed : fsPartial
+  let flag = mine != nil ? fsCached : fsPartial
   while true {
     let cur = atomicLoad64(&s.pointee.freeState)
     if cur & fsFlags != 0 || fsPending(cur) <= 0 { return }

@@ -83,7 +83,7 @@ import Glibc
     // The first free into the floating span claims it into the freeing thread's ready list, once.
     freeP(h, c, first[10])
     freeP(h, c, first[20])
-    #expect(atomicLoad64(&span1.pointee.freeState) & fsFlags == fsStashed)
+    #expect(atomicLoad64(&span1.pointee.freeState) & fsFlags == fsCached)
     #expect(span1.pointee.place == placeReady && c.readyCounts[spc] == 1 && central.pointee.npartial == 0)
     #expect(span1.pendingFrees == 1 && span1.pointee.localFreed == 1)  // the claiming free was remote-style
     #expect(h.checkHeap().ok)
