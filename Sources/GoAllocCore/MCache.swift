@@ -4,11 +4,13 @@
 //
 // Layout (one block from the mheap's cachealloc, reached in one TLS load):
 //   [0, 1152)      alloc[numSpanClasses]: current span per span class (emptySpan when none)
-//   [1152, 3360)   counters: per size class mallocs, frees, requested bytes (+1 spare word);
-//                  tiny objects/frees, tiny blocks/frees
+//   [1152, 9952)   per span class one 64-byte group: its FreeList (head, sentinel key, key +
+//                  limit), mallocs, frees, requested bytes; then tiny objects/frees, tiny
+//                  blocks/frees
 //   then           per span class: ready list head, ready count
-//   then           MCacheHeader: heap, arena index, tiny block state; then MCacheLink
-// `alloc` sits at offset 0 so the fast path indexes the cache pointer directly.
+//   then           MCacheHeader: heap, arena index, tiny block state, free key; then MCacheLink
+// `alloc` sits at offset 0 so the fast path indexes the cache pointer directly. A malloc or free
+// that the FreeList serves touches one line of the cache (the class's group) and the object.
 //
 // A span the cache has exhausted floats (owned by nobody, as Go's full spans); the first free
 // into it claims it (MSpan) into the freeing thread's *ready* list: a circular list per class
@@ -40,6 +42,7 @@ public struct MCacheHeader {
   var tid: Int = 0
   var refills: Int = 0         // for GOALLOC_DEBUG=check=1
   var nextSample: Int = 0      // heap profile: bytes until the next sample
+  var freeKey: UInt = 0        // the heap's FreeList key
 }
 
 public struct MCacheLink {
@@ -53,17 +56,19 @@ public struct MCacheLink {
 
   static let allocBytes = roundUp(numSpanClasses * 8, 64)
   @usableFromInline static let countersOffset = 1152
-  /// Counters, four words per size class (one 32-byte group: a malloc and a free of one class
-  /// touch one line): mallocs, frees, requested bytes (slot bytes minus these = size-class
-  /// rounding), unused; then the tiny allocator's four.
-  @inline(__always) @usableFromInline static func mallocsIdx(_ sc: Int) -> Int { sc &<< 2 }
-  @inline(__always) @usableFromInline static func freesIdx(_ sc: Int) -> Int { sc &<< 2 &+ 1 }
-  @inline(__always) @usableFromInline static func requestedIdx(_ sc: Int) -> Int { sc &<< 2 &+ 2 }
-  static let tinyAllocsIdx = 4 * numStatClasses
+  /// Per span class one 64-byte group (a malloc or free of the class touches one line of the
+  /// cache): the free list's head and sentinel key (FreeList), mallocs, frees, requested bytes
+  /// (slot bytes minus these = size-class rounding), the list's key + limit, two spare words;
+  /// then the tiny allocator's four.
+  @inline(__always) @usableFromInline static func listIdx(_ spc: Int) -> Int { spc &<< 3 }
+  @inline(__always) @usableFromInline static func mallocsIdx(_ spc: Int) -> Int { spc &<< 3 &+ 2 }
+  @inline(__always) @usableFromInline static func freesIdx(_ spc: Int) -> Int { spc &<< 3 &+ 3 }
+  @inline(__always) @usableFromInline static func requestedIdx(_ spc: Int) -> Int { spc &<< 3 &+ 4 }
+  static let tinyAllocsIdx = 8 * numSpanClasses
   static let tinyFreesIdx = tinyAllocsIdx + 1
   static let tinyBlockAllocsIdx = tinyAllocsIdx + 2
   static let tinyBlockFreesIdx = tinyAllocsIdx + 3
-  static let counterWords = 4 * numStatClasses + 4
+  static let counterWords = 8 * numSpanClasses + 4
   /// Per span class: the ready list head and length.
   static let readyOffset = roundUp(countersOffset + counterWords * 8, 64)
   static let readyCountOffset = readyOffset + roundUp(numSpanClasses * 8, 64)
@@ -85,11 +90,11 @@ public struct MCacheLink {
   @inline(__always) @usableFromInline var counters: UnsafeMutablePointer<UInt64> {
     (raw + MCache.countersOffset).assumingMemoryBound(to: UInt64.self)
   }
-  @inline(__always) @usableFromInline func countMalloc(_ sc: Int, requested: Int) {
-    counterBump(counters + MCache.mallocsIdx(sc))
-    counterBump(counters + MCache.requestedIdx(sc), UInt64(truncatingIfNeeded: requested))
+  @inline(__always) @usableFromInline func countMalloc(_ spc: Int, requested: Int) {
+    counterBump(counters + MCache.mallocsIdx(spc))
+    counterBump(counters + MCache.requestedIdx(spc), UInt64(truncatingIfNeeded: requested))
   }
-  @inline(__always) @usableFromInline func countFree(_ sc: Int) { counterBump(counters + MCache.freesIdx(sc)) }
+  @inline(__always) @usableFromInline func countFree(_ spc: Int) { counterBump(counters + MCache.freesIdx(spc)) }
   @inline(__always) var header: UnsafeMutablePointer<MCacheHeader> {
     (raw + MCache.headerOffset).assumingMemoryBound(to: MCacheHeader.self)
   }
@@ -110,6 +115,8 @@ public struct MCacheLink {
     c.header.initialize(to: MCacheHeader(heap: h, arenas: UnsafeMutableRawPointer(h.pointee.arenas)))
     c.link.initialize(to: MCacheLink())
     c.header.pointee.tid = goalloc_gettid()
+    c.header.pointee.freeKey = h.pointee.freeKey
+    c.initLists()
     let list = h.pointee.caches
     lockAcquire(&list.pointee.lock)
     c.link.pointee.next = list.pointee.head
@@ -138,13 +145,16 @@ public struct MCacheLink {
     if let p = link.pointee.prev { MCache(p).link.pointee.next = link.pointee.next }
     else { list.pointee.head = link.pointee.next }
     if let n = link.pointee.next { MCache(n).link.pointee.prev = link.pointee.prev }
-    for i in 0..<MCache.counterWords { h.pointee.flushed[i] &+= atomicLoadRelaxed64(counters + i) }
+    for i in 0..<MCache.counterWords where i >= MCache.tinyAllocsIdx || (i & 7 >= 2 && i & 7 <= 4) {
+      h.pointee.flushed[i] &+= atomicLoadRelaxed64(counters + i)
+    }
     list.pointee.count -= 1
     lockRelease(&list.pointee.lock)
   }
 
   /// Returns every span this cache owns to its mcentral and drops the tiny block.
   public func releaseAll() {
+    flushLists()
     dropTinyHold()
     let h = heap
     let empty = h.pointee.emptySpan
@@ -283,12 +293,18 @@ public struct MCacheLink {
   @inline(never) @usableFromInline
   func nextFree(_ spc: Int) -> UInt {
     var s = alloc[spc]
-    if let p = s.nextFreeFast() { return p }
+    if let p = s.nextFreeFast() {
+      MCache.clearFreeMark(spc, p)
+      return p
+    }
     while true {
       let i = s.nextFreeIndex()
       if i < s.pointee.nelems {
         s.pointee.allocCount += 1
-        return s.pointee.startAddr + UInt(i * s.pointee.elemsize)
+        s.raiseHighWater(i)
+        let p = s.pointee.startAddr + UInt(i * s.pointee.elemsize)
+        MCache.clearFreeMark(spc, p)
+        return p
       }
       if s != heap.pointee.emptySpan && s.hasUnfoldedFrees && s.fold(heap) > 0 { continue }
       guard let ns = refill(spc) else { return 0 }

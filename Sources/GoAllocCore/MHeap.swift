@@ -50,6 +50,7 @@ public struct MHeap {
   var largeFreeBytes: UInt64 = 0
   var badFrees: UInt64 = 0
   var globalFrees: UnsafeMutablePointer<UInt64>   // frees by threads with no cache (atomics)
+  var freeKey: UInt = 0                           // FreeList: word 1 of every listed object
 
   /// A new heap in its own mappings, or nil when the OS refuses memory.
   public static func create() -> UnsafeMutablePointer<MHeap>? {
@@ -93,6 +94,8 @@ public struct MHeap {
       cachealloc: FixAlloc(size: MCache.bytes),
       tinyalloc: FixAlloc(size: classNObjs(tinySizeClass)),
       bitsalloc: bits, caches: caches, scavenger: scav, instrumentation: ins, flushed: flushed, globalFrees: globalFrees))
+    // Random, odd (never a pointer) and far from wrapping: key + depth never overflows.
+    h.pointee.freeKey = (UInt(truncatingIfNeeded: goalloc_random64() ^ UInt64(UInt(bitPattern: h))) >> 1) | 1
     return h
   }
 }
@@ -193,7 +196,6 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     s.pointee.spanclass = UInt8(spc)
     s.pointee.bits = bits.bindMemory(to: UInt64.self, capacity: 4 << order)
     s.pointee.bitsOrder = UInt8(order)
-    s.pointee.bitWords = 1 << order
     s.pointee.tinyCounts = counts?.bindMemory(to: UInt8.self, capacity: nelems)
     s.pointee.nelems = nelems
     if large {

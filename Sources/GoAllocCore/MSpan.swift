@@ -2,11 +2,13 @@
 //
 // Allocation state is Go's: a slot is allocated iff `i < freeindex` or its allocBits bit is set;
 // `allocCache` is the complement of allocBits for the 64 slots starting at freeindex, so the
-// next free slot is one count-trailing-zeros away. Explicit free is a mark in reverse: a free by
-// the owner sets the slot's bit in its own `localFreeBits` (plain store); any other free sets it
-// in `freeBits` (atomic OR) and, if that word had no bit yet, adds one to the pending count in
-// `freeState`; the span's owner later *folds* the freed bits into allocBits the way Go's
-// sweeper turns gcmarkBits into allocBits. The GC mode will use `gcmarkBits` and
+// next free slot is one count-trailing-zeros away. A free first goes onto the freeing thread's
+// FreeList; what reaches the bitmaps (list flushes, 8 B slots, threads without a cache) is a mark
+// in reverse: a free by the owner sets the slot's bit in its own `localFreeBits` (plain store);
+// any other free sets it in `freeBits` (atomic OR) and, if that word had no bit yet, adds one to
+// the pending count in `freeState`; the span's owner later *folds* the freed bits into
+// allocBits the way Go's sweeper turns gcmarkBits into allocBits. `highWater` bounds the slots
+// ever handed out (FreeList's check for wild pointers). The GC mode will use `gcmarkBits` and
 // `sweepgen` on the same bitmaps.
 //
 // Ownership: exactly one of {an mcache (CACHED), as its current span or on its ready list (frees
@@ -44,7 +46,7 @@ public struct MSpan {
   @usableFromInline var elemsize: Int = 0        // bytes per slot; npages * 8 KiB for large
   @usableFromInline var nelems: Int = 0          // slots in the span
   @usableFromInline var bits: UnsafeMutablePointer<UInt64>? = nil  // alloc | free | localFree | gcmark
-  @usableFromInline var bitWords: Int = 0        // 1 << bitsOrder
+  @usableFromInline var highWater: UInt = 0      // atomic: slots below were allocated at some time
   @usableFromInline var npages: Int = 0
   @usableFromInline var divMul: UInt32 = 0       // objIndex magic; 0 for large spans
   @usableFromInline var spanclass: UInt8 = 0     // sizeclass << 1 | noscan
@@ -77,7 +79,7 @@ public struct MSpan {
 
 extension UnsafeMutablePointer where Pointee == MSpan {
   // Safe (all four): bitsOrder <= 4, and `bits` is set for every in-use span.
-  @inline(__always) var bitWords: Int { pointee.bitWords }
+  @inline(__always) var bitWords: Int { 1 &<< Int(pointee.bitsOrder) }
   // The four bitmaps are interleaved per 64 slots: word w of allocBits, freeBits, localFreeBits
   // and gcmarkBits sit together (one base, fixed offsets: a free touches one 32-byte group).
   // Safe (all four): w < bitWords, and `bits` is set for every in-use span.
@@ -118,10 +120,18 @@ extension UnsafeMutablePointer where Pointee == MSpan {
       pointee.allocCache = (pointee.allocCache &>> UInt64(theBit)) &>> 1
       pointee.freeindex = result &+ 1
       pointee.allocCount &+= 1
+      raiseHighWater(result)
       // Safe: result < nelems (see above), so the slot lies inside the span.
       return pointee.startAddr &+ UInt(bitPattern: result &* pointee.elemsize)
     }
     return nil
+  }
+
+  /// Slot i is being allocated: slots below highWater have all been allocated at some time, so a
+  /// free of a slot at or above it is a wild pointer (FreeList's fast check). Written only while
+  /// the span is first filled.
+  @inline(__always) func raiseHighWater(_ i: Int) {
+    if UInt(bitPattern: i) >= pointee.highWater { atomicStoreRelaxedUInt(&pointee.highWater, UInt(bitPattern: i) &+ 1) }
   }
 
   /// Loads allocCache with the complement of allocBits word `word`.
@@ -164,6 +174,13 @@ extension UnsafeMutablePointer where Pointee == MSpan {
   /// Is slot i allocated? Owner only (or under the span's mcentral lock).
   @inline(__always) func isAllocated(_ i: Int) -> Bool {
     i < pointee.freeindex || allocWord(i &>> 6).pointee & (1 &<< UInt64(i & 63)) != 0
+  }
+
+  /// Owner only: slot i is allocated and its free (by anyone) not recorded yet.
+  @inline(__always) func isUserHeld(_ i: Int) -> Bool {
+    let w = i &>> 6
+    if (localWord(w).pointee | atomicLoadRelaxed64(freeWord(w))) & (1 &<< UInt64(i & 63)) != 0 { return false }
+    return isAllocated(i)
   }
 
   /// Folds freed slots into allocBits and resets freeindex to 0 (Go's sweep, with freeBits in

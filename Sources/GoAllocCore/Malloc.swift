@@ -143,14 +143,22 @@ func forkChild() { globalHeap()?.afterForkChild(keeping: goalloc_tls_get()) }
 ///   - mallocMode: C alignment (16 B for requests >= 16 B), no tiny allocator.
 @inline(__always) @usableFromInline
 func mallocgc(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool) -> UnsafeMutableRawPointer? {
-  // Fast path (about 25 instructions): one TLS load, two table loads, one span, one ctz.
+  // Fast path: one TLS load, two table loads, then the class's free list or its span's allocCache.
   if _fastPath(UInt(bitPattern: size &- 1) < UInt(maxSmallSize)) && (mallocMode || !noscan || size >= tinySize),
      let raw = goalloc_tls_get() {
     let c = MCache(raw)
     let sc = sizeToClass(size, mallocMode: mallocMode)
-    let s = c.alloc[sc &<< 1 | (noscan ? 1 : 0)]
+    let spc = sc &<< 1 | (noscan ? 1 : 0)
+    // The most recently freed object of the class (FreeList), else the span's next free slot.
+    if let p = c.listPop(spc) {
+      c.countMalloc(spc, requested: size)
+      if zero { goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc)) }
+      return UnsafeMutableRawPointer(bitPattern: p)
+    }
+    let s = c.alloc[spc]
     if let p = s.nextFreeFast() {
-      c.countMalloc(sc, requested: size)
+      c.countMalloc(spc, requested: size)
+      MCache.clearFreeMark(spc, p)
       if zero && s.pointee.needzero != 0 {
         goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc))
       }
@@ -232,10 +240,15 @@ func mallocWith(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, mallocMode: 
 /// 0 when out of memory.
 @inline(__always)
 func mallocSmall(_ c: MCache, _ spc: Int, _ size: Int, zero: Bool) -> UInt {
+  let sc = spc &>> 1
+  if let p = c.listPop(spc) {
+    c.countMalloc(spc, requested: size)
+    if zero { goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc)) }
+    return p
+  }
   let p = c.nextFree(spc)
   if p == 0 { return 0 }
-  let sc = spc &>> 1
-  c.countMalloc(sc, requested: size)
+  c.countMalloc(spc, requested: size)
   if zero && c.alloc[spc].pointee.needzero != 0 {
     goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc))
   }
@@ -276,37 +289,60 @@ func largeAlloc(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, alignPages: 
 func freeObject(_ p: UnsafeMutableRawPointer?, op: StaticString) {
   guard let p else { return }
   guard let raw = goalloc_tls_get() else { return freeSlow(p, op: op) }
-  // The fast path: a valid small object in a span this thread owns. It saves no registers and
-  // calls nothing but, in tail position, the owner's bitmap path or the full path, which decides
-  // (and reports) anything else: large, tiny, another owner, anything suspicious.
+  // The fast path: a slot of 16 B or more that is handed out goes onto this thread's free list
+  // for its class, whoever allocated it. It saves no registers and calls nothing but, in tail
+  // position, the full list path (full list, anything suspicious) or the general one (large,
+  // tiny, 8 B, not GoAlloc's).
   let c = MCache(raw)
   let a = UInt(bitPattern: p)
   if let s = goalloc_span_lookup(a)?.assumingMemoryBound(to: MSpan.self) {
-    // Owned by this thread: a small span, not tiny (large and tiny spans never have an owner).
-    if atomicLoadRelaxedUInt(&s.pointee.owner) == UInt(bitPattern: raw) {
-      if let idx = s.slotIndex(a) {
-        // A free that empties a ready span, or a double free, goes on.
-        if !ownerFreeMovesSpan(s) && ownerFreeBits(c, s, idx) { return }
-        return freeOwned(c, s, a, op: op)  // a tail call: six words of arguments at most
+    let spc = Int(s.pointee.spanclass)
+    if UInt(bitPattern: spc &- 4) < UInt(tinySpanClass - 4), let idx = s.slotIndex(a) {
+      let l = c.list(spc)
+      // Handed out: allocated at some time (below highWater) and neither listed nor free since
+      // (word 1 holds no mark). Safe: a is a slot of at least 16 B.
+      if !MCache.isFreeMark(p.load(fromByteOffset: 8, as: UInt.self), l)
+          && UInt(bitPattern: idx) < atomicLoadRelaxedUInt(&s.pointee.highWater) && c.listPush(l, a) {
+        c.countFree(spc)
+        return
       }
+      return freeListed(c, s, a, op: op)  // a tail call: six words of arguments at most
     }
   }
   freeCached(raw, p, op: op)
 }
 
-/// A free into a span cache c owns that the fast path leaves: emptied ready spans, double frees.
+/// The full path of a free onto cache c's list: a full list is half flushed first; a slot never
+/// handed out, or one already listed or free (a double free), is reported.
 @inline(never)
-func freeOwned(_ c: MCache, _ s: SpanPtr, _ a: UInt, op: StaticString) {
-  if _slowPath(!ownerFree(c, s, s.objIndex(a))) { c.heap.badFree(op, "double free detected", a) }
+func freeListed(_ c: MCache, _ s: SpanPtr, _ a: UInt, op: StaticString) {
+  let idx = s.objIndex(a)
+  if UInt(bitPattern: idx) >= atomicLoadRelaxedUInt(&s.pointee.highWater) {
+    return c.heap.badFree(op, "invalid pointer (not allocated by goalloc)", a)
+  }
+  // Safe: a is a slot of at least 16 B.
+  let spc = Int(s.pointee.spanclass)
+  let l = c.list(spc)
+  if MCache.isFreeMark(UnsafePointer<UInt>(bitPattern: a).unsafelyUnwrapped[1], l) {
+    return c.heap.badFree(op, "double free detected", a)
+  }
+  if !c.listPush(l, a) {
+    c.flushList(spc, keep: MCache.listLimit(spc) / 2)
+    _ = c.listPush(l, a)
+  }
+  c.countFree(spc)
 }
 
-/// Records the free of slot idx of a span owned by cache c in the owner's own bitmap, no atomics;
-/// a ready span this free empties may go back to the mcentral. False (nothing recorded) when the
-/// slot is not allocated or already freed: a double free.
+/// Records the free of slot idx of a span owned by cache c in the owner's own bitmap, no atomics
+/// (a flushed list object; its free was counted when it was listed); a ready span this free
+/// empties may go back to the mcentral. False (nothing recorded) when the slot is not allocated
+/// or already freed: a double free.
 @inline(__always)
 func ownerFree(_ c: MCache, _ s: SpanPtr, _ idx: Int) -> Bool {
   let moves = ownerFreeMovesSpan(s)
-  if !ownerFreeBits(c, s, idx) { return false }
+  if !s.isUserHeld(idx) { return false }
+  s.localWord(idx &>> 6).pointee |= 1 &<< UInt64(idx & 63)
+  counterBump(&s.pointee.localFreed)
   if moves { c.readySpanEmptied(s) }
   return true
 }
@@ -318,19 +354,6 @@ func ownerFree(_ c: MCache, _ s: SpanPtr, _ idx: Int) -> Bool {
 func ownerFreeMovesSpan(_ s: SpanPtr) -> Bool {
   s.pointee.place == placeReady
     && Int(truncatingIfNeeded: s.pointee.localFreed) &+ 1 &+ max(0, s.pendingFrees) >= s.pointee.allocCount
-}
-
-/// The bitmap part of ownerFree (calls nothing).
-@inline(__always)
-func ownerFreeBits(_ c: MCache, _ s: SpanPtr, _ idx: Int) -> Bool {
-  let w = idx &>> 6
-  let bit: UInt64 = 1 &<< UInt64(idx & 63)
-  let local = s.localWord(w)
-  if (local.pointee | atomicLoadRelaxed64(s.freeWord(w))) & bit != 0 || !s.isAllocated(idx) { return false }
-  local.pointee |= bit
-  counterBump(&s.pointee.localFreed)
-  c.countFree(Int(s.pointee.spanclass) &>> 1)
-  return true
 }
 
 @inline(never)
@@ -368,17 +391,28 @@ func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
     h.badFree(op, "invalid pointer (interior pointer)", a)
     return
   }
-  let sc = spc &>> 1
+  if spc >= 4 {
+    if let raw { return freeListed(MCache(raw), s, a, op: op) }
+    // A thread without a cache: straight to the bitmaps, with the checks of freeListed.
+    if UInt(bitPattern: idx) >= atomicLoadRelaxedUInt(&s.pointee.highWater) {
+      return h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
+    }
+    // Safe: slots of 16 B and up have a word 1.
+    let w1 = UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped + 1
+    if w1.pointee &- h.pointee.freeKey <= MCache.maxListDepth { return h.badFree(op, "double free detected", a) }
+    w1.pointee = h.pointee.freeKey
+  }
   if let raw {
+    // 8 B slots (no room for a list's marks).
     let c = MCache(raw)
     if atomicLoadRelaxedUInt(&s.pointee.owner) == UInt(bitPattern: raw) {
-      // This thread owns the span (its current span, or one on its lists). (A thread that gave
-      // a span up cleared `owner` itself, so it can never see a stale "mine".)
-      return freeOwned(c, s, a, op: op)
+      if _slowPath(!ownerFree(c, s, idx)) { return h.badFree(op, "double free detected", a) }
+      c.countFree(spc)
+    } else if freeSlot(h, raw, s, idx, a, op: op) {
+      c.countFree(spc)
     }
-    if freeSlot(h, raw, s, idx, a, op: op) { c.countFree(sc) }
   } else if freeSlot(h, nil, s, idx, a, op: op) {
-    atomicAdd64(h.pointee.globalFrees + MCache.freesIdx(sc), 1)
+    atomicAdd64(h.pointee.globalFrees + MCache.freesIdx(spc), 1)
   }
 }
 
@@ -581,7 +615,11 @@ public func goAlignedAlloc(_ size: Int, alignment: Int, noscan: Bool = true, zer
 
 /// Gives empty spans back to the page heap and every free page back to the OS.
 /// Returns the bytes released to the OS.
-@discardableResult public func goReleaseFreeMemory() -> Int { globalHeap()?.releaseAll() ?? 0 }
+@discardableResult public func goReleaseFreeMemory() -> Int {
+  // The calling thread's free lists first: their objects may be all that holds a span.
+  if let raw = goalloc_tls_get() ?? goalloc_tls_slow_get() { MCache(raw).flushLists() }
+  return globalHeap()?.releaseAll() ?? 0
+}
 
 /// A MemStats snapshot of the process-wide heap.
 public func goReadMemStats() -> MemStats {

@@ -60,9 +60,10 @@ public struct MemStats {
     var tiny = (objs: UInt64(0), frees: UInt64(0), blocks: UInt64(0), blockFrees: UInt64(0))
     var liveRequested = 0.0
     for sc in 0..<numStatClasses {
-      let mallocs = counterSum(h, list, MCache.mallocsIdx(sc))
-      let frees = counterSum(h, list, MCache.freesIdx(sc))
-      let requested = counterSum(h, list, MCache.requestedIdx(sc))
+      let scan = sc << 1, noscan = scan | 1
+      let mallocs = counterSum(h, list, MCache.mallocsIdx(scan)) &+ counterSum(h, list, MCache.mallocsIdx(noscan))
+      let frees = counterSum(h, list, MCache.freesIdx(scan)) &+ counterSum(h, list, MCache.freesIdx(noscan))
+      let requested = counterSum(h, list, MCache.requestedIdx(scan)) &+ counterSum(h, list, MCache.requestedIdx(noscan))
       sums.mallocs &+= mallocs
       sums.allocBytes &+= mallocs &* UInt64(classSize(sc))
       sums.frees &+= frees

@@ -60,7 +60,7 @@ import GoAllocCore
     let frag = FragmentationReport.read()
     #expect(frag.bySizeClass[c].allocatedSlots >= 100)
     let perSpan = SizeClassInfo.objectsPerSpan(ofClass: c)
-    #expect(perSpan >= 32 && SizeClassInfo.pagesPerSpan(ofClass: c) * 8192 / 1024 == perSpan)
+    #expect(perSpan >= 12 && SizeClassInfo.pagesPerSpan(ofClass: c) * 8192 / 1024 == perSpan)
     #expect(frag.bySizeClass[c].spans >= (100 + perSpan - 1) / perSpan)
     // The estimate is positive and never more than the live bytes.
     #expect(frag.roundingWaste > 0)

@@ -1,0 +1,145 @@
+// FreeList: each mcache's per-span-class LIFO of objects its thread freed (tcmalloc's thread
+// cache, in front of Go's bitmaps). A malloc takes the most recently freed object of its class
+// (hot in the cache; a steady loop touches one slot per class); a free pushes onto the list,
+// whichever thread allocated the object, with no atomics and no bitmap access. When a list is
+// full, half of it is *flushed* through the bitmap free path (MSpan: the owner's local bits, or
+// the remote atomics for another thread's span), so spans still empty and go back to the heap.
+//
+// A slot of a list-eligible class is in one of four states, told apart without the bitmaps:
+//   never handed out   slot index >= span.highWater
+//   handed out         below highWater; word 1 holds no mark (cleared when handed out)
+//   listed             word 0: the next listed object; word 1: freeKey + its depth (1...limit)
+//   free in the bitmap word 1: freeKey (written by whoever frees it there)
+// so a free is checked with one subtraction and compare: a listed or free slot is a double free,
+// a slot above highWater a wild pointer. The depth makes the list's length the head's word 1:
+// push and pop update no counter (a read-modify-write of one location on both would chain every
+// malloc to the previous free).
+//
+// A list's head lives in the class's counter group of the cache (MCache), which doubles as the
+// list's sentinel: an empty list's head is the group itself, whose word 1 is freeKey (depth 0);
+// word 5 is freeKey + limit.
+//
+// Invariants:
+//   - a listed object is allocated in its span's bitmaps (the list caches allocated slots), so
+//     its span is neither freed nor folded over it while it is listed;
+//   - depths run limit >= head > ... > last == 1; only the owning thread touches its lists;
+//   - classes of 16 B and up only (an 8 B slot has no word 1), never tiny or large;
+//   - a thread's lists are flushed when it exits and by goReleaseFreeMemory (its own); a GC mode
+//     must flush every list before it marks (as Go flushes mcaches).
+import CGoAllocShim
+
+extension MCache {
+  /// Objects a list may hold: about 32 KiB of objects, 4 to 256.
+  @inline(__always) static func listLimit(_ spc: Int) -> Int {
+    min(256, max(4, 32768 / classSize(spc &>> 1)))
+  }
+  /// Word 1 of a listed object is at most freeKey + maxListDepth.
+  static let maxListDepth: UInt = 256
+
+  /// Span class spc's list: its head (word 0), freeKey (word 1, as a sentinel of depth 0) and
+  /// freeKey + limit (word 5), in the class's counter group.
+  @inline(__always) @usableFromInline func list(_ spc: Int) -> UnsafeMutablePointer<UInt> {
+    (raw + MCache.countersOffset).assumingMemoryBound(to: UInt.self) + MCache.listIdx(spc)
+  }
+
+  @inline(__always) @usableFromInline var freeKey: UInt { header.pointee.freeKey }
+  /// Word 1 marks a listed or bitmap-free slot (freeKey + 0...256); l is any list of the cache.
+  @inline(__always) @usableFromInline static func isFreeMark(_ w1: UInt, _ l: UnsafeMutablePointer<UInt>) -> Bool {
+    w1 &- l[1] <= maxListDepth
+  }
+  /// A slot of class spc handed out from the bitmaps: word 1 may hold the free mark.
+  @inline(__always) @usableFromInline static func clearFreeMark(_ spc: Int, _ p: UInt) {
+    // Safe: classes from 2 up have slots of 16 B or more.
+    if spc >= 4 { UnsafeMutablePointer<UInt>(bitPattern: p).unsafelyUnwrapped[1] = 0 }
+  }
+
+  func initLists() {
+    let key = freeKey
+    for spc in 0..<numSpanClasses {
+      let l = list(spc)
+      l[0] = UInt(bitPattern: l)
+      l[1] = key
+      l[5] = spc >= 4 && spc < tinySpanClass ? key &+ UInt(MCache.listLimit(spc)) : 0
+    }
+  }
+
+  /// Objects on class spc's list.
+  @inline(__always) func listLength(_ spc: Int) -> Int {
+    let l = list(spc)
+    // Safe: the head is a listed object or the group itself, both with a word 1.
+    return Int(bitPattern: UnsafePointer<UInt>(bitPattern: l[0]).unsafelyUnwrapped[1] &- l[1])
+  }
+
+  /// The most recently freed object of class spc, off the list (counted as a malloc by the caller).
+  @inline(__always) @usableFromInline func listPop(_ spc: Int) -> UInt? {
+    let l = list(spc)
+    let p = l.pointee
+    if p == UInt(bitPattern: l) { return nil }
+    let o = UnsafeMutablePointer<UInt>(bitPattern: p).unsafelyUnwrapped  // Safe: a listed object.
+    l.pointee = o.pointee
+    o[1] = 0
+    return p
+  }
+
+  /// Pushes object a (checked by the caller: a handed-out slot); false when the list is full.
+  /// The caller counts the free.
+  @inline(__always) @usableFromInline func listPush(_ l: UnsafeMutablePointer<UInt>, _ a: UInt) -> Bool {
+    let h = l[0]
+    // Safe: the head is a listed object or the group itself, both with a word 1.
+    let depth = UnsafePointer<UInt>(bitPattern: h).unsafelyUnwrapped[1] &+ 1
+    if depth > l[5] { return false }
+    let o = UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped  // Safe: a is a slot.
+    o[0] = h
+    o[1] = depth
+    l[0] = a
+    return true
+  }
+
+  /// Flushes all but the `keep` most recently freed objects of class spc's list (the oldest, whose
+  /// spans are the likeliest to empty) through the bitmap free path; their frees were counted when
+  /// they were listed.
+  @inline(never)
+  func flushList(_ spc: Int, keep: Int) {
+    let l = list(spc)
+    let key = l[1]
+    let n = listLength(spc) - keep
+    if n <= 0 { return }
+    // The kept objects move down by n; the last of them ends the list.
+    var link = l  // the word that points at the next object to walk
+    for _ in 0..<keep {
+      let o = UnsafeMutablePointer<UInt>(bitPattern: link[0]).unsafelyUnwrapped
+      o[1] &-= UInt(n)
+      link = o
+    }
+    var a = link[0]
+    link[0] = UInt(bitPattern: l)
+    let h = heap
+    let index = header.pointee.arenas
+    for _ in 0..<n {
+      let o = UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped
+      let next = o[0]
+      o[1] = key
+      // Safe: a listed object is a live slot, so its span is in the index.
+      let s = spanOfIndex(index, a).unsafelyUnwrapped
+      let idx = s.objIndex(a)
+      if atomicLoadRelaxedUInt(&s.pointee.owner) == UInt(bitPattern: raw) {
+        if !ownerFree(self, s, idx) { h.badFree("free", "double free detected", a) }
+      } else {
+        freeSlot(h, raw, s, idx, a, op: "free")
+      }
+      a = next
+    }
+  }
+
+  /// Flushes every list (thread exit, releasing memory).
+  func flushLists() {
+    for spc in 4..<tinySpanClass where listLength(spc) > 0 { flushList(spc, keep: 0) }
+  }
+
+  /// Objects on this cache's lists (for heap walks and tests).
+  public var listedObjects: Int {
+    var n = 0
+    for spc in 4..<tinySpanClass { n += listLength(spc) }
+    return n
+  }
+}

@@ -1,0 +1,133 @@
+import Testing
+import Glibc
+import CGoAllocShim
+@testable import GoAllocCore
+
+/// Clear-box tests of the per-cache free lists on a private heap (bad frees in warn mode there,
+/// counted in the heap's badFrees).
+@Suite struct FreeListTests {
+  let h: UnsafeMutablePointer<MHeap>
+  let spc = makeSpanClass(6, noscan: true)  // 64 B, 128 per span
+
+  init() {
+    h = MHeap.create()!
+    h.debugFlags = GOALLOC_DEBUG_PARSED | GOALLOC_DEBUG_BADFREE_WARN
+  }
+
+  func malloc(_ c: MCache) -> UInt { mallocSmall(c, spc, 64, zero: false) }
+  func free(_ c: MCache?, _ p: UInt) {
+    freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), c?.raw, p, op: "free")
+  }
+  func word1(_ p: UInt) -> UInt { UnsafePointer<UInt>(bitPattern: p)![1] }
+  var badFrees: UInt64 { atomicLoad64(&h.pointee.badFrees) }
+
+  @Test func aFreedObjectIsTheNextOneHandedOut() {
+    let c = MCache.create(h)!
+    let limit = MCache.listLimit(spc)
+    let p = malloc(c)
+    #expect(word1(p) == 0)
+    free(c, p)
+    #expect(c.list(spc)[0] == p && word1(p) == c.freeKey + 1 && c.listLength(spc) == 1 && c.listedObjects == 1)
+    #expect(malloc(c) == p)
+    #expect(word1(p) == 0 && c.list(spc)[0] == UInt(bitPattern: c.list(spc)) && c.listedObjects == 0)
+    _ = limit
+    // Frees of several objects come back most recent first.
+    let a = malloc(c), b = malloc(c)
+    free(c, a)
+    free(c, b)
+    #expect(malloc(c) == b && malloc(c) == a)
+    #expect(badFrees == 0 && h.checkHeap().ok)
+  }
+
+  @Test func aFullListFlushesHalfIntoTheBitmaps() {
+    let c = MCache.create(h)!
+    let limit = MCache.listLimit(spc)
+    var ps: [UInt] = []
+    for _ in 0...limit { ps.append(malloc(c)) }
+    for p in ps { free(c, p) }
+    // limit pushes filled it; the next one flushed limit / 2 (the most recent) and was listed.
+    #expect(c.listedObjects == limit / 2 + 1 && word1(ps[limit]) == c.freeKey + UInt(limit / 2 + 1))
+    var flushed = 0
+    for p in ps where word1(p) == c.freeKey { flushed += 1 }
+    #expect(flushed == limit / 2)
+    // The listed ones come back first; nothing is handed out twice.
+    var again = Set<UInt>()
+    for _ in 0...limit / 2 { again.insert(malloc(c)) }
+    #expect(again.count == limit / 2 + 1 && again.isSubset(of: Set(ps)))
+    for _ in 0..<2 * limit { #expect(again.insert(malloc(c)).inserted) }
+    #expect(badFrees == 0 && h.checkHeap().ok)
+  }
+
+  @Test func doubleFreesAreCaughtInEveryState() {
+    let c = MCache.create(h)!, other = MCache.create(h)!
+    let p = malloc(c), q = malloc(c), r = malloc(c)
+    free(c, p)
+    free(c, p)        // listed here
+    #expect(badFrees == 1)
+    free(other, p)    // listed in another cache
+    #expect(badFrees == 2)
+    free(nil, p)      // by a thread without a cache
+    #expect(badFrees == 3)
+    free(other, q)
+    other.flushLists()
+    #expect(word1(q) == c.freeKey)
+    free(c, q)        // free in the bitmaps
+    free(other, q)
+    free(nil, q)
+    #expect(badFrees == 6)
+    // A slot never handed out (above the span's high-water mark) is a wild pointer.
+    let span = c.alloc[spc]
+    let wild = span.base + UInt(100 * 64)
+    free(c, wild)
+    free(nil, wild)
+    #expect(badFrees == 8)
+    // Nothing was listed twice, and r (live) was never touched.
+    #expect(c.listedObjects == 1 && other.listedObjects == 0)
+    var seen = Set<UInt>()
+    for _ in 0..<300 { #expect(seen.insert(malloc(c)).inserted) }
+    #expect(!seen.contains(r))
+    #expect(h.checkHeap().ok)
+  }
+
+  @Test func anotherThreadsFreesFeedItsOwnList() {
+    let owner = MCache.create(h)!, other = MCache.create(h)!
+    let p = malloc(owner)
+    let span = owner.alloc[spc]
+    free(other, p)
+    #expect(other.list(spc)[0] == p && span.pendingFrees == 0)
+    #expect(malloc(other) == p)  // reused by the freeing thread, no atomics on the way
+    free(other, p)
+    other.flushLists()           // a flush sends it back to its span as a remote free
+    #expect(span.pendingFrees == 1 && other.listedObjects == 0)
+    #expect(badFrees == 0)
+  }
+
+  @Test func slotsHandedOutFromTheBitmapsLoseTheMark() {
+    let c = MCache.create(h)!
+    var ps: [UInt] = []
+    for _ in 0..<128 { ps.append(malloc(c)) }  // the whole first span
+    for p in ps { free(c, p) }
+    c.flushLists()                              // every slot free in the bitmaps, marked
+    for p in ps { #expect(word1(p) == c.freeKey) }
+    var again: [UInt] = []
+    for _ in 0..<128 { again.append(malloc(c)) }
+    #expect(Set(again) == Set(ps))
+    for p in again { #expect(word1(p) == 0) }   // handed out: a free of it is valid again
+    for p in again { free(c, p) }
+    #expect(badFrees == 0 && h.checkHeap().ok)
+  }
+
+  @Test func releasingACacheFlushesItsListsAndFreesTheSpans() {
+    let c = MCache.create(h)!
+    let before = h.pointee.spansInUse
+    var ps: [UInt] = []
+    for _ in 0..<300 { ps.append(malloc(c)) }
+    for p in ps { free(c, p) }
+    #expect(c.listedObjects > 0)
+    c.releaseAll()
+    #expect(c.listedObjects == 0)
+    _ = h.reclaim()
+    #expect(h.pointee.spansInUse == before)
+    #expect(badFrees == 0 && h.checkHeap().ok)
+  }
+}
