@@ -115,6 +115,7 @@ extension MCache {
     link[0] = UInt(bitPattern: l)
     let h = heap
     let index = header.pointee.arenas
+    var batch: SpanPtr? = nil  // floating spans of other threads, for the mcentral
     for _ in 0..<n {
       let o = UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped
       let next = o[0]
@@ -125,10 +126,11 @@ extension MCache {
       if atomicLoadRelaxedUInt(&s.pointee.owner) == UInt(bitPattern: raw) {
         if !ownerFree(self, s, idx) { h.badFree("free", "double free detected", a) }
       } else {
-        freeSlot(h, raw, s, idx, a, op: "free")
+        freeSlot(h, raw, s, idx, a, op: "free", batch: &batch)
       }
       a = next
     }
+    if batch != nil { (h.pointee.centrals + spc).queuePartial(chain: batch) }
   }
 
   /// Flushes every list (thread exit, releasing memory).

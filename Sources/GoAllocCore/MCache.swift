@@ -16,9 +16,8 @@
 // into it claims it (MSpan) into the freeing thread's *ready* list: a circular list per class
 // (owner only, linked through MSpan.onext/oprev), used oldest first, so a span has gathered
 // frees from the whole working set by the time it is used again. A thread's frees into spans it
-// filled itself are always claimed; another thread's spans only while its ready list has fewer
-// than `maxClaimed`, else they go to the mcentral, so a thread that mostly frees (a consumer)
-// does not hoard a producer's memory. Nobody holds a full span, so memory freed by other threads
+// filled itself are claimed so; another thread's spans go to the mcentral, so a thread that
+// mostly frees (a consumer) does not hoard a producer's memory. Nobody holds a full span, so memory freed by other threads
 // is never stuck with an idle thread. A ready span whose objects this thread has all freed goes
 // back to the mcentral (the mheap can reuse its pages), unless the thread filled it itself and it
 // is the class's only ready span.
@@ -72,10 +71,6 @@ public struct MCacheLink {
   /// Per span class: the ready list head and length.
   static let readyOffset = roundUp(countersOffset + counterWords * 8, 64)
   static let readyCountOffset = readyOffset + roundUp(numSpanClasses * 8, 64)
-  /// Other threads' floating spans a thread's frees may claim into one ready list (beyond that
-  /// they go to the mcentral). 16, not fewer: on 16 cores, 4 sent so many spans through the
-  /// mcentral locks that xmalloc ran at 25 M ops/s against 80 M with 16 (docs/PERFORMANCE.md).
-  static let maxClaimed: UInt32 = 16
   /// Ready spans with under 1/8 of their slots free that a refill passes over (to the tail) before
   /// taking a span from the mcentral: the heap then runs ~88% full instead of 100%, and a refill
   /// yields many slots instead of one or two.
@@ -220,10 +215,9 @@ public struct MCacheLink {
     s.pointee.place = placeCurrent
   }
 
-  /// May this thread's free claim floating span s into its ready list? Always for a span it
-  /// filled itself; another thread's while the list is short.
-  func mayClaim(_ spc: Int, _ s: SpanPtr) -> Bool {
-    atomicLoadRelaxedUInt(&s.pointee.lastOwner) == UInt(bitPattern: raw) || readyCounts[spc] < MCache.maxClaimed
+  /// Did this cache fill span s (its last owner)? Its frees then claim s into the ready list.
+  func filled(_ s: SpanPtr) -> Bool {
+    atomicLoadRelaxedUInt(&s.pointee.lastOwner) == UInt(bitPattern: raw)
   }
   /// s was claimed from floating (CACHED set) by this thread's free.
   func addReady(_ spc: Int, _ s: SpanPtr) {

@@ -114,6 +114,17 @@ extension UnsafeMutablePointer where Pointee == MCentral {
     lockRelease(&pointee.lock)
   }
 
+  /// queuePartial for spans linked through `next` (a FreeList flush), under one lock.
+  func queuePartial(chain: SpanPtr?) {
+    lockAcquire(&pointee.lock)
+    var it = chain
+    while let s = it {
+      it = s.pointee.next
+      push(s)
+    }
+    lockRelease(&pointee.lock)
+  }
+
   /// Folds the partial spans' frees and returns the spans left with no object, linked through
   /// `next`, for the caller to give back to the mheap (without this lock).
   func reclaimEmpty(_ h: UnsafeMutablePointer<MHeap>) -> SpanPtr? {

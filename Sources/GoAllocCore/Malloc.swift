@@ -425,10 +425,11 @@ func freeUncommon(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPoint
 }
 
 /// Records slot idx of small span s as free. Returns false (after reporting) on a double free.
-/// `raw` is the calling thread's cache (it may claim a floating span into its ready list).
+/// `raw` is the calling thread's cache (it may claim a floating span into its ready list);
+/// `batch`, when given, collects the floating spans bound for the mcentral (see claimFloating).
 @inline(__always) @discardableResult
 func freeSlot(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr,
-              _ idx: Int, _ a: UInt, op: StaticString) -> Bool {
+              _ idx: Int, _ a: UInt, op: StaticString, batch: UnsafeMutablePointer<SpanPtr?>? = nil) -> Bool {
   let bit: UInt64 = 1 &<< UInt64(idx & 63)
   let word = atomicOr64(s.freeWord(idx &>> 6), bit)
   if _slowPath(word & bit != 0) {
@@ -440,24 +441,35 @@ func freeSlot(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?,
   // the first free after it floated always gets here and sees no flag.
   if word == 0 {
     let old = atomicAdd64(&s.pointee.freeState, fsPendingOne)
-    if _slowPath(old & fsFlags == 0) { claimFloating(h, raw, s) }
+    if _slowPath(old & fsFlags == 0) { claimFloating(h, raw, s, batch: batch) }
   }
   return true
 }
 
 /// The span was floating (full, owned by nobody): the first free to notice claims it, into the
-/// freeing thread's ready list when it has room (no lock), else onto its mcentral's partial list.
+/// freeing thread's ready list if that thread filled it (no lock), else onto its mcentral's
+/// partial list, where any thread's refill finds it: a thread does not hoard the spans of others
+/// (with free lists, such frees arrive in flushes; holding up to 16 per class made xmalloc's
+/// peak RSS 25.9 MiB against 18.8). With `batch`, the span is linked there (through `next`) for
+/// the caller to queue with one lock.
 @inline(never)
-func claimFloating(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr) {
+func claimFloating(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr,
+                   batch: UnsafeMutablePointer<SpanPtr?>? = nil) {
   let spc = Int(s.pointee.spanclass)
-  let mine = raw.map { MCache($0) }.flatMap { $0.heap == h && $0.mayClaim(spc, s) ? $0 : nil }
+  let mine = raw.map { MCache($0) }.flatMap { $0.heap == h && $0.filled(s) ? $0 : nil }
   let flag = mine != nil ? fsCached : fsPartial
   while true {
     let cur = atomicLoad64(&s.pointee.freeState)
     if cur & fsFlags != 0 || fsPending(cur) <= 0 { return }
     if atomicCAS64(&s.pointee.freeState, cur, cur | flag) { break }
   }
-  if let mine { mine.addReady(spc, s) } else { (h.pointee.centrals + spc).queuePartial(s) }
+  if let mine { return mine.addReady(spc, s) }
+  if let batch {
+    s.pointee.next = batch.pointee
+    batch.pointee = s
+  } else {
+    (h.pointee.centrals + spc).queuePartial(s)
+  }
 }
 
 @inline(never)
