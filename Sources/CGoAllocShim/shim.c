@@ -1,5 +1,6 @@
 // See CGoAllocShim.h. Nothing here allocates.
 #define _GNU_SOURCE
+#define GOALLOC_SIZECLASSES_DEFINE  // the size-class tables live here (goalloc_sizeclasses.h)
 #include "CGoAllocShim.h"
 #include <dlfcn.h>
 #include <errno.h>
@@ -321,7 +322,10 @@ int goalloc_open_output(const char *path) {
 void goalloc_close_output(int fd) { if (fd > 2) { int saved = errno; close(fd); errno = saved; } }
 
 static int trace_lock_word;
-static char trace_buf[1 << 16];
+// Mapped on the first event: a static buffer would sit among the library's other globals and
+// keep their pages apart (RSS in every process, traced or not).
+#define TRACE_BUF_BYTES (1 << 16)
+static char *trace_buf;
 static size_t trace_len;
 static int trace_buf_fd = -1;
 
@@ -369,8 +373,13 @@ void goalloc_trace_event(int fd, char op, long tid, uintptr_t addr, size_t size,
   *p++ = '\n';
   size_t n = (size_t)(p - line);
   goalloc_trace_lock();
+  if (!trace_buf && !(trace_buf = goalloc_sys_map(TRACE_BUF_BYTES))) {
+    goalloc_write_len(fd, line, n);  // no memory for a buffer: unbuffered
+    goalloc_trace_unlock();
+    return;
+  }
   if (trace_buf_fd != fd) { trace_flush_locked(); trace_buf_fd = fd; }
-  if (trace_len + n > sizeof trace_buf) trace_flush_locked();
+  if (trace_len + n > TRACE_BUF_BYTES) trace_flush_locked();
   memcpy(trace_buf + trace_len, line, n);
   trace_len += n;
   goalloc_trace_unlock();

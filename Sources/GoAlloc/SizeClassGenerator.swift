@@ -224,6 +224,15 @@ public struct SizeClassTable: Sendable {
       #define GOALLOC_MAX_SMALL_SIZE \(Self.maxSmallSize)
       #define GOALLOC_PAGE_SHIFT \(Self.pageShift)
 
+      // The tables are defined once, in the C shim (which defines GOALLOC_SIZECLASSES_DEFINE before
+      // including this header), and declared everywhere else: as `static` arrays, every module that
+      // inlines a lookup would carry its own copy. Hidden: one address, no GOT load.
+      #ifdef GOALLOC_SIZECLASSES_DEFINE
+      #define GOALLOC_TABLE(type, name, count) __attribute__((visibility("hidden"))) const type name[count]
+      #else
+      #define GOALLOC_TABLE(type, name, count) extern __attribute__((visibility("hidden"))) const type name[count]
+      #endif
+
 
       """
     out += Self.cArray("uint32_t", "goalloc_class_to_size_", classes.map(\.size))
@@ -274,9 +283,11 @@ public struct SizeClassTable: Sendable {
     return s.count >= width ? s : String(repeating: " ", count: width - s.count) + s
   }
 
-  /// `static const TYPE NAME[count] = {...};`, wrapped at 100 columns.
+  /// `GOALLOC_TABLE(TYPE, NAME, count)`, with ` = {...}` (wrapped at 100 columns) where the
+  /// header defines the tables.
   static func cArray(_ type: String, _ name: String, _ values: [Int]) -> String {
-    var out = "static const \(type) \(name)[\(values.count)] = {\n"
+    var out = "GOALLOC_TABLE(\(type.filter { $0 != " " }), \(name), \(values.count))\n"
+    out += "#ifdef GOALLOC_SIZECLASSES_DEFINE\n= {\n"
     var line = "  "
     for (i, v) in values.enumerated() {
       let item = "\(v)" + (i == values.count - 1 ? "" : ",")
@@ -286,7 +297,7 @@ public struct SizeClassTable: Sendable {
       }
       line += (line.count > 2 ? " " : "") + item
     }
-    out += line + "\n};\n\n"
+    out += line + "\n}\n#endif\n;\n\n"
     return out
   }
 }

@@ -66,10 +66,8 @@ public struct MHeap {
     p += numSpanClasses * MemoryLayout<MCentral>.stride
     let empty = p.bindMemory(to: MSpan.self, capacity: 1)
     p += 256
-    let flushed = p.bindMemory(to: UInt64.self, capacity: MCache.counterWords)
-    p += MCache.counterWords * 8
-    let globalFrees = p.bindMemory(to: UInt64.self, capacity: MCache.counterWords)
-    p += MCache.counterWords * 8
+    // What every process touches first; the dead caches' counters (written when a thread exits)
+    // and cacheless frees last, so a small process does not map their pages.
     let bits = p.bindMemory(to: FixAlloc.self, capacity: bitsOrders)
     p += bitsOrders * MemoryLayout<FixAlloc>.stride
     let caches = p.bindMemory(to: CacheList.self, capacity: 1)
@@ -77,10 +75,15 @@ public struct MHeap {
     p += 64
     let scav = p.bindMemory(to: ScavengerState.self, capacity: 1)
     p += 128
-    scav.initialize(to: ScavengerState(runs: p.bindMemory(to: UInt.self, capacity: 2 * ScavengerState.maxRuns)))
-    p += ScavengerState.maxRuns * 16
     let ins = p.bindMemory(to: Instrumentation.self, capacity: 1)
     ins.initialize(to: Instrumentation())
+    p += 128
+    scav.initialize(to: ScavengerState(runs: p.bindMemory(to: UInt.self, capacity: 2 * ScavengerState.maxRuns)))
+    p += ScavengerState.maxRuns * 16
+    let flushed = p.bindMemory(to: UInt64.self, capacity: MCache.counterWords)
+    p += MCache.counterWords * 8
+    let globalFrees = p.bindMemory(to: UInt64.self, capacity: MCache.counterWords)
+    p += MCache.counterWords * 8
     for o in 0..<bitsOrders { (bits + o).initialize(to: FixAlloc(size: 4 * 8 << o)) }
     for i in 0..<numSpanClasses {
       (centrals + i).initialize(to: MCentral())

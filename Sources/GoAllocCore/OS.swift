@@ -70,10 +70,15 @@ struct FixAlloc {
   var nchunk: Int = 0
   var inuse: Int = 0   // bytes handed out and not freed
   var sys: Int = 0     // bytes taken from PersistentAlloc
+  var nextChunk = 0    // bytes of the next chunk: 8 objects at first, doubling to chunkBytes
 
   static let chunkBytes = 16 << 10
 
-  init(size: Int) { self.size = roundUp(size, 16) }
+  /// Small first chunks let the allocators of a small process share pages (RSS).
+  init(size: Int) {
+    self.size = roundUp(size, 16)
+    nextChunk = max(self.size, min(FixAlloc.chunkBytes, 8 * self.size))
+  }
 
   mutating func alloc(_ persistent: inout PersistentAlloc) -> UnsafeMutableRawPointer? {
     if let p = list {
@@ -83,10 +88,12 @@ struct FixAlloc {
       return p
     }
     if nchunk < size {
-      guard let c = persistent.alloc(FixAlloc.chunkBytes, align: 64) else { return nil }
+      let n = nextChunk
+      guard let c = persistent.alloc(n, align: 64) else { return nil }
       chunk = UInt(bitPattern: c)
-      nchunk = FixAlloc.chunkBytes
-      sys += FixAlloc.chunkBytes
+      nchunk = n
+      sys += n
+      if n < FixAlloc.chunkBytes { nextChunk = max(size, min(FixAlloc.chunkBytes, 2 * n)) }
     }
     let p = UnsafeMutableRawPointer(bitPattern: chunk)!
     chunk += UInt(size)

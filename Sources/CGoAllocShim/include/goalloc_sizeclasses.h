@@ -84,27 +84,50 @@
 #define GOALLOC_MAX_SMALL_SIZE 32768
 #define GOALLOC_PAGE_SHIFT 13
 
-static const uint32_t goalloc_class_to_size_[68] = {
+// The tables are defined once, in the C shim (which defines GOALLOC_SIZECLASSES_DEFINE before
+// including this header), and declared everywhere else: as `static` arrays, every module that
+// inlines a lookup would carry its own copy. Hidden: one address, no GOT load.
+#ifdef GOALLOC_SIZECLASSES_DEFINE
+#define GOALLOC_TABLE(type, name, count) __attribute__((visibility("hidden"))) const type name[count]
+#else
+#define GOALLOC_TABLE(type, name, count) extern __attribute__((visibility("hidden"))) const type name[count]
+#endif
+
+GOALLOC_TABLE(uint32_t, goalloc_class_to_size_, 68)
+#ifdef GOALLOC_SIZECLASSES_DEFINE
+= {
   0, 8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288, 320, 352,
   384, 416, 448, 480, 512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536, 1792, 2048, 2304,
   2688, 3072, 3200, 3456, 4096, 4864, 5376, 6144, 6528, 6784, 6912, 8192, 9472, 9728, 10240, 10880,
   12288, 13568, 14336, 16384, 18432, 19072, 20480, 21760, 24576, 27264, 28672, 32768
-};
+}
+#endif
+;
 
-static const uint8_t  goalloc_class_to_npages_[68] = {
+GOALLOC_TABLE(uint8_t, goalloc_class_to_npages_, 68)
+#ifdef GOALLOC_SIZECLASSES_DEFINE
+= {
   0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
   1, 1, 2, 1, 2, 1, 2, 1, 3, 2, 3, 1, 3, 2, 3, 4, 5, 6, 1, 7, 6, 5, 4, 3, 5, 7, 2, 9, 7, 5, 8, 3,
   10, 7, 4
-};
+}
+#endif
+;
 
-static const uint16_t goalloc_class_to_nobjs_[68] = {
+GOALLOC_TABLE(uint16_t, goalloc_class_to_nobjs_, 68)
+#ifdef GOALLOC_SIZECLASSES_DEFINE
+= {
   0, 1024, 512, 341, 256, 170, 128, 102, 85, 73, 64, 56, 51, 46, 42, 39, 36, 34, 32, 28, 25, 23, 21,
   19, 18, 17, 16, 14, 12, 11, 10, 9, 8, 7, 6, 11, 5, 9, 4, 7, 3, 8, 5, 7, 2, 5, 3, 4, 5, 6, 7, 1, 6,
   5, 4, 3, 2, 3, 4, 1, 4, 3, 2, 3, 1, 3, 2, 1
-};
+}
+#endif
+;
 
 /// Object index of offset `off` in a span: (off * magic) >> 32, in 64-bit arithmetic. 0 for class 0.
-static const uint32_t goalloc_class_to_divmagic_[68] = {
+GOALLOC_TABLE(uint32_t, goalloc_class_to_divmagic_, 68)
+#ifdef GOALLOC_SIZECLASSES_DEFINE
+= {
   0, 536870912, 268435456, 178956971, 134217728, 89478486, 67108864, 53687092, 44739243, 38347923,
   33554432, 29826162, 26843546, 24403224, 22369622, 20648882, 19173962, 17895698, 16777216,
   14913081, 13421773, 12201612, 11184811, 10324441, 9586981, 8947849, 8388608, 7456541, 6710887,
@@ -112,31 +135,43 @@ static const uint32_t goalloc_class_to_divmagic_[68] = {
   1597831, 1398102, 1342178, 1242757, 1048576, 883012, 798916, 699051, 657931, 633103, 621379,
   524288, 453439, 441506, 419431, 394759, 349526, 316552, 299594, 262144, 233017, 225198, 209716,
   197380, 174763, 157533, 149797, 131072
-};
+}
+#endif
+;
 
 /// Index (size + 7) >> 3 for size <= 1024: the smallest class whose size is >= the request.
-static const uint8_t  goalloc_size_to_class8_[129] = {
+GOALLOC_TABLE(uint8_t, goalloc_size_to_class8_, 129)
+#ifdef GOALLOC_SIZECLASSES_DEFINE
+= {
   0, 1, 2, 3, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15, 16,
   16, 17, 17, 18, 18, 19, 19, 19, 19, 20, 20, 20, 20, 21, 21, 21, 21, 22, 22, 22, 22, 23, 23, 23,
   23, 24, 24, 24, 24, 25, 25, 25, 25, 26, 26, 26, 26, 27, 27, 27, 27, 27, 27, 27, 27, 28, 28, 28,
   28, 28, 28, 28, 28, 29, 29, 29, 29, 29, 29, 29, 29, 30, 30, 30, 30, 30, 30, 30, 30, 31, 31, 31,
   31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32,
   32, 32, 32, 32, 32
-};
+}
+#endif
+;
 
 /// As goalloc_size_to_class8_, but sizes 17..24 map to the 32-byte class, so every request
 /// of 16 B or more gets a 16-aligned object (C malloc's guarantee).
-static const uint8_t  goalloc_size_to_class8_malloc_[129] = {
+GOALLOC_TABLE(uint8_t, goalloc_size_to_class8_malloc_, 129)
+#ifdef GOALLOC_SIZECLASSES_DEFINE
+= {
   0, 1, 2, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15, 16,
   16, 17, 17, 18, 18, 19, 19, 19, 19, 20, 20, 20, 20, 21, 21, 21, 21, 22, 22, 22, 22, 23, 23, 23,
   23, 24, 24, 24, 24, 25, 25, 25, 25, 26, 26, 26, 26, 27, 27, 27, 27, 27, 27, 27, 27, 28, 28, 28,
   28, 28, 28, 28, 28, 29, 29, 29, 29, 29, 29, 29, 29, 30, 30, 30, 30, 30, 30, 30, 30, 31, 31, 31,
   31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32,
   32, 32, 32, 32, 32
-};
+}
+#endif
+;
 
 /// Index (size - 1024 + 127) >> 7 for 1024 < size <= 32768.
-static const uint8_t  goalloc_size_to_class128_[249] = {
+GOALLOC_TABLE(uint8_t, goalloc_size_to_class128_, 249)
+#ifdef GOALLOC_SIZECLASSES_DEFINE
+= {
   32, 33, 34, 35, 36, 37, 37, 38, 38, 39, 39, 40, 40, 40, 41, 41, 41, 42, 43, 43, 44, 44, 44, 44,
   44, 45, 45, 45, 45, 45, 45, 46, 46, 46, 46, 47, 47, 47, 47, 47, 47, 48, 48, 48, 49, 49, 50, 51,
   51, 51, 51, 51, 51, 51, 51, 51, 51, 52, 52, 52, 52, 52, 52, 52, 52, 52, 52, 53, 53, 54, 54, 54,
@@ -148,10 +183,14 @@ static const uint8_t  goalloc_size_to_class128_[249] = {
   65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
   66, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67,
   67, 67, 67, 67, 67, 67, 67, 67, 67
-};
+}
+#endif
+;
 
 /// Index (size + 7) >> 3 for 1 <= size <= 32768: the same answers as the two tables above.
-static const uint8_t  goalloc_size_to_class_fine_[4097] = {
+GOALLOC_TABLE(uint8_t, goalloc_size_to_class_fine_, 4097)
+#ifdef GOALLOC_SIZECLASSES_DEFINE
+= {
   1, 1, 2, 3, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15, 16,
   16, 17, 17, 18, 18, 19, 19, 19, 19, 20, 20, 20, 20, 21, 21, 21, 21, 22, 22, 22, 22, 23, 23, 23,
   23, 24, 24, 24, 24, 25, 25, 25, 25, 26, 26, 26, 26, 27, 27, 27, 27, 27, 27, 27, 27, 28, 28, 28,
@@ -323,10 +362,14 @@ static const uint8_t  goalloc_size_to_class_fine_[4097] = {
   67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67,
   67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67,
   67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67
-};
+}
+#endif
+;
 
 /// The malloc-mode version of goalloc_size_to_class_fine_.
-static const uint8_t  goalloc_size_to_class_fine_malloc_[4097] = {
+GOALLOC_TABLE(uint8_t, goalloc_size_to_class_fine_malloc_, 4097)
+#ifdef GOALLOC_SIZECLASSES_DEFINE
+= {
   1, 1, 2, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15, 16,
   16, 17, 17, 18, 18, 19, 19, 19, 19, 20, 20, 20, 20, 21, 21, 21, 21, 22, 22, 22, 22, 23, 23, 23,
   23, 24, 24, 24, 24, 25, 25, 25, 25, 26, 26, 26, 26, 27, 27, 27, 27, 27, 27, 27, 27, 28, 28, 28,
@@ -498,7 +541,9 @@ static const uint8_t  goalloc_size_to_class_fine_malloc_[4097] = {
   67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67,
   67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67,
   67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67
-};
+}
+#endif
+;
 
 static inline __attribute__((always_inline)) uint32_t goalloc_class_size(uint32_t c) { return goalloc_class_to_size_[c]; }
 static inline __attribute__((always_inline)) uint32_t goalloc_class_npages(uint32_t c) { return goalloc_class_to_npages_[c]; }
