@@ -70,11 +70,12 @@ extension MCache {
     return Int(bitPattern: UnsafePointer<UInt>(bitPattern: l[0]).unsafelyUnwrapped[1] &- l[1])
   }
 
-  /// The most recently freed object of class spc, off the list (counted as a malloc by the caller).
-  @inline(__always) @usableFromInline func listPop(_ spc: Int) -> UInt? {
+  /// The most recently freed object of class spc, off the list (counted as a malloc by the
+  /// caller); 0 when the list is empty.
+  @inline(__always) @usableFromInline func listPop(_ spc: Int) -> UInt {
     let l = list(spc)
     let p = l.pointee
-    if p == UInt(bitPattern: l) { return nil }
+    if _slowPath(p == UInt(bitPattern: l)) { return 0 }
     let o = UnsafeMutablePointer<UInt>(bitPattern: p).unsafelyUnwrapped  // Safe: a listed object.
     l.pointee = o.pointee
     o[1] = 0
@@ -87,12 +88,37 @@ extension MCache {
     let h = l[0]
     // Safe: the head is a listed object or the group itself, both with a word 1.
     let depth = UnsafePointer<UInt>(bitPattern: h).unsafelyUnwrapped[1] &+ 1
-    if depth > l[5] { return false }
+    if _slowPath(depth > l[5]) { return false }
     let o = UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped  // Safe: a is a slot.
     o[0] = h
     o[1] = depth
     l[0] = a
     return true
+  }
+
+  /// Slot 0 of span s (class spc, this cache's current span) was just handed out from the
+  /// bitmaps, and the class's list is empty: list it and the slots after it up to the class's
+  /// *colour*, and hand out that one instead. Spans start on page boundaries, so without this
+  /// the first object of every class sits at the start of a page: a program that keeps one
+  /// object of each of 20-odd classes in use (pairmix) finds them all in one set of the 8-way
+  /// L1 cache (pairmix under cachegrind: 0.63 D1 misses per pair; 0.002 with colours). The
+  /// colour stays within the first 4 KiB (no extra page touched).
+  @inline(never)
+  func colourFirstSlot(_ spc: Int, _ s: SpanPtr, _ p: UInt) -> UInt {
+    let sc = spc &>> 1
+    let size = classSize(sc)
+    if size > 2048 { return p }
+    // Skip to about cache line (sc * 11) mod 64 of the page.
+    let k = min(((sc &* 11) & 63) &* 64 / size, (4096 - size) / size, MCache.listLimit(spc) - 1, 63)
+    let l = list(spc)
+    var q = p
+    for _ in 0..<k {
+      if !listPush(l, q) { break }
+      guard let next = s.nextFreeFast() else { return listPop(spc) }  // q again
+      q = next
+    }
+    MCache.clearFreeMark(spc, q)
+    return q
   }
 
   /// Flushes all but the `keep` most recently freed objects of class spc's list (the oldest, whose

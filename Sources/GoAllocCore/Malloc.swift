@@ -3,9 +3,10 @@
 // GoAlloc is Go's runtime allocator (src/runtime/malloc.go and friends) rebuilt in Swift, with
 // explicit free added. The data structures, from the thread outwards:
 //
-//   MCache    per thread, one current MSpan per span class; allocation takes a slot with one
-//             count-trailing-zeros on the span's allocCache. No locks, no atomic RMW. Spans the
-//             thread's frees reclaimed wait on its ready list (oldest first).
+//   MCache    per thread, one current MSpan per span class and a FreeList per class (objects
+//             the thread freed, most recent first); allocation pops the list or takes a slot
+//             with one count-trailing-zeros on the span's allocCache. No locks, no atomic RMW.
+//             Spans the thread's frees reclaimed wait on its ready list (oldest first).
 //   MCentral  per span class; the partial spans (full ones float, owned by nobody).
 //   MHeap     the page heap: 64 MiB arenas from mmap, an arena index mapping any address to
 //             its span in O(1) (one load through the flat table of the first 64 GiB), and
@@ -17,7 +18,8 @@
 // Allocating an object of n bytes:
 //   1. n <= 32 KiB: round up to a size class (one table load); span class = class<<1|noscan.
 //      Noscan objects under 16 B (Go mode) go to the tiny allocator instead.
-//   2. Take the thread's span for that class; `nextFreeFast` pops a slot from allocCache.
+//   2. Pop the class's free list; else take the thread's span for that class, where
+//      `nextFreeFast` pops a slot from allocCache.
 //   3. Else `mallocRefill` -> `nextFree`: scan the span's allocBits; if exhausted, fold frees that
 //      arrived for it; if still nothing, `refill` lets it float and takes the oldest ready span
 //      with enough frees, else a span from the mcentral (a partial one, or a new one).
@@ -26,11 +28,14 @@
 // Freeing p:
 //   1. The span of p (one load in the flat table; else the arena index); "not ours", dead spans
 //      and interior pointers are reported.
-//   2. Small: slot = objIndex(p) by magic multiply. In a span this thread owns: a plain bit in
-//      its own-free bitmap. Else: an atomic OR into the free bitmap (an already-set bit is a
-//      double free) and one count pending; the first free into a floating span claims it. The
-//      owner folds freed bits into allocBits when its allocCache runs dry, as Go's sweeper turns
-//      mark bits into alloc bits.
+//   2. Small (16 B and up): slot = objIndex(p) by magic multiply; checked against the span's
+//      high-water mark and the marks in the object's second word (FreeList), then pushed onto
+//      the thread's free list. A full list sends its oldest half to the bitmaps, as 8 B objects
+//      and threads without a cache go at once: in a span this thread owns, a plain bit in its
+//      own-free bitmap; else an atomic OR into the free bitmap (an already-set bit is a double
+//      free) and one count pending; the first free into a floating span claims it. The owner
+//      folds freed bits into allocBits when its allocCache runs dry, as Go's sweeper turns mark
+//      bits into alloc bits.
 //   3. Large: the span goes back to the mheap and its pages merge with free neighbours.
 //
 // Two alignment modes share one heap: Go mode (Go's classes as they are: 18 B -> 24 B,
@@ -150,7 +155,8 @@ func mallocgc(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool) -> Unsafe
     let sc = sizeToClass(size, mallocMode: mallocMode)
     let spc = sc &<< 1 | (noscan ? 1 : 0)
     // The most recently freed object of the class (FreeList), else the span's next free slot.
-    if let p = c.listPop(spc) {
+    let p = c.listPop(spc)
+    if _fastPath(p != 0) {
       c.countMalloc(spc, requested: size)
       if zero { goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc)) }
       return UnsafeMutableRawPointer(bitPattern: p)
@@ -241,15 +247,21 @@ func mallocWith(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, mallocMode: 
 @inline(__always)
 func mallocSmall(_ c: MCache, _ spc: Int, _ size: Int, zero: Bool) -> UInt {
   let sc = spc &>> 1
-  if let p = c.listPop(spc) {
+  let listed = c.listPop(spc)
+  if listed != 0 {
+    let p = listed
     c.countMalloc(spc, requested: size)
     if zero { goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc)) }
     return p
   }
-  let p = c.nextFree(spc)
+  var p = c.nextFree(spc)
   if p == 0 { return 0 }
+  let s = c.alloc[spc]
+  if p == s.pointee.startAddr && UInt(bitPattern: spc &- 4) < UInt(tinySpanClass - 4) {
+    p = c.colourFirstSlot(spc, s, p)
+  }
   c.countMalloc(spc, requested: size)
-  if zero && c.alloc[spc].pointee.needzero != 0 {
+  if zero && s.pointee.needzero != 0 {
     goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc))
   }
   return p

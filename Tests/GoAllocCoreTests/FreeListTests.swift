@@ -15,6 +15,13 @@ import CGoAllocShim
   }
 
   func malloc(_ c: MCache) -> UInt { mallocSmall(c, spc, 64, zero: false) }
+  /// A cache whose list is empty after its first span's colour slots were handed out (kept).
+  func primedCache() -> MCache {
+    let c = MCache.create(h)!
+    _ = malloc(c)
+    while c.listLength(spc) > 0 { _ = malloc(c) }
+    return c
+  }
   func free(_ c: MCache?, _ p: UInt) {
     freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), c?.raw, p, op: "free")
   }
@@ -22,7 +29,7 @@ import CGoAllocShim
   var badFrees: UInt64 { atomicLoad64(&h.pointee.badFrees) }
 
   @Test func aFreedObjectIsTheNextOneHandedOut() {
-    let c = MCache.create(h)!
+    let c = primedCache()
     let limit = MCache.listLimit(spc)
     let p = malloc(c)
     #expect(word1(p) == 0)
@@ -40,7 +47,7 @@ import CGoAllocShim
   }
 
   @Test func aFullListFlushesHalfIntoTheBitmaps() {
-    let c = MCache.create(h)!
+    let c = primedCache()
     let limit = MCache.listLimit(spc)
     var ps: [UInt] = []
     for _ in 0...limit { ps.append(malloc(c)) }
@@ -59,7 +66,7 @@ import CGoAllocShim
   }
 
   @Test func doubleFreesAreCaughtInEveryState() {
-    let c = MCache.create(h)!, other = MCache.create(h)!
+    let c = primedCache(), other = primedCache()
     let p = malloc(c), q = malloc(c), r = malloc(c)
     free(c, p)
     free(c, p)        // listed here
@@ -90,7 +97,7 @@ import CGoAllocShim
   }
 
   @Test func anotherThreadsFreesFeedItsOwnList() {
-    let owner = MCache.create(h)!, other = MCache.create(h)!
+    let owner = primedCache(), other = primedCache()
     let p = malloc(owner)
     let span = owner.alloc[spc]
     free(other, p)
@@ -105,7 +112,8 @@ import CGoAllocShim
   @Test func slotsHandedOutFromTheBitmapsLoseTheMark() {
     let c = MCache.create(h)!
     var ps: [UInt] = []
-    for _ in 0..<128 { ps.append(malloc(c)) }  // the whole first span
+    for _ in 0..<128 { ps.append(malloc(c)) }  // the whole first span (its colour slots too)
+    #expect(Set(ps.map { $0 & ~8191 }).count == 1)
     for p in ps { free(c, p) }
     c.flushLists()                              // every slot free in the bitmaps, marked
     for p in ps { #expect(word1(p) == c.freeKey) }
@@ -114,6 +122,23 @@ import CGoAllocShim
     #expect(Set(again) == Set(ps))
     for p in again { #expect(word1(p) == 0) }   // handed out: a free of it is valid again
     for p in again { free(c, p) }
+    #expect(badFrees == 0 && h.checkHeap().ok)
+  }
+
+  @Test func aFreshSpansFirstObjectIsColouredByItsClass() {
+    let c = MCache.create(h)!
+    var lines = Set<UInt>()
+    for sc in [2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 20, 24, 28, 32] {
+      let spc = makeSpanClass(sc, noscan: true)
+      let p = mallocSmall(c, spc, classSize(sc), zero: false)
+      let span = c.alloc[spc]
+      let k = Int(p - span.base) / classSize(sc)
+      // Slots 0..<k are listed (the next mallocs of the class), p itself is handed out.
+      #expect(c.listLength(spc) == k && word1(p) == 0 && p - span.base < 4096)
+      lines.insert((p & 4095) >> 6)
+      for i in (0..<k).reversed() { #expect(mallocSmall(c, spc, classSize(sc), zero: false) == span.base + UInt(i * classSize(sc))) }
+    }
+    #expect(lines.count >= 10)  // the first objects of 14 classes fall on many L1 sets
     #expect(badFrees == 0 && h.checkHeap().ok)
   }
 
