@@ -48,9 +48,16 @@ let maxPackedValue = 1 << 21
 
 /// Longest run of set bits in `x`.
 @inline(__always) func longestOnes(_ x: UInt64) -> Int {
-  var y = x, n = 0
-  while y != 0 { y &= y << 1; n += 1 }
-  return n
+  // One step per run of ones (usually one or two), not one per bit of the longest run.
+  var y = x, best = 0
+  while y != 0 {
+    y >>= UInt64(y.trailingZeroBitCount)     // the next run starts at bit 0
+    let run = (~y).trailingZeroBitCount
+    if run > best { best = run }
+    if run == 64 { break }
+    y >>= UInt64(run)
+  }
+  return best
 }
 /// Mask of bits [lo, hi) of one word; 0 <= lo < hi <= 64.
 @inline(__always) func bitRange(_ lo: Int, _ hi: Int) -> UInt64 {
