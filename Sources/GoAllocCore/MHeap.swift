@@ -157,7 +157,8 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// aligned to `alignPages` pages; nil when out of memory.
   func allocSpan(_ npages: Int, spanclass spc: Int, alignPages: Int = 1) -> SpanPtr? {
     lockAcquire(&pointee.lock)
-    var r = pointee.pages.alloc(npages, alignPages: alignPages)
+    var r = npages <= PageAlloc.pageCacheMaxPages && alignPages == 1 ? pointee.pages.allocFromCache(npages) : nil
+    if r == nil { r = pointee.pages.alloc(npages, alignPages: alignPages) }
     if r == nil {
       lockRelease(&pointee.lock)
       let reclaimed = reclaim()

@@ -75,6 +75,7 @@ public struct PageAlloc {
   var scavPages = 0    // free pages that are scavenged
   var inFlight = 0     // free pages taken out by the scavenger while it releases them
   var sys = 0          // bytes of metadata mapped
+  var cache = PageCache()  // free pages taken out for small spans (PageCache)
 
   init?() {
     guard let l1 = sysMap((1 << chunkL1Bits) * 8) else { return nil }
@@ -422,7 +423,8 @@ public struct PageAlloc {
         scav += c[8 + w].nonzeroBitCount
       }
     }
-    if free + inFlight != freePages || scav != scavPages { return false }
+    let (cf, cs) = cachedPages
+    if free + inFlight + cf != freePages || scav + cs != scavPages { return false }
     var level = summaryLevels - 2
     var a = minChunk, b = maxChunk
     while level >= 0 {

@@ -56,6 +56,9 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     let sc = pointee.scavenger
     lockAcquire(&sc.pointee.lock)
     var released = 0
+    lockAcquire(&pointee.lock)
+    pointee.pages.flushCache()  // its free pages, visible to takeUnscavenged
+    lockRelease(&pointee.lock)
     while released < maxBytes {
       lockAcquire(&pointee.lock)
       let left = maxBytes - released

@@ -33,6 +33,37 @@ func makePageAlloc(arenas: Int = 1, at base: UInt = 0x5000_0000_0000) -> PageAll
     #expect(unpackSum(PageAlloc.summarize(c)) == (3, 100, 12))
   }
 
+  @Test func pageCacheCutsSmallRunsFromOneBlock() {
+    var pa = makePageAlloc()
+    let free0 = pa.freePages, scav0 = pa.scavPages
+    // The first request takes the lowest 64-page block: everything comes from it, fresh pages
+    // are scavenged (zero), and the counters move as for `alloc`.
+    let a = pa.allocFromCache(1)!, b = pa.allocFromCache(3)!, c = pa.allocFromCache(16)!
+    #expect(a.0 == base && b.0 == base + 8192 && c.0 == base + 4 * 8192)
+    #expect(a.1 == 1 && b.1 == 3 && c.1 == 16)
+    #expect(pa.freePages == free0 - 20 && pa.scavPages == scav0 - 20)
+    #expect(pa.cachedPages == (44, 44) && pa.checkInvariants())
+    // PageAlloc itself no longer offers the block: the next plain allocation comes after it.
+    #expect(pa.alloc(1)!.0 == base + 64 * 8192)
+    // A freed span's pages go back to the bitmaps; a flush returns the rest; all merge again.
+    pa.free(b.0, 3)
+    pa.flushCache()
+    #expect(pa.cachedPages == (0, 0) && pa.checkInvariants())
+    pa.free(a.0, 1)
+    pa.free(c.0, 16)
+    pa.free(base + 64 * 8192, 1)
+    #expect(pa.freePages == free0 && pa.checkInvariants())
+    #expect(pa.alloc(pagesPerArena)!.0 == base)
+    // A used-up block is followed by the next one; a run that does not fit in what is left of
+    // a block is refused (the caller then uses `alloc`).
+    var pb = makePageAlloc()
+    for _ in 0..<4 { _ = pb.allocFromCache(16)! }
+    #expect(pb.cachedPages.free == 0)
+    #expect(pb.allocFromCache(1)!.0 == base + 64 * 8192 && pb.cachedPages.free == 63)
+    for _ in 0..<3 { _ = pb.allocFromCache(16)! }
+    #expect(pb.cachedPages.free == 15 && pb.allocFromCache(16) == nil && pb.checkInvariants())
+  }
+
   @Test func firstFitAndCoalescing() {
     var pa = makePageAlloc()
     let a = pa.alloc(1)!.0, b = pa.alloc(1)!.0, c = pa.alloc(1)!.0
