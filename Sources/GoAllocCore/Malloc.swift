@@ -300,14 +300,12 @@ func largeAlloc(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, alignPages: 
 @inline(__always) @usableFromInline
 func freeObject(_ p: UnsafeMutableRawPointer?, op: StaticString) {
   guard let p else { return }
-  guard let raw = goalloc_tls_get() else { return freeSlow(p, op: op) }
   // The fast path: a slot of 16 B or more that is handed out goes onto this thread's free list
-  // for its class, whoever allocated it. It saves no registers and calls nothing but, in tail
-  // position, the full list path (full list, anything suspicious) or the general one (large,
-  // tiny, 8 B, not GoAlloc's).
-  let c = MCache(raw)
-  let a = UInt(bitPattern: p)
-  if let s = goalloc_span_lookup(a)?.assumingMemoryBound(to: MSpan.self) {
+  // for its class, whoever allocated it. It calls nothing; every other case goes through one
+  // call site, not a tail call: the stack frame is then set up on that path only.
+  if let raw = goalloc_tls_get(), let s = goalloc_span_lookup(UInt(bitPattern: p))?.assumingMemoryBound(to: MSpan.self) {
+    let c = MCache(raw)
+    let a = UInt(bitPattern: p)
     let spc = Int(s.pointee.spanclass)
     if UInt(bitPattern: spc &- 4) < UInt(tinySpanClass - 4), let idx = s.slotIndex(a) {
       let l = c.list(spc)
@@ -318,7 +316,22 @@ func freeObject(_ p: UnsafeMutableRawPointer?, op: StaticString) {
         c.countFree(spc)
         return
       }
-      return freeListed(c, s, a, op: op)  // a tail call: six words of arguments at most
+    }
+  }
+  freeMiss(p, op: op)
+  goalloc_no_tail_call()
+}
+
+/// Every free the fast path leaves: a thread without a fast-path cache (freeSlow), a full list
+/// or a suspicious slot (freeListed), anything else (freeCached: large, tiny, 8 B, not ours).
+@inline(never)
+func freeMiss(_ p: UnsafeMutableRawPointer, op: StaticString) {
+  guard let raw = goalloc_tls_get() else { return freeSlow(p, op: op) }
+  let a = UInt(bitPattern: p)
+  if let s = goalloc_span_lookup(a)?.assumingMemoryBound(to: MSpan.self) {
+    let spc = Int(s.pointee.spanclass)
+    if UInt(bitPattern: spc &- 4) < UInt(tinySpanClass - 4) && s.slotIndex(a) != nil {
+      return freeListed(MCache(raw), s, a, op: op)
     }
   }
   freeCached(raw, p, op: op)

@@ -55,6 +55,10 @@ extern uintptr_t goalloc_span_window __attribute__((visibility("hidden")));
 /// NULL if the OS refused (then every lookup misses and callers use the arena index).
 void **goalloc_span_table_init(void);
 /// The span slot of the page holding `a` if `a` lies in the window (else NULL). The slot may hold NULL.
+/// A compiler-only barrier (no instruction). After a call it keeps the call from becoming a tail
+/// call, so the caller needs a stack frame only on that path (the free fast path has none).
+static inline __attribute__((always_inline)) void goalloc_no_tail_call(void) { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
+
 static inline __attribute__((always_inline)) void *goalloc_span_lookup(uintptr_t a) {
   uintptr_t off = a - GOALLOC_WINDOW_BASE;
   if (__builtin_expect(off >= goalloc_span_window, 0)) return 0;
