@@ -35,6 +35,11 @@ extension MCache {
   }
   /// Word 1 of a listed object is at most freeKey + maxListDepth.
   static let maxListDepth: UInt = 256
+  /// The span classes with lists: 16 B slots and up (class 2), not tiny.
+  static let listClasses = 4..<tinySpanClass
+  @inline(__always) @usableFromInline static func hasList(_ spc: Int) -> Bool {
+    UInt(bitPattern: spc &- listClasses.lowerBound) < UInt(listClasses.count)
+  }
 
   /// Span class spc's list: its head (word 0), freeKey (word 1, as a sentinel of depth 0) and
   /// freeKey + limit (word 5), in the class's counter group.
@@ -43,14 +48,16 @@ extension MCache {
   }
 
   @inline(__always) @usableFromInline var freeKey: UInt { header.pointee.freeKey }
-  /// Word 1 marks a listed or bitmap-free slot (freeKey + 0...256); l is any list of the cache.
-  @inline(__always) @usableFromInline static func isFreeMark(_ w1: UInt, _ l: UnsafeMutablePointer<UInt>) -> Bool {
-    w1 &- l[1] <= maxListDepth
+  /// Word 1 marks a listed or bitmap-free slot (key + 0...256; key: the heap's freeKey, also word
+  /// 1 of every list's sentinel).
+  @inline(__always) @usableFromInline static func isFreeMark(_ w1: UInt, key: UInt) -> Bool {
+    w1 &- key <= maxListDepth
   }
   /// A slot of class spc handed out from the bitmaps: word 1 may hold the free mark.
   @inline(__always) @usableFromInline static func clearFreeMark(_ spc: Int, _ p: UInt) {
-    // Safe: classes from 2 up have slots of 16 B or more.
-    if spc >= 4 { UnsafeMutablePointer<UInt>(bitPattern: p).unsafelyUnwrapped[1] = 0 }
+    // Safe: slots of 16 B or more. (One compare, not hasList's two: a tiny block, the one class
+    // above the lists, is zeroed whole when handed out anyway.)
+    if spc >= listClasses.lowerBound { UnsafeMutablePointer<UInt>(bitPattern: p).unsafelyUnwrapped[1] = 0 }
   }
 
   func initLists() {
@@ -59,7 +66,7 @@ extension MCache {
       let l = list(spc)
       l[0] = UInt(bitPattern: l)
       l[1] = key
-      l[5] = spc >= 4 && spc < tinySpanClass ? key &+ UInt(MCache.listLimit(spc)) : 0
+      l[5] = MCache.hasList(spc) ? key &+ UInt(MCache.listLimit(spc)) : 0
     }
   }
 
@@ -143,11 +150,7 @@ extension MCache {
       let s = (goalloc_span_lookup(a)?.assumingMemoryBound(to: MSpan.self) ?? spanOfIndex(index, a)).unsafelyUnwrapped
       let idx = s.objIndex(a)
       if atomicLoadRelaxedUInt(&s.pointee.owner) == UInt(bitPattern: raw) {
-        // Checked when it was listed (a listed slot is allocated): the owner's bit, no checks.
-        let moves = ownerFreeMovesSpan(s)
-        s.localWord(idx &>> 6).pointee |= 1 &<< UInt64(idx & 63)
-        counterBump(&s.pointee.localFreed)
-        if moves { readySpanEmptied(s) }
+        ownerFreeChecked(self, s, idx)  // checked when it was listed
       } else {
         freeSlot(h, raw, s, idx, a, op: "free", batch: &batch)
       }
@@ -159,13 +162,13 @@ extension MCache {
 
   /// Flushes every list (thread exit, releasing memory).
   func flushLists() {
-    for spc in 4..<tinySpanClass where listLength(spc) > 0 { flushList(spc, keep: 0) }
+    for spc in MCache.listClasses where listLength(spc) > 0 { flushList(spc, keep: 0) }
   }
 
   /// Objects on this cache's lists (for heap walks and tests).
   public var listedObjects: Int {
     var n = 0
-    for spc in 4..<tinySpanClass { n += listLength(spc) }
+    for spc in MCache.listClasses { n += listLength(spc) }
     return n
   }
 }

@@ -30,7 +30,7 @@
 //      and interior pointers are reported.
 //   2. Small (16 B and up): slot = objIndex(p) by magic multiply; checked against the span's
 //      high-water mark and the marks in the object's second word (FreeList), then pushed onto
-//      the thread's free list. A full list sends its oldest half to the bitmaps, as 8 B objects
+//      the thread's free list. A full list sends half of itself to the bitmaps, as 8 B objects
 //      and threads without a cache go at once: in a span this thread owns, a plain bit in its
 //      own-free bitmap; else an atomic OR into the free bitmap (an already-set bit is a double
 //      free) and one count pending; the first free into a floating span claims it. The owner
@@ -155,12 +155,8 @@ func mallocgc(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool) -> Unsafe
     let sc = sizeToClass(size, mallocMode: mallocMode)
     let spc = sc &<< 1 | (noscan ? 1 : 0)
     // The most recently freed object of the class (FreeList), else the span's next free slot.
-    let p = c.listPop(spc)
-    if _fastPath(p != 0) {
-      c.countMalloc(spc, requested: size)
-      if zero { goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc)) }
-      return UnsafeMutableRawPointer(bitPattern: p)
-    }
+    let p = mallocListed(c, spc, size, zero: zero)
+    if _fastPath(p != 0) { return UnsafeMutableRawPointer(bitPattern: p) }
     let s = c.alloc[spc]
     if let p = s.nextFreeFast() {
       c.countMalloc(spc, requested: size)
@@ -246,23 +242,27 @@ func mallocWith(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, mallocMode: 
 /// 0 when out of memory.
 @inline(__always)
 func mallocSmall(_ c: MCache, _ spc: Int, _ size: Int, zero: Bool) -> UInt {
-  let sc = spc &>> 1
-  let listed = c.listPop(spc)
-  if listed != 0 {
-    let p = listed
-    c.countMalloc(spc, requested: size)
-    if zero { goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc)) }
-    return p
-  }
+  let listed = mallocListed(c, spc, size, zero: zero)
+  if listed != 0 { return listed }
   var p = c.nextFree(spc)
   if p == 0 { return 0 }
   let s = c.alloc[spc]
-  if p == s.pointee.startAddr && UInt(bitPattern: spc &- 4) < UInt(tinySpanClass - 4) {
-    p = c.colourFirstSlot(spc, s, p)
-  }
+  if p == s.pointee.startAddr && MCache.hasList(spc) { p = c.colourFirstSlot(spc, s, p) }
   c.countMalloc(spc, requested: size)
   if zero && s.pointee.needzero != 0 {
-    goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(sc))
+    goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(spc &>> 1))
+  }
+  return p
+}
+
+/// The most recently freed object of span class spc off cache c's list, counted and zeroed if
+/// asked (a listed object always holds old data); 0 when the list is empty.
+@inline(__always)
+func mallocListed(_ c: MCache, _ spc: Int, _ size: Int, zero: Bool) -> UInt {
+  let p = c.listPop(spc)
+  if _fastPath(p != 0) {
+    c.countMalloc(spc, requested: size)
+    if zero { goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(spc &>> 1)) }
   }
   return p
 }
@@ -307,11 +307,11 @@ func freeObject(_ p: UnsafeMutableRawPointer?, op: StaticString) {
     let c = MCache(raw)
     let a = UInt(bitPattern: p)
     let spc = Int(s.pointee.spanclass)
-    if UInt(bitPattern: spc &- 4) < UInt(tinySpanClass - 4), let idx = s.slotIndex(a) {
+    if MCache.hasList(spc), let idx = s.slotIndex(a) {
       let l = c.list(spc)
       // Handed out: allocated at some time (below highWater) and neither listed nor free since
-      // (word 1 holds no mark). Safe: a is a slot of at least 16 B.
-      if !MCache.isFreeMark(p.load(fromByteOffset: 8, as: UInt.self), l)
+      // (word 1 holds no mark; l[1] is the key). Safe: a is a slot of at least 16 B.
+      if !MCache.isFreeMark(p.load(fromByteOffset: 8, as: UInt.self), key: l[1])
           && UInt(bitPattern: idx) < atomicLoadRelaxedUInt(&s.pointee.highWater) && c.listPush(l, a) {
         c.countFree(spc)
         return
@@ -330,7 +330,7 @@ func freeMiss(_ p: UnsafeMutableRawPointer, op: StaticString) {
   let a = UInt(bitPattern: p)
   if let s = goalloc_span_lookup(a)?.assumingMemoryBound(to: MSpan.self) {
     let spc = Int(s.pointee.spanclass)
-    if UInt(bitPattern: spc &- 4) < UInt(tinySpanClass - 4) && s.slotIndex(a) != nil {
+    if MCache.hasList(spc) && s.slotIndex(a) != nil {
       return freeListed(MCache(raw), s, a, op: op)
     }
   }
@@ -341,16 +341,9 @@ func freeMiss(_ p: UnsafeMutableRawPointer, op: StaticString) {
 /// handed out, or one already listed or free (a double free), is reported.
 @inline(never)
 func freeListed(_ c: MCache, _ s: SpanPtr, _ a: UInt, op: StaticString) {
-  let idx = s.objIndex(a)
-  if UInt(bitPattern: idx) >= atomicLoadRelaxedUInt(&s.pointee.highWater) {
-    return c.heap.badFree(op, "invalid pointer (not allocated by goalloc)", a)
-  }
-  // Safe: a is a slot of at least 16 B.
+  if !checkHandedOut(c.heap, s, s.objIndex(a), a, op: op) { return }
   let spc = Int(s.pointee.spanclass)
   let l = c.list(spc)
-  if MCache.isFreeMark(UnsafePointer<UInt>(bitPattern: a).unsafelyUnwrapped[1], l) {
-    return c.heap.badFree(op, "double free detected", a)
-  }
   if !c.listPush(l, a) {
     c.flushList(spc, keep: MCache.listLimit(spc) / 2)
     _ = c.listPush(l, a)
@@ -358,18 +351,41 @@ func freeListed(_ c: MCache, _ s: SpanPtr, _ a: UInt, op: StaticString) {
   c.countFree(spc)
 }
 
-/// Records the free of slot idx of a span owned by cache c in the owner's own bitmap, no atomics
-/// (a flushed list object; its free was counted when it was listed); a ready span this free
-/// empties may go back to the mcentral. False (nothing recorded) when the slot is not allocated
-/// or already freed: a double free.
+/// Whether slot idx (address a) of a span with lists is handed out: below the span's high-water
+/// mark, and word 1 holds neither FreeList mark. Else reports a wild pointer or a double free.
+@inline(__always)
+func checkHandedOut(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ idx: Int, _ a: UInt,
+                    op: StaticString) -> Bool {
+  if UInt(bitPattern: idx) >= atomicLoadRelaxedUInt(&s.pointee.highWater) {
+    h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
+    return false
+  }
+  // Safe: slots of classes with lists have a word 1.
+  if MCache.isFreeMark(UnsafePointer<UInt>(bitPattern: a).unsafelyUnwrapped[1], key: h.pointee.freeKey) {
+    h.badFree(op, "double free detected", a)
+    return false
+  }
+  return true
+}
+
+/// Records the free of slot idx of a span owned by cache c in the owner's own bitmap, no atomics;
+/// the caller counts it. False (nothing recorded) when the slot is not allocated or already
+/// freed: a double free.
 @inline(__always)
 func ownerFree(_ c: MCache, _ s: SpanPtr, _ idx: Int) -> Bool {
-  let moves = ownerFreeMovesSpan(s)
   if !s.isUserHeld(idx) { return false }
+  ownerFreeChecked(c, s, idx)
+  return true
+}
+
+/// ownerFree of a slot known to be held (a flushed list object): the bit, `localFreed`, and a
+/// ready span this free empties may go back to the mcentral.
+@inline(__always)
+func ownerFreeChecked(_ c: MCache, _ s: SpanPtr, _ idx: Int) {
+  let moves = ownerFreeMovesSpan(s)
   s.localWord(idx &>> 6).pointee |= 1 &<< UInt64(idx & 63)
   counterBump(&s.pointee.localFreed)
   if moves { c.readySpanEmptied(s) }
-  return true
 }
 
 /// Whether the owner's next free into s empties one of its ready spans (the full path handles it).
@@ -416,16 +432,12 @@ func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
     h.badFree(op, "invalid pointer (interior pointer)", a)
     return
   }
-  if spc >= 4 {
+  if MCache.hasList(spc) {
     if let raw { return freeListed(MCache(raw), s, a, op: op) }
-    // A thread without a cache: straight to the bitmaps, with the checks of freeListed.
-    if UInt(bitPattern: idx) >= atomicLoadRelaxedUInt(&s.pointee.highWater) {
-      return h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
-    }
-    // Safe: slots of 16 B and up have a word 1.
-    let w1 = UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped + 1
-    if w1.pointee &- h.pointee.freeKey <= MCache.maxListDepth { return h.badFree(op, "double free detected", a) }
-    w1.pointee = h.pointee.freeKey
+    // A thread without a cache: straight to the bitmaps, with the checks of freeListed, marked.
+    if !checkHandedOut(h, s, idx, a, op: op) { return }
+    // Safe: slots of classes with lists have a word 1.
+    UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped[1] = h.pointee.freeKey
   }
   if let raw {
     // 8 B slots (no room for a list's marks).
