@@ -47,7 +47,8 @@ extension MCache {
     (raw + MCache.countersOffset).assumingMemoryBound(to: UInt.self) + MCache.listIdx(spc)
   }
 
-  @inline(__always) @usableFromInline var freeKey: UInt { header.pointee.freeKey }
+  /// The heap's key (each list's sentinel holds it too: the fast paths read it there).
+  var freeKey: UInt { heap.pointee.freeKey }
   /// Word 1 marks a listed or bitmap-free slot (key + 0...256; key: the heap's freeKey, also word
   /// 1 of every list's sentinel).
   @inline(__always) @usableFromInline static func isFreeMark(_ w1: UInt, key: UInt) -> Bool {

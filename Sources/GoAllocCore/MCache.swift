@@ -8,7 +8,7 @@
 //                  limit), mallocs, frees, requested bytes; then tiny objects/frees, tiny
 //                  blocks/frees
 //   then           per span class: ready list head, ready count
-//   then           MCacheHeader: heap, arena index, tiny block state, free key; then MCacheLink
+//   then           MCacheHeader: heap, arena index, tiny block state; then MCacheLink
 // `alloc` sits at offset 0 so the fast path indexes the cache pointer directly. A malloc or free
 // that the FreeList serves touches one line of the cache (the class's group) and the object.
 //
@@ -41,7 +41,6 @@ public struct MCacheHeader {
   var tid: Int = 0
   var refills: Int = 0         // for GOALLOC_DEBUG=check=1
   var nextSample: Int = 0      // heap profile: bytes until the next sample
-  var freeKey: UInt = 0        // the heap's FreeList key
 }
 
 public struct MCacheLink {
@@ -110,7 +109,6 @@ public struct MCacheLink {
     c.header.initialize(to: MCacheHeader(heap: h, arenas: UnsafeMutableRawPointer(h.pointee.arenas)))
     c.link.initialize(to: MCacheLink())
     c.header.pointee.tid = goalloc_gettid()
-    c.header.pointee.freeKey = h.pointee.freeKey
     c.initLists()
     let list = h.pointee.caches
     lockAcquire(&list.pointee.lock)
