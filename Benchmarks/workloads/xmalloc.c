@@ -2,6 +2,8 @@
  * (16 B .. 2 KiB) and replace random ones. Mostly a thread frees its own blocks; one replaced
  * block in 32 is instead handed to the next thread's mailbox (a lock-free stack), which that
  * thread empties and frees every 256 operations. Total work is fixed: OPS replaces over all threads.
+ * A thread that has done its share keeps emptying its mailbox until every thread has, so the
+ * blocks in flight stay bounded whatever order the scheduler finishes the threads in.
  * Usage: xmalloc [threads] [total-ops] [slots]. Prints replaces per second. */
 #include "common.h"
 #include <pthread.h>
@@ -16,6 +18,7 @@ typedef struct {
 } worker_t;
 
 static worker_t *workers;
+static long finished;   /* threads done with their replaces */
 
 static long drain(worker_t *w) {
   node_t *n = __atomic_exchange_n(&w->mailbox, NULL, __ATOMIC_ACQUIRE);
@@ -53,6 +56,14 @@ static void *run(void *arg) {
     s->size = (uint32_t)size;
     s->gen = (uint64_t)k;
     tag_write(s->p, size, tag_of((uint64_t)w->id, s->gen));
+  }
+  /* Keep emptying the mailbox until every thread has stopped handing over, so the blocks in
+     flight do not pile up behind a thread that happened to finish first. */
+  __atomic_add_fetch(&finished, 1, __ATOMIC_ACQ_REL);
+  while (__atomic_load_n(&finished, __ATOMIC_ACQUIRE) < w->nthreads) {
+    w->received += drain(w);
+    struct timespec ts = { 0, 100000 };
+    nanosleep(&ts, NULL);
   }
   for (long i = 0; i < w->nslots; i++) {
     if (!tag_ok(w->slots[i].p, w->slots[i].size, tag_of((uint64_t)w->id, w->slots[i].gen)))

@@ -17,7 +17,6 @@ import CGoAllocShim
 public struct MCentral {
   var _first: UInt64 = 0  // no atomics at offset 0 (see MHeap)
   var lock: LockWord = 0
-  var spanclass: Int32 = 0
   var partial: SpanPtr? = nil
   var npartial: Int = 0
   var grown: UInt64 = 0   // atomic: spans this class took from the mheap so far
@@ -88,7 +87,7 @@ extension UnsafeMutablePointer where Pointee == MCentral {
       release(s, locked: true)  // only late-detected double frees could leave it full
     }
     lockRelease(&pointee.lock)
-    let spc = Int(pointee.spanclass)
+    let spc = self - h.pointee.centrals
     let sc = spc == tinySpanClass ? tinySizeClass : spc >> 1
     // A class's first spans are Go's size (a small program touches a few KiB per class); later
     // ones are GoAlloc's larger spans (fewer refills where the class is used a lot).

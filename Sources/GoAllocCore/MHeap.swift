@@ -54,7 +54,7 @@ public struct MHeap {
 
   /// A new heap in its own mappings, or nil when the OS refuses memory.
   public static func create() -> UnsafeMutablePointer<MHeap>? {
-    let extra = numSpanClasses * MemoryLayout<MCentral>.stride + 256 + 64 + 128
+    let extra = numSpanClasses * MemoryLayout<MCentral>.stride + 256 + 64 + 128 + 64
       + ScavengerState.maxRuns * 16 + 128
       + MCache.counterWords * 8 * 2 + bitsOrders * MemoryLayout<FixAlloc>.stride
     guard let mem = sysMap(roundUp(MemoryLayout<MHeap>.stride, 64) + extra),
@@ -62,12 +62,11 @@ public struct MHeap {
           let pa = PageAlloc() else { return nil }
     let h = mem.bindMemory(to: MHeap.self, capacity: 1)
     var p = mem + roundUp(MemoryLayout<MHeap>.stride, 64)
-    let centrals = p.bindMemory(to: MCentral.self, capacity: numSpanClasses)
-    p += numSpanClasses * MemoryLayout<MCentral>.stride
+    // What every process touches first, then the mcentrals (a central's page is written only
+    // when its class is used); the dead caches' counters (written when a thread exits) and
+    // cacheless frees last, so a small process does not map their pages.
     let empty = p.bindMemory(to: MSpan.self, capacity: 1)
     p += 256
-    // What every process touches first; the dead caches' counters (written when a thread exits)
-    // and cacheless frees last, so a small process does not map their pages.
     let bits = p.bindMemory(to: FixAlloc.self, capacity: bitsOrders)
     p += bitsOrders * MemoryLayout<FixAlloc>.stride
     let caches = p.bindMemory(to: CacheList.self, capacity: 1)
@@ -78,6 +77,10 @@ public struct MHeap {
     let ins = p.bindMemory(to: Instrumentation.self, capacity: 1)
     ins.initialize(to: Instrumentation())
     p += 128
+    p = UnsafeMutableRawPointer(bitPattern: roundUp(UInt(bitPattern: p), 64))!
+    // Fresh mapping: its zero bytes already are empty MCentrals (nothing to write).
+    let centrals = p.bindMemory(to: MCentral.self, capacity: numSpanClasses)
+    p += numSpanClasses * MemoryLayout<MCentral>.stride
     scav.initialize(to: ScavengerState(runs: p.bindMemory(to: UInt.self, capacity: 2 * ScavengerState.maxRuns)))
     p += ScavengerState.maxRuns * 16
     let flushed = p.bindMemory(to: UInt64.self, capacity: MCache.counterWords)
@@ -85,10 +88,6 @@ public struct MHeap {
     let globalFrees = p.bindMemory(to: UInt64.self, capacity: MCache.counterWords)
     p += MCache.counterWords * 8
     for o in 0..<bitsOrders { (bits + o).initialize(to: FixAlloc(size: 4 * 8 << o)) }
-    for i in 0..<numSpanClasses {
-      (centrals + i).initialize(to: MCentral())
-      centrals[i].spanclass = Int32(i)
-    }
     empty.initialize(to: MSpan())  // nelems 0, allocCache 0: every fast path misses on it
     h.initialize(to: MHeap(
       arenas: idx.bindMemory(to: ArenaSpans?.self, capacity: arenaIndexEntries),

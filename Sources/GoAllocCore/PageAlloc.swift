@@ -14,6 +14,10 @@
 // free runs coalesce by construction, because summaries describe runs, not blocks.
 // Unlike Go, a set bit here means *free* (zeroed memory = "allocated", so address space the heap
 // never added reads as unavailable with no initialisation).
+// Levels 0...3 share one array, two words per level-3 entry: word 2i is level-3 entry i, and the
+// odd words hold the upper levels (level l entry k at slot k << 3(3-l) + (2-l)). A chunk's
+// ancestors then sit within a few words of each other, so a small heap's summaries are one
+// resident page instead of one per level.
 //
 // Invariants (checked by `checkInvariants`):
 // - every leaf summary equals the one computed from its chunk's free bitmap;
@@ -67,31 +71,44 @@ let maxPackedValue = 1 << 21
 
 public struct PageAlloc {
   var chunksL1: UnsafeMutablePointer<UnsafeMutablePointer<UInt64>?>  // 2^12 blocks of 2^13 chunks
-  var levels: UnsafeMutablePointer<UInt64>  // levels 0...3, back to back
+  var levels: UnsafeMutablePointer<UInt64>  // levels 0...3, interleaved (see `summary`)
   var minChunk = Int.max
   var maxChunk = -1
   var totalPages = 0   // pages ever added by grow
   var freePages = 0    // free pages, scavenged or not
   var scavPages = 0    // free pages that are scavenged
   var inFlight = 0     // free pages taken out by the scavenger while it releases them
-  var sys = 0          // bytes of metadata mapped
+  var sys = 0          // bytes of metadata that can be resident (see `accountSummaries`)
   var cache = PageCache()  // free pages taken out for small spans (PageCache)
 
   init?() {
     guard let l1 = sysMap((1 << chunkL1Bits) * 8) else { return nil }
-    var total = 0
-    for l in 0..<(summaryLevels - 1) { total += levelEntries(l) * 8 }
-    guard let lv = sysMap(total) else { return nil }
+    guard let lv = sysMap(PageAlloc.summaryBytes) else { return nil }
     chunksL1 = l1.assumingMemoryBound(to: UnsafeMutablePointer<UInt64>?.self)
     levels = lv.assumingMemoryBound(to: UInt64.self)
-    sys = (1 << chunkL1Bits) * 8 + total
+    sys = (1 << chunkL1Bits) * 8
   }
 
-  @inline(__always) func summaries(_ level: Int) -> UnsafeMutablePointer<UInt64> {
-    var off = 0
-    var l = 0
-    while l < level { off += levelEntries(l); l += 1 }
-    return levels + off
+  /// The summary array: two words per level-3 entry (reserved address space; only the pages
+  /// of the heap's own range are ever touched).
+  static let summaryBytes = levelEntries(summaryLevels - 2) * 2 * 8
+
+  /// Level `level` (0...3) summary entry `i`.
+  @inline(__always) func summary(_ level: Int, _ i: Int) -> UnsafeMutablePointer<UInt64> {
+    if level == summaryLevels - 2 { return levels + (i &<< 1) }
+    let up = summaryLevels - 2 - level
+    return levels + (((i &<< (3 &* up)) &+ (up &- 1)) &<< 1 | 1)
+  }
+
+  /// Words between a level's consecutive entries: a parent's 8 children are this far apart.
+  @inline(__always) static func summaryStride(_ level: Int) -> Int { 2 &<< (3 &* (summaryLevels - 2 - level)) }
+
+  /// The summary pages the chunks [lo, hi] can touch, counted in `sys` (Go counts the summary
+  /// memory it maps for the heap's range, not the whole reservation).
+  static func summaryPagesBytes(_ lo: Int, _ hi: Int) -> Int {
+    let first = ((lo >> 3) & ~511) * 16 / 4096
+    let last = (((hi >> 3) + 2) * 16 + 15) / 4096
+    return (last - first + 1) * 4096
   }
 
   /// The chunk's 17 words (free bits, scavenged bits, leaf summary), or nil outside the heap.
@@ -125,13 +142,13 @@ public struct PageAlloc {
     return packSum(start, best, run)
   }
 
-  /// Merges 8 child summaries of `childPages` pages each.
-  static func merge(_ children: UnsafeMutablePointer<UInt64>?, leafBase: Int, pa: PageAlloc,
+  /// Merges 8 child summaries of `childPages` pages each, `stride` words apart.
+  static func merge(_ children: UnsafeMutablePointer<UInt64>?, stride: Int = 0, leafBase: Int, pa: PageAlloc,
                     childPages: Int) -> UInt64 {
     var start = 0, best = 0, end = 0
     var prefixFree = true
     for k in 0..<8 {
-      let s = children.map { $0[k] } ?? pa.leafSummary(leafBase + k)
+      let s = children.map { $0[k &* stride] } ?? pa.leafSummary(leafBase + k)
       let (cs, cm, ce) = unpackSum(s)
       if prefixFree { start += cs }
       best = max(best, cm, end + cs)
@@ -155,13 +172,14 @@ public struct PageAlloc {
     while level >= 0 && changed {
       changed = false
       a >>= 3; b >>= 3
-      let dst = summaries(level)
       let childPages = 1 << levelLogPages(level + 1)
       for i in a...b {
         let s = level == summaryLevels - 2
           ? PageAlloc.merge(nil, leafBase: i << 3, pa: self, childPages: childPages)
-          : PageAlloc.merge(summaries(level + 1) + (i << 3), leafBase: 0, pa: self, childPages: childPages)
-        if dst[i] != s { dst[i] = s; changed = true }
+          : PageAlloc.merge(summary(level + 1, i << 3), stride: PageAlloc.summaryStride(level + 1),
+                            leafBase: 0, pa: self, childPages: childPages)
+        let dst = summary(level, i)
+        if dst.pointee != s { dst.pointee = s; changed = true }
       }
       level -= 1
     }
@@ -214,8 +232,10 @@ public struct PageAlloc {
     forEachChunk(base, npages) { c, pi, n in
       PageAlloc.forEachWord(pi, n) { w, m in c[w] |= m; c[8 + w] |= m }
     }
+    if maxChunk >= 0 { sys -= PageAlloc.summaryPagesBytes(minChunk, maxChunk) }
     minChunk = min(minChunk, lo)
     maxChunk = max(maxChunk, hi)
+    sys += PageAlloc.summaryPagesBytes(minChunk, maxChunk)
     totalPages += npages
     freePages += npages
     scavPages += npages
@@ -237,7 +257,7 @@ public struct PageAlloc {
       var next = -1
       var i = first
       while i <= last {
-        let s = level == summaryLevels - 1 ? leafSummary(i) : summaries(level)[i]
+        let s = level == summaryLevels - 1 ? leafSummary(i) : summary(level, i).pointee
         let entryBase = UInt(i) << UInt(logPages + pageShift)
         if s == 0 { run = 0; i += 1; continue }
         let (st, mx, en) = unpackSum(s)
@@ -433,8 +453,9 @@ public struct PageAlloc {
       for i in a...b {
         let expect = level == summaryLevels - 2
           ? PageAlloc.merge(nil, leafBase: i << 3, pa: self, childPages: childPages)
-          : PageAlloc.merge(summaries(level + 1) + (i << 3), leafBase: 0, pa: self, childPages: childPages)
-        if summaries(level)[i] != expect { return false }
+          : PageAlloc.merge(summary(level + 1, i << 3), stride: PageAlloc.summaryStride(level + 1),
+                            leafBase: 0, pa: self, childPages: childPages)
+        if summary(level, i).pointee != expect { return false }
       }
       level -= 1
     }
