@@ -7,7 +7,7 @@
 //    peers jemalloc, tcmalloc and mimalloc (Debian's libraries, via LD_PRELOAD; a missing one is
 //    skipped with a note). A round runs each allocator once per workload, in an order that rotates
 //    from round to round and workload to workload, so the drifting load of a shared machine falls on
-//    all of them alike. `measure` forks each run, times it and reads its peak RSS from wait4.
+//    all of them alike. `measure` forks each run, times it and reads its peak RSS (VmHWM at exit, exact; wait4 as a floor).
 // 3. Reports medians over the rounds: wall time, CPU time (user + sys) and peak RSS, each also as a
 //    ratio to the best peer (the best of glibc, jemalloc, tcmalloc and mimalloc on that workload),
 //    the geometric means of GoAlloc's time ratios against each peer, and the issue-5 targets.
