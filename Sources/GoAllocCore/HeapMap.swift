@@ -55,7 +55,8 @@ extension UnsafeMutablePointer where Pointee == MHeap {
           let fs = atomicLoad64(&s.pointee.freeState)
           body(HeapRegion(kind: .span, base: addr, npages: s.pointee.npages,
                           spanclass: Int(s.pointee.spanclass), elemsize: s.pointee.elemsize,
-                          nelems: s.pointee.nelems, allocated: s.isLarge ? 1 : s.liveObjects,
+                          nelems: s.pointee.nelems,
+                          allocated: s.isLarge ? (atomicLoad32(&s.pointee.state) == spanInUse ? 1 : 0) : s.liveObjects,
                           cached: fs & fsCached != 0, onPartialList: fs & fsPartial != 0))
           page += s.pointee.npages
           continue

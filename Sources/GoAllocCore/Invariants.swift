@@ -1,7 +1,7 @@
 // Invariants: a whole-heap consistency check (goalloc_check_heap).
 //
 // Walks the page allocator (summaries against bitmaps, scavenged pages free, counters, and
-// HeapIdle + HeapInuse == HeapSys), every mcentral partial list (links, list tags, counts,
+// HeapIdle + HeapInuse == HeapSys), the LargeCache, every mcentral partial list (links, list tags, counts,
 // flags) and the spans on it (class, allocCount against the bitmaps, arena index entries
 // pointing back at the first and last page). Takes the locks one at a time, so it can run while
 // other threads allocate; spans owned by a thread (current or on its ready list) or floating are not
@@ -20,8 +20,18 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     var r = HeapCheckResult()
     lockAcquire(&pointee.lock)
     if !pointee.pages.checkInvariants() { r.fail("page allocator summaries or counters") }
-    let idle = pointee.pages.freePages
+    let idle = pointee.pages.freePages + pointee.largeCachedPages
     if (pointee.pagesInUse + idle) != pointee.pages.totalPages { r.fail("HeapInuse + HeapIdle != HeapSys") }
+    var cachedPages = 0
+    for i in 0..<pointee.largeCached {
+      guard let s = pointee.largeSlots[i] else { r.fail("LargeCache slot empty"); break }
+      cachedPages += s.pointee.npages
+      if atomicLoad32(&s.pointee.state) != spanCached || !s.isLarge { r.fail("LargeCache holds a span not cached") }
+      if spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), s.pointee.startAddr) != s {
+        r.fail("arena index does not map a cached span")
+      }
+    }
+    if cachedPages != pointee.largeCachedPages { r.fail("LargeCache page count") }
     lockRelease(&pointee.lock)
     for spc in 0..<numSpanClasses {
       let central = pointee.centrals + spc

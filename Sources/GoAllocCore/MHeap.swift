@@ -5,7 +5,7 @@
 // nothing fits, after first reclaiming empty spans), dresses it as an mspan and publishes it in
 // the arena index; `freeSpan` undoes that and gives the pages back, where they merge with free
 // neighbours. Small spans come to the mheap only through an mcentral; large objects (> 32 KiB)
-// come straight here.
+// come straight here, and a freed one may wait in the LargeCache for a request of its size.
 //
 // Locking: `lock` (the heap lock) is taken only to grow, to hand out or take back pages, and for
 // the metadata allocators; never while holding it do we take an mcentral lock. `caches.lock`
@@ -51,10 +51,13 @@ public struct MHeap {
   var badFrees: UInt64 = 0
   var globalFrees: UnsafeMutablePointer<UInt64>   // frees by threads with no cache (atomics)
   var freeKey: UInt = 0                           // FreeList: word 1 of every listed object
+  var largeSlots: UnsafeMutablePointer<SpanPtr?>  // LargeCache: [largeCacheSlots], oldest first
+  var largeCached = 0
+  var largeCachedPages = 0
 
   /// A new heap in its own mappings, or nil when the OS refuses memory.
   public static func create() -> UnsafeMutablePointer<MHeap>? {
-    let extra = numSpanClasses * MemoryLayout<MCentral>.stride + 256 + 64 + 128 + 64
+    let extra = numSpanClasses * MemoryLayout<MCentral>.stride + 256 + 64 + 128 + 64 + 64
       + ScavengerState.maxRuns * 16 + 128
       + MCache.counterWords * 8 * 2 + bitsOrders * MemoryLayout<FixAlloc>.stride
     guard let mem = sysMap(roundUp(MemoryLayout<MHeap>.stride, 64) + extra),
@@ -77,6 +80,9 @@ public struct MHeap {
     let ins = p.bindMemory(to: Instrumentation.self, capacity: 1)
     ins.initialize(to: Instrumentation())
     p += 128
+    let largeSlots = p.bindMemory(to: SpanPtr?.self, capacity: largeCacheSlots)
+    largeSlots.initialize(repeating: nil, count: largeCacheSlots)
+    p += 64
     p = UnsafeMutableRawPointer(bitPattern: roundUp(UInt(bitPattern: p), 64))!
     // Fresh mapping: its zero bytes already are empty MCentrals (nothing to write).
     let centrals = p.bindMemory(to: MCentral.self, capacity: numSpanClasses)
@@ -95,7 +101,8 @@ public struct MHeap {
       spanalloc: FixAlloc(size: roundUp(MemoryLayout<MSpan>.stride, 64)),  // 64-aligned: see MSpan
       cachealloc: FixAlloc(size: MCache.bytes),
       tinyalloc: FixAlloc(size: classNObjs(tinySizeClass)),
-      bitsalloc: bits, caches: caches, scavenger: scav, instrumentation: ins, flushed: flushed, globalFrees: globalFrees))
+      bitsalloc: bits, caches: caches, scavenger: scav, instrumentation: ins, flushed: flushed, globalFrees: globalFrees,
+      largeSlots: largeSlots))
     // Random, odd (never a pointer) and far from wrapping: key + depth never overflows.
     h.pointee.freeKey = (UInt(truncatingIfNeeded: goalloc_random64() ^ UInt64(UInt(bitPattern: h))) >> 1) | 1
     return h
@@ -156,6 +163,13 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// aligned to `alignPages` pages; nil when out of memory.
   func allocSpan(_ npages: Int, spanclass spc: Int, alignPages: Int = 1) -> SpanPtr? {
     lockAcquire(&pointee.lock)
+    if spc >> 1 == 0 && pointee.largeCached > 0 {
+      if alignPages == 1, let s = takeCachedLargeLocked(npages, spanclass: spc) {
+        lockRelease(&pointee.lock)
+        return s
+      }
+      flushLargeCacheLocked()  // a miss: their pages back to the page heap first
+    }
     var r = npages <= PageAlloc.pageCacheMaxPages && alignPages == 1 ? pointee.pages.allocFromCache(npages) : nil
     if r == nil { r = pointee.pages.alloc(npages, alignPages: alignPages) }
     if r == nil {
@@ -260,6 +274,19 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// Returns a span's pages to the page heap; they merge with free neighbours.
   func freeSpan(_ s: SpanPtr) {
     lockAcquire(&pointee.lock)
+    freeSpanLocked(s)
+    lockRelease(&pointee.lock)
+  }
+
+  /// A freed large span: kept by the LargeCache when it fits, else back to the page heap.
+  func freeLargeSpan(_ s: SpanPtr) {
+    lockAcquire(&pointee.lock)
+    if !cacheLargeLocked(s) { freeSpanLocked(s) }
+    lockRelease(&pointee.lock)
+  }
+
+  /// freeSpan with the heap lock held.
+  func freeSpanLocked(_ s: SpanPtr) {
     atomicStore32(&s.pointee.state, spanDead)
     setSpans(pointee.arenas, s.pointee.startAddr, s.pointee.npages, nil)
     pointee.pages.free(s.pointee.startAddr, s.pointee.npages)
@@ -270,7 +297,6 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     s.pointee.bits = nil
     s.pointee.tinyCounts = nil
     pointee.spanalloc.free(UnsafeMutableRawPointer(s))
-    lockRelease(&pointee.lock)
   }
 
   /// The in-use span holding address p, or nil.

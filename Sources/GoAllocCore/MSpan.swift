@@ -67,6 +67,7 @@ public struct MSpan {
 @usableFromInline let spanDead: UInt32 = 0
 @usableFromInline let spanInUse: UInt32 = 1
 @usableFromInline let spanFreeing: UInt32 = 2
+@usableFromInline let spanCached: UInt32 = 3   // a freed large span kept by LargeCache
 
 @usableFromInline let fsCached: UInt64 = 1   // owned by a cache (current or on its ready list)
 @usableFromInline let fsPartial: UInt64 = 2  // on its mcentral's partial list

@@ -521,7 +521,7 @@ func freeLarge(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op: St
   }
   atomicAdd64(&h.pointee.largeFrees, 1)
   atomicAdd64(&h.pointee.largeFreeBytes, UInt64(s.pointee.npages * pageSize))
-  h.freeSpan(s)
+  h.freeLargeSpan(s)
 }
 
 @inline(never)

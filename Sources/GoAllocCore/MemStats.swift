@@ -99,7 +99,7 @@ public struct MemStats {
     let pa = h.pointee.pages
     m.heapSys = UInt64(pa.totalPages * pageSize)
     m.heapInuse = UInt64(h.pointee.pagesInUse * pageSize)
-    m.heapIdle = UInt64(pa.freePages * pageSize)
+    m.heapIdle = UInt64((pa.freePages + h.pointee.largeCachedPages) * pageSize)
     m.heapReleased = UInt64(pa.scavPages * pageSize)
     m.spansInUse = UInt64(h.pointee.spansInUse)
     m.mspanInuse = UInt64(h.pointee.spanalloc.inuse)

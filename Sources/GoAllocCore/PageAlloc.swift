@@ -142,13 +142,28 @@ public struct PageAlloc {
     return packSum(start, best, run)
   }
 
-  /// Merges 8 child summaries of `childPages` pages each, `stride` words apart.
+  /// Merges 8 child summaries of `childPages` pages each, `stride` words apart; with no
+  /// `children`, the leaf summaries of chunks leafBase..<leafBase + 8.
   static func merge(_ children: UnsafeMutablePointer<UInt64>?, stride: Int = 0, leafBase: Int, pa: PageAlloc,
                     childPages: Int) -> UInt64 {
+    var src = children
+    var step = stride
+    if src == nil {  // the 8 chunks share one L2 block (leafBase is a multiple of 8)
+      guard let block = pa.chunksL1[leafBase >> chunkL2Bits] else { return 0 }
+      src = block + (leafBase & ((1 << chunkL2Bits) - 1)) * chunkWords + 16
+      step = chunkWords
+    }
+    let c = src.unsafelyUnwrapped
     var start = 0, best = 0, end = 0
     var prefixFree = true
     for k in 0..<8 {
-      let s = children.map { $0[k &* stride] } ?? pa.leafSummary(leafBase + k)
+      let s = c[k &* step]
+      if s == 0 {  // no free page (most entries of a sparse heap): a short step
+        best = max(best, end)
+        end = 0
+        prefixFree = false
+        continue
+      }
       let (cs, cm, ce) = unpackSum(s)
       if prefixFree { start += cs }
       best = max(best, cm, end + cs)

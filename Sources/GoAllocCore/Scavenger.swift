@@ -57,6 +57,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     lockAcquire(&sc.pointee.lock)
     var released = 0
     lockAcquire(&pointee.lock)
+    flushLargeCacheLocked()
     pointee.pages.flushCache()  // its free pages, visible to takeUnscavenged
     lockRelease(&pointee.lock)
     while released < maxBytes {
@@ -93,7 +94,8 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// Bytes the process keeps for the heap: pages in spans plus free pages not released.
   var retainedBytes: Int {
     lockAcquire(&pointee.lock)
-    let r = (pointee.pagesInUse + pointee.pages.freePages - pointee.pages.scavPages) * pageSize
+    let r = (pointee.pagesInUse + pointee.largeCachedPages + pointee.pages.freePages
+             - pointee.pages.scavPages) * pageSize
     lockRelease(&pointee.lock)
     return r
   }
@@ -114,6 +116,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     lockRelease(&sc.pointee.lock)
     if doReclaim { reclaim() }
     lockAcquire(&pointee.lock)
+    flushLargeCacheLocked()  // kept at most a tick
     let inUse = pointee.pagesInUse
     let retained = inUse + pointee.pages.freePages - pointee.pages.scavPages
     lockRelease(&pointee.lock)

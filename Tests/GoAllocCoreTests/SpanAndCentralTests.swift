@@ -1,5 +1,6 @@
 import Testing
 import Glibc
+import CGoAllocShim
 @testable import GoAllocCore
 
 /// Clear-box tests on a private heap and cache: no other test can disturb their lists.
@@ -224,12 +225,54 @@ import Glibc
     #expect(h.spanOf(b + 199_999) == h.spanOf(b))
     freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), c.raw, UInt(bitPattern: a), op: "free")
     freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), c.raw, UInt(bitPattern: b), op: "free")
-    #expect(h.pointee.pages.freePages == h.pointee.pages.totalPages && before == 0)
-    #expect(h.spanOf(a) == nil)
-    // The two runs merged: a run as large as both fits where a was.
+    // Both are kept whole by the LargeCache, out of use and idle.
+    #expect(h.pointee.largeCached == 2 && h.pointee.largeCachedPages == 38 && h.pointee.pagesInUse == 0)
+    #expect(before == 0 && h.checkHeap().ok)
+    // A request of another size gives them back to the page heap first, where the two runs
+    // merge: a run as large as both fits where a was.
     let d = UnsafeMutableRawPointer(bitPattern: largeAlloc(c, 13 * 8192 + 25 * 8192, noscan: true, zero: false, alignPages: 1))!
-    #expect(d == a)
+    #expect(d == a && h.pointee.largeCached == 0)
+    #expect(h.pointee.pages.freePages == h.pointee.pages.totalPages - 38)
     #expect(h.checkHeap().ok)
+  }
+
+  @Test func theLargeCacheHandsBackASpanOfTheSamePageCount() {
+    let h = MHeap.create()!
+    h.debugFlags = GOALLOC_DEBUG_PARSED | GOALLOC_DEBUG_BADFREE_WARN
+    let c = MCache.create(h)!
+    func free(_ p: UInt) { freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), c.raw, p, op: "free") }
+    let a = largeAlloc(c, 1 << 20, noscan: true, zero: false, alignPages: 1)
+    let s = h.spanOf(UnsafeRawPointer(bitPattern: a)!)!
+    UnsafeMutablePointer<UInt8>(bitPattern: a)!.update(repeating: 7, count: 1 << 20)
+    free(a)
+    #expect(h.pointee.largeCached == 1 && atomicLoad32(&s.pointee.state) == spanCached)
+    let m = MemStats.read(h)
+    #expect(m.heapIdle + m.heapInuse == m.heapSys && m.heapInuse == 0)
+    // A cached block is not live: freeing it again is reported, and it stays cached.
+    free(a)
+    #expect(atomicLoad64(&h.pointee.badFrees) == 1 && h.pointee.largeCached == 1)
+    // The same page count: the same span, as it was (not zeroed unless asked for).
+    let b = largeAlloc(c, (1 << 20) - 100, noscan: false, zero: false, alignPages: 1)
+    #expect(b == a && h.spanOf(UnsafeRawPointer(bitPattern: b)!) == s && h.pointee.largeCached == 0)
+    #expect(Int(s.pointee.spanclass) == 0 && h.pointee.pagesInUse == 128 && h.checkHeap().ok)
+    free(b)
+    let z = largeAlloc(c, 1 << 20, noscan: true, zero: true, alignPages: 1)
+    let zp = UnsafeMutablePointer<UInt8>(bitPattern: z)!
+    #expect(z == a && zp[0] == 0 && zp[(1 << 20) - 1] == 0)
+    free(z)
+    // A scavenge gives cached spans back to the page heap (and their pages to the OS).
+    h.scavenge(maxBytes: Int.max)
+    #expect(h.pointee.largeCached == 0 && h.pointee.pages.freePages == h.pointee.pages.totalPages)
+    #expect(h.pointee.pages.scavPages == h.pointee.pages.totalPages)
+    // Over the cache's size: straight back to the page heap.
+    let big = largeAlloc(c, (largeCacheMaxPages + 1) * pageSize, noscan: true, zero: false, alignPages: 1)
+    free(big)
+    #expect(h.pointee.largeCached == 0 && h.pointee.pagesInUse == 0)
+    // At most largeCacheSlots spans, the oldest given back first.
+    let ps = (1...largeCacheSlots + 1).map { largeAlloc(c, $0 * 5 * pageSize, noscan: true, zero: false, alignPages: 1) }
+    for p in ps { free(p) }
+    #expect(h.pointee.largeCached == largeCacheSlots && h.spanOf(UnsafeRawPointer(bitPattern: ps[0])!) == nil)
+    #expect(atomicLoad64(&h.pointee.badFrees) == 1 && h.checkHeap().ok)
   }
 
   @Test func largeSpansResizeInPlace() {

@@ -1,0 +1,1 @@
+../GoAllocCore/LargeCache.swift
