@@ -253,6 +253,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       pointee.pages.free(tail, old - npages)
       pointee.pagesInUse -= old - npages
     } else if npages > old {
+      flushLargeCacheLocked()  // a cached span after it would block the growth
       let next = base + UInt(old * pageSize), extra = npages - old
       let end = next + UInt(extra * pageSize)
       if end >> UInt(heapAddrBits) != 0 { return false }

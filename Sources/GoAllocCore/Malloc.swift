@@ -417,8 +417,9 @@ func freeSlow(_ p: UnsafeMutableRawPointer, op: StaticString) {
 @inline(__always) @usableFromInline
 func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
             _ raw: UnsafeMutableRawPointer?, _ a: UInt, op: StaticString) {
-  // A span is in the arena index exactly while it is in use (entries are cleared, under the heap
-  // lock, before a span is freed), so the index alone tells "ours".
+  // A span is in the arena index exactly while it is in use or in the LargeCache (entries are
+  // cleared, under the heap lock, before a span is freed; freeLarge reports a cached one), so the
+  // index alone tells "ours".
   guard let s = spanOfIndex(index, a) else {
     h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
     return
@@ -510,7 +511,8 @@ func claimFloating(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPoin
 }
 
 @inline(never)
-func freeLarge(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op: StaticString) {
+func freeLarge(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op: StaticString,
+               keep: Bool = true) {
   if a != s.pointee.startAddr {
     h.badFree(op, "invalid pointer (interior pointer)", a)
     return
@@ -521,7 +523,7 @@ func freeLarge(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op: St
   }
   atomicAdd64(&h.pointee.largeFrees, 1)
   atomicAdd64(&h.pointee.largeFreeBytes, UInt64(s.pointee.npages * pageSize))
-  h.freeLargeSpan(s)
+  if keep { h.freeLargeSpan(s) } else { h.freeSpan(s) }
 }
 
 @inline(never)
@@ -628,7 +630,15 @@ func reallocObject(_ p: UnsafeMutableRawPointer?, _ size: Int, mallocMode: Bool)
           ?? (newSize != size ? mallocgc(size, noscan: true, zero: false, mallocMode: mallocMode) : nil)
   else { return nil }
   goalloc_memcpy(q, p, min(old, size))
-  freeObject(p, op: "realloc")
+  // A large block grown away from is not wanted again at its size: its pages go straight back
+  // to the page heap (where a neighbour may grow into them), not to the LargeCache. (With a
+  // fast-path cache only: otherwise the free must be recorded, through freeObject.)
+  if old > maxSmallSize, goalloc_tls_get() != nil, let h = globalHeap(),
+     let s = spanOfIndex(UnsafeMutableRawPointer(h.pointee.arenas), UInt(bitPattern: p)), s.isLarge {
+    freeLarge(h, s, UInt(bitPattern: p), op: "realloc", keep: false)
+  } else {
+    freeObject(p, op: "realloc")
+  }
   return q
 }
 
