@@ -13,9 +13,9 @@
  * Peak RSS is the larger of wait4's ru_maxrss and the child's VmHWM, read from /proc when the
  * child stops at its exit (ptrace, PTRACE_O_TRACEEXIT: one stop at exec, one at exit, nothing in
  * between). ru_maxrss alone is not exact: the kernel keeps RSS in per-CPU counters and
- * getrusage reads them without folding in each CPU's last up to 31 pages per counter, so for a
- * process of 1-2 MiB it can miss 100-250 KiB (glibc's `pair` reads 1.40 MiB there and 1.62 MiB in
- * /proc/PID/smaps at exit). VmHWM sums the counters exactly. Where ptrace is refused, the
+ * getrusage reads them without folding in each CPU's last up to 31 pages per counter, so a
+ * process of 1-2 MiB can read low by a hundred KiB or more (pairmix under glibc, same runs:
+ * ru_maxrss 108-196 KiB below VmHWM at exit). VmHWM sums the counters exactly. Where ptrace is refused, the
  * report falls back to ru_maxrss alone. */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -9,9 +9,10 @@
 // - a cached span has state spanCached and is still in the span table, so a free, realloc or
 //   size query of any of its pages finds a span that is not in use and is reported;
 // - its pages are neither in use nor free: `largeCachedPages` counts them, in HeapIdle;
-// - an allocation that misses, every scavenge and every scavenger tick give them all back to
-//   the page heap (where they merge with their neighbours), so the cache never keeps memory
-//   from a request of another size, from the OS, or from a memory limit for long.
+// - an allocation that misses, an in-place growth of a large span, every scavenge and every
+//   scavenger tick give them all back to the page heap (where they merge with their neighbours),
+//   so the cache never keeps memory from a request of another size, from a growing neighbour,
+//   from the OS, or from a memory limit for long; a block realloc moves away from is not kept.
 import CGoAllocShim
 
 let largeCacheSlots = 4

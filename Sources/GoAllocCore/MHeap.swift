@@ -57,6 +57,8 @@ public struct MHeap {
 
   /// A new heap in its own mappings, or nil when the OS refuses memory.
   public static func create() -> UnsafeMutablePointer<MHeap>? {
+    // Centrals; empty span 256, caches 64, scavenger 128, largeSlots 64, 64 to align the
+    // centrals; the scavenger's runs, instrumentation 128; the FixAllocs and two counter blocks.
     let extra = numSpanClasses * MemoryLayout<MCentral>.stride + 256 + 64 + 128 + 64 + 64
       + ScavengerState.maxRuns * 16 + 128
       + MCache.counterWords * 8 * 2 + bitsOrders * MemoryLayout<FixAlloc>.stride

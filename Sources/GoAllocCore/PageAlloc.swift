@@ -16,8 +16,8 @@
 // never added reads as unavailable with no initialisation).
 // Levels 0...3 share one array, two words per level-3 entry: word 2i is level-3 entry i, and the
 // odd words hold the upper levels (level l entry k at slot k << 3(3-l) + (2-l)). A chunk's
-// ancestors then sit within a few words of each other, so a small heap's summaries are one
-// resident page instead of one per level.
+// ancestors then sit within a few words of each other, so a small heap's summaries take one or
+// two resident pages instead of one per level.
 //
 // Invariants (checked by `checkInvariants`):
 // - every leaf summary equals the one computed from its chunk's free bitmap;
@@ -78,7 +78,7 @@ public struct PageAlloc {
   var freePages = 0    // free pages, scavenged or not
   var scavPages = 0    // free pages that are scavenged
   var inFlight = 0     // free pages taken out by the scavenger while it releases them
-  var sys = 0          // bytes of metadata that can be resident (see `accountSummaries`)
+  var sys = 0          // bytes of metadata that can be resident (see `summaryPagesBytes`)
   var cache = PageCache()  // free pages taken out for small spans (PageCache)
 
   init?() {
