@@ -15,9 +15,9 @@
 // push and pop update no counter (a read-modify-write of one location on both would chain every
 // malloc to the previous free).
 //
-// A list's head lives in the class's counter group of the cache (MCache), which doubles as the
-// list's sentinel: an empty list's head is the group itself, whose word 1 is freeKey (depth 0);
-// word 5 is freeKey + limit.
+// A list's head lives in the class's group of the cache (ClassGroup in MCache), which doubles as
+// the list's sentinel: an empty list's head is the group itself, whose `key` word (word 1, as an
+// object's mark) is freeKey (depth 0); its `limit` word is freeKey + limit.
 //
 // Invariants:
 //   - a listed object is allocated in its span's bitmaps (the list caches allocated slots), so
@@ -28,22 +28,28 @@
 //     must flush every list before it marks (as Go flushes mcaches).
 import CGoAllocShim
 
+/// The two words FreeList keeps in a listed (or bitmap-free) object; a class's group in the
+/// MCache (ClassGroup) has the same two words first, so it serves as the list's sentinel.
+enum ListedObject {
+  static let next = 0   // the next listed object (the sentinel's: the head)
+  static let mark = 1   // freeKey + depth (listed), freeKey (free in the bitmap), else not free
+}
+
 extension MCache {
   /// Objects a list may hold: about 32 KiB of objects, 4 to 256.
-  @inline(__always) static func listLimit(_ spc: Int) -> Int {
-    min(256, max(4, 32768 / classSize(spc &>> 1)))
+  @inline(__always) static func listLimit(_ spc: SpanClass) -> Int {
+    min(256, max(4, 32768 / classSize(spc.smallSizeclass)))
   }
   /// Word 1 of a listed object is at most freeKey + maxListDepth.
   static let maxListDepth: UInt = 256
   /// The span classes with lists: 16 B slots and up (class 2), not tiny.
-  static let listClasses = 4..<tinySpanClass
-  @inline(__always) @usableFromInline static func hasList(_ spc: Int) -> Bool {
-    UInt(bitPattern: spc &- listClasses.lowerBound) < UInt(listClasses.count)
+  static let listClasses = 4..<SpanClass.tiny.index
+  @inline(__always) @usableFromInline static func hasList(_ spc: SpanClass) -> Bool {
+    UInt(bitPattern: spc.index &- listClasses.lowerBound) < UInt(listClasses.count)
   }
 
-  /// Span class spc's list: its head (word 0), freeKey (word 1, as a sentinel of depth 0) and
-  /// freeKey + limit (word 5), in the class's counter group.
-  @inline(__always) @usableFromInline func list(_ spc: Int) -> UnsafeMutablePointer<UInt> {
+  /// Span class spc's list: its ClassGroup (head, key as a sentinel of depth 0, limit).
+  @inline(__always) @usableFromInline func list(_ spc: SpanClass) -> UnsafeMutablePointer<UInt> {
     (raw + MCache.countersOffset).assumingMemoryBound(to: UInt.self) + MCache.listIdx(spc)
   }
 
@@ -55,52 +61,63 @@ extension MCache {
     w1 &- key <= maxListDepth
   }
   /// A slot of class spc handed out from the bitmaps: word 1 may hold the free mark.
-  @inline(__always) @usableFromInline static func clearFreeMark(_ spc: Int, _ p: UInt) {
+  @inline(__always) @usableFromInline static func clearFreeMark(_ spc: SpanClass, _ p: UInt) {
     // Safe: slots of 16 B or more. (One compare, not hasList's two: a tiny block, the one class
     // above the lists, is zeroed whole when handed out anyway.)
-    if spc >= listClasses.lowerBound { UnsafeMutablePointer<UInt>(bitPattern: p).unsafelyUnwrapped[1] = 0 }
+    if spc.index >= listClasses.lowerBound { UnsafeMutablePointer<UInt>(bitPattern: p).unsafelyUnwrapped[ListedObject.mark] = 0 }
+  }
+  /// Marks slot a (of a class with lists) free in the bitmap: a later free of it is a double free.
+  @inline(__always) static func setFreeMark(_ a: UInt, key: UInt) {
+    // Safe: slots of classes with lists have a word 1.
+    UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped[ListedObject.mark] = key
+  }
+  /// Does slot a (of a class with lists) carry a free mark (listed, or free in the bitmap)?
+  @inline(__always) static func hasFreeMark(_ a: UInt, key: UInt) -> Bool {
+    // Safe: slots of classes with lists have a word 1.
+    isFreeMark(UnsafePointer<UInt>(bitPattern: a).unsafelyUnwrapped[ListedObject.mark], key: key)
   }
 
   func initLists() {
     let key = freeKey
-    for spc in 0..<numSpanClasses {
+    for i in 0..<SpanClass.count {
+      let spc = SpanClass(index: i)
       let l = list(spc)
-      l[0] = UInt(bitPattern: l)
-      l[1] = key
-      l[5] = MCache.hasList(spc) ? key &+ UInt(MCache.listLimit(spc)) : 0
+      l[ClassGroup.head] = UInt(bitPattern: l)
+      l[ClassGroup.key] = key
+      l[ClassGroup.limit] = MCache.hasList(spc) ? key &+ UInt(MCache.listLimit(spc)) : 0
     }
   }
 
   /// Objects on class spc's list.
-  @inline(__always) func listLength(_ spc: Int) -> Int {
+  @inline(__always) func listLength(_ spc: SpanClass) -> Int {
     let l = list(spc)
     // Safe: the head is a listed object or the group itself, both with a word 1.
-    return Int(bitPattern: UnsafePointer<UInt>(bitPattern: l[0]).unsafelyUnwrapped[1] &- l[1])
+    return Int(bitPattern: UnsafePointer<UInt>(bitPattern: l[ClassGroup.head]).unsafelyUnwrapped[ListedObject.mark] &- l[ClassGroup.key])
   }
 
   /// The most recently freed object of class spc, off the list (counted as a malloc by the
   /// caller); 0 when the list is empty.
-  @inline(__always) @usableFromInline func listPop(_ spc: Int) -> UInt {
+  @inline(__always) @usableFromInline func listPop(_ spc: SpanClass) -> UInt {
     let l = list(spc)
-    let p = l.pointee
+    let p = l[ClassGroup.head]
     if _slowPath(p == UInt(bitPattern: l)) { return 0 }
     let o = UnsafeMutablePointer<UInt>(bitPattern: p).unsafelyUnwrapped  // Safe: a listed object.
-    l.pointee = o.pointee
-    o[1] = 0
+    l[ClassGroup.head] = o[ListedObject.next]
+    o[ListedObject.mark] = 0
     return p
   }
 
   /// Pushes object a (checked by the caller: a handed-out slot); false when the list is full.
   /// The caller counts the free.
   @inline(__always) @usableFromInline func listPush(_ l: UnsafeMutablePointer<UInt>, _ a: UInt) -> Bool {
-    let h = l[0]
+    let h = l[ClassGroup.head]
     // Safe: the head is a listed object or the group itself, both with a word 1.
-    let depth = UnsafePointer<UInt>(bitPattern: h).unsafelyUnwrapped[1] &+ 1
-    if _slowPath(depth > l[5]) { return false }
+    let depth = UnsafePointer<UInt>(bitPattern: h).unsafelyUnwrapped[ListedObject.mark] &+ 1
+    if _slowPath(depth > l[ClassGroup.limit]) { return false }
     let o = UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped  // Safe: a is a slot.
-    o[0] = h
-    o[1] = depth
-    l[0] = a
+    o[ListedObject.next] = h
+    o[ListedObject.mark] = depth
+    l[ClassGroup.head] = a
     return true
   }
 
@@ -112,8 +129,8 @@ extension MCache {
   /// L1 cache (pairmix under cachegrind: 0.63 D1 misses per pair; 0.002 with colours). The
   /// colour stays within the first 4 KiB (no extra page touched).
   @inline(never)
-  func colourFirstSlot(_ spc: Int, _ s: SpanPtr, _ p: UInt) -> UInt {
-    let sc = spc &>> 1
+  func colourFirstSlot(_ spc: SpanClass, _ s: SpanPtr, _ p: UInt) -> UInt {
+    let sc = spc.smallSizeclass
     let size = classSize(sc)
     if size > 2048 { return p }
     // Skip to about cache line (sc * 11) mod 64 of the page.
@@ -134,42 +151,42 @@ extension MCache {
   /// when they were listed. (Flushing the oldest instead made no difference to xmalloc's peak
   /// RSS and walks twice as many cold objects: frag's free phase, 8% more instructions.)
   @inline(never)
-  func flushList(_ spc: Int, keep: Int) {
+  func flushList(_ spc: SpanClass, keep: Int) {
     let l = list(spc)
-    let key = l[1]
+    let key = l[ClassGroup.key]
     let n = listLength(spc) - keep
     if n <= 0 { return }
-    var a = l[0]
+    var a = l[ClassGroup.head]
     let h = heap
     let index = header.pointee.arenas
     var batch: SpanPtr? = nil  // floating spans of other threads, for the mcentral
     for _ in 0..<n {
       let o = UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped
-      let next = o[0]
-      o[1] = key
+      let next = o[ListedObject.next]
+      o[ListedObject.mark] = key
       // Safe: a listed object is a live slot, so its span is in the index.
       let s = (goalloc_span_lookup(a)?.assumingMemoryBound(to: MSpan.self) ?? spanOfIndex(index, a)).unsafelyUnwrapped
       let idx = s.objIndex(a)
-      if atomicLoadRelaxedUInt(&s.pointee.owner) == UInt(bitPattern: raw) {
-        ownerFreeChecked(self, s, idx)  // checked when it was listed
+      if owns(s) {
+        ownerFreeChecked(s, idx)  // checked when it was listed
       } else {
-        freeSlot(h, raw, s, idx, a, op: "free", batch: &batch)
+        MCache.freeRemote(h, self, s, idx, a, op: "free", batch: &batch)
       }
       a = next
     }
-    l[0] = a
-    if batch != nil { (h.pointee.centrals + spc).queuePartial(chain: batch) }
+    l[ClassGroup.head] = a
+    if batch != nil { h.central(spc).queuePartial(chain: batch) }
   }
 
   /// Flushes every list (thread exit, releasing memory).
   func flushLists() {
-    for spc in MCache.listClasses where listLength(spc) > 0 { flushList(spc, keep: 0) }
+    for i in MCache.listClasses where listLength(SpanClass(index: i)) > 0 { flushList(SpanClass(index: i), keep: 0) }
   }
 
   /// Objects on this cache's lists (for heap walks and tests).
   public var listedObjects: Int {
     var n = 0
-    for spc in MCache.listClasses { n += listLength(spc) }
+    for i in MCache.listClasses { n += listLength(SpanClass(index: i)) }
     return n
   }
 }

@@ -94,7 +94,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
         func num(_ v: Int) { writeStatic(fd, " "); goalloc_write_u64(fd, UInt64(v)) }
         writeStatic(fd, "span "); goalloc_write_hex(fd, UInt64(r.base))
         num(r.npages); num(r.spanclass); num(r.elemsize); num(r.nelems); num(r.allocated)
-        writeStatic(fd, r.spanclass >> 1 == 0 ? " large\n" : r.cached ? " cached\n"
+        writeStatic(fd, SpanClass(index: r.spanclass).isLarge ? " large\n" : r.cached ? " cached\n"
                         : r.onPartialList ? " partial\n" : " full\n")
       case .free:
         writeStatic(fd, "free "); goalloc_write_hex(fd, UInt64(r.base)); writeStatic(fd, " ")
@@ -130,7 +130,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
         if r.released { total.releasedBytes += r.npages * pageSize }
         else { total.freePageBytes += r.npages * pageSize }
       case .span:
-        let sc = r.spanclass == tinySpanClass ? tinySizeClass : r.spanclass >> 1
+        let sc = SpanClass(index: r.spanclass).sizeclass
         var f = Fragmentation()
         f.spans = 1
         f.slots = r.nelems

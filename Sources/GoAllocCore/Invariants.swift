@@ -33,8 +33,9 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     }
     if cachedPages != pointee.largeCachedPages { r.fail("LargeCache page count") }
     lockRelease(&pointee.lock)
-    for spc in 0..<numSpanClasses {
-      let central = pointee.centrals + spc
+    for i in 0..<SpanClass.count {
+      let spc = SpanClass(index: i)
+      let central = central(spc)
       lockAcquire(&central.pointee.lock)
       var it = central.pointee.partial
       var prev: SpanPtr? = nil
@@ -44,7 +45,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
         r.spansChecked += 1
         if s.pointee.list != listPartial { r.fail("span on a list it is not tagged with") }
         if s.pointee.prev != prev { r.fail("broken list links") }
-        if Int(s.pointee.spanclass) != spc { r.fail("span on the wrong mcentral") }
+        if s.spanClass != spc { r.fail("span on the wrong mcentral") }
         if atomicLoad32(&s.pointee.state) != spanInUse { r.fail("dead span on a list") }
         let fs = atomicLoad64(&s.pointee.freeState)
         if fs & fsFlags != fsPartial { r.fail("partial-list span without exactly PARTIAL") }

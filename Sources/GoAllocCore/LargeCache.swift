@@ -38,12 +38,12 @@ extension UnsafeMutablePointer where Pointee == MHeap {
 
   /// A cached span of exactly `npages` pages, in use again as span class spc (its memory is not
   /// zero), or nil. Heap lock held.
-  func takeCachedLargeLocked(_ npages: Int, spanclass spc: Int) -> SpanPtr? {
+  func takeCachedLargeLocked(_ npages: Int, spanclass spc: SpanClass) -> SpanPtr? {
     var i = pointee.largeCached - 1  // newest first: the likeliest to be in the CPU's caches
     while i >= 0 {
       if let s = pointee.largeSlots[i], s.pointee.npages == npages {
         removeLargeSlot(i)
-        s.pointee.spanclass = UInt8(spc)
+        s.pointee.spanclass = UInt8(spc.index)
         s.pointee.needzero = 1
         pointee.pagesInUse += npages
         pointee.spansInUse += 1

@@ -87,8 +87,8 @@ extension UnsafeMutablePointer where Pointee == MCentral {
       release(s, locked: true)  // only late-detected double frees could leave it full
     }
     lockRelease(&pointee.lock)
-    let spc = self - h.pointee.centrals
-    let sc = spc == tinySpanClass ? tinySizeClass : spc >> 1
+    let spc = SpanClass(index: self - h.pointee.centrals)
+    let sc = spc.sizeclass
     // A class's first spans are Go's size (a small program touches a few KiB per class); later
     // ones are GoAlloc's larger spans (fewer refills where the class is used a lot).
     let first = atomicAddRelaxed64(&pointee.grown, 1) < MCentral.goSizedSpans

@@ -59,7 +59,7 @@ public struct MHeap {
   public static func create() -> UnsafeMutablePointer<MHeap>? {
     // Centrals; empty span 256, caches 64, scavenger 128, largeSlots 64, 64 to align the
     // centrals; the scavenger's runs, instrumentation 128; the FixAllocs and two counter blocks.
-    let extra = numSpanClasses * MemoryLayout<MCentral>.stride + 256 + 64 + 128 + 64 + 64
+    let extra = SpanClass.count * MemoryLayout<MCentral>.stride + 256 + 64 + 128 + 64 + 64
       + ScavengerState.maxRuns * 16 + 128
       + MCache.counterWords * 8 * 2 + bitsOrders * MemoryLayout<FixAlloc>.stride
     guard let mem = sysMap(roundUp(MemoryLayout<MHeap>.stride, 64) + extra),
@@ -87,8 +87,8 @@ public struct MHeap {
     p += 64
     p = UnsafeMutableRawPointer(bitPattern: roundUp(UInt(bitPattern: p), 64))!
     // Fresh mapping: its zero bytes already are empty MCentrals (nothing to write).
-    let centrals = p.bindMemory(to: MCentral.self, capacity: numSpanClasses)
-    p += numSpanClasses * MemoryLayout<MCentral>.stride
+    let centrals = p.bindMemory(to: MCentral.self, capacity: SpanClass.count)
+    p += SpanClass.count * MemoryLayout<MCentral>.stride
     scav.initialize(to: ScavengerState(runs: p.bindMemory(to: UInt.self, capacity: 2 * ScavengerState.maxRuns)))
     p += ScavengerState.maxRuns * 16
     let flushed = p.bindMemory(to: UInt64.self, capacity: MCache.counterWords)
@@ -150,7 +150,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   @discardableResult
   public func reclaim() -> Int {
     var n = 0
-    for i in 0..<numSpanClasses {
+    for i in 0..<SpanClass.count {
       var it = (pointee.centrals + i).reclaimEmpty(self)
       while let s = it {
         it = s.pointee.next
@@ -163,9 +163,9 @@ extension UnsafeMutablePointer where Pointee == MHeap {
 
   /// A new in-use span of `npages` pages for span class `spc` (0/1: large), its first page
   /// aligned to `alignPages` pages; nil when out of memory.
-  func allocSpan(_ npages: Int, spanclass spc: Int, alignPages: Int = 1) -> SpanPtr? {
+  func allocSpan(_ npages: Int, spanclass spc: SpanClass, alignPages: Int = 1) -> SpanPtr? {
     lockAcquire(&pointee.lock)
-    if spc >> 1 == 0 && pointee.largeCached > 0 {
+    if spc.isLarge && pointee.largeCached > 0 {
       if alignPages == 1, let s = takeCachedLargeLocked(npages, spanclass: spc) {
         lockRelease(&pointee.lock)
         return s
@@ -190,8 +190,8 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       }
     }
     guard let (base, scav) = r else { lockRelease(&pointee.lock); return nil }
-    let large = spc >> 1 == 0
-    let sc = spc == tinySpanClass ? tinySizeClass : spc >> 1
+    let large = spc.isLarge
+    let sc = spc.sizeclass
     let nelems = large ? 1 : npages * pageSize / classSize(sc)
     let words = (nelems + 63) >> 6
     var order = 0
@@ -203,7 +203,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       return nil
     }
     var counts: UnsafeMutableRawPointer? = nil
-    if spc == tinySpanClass {
+    if spc.isTiny {
       counts = pointee.tinyalloc.alloc(&pointee.persistent)
       if counts == nil { fatal("malloc", "out of metadata memory") }
     }
@@ -212,7 +212,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     s.pointee.startAddr = base
     s.pointee.npages = npages
     s.pointee.needzero = scav == npages ? 0 : 1
-    s.pointee.spanclass = UInt8(spc)
+    s.pointee.spanclass = UInt8(spc.index)
     s.pointee.bits = bits.bindMemory(to: UInt64.self, capacity: 4 << order)
     s.pointee.bitsOrder = UInt8(order)
     s.pointee.tinyCounts = counts?.bindMemory(to: UInt8.self, capacity: nelems)
@@ -302,6 +302,9 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     pointee.spanalloc.free(UnsafeMutableRawPointer(s))
   }
 
+  /// The mcentral of span class spc.
+  @inline(__always) func central(_ spc: SpanClass) -> UnsafeMutablePointer<MCentral> { pointee.centrals + spc.index }
+
   /// The in-use span holding address p, or nil.
   @inline(__always) public func spanOf(_ p: UnsafeRawPointer) -> SpanPtr? {
     spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), UInt(bitPattern: p))
@@ -331,7 +334,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// Takes every allocator lock (pthread_atfork prepare).
   func lockAll() {
     goalloc_trace_lock()
-    for i in 0..<numSpanClasses { lockAcquire(&pointee.centrals[i].lock) }
+    for i in 0..<SpanClass.count { lockAcquire(&pointee.centrals[i].lock) }
     lockAcquire(&pointee.scavenger.pointee.lock)
     lockAcquire(&pointee.caches.pointee.lock)
     lockAcquire(&pointee.lock)
@@ -341,7 +344,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     lockRelease(&pointee.lock)
     lockRelease(&pointee.caches.pointee.lock)
     lockRelease(&pointee.scavenger.pointee.lock)
-    for i in 0..<numSpanClasses { lockRelease(&pointee.centrals[i].lock) }
+    for i in 0..<SpanClass.count { lockRelease(&pointee.centrals[i].lock) }
   }
   /// In the child: locks are free again. The caches of threads that do not exist here are
   /// unlinked (their counters flushed) but their spans are left alone: such a thread may have
@@ -355,7 +358,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     if atomicLoad32(&pointee.scavenger.pointee.started) == 1 {
       atomicStore32(&pointee.scavenger.pointee.started, 0)  // no thread here: restart lazily
     }
-    for i in 0..<numSpanClasses { lockReset(&pointee.centrals[i].lock) }
+    for i in 0..<SpanClass.count { lockReset(&pointee.centrals[i].lock) }
     var it = pointee.caches.pointee.head
     while let raw = it {
       let c = MCache(raw)

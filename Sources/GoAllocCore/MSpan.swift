@@ -49,7 +49,7 @@ public struct MSpan {
   @usableFromInline var highWater: UInt = 0      // atomic: slots below were allocated at some time
   @usableFromInline var npages: Int = 0
   @usableFromInline var divMul: UInt32 = 0       // objIndex magic; 0 for large spans
-  @usableFromInline var spanclass: UInt8 = 0     // sizeclass << 1 | noscan
+  @usableFromInline var spanclass: UInt8 = 0     // SpanClass.index (read it as `spanClass`)
   @usableFromInline var bitsOrder: UInt8 = 0     // bitmaps are 1 << bitsOrder words each
   @usableFromInline var _pad2: (UInt8, UInt8) = (0, 0)
   @usableFromInline var owner: UInt = 0          // atomic: the owning mcache, or 0
@@ -76,6 +76,8 @@ public struct MSpan {
 @usableFromInline let placeCurrent: UInt8 = 0
 @usableFromInline let placeReady: UInt8 = 1
 @usableFromInline let fsPendingOne: UInt64 = 1 << 32
+/// What `markRemoteFree` did.
+enum RemoteFree { case recorded, doubleFree, foundFloating }
 @inline(__always) @usableFromInline func fsPending(_ v: UInt64) -> Int { Int(Int64(bitPattern: v) >> 32) }
 
 extension UnsafeMutablePointer where Pointee == MSpan {
@@ -91,7 +93,8 @@ extension UnsafeMutablePointer where Pointee == MSpan {
   @inline(__always) func localWord(_ w: Int) -> UnsafeMutablePointer<UInt64> { allocWord(w) + 2 }
   @inline(__always) func gcmarkWord(_ w: Int) -> UnsafeMutablePointer<UInt64> { allocWord(w) + 3 }
   @inline(__always) var usedWords: Int { (pointee.nelems + 63) >> 6 }
-  @inline(__always) var isLarge: Bool { pointee.spanclass >> 1 == 0 }
+  @inline(__always) var spanClass: SpanClass { SpanClass(index: Int(pointee.spanclass)) }
+  @inline(__always) var isLarge: Bool { spanClass.isLarge }
   @inline(__always) var base: UInt { pointee.startAddr }
 
   /// Slot index of address `p` inside this small span: one multiply, no divide.
@@ -229,6 +232,32 @@ extension UnsafeMutablePointer where Pointee == MSpan {
     if total > 0 { atomicAdd64(&pointee.freeState, UInt64(bitPattern: -(Int64(total) << 32))) }
     refillAllocCache(0)
     return n
+  }
+
+  /// Records the free of slot idx by a thread that does not own the span: an atomic OR into
+  /// freeBits. Pending counts words with remote bits, so only the first free into a clean word
+  /// pays for a second atomic. A floating span never has such a word (it floats only with none
+  /// pending), so the first free after it floated always gets here and sees no flag.
+  @inline(__always) func markRemoteFree(_ idx: Int) -> RemoteFree {
+    let bit: UInt64 = 1 &<< UInt64(idx & 63)
+    let word = atomicOr64(freeWord(idx &>> 6), bit)
+    if _slowPath(word & bit != 0) { return .doubleFree }
+    if word == 0 {
+      let old = atomicAdd64(&pointee.freeState, fsPendingOne)
+      if _slowPath(old & fsFlags == 0) { return .foundFloating }
+    }
+    return .recorded
+  }
+
+  /// Claims a floating span with frees pending for whoever sets `flag` (fsCached: a thread's
+  /// ready list; fsPartial: the mcentral's partial list). False when another free claimed it
+  /// first.
+  func claim(_ flag: UInt64) -> Bool {
+    while true {
+      let cur = atomicLoad64(&pointee.freeState)
+      if cur & fsFlags != 0 || fsPending(cur) <= 0 { return false }
+      if atomicCAS64(&pointee.freeState, cur, cur | flag) { return true }
+    }
   }
 
   /// Words with frees by other threads not folded yet (0: none).

@@ -60,7 +60,7 @@ public struct MemStats {
     var tiny = (objs: UInt64(0), frees: UInt64(0), blocks: UInt64(0), blockFrees: UInt64(0))
     var liveRequested = 0.0
     for sc in 0..<numStatClasses {
-      let scan = sc << 1, noscan = scan | 1
+      let scan = SpanClass(sizeclass: sc, noscan: false), noscan = SpanClass(sizeclass: sc, noscan: true)
       let mallocs = counterSum(h, list, MCache.mallocsIdx(scan)) &+ counterSum(h, list, MCache.mallocsIdx(noscan))
       let frees = counterSum(h, list, MCache.freesIdx(scan)) &+ counterSum(h, list, MCache.freesIdx(noscan))
       let requested = counterSum(h, list, MCache.requestedIdx(scan)) &+ counterSum(h, list, MCache.requestedIdx(noscan))
@@ -164,4 +164,10 @@ public struct MemStats {
     line("RoundingWaste", roundingWaste)
     line("NextGC", nextGC); line("NumGC", UInt64(numGC)); line("PauseTotalNs", pauseTotalNs)
   }
+}
+
+/// A MemStats snapshot of the process-wide heap.
+public func goReadMemStats() -> MemStats {
+  guard let h = globalHeap() else { return MemStats() }
+  return MemStats.read(h)
 }

@@ -178,3 +178,11 @@ func scavengerMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? 
   }
   return nil
 }
+
+/// Gives empty spans back to the page heap and every free page back to the OS.
+/// Returns the bytes released to the OS.
+@discardableResult public func goReleaseFreeMemory() -> Int {
+  // The calling thread's free lists first: their objects may be all that holds a span.
+  if let raw = existingThreadCache() { MCache(raw).flushLists() }
+  return globalHeap()?.releaseAll() ?? 0
+}

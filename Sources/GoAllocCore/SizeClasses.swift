@@ -8,8 +8,8 @@
 // - sizeClass(n) is the smallest class with classSize >= n, for 1 <= n <= maxSmallSize;
 // - in malloc mode every request >= 16 B gets a class whose size is a multiple of 16
 //   (17..24 B go to the 32 B class), so every slot is 16-aligned as C requires;
-// - spanClass = sizeClass << 1 | noscan; span class 0/1 are large objects; `tinySpanClass` is an
-//   extra span class (16 B slots, noscan) for blocks of the tiny allocator.
+// - a span class (SpanClass) is a size class and its noscan-ness; 0/1 are large objects, `tiny`
+//   is an extra span class (16 B slots, noscan) for blocks of the tiny allocator.
 // - objIndex(off) = (off * divMagic) >> 32 == off / classSize for every off in a span (no divide).
 import CGoAllocShim
 
@@ -17,11 +17,43 @@ public let pageShift = 13
 public let pageSize = 1 << pageShift  // one heap page = 8 KiB (OS pages are 4 KiB)
 public let maxSmallSize = 32768
 public let numSizeClasses = 68  // class 0 is the dummy "large" class
-/// 68 size classes x {scan, noscan}, plus one span class for tiny blocks.
-public let numSpanClasses = 68 * 2 + 1
-public let tinySpanClass = 68 * 2
 public let tinySize = 16
 public let tinySizeClass = 2
+
+/// A span class: a size class and whether its objects may hold pointers (Go's `spanClass`),
+/// packed as `sizeclass << 1 | noscan`, so every per-class array of the heap and of a cache is
+/// indexed by `index` directly. Only this type builds or takes apart the encoding.
+///
+/// - `sizeclass == 0` (index 0 and 1): a large object, one per span (scan / noscan).
+/// - `tiny` (index 136, one past the 68 x 2 classes): the tiny allocator's 16 B blocks, noscan.
+/// - What a class means for an object's lifetime: an object keeps its kind for life; `realloc`
+///   of an object gives the new block the old one's noscan-ness (its span class's), and the C ABI
+///   allocates noscan (C memory is never scanned; a GC mode will add its own classes).
+/// - A future dimension (e.g. "collected" for the GC mode) changes `init(sizeclass:noscan:)`,
+///   the accessors and `count` here, and nothing else.
+@frozen public struct SpanClass: Equatable {
+  /// The packed value, `sizeclass << 1 | noscan` (or `tiny.index`).
+  public let index: Int
+
+  @inline(__always) public init(index: Int) { self.index = index }
+  @inline(__always) public init(sizeclass: Int, noscan: Bool) { index = sizeclass &<< 1 | (noscan ? 1 : 0) }
+  /// The span class of a large object.
+  @inline(__always) public static func large(noscan: Bool) -> SpanClass { SpanClass(sizeclass: 0, noscan: noscan) }
+  /// The tiny allocator's blocks (16 B slots, noscan).
+  public static let tiny = SpanClass(index: numSizeClasses &<< 1)
+  /// Span classes: 68 size classes x {scan, noscan}, plus `tiny`.
+  public static let count = numSizeClasses * 2 + 1
+
+  /// The size class (tiny blocks: the 16 B class).
+  @inline(__always) public var sizeclass: Int { self == .tiny ? tinySizeClass : index &>> 1 }
+  /// The size class of a class known not to be `tiny` (no check: for the fast paths).
+  @inline(__always) public var smallSizeclass: Int { index &>> 1 }
+  @inline(__always) public var noscan: Bool { index & 1 != 0 || self == .tiny }
+  @inline(__always) public var isLarge: Bool { index &>> 1 == 0 }
+  @inline(__always) public var isTiny: Bool { self == .tiny }
+  /// Small and not tiny: slots of one size class taken one by one.
+  @inline(__always) public var isSmall: Bool { UInt(bitPattern: index &- 2) < UInt(SpanClass.tiny.index &- 2) }
+}
 
 @inline(__always) @usableFromInline
 func sizeToClass(_ size: Int, mallocMode: Bool) -> Int {
@@ -49,10 +81,6 @@ func spanPages(_ c: Int) -> Int {
 func spanObjects(_ c: Int) -> Int { spanPages(c) * pageSize / classSize(c) }
 let minSpanObjects = 12
 let maxScaledSpanPages = 8  // 64 KiB: objIndex's magic stays exact (offset * error < 2^32)
-
-@inline(__always) @usableFromInline func makeSpanClass(_ sizeclass: Int, noscan: Bool) -> Int {
-  sizeclass << 1 | (noscan ? 1 : 0)
-}
 
 /// Public read-only view of the table, for tools and tests.
 public enum SizeClassInfo {

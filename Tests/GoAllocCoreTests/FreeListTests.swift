@@ -7,7 +7,7 @@ import CGoAllocShim
 /// counted in the heap's badFrees).
 @Suite struct FreeListTests {
   let h: UnsafeMutablePointer<MHeap>
-  let spc = makeSpanClass(6, noscan: true)  // 64 B, 128 per span
+  let spc = SpanClass(sizeclass: 6, noscan: true)  // 64 B, 128 per span
 
   init() {
     h = MHeap.create()!
@@ -83,7 +83,7 @@ import CGoAllocShim
     free(nil, q)
     #expect(badFrees == 6)
     // A slot never handed out (above the span's high-water mark) is a wild pointer.
-    let span = c.alloc[spc]
+    let span = c.alloc[spc.index]
     let wild = span.base + UInt(100 * 64)
     free(c, wild)
     free(nil, wild)
@@ -99,7 +99,7 @@ import CGoAllocShim
   @Test func anotherThreadsFreesFeedItsOwnList() {
     let owner = primedCache(), other = primedCache()
     let p = malloc(owner)
-    let span = owner.alloc[spc]
+    let span = owner.alloc[spc.index]
     free(other, p)
     #expect(other.list(spc)[0] == p && span.pendingFrees == 0)
     #expect(malloc(other) == p)  // reused by the freeing thread, no atomics on the way
@@ -129,9 +129,9 @@ import CGoAllocShim
     let c = MCache.create(h)!
     var lines = Set<UInt>()
     for sc in [2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 20, 24, 28, 32] {
-      let spc = makeSpanClass(sc, noscan: true)
+      let spc = SpanClass(sizeclass: sc, noscan: true)
       let p = mallocSmall(c, spc, classSize(sc), zero: false)
-      let span = c.alloc[spc]
+      let span = c.alloc[spc.index]
       let k = Int(p - span.base) / classSize(sc)
       // Slots 0..<k are listed (the next mallocs of the class), p itself is handed out.
       #expect(c.listLength(spc) == k && word1(p) == 0 && p - span.base < 4096)

@@ -6,17 +6,17 @@ import CGoAllocShim
 @Suite(.serialized) struct ScavengerTests {
   @Test func releasedPagesAreKnownZeroWhenReused() {
     let h = MHeap.create()!
-    let s = h.allocSpan(16, spanclass: 1)!
+    let s = h.allocSpan(16, spanclass: .large(noscan: true))!
     #expect(s.pointee.needzero == 0)  // fresh from the OS
     let base = s.pointee.startAddr
     memset(UnsafeMutableRawPointer(bitPattern: base)!, 0xEE, 16 * pageSize)
     h.freeSpan(s)
-    let again = h.allocSpan(16, spanclass: 1)!
+    let again = h.allocSpan(16, spanclass: .large(noscan: true))!
     #expect(again.pointee.startAddr == base && again.pointee.needzero == 1)  // dirty reuse
     h.freeSpan(again)
     #expect(h.scavenge(maxBytes: Int.max) >= 16 * pageSize)
     #expect(h.pointee.pages.checkInvariants())
-    let third = h.allocSpan(16, spanclass: 1)!
+    let third = h.allocSpan(16, spanclass: .large(noscan: true))!
     #expect(third.pointee.startAddr == base && third.pointee.needzero == 0)
     let b = UnsafeMutableRawPointer(bitPattern: base)!.assumingMemoryBound(to: UInt8.self)
     #expect((0..<(16 * pageSize)).allSatisfy { b[$0] == 0 })
@@ -25,7 +25,7 @@ import CGoAllocShim
   @Test func scavengeTakesOnlyFreeUnreleasedPagesAndKeepsCountersConsistent() {
     let h = MHeap.create()!
     var spans: [SpanPtr] = []
-    for _ in 0..<40 { spans.append(h.allocSpan(4, spanclass: 1)!) }
+    for _ in 0..<40 { spans.append(h.allocSpan(4, spanclass: .large(noscan: true))!) }
     for (i, s) in spans.enumerated() {
       memset(UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr)!, 1, 4 * pageSize)
       if i % 2 == 0 { h.freeSpan(s) }

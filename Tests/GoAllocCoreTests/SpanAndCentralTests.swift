@@ -25,7 +25,7 @@ import CGoAllocShim
   @Test func slotIndexAcceptsExactlySlotStarts() {
     let h = MHeap.create()!
     for c in 1..<numSizeClasses {
-      let s = h.allocSpan(spanPages(c), spanclass: makeSpanClass(c, noscan: true))!
+      let s = h.allocSpan(spanPages(c), spanclass: SpanClass(sizeclass: c, noscan: true))!
       let size = classSize(c), n = s.pointee.nelems
       #expect(n == spanObjects(c))
       var off = 0
@@ -40,7 +40,7 @@ import CGoAllocShim
 
   @Test func spanBitScanning() {
     let h = MHeap.create()!
-    let s = h.allocSpan(1, spanclass: makeSpanClass(1, noscan: true))!  // 8 B: 1024 slots
+    let s = h.allocSpan(1, spanclass: SpanClass(sizeclass: 1, noscan: true))!  // 8 B: 1024 slots
     // Take every slot through the fast path where it can, the slow path at word boundaries.
     var got: [Int] = []
     while true {
@@ -72,14 +72,14 @@ import CGoAllocShim
   @Test func centralMovesSpansBetweenLists() {
     let h = MHeap.create()!
     let c = MCache.create(h)!, other = MCache.create(h)!
-    let spc = makeSpanClass(6, noscan: true)  // 64 B, 128 per span
-    let central = h.pointee.centrals + spc
+    let spc = SpanClass(sizeclass: 6, noscan: true)  // 64 B, 128 per span
+    let central = h.central(spc)
     var first: [UInt] = []
     for _ in 0..<128 { first.append(c.nextFree(spc)) }
     #expect(Set(first).count == 128)
-    let span1 = c.alloc[spc]
+    let span1 = c.alloc[spc.index]
     let p = c.nextFree(spc)  // exhausts span 1: it floats (full, on no list, no flag)
-    #expect(c.alloc[spc] != span1 && p != 0)
+    #expect(c.alloc[spc.index] != span1 && p != 0)
     #expect(atomicLoad64(&span1.pointee.freeState) & fsFlags == 0)
     #expect(span1.pointee.owner == 0 && span1.pointee.lastOwner == UInt(bitPattern: c.raw))
     #expect(central.pointee.npartial == 0)
@@ -87,24 +87,24 @@ import CGoAllocShim
     freeP(h, c, first[10])
     freeP(h, c, first[20])
     #expect(atomicLoad64(&span1.pointee.freeState) & fsFlags == fsCached)
-    #expect(span1.pointee.place == placeReady && c.readyCounts[spc] == 1 && central.pointee.npartial == 0)
+    #expect(span1.pointee.place == placeReady && c.readyCounts[spc.index] == 1 && central.pointee.npartial == 0)
     #expect(span1.pendingFrees == 1 && span1.pointee.localFreed == 1)  // the claiming free was remote-style
     #expect(h.checkHeap().ok)
     // Exhaust span 2; the refill takes span 1 from the ready list and hands out exactly the freed slots.
-    let span2 = c.alloc[spc]
+    let span2 = c.alloc[spc.index]
     for _ in 0..<127 { _ = c.nextFree(spc) }
     let r1 = c.nextFree(spc), r2 = c.nextFree(spc)
     #expect(Set([r1, r2]) == Set([first[10], first[20]]))
-    #expect(c.alloc[spc] == span1 && c.readyCounts[spc] == 0)
+    #expect(c.alloc[spc.index] == span1 && c.readyCounts[spc.index] == 0)
     // Another thread's free puts span 2 on the mcentral's partial list (it keeps no span of others).
     #expect(atomicLoad64(&span2.pointee.freeState) & fsFlags == 0)
     freeP(h, other, span2.pointee.startAddr)
-    #expect(other.readyCounts[spc] == 0 && central.pointee.npartial == 1)
+    #expect(other.readyCounts[spc.index] == 0 && central.pointee.npartial == 1)
     other.releaseAll()
     #expect(central.pointee.npartial == 1)
     // A free by a thread without a cache puts a floating span on the mcentral's partial list.
-    let span3 = c.alloc[spc]
-    c.alloc[spc] = h.pointee.emptySpan
+    let span3 = c.alloc[spc.index]
+    c.alloc[spc.index] = h.pointee.emptySpan
     for _ in 0..<span3.pointee.nelems - span3.pointee.allocCount { _ = span3.nextFreeIndex(); span3.pointee.allocCount += 1 }
     central.uncacheSpan(h, span3)
     #expect(atomicLoad64(&span3.pointee.freeState) & fsFlags == 0)
@@ -116,7 +116,7 @@ import CGoAllocShim
   @Test func otherThreadsSpansGoToTheCentral() {
     let h = MHeap.create()!
     let producer = MCache.create(h)!, consumer = MCache.create(h)!
-    let spc = makeSpanClass(6, noscan: true)  // 64 B, 128 per span
+    let spc = SpanClass(sizeclass: 6, noscan: true)  // 64 B, 128 per span
     var firsts: [UInt] = []
     for _ in 0..<6 {  // fill that many spans; each floats when exhausted
       firsts.append(producer.nextFree(spc))
@@ -126,8 +126,8 @@ import CGoAllocShim
     for q in firsts.prefix(3) { freeP(h, consumer, q) }  // one by one
     for q in firsts.dropFirst(3) { freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), consumer.raw, q, op: "free") }
     consumer.flushLists()  // three in one flush: queued under one lock
-    #expect(consumer.readyCounts[spc] == 0)
-    #expect(h.pointee.centrals[spc].npartial == 6)
+    #expect(consumer.readyCounts[spc.index] == 0)
+    #expect(h.central(spc).pointee.npartial == 6)
     #expect(h.checkHeap().ok)
   }
 
@@ -135,12 +135,12 @@ import CGoAllocShim
     let h = MHeap.create()!
     let c = MCache.create(h)!
     let sc = sizeToClass(1024, mallocMode: true)
-    let spc = makeSpanClass(sc, noscan: true)
+    let spc = SpanClass(sizeclass: sc, noscan: true)
     #expect(classNObjs(sc) == 8 && spanObjects(sc) == 16)
     var spans: [SpanPtr] = []
     while spans.count < 3 {
       _ = c.nextFree(spc)
-      if spans.last != c.alloc[spc] { spans.append(c.alloc[spc]) }
+      if spans.last != c.alloc[spc.index] { spans.append(c.alloc[spc.index]) }
     }
     #expect(spans.map { $0.pointee.nelems } == [8, 8, 16])
     #expect(spans.map { $0.pointee.npages } == [classNPages(sc), classNPages(sc), spanPages(sc)])
@@ -149,7 +149,7 @@ import CGoAllocShim
   @Test func refillsPassOverReadySpansWithFewFrees() {
     let h = MHeap.create()!
     let c = MCache.create(h)!
-    let spc = makeSpanClass(6, noscan: true)  // 64 B, 128 per span: 16 frees are enough
+    let spc = SpanClass(sizeclass: 6, noscan: true)  // 64 B, 128 per span: 16 frees are enough
     var spans: [[UInt]] = []
     for _ in 0..<6 {
       var slots: [UInt] = []
@@ -158,31 +158,31 @@ import CGoAllocShim
     }
     _ = c.nextFree(spc)  // the six filled spans float; a seventh is current
     for k in 0..<5 { freeP(h, c, spans[k][0]) }  // five ready spans, one free slot each
-    #expect(c.readyCounts[spc] == 5)
+    #expect(c.readyCounts[spc.index] == 5)
     let before = h.pointee.spansInUse
-    let current = c.alloc[spc]
-    while c.alloc[spc] == current { _ = c.nextFree(spc) }
+    let current = c.alloc[spc.index]
+    while c.alloc[spc.index] == current { _ = c.nextFree(spc) }
     // The refill passed over them and took a fresh span from the mcentral.
-    #expect(h.pointee.spansInUse == before + 1 && c.readyCounts[spc] == 5)
+    #expect(h.pointee.spansInUse == before + 1 && c.readyCounts[spc.index] == 5)
     // A ready span with an eighth of its slots free is taken (the list turned: the first span
     // is second now, within the four a refill looks at).
     for q in spans[0].dropFirst().prefix(15) { freeP(h, c, q) }
-    let fresh = c.alloc[spc]
-    while c.alloc[spc] == fresh { _ = c.nextFree(spc) }
-    #expect(h.pointee.spansInUse == before + 1 && c.readyCounts[spc] == 4)
-    #expect(c.alloc[spc].pointee.startAddr == spans[0][0] && c.alloc[spc].pointee.allocCount == 128 - 16 + 1)
+    let fresh = c.alloc[spc.index]
+    while c.alloc[spc.index] == fresh { _ = c.nextFree(spc) }
+    #expect(h.pointee.spansInUse == before + 1 && c.readyCounts[spc.index] == 4)
+    #expect(c.alloc[spc.index].pointee.startAddr == spans[0][0] && c.alloc[spc.index].pointee.allocCount == 128 - 16 + 1)
     #expect(h.checkHeap().ok)
   }
 
   @Test func ownFreesEmptyingAReadySpanGiveItBack() {
     let h = MHeap.create()!
     let c = MCache.create(h)!
-    let spc = makeSpanClass(6, noscan: true)  // 64 B, 128 per span
+    let spc = SpanClass(sizeclass: 6, noscan: true)  // 64 B, 128 per span
     var first: [UInt] = [], second: [UInt] = []
     for _ in 0..<128 { first.append(c.nextFree(spc)) }
-    let span1 = c.alloc[spc]
+    let span1 = c.alloc[spc.index]
     for _ in 0..<128 { second.append(c.nextFree(spc)) }
-    let span2 = c.alloc[spc]
+    let span2 = c.alloc[spc.index]
     _ = c.nextFree(spc)  // span 3 is current; spans 1 and 2 float
     freeP(h, c, second[0])
     for q in first.dropLast() { freeP(h, c, q) }
@@ -190,8 +190,8 @@ import CGoAllocShim
     freeP(h, c, first.last!)
     // The last free left span 1 without objects while span 2 is ready too: it went to the
     // mcentral, and the mheap reclaims it.
-    #expect(span1.pointee.owner == 0 && c.readyCounts[spc] == 1)
-    #expect(h.pointee.centrals[spc].npartial == 1)
+    #expect(span1.pointee.owner == 0 && c.readyCounts[spc.index] == 1)
+    #expect(h.central(spc).pointee.npartial == 1)
     #expect(h.reclaim() >= 1)
     #expect(h.pointee.spansInUse == 2)
     // Emptying the only ready span keeps it (the next refill would fetch it straight back).
@@ -203,16 +203,16 @@ import CGoAllocShim
   @Test func remoteFreesToACachedSpanAreFoldedByTheOwner() {
     let h = MHeap.create()!
     let owner = MCache.create(h)!, other = MCache.create(h)!
-    let spc = makeSpanClass(10, noscan: false)  // 128 B, 64 per span
+    let spc = SpanClass(sizeclass: 10, noscan: false)  // 128 B, 64 per span
     var ptrs: [UInt] = []
     for _ in 0..<64 { ptrs.append(owner.nextFree(spc)) }
-    let span = owner.alloc[spc]
+    let span = owner.alloc[spc.index]
     freeP(h, other, ptrs[3])  // from another "thread": pending, no list move (the span is cached)
     #expect(span.pendingFrees == 1)
-    #expect(h.pointee.centrals[spc].npartial == 0)
+    #expect(h.central(spc).pointee.npartial == 0)
     // The owner's span is exhausted: it folds instead of refilling.
     let q = owner.nextFree(spc)
-    #expect(q == ptrs[3] && owner.alloc[spc] == span)
+    #expect(q == ptrs[3] && owner.alloc[spc.index] == span)
   }
 
   @Test func largeObjectsReturnTheirPagesAndMerge() {
@@ -310,13 +310,13 @@ import CGoAllocShim
   @Test func freshSpansAreNotZeroedAgain() {
     let h = MHeap.create()!
     let c = MCache.create(h)!
-    let spc = makeSpanClass(6, noscan: true)
+    let spc = SpanClass(sizeclass: 6, noscan: true)
     let p = c.nextFree(spc)
-    #expect(c.alloc[spc].pointee.needzero == 0)  // fresh from mmap
+    #expect(c.alloc[spc.index].pointee.needzero == 0)  // fresh from mmap
     UnsafeMutableRawPointer(bitPattern: p)!.storeBytes(of: UInt64.max, as: UInt64.self)
     freeP(h, c, p)
     for _ in 0..<128 { _ = c.nextFree(spc) }  // fold happens; slot p comes back dirty
-    #expect(c.alloc[spc].pointee.needzero == 1)
+    #expect(c.alloc[spc.index].pointee.needzero == 1)
   }
 }
 

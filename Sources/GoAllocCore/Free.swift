@@ -1,0 +1,185 @@
+// Free: the explicit free that Go's allocator never had. See Malloc.swift for an overview.
+//
+// Freeing p, from the top:
+//   1. The span of p: one load in the flat span table (the first 64 GiB of heap), else the arena
+//      index; looked up once and handed down. "Not ours", dead spans and interior pointers are
+//      reported (`MHeap.badFree`: abort, or count and go on with GOALLOC_DEBUG=badfree=warn).
+//   2. A slot of 16 B or more that is handed out goes onto this thread's FreeList for its class,
+//      whoever allocated it (the fast path, `freeObject`); a full list sends half of itself to
+//      the span bitmaps first (MCache.flushList).
+//   3. What reaches the bitmaps (list flushes, 8 B slots, threads without a cache): in a span this
+//      thread owns, a plain bit (MCache.ownerFree); else an atomic bit and perhaps a claim of a
+//      floating span (MCache.freeRemote).
+//   4. Tiny sub-objects count down their block; the last one frees the block as in 3.
+//   5. Large objects: the span goes to the LargeCache or back to the page heap.
+//
+// Invariants: a free is reported or recorded exactly once; the fast path calls nothing and has no
+// stack frame (every other case goes through the one call site `freeMiss`).
+import CGoAllocShim
+
+/// Frees p (nil is a no-op). Invalid pointers are reported as glibc does, then abort (default)
+/// or are ignored and counted (GOALLOC_DEBUG=badfree=warn).
+@inline(__always) @usableFromInline
+func freeObject(_ p: UnsafeMutableRawPointer?, op: StaticString) {
+  guard let p else { return }
+  // The fast path: a slot of 16 B or more that is handed out goes onto this thread's free list
+  // for its class, whoever allocated it. It calls nothing; every other case goes through one
+  // call site, not a tail call: the stack frame is then set up on that path only.
+  let a = UInt(bitPattern: p)
+  let span = goalloc_span_lookup(a)?.assumingMemoryBound(to: MSpan.self)
+  if let raw = goalloc_tls_get(), let s = span {
+    let c = MCache(raw)
+    let spc = s.spanClass
+    if MCache.hasList(spc), let idx = s.slotIndex(a) {
+      let l = c.list(spc)
+      // Handed out (see checkHandedOut), tested inline with the list's own copy of the key.
+      // Safe: a is a slot of at least 16 B.
+      if !MCache.isFreeMark(p.load(fromByteOffset: 8, as: UInt.self), key: l[ClassGroup.key])
+          && UInt(bitPattern: idx) < atomicLoadRelaxedUInt(&s.pointee.highWater) && c.listPush(l, a) {
+        c.countFree(spc)
+        return
+      }
+    }
+  }
+  freeMiss(p, span, op: op)
+  goalloc_no_tail_call()
+}
+
+/// Every free the fast path leaves: a thread without a fast-path cache (freeSlow), a full list
+/// or a suspicious slot (freeListed), anything else (large, tiny, 8 B, not ours). `span`: what
+/// the fast path's lookup in the flat span table found (nil: look in the arena index).
+@inline(never)
+func freeMiss(_ p: UnsafeMutableRawPointer, _ span: SpanPtr?, op: StaticString) {
+  guard let raw = goalloc_tls_get() else { return freeSlow(p, span, op: op) }
+  let c = MCache(raw)
+  freeIn(c.heap, c.header.pointee.arenas, raw, UInt(bitPattern: p), span: span, op: op)
+}
+
+/// free without a fast-path cache: cacheless threads, and instrumented mode.
+@inline(never)
+func freeSlow(_ p: UnsafeMutableRawPointer, _ span: SpanPtr?, op: StaticString) {
+  guard let h = globalHeap() else { return }
+  let raw = goalloc_tls_slow_get()
+  if h.instrumented { h.recordFree(UInt(bitPattern: p)) }
+  freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), raw, UInt(bitPattern: p), span: span, op: op)
+}
+
+/// Frees address a of heap h (arena index `index`); `raw` is the calling thread's cache of that
+/// heap, if it has one; `span` the span of a if the caller found it already.
+@inline(__always) @usableFromInline
+func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
+            _ raw: UnsafeMutableRawPointer?, _ a: UInt, span: SpanPtr? = nil, op: StaticString) {
+  // A span is in the arena index exactly while it is in use or in the LargeCache (entries are
+  // cleared, under the heap lock, before a span is freed; freeLarge reports a cached one), so the
+  // index alone tells "ours".
+  guard let s = span ?? spanOfIndex(index, a) else {
+    h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
+    return
+  }
+  let spc = s.spanClass
+  if _slowPath(!spc.isSmall) { return freeUncommon(h, raw, s, a, op: op) }
+  guard let idx = s.slotIndex(a) else {
+    h.badFree(op, "invalid pointer (interior pointer)", a)
+    return
+  }
+  if MCache.hasList(spc) {
+    if let raw { return freeListed(MCache(raw), s, idx, a, op: op) }
+    // A thread without a cache: straight to the bitmaps, with the checks of freeListed, marked.
+    if !checkHandedOut(h, s, idx, a, op: op) { return }
+    MCache.setFreeMark(a, key: h.pointee.freeKey)
+  }
+  if let raw {
+    // 8 B slots (no room for a list's marks).
+    let c = MCache(raw)
+    if c.owns(s) {
+      if _slowPath(!c.ownerFree(s, idx)) { return h.badFree(op, "double free detected", a) }
+      c.countFree(spc)
+    } else if MCache.freeRemote(h, c, s, idx, a, op: op) {
+      c.countFree(spc)
+    }
+  } else if MCache.freeRemote(h, nil, s, idx, a, op: op) {
+    atomicAdd64(h.pointee.globalFrees + MCache.freesIdx(spc), 1)
+  }
+}
+
+/// The full path of a free onto cache c's list: a full list is half flushed first; a slot never
+/// handed out, or one already listed or free (a double free), is reported.
+@inline(never)
+func freeListed(_ c: MCache, _ s: SpanPtr, _ idx: Int, _ a: UInt, op: StaticString) {
+  if !checkHandedOut(c.heap, s, idx, a, op: op) { return }
+  let spc = s.spanClass
+  let l = c.list(spc)
+  if !c.listPush(l, a) {
+    c.flushList(spc, keep: MCache.listLimit(spc) / 2)
+    _ = c.listPush(l, a)
+  }
+  c.countFree(spc)
+}
+
+/// Whether slot idx (address a) of a span with lists is handed out: below the span's high-water
+/// mark, and word 1 holds neither FreeList mark. Else reports a wild pointer or a double free.
+/// (The free fast path makes the same two tests inline.)
+@inline(__always)
+func checkHandedOut(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ idx: Int, _ a: UInt,
+                    op: StaticString) -> Bool {
+  if UInt(bitPattern: idx) >= atomicLoadRelaxedUInt(&s.pointee.highWater) {
+    h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
+    return false
+  }
+  if MCache.hasFreeMark(a, key: h.pointee.freeKey) {
+    h.badFree(op, "double free detected", a)
+    return false
+  }
+  return true
+}
+
+/// Large objects and tiny blocks.
+@inline(never)
+func freeUncommon(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr,
+                  _ a: UInt, op: StaticString) {
+  if s.isLarge { return freeLarge(h, s, a, op: op) }
+  freeTiny(h, raw, s, s.objIndex(a), a, op: op)
+}
+
+@inline(never)
+func freeLarge(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op: StaticString,
+               keep: Bool = true) {
+  if a != s.pointee.startAddr {
+    h.badFree(op, "invalid pointer (interior pointer)", a)
+    return
+  }
+  if !atomicCAS32(&s.pointee.state, spanInUse, spanFreeing) {
+    h.badFree(op, "double free detected", a)
+    return
+  }
+  atomicAdd64(&h.pointee.largeFrees, 1)
+  atomicAdd64(&h.pointee.largeFreeBytes, UInt64(s.pointee.npages * pageSize))
+  if keep { h.freeLargeSpan(s) } else { h.freeSpan(s) }
+}
+
+@inline(never)
+func freeTiny(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr,
+              _ idx: Int, _ a: UInt, op: StaticString) {
+  let count = s.pointee.tinyCounts! + idx
+  let old = atomicSub8(count, 1)
+  if old == 0 {
+    atomicAdd8(count, 1)
+    h.badFree(op, "double free detected (tiny object)", a)
+    return
+  }
+  let c = raw.map { MCache($0) }
+  if let c { counterBump(c.counters + MCache.tinyFreesIdx) }
+  else { atomicAdd64(h.pointee.globalFrees + MCache.tinyFreesIdx, 1) }
+  if old == 1 {
+    let blk = s.pointee.startAddr + UInt(idx * tinySize)
+    if MCache.freeRemote(h, c, s, idx, blk, op: op) {
+      if let c { counterBump(c.counters + MCache.tinyBlockFreesIdx) }
+      else { atomicAdd64(h.pointee.globalFrees + MCache.tinyBlockFreesIdx, 1) }
+    }
+  }
+}
+
+/// free; `op` names the C function in diagnostics.
+@inline(__always) public func goFree(_ p: UnsafeMutableRawPointer?, op: StaticString = "free") {
+  freeObject(p, op: op)
+}
