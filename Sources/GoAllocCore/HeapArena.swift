@@ -22,6 +22,8 @@
 //   mheap lock (set when a span is allocated, cleared when it is freed).
 import CGoAllocShim
 
+/// Bits of a heap address: user space on x86-64 / arm64 (4-level paging).
+let heapAddrBits = 47
 let logHeapArenaBytes = 26
 let heapArenaBytes = 1 << logHeapArenaBytes   // 64 MiB
 let pagesPerArena = heapArenaBytes / pageSize // 8192

@@ -1,4 +1,5 @@
-// HeapMap: a walk over every page of the heap, for heap maps and fragmentation figures.
+// HeapMap: a walk over every page of the heap, for heap maps, and the fragmentation figures.
+// See Malloc.swift for an overview.
 //
 // `walkHeap` visits, in address order within each arena, every in-use span and every run of
 // free pages (split where the released state changes). It holds the heap lock, so spans are not
@@ -13,6 +14,9 @@
 // Addresses in 0x-hex, the rest decimal; spanclass = sizeclass << 1 | noscan (0/1: large,
 // 136: tiny blocks); where = cached | partial | full | large; released = 0 | 1 (returned to the OS).
 import CGoAllocShim
+
+// `fragmentation` sums over the span registry (MHeap.forEachSpanLocked) and the page
+// allocator's counters, with no page walk.
 
 public struct HeapRegion {
   public enum Kind { case arena, span, free }
@@ -49,7 +53,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
         let pi = Int((addr >> UInt(pageShift)) & UInt(chunkPages - 1))
         guard let c = pa.chunk(ci) else { page += chunkPages; continue }
         let bit: UInt64 = 1 << UInt64(pi & 63)
-        let isFree = c[pi >> 6] & bit != 0
+        let isFree = c[Chunk.free + (pi >> 6)] & bit != 0
         if !isFree, let s = spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), addr),
            s.pointee.startAddr == addr {
           let fs = atomicLoad64(&s.pointee.freeState)
@@ -62,7 +66,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
           continue
         }
         // A run of free pages (or pages the scavenger holds for an instant), same released state.
-        let released = !isFree || c[8 + (pi >> 6)] & bit != 0
+        let released = !isFree || c[Chunk.scav + (pi >> 6)] & bit != 0
         var n = 1
         while page + n < pagesPerArena {
           let a2 = addr + UInt(n * pageSize)
@@ -70,9 +74,9 @@ extension UnsafeMutablePointer where Pointee == MHeap {
           let pi2 = Int((a2 >> UInt(pageShift)) & UInt(chunkPages - 1))
           guard let c2 = pa.chunk(ci2) else { break }
           let b2: UInt64 = 1 << UInt64(pi2 & 63)
-          let free2 = c2[pi2 >> 6] & b2 != 0
+          let free2 = c2[Chunk.free + (pi2 >> 6)] & b2 != 0
           if !free2 && spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), a2) != nil { break }
-          let rel2 = !free2 || c2[8 + (pi2 >> 6)] & b2 != 0
+          let rel2 = !free2 || c2[Chunk.scav + (pi2 >> 6)] & b2 != 0
           if rel2 != released { break }
           n += 1
         }
@@ -123,25 +127,26 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   public func fragmentation(perClass: UnsafeMutablePointer<Fragmentation>? = nil) -> Fragmentation {
     var total = Fragmentation()
     if let perClass { for i in 0..<numSizeClasses { perClass[i] = Fragmentation() } }
-    walkHeap { r in
-      switch r.kind {
-      case .arena: break
-      case .free:
-        if r.released { total.releasedBytes += r.npages * pageSize }
-        else { total.freePageBytes += r.npages * pageSize }
-      case .span:
-        let sc = SpanClass(index: r.spanclass).sizeclass
-        var f = Fragmentation()
-        f.spans = 1
-        f.slots = r.nelems
-        f.allocatedSlots = r.allocated
-        let free = (r.nelems - r.allocated) * r.elemsize
-        if r.allocated == 0 { f.emptySpanBytes = r.npages * pageSize } else { f.freeSlotBytes = free }
-        f.tailBytes = r.npages * pageSize - r.nelems * r.elemsize
-        total.add(f)
-        perClass?[sc].add(f)
-      }
+    // Spans from the registry; free pages from the page allocator's counters (the page walk of
+    // walkHeap is only needed for addresses).
+    lockAcquire(&pointee.lock)
+    forEachSpanLocked { s in
+      let inUse = atomicLoad32(&s.pointee.state) == spanInUse
+      let allocated = s.isLarge ? (inUse ? 1 : 0) : s.liveObjects
+      var f = Fragmentation()
+      f.spans = 1
+      f.slots = s.pointee.nelems
+      f.allocatedSlots = allocated
+      let free = (s.pointee.nelems - allocated) * s.pointee.elemsize
+      if allocated == 0 { f.emptySpanBytes = s.pointee.npages * pageSize } else { f.freeSlotBytes = free }
+      f.tailBytes = s.pointee.npages * pageSize - s.pointee.nelems * s.pointee.elemsize
+      total.add(f)
+      perClass?[s.spanClass.sizeclass].add(f)
     }
+    let pa = pointee.pages
+    total.freePageBytes = (pa.freePages - pa.scavPages) * pageSize
+    total.releasedBytes = pa.scavPages * pageSize
+    lockRelease(&pointee.lock)
     return total
   }
 }

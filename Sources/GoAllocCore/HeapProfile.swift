@@ -14,7 +14,14 @@ import CGoAllocShim
 
 let sampleSlots = 1 << 16
 let sampleFrames = 32
-let sampleWords = 3 + sampleFrames       // addr, size, nframes, frames...
+/// The words of one sample record in the table.
+enum SampleRecord {
+  static let addr = 0     // the sampled object (0: empty slot; sampleTombstone: removed)
+  static let size = 1     // its size in bytes
+  static let depth = 2    // frames recorded
+  static let frames = 3   // the return addresses, innermost first
+}
+let sampleWords = SampleRecord.frames + sampleFrames
 let sampleTombstone: UInt = 1
 
 extension UnsafeMutablePointer where Pointee == MHeap {
@@ -36,9 +43,9 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     var i = sampleSlot(p)
     for _ in 0..<sampleSlots {
       let rec = table + i * sampleWords
-      if rec[0] == p { return rec }
-      if rec[0] == 0 { return insert ? rec : nil }
-      if insert && rec[0] == sampleTombstone { return rec }
+      if rec[SampleRecord.addr] == p { return rec }
+      if rec[SampleRecord.addr] == 0 { return insert ? rec : nil }
+      if insert && rec[SampleRecord.addr] == sampleTombstone { return rec }
       i = (i + 1) & (sampleSlots - 1)
     }
     return nil
@@ -50,11 +57,11 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     lockAcquire(&ins.pointee.lock)
     defer { lockRelease(&ins.pointee.lock) }
     guard let rec = sampleRecord(table, p, insert: true) else { ins.pointee.droppedSamples += 1; return }
-    if rec[0] != p { ins.pointee.liveSamples += 1 }
-    rec[0] = p
-    rec[1] = UInt(size)
-    rec[2] = UInt(count)
-    for k in 0..<count { rec[3 + k] = UInt(bitPattern: frames[k]) }
+    if rec[SampleRecord.addr] != p { ins.pointee.liveSamples += 1 }
+    rec[SampleRecord.addr] = p
+    rec[SampleRecord.size] = UInt(size)
+    rec[SampleRecord.depth] = UInt(count)
+    for k in 0..<count { rec[SampleRecord.frames + k] = UInt(bitPattern: frames[k]) }
   }
 
   func removeSample(_ p: UInt) {
@@ -63,7 +70,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     lockAcquire(&ins.pointee.lock)
     defer { lockRelease(&ins.pointee.lock) }
     guard let rec = sampleRecord(table, p, insert: false) else { return }
-    rec[0] = sampleTombstone
+    rec[SampleRecord.addr] = sampleTombstone
     ins.pointee.liveSamples -= 1
   }
 
@@ -75,17 +82,17 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     defer { lockRelease(&ins.pointee.lock) }
     for i in 0..<sampleSlots {
       let rec = table + i * sampleWords
-      if rec[0] == 0 || rec[0] == sampleTombstone { continue }
-      let n = Int(rec[2])
+      if rec[SampleRecord.addr] == 0 || rec[SampleRecord.addr] == sampleTombstone { continue }
+      let n = Int(rec[SampleRecord.depth])
       if n == 0 { writeStatic(fd, "[unknown]") }
       var k = n - 1
       while k >= 0 {
-        goalloc_write_frame(fd, UnsafeMutableRawPointer(bitPattern: rec[3 + k]))
+        goalloc_write_frame(fd, UnsafeMutableRawPointer(bitPattern: rec[SampleRecord.frames + k]))
         if k > 0 { writeStatic(fd, ";") }
         k -= 1
       }
       writeStatic(fd, " ")
-      goalloc_write_u64(fd, goalloc_scale_sample(UInt64(rec[1]), ins.pointee.profileRate))
+      goalloc_write_u64(fd, goalloc_scale_sample(UInt64(rec[SampleRecord.size]), ins.pointee.profileRate))
       writeStatic(fd, "\n")
     }
   }

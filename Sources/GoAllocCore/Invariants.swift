@@ -1,11 +1,18 @@
-// Invariants: a whole-heap consistency check (goalloc_check_heap).
+// Invariants: one consistency check per structure, and the whole-heap check built from them
+// (goalloc_check_heap, GOALLOC_DEBUG=check=1). See Malloc.swift for an overview.
 //
-// Walks the page allocator (summaries against bitmaps, scavenged pages free, counters, and
-// HeapIdle + HeapInuse == HeapSys), the LargeCache, every mcentral partial list (links, list tags, counts,
-// flags) and the spans on it (class, allocCount against the bitmaps, arena index entries
-// pointing back at the first and last page). Takes the locks one at a time, so it can run while
-// other threads allocate; spans owned by a thread (current or on its ready list) or floating are not
-// inspected (their owner may be changing them; floating spans are full by definition).
+// Each structure states its invariants in its own file's header; the check of each lives here:
+//   PageAlloc.checkInvariants    summaries against bitmaps, counters (PageAlloc.swift)
+//   MSpan.checkInvariants        geometry against its class, bitmaps against counts
+//   MCentral.checkInvariants     partial-list links, tags, counts and flags
+//   MCache.checkInvariants       current spans, ready lists, free lists, tiny block (owner only)
+//   MHeap.checkHeap              all of the above that another thread may check, plus the span
+//                                registry, the arena index and the LargeCache
+// The heap check takes one lock at a time, so it runs while other threads allocate. A span a
+// thread owns (current or ready) or one floating (full, owned by nobody: a free may claim it at
+// any moment) is checked for what cannot change under it (geometry, index entries, registry);
+// its counts only by its owner (`MCache.checkInvariants`, run by GOALLOC_DEBUG=check=1 on each
+// thread's own cache every 256 refills and at exit).
 import CGoAllocShim
 
 public struct HeapCheckResult {
@@ -13,6 +20,137 @@ public struct HeapCheckResult {
   public var spansChecked = 0
   public var failure: StaticString = ""
   mutating func fail(_ why: StaticString) { if ok { ok = false; failure = why } }
+}
+
+extension UnsafeMutablePointer where Pointee == MSpan {
+  /// What holds for any span that holds pages, whoever owns it: class, geometry, bitmaps set up.
+  func checkGeometry(_ h: UnsafeMutablePointer<MHeap>, _ r: inout HeapCheckResult) {
+    let spc = spanClass
+    if spc.index >= SpanClass.count { return r.fail("span class out of range") }
+    if pointee.bits == nil { return r.fail("span without bitmaps") }
+    if pointee.npages <= 0 { r.fail("span without pages") }
+    if spc.isLarge {
+      if pointee.nelems != 1 || pointee.elemsize != pointee.npages * pageSize { r.fail("large span geometry") }
+    } else {
+      let sc = spc.sizeclass
+      if pointee.elemsize != classSize(sc) || pointee.divMul != classDivMagic(sc) { r.fail("span slot size") }
+      if pointee.nelems != pointee.npages * pageSize / pointee.elemsize { r.fail("span slot count") }
+      if usedWords > bitWords { r.fail("span bitmaps too small") }
+      if spc.isTiny != (pointee.tinyCounts != nil) { r.fail("tiny counts on the wrong span") }
+    }
+    if atomicLoadRelaxedUInt(&pointee.highWater) > UInt(pointee.nelems) { r.fail("highWater past the span") }
+    let arenas = UnsafeMutableRawPointer(h.pointee.arenas)
+    if spanOfIndex(arenas, pointee.startAddr) != self { r.fail("arena index does not map the span") }
+    if spanOfIndex(arenas, pointee.startAddr + UInt(pointee.npages * pageSize) - 1) != self {
+      r.fail("arena index does not map the span's last page")
+    }
+  }
+
+  /// The counts of a span nobody changes meanwhile (its owner, or under its mcentral's lock):
+  /// allocCount against the bitmaps, freeindex, the bits past nelems.
+  func checkCounts(_ r: inout HeapCheckResult) {
+    if pointee.freeindex < 0 || pointee.freeindex > pointee.nelems { r.fail("freeindex out of range") }
+    var allocated = 0
+    for i in 0..<pointee.nelems where isAllocated(i) { allocated += 1 }
+    if allocated != pointee.allocCount { r.fail("allocCount disagrees with allocBits") }
+    let tail = pointee.nelems & 63
+    if !isLarge && tail != 0 && ~allocWord(usedWords - 1).pointee & ~((1 << UInt64(tail)) - 1) != 0 {
+      r.fail("slots past nelems not marked allocated")
+    }
+  }
+}
+
+extension UnsafeMutablePointer where Pointee == MCentral {
+  /// The partial list: links, tags, class, flags, and each span's counts. Takes the central lock.
+  func checkInvariants(_ h: UnsafeMutablePointer<MHeap>, _ spc: SpanClass, _ r: inout HeapCheckResult) {
+    lockAcquire(&pointee.lock)
+    defer { lockRelease(&pointee.lock) }
+    var it = pointee.partial
+    var prev: SpanPtr? = nil
+    var n = 0
+    while let s = it {
+      n += 1
+      r.spansChecked += 1
+      if s.pointee.list != listPartial { r.fail("span on a list it is not tagged with") }
+      if s.pointee.prev != prev { r.fail("broken list links") }
+      if s.spanClass != spc { r.fail("span on the wrong mcentral") }
+      if atomicLoad32(&s.pointee.state) != spanInUse { r.fail("dead span on a list") }
+      if atomicLoad64(&s.pointee.freeState) & fsFlags != fsPartial { r.fail("partial-list span without exactly PARTIAL") }
+      s.checkCounts(&r)
+      prev = s
+      it = s.pointee.next
+      if n > 1 << 26 { r.fail("list does not end"); break }
+    }
+    if n != pointee.npartial { r.fail("list count mismatch") }
+  }
+}
+
+extension MCache {
+  /// This cache's own state; only its owning thread may call it (or anyone while that thread is
+  /// stopped). Current spans, ready lists (links, places, counts), every span's counts, the free
+  /// lists (depths, each object a handed-out slot of the list's class), the tiny block's count.
+  public func checkInvariants() -> HeapCheckResult {
+    var r = HeapCheckResult()
+    let h = heap
+    let empty = h.pointee.emptySpan
+    for i in 0..<SpanClass.count {
+      let spc = SpanClass(index: i)
+      let s = alloc[i]
+      if s != empty {
+        r.spansChecked += 1
+        if s.spanClass != spc { r.fail("current span of another class") }
+        if s.pointee.place != placeCurrent { r.fail("current span not placed current") }
+        if atomicLoadRelaxedUInt(&s.pointee.owner) != ownerTag(spc) { r.fail("current span owned by another") }
+        if atomicLoad64(&s.pointee.freeState) & fsFlags != fsCached { r.fail("current span without CACHED") }
+        s.checkGeometry(h, &r)
+        s.checkCounts(&r)
+      }
+      var n = 0
+      if let head = readyHeads[i] {
+        var s = head
+        repeat {
+          n += 1
+          r.spansChecked += 1
+          if s.spanClass != spc { r.fail("ready span of another class") }
+          if s.pointee.place != placeReady { r.fail("ready span not placed ready") }
+          if s.pointee.onext.unsafelyUnwrapped.pointee.oprev != s { r.fail("broken ready-list links") }
+          if atomicLoad64(&s.pointee.freeState) & fsFlags != fsCached { r.fail("ready span without CACHED") }
+          s.checkGeometry(h, &r)
+          s.checkCounts(&r)
+          s = s.pointee.onext.unsafelyUnwrapped
+        } while s != head && n <= 1 << 20
+      }
+      if n != Int(readyCounts[i]) { r.fail("ready count mismatch") }
+      if MCache.hasList(spc) { checkList(spc, &r) }
+    }
+    if header.pointee.tiny != 0 {
+      guard let s = header.pointee.tinySpan, s.spanClass.isTiny else { r.fail("tiny block outside a tiny span"); return r }
+      if s.pointee.tinyCounts.unsafelyUnwrapped[s.objIndex(header.pointee.tiny)] == 0 { r.fail("tiny block held with count 0") }
+    }
+    return r
+  }
+
+  /// Class spc's free list: depths run from its length down to 1, every object is a slot of a
+  /// span of class spc below its high-water mark.
+  func checkList(_ spc: SpanClass, _ r: inout HeapCheckResult) {
+    let l = list(spc)
+    let key = l[ClassGroup.key]
+    let len = listLength(spc)
+    if len < 0 || len > MCache.listLimit(spc) { return r.fail("free list longer than its limit") }
+    var a = l[ClassGroup.head]
+    var depth = len
+    while depth > 0 {
+      guard let s = spanOfIndex(header.pointee.arenas, a), s.spanClass == spc, let idx = s.slotIndex(a),
+            UInt(bitPattern: idx) < atomicLoadRelaxedUInt(&s.pointee.highWater) else {
+        return r.fail("free list holds an object that is not a slot of its class")
+      }
+      let o = UnsafePointer<UInt>(bitPattern: a).unsafelyUnwrapped
+      if o[ListedObject.mark] != key &+ UInt(depth) { return r.fail("free list depth out of order") }
+      a = o[ListedObject.next]
+      depth -= 1
+    }
+    if a != UInt(bitPattern: l) { r.fail("free list does not end at its sentinel") }
+  }
 }
 
 extension UnsafeMutablePointer where Pointee == MHeap {
@@ -27,53 +165,39 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       guard let s = pointee.largeSlots[i] else { r.fail("LargeCache slot empty"); break }
       cachedPages += s.pointee.npages
       if atomicLoad32(&s.pointee.state) != spanCached || !s.isLarge { r.fail("LargeCache holds a span not cached") }
-      if spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), s.pointee.startAddr) != s {
-        r.fail("arena index does not map a cached span")
-      }
     }
     if cachedPages != pointee.largeCachedPages { r.fail("LargeCache page count") }
+    // The registry: every span holding pages, each in use (or cached) and mapped by the index.
+    var spans = 0, pages = 0
+    forEachSpanLocked { s in
+      spans += 1
+      let state = atomicLoad32(&s.pointee.state)
+      if state == spanInUse || state == spanFreeing { pages += s.pointee.npages }
+      else if state != spanCached { r.fail("a dead span in the registry") }
+      s.checkGeometry(self, &r)
+    }
+    if spans != pointee.spansInUse + pointee.largeCached { r.fail("span registry count") }
+    if pages != pointee.pagesInUse { r.fail("pages of the registry's spans != pagesInUse") }
     lockRelease(&pointee.lock)
     for i in 0..<SpanClass.count {
       let spc = SpanClass(index: i)
-      let central = central(spc)
-      lockAcquire(&central.pointee.lock)
-      var it = central.pointee.partial
-      var prev: SpanPtr? = nil
-      var n = 0
-      while let s = it {
-        n += 1
-        r.spansChecked += 1
-        if s.pointee.list != listPartial { r.fail("span on a list it is not tagged with") }
-        if s.pointee.prev != prev { r.fail("broken list links") }
-        if s.spanClass != spc { r.fail("span on the wrong mcentral") }
-        if atomicLoad32(&s.pointee.state) != spanInUse { r.fail("dead span on a list") }
-        let fs = atomicLoad64(&s.pointee.freeState)
-        if fs & fsFlags != fsPartial { r.fail("partial-list span without exactly PARTIAL") }
-        var allocated = 0
-        for i in 0..<s.pointee.nelems where s.isAllocated(i) { allocated += 1 }
-        if allocated != s.pointee.allocCount { r.fail("allocCount disagrees with allocBits") }
-        if spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), s.pointee.startAddr) != s {
-          r.fail("arena index does not map the span")
-        }
-        if spanOfIndex(UnsafeMutableRawPointer(pointee.arenas),
-                       s.pointee.startAddr + UInt(s.pointee.npages * pageSize) - 1) != s {
-          r.fail("arena index does not map the span's last page")
-        }
-        prev = s
-        it = s.pointee.next
-        if n > 1 << 26 { r.fail("list does not end"); break }
-      }
-      if n != central.pointee.npartial { r.fail("list count mismatch") }
-      lockRelease(&central.pointee.lock)
+      central(spc).checkInvariants(self, spc, &r)
     }
     return r
   }
-}
 
-extension UnsafeMutablePointer where Pointee == MHeap {
   /// checkHeap, with one line on stderr naming the first broken invariant.
   public func checkHeapAndReport() -> Bool {
     let r = checkHeap()
+    if !r.ok { report("check_heap", r.failure, 0) }
+    return r.ok
+  }
+
+  /// checkHeap and, when the calling thread has a cache of this heap, that cache's own check.
+  public func checkHeapAndOwnCacheAndReport() -> Bool {
+    if !checkHeapAndReport() { return false }
+    guard let raw = existingThreadCache(), MCache(raw).heap == self else { return true }
+    let r = MCache(raw).checkInvariants()
     if !r.ok { report("check_heap", r.failure, 0) }
     return r.ok
   }

@@ -379,7 +379,7 @@ public struct MCacheLink {
     alloc[spc.index] = s
     if _slowPath(h.debugFlags & UInt32(GOALLOC_DEBUG_CHECK) != 0) {
       header.pointee.refills &+= 1
-      if header.pointee.refills % 256 == 0 && !h.checkHeapAndReport() { goalloc_abort() }
+      if header.pointee.refills % 256 == 0 && !h.checkHeapAndOwnCacheAndReport() { goalloc_abort() }
     }
     return s
   }

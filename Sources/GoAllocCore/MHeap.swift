@@ -54,47 +54,30 @@ public struct MHeap {
   var largeSlots: UnsafeMutablePointer<SpanPtr?>  // LargeCache: [largeCacheSlots], oldest first
   var largeCached = 0
   var largeCachedPages = 0
+  var allspans: SpanPtr? = nil                    // the span registry (heap lock): see MHeap.spans
 
   /// A new heap in its own mappings, or nil when the OS refuses memory.
   public static func create() -> UnsafeMutablePointer<MHeap>? {
-    // Centrals; empty span 256, caches 64, scavenger 128, largeSlots 64, 64 to align the
-    // centrals; the scavenger's runs, instrumentation 128; the FixAllocs and two counter blocks.
-    let extra = SpanClass.count * MemoryLayout<MCentral>.stride + 256 + 64 + 128 + 64 + 64
-      + ScavengerState.maxRuns * 16 + 128
-      + MCache.counterWords * 8 * 2 + bitsOrders * MemoryLayout<FixAlloc>.stride
-    guard let mem = sysMap(roundUp(MemoryLayout<MHeap>.stride, 64) + extra),
+    let layout = HeapBlock()
+    guard let mem = sysMap(layout.bytes),
           let idx = sysMap(arenaIndexEntries * 8),
           let pa = PageAlloc() else { return nil }
     let h = mem.bindMemory(to: MHeap.self, capacity: 1)
-    var p = mem + roundUp(MemoryLayout<MHeap>.stride, 64)
-    // What every process touches first, then the mcentrals (a central's page is written only
-    // when its class is used); the dead caches' counters (written when a thread exits) and
-    // cacheless frees last, so a small process does not map their pages.
-    let empty = p.bindMemory(to: MSpan.self, capacity: 1)
-    p += 256
-    let bits = p.bindMemory(to: FixAlloc.self, capacity: bitsOrders)
-    p += bitsOrders * MemoryLayout<FixAlloc>.stride
-    let caches = p.bindMemory(to: CacheList.self, capacity: 1)
+    let empty = (mem + layout.emptySpan).bindMemory(to: MSpan.self, capacity: 1)
+    let bits = (mem + layout.bitsAllocs).bindMemory(to: FixAlloc.self, capacity: bitsOrders)
+    let caches = (mem + layout.caches).bindMemory(to: CacheList.self, capacity: 1)
     caches.initialize(to: CacheList())
-    p += 64
-    let scav = p.bindMemory(to: ScavengerState.self, capacity: 1)
-    p += 128
-    let ins = p.bindMemory(to: Instrumentation.self, capacity: 1)
+    let scav = (mem + layout.scavenger).bindMemory(to: ScavengerState.self, capacity: 1)
+    let ins = (mem + layout.instrumentation).bindMemory(to: Instrumentation.self, capacity: 1)
     ins.initialize(to: Instrumentation())
-    p += 128
-    let largeSlots = p.bindMemory(to: SpanPtr?.self, capacity: largeCacheSlots)
+    let largeSlots = (mem + layout.largeSlots).bindMemory(to: SpanPtr?.self, capacity: largeCacheSlots)
     largeSlots.initialize(repeating: nil, count: largeCacheSlots)
-    p += 64
-    p = UnsafeMutableRawPointer(bitPattern: roundUp(UInt(bitPattern: p), 64))!
     // Fresh mapping: its zero bytes already are empty MCentrals (nothing to write).
-    let centrals = p.bindMemory(to: MCentral.self, capacity: SpanClass.count)
-    p += SpanClass.count * MemoryLayout<MCentral>.stride
-    scav.initialize(to: ScavengerState(runs: p.bindMemory(to: UInt.self, capacity: 2 * ScavengerState.maxRuns)))
-    p += ScavengerState.maxRuns * 16
-    let flushed = p.bindMemory(to: UInt64.self, capacity: MCache.counterWords)
-    p += MCache.counterWords * 8
-    let globalFrees = p.bindMemory(to: UInt64.self, capacity: MCache.counterWords)
-    p += MCache.counterWords * 8
+    let centrals = (mem + layout.centrals).bindMemory(to: MCentral.self, capacity: SpanClass.count)
+    scav.initialize(to: ScavengerState(
+      runs: (mem + layout.scavengerRuns).bindMemory(to: UInt.self, capacity: 2 * ScavengerState.maxRuns)))
+    let flushed = (mem + layout.flushed).bindMemory(to: UInt64.self, capacity: MCache.counterWords)
+    let globalFrees = (mem + layout.globalFrees).bindMemory(to: UInt64.self, capacity: MCache.counterWords)
     for o in 0..<bitsOrders { (bits + o).initialize(to: FixAlloc(size: 4 * 8 << o)) }
     empty.initialize(to: MSpan())  // nelems 0, allocCache 0: every fast path misses on it
     h.initialize(to: MHeap(
@@ -108,6 +91,40 @@ public struct MHeap {
     // Random, odd (never a pointer) and far from wrapping: key + depth never overflows.
     h.pointee.freeKey = (UInt(truncatingIfNeeded: goalloc_random64() ^ UInt64(UInt(bitPattern: h))) >> 1) | 1
     return h
+  }
+}
+
+/// The heap's own block (one mapping): the MHeap, then its fixed-size parts, each at a 64-byte
+/// boundary, in the order a process touches them: what every process touches first, then the
+/// mcentrals (a central's page is written only when its class is used), then the dead caches'
+/// counters (written when a thread exits) and cacheless frees last, so a small process does not
+/// map their pages. Offsets are bytes from the block's start.
+struct HeapBlock {
+  var emptySpan = 0, bitsAllocs = 0, caches = 0, scavenger = 0, instrumentation = 0, largeSlots = 0
+  var centrals = 0, scavengerRuns = 0, flushed = 0, globalFrees = 0
+  var bytes = 0
+
+  init() {
+    // (No local closures: the Embedded build must not box `end` on the heap it is creating.)
+    var end = MemoryLayout<MHeap>.stride
+    emptySpan = HeapBlock.place(&end, MemoryLayout<MSpan>.stride)
+    bitsAllocs = HeapBlock.place(&end, MemoryLayout<FixAlloc>.stride * bitsOrders)
+    caches = HeapBlock.place(&end, MemoryLayout<CacheList>.stride)
+    scavenger = HeapBlock.place(&end, MemoryLayout<ScavengerState>.stride)
+    instrumentation = HeapBlock.place(&end, MemoryLayout<Instrumentation>.stride)
+    largeSlots = HeapBlock.place(&end, MemoryLayout<SpanPtr?>.stride * largeCacheSlots)
+    centrals = HeapBlock.place(&end, MemoryLayout<MCentral>.stride * SpanClass.count)
+    scavengerRuns = HeapBlock.place(&end, MemoryLayout<UInt>.stride * 2 * ScavengerState.maxRuns)
+    flushed = HeapBlock.place(&end, MemoryLayout<UInt64>.stride * MCache.counterWords)
+    globalFrees = HeapBlock.place(&end, MemoryLayout<UInt64>.stride * MCache.counterWords)
+    bytes = roundUp(end, 64)
+  }
+
+  /// The offset of a field of `bytes` bytes at the next 64-byte boundary after `end`.
+  private static func place(_ end: inout Int, _ bytes: Int) -> Int {
+    let at = roundUp(end, 64)
+    end = at + bytes
+    return at
   }
 }
 
@@ -229,6 +246,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       s.pointee.allocCache = ~s.allocWord(0).pointee
     }
     setSpans(pointee.arenas, base, npages, s)
+    register(s)
     pointee.pagesInUse += npages
     pointee.spansInUse += 1
     atomicStore32(&s.pointee.state, spanInUse)
@@ -291,6 +309,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// freeSpan with the heap lock held.
   func freeSpanLocked(_ s: SpanPtr) {
     atomicStore32(&s.pointee.state, spanDead)
+    unregister(s)
     setSpans(pointee.arenas, s.pointee.startAddr, s.pointee.npages, nil)
     pointee.pages.free(s.pointee.startAddr, s.pointee.npages)
     pointee.pagesInUse -= s.pointee.npages
@@ -300,6 +319,34 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     s.pointee.bits = nil
     s.pointee.tinyCounts = nil
     pointee.spanalloc.free(UnsafeMutableRawPointer(s))
+  }
+
+  // MARK: the span registry (Go's allspans)
+
+  /// Every span that holds heap pages (in use, or kept by the LargeCache), whatever list it is
+  /// on or none (a floating span, a thread's current or ready span), most recent first: what a
+  /// collector, the heap checker and the fragmentation figures enumerate. Heap lock held by the
+  /// caller and by `body` (which must not allocate from this heap).
+  func forEachSpanLocked(_ body: (SpanPtr) -> Void) {
+    var it = pointee.allspans
+    while let s = it {
+      it = s.pointee.allnext
+      body(s)
+    }
+  }
+
+  private func register(_ s: SpanPtr) {
+    s.pointee.allprev = nil
+    s.pointee.allnext = pointee.allspans
+    pointee.allspans?.pointee.allprev = s
+    pointee.allspans = s
+  }
+
+  private func unregister(_ s: SpanPtr) {
+    if let p = s.pointee.allprev { p.pointee.allnext = s.pointee.allnext } else { pointee.allspans = s.pointee.allnext }
+    s.pointee.allnext?.pointee.allprev = s.pointee.allprev
+    s.pointee.allnext = nil
+    s.pointee.allprev = nil
   }
 
   /// The mcentral of span class spc.

@@ -60,6 +60,8 @@ public struct MSpan {
   @usableFromInline var next: SpanPtr? = nil      // mcentral partial list links
   @usableFromInline var prev: SpanPtr? = nil
   @usableFromInline var tinyCounts: UnsafeMutablePointer<UInt8>? = nil  // tiny spans: sub-objects per block
+  @usableFromInline var allnext: SpanPtr? = nil   // the heap's span registry (heap lock)
+  @usableFromInline var allprev: SpanPtr? = nil
 
   public init() {}
 }

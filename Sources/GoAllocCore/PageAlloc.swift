@@ -29,11 +29,18 @@ import CGoAllocShim
 let logChunkPages = 9
 let chunkPages = 1 << logChunkPages        // 512 pages
 let logChunkBytes = logChunkPages + pageShift  // 4 MiB
-let heapAddrBits = 47                      // user space on x86-64 / arm64 (4-level paging)
 let chunkIndexBits = heapAddrBits - logChunkBytes  // 25
 let chunkL2Bits = 13
 let chunkL1Bits = chunkIndexBits - chunkL2Bits     // 12
-let chunkWords = 17                        // 8 free-bit words, 8 scavenged-bit words, 1 summary
+/// The words of one chunk's record (512 pages), in the chunk tables: its free bitmap (a set bit
+/// is a free page), its scavenged bitmap (set only on free pages) and its leaf summary.
+enum Chunk {
+  static let free = 0      // words [0, 8)
+  static let scav = 8      // words [8, 16)
+  static let summary = 16
+  static let words = 17
+  static let bitmapWords = chunkPages / 64  // 8
+}
 let summaryLevels = 5
 let maxPackedValue = 1 << 21
 
@@ -114,20 +121,20 @@ public struct PageAlloc {
   /// The chunk's 17 words (free bits, scavenged bits, leaf summary), or nil outside the heap.
   @inline(__always) func chunk(_ ci: Int) -> UnsafeMutablePointer<UInt64>? {
     guard let block = chunksL1[ci >> chunkL2Bits] else { return nil }
-    return block + (ci & ((1 << chunkL2Bits) - 1)) * chunkWords
+    return block + (ci & ((1 << chunkL2Bits) - 1)) * Chunk.words
   }
 
   @inline(__always) func leafSummary(_ ci: Int) -> UInt64 {
     guard let c = chunk(ci) else { return 0 }
-    return c[16]
+    return c[Chunk.summary]
   }
 
   /// Summary of the 512 pages of one chunk, from its free bitmap.
   static func summarize(_ c: UnsafeMutablePointer<UInt64>) -> UInt64 {
     var start = 0, best = 0, run = 0
     var startDone = false
-    for w in 0..<8 {
-      let f = c[w]
+    for w in 0..<Chunk.bitmapWords {
+      let f = c[Chunk.free + w]
       if f == ~0 {
         run += 64
         if !startDone { start += 64 }
@@ -150,8 +157,8 @@ public struct PageAlloc {
     var step = stride
     if src == nil {  // the 8 chunks share one L2 block (leafBase is a multiple of 8)
       guard let block = pa.chunksL1[leafBase >> chunkL2Bits] else { return 0 }
-      src = block + (leafBase & ((1 << chunkL2Bits) - 1)) * chunkWords + 16
-      step = chunkWords
+      src = block + (leafBase & ((1 << chunkL2Bits) - 1)) * Chunk.words + Chunk.summary
+      step = Chunk.words
     }
     let c = src.unsafelyUnwrapped
     var start = 0, best = 0, end = 0
@@ -172,6 +179,15 @@ public struct PageAlloc {
     return packSum(start, best, end)
   }
 
+  /// What summary entry i of `level` (0...3) should be: the merge of its 8 children.
+  @inline(__always) func mergedSummary(_ level: Int, _ i: Int) -> UInt64 {
+    let childPages = 1 << levelLogPages(level + 1)
+    return level == summaryLevels - 2
+      ? PageAlloc.merge(nil, leafBase: i << 3, pa: self, childPages: childPages)
+      : PageAlloc.merge(summary(level + 1, i << 3), stride: PageAlloc.summaryStride(level + 1),
+                        leafBase: 0, pa: self, childPages: childPages)
+  }
+
   /// Recomputes leaf summaries of chunks [lo, hi] and their ancestors, stopping at the first
   /// level where nothing changed (its parents cannot change either).
   mutating func update(_ lo: Int, _ hi: Int) {
@@ -179,7 +195,7 @@ public struct PageAlloc {
     for ci in lo...hi {
       if let c = chunk(ci) {
         let s = PageAlloc.summarize(c)
-        if c[16] != s { c[16] = s; changed = true }
+        if c[Chunk.summary] != s { c[Chunk.summary] = s; changed = true }
       }
     }
     var a = lo, b = hi
@@ -187,12 +203,8 @@ public struct PageAlloc {
     while level >= 0 && changed {
       changed = false
       a >>= 3; b >>= 3
-      let childPages = 1 << levelLogPages(level + 1)
       for i in a...b {
-        let s = level == summaryLevels - 2
-          ? PageAlloc.merge(nil, leafBase: i << 3, pa: self, childPages: childPages)
-          : PageAlloc.merge(summary(level + 1, i << 3), stride: PageAlloc.summaryStride(level + 1),
-                            leafBase: 0, pa: self, childPages: childPages)
+        let s = mergedSummary(level, i)
         let dst = summary(level, i)
         if dst.pointee != s { dst.pointee = s; changed = true }
       }
@@ -237,7 +249,7 @@ public struct PageAlloc {
     var l1 = lo >> chunkL2Bits
     while l1 <= hi >> chunkL2Bits {
       if chunksL1[l1] == nil {
-        let bytes = (1 << chunkL2Bits) * chunkWords * 8
+        let bytes = (1 << chunkL2Bits) * Chunk.words * 8
         guard let m = sysMap(bytes) else { return false }
         sys += bytes
         chunksL1[l1] = m.assumingMemoryBound(to: UInt64.self)
@@ -245,7 +257,7 @@ public struct PageAlloc {
       l1 += 1
     }
     forEachChunk(base, npages) { c, pi, n in
-      PageAlloc.forEachWord(pi, n) { w, m in c[w] |= m; c[8 + w] |= m }
+      PageAlloc.forEachWord(pi, n) { w, m in c[Chunk.free + w] |= m; c[Chunk.scav + w] |= m }
     }
     if maxChunk >= 0 { sys -= PageAlloc.summaryPagesBytes(minChunk, maxChunk) }
     minChunk = min(minChunk, lo)
@@ -302,11 +314,11 @@ public struct PageAlloc {
   func findInChunk(_ ci: Int, _ npages: Int) -> Int {
     let c = chunk(ci)!
     if npages == 1 {
-      for w in 0..<8 where c[w] != 0 { return w * 64 + c[w].trailingZeroBitCount }
+      for w in 0..<Chunk.bitmapWords where c[Chunk.free + w] != 0 { return w * 64 + c[Chunk.free + w].trailingZeroBitCount }
     }
     var run = 0, runStart = 0
-    for w in 0..<8 {
-      let x = c[w]
+    for w in 0..<Chunk.bitmapWords {
+      let x = c[Chunk.free + w]
       var bit = 0
       while bit < 64 {
         let rest = x >> UInt64(bit)
@@ -330,10 +342,10 @@ public struct PageAlloc {
     var scav = 0
     forEachChunk(base, npages) { c, pi, n in
       PageAlloc.forEachWord(pi, n) { w, m in
-        if c[w] & m != m { fatal("pagealloc", "allocating pages that are not free", base) }
-        c[w] &= ~m
-        scav += (c[8 + w] & m).nonzeroBitCount
-        c[8 + w] &= ~m
+        if c[Chunk.free + w] & m != m { fatal("pagealloc", "allocating pages that are not free", base) }
+        c[Chunk.free + w] &= ~m
+        scav += (c[Chunk.scav + w] & m).nonzeroBitCount
+        c[Chunk.scav + w] &= ~m
       }
     }
     let (lo, hi) = chunkRange(base, npages)
@@ -355,8 +367,8 @@ public struct PageAlloc {
   mutating func free(_ base: UInt, _ npages: Int) {
     forEachChunk(base, npages) { c, pi, n in
       PageAlloc.forEachWord(pi, n) { w, m in
-        if c[w] & m != 0 { fatal("pagealloc", "freeing pages that are already free", base) }
-        c[w] |= m
+        if c[Chunk.free + w] & m != 0 { fatal("pagealloc", "freeing pages that are already free", base) }
+        c[Chunk.free + w] |= m
       }
     }
     let (lo, hi) = chunkRange(base, npages)
@@ -369,8 +381,8 @@ public struct PageAlloc {
     var f = 0, s = 0
     forEachChunk(base, npages) { c, pi, n in
       PageAlloc.forEachWord(pi, n) { w, m in
-        f += (c[w] & m).nonzeroBitCount
-        s += (c[w] & c[8 + w] & m).nonzeroBitCount
+        f += (c[Chunk.free + w] & m).nonzeroBitCount
+        s += (c[Chunk.free + w] & c[Chunk.scav + w] & m).nonzeroBitCount
       }
     }
     return (f, s)
@@ -390,9 +402,9 @@ public struct PageAlloc {
       defer { ci -= 1 }
       guard let c = chunk(ci) else { continue }
       var candidates = 0, free = 0
-      for w in 0..<8 {
-        candidates += (c[w] & ~c[8 + w]).nonzeroBitCount
-        free += c[w].nonzeroBitCount
+      for w in 0..<Chunk.bitmapWords {
+        candidates += (c[Chunk.free + w] & ~c[Chunk.scav + w]).nonzeroBitCount
+        free += c[Chunk.free + w].nonzeroBitCount
       }
       if candidates == 0 { continue }
       // Background passes leave dense chunks alone (>= 96.9% in use, Go's rule): their memory,
@@ -411,7 +423,7 @@ public struct PageAlloc {
         let n = hi - lo + 1
         page = lo
         if n < minRun { continue }
-        PageAlloc.forEachWord(lo, n) { w, m in c[w] &= ~m }
+        PageAlloc.forEachWord(lo, n) { w, m in c[Chunk.free + w] &= ~m }
         let base = (UInt(ci) << UInt(logChunkBytes)) + (UInt(lo) << UInt(pageShift))
         out[2 * nruns] = base
         out[2 * nruns + 1] = UInt(n)
@@ -427,7 +439,7 @@ public struct PageAlloc {
 
   @inline(__always) static func isCandidate(_ c: UnsafeMutablePointer<UInt64>, _ i: Int) -> Bool {
     let bit: UInt64 = 1 << UInt64(i & 63)
-    return c[i >> 6] & bit != 0 && c[8 + (i >> 6)] & bit == 0
+    return c[Chunk.free + (i >> 6)] & bit != 0 && c[Chunk.scav + (i >> 6)] & bit == 0
   }
 
   /// The scavenger's second half: the runs were released to the OS; give them back as free and
@@ -436,7 +448,7 @@ public struct PageAlloc {
     for r in 0..<nruns {
       let base = runs[2 * r], n = Int(runs[2 * r + 1])
       forEachChunk(base, n) { c, pi, cnt in
-        PageAlloc.forEachWord(pi, cnt) { w, m in c[w] |= m; c[8 + w] |= m }
+        PageAlloc.forEachWord(pi, cnt) { w, m in c[Chunk.free + w] |= m; c[Chunk.scav + w] |= m }
       }
       let (lo, hi) = chunkRange(base, n)
       update(lo, hi)
@@ -451,11 +463,11 @@ public struct PageAlloc {
     var free = 0, scav = 0
     for ci in minChunk...maxChunk {
       guard let c = chunk(ci) else { continue }
-      if c[16] != PageAlloc.summarize(c) { return false }
-      for w in 0..<8 {
-        if c[8 + w] & ~c[w] != 0 { return false }  // scavenged but not free
-        free += c[w].nonzeroBitCount
-        scav += c[8 + w].nonzeroBitCount
+      if c[Chunk.summary] != PageAlloc.summarize(c) { return false }
+      for w in 0..<Chunk.bitmapWords {
+        if c[Chunk.scav + w] & ~c[Chunk.free + w] != 0 { return false }  // scavenged but not free
+        free += c[Chunk.free + w].nonzeroBitCount
+        scav += c[Chunk.scav + w].nonzeroBitCount
       }
     }
     let (cf, cs) = cachedPages
@@ -464,13 +476,8 @@ public struct PageAlloc {
     var a = minChunk, b = maxChunk
     while level >= 0 {
       a >>= 3; b >>= 3
-      let childPages = 1 << levelLogPages(level + 1)
       for i in a...b {
-        let expect = level == summaryLevels - 2
-          ? PageAlloc.merge(nil, leafBase: i << 3, pa: self, childPages: childPages)
-          : PageAlloc.merge(summary(level + 1, i << 3), stride: PageAlloc.summaryStride(level + 1),
-                            leafBase: 0, pa: self, childPages: childPages)
-        if summary(level, i).pointee != expect { return false }
+        if summary(level, i).pointee != mergedSummary(level, i) { return false }
       }
       level -= 1
     }

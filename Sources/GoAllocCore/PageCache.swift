@@ -49,9 +49,9 @@ extension PageAlloc {
     let w = Int((p >> UInt(pageShift)) & UInt(chunkPages - 1)) >> 6
     guard let c = chunk(ci) else { return false }
     cache = PageCache(base: UInt(ci) << UInt(logChunkBytes) + UInt(w << 6) << UInt(pageShift),
-                      free: c[w], scav: c[8 + w] & c[w])
-    c[w] = 0
-    c[8 + w] = 0  // scavenged bits are only set on free pages
+                      free: c[Chunk.free + w], scav: c[Chunk.scav + w] & c[Chunk.free + w])
+    c[Chunk.free + w] = 0
+    c[Chunk.scav + w] = 0  // scavenged bits are only set on free pages
     update(ci, ci)
     return true
   }
@@ -62,8 +62,8 @@ extension PageAlloc {
     let ci = Int(cache.base >> UInt(logChunkBytes))
     let w = Int((cache.base >> UInt(pageShift)) & UInt(chunkPages - 1)) >> 6
     if let c = chunk(ci) {
-      c[w] |= cache.free
-      c[8 + w] |= cache.scav
+      c[Chunk.free + w] |= cache.free
+      c[Chunk.scav + w] |= cache.scav
       update(ci, ci)
     }
     cache = PageCache()

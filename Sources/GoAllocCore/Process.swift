@@ -93,7 +93,7 @@ func exitHook() {
   refreshDebugFlags()
   guard let h = globalHeap() else { return }
   h.finishInstrumentation()
-  if h.debugFlags & UInt32(GOALLOC_DEBUG_CHECK) != 0 && !h.checkHeapAndReport() { goalloc_abort() }
+  if h.debugFlags & UInt32(GOALLOC_DEBUG_CHECK) != 0 && !h.checkHeapAndOwnCacheAndReport() { goalloc_abort() }
   if h.debugFlags & UInt32(GOALLOC_DEBUG_STATS) != 0 { MemStats.read(h).write(to: goalloc_stats_fd()) }
 }
 

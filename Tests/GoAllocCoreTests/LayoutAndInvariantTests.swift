@@ -1,0 +1,84 @@
+import Testing
+import CGoAllocShim
+@testable import GoAllocCore
+
+/// The layouts the fast paths and the Embedded build rely on, and the per-structure invariant
+/// checks run after slow-path operations.
+@Suite struct LayoutAndInvariantTests {
+  @Test func spanClassEncoding() {
+    #expect(SpanClass.count == numSizeClasses * 2 + 1)
+    #expect(SpanClass.tiny.index == SpanClass.count - 1 && SpanClass.tiny.sizeclass == tinySizeClass)
+    #expect(SpanClass.tiny.noscan && SpanClass.tiny.isTiny && !SpanClass.tiny.isSmall && !SpanClass.tiny.isLarge)
+    for sc in 0..<numSizeClasses {
+      for noscan in [false, true] {
+        let spc = SpanClass(sizeclass: sc, noscan: noscan)
+        #expect(spc.sizeclass == sc && spc.smallSizeclass == sc && spc.noscan == noscan)
+        #expect(spc.isLarge == (sc == 0) && spc.isSmall == (sc != 0) && !spc.isTiny)
+        #expect(SpanClass(index: spc.index) == spc)
+      }
+    }
+    #expect(SpanClass.large(noscan: true).isLarge && SpanClass.large(noscan: true).noscan)
+  }
+
+  @Test func fixedLayouts() {
+    #expect(MCache.layoutIsConsistent)
+    #expect(MemoryLayout<MCentral>.stride == 64)          // one central per cache line
+    #expect(MemoryLayout<MSpan>.stride <= 3 * 64)         // three cache lines (see MSpan)
+    #expect(MemoryLayout<MSpan>.offset(of: \MSpan.startAddr) == 64)
+    #expect(MemoryLayout<MSpan>.offset(of: \MSpan.freeState) == 128)
+    #expect(Chunk.words == 2 * Chunk.bitmapWords + 1 && Chunk.summary == Chunk.scav + Chunk.bitmapWords)
+    let b = HeapBlock()
+    let offsets = [b.emptySpan, b.bitsAllocs, b.caches, b.scavenger, b.instrumentation, b.largeSlots,
+                   b.centrals, b.scavengerRuns, b.flushed, b.globalFrees, b.bytes]
+    #expect(offsets.allSatisfy { $0 % 64 == 0 })
+    #expect(offsets == offsets.sorted() && b.emptySpan >= MemoryLayout<MHeap>.stride)
+    #expect(b.centrals + SpanClass.count * 64 <= b.scavengerRuns)
+  }
+
+  @Test func invariantsHoldAfterSlowPathOperations() {
+    let h = MHeap.create()!
+    let owner = MCache.create(h)!, other = MCache.create(h)!
+    func expectAll(_ what: String) {
+      let heap = h.checkHeap(), a = owner.checkInvariants(), b = other.checkInvariants()
+      #expect(heap.ok, "\(what): heap: \(heap.failure)")
+      #expect(a.ok, "\(what): owner: \(a.failure)")
+      #expect(b.ok, "\(what): other: \(b.failure)")
+    }
+    func malloc(_ size: Int, noscan: Bool, mallocMode: Bool) -> UInt {
+      var sc = 0
+      return mallocWith(owner, size, noscan: noscan, zero: false, mallocMode: mallocMode, alignment: 0, sizeclass: &sc)
+    }
+    expectAll("fresh")
+    var ptrs: [UInt] = []
+    for i in 0..<3000 {  // refills of several classes, tiny blocks, a large object
+      let p = malloc(8 + (i % 40) * 24, noscan: i % 3 == 0, mallocMode: i % 2 == 0)
+      #expect(p != 0)
+      ptrs.append(p)
+    }
+    let tiny = owner.mallocTiny(5)
+    let large = malloc(100_000, noscan: true, mallocMode: true)
+    expectAll("after refills")
+    for (i, p) in ptrs.enumerated() where i % 2 == 0 {  // lists fill and flush; remote frees
+      freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), (i % 4 == 0 ? owner : other).raw, p, op: "free")
+    }
+    expectAll("after frees")
+    other.flushLists()
+    owner.flushLists()
+    expectAll("after flushes")
+    freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), owner.raw, tiny, op: "free")
+    freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), owner.raw, large, op: "free")
+    for (i, p) in ptrs.enumerated() where i % 2 == 1 {
+      freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), other.raw, p, op: "free")
+    }
+    expectAll("after freeing everything")
+    other.releaseAll()
+    owner.releaseAll()
+    h.reclaim()
+    expectAll("after release and reclaim")
+    var spans = 0
+    lockAcquire(&h.pointee.lock)
+    h.forEachSpanLocked { _ in spans += 1 }
+    lockRelease(&h.pointee.lock)
+    #expect(spans == h.pointee.spansInUse + h.pointee.largeCached)
+  }
+}
