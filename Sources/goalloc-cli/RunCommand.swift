@@ -5,7 +5,7 @@
 // with CMD's status.
 
 import ArgumentParser
-import GoAlloc
+import GoAllocTools
 
 #if canImport(Glibc)
 import Glibc

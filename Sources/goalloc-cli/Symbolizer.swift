@@ -4,7 +4,7 @@
 // function and file:line. Without addr2line, or for code without symbols, an address stays
 // "module+0xoffset".
 
-import GoAlloc
+import GoAllocTools
 
 #if canImport(Glibc)
 import Glibc

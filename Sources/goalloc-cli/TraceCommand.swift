@@ -5,7 +5,7 @@
 //   goalloc trace replay FILE [--runs N]                      the same requests under each allocator
 
 import ArgumentParser
-import GoAlloc
+import GoAllocTools
 
 #if canImport(Glibc)
 import Glibc
