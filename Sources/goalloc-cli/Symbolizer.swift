@@ -103,16 +103,3 @@ enum ELF {
     return off
   }
 }
-
-enum Which {
-  /// The first executable `name` on PATH.
-  static func find(_ name: String) -> String? {
-    if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
-    let path = RunCommand.environment("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
-    for dir in path.split(separator: ":") where !dir.isEmpty {
-      let candidate = Preload.join(String(dir), name)
-      if access(candidate, X_OK) == 0 { return candidate }
-    }
-    return nil
-  }
-}
