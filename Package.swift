@@ -12,13 +12,20 @@ let package = Package(
   products: [
     .library(name: "GoAlloc", targets: ["GoAlloc"]),
     .library(name: "GoAllocCore", targets: ["GoAllocCore"]),
+    .library(name: "GoAllocTools", targets: ["GoAllocTools"]),
     .library(name: "goalloc", type: .dynamic, targets: ["libgoalloc"]),  // -> libgoalloc.so
     .executable(name: "goalloc-cli", targets: ["goalloc-cli"]),
+    .executable(name: "mksizeclasses", targets: ["mksizeclasses"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
   ],
   targets: [
+    // The size-class generator (Go's rules -> the table and the C header goalloc_sizeclasses.h).
+    // It depends on nothing, so `mksizeclasses` (run by Scripts/gen-sizeclasses.sh) builds even
+    // when the header that everything else compiles against is broken.
+    .target(name: "SizeClassGenerator"),
+    .executableTarget(name: "mksizeclasses", dependencies: ["SizeClassGenerator"]),
     // DWARF 4 debug info: valgrind 3.19 (callgrind counts in the benchmarks) cannot read DWARF 5.
     .target(name: "CGoAllocShim", cSettings: [.unsafeFlags(["-gdwarf-4", "-ffunction-sections"])]),
     // The libc names of libgoalloc.so (default visibility; trampolines to the Swift exports).
@@ -37,12 +44,17 @@ let package = Package(
         .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/libgoalloc/exports.map"]),
       ]
     ),
+    // The public Swift API (`import GoAlloc`): allocate, deallocate, MemStats.
     .target(name: "GoAlloc", dependencies: ["GoAllocCore"]),
+    // Tooling over the heap: allocation traces, the heap map model and its SVG renderer.
+    .target(name: "GoAllocTools", dependencies: ["GoAllocCore"]),
     .executableTarget(
       name: "goalloc-cli",
-      dependencies: ["GoAlloc", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+      dependencies: ["GoAllocTools", "SizeClassGenerator",
+                     .product(name: "ArgumentParser", package: "swift-argument-parser")]),
     .testTarget(name: "GoAllocCoreTests", dependencies: ["GoAllocCore", "CGoAllocShim"]),
-    .testTarget(name: "GoAllocTests", dependencies: ["GoAlloc", "GoAllocCore", "CGoAllocShim"],
+    .testTarget(name: "GoAllocTests",
+                dependencies: ["GoAlloc", "GoAllocTools", "SizeClassGenerator", "GoAllocCore", "CGoAllocShim"],
                 resources: [.copy("Fixtures")]),
     .testTarget(name: "PreloadTests", dependencies: ["GoAlloc"], resources: [.copy("Fixtures")]),
   ]

@@ -4,6 +4,9 @@
 // 24 B class, 8-aligned; noscan requests under 16 B share 16 B blocks through the tiny
 // allocator). Memory is freed explicitly with `deallocate`. `MemStats.read()` gives a live,
 // consistent snapshot of the heap.
+//
+// The tooling around the heap (allocation traces, heap maps and their SVG pictures) is the
+// separate library GoAllocTools; the size-class generator is SizeClassGenerator (mksizeclasses).
 @_exported import struct GoAllocCore.MemStats
 import GoAllocCore
 

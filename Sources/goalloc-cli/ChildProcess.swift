@@ -1,7 +1,9 @@
-// Running a command as a child (for the subcommands that need to do something after it exits:
-// run --heapmap, stats, trace record, trace replay): spawning with an edited environment,
-// waiting with SIGINT/SIGQUIT ignored (as system(3) does: ^C stops the child, and goalloc still
-// reports), exit statuses as shells give them, and GOALLOC_DEBUG editing.
+// Running commands as children, and the files and paths around them: the helpers every
+// subcommand shares (run --heapmap, stats, trace record/replay, bench). Spawning with an edited
+// environment, waiting with SIGINT/SIGQUIT ignored (as system(3) does: ^C stops the child, and
+// goalloc still reports) or not (bench: ^C stops the whole suite), exit statuses as shells give
+// them, GOALLOC_DEBUG editing, PATH lookup (`Which`), and files and paths without Foundation
+// (`Files`).
 
 import ArgumentParser
 
@@ -98,16 +100,49 @@ enum ChildProcess {
     return pid
   }
 
-  /// Waits for `pid` with SIGINT and SIGQUIT ignored here (the child gets them from the terminal).
-  static func wait(_ pid: pid_t) -> Termination {
-    let oldInt = signal(SIGINT, SIG_IGN)
-    let oldQuit = signal(SIGQUIT, SIG_IGN)
-    defer { signal(SIGINT, oldInt); signal(SIGQUIT, oldQuit) }
+  /// Waits for `pid`, by default with SIGINT and SIGQUIT ignored here (the child gets them from
+  /// the terminal); with `ignoringInterrupts: false` they stop this process too.
+  static func wait(_ pid: pid_t, ignoringInterrupts: Bool = true) -> Termination {
+    if ignoringInterrupts {
+      let oldInt = signal(SIGINT, SIG_IGN)
+      let oldQuit = signal(SIGQUIT, SIG_IGN)
+      defer { signal(SIGINT, oldInt); signal(SIGQUIT, oldQuit) }
+      return waitForExit(pid)
+    }
+    return waitForExit(pid)
+  }
+
+  private static func waitForExit(_ pid: pid_t) -> Termination {
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 {
       if errno != EINTR { return Termination(waitStatus: 127 << 8) }
     }
     return Termination(waitStatus: status)
+  }
+
+  /// Runs `argv` to the end with standard input from /dev/null and standard output and error sent
+  /// to files (created or truncated; nil: this process's own; the same file for both is fine).
+  /// When a file cannot be written or `argv` cannot start, prints one line (unless `command` is
+  /// nil) and throws. `ignoringInterrupts`: as for `wait`.
+  static func runToFiles(_ argv: [String], env: [String], stdout: String?, stderr: String?,
+                         command: String? = "goalloc", ignoringInterrupts: Bool = true) throws -> Termination {
+    func create(_ path: String?) throws -> Int32? {
+      guard let path else { return nil }
+      let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+      guard fd >= 0 else {
+        if let command { printError("\(command): cannot write \(path): \(String(cString: strerror(errno)))") }
+        throw ExitCode.failure
+      }
+      return fd
+    }
+    let o = try create(stdout)
+    defer { if let o { close(o) } }
+    let e = try (stderr != nil && stderr == stdout ? o : create(stderr))
+    defer { if let e, e != o { close(e) } }
+    let i = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    defer { if i >= 0 { close(i) } }
+    let pid = try spawn(argv, env: env, stdinFD: i >= 0 ? i : nil, stdoutFD: o, stderrFD: e, command: command)
+    return wait(pid, ignoringInterrupts: ignoringInterrupts)
   }
 
   /// Runs `argv` to the end with its output captured (stderr to /dev/null); nil if it could not
@@ -143,12 +178,51 @@ enum ChildProcess {
   }
 }
 
-/// Files and folders for the subcommands (no Foundation).
+/// The first executable on PATH.
+enum Which {
+  /// The first executable `name` on PATH (`name` itself when it holds a slash).
+  static func find(_ name: String) -> String? {
+    if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
+    let path = RunCommand.environment("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
+    for dir in path.split(separator: ":") where !dir.isEmpty {
+      let candidate = Files.join(String(dir), name)
+      if access(candidate, X_OK) == 0 { return candidate }
+    }
+    return nil
+  }
+}
+
+/// Files, folders and paths for the subcommands (no Foundation).
 enum Files {
+  /// `name` inside `dir`.
+  static func join(_ dir: String, _ name: String) -> String {
+    dir.hasSuffix("/") ? dir + name : dir + "/" + name
+  }
+
+  /// Everything before the last slash ("." when there is none, "/" for the root).
+  static func directoryName(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return slash == path.startIndex ? "/" : String(path[..<slash])
+  }
+
+  static func currentDirectory() -> String? {
+    guard let cwd = getcwd(nil, 0) else { return nil }
+    defer { free(cwd) }
+    return String(cString: cwd)
+  }
+
+  /// The target of the symbolic link `path`, or nil.
+  static func readLink(_ path: String) -> String? {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let n = readlink(path, &buffer, buffer.count - 1)
+    guard n > 0 else { return nil }
+    return String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+  }
+
   /// A new private folder under $TMPDIR (or /tmp); the caller removes it.
   static func temporaryDirectory(_ label: String) throws -> String {
     let base = RunCommand.environment("TMPDIR") ?? "/tmp"
-    var template = Array((Preload.join(base, "goalloc-\(label).XXXXXX")).utf8CString)
+    var template = Array((Files.join(base, "goalloc-\(label).XXXXXX")).utf8CString)
     guard let p = mkdtemp(&template) else {
       printError("goalloc: cannot create a temporary folder in \(base): \(String(cString: strerror(errno)))")
       throw ExitCode.failure
@@ -162,11 +236,23 @@ enum Files {
       while let e = readdir(d) {
         let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
         if name == "." || name == ".." { continue }
-        unlink(Preload.join(path, name))
+        unlink(join(path, name))
       }
       closedir(d)
     }
     rmdir(path)
+  }
+
+  /// Creates `path` and any missing parent folders; prints one line and throws on failure.
+  static func makeDirectories(_ path: String, command: String) throws {
+    var prefix = path.hasPrefix("/") ? "" : "."
+    for part in path.split(separator: "/") {
+      prefix += "/" + part
+      if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+        printError("\(command): cannot create \(prefix): \(String(cString: strerror(errno)))")
+        throw ExitCode.failure
+      }
+    }
   }
 
   static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
@@ -210,6 +296,6 @@ enum Files {
 
   /// `path` made absolute against the current directory.
   static func absolute(_ path: String) -> String {
-    path.hasPrefix("/") ? path : Preload.join(Preload.currentDirectory() ?? ".", path)
+    path.hasPrefix("/") ? path : join(currentDirectory() ?? ".", path)
   }
 }

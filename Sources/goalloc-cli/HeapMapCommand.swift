@@ -2,7 +2,7 @@
 // goalloc_write_heapmap()) as SVG.
 
 import ArgumentParser
-import GoAlloc
+import GoAllocTools
 
 #if canImport(Glibc)
 import Glibc

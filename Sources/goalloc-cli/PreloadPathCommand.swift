@@ -33,10 +33,10 @@ enum Preload {
   /// The folders searched, in order (absolute paths).
   static func searchDirectories() -> [String] {
     var dirs: [String] = []
-    if let exe = readLink("/proc/self/exe") { dirs.append(directoryName(exe)) }
-    if let cwd = currentDirectory() {
-      dirs.append(join(cwd, ".build/release"))
-      dirs.append(join(cwd, ".build/debug"))
+    if let exe = Files.readLink("/proc/self/exe") { dirs.append(Files.directoryName(exe)) }
+    if let cwd = Files.currentDirectory() {
+      dirs.append(Files.join(cwd, ".build/release"))
+      dirs.append(Files.join(cwd, ".build/debug"))
     }
     return dirs
   }
@@ -45,32 +45,10 @@ enum Preload {
   static func libraryPath() throws -> String {
     let dirs = searchDirectories()
     for dir in dirs {
-      let candidate = join(dir, libraryName)
+      let candidate = Files.join(dir, libraryName)
       if access(candidate, R_OK) == 0 { return candidate }
     }
     printError("goalloc: \(libraryName) not found in \(dirs.joined(separator: ", ")); build it with `swift build --product goalloc`")
     throw ExitCode.failure
-  }
-
-  static func readLink(_ path: String) -> String? {
-    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-    let n = readlink(path, &buffer, buffer.count - 1)
-    guard n > 0 else { return nil }
-    return String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-  }
-
-  static func currentDirectory() -> String? {
-    guard let cwd = getcwd(nil, 0) else { return nil }
-    defer { free(cwd) }
-    return String(cString: cwd)
-  }
-
-  static func directoryName(_ path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return "." }
-    return slash == path.startIndex ? "/" : String(path[..<slash])
-  }
-
-  static func join(_ dir: String, _ name: String) -> String {
-    dir.hasSuffix("/") ? dir + name : dir + "/" + name
   }
 }

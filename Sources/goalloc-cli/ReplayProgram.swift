@@ -1,5 +1,5 @@
 // The C program `goalloc trace replay` compiles (cc -O2) and runs once per allocator with
-// LD_PRELOAD. It reads the op list that ReplayOps (Sources/GoAlloc/Trace.swift) writes, replays
+// LD_PRELOAD. It reads the op list that ReplayOps (Sources/GoAllocTools/Trace.swift) writes, replays
 // it with malloc and free — touching every 4 KiB page of each new block, as the traced program
 // wrote its memory — and prints one line:
 //   goalloc-replay ops=N allocs=A frees=F ns=T base_rss_kb=B peak_rss_kb=P live_objects=L live_bytes=LB

@@ -5,7 +5,7 @@
 // with CMD's status.
 
 import ArgumentParser
-import GoAlloc
+import GoAllocTools
 
 #if canImport(Glibc)
 import Glibc
@@ -100,7 +100,7 @@ struct RunCommand: ParsableCommand {
   func runWithHeapMap(_ argv: [String], library: String, svgPath: String) throws -> Int32 {
     let dir = try Files.temporaryDirectory("heapmap")
     defer { Files.removeDirectory(dir) }
-    let mapFile = Preload.join(dir, "heapmap.txt")
+    let mapFile = Files.join(dir, "heapmap.txt")
     var settings: [(String, String)] = [("heapmap", mapFile)]
     if stats { settings.append(("stats", "1")) }
     let env = ChildProcess.preloadEnvironment(library: library, debug: settings)

@@ -1,7 +1,8 @@
-// `goalloc sizeclasses`: prints the size-class table that GoAlloc generates by Go's rules.
+// `goalloc sizeclasses`: prints the size-class table that SizeClassGenerator derives from Go's
+// rules (the table, CSV, or the C header that mksizeclasses writes).
 
 import ArgumentParser
-import GoAlloc
+import SizeClassGenerator
 
 struct SizeClassesCommand: ParsableCommand {
   static let configuration = CommandConfiguration(

@@ -4,7 +4,7 @@
 // on unchanged.
 
 import ArgumentParser
-import GoAlloc
+import GoAllocTools
 
 #if canImport(Glibc)
 import Glibc

@@ -4,7 +4,7 @@
 // function and file:line. Without addr2line, or for code without symbols, an address stays
 // "module+0xoffset".
 
-import GoAlloc
+import GoAllocTools
 
 #if canImport(Glibc)
 import Glibc
@@ -101,18 +101,5 @@ enum ELF {
       return UInt(o - l.offset + l.vaddr)
     }
     return off
-  }
-}
-
-enum Which {
-  /// The first executable `name` on PATH.
-  static func find(_ name: String) -> String? {
-    if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
-    let path = RunCommand.environment("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
-    for dir in path.split(separator: ":") where !dir.isEmpty {
-      let candidate = Preload.join(String(dir), name)
-      if access(candidate, X_OK) == 0 { return candidate }
-    }
-    return nil
   }
 }

@@ -5,7 +5,7 @@
 //   goalloc trace replay FILE [--runs N]                      the same requests under each allocator
 
 import ArgumentParser
-import GoAlloc
+import GoAllocTools
 
 #if canImport(Glibc)
 import Glibc
@@ -283,10 +283,10 @@ struct TraceReplayCommand: ParsableCommand {
 
     let dir = try Files.temporaryDirectory("replay")
     defer { Files.removeDirectory(dir) }
-    let opsFile = Preload.join(dir, "ops.bin"), src = Preload.join(dir, "replay.c"), exe = Preload.join(dir, "replay")
+    let opsFile = Files.join(dir, "ops.bin"), src = Files.join(dir, "replay.c"), exe = Files.join(dir, "replay")
     try Files.writeFile(opsFile, ops.bytes, command: "goalloc trace replay")
     try Files.writeFile(src, ReplayProgram.source, command: "goalloc trace replay")
-    let log = Preload.join(dir, "cc.log")
+    let log = Files.join(dir, "cc.log")
     let ccEnv = ChildProcess.environment([("LD_PRELOAD", nil), ("GOALLOC_DEBUG", nil)])
     let ccStatus = try ChildProcess.runToFiles([compiler, "-O2", "-o", exe, src], env: ccEnv, stdout: log, stderr: log)
     guard ccStatus.exitCode == 0 else {
@@ -302,7 +302,7 @@ struct TraceReplayCommand: ParsableCommand {
         var set: [(String, String?)] = [("LD_PRELOAD", a.library), ("GOALLOC_DEBUG", nil)]
         if a.library == nil { set[0].1 = nil }
         let env = ChildProcess.environment(set)
-        let out = Preload.join(dir, "out"), err = Preload.join(dir, "err")
+        let out = Files.join(dir, "out"), err = Files.join(dir, "err")
         let status = try ChildProcess.runToFiles([exe, opsFile], env: env, stdout: out, stderr: err)
         guard status.exitCode == 0, let text = Files.read(out), let result = ReplayResult(parsing: text) else {
           printError("goalloc trace replay: the replay under \(a.name) failed (\(status.description)):\n"
@@ -404,8 +404,8 @@ struct ReplayAllocator {
     let peers = [("jemalloc", "libjemalloc.so.2"), ("tcmalloc", "libtcmalloc_minimal.so.4"), ("mimalloc", "libmimalloc.so.2")]
     for (name, file) in peers {
       let dirs = ["/usr/lib/\(multiarch())", "/usr/lib", "/usr/local/lib"]
-      let found = dirs.map { Preload.join($0, file) }.first(where: Files.exists)
-      list.append(ReplayAllocator(name: name, library: found ?? Preload.join(dirs[0], file)))
+      let found = dirs.map { Files.join($0, file) }.first(where: Files.exists)
+      list.append(ReplayAllocator(name: name, library: found ?? Files.join(dirs[0], file)))
     }
     return list
   }
@@ -420,21 +420,5 @@ struct ReplayAllocator {
     case "aarch64", "arm64": return "aarch64-linux-gnu"
     default: return machine + "-linux-gnu"
     }
-  }
-}
-
-extension ChildProcess {
-  /// Runs `argv` to the end with stdout/stderr sent to files (the same file for both is fine).
-  static func runToFiles(_ argv: [String], env: [String], stdout: String, stderr: String) throws -> Termination {
-    let o = open(stdout, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    let e = stderr == stdout ? o : open(stderr, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    let i = open("/dev/null", O_RDONLY | O_CLOEXEC)
-    defer { close(o); if e != o { close(e) }; close(i) }
-    guard o >= 0, e >= 0 else {
-      printError("goalloc: cannot write \(stdout): \(String(cString: strerror(errno)))")
-      throw ExitCode.failure
-    }
-    let pid = try spawn(argv, env: env, stdinFD: i, stdoutFD: o, stderrFD: e, command: "goalloc")
-    return wait(pid)
   }
 }

@@ -5,6 +5,7 @@ import FoundationXML
 #endif
 import GoAlloc
 import GoAllocCore
+import GoAllocTools
 import Testing
 
 /// Runs `body` holding the global-heap test lock (tests comparing global counters serialize on it,

@@ -4,7 +4,7 @@
 
 import CGoAllocShim
 import Foundation
-import GoAlloc
+import SizeClassGenerator
 import Testing
 
 @Suite("Size classes")
