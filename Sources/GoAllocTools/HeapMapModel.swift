@@ -25,7 +25,7 @@ public struct HeapMap: Sendable, Equatable {
   /// Bytes per heap page (Go's 8 KiB).
   public static let pageBytes = 8192
   /// The span class of the tiny allocator's 16-byte blocks.
-  public static let tinySpanClass = 136
+  public static let tinySpanClass = SpanClass.tiny.index  // 136
 
   /// Where an in-use span is: owned by a thread (its current span or on its ready list), on its
   /// mcentral's partial list, full and owned by nobody ("full": floating), or a large object.
@@ -302,7 +302,7 @@ extension HeapMap {
       case .arena:
         arenas.append(Arena(base: r.base, bytes: r.npages * HeapMap.pageBytes))
       case .span:
-        let state: SpanState = r.spanclass >> 1 == 0 ? .large : r.cached ? .cached : r.onPartialList ? .partial : .full
+        let state: SpanState = SpanClass(index: r.spanclass).isLarge ? .large : r.cached ? .cached : r.onPartialList ? .partial : .full
         arenas[arenas.count - 1].regions.append(.span(Span(
           base: r.base, npages: r.npages, spanClass: r.spanclass, elemSize: r.elemsize, nelems: r.nelems,
           allocated: r.allocated, state: state)))
