@@ -92,7 +92,7 @@ extension UnsafeMutablePointer where Pointee == MCentral {
     // A class's first spans are Go's size (a small program touches a few KiB per class); later
     // ones are GoAlloc's larger spans (fewer refills where the class is used a lot).
     let first = atomicAddRelaxed64(&pointee.grown, 1) < MCentral.goSizedSpans
-    guard let s = h.allocSpan(first ? classNPages(sc) : spanPages(sc), spanclass: spc) else { return nil }
+    guard let s = h.allocSpanReclaiming(first ? classNPages(sc) : spanPages(sc), spanclass: spc) else { return nil }
     atomicStore64(&s.pointee.freeState, fsCached)
     return s
   }
@@ -144,5 +144,33 @@ extension UnsafeMutablePointer where Pointee == MCentral {
     }
     lockRelease(&pointee.lock)
     return out
+  }
+}
+
+extension UnsafeMutablePointer where Pointee == MHeap {
+  /// Gives every empty span on the mcentrals' partial lists back to the page heap (before the
+  /// heap grows, on malloc_trim, and from the scavenger's tick). Heap lock NOT held. Returns
+  /// the number of spans freed.
+  @discardableResult
+  public func reclaim() -> Int {
+    var n = 0
+    for i in 0..<SpanClass.count {
+      var it = central(SpanClass(index: i)).reclaimEmpty(self)
+      while let s = it {
+        it = s.pointee.next
+        freeSpan(s)
+        n += 1
+      }
+    }
+    return n
+  }
+
+  /// A new span from the heap (MHeap.allocSpan) for an mcentral or a large object: when no run
+  /// of free pages fits, the empty spans parked on the mcentrals go back first, and the heap
+  /// grows only if that did not make room.
+  func allocSpanReclaiming(_ npages: Int, spanclass spc: SpanClass, alignPages: Int = 1) -> SpanPtr? {
+    if let s = allocSpan(npages, spanclass: spc, alignPages: alignPages, grow: false) { return s }
+    if reclaim() > 0, let s = allocSpan(npages, spanclass: spc, alignPages: alignPages, grow: false) { return s }
+    return allocSpan(npages, spanclass: spc, alignPages: alignPages, grow: true)
   }
 }

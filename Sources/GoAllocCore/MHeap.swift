@@ -38,6 +38,8 @@ public struct MHeap {
   var scavenger: UnsafeMutablePointer<ScavengerState>  // (its own lock)
   var instrumentation: UnsafeMutablePointer<Instrumentation>  // traces and heap profile
   var debugFlags: UInt32 = 0                     // atomic: GOALLOC_DEBUG flags
+  /// GOALLOC_DEBUG=check=1: run by a cache's refill every 256 refills (argument: the cache).
+  var periodicCheck: (@convention(c) (UnsafeMutableRawPointer) -> Void)? = nil
   // Statistics (heap lock unless noted).
   var pagesInUse = 0
   var spansInUse = 0
@@ -162,25 +164,12 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     return true
   }
 
-  /// Gives every empty span on the mcentrals' partial lists back to the page heap.
-  /// Heap lock NOT held. Returns the number of spans freed.
-  @discardableResult
-  public func reclaim() -> Int {
-    var n = 0
-    for i in 0..<SpanClass.count {
-      var it = (pointee.centrals + i).reclaimEmpty(self)
-      while let s = it {
-        it = s.pointee.next
-        freeSpan(s)
-        n += 1
-      }
-    }
-    return n
-  }
-
   /// A new in-use span of `npages` pages for span class `spc` (0/1: large), its first page
-  /// aligned to `alignPages` pages; nil when out of memory.
-  func allocSpan(_ npages: Int, spanclass spc: SpanClass, alignPages: Int = 1) -> SpanPtr? {
+  /// aligned to `alignPages` pages, from the pages the heap has; with `grow`, first releasing
+  /// free pages near a memory limit and then adding arenas when none fit. Nil when out of
+  /// memory. (The mcentral tier reclaims parked empty spans before it asks to grow:
+  /// `allocSpanReclaiming`.)
+  func allocSpan(_ npages: Int, spanclass spc: SpanClass, alignPages: Int = 1, grow mayGrow: Bool = true) -> SpanPtr? {
     lockAcquire(&pointee.lock)
     if spc.isLarge && pointee.largeCached > 0 {
       if alignPages == 1, let s = takeCachedLargeLocked(npages, spanclass: spc) {
@@ -191,20 +180,14 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     }
     var r = npages <= PageAlloc.pageCacheMaxPages && alignPages == 1 ? pointee.pages.allocFromCache(npages) : nil
     if r == nil { r = pointee.pages.alloc(npages, alignPages: alignPages) }
-    if r == nil {
-      lockRelease(&pointee.lock)
-      let reclaimed = reclaim()
-      lockAcquire(&pointee.lock)
-      if reclaimed > 0 { r = pointee.pages.alloc(npages, alignPages: alignPages) }
-      if r == nil {
-        if atomicLoad64(&pointee.scavenger.pointee.memLimit) != 0 {
-          lockRelease(&pointee.lock)
-          scavengeForLimit(growing: (npages + alignPages) * pageSize)
-          lockAcquire(&pointee.lock)
-        }
-        if !grow(npages + alignPages - 1) { lockRelease(&pointee.lock); return nil }
-        r = pointee.pages.alloc(npages, alignPages: alignPages)
+    if r == nil && mayGrow {
+      if atomicLoad64(&pointee.scavenger.pointee.memLimit) != 0 {
+        lockRelease(&pointee.lock)
+        scavengeForLimit(growing: (npages + alignPages) * pageSize)
+        lockAcquire(&pointee.lock)
       }
+      if !grow(npages + alignPages - 1) { lockRelease(&pointee.lock); return nil }
+      r = pointee.pages.alloc(npages, alignPages: alignPages)
     }
     guard let (base, scav) = r else { lockRelease(&pointee.lock); return nil }
     let large = spc.isLarge
@@ -355,62 +338,5 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// The in-use span holding address p, or nil.
   @inline(__always) public func spanOf(_ p: UnsafeRawPointer) -> SpanPtr? {
     spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), UInt(bitPattern: p))
-  }
-
-  /// Reports an invalid free; aborts unless GOALLOC_DEBUG=badfree=warn.
-  func badFree(_ op: StaticString, _ what: StaticString, _ addr: UInt) {
-    atomicAdd64(&pointee.badFrees, 1)
-    if debugFlags & UInt32(GOALLOC_DEBUG_PARSED) == 0 {
-      debugFlags = goalloc_debug_flags_from_env()
-    }
-    if debugFlags & UInt32(GOALLOC_DEBUG_BADFREE_WARN) != 0 {
-      report(op, what, addr)
-      return
-    }
-    fatal(op, what, addr)
-  }
-
-  /// GOALLOC_DEBUG flags (read and written atomically: any thread may refresh them).
-  public var debugFlags: UInt32 {
-    get { atomicLoad32(&pointee.debugFlags) }
-    nonmutating set { atomicStore32(&pointee.debugFlags, newValue) }
-  }
-
-  // MARK: fork
-
-  /// Takes every allocator lock (pthread_atfork prepare).
-  func lockAll() {
-    goalloc_trace_lock()
-    for i in 0..<SpanClass.count { lockAcquire(&pointee.centrals[i].lock) }
-    lockAcquire(&pointee.scavenger.pointee.lock)
-    lockAcquire(&pointee.caches.pointee.lock)
-    lockAcquire(&pointee.lock)
-  }
-  func unlockAll() {
-    goalloc_trace_unlock()
-    lockRelease(&pointee.lock)
-    lockRelease(&pointee.caches.pointee.lock)
-    lockRelease(&pointee.scavenger.pointee.lock)
-    for i in 0..<SpanClass.count { lockRelease(&pointee.centrals[i].lock) }
-  }
-  /// In the child: locks are free again. The caches of threads that do not exist here are
-  /// unlinked (their counters flushed) but their spans are left alone: such a thread may have
-  /// been halfway through the lock-free fast path when fork copied it, so its spans cannot be
-  /// trusted. They stay "cached" forever in the child (a bounded leak, like glibc's arenas).
-  func afterForkChild(keeping current: UnsafeMutableRawPointer?) {
-    goalloc_trace_reset_lock()
-    lockReset(&pointee.lock)
-    lockReset(&pointee.caches.pointee.lock)
-    lockReset(&pointee.scavenger.pointee.lock)
-    if atomicLoad32(&pointee.scavenger.pointee.started) == 1 {
-      atomicStore32(&pointee.scavenger.pointee.started, 0)  // no thread here: restart lazily
-    }
-    for i in 0..<SpanClass.count { lockReset(&pointee.centrals[i].lock) }
-    var it = pointee.caches.pointee.head
-    while let raw = it {
-      let c = MCache(raw)
-      it = c.link.pointee.next
-      if raw != current { c.abandon() }
-    }
   }
 }

@@ -177,7 +177,7 @@ func largeAlloc(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, alignPages: 
   if size > maxAllocSize { return 0 }
   let npages = (size + pageSize - 1) >> pageShift
   let h = c.heap
-  guard let s = h.allocSpan(npages, spanclass: .large(noscan: noscan), alignPages: alignPages) else {
+  guard let s = h.allocSpanReclaiming(npages, spanclass: .large(noscan: noscan), alignPages: alignPages) else {
     return 0
   }
   atomicAdd64(&h.pointee.largeAllocs, 1)
@@ -206,4 +206,14 @@ public func goAlignedAlloc(_ size: Int, alignment: Int, noscan: Bool = true, zer
     return mallocgc(max(size, alignment), noscan: noscan, zero: zero, mallocMode: mallocMode)
   }
   return mallocSlow(max(size, 1), noscan: noscan, zero: zero, mallocMode: mallocMode, alignment: alignment)
+}
+
+/// Gives empty spans back to the page heap and every free page back to the OS.
+/// Returns the bytes released to the OS.
+@discardableResult public func goReleaseFreeMemory() -> Int {
+  // The calling thread's free lists first: their objects may be all that holds a span.
+  if let raw = existingThreadCache() { MCache(raw).flushLists() }
+  guard let h = globalHeap() else { return 0 }
+  h.reclaim()
+  return h.releaseAll()
 }

@@ -30,6 +30,7 @@ func initGlobalHeap() -> UnsafeMutablePointer<MHeap>? {
   let h = MHeap.create()
   if let h {
     h.debugFlags = goalloc_debug_flags_from_env()
+    h.pointee.periodicCheck = periodicHeapCheck
     h.pointee.scavenger.pointee.background = true
     goalloc_global_heap_set(UnsafeMutableRawPointer(h))
   }
@@ -71,6 +72,12 @@ func createThreadCache() -> MCache? {
   return c
 }
 
+/// GOALLOC_DEBUG=check=1: the heap and the calling thread's own cache (`raw`), or abort.
+func periodicHeapCheck(_ raw: UnsafeMutableRawPointer) {
+  let c = MCache(raw)
+  if !c.heap.checkHeapAndOwnCacheAndReport() { goalloc_abort() }
+}
+
 /// pthread key destructor: the thread is exiting; give its spans and counters back.
 func threadExit(_ raw: UnsafeMutableRawPointer?) {
   guard let raw, goalloc_tls_get() == raw || goalloc_tls_slow_get() == raw else { return }
@@ -109,3 +116,86 @@ public func loadHook() {
 func forkPrepare() { globalHeap()?.lockAll() }
 func forkParent() { globalHeap()?.unlockAll() }
 func forkChild() { globalHeap()?.afterForkChild(keeping: goalloc_tls_get()) }
+
+extension UnsafeMutablePointer where Pointee == MHeap {
+  // MARK: fork
+
+  /// Takes every allocator lock (pthread_atfork prepare).
+  func lockAll() {
+    goalloc_trace_lock()
+    for i in 0..<SpanClass.count { lockAcquire(&pointee.centrals[i].lock) }
+    lockAcquire(&pointee.scavenger.pointee.lock)
+    lockAcquire(&pointee.caches.pointee.lock)
+    lockAcquire(&pointee.lock)
+  }
+  func unlockAll() {
+    goalloc_trace_unlock()
+    lockRelease(&pointee.lock)
+    lockRelease(&pointee.caches.pointee.lock)
+    lockRelease(&pointee.scavenger.pointee.lock)
+    for i in 0..<SpanClass.count { lockRelease(&pointee.centrals[i].lock) }
+  }
+  /// In the child: locks are free again. The caches of threads that do not exist here are
+  /// unlinked (their counters flushed) but their spans are left alone: such a thread may have
+  /// been halfway through the lock-free fast path when fork copied it, so its spans cannot be
+  /// trusted. They stay "cached" forever in the child (a bounded leak, like glibc's arenas).
+  func afterForkChild(keeping current: UnsafeMutableRawPointer?) {
+    goalloc_trace_reset_lock()
+    lockReset(&pointee.lock)
+    lockReset(&pointee.caches.pointee.lock)
+    lockReset(&pointee.scavenger.pointee.lock)
+    if atomicLoad32(&pointee.scavenger.pointee.started) == 1 {
+      atomicStore32(&pointee.scavenger.pointee.started, 0)  // no thread here: restart lazily
+    }
+    for i in 0..<SpanClass.count { lockReset(&pointee.centrals[i].lock) }
+    var it = pointee.caches.pointee.head
+    while let raw = it {
+      let c = MCache(raw)
+      it = c.link.pointee.next
+      if raw != current { c.abandon() }
+    }
+  }
+}
+
+extension UnsafeMutablePointer where Pointee == MHeap {
+  /// Starts the background scavenger once, when the environment is readable (libc is up).
+  func startScavengerIfNeeded() {
+    let sc = pointee.scavenger
+    atomicStore32(&sc.pointee.wanted, 0)
+    if !sc.pointee.background || atomicLoad32(&sc.pointee.started) != 0 { return }
+    let flags = debugFlags & UInt32(GOALLOC_DEBUG_PARSED) != 0 ? debugFlags : goalloc_debug_flags_from_env()
+    if flags & UInt32(GOALLOC_DEBUG_PARSED) == 0 { return }  // too early: try again later
+    debugFlags = flags
+    if flags & UInt32(GOALLOC_DEBUG_NO_SCAVENGER) != 0 {
+      _ = atomicCAS32(&sc.pointee.started, 0, 2)
+      return
+    }
+    guard atomicCAS32(&sc.pointee.started, 0, 1) else { return }
+    lockAcquire(&sc.pointee.lock)
+    atomicStore64(&sc.pointee.memLimit, goalloc_memlimit_from_env())
+    lockRelease(&sc.pointee.lock)
+    if goalloc_start_thread(scavengerMain, UnsafeMutableRawPointer(self)) == 0 {
+      atomicStore32(&sc.pointee.started, 0)
+    }
+  }
+}
+
+/// The background scavenger thread of heap `arg`.
+func scavengerMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+  goalloc_tls_state_set(1)  // this thread keeps no cache of its own
+  guard let h = arg?.assumingMemoryBound(to: MHeap.self) else { return nil }
+  while atomicLoad32(&h.pointee.scavenger.pointee.started) == 1 {
+    goalloc_sleep_ns(ScavengerState.tickNanos)
+    // The program's threads are all gone (its main thread left by pthread_exit): leave too, or
+    // this thread alone would keep the process alive.
+    if goalloc_only_live_thread() != 0 {
+      _ = atomicCAS32(&h.pointee.scavenger.pointee.started, 1, 0)
+      return nil
+    }
+    h.scavengerTick(reclaimSpans: reclaimParkedSpans)
+  }
+  return nil
+}
+
+/// The scavenger's way to reclaim parked empty spans (a plain function: no closure context).
+func reclaimParkedSpans(_ h: UnsafeMutablePointer<MHeap>) -> Int { h.reclaim() }

@@ -84,11 +84,10 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     return released
   }
 
-  /// Empty spans back to the page heap, then every free page back to the OS.
+  /// Every free page back to the OS (goReleaseFreeMemory first gives the empty spans back).
   @discardableResult
   public func releaseAll() -> Int {
-    reclaim()
-    return scavenge(maxBytes: Int.max)
+    scavenge(maxBytes: Int.max)
   }
 
   /// Bytes the process keeps for the heap: pages in spans plus free pages not released.
@@ -107,14 +106,15 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     if UInt64(retainedBytes + bytes) >= limit - limit / 20 { scavenge(maxBytes: Int.max) }
   }
 
-  /// One background tick (see the policy above).
-  func scavengerTick() {
+  /// One background tick (see the policy above). `reclaimSpans` gives the mcentrals' parked empty
+  /// spans back to the page heap (MHeap.reclaim, a tier above this one).
+  func scavengerTick(reclaimSpans: (UnsafeMutablePointer<MHeap>) -> Int) {
     let sc = pointee.scavenger
     lockAcquire(&sc.pointee.lock)  // the tick's own fields share the scavenger's lock
     sc.pointee.ticks += 1
     let doReclaim = sc.pointee.ticks % 10 == 0
     lockRelease(&sc.pointee.lock)
-    if doReclaim { reclaim() }
+    if doReclaim { _ = reclaimSpans(self) }
     lockAcquire(&pointee.lock)
     flushLargeCacheLocked()  // kept at most a tick
     let inUse = pointee.pagesInUse
@@ -127,7 +127,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     let limit = atomicLoad64(&sc.pointee.memLimit)
     lockRelease(&sc.pointee.lock)
     if limit != 0 && UInt64(retained * pageSize) >= limit - limit / 20 {
-      reclaim()
+      _ = reclaimSpans(self)
       scavenge(maxBytes: Int.max)
       return
     }
@@ -139,50 +139,4 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       if got < want { scavenge(maxBytes: want - got, minRunPages: 1, skipDense: true) }
     }
   }
-
-  /// Starts the background scavenger once, when the environment is readable (libc is up).
-  func startScavengerIfNeeded() {
-    let sc = pointee.scavenger
-    atomicStore32(&sc.pointee.wanted, 0)
-    if !sc.pointee.background || atomicLoad32(&sc.pointee.started) != 0 { return }
-    let flags = debugFlags & UInt32(GOALLOC_DEBUG_PARSED) != 0 ? debugFlags : goalloc_debug_flags_from_env()
-    if flags & UInt32(GOALLOC_DEBUG_PARSED) == 0 { return }  // too early: try again later
-    debugFlags = flags
-    if flags & UInt32(GOALLOC_DEBUG_NO_SCAVENGER) != 0 {
-      _ = atomicCAS32(&sc.pointee.started, 0, 2)
-      return
-    }
-    guard atomicCAS32(&sc.pointee.started, 0, 1) else { return }
-    lockAcquire(&sc.pointee.lock)
-    atomicStore64(&sc.pointee.memLimit, goalloc_memlimit_from_env())
-    lockRelease(&sc.pointee.lock)
-    if goalloc_start_thread(scavengerMain, UnsafeMutableRawPointer(self)) == 0 {
-      atomicStore32(&sc.pointee.started, 0)
-    }
-  }
-}
-
-/// The background scavenger thread of heap `arg`.
-func scavengerMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-  goalloc_tls_state_set(1)  // this thread keeps no cache of its own
-  guard let h = arg?.assumingMemoryBound(to: MHeap.self) else { return nil }
-  while atomicLoad32(&h.pointee.scavenger.pointee.started) == 1 {
-    goalloc_sleep_ns(ScavengerState.tickNanos)
-    // The program's threads are all gone (its main thread left by pthread_exit): leave too, or
-    // this thread alone would keep the process alive.
-    if goalloc_only_live_thread() != 0 {
-      _ = atomicCAS32(&h.pointee.scavenger.pointee.started, 1, 0)
-      return nil
-    }
-    h.scavengerTick()
-  }
-  return nil
-}
-
-/// Gives empty spans back to the page heap and every free page back to the OS.
-/// Returns the bytes released to the OS.
-@discardableResult public func goReleaseFreeMemory() -> Int {
-  // The calling thread's free lists first: their objects may be all that holds a span.
-  if let raw = existingThreadCache() { MCache(raw).flushLists() }
-  return globalHeap()?.releaseAll() ?? 0
 }
