@@ -347,10 +347,11 @@ extension ReliabilityTests {
       let bash = try Paths.requireTool("bash")
       let script = Reliability.folder.appendingPathComponent("git_workflow.sh").path
       let dir = try Paths.freshDirectory("git")
-      let plain = try await Subprocess.run(bash, [script, dir.appendingPathComponent("without").path], timeout: 600)
-      #expect(plain.exitedCleanly, "\(plain)")
+      async let plainRun = Subprocess.run(bash, [script, dir.appendingPathComponent("without").path], timeout: 600)
       let r = try await Subprocess.run(bash, [script, dir.appendingPathComponent("with").path],
                                        preload: try Reliability.preload(debug: "stats=1"), timeout: 600)
+      let plain = try await plainRun
+      #expect(plain.exitedCleanly, "\(plain)")
       #expect(r.exitedCleanly, "\(r)")
       // Stats lines land on stdout too where the session pipes a command's stderr into stdout.
       #expect(r.stdoutLines.filter { !$0.hasPrefix("goalloc: ") } == plain.stdoutLines,
