@@ -1,10 +1,11 @@
-// The libc names of the allocator, with default visibility.
+// The libc names of the allocator, with default visibility, and the library's constructor.
 //
 // Swift exports its public symbols from a shared library with *protected* visibility; for
 // `malloc` and `free` that makes the dynamic loader warn ("direct reference to protected function
 // ... may break pointer equality") in every non-PIE program that takes their address (gcc's cc1
 // does). So the libc names live here, in C, as one-jump trampolines to the Swift entry points in
-// Sources/libgoalloc/Exports.swift. This target is linked into libgoalloc.so only.
+// Sources/libgoalloc/Exports.swift. This target is linked into libgoalloc.so only; it also holds
+// the library's constructor.
 #include <stddef.h>
 
 void *goalloc_malloc(size_t);
@@ -46,3 +47,8 @@ EXPORT void *pvalloc(size_t n) { return goalloc_pvalloc(n); }
 EXPORT size_t malloc_usable_size(void *p) { return goalloc_malloc_usable_size(p); }
 EXPORT int malloc_trim(size_t pad) { return goalloc_malloc_trim(pad); }
 EXPORT int mallopt(int param, int value) { return goalloc_mallopt(param, value); }
+
+// The library's constructor: libc is ready from here on, so the heap is set up and GOALLOC_DEBUG
+// read now, even in a program that has not allocated yet (Exports.swift).
+void goalloc_on_load(void);
+__attribute__((constructor)) static void goalloc_library_init(void) { goalloc_on_load(); }

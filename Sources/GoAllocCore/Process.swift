@@ -38,7 +38,6 @@ func initGlobalHeap() -> UnsafeMutablePointer<MHeap>? {
   if let h {
     goalloc_register_atfork(forkPrepare, forkParent, forkChild)
     goalloc_set_exit_hook(exitHook)
-    goalloc_set_load_hook(loadHook)
     h.configureInstrumentation()
   }
   return h

@@ -139,8 +139,8 @@ func writeOutput(_ path: UnsafePointer<CChar>?,
   writeOutput(path) { h, fd in h.writeHeapProfile(to: fd) }
 }
 
-/// Called by the library's constructor (CGoAllocShim): the heap is set up and GOALLOC_DEBUG read
-/// as soon as libc is ready, even in a program that has not allocated yet.
+/// Called by the library's constructor (Sources/CGoAllocABI/abi.c): the heap is set up and
+/// GOALLOC_DEBUG read as soon as libc is ready, even in a program that has not allocated yet.
 @c public func goalloc_on_load() {
   loadHook()
 }

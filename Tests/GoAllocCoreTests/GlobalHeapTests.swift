@@ -155,7 +155,7 @@ extension Array {
 @Suite struct ReallocGrowthTests {
   /// A buffer grown in small steps moves O(log n) times (small blocks grow by at least half,
   /// large ones get up to half a power of two of untouched headroom), and keeps its bytes.
-  @Test func growingBufferMovesLogarithmically() {
+  @Test func growingBufferMovesLogarithmically() { _withExclusiveGlobalHeapForTesting {
     var p = goMalloc(16, mallocMode: true)!
     var size = 16, moves = 0
     memset(p, 0x5A, size)
@@ -170,5 +170,5 @@ extension Array {
     }
     #expect(moves <= 24, "\(moves) moves")
     goFree(p)
-  }
+  } }
 }

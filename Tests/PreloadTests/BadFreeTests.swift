@@ -1,5 +1,8 @@
-// badfree.c: invalid frees are reported in one line naming the problem and the address, then
-// abort (default) or are counted and ignored (GOALLOC_DEBUG=badfree=warn).
+// Bad frees (Tests/Reliability/limits_badfree.c): double, interior and wild frees, realloc and
+// malloc_usable_size of pointers GoAlloc never handed out. By default each is reported in one line
+// naming the call, the problem and the address, then the process aborts; with
+// GOALLOC_DEBUG=badfree=warn it is reported, counted in BadFrees and ignored: live blocks stay
+// intact, the heap checks out and the program goes on.
 import Foundation
 import Testing
 
@@ -9,93 +12,113 @@ import Glibc
 import Musl
 #endif
 
-enum BadFreeCase: String, CaseIterable, Sendable, CustomTestStringConvertible {
-  case double, stack, interior, realloc
+enum BadCall: String, CaseIterable, Sendable, CustomTestStringConvertible {
+  case doubleSmall = "double-small", doubleLarge = "double-large", doubleLargeFirst = "double-large-first"
+  case doubleRemote = "double-remote", interiorSmall = "interior-small", interiorLarge = "interior-large"
+  case interiorTail = "interior-tail", wildStack = "wild-stack", wildGlobal = "wild-global"
+  case wildMmap = "wild-mmap", wildWindow = "wild-window", reallocInterior = "realloc-interior"
+  case reallocInteriorLarge = "realloc-interior-large", reallocFreed = "realloc-freed"
+  case usableInteriorSmall = "usable-interior-small", usableInteriorLarge = "usable-interior-large"
 
   var testDescription: String {
     switch self {
-    case .double: return "double free"
-    case .stack: return "free of a stack address"
-    case .interior: return "free of an interior pointer (p+8 of a 64-byte block)"
-    case .realloc: return "realloc of a freed pointer"
+    case .doubleSmall: return "double free of a 48-byte block"
+    case .doubleLarge: return "double free of a large block"
+    case .doubleLargeFirst: return "double free of the process's first large block"
+    case .doubleRemote: return "double free, the first free on another thread"
+    case .interiorSmall: return "free of p+16 of a 100-byte block"
+    case .interiorLarge: return "free of p+8192 of a large block"
+    case .interiorTail: return "free of the address after a span's last slot"
+    case .wildStack: return "free of a stack address"
+    case .wildGlobal: return "free of a global"
+    case .wildMmap: return "free of someone else's mapping"
+    case .wildWindow: return "free of someone else's mapping inside the heap window"
+    case .reallocInterior: return "realloc of p+32 of a 256-byte block"
+    case .reallocInteriorLarge: return "realloc of p+4096 of a large block"
+    case .reallocFreed: return "realloc of a freed pointer"
+    case .usableInteriorSmall: return "malloc_usable_size of p+16 of a 100-byte block"
+    case .usableInteriorLarge: return "malloc_usable_size of p+4096 of a large block"
     }
   }
 
   /// The C function the diagnostic must name.
-  var function: String { self == .realloc ? "realloc" : "free" }
-
-  /// Words the diagnostic must contain (any one of them).
-  var problem: [String] {
+  var function: String {
     switch self {
-    case .double: return ["double free"]
-    case .stack: return ["invalid pointer"]
-    case .interior: return ["invalid pointer (interior pointer)"]
-    case .realloc: return ["double free", "invalid pointer"]
+    case .reallocInterior, .reallocInteriorLarge, .reallocFreed: return "realloc"
+    case .usableInteriorSmall, .usableInteriorLarge: return "malloc_usable_size"
+    default: return "free"
+    }
+  }
+
+  /// What the diagnostic must say.
+  var problem: String {
+    switch self {
+    case .doubleSmall, .doubleLarge, .doubleLargeFirst, .doubleRemote, .reallocFreed: return "double free detected"
+    case .wildStack, .wildGlobal, .wildMmap, .wildWindow: return "invalid pointer (not allocated by goalloc)"
+    default: return "invalid pointer (interior pointer)"
     }
   }
 }
 
-@Suite("invalid frees (badfree.c)")
-struct BadFreeTests {
-  /// The address badfree.c handed to the bad call ("addr 0x..." on stdout).
-  static func announcedAddress(_ r: ProcessResult) -> String? {
-    r.stdoutLines.first { $0.hasPrefix("addr 0x") }.map { String($0.dropFirst("addr ".count)) }
-  }
+extension ReliabilityTests {
+  @Suite("bad frees (limits_badfree.c)")
+  struct BadFrees {
+    static func program() async throws -> URL { try await Reliability.program("limits_badfree.c") }
 
-  /// The one `goalloc: ` diagnostic line of `r`, checked against `c` and the announced address.
-  static func expectDiagnostic(_ r: ProcessResult, _ c: BadFreeCase, sourceLocation: SourceLocation = #_sourceLocation) {
-    let lines = r.stderrWithoutStats.filter { $0.hasPrefix("goalloc: ") }
-    #expect(lines.count == 1, "exactly one goalloc line expected\n\(r)", sourceLocation: sourceLocation)
-    #expect(r.stderrWithoutStats.count == lines.count, "other lines on stderr\n\(r)", sourceLocation: sourceLocation)
-    guard let line = lines.first, let addr = announcedAddress(r) else {
-      Issue.record("no diagnostic or no announced address\n\(r)", sourceLocation: sourceLocation)
-      return
+    /// The addresses limits_badfree.c handed to its bad calls ("addr 0x..." on stdout).
+    static func announced(_ r: ProcessResult) -> [String] {
+      r.stdoutLines.filter { $0.hasPrefix("addr 0x") }.map { String($0.dropFirst("addr ".count)) }
     }
-    #expect(line.hasPrefix("goalloc: \(c.function)(): "), "\(line)", sourceLocation: sourceLocation)
-    #expect(c.problem.contains { line.contains($0) }, "\(line) should say \(c.problem)", sourceLocation: sourceLocation)
-    #expect(line.hasSuffix(": \(addr)"), "\(line) should end with the address \(addr)", sourceLocation: sourceLocation)
-    let hex = addr.dropFirst(2)
-    #expect(addr.hasPrefix("0x") && !hex.isEmpty && hex.allSatisfy(\.isHexDigit), sourceLocation: sourceLocation)
-  }
 
-  @Test("aborts with one diagnostic line", arguments: BadFreeCase.allCases)
-  func aborts(_ c: BadFreeCase) async throws {
-    let exe = try await FixtureBuilder.shared.executable("badfree.c")
-    let r = try await Subprocess.run(exe.path, [c.rawValue], preload: .goalloc, timeout: 30)
-    #expect(!r.timedOut, "\(r)")
-    #expect(r.reason == .uncaughtSignal && r.status == SIGABRT, "expected SIGABRT\n\(r)")
-    #expect(r.stdoutLines.count == 1 && Self.announcedAddress(r) != nil, "must stop at the bad call\n\(r)")
-    Self.expectDiagnostic(r, c)
-  }
+    /// The one `goalloc: ` diagnostic of `r`: "goalloc: <function>(): <problem>: <address>".
+    static func expectDiagnostic(_ r: ProcessResult, _ c: BadCall, sourceLocation: SourceLocation = #_sourceLocation) {
+      #expect(r.stderrWithoutStats.count == 1, "exactly one line on stderr expected\n\(r)", sourceLocation: sourceLocation)
+      let addresses = announced(r)
+      #expect(addresses.count == 1, "one announced address expected\n\(r)", sourceLocation: sourceLocation)
+      guard let line = r.stderrWithoutStats.first, let addr = addresses.first else { return }
+      #expect(line == "goalloc: \(c.function)(): \(c.problem): \(addr)", "\(r)", sourceLocation: sourceLocation)
+    }
 
-  @Test("badfree=warn prints the line and goes on", arguments: BadFreeCase.allCases)
-  func warns(_ c: BadFreeCase) async throws {
-    let exe = try await FixtureBuilder.shared.executable("badfree.c")
-    let r = try await Subprocess.run(exe.path, [c.rawValue], preload: .goalloc(debug: "badfree=warn"), timeout: 30)
-    #expect(r.exitedCleanly, "\(r)")
-    #expect(r.stdoutLines.count == 2 && r.stdoutLines.last == "after", "\(r)")
-    Self.expectDiagnostic(r, c)
-  }
+    @Test("aborts after one diagnostic line naming the call, the problem and the address", arguments: BadCall.allCases)
+    func aborts(_ c: BadCall) async throws {
+      let r = try await Subprocess.run(try await Self.program().path, [c.rawValue], preload: try Reliability.preload(),
+                                       timeout: 60)
+      #expect(!r.timedOut, "\(r)")
+      #expect(r.reason == .uncaughtSignal && r.status == SIGABRT, "expected SIGABRT\n\(r)")
+      #expect(r.stdoutLines.last?.hasPrefix("addr ") == true, "must stop at the bad call\n\(r)")
+      Self.expectDiagnostic(r, c)
+    }
 
-  @Test("badfree=warn,stats=1 counts it in BadFrees", arguments: BadFreeCase.allCases)
-  func counts(_ c: BadFreeCase) async throws {
-    let exe = try await FixtureBuilder.shared.executable("badfree.c")
-    let r = try await Subprocess.run(exe.path, [c.rawValue], preload: .goalloc(debug: "badfree=warn,stats=1"),
-                                     timeout: 30)
-    #expect(r.exitedCleanly, "\(r)")
-    #expect(r.stdoutLines.last == "after", "\(r)")
-    Self.expectDiagnostic(r, c)
-    let blocks = Stats.blocks(r.stderr)
-    #expect(blocks.count == 1, "\(r)")
-    #expect(blocks.first?["BadFrees"] == 1, "\(r)")
-    #expect((blocks.first?["Mallocs"] ?? 0) > 0, "\(r)")
-  }
+    @Test("badfree=warn: reported, counted in BadFrees and ignored; live blocks intact, heap consistent",
+          arguments: BadCall.allCases)
+    func warns(_ c: BadCall) async throws {
+      let r = try await Subprocess.run(try await Self.program().path, [c.rawValue],
+                                       preload: try Reliability.preload(debug: "badfree=warn,stats=1"), timeout: 60)
+      #expect(r.exitedCleanly, "\(r)")
+      #expect(r.stdoutLines.last == "limits_badfree \(c.rawValue): continued, heap consistent", "\(r)")
+      Self.expectDiagnostic(r, c)
+      let blocks = Stats.blocks(r.stderr)
+      #expect(blocks.count == 1 && blocks.first?["BadFrees"] == 1, "\(r)")
+      #expect((blocks.first?["Mallocs"] ?? 0) > 0, "\(r)")
+    }
 
-  @Test("glibc's malloc also rejects the double free (the fixture really does one)")
-  func glibcAlsoAborts() async throws {
-    let exe = try await FixtureBuilder.shared.executable("badfree.c")
-    let r = try await Subprocess.run(exe.path, ["double"], preload: .none, timeout: 30)
-    #expect(r.reason == .uncaughtSignal && r.status == SIGABRT, "\(r)")
-    #expect(!r.stderr.contains("goalloc"), "\(r)")
+    @Test("badfree=warn: every kind of bad call in one process, each reported and counted")
+    func allInOneProcess() async throws {
+      let r = try await Subprocess.run(try await Self.program().path, ["all"],
+                                       preload: try Reliability.preload(debug: "badfree=warn,stats=1"), timeout: 60)
+      #expect(r.exitedCleanly, "\(r)")
+      #expect(r.stdoutLines.last == "limits_badfree all: continued, heap consistent", "\(r)")
+      #expect(Self.announced(r).count == BadCall.allCases.count, "\(r)")
+      #expect(r.stderrWithoutStats.count == BadCall.allCases.count, "\(r)")
+      #expect(Stats.blocks(r.stderr).first?["BadFrees"] == UInt64(BadCall.allCases.count), "\(r)")
+      Reliability.say("bad frees: \(BadCall.allCases.count) kinds of bad free/realloc/malloc_usable_size caught")
+    }
+
+    @Test("glibc's malloc also rejects the double free (the program really makes one)")
+    func glibcAlsoAborts() async throws {
+      let r = try await Subprocess.run(try await Self.program().path, [BadCall.doubleSmall.rawValue], timeout: 60)
+      #expect(r.reason == .uncaughtSignal && r.status == SIGABRT, "\(r)")
+      #expect(!r.stderr.contains("goalloc"), "\(r)")
+    }
   }
 }

@@ -39,6 +39,11 @@ enum Paths {
   }()
 
   static var library: URL { buildFolder.appendingPathComponent("libgoalloc.so") }
+
+  /// The package root (this file is Tests/PreloadTests/Harness.swift): files that are not
+  /// bundled as resources, such as Tests/Reliability, are found from here.
+  static let packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent()
   static var cli: URL { buildFolder.appendingPathComponent("goalloc-cli") }
 
   /// The library, or an error that says how to build it.
@@ -141,6 +146,8 @@ struct ProcessResult: CustomStringConvertible {
 struct Preload: Sendable {
   var library: Bool
   var debug: String?
+  /// The library to preload; nil: `Paths.library` (the one built beside the tests).
+  var path: URL? = nil
 
   static let none = Preload(library: false, debug: nil)
   static let goalloc = Preload(library: true, debug: nil)
@@ -174,7 +181,7 @@ enum Subprocess {
     var env = ProcessInfo.processInfo.environment
     env["LD_PRELOAD"] = nil
     env["GOALLOC_DEBUG"] = nil
-    if preload.library { env["LD_PRELOAD"] = try Paths.requireLibrary().path }
+    if preload.library { env["LD_PRELOAD"] = try (preload.path ?? Paths.requireLibrary()).path }
     if let d = preload.debug { env["GOALLOC_DEBUG"] = d }
     for (k, v) in environment { env[k] = v }
 
@@ -265,19 +272,25 @@ actor FixtureBuilder {
   /// The executable built from `Fixtures/<source>` with cc (C) or c++ (C++):
   /// -O1 -pthread -fno-builtin (so malloc/free pairs are not optimised away), plus `flags`.
   func executable(_ source: String, flags: [String] = []) async throws -> URL {
-    let key = ([source] + flags).joined(separator: " ")
-    if let t = builds[key] { return try await t.value }
+    let isCxx = source.hasSuffix(".cpp")
     let name = ((source as NSString).deletingPathExtension) + (flags.isEmpty ? "" : "-\(builds.count)")
+    return try await executable(name: name, source: try Paths.fixture(source), compiler: isCxx ? "c++" : "cc",
+                                flags: ["-O1", "-pthread", "-fno-builtin", "-g"] + flags,
+                                libraries: isCxx ? [] : ["-ldl"])
+  }
+
+  /// The executable `name` built from `src` by `compiler` (a name on PATH, or a path) with
+  /// `flags`, linked with `libraries`; built once per process for each compiler, source and flags.
+  func executable(name: String, source src: URL, compiler: String, flags: [String],
+                  libraries: [String] = []) async throws -> URL {
+    let key = ([compiler, src.path] + flags + libraries).joined(separator: " ")
+    if let t = builds[key] { return try await t.value }
     let t = Task<URL, any Error> {
-      let src = try Paths.fixture(source)
-      let isCxx = source.hasSuffix(".cpp")
-      let compiler = try Paths.requireTool(isCxx ? "c++" : "cc")
+      let cc = compiler.hasPrefix("/") ? compiler : try Paths.requireTool(compiler)
       let outDir = Paths.scratch.appendingPathComponent("bin")
       try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
       let out = outDir.appendingPathComponent(name)
-      let args = ["-O1", "-pthread", "-fno-builtin", "-g"] + flags + ["-o", out.path, src.path]
-        + (isCxx ? [] : ["-ldl"])
-      let r = try await Subprocess.run(compiler, args, timeout: 120)
+      let r = try await Subprocess.run(cc, flags + ["-o", out.path, src.path] + libraries, timeout: 120)
       guard r.exitedCleanly else { throw HarnessError.compileFailed(r.description) }
       return out
     }

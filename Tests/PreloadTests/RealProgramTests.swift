@@ -1,6 +1,7 @@
 // Real programs under libgoalloc.so with GOALLOC_DEBUG=stats=1: each must produce its real
 // output (compared with a run on glibc's malloc, or with values computed here) and print a
-// stats block with Mallocs > 0 (the process really allocated through GoAlloc).
+// stats block with Mallocs > 0 (the process really allocated through GoAlloc). sqlite3 and git
+// are checked with the reliability suite (ReliabilityTests.swift).
 import Foundation
 import Testing
 
@@ -29,88 +30,6 @@ struct RealProgramTests {
     #expect(r.stderrWithoutStats.isEmpty, "\(r)")
     let blocks = expectServedByGoAlloc(r, blocks: 1...1)
     #expect((blocks.first?["Mallocs"] ?? 0) > 500_000, "\(r)")
-  }
-
-  // MARK: sqlite3
-
-  static let sql = """
-    CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER, s TEXT);
-    BEGIN;
-    WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000)
-      INSERT INTO t(v, s) SELECT (x * 7919) % 100003, 'row' || x FROM c;
-    COMMIT;
-    CREATE INDEX iv ON t(v);
-    SELECT count(*), sum(v), sum(length(s)) FROM t;
-    SELECT count(*), min(v), max(v) FROM t WHERE v BETWEEN 1000 AND 2000;
-    SELECT s FROM t WHERE v = 7919;
-    PRAGMA integrity_check;
-
-    """
-
-  @Test("sqlite3: 100 000 rows in one transaction, an index, count/sum queries")
-  func sqlite() async throws {
-    let sqlite3 = try Paths.requireTool("sqlite3")
-    let dir = try Paths.freshDirectory("sqlite")
-    let script = dir.appendingPathComponent("script.sql")
-    try Self.sql.write(to: script, atomically: true, encoding: .utf8)
-    async let plainRun = Subprocess.run(sqlite3, [dir.appendingPathComponent("plain.db").path], stdin: script, timeout: 120)
-    let r = try await Subprocess.run(sqlite3, [dir.appendingPathComponent("goalloc.db").path], preload: .goallocStats,
-                                     stdin: script, timeout: 120)
-    let plain = try await plainRun
-    #expect(plain.exitedCleanly, "\(plain)")
-    #expect(r.exitedCleanly, "\(r)")
-
-    // The same numbers computed here.
-    let values = (1...100_000).map { ($0 * 7919) % 100_003 }
-    let sumV = values.reduce(0, +)
-    let sumLen = (1...100_000).reduce(0) { $0 + 3 + String($1).count }
-    let inRange = values.filter { (1000...2000).contains($0) }
-    let row7919 = (1...100_000).filter { ($0 * 7919) % 100_003 == 7919 }.map { "row\($0)" }
-    let expected = ["100000|\(sumV)|\(sumLen)",
-                    "\(inRange.count)|\(inRange.min()!)|\(inRange.max()!)"] + row7919 + ["ok"]
-    #expect(r.stdoutLines == expected, "\(r)")
-    #expect(r.stdout == plain.stdout, "\(r)\n\(plain)")
-    #expect(r.stderrWithoutStats.isEmpty, "\(r)")
-    let blocks = expectServedByGoAlloc(r, blocks: 1...1)
-    #expect((blocks.first?["Mallocs"] ?? 0) > 10_000, "\(r)")
-  }
-
-  // MARK: git
-
-  @Test("git: init, add, commit, log in a temporary repository")
-  func git() async throws {
-    let git = try Paths.requireTool("git")
-    let dir = try Paths.freshDirectory("git")
-    let repo = dir.appendingPathComponent("repo")
-    // No user or system configuration; a fixed identity and date.
-    let env = ["HOME": dir.path, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
-               "GIT_AUTHOR_DATE": "2024-01-02T03:04:05Z", "GIT_COMMITTER_DATE": "2024-01-02T03:04:05Z",
-               "LC_ALL": "C"]
-    func gitRun(_ args: [String]) async throws -> ProcessResult {
-      let r = try await Subprocess.run(git, args, preload: .goallocStats, environment: env,
-                                       directory: FileManager.default.fileExists(atPath: repo.path) ? repo : dir,
-                                       timeout: 60)
-      #expect(r.exitedCleanly, "\(r)")
-      #expect(r.stderrWithoutStats.isEmpty, "\(r)")
-      expectServedByGoAlloc(r)
-      return r
-    }
-    _ = try await gitRun(["-c", "init.defaultBranch=main", "init", "-q", repo.path])
-    let files = repo.appendingPathComponent("files")
-    try FileManager.default.createDirectory(at: files, withIntermediateDirectories: true)
-    for i in 0..<200 {
-      let text = (0..<(i % 40 + 1)).map { "line \($0) of file \(i)" }.joined(separator: "\n") + "\n"
-      try text.write(to: files.appendingPathComponent("f\(i).txt"), atomically: true, encoding: .utf8)
-    }
-    _ = try await gitRun(["add", "."])
-    _ = try await gitRun(["-c", "user.name=Preload Test", "-c", "user.email=preload@example.com",
-                          "commit", "-q", "-m", "goalloc preload commit"])
-    let log = try await gitRun(["log", "--format=%s|%an|%ae"])
-    #expect(log.stdoutLines == ["goalloc preload commit|Preload Test|preload@example.com"], "\(log)")
-    let listed = try await gitRun(["ls-files"])
-    #expect(listed.stdoutLines.count == 200, "\(listed)")
-    let status = try await gitRun(["status", "--porcelain"])
-    #expect(status.stdoutLines.isEmpty, "\(status)")
   }
 
   // MARK: gcc

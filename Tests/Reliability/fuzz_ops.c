@@ -1,9 +1,9 @@
 // fuzz_ops.c: a libFuzzer target that turns its input into a sequence of allocator operations
 // and checks that every live block stays intact.
 //
-// Run it under LD_PRELOAD=libgoalloc.so (Scripts/reliability.sh fuzz): then libFuzzer itself, this
-// target and its helper thread all allocate from GoAlloc. Without the preload it runs against
-// glibc (a control: the target must pass there too).
+// Run it under LD_PRELOAD=libgoalloc.so (Tests/PreloadTests/ReliabilityTests.swift does): then
+// libFuzzer itself, this target and its helper thread all allocate from GoAlloc. Without the
+// preload it runs against glibc (a control: the target must pass there too).
 //
 // The model:
 //   - a table of up to MAX_LIVE live blocks; each block is filled over its whole usable size
@@ -16,8 +16,7 @@
 //   - fork: the child checks every live block, allocates, frees and checks the heap;
 //   - goalloc_check_heap() (found with dlsym) every CHECK_EVERY operations and at the end; a 0
 //     aborts;
-//   - known GoAlloc bugs (see README.md) are tolerated and named once on stderr ("KNOWN BUG")
-//     unless FUZZ_STRICT=1; FUZZ_STATS=1 prints totals at exit, FUZZ_TRACE=1 every operation;
+//   - FUZZ_STATS=1 prints totals at exit, FUZZ_TRACE=1 every operation;
 //   - with FUZZ_BADFREE=1 and GOALLOC_DEBUG=badfree=warn: interior-pointer, wild and double frees
 //     (and realloc / malloc_usable_size of such pointers), which the allocator must report and
 //     ignore without touching any live block.
@@ -87,7 +86,6 @@ static int (*check_heap_fn)(void);
 static size_t (*release_fn)(void);
 static int badfree_mode;    // FUZZ_BADFREE=1 and GOALLOC_DEBUG has badfree=warn
 static int fork_enabled = 1;
-static int strict_mode;      // FUZZ_STRICT=1: known allocator bugs fail too
 static int trace_mode;       // FUZZ_TRACE=1: one line per operation on stderr
 
 static void init_once(void) {
@@ -107,8 +105,6 @@ static void init_once(void) {
   // allocates into the pages just freed: do it now, so that a double free in do_bad() is always a
   // double free (not a free of the new thread's memory).
   free(malloc(1 << 20));
-  const char *st = getenv("FUZZ_STRICT");
-  strict_mode = st && *st == '1';
   const char *tr = getenv("FUZZ_TRACE");
   trace_mode = tr && *tr == '1';
   const char *nf = getenv("FUZZ_NO_FORK");
@@ -468,14 +464,6 @@ static void do_realloc(struct reader *r, int s) {
   check_block(b, "before realloc");
   if (how >= 250) {  // an impossible size: NULL + ENOMEM, the block untouched
     size_t huge = how & 1 ? SIZE_MAX / 2 : SIZE_MAX - 4096;
-    if (huge == SIZE_MAX / 2 && !strict_mode) {
-      // Known GoAlloc bug (reported): realloc to 2^63 - 8192 < n < 2^63 dies of a Swift overflow
-      // trap (size + pageSize - 1); the largest size below that range is used instead.
-      static int told;
-      if (!told++) fprintf(stderr, "fuzz_ops: KNOWN BUG: realloc(p, SIZE_MAX / 2) traps (SIGILL); using "
-                                   "SIZE_MAX / 2 - 8192 instead; FUZZ_STRICT=1 tries it\n");
-      huge = SIZE_MAX / 2 - 8192;
-    }
     errno = 0;
     void *q = opaque(realloc(b->p, huge));
     if (q) fail("realloc(%p, %zu) did not fail", (void *)b->p, huge);
@@ -547,18 +535,8 @@ static void do_aligned(struct reader *r, int s) {
     if ((p = opaque(aligned_alloc(align, size))) || (errno != ENOMEM && errno != EINVAL))
       fail("aligned_alloc(%zu, %zu) = %p, errno %d", align, size, p, errno);
     errno = 0;
-    if ((p = opaque(memalign(align, size))) || (errno != ENOMEM && errno != EINVAL)) {
-      // Known GoAlloc bug (reported, see Tests/Reliability/README.md): memalign compares the
-      // alignment as a signed Int, so alignments >= 2^63 fall through to a plain malloc.
-      if (!strict_mode && p && align >= ((size_t)1 << 63)) {
-        static int told;
-        if (!told++) fprintf(stderr, "fuzz_ops: KNOWN BUG: memalign(%zu, %zu) = %p (not aligned); "
-                                     "FUZZ_STRICT=1 fails on it\n", align, size, p);
-        free(p);
-      } else {
-        fail("memalign(%zu, %zu) = %p, errno %d", align, size, p, errno);
-      }
-    }
+    if ((p = opaque(memalign(align, size))) || (errno != ENOMEM && errno != EINVAL))
+      fail("memalign(%zu, %zu) = %p, errno %d", align, size, p, errno);
     feature(459);
     return;
   }
@@ -575,13 +553,7 @@ static void do_aligned(struct reader *r, int s) {
     default: q = pvalloc(huge); rc = errno; break;
     }
     if (q) {
-      // Known GoAlloc bug (reported): sizes >= 2^63 are negative Ints, and max(size, ...) in
-      // goAlignedAlloc / the page round-up in pvalloc make them small.
-      if (strict_mode) fail("aligned call %u (alignment %zu, size %#zx) returned %p", kind % 5u, align, huge, q);
-      static int told;
-      if (!told++) fprintf(stderr, "fuzz_ops: KNOWN BUG: aligned call %u (alignment %zu, size %#zx) = %p; "
-                                   "FUZZ_STRICT=1 fails on it\n", kind % 5u, align, huge, q);
-      free(q);
+      fail("aligned call %u (alignment %zu, size %#zx) returned %p", kind % 5u, align, huge, q);
     } else if (rc != ENOMEM) {
       fail("aligned call %u (alignment %zu, size %#zx): error %d, expected ENOMEM", kind % 5u, align, huge, rc);
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # git_workflow.sh DIR: a deterministic git session in DIR (created empty), printing everything it
-# checks to stdout. Scripts/reliability.sh sqlite-git runs it with and without
-# LD_PRELOAD=libgoalloc.so and diffs the outputs. Fixed identities and dates make commit ids
+# checks to stdout. ReliabilityTests (Tests/PreloadTests) runs it with and without
+# LD_PRELOAD=libgoalloc.so and compares the outputs. Fixed identities and dates make commit ids
 # reproducible; paths are printed relative to DIR.
 set -euo pipefail
 dir=$1

@@ -1,12 +1,13 @@
-// limits_badfree.c: invalid frees. `limits_badfree MODE` makes one bad call; with the default
-// GOALLOC_DEBUG the allocator must print one line and abort (the script checks the signal and the
-// line); with GOALLOC_DEBUG=badfree=warn it must print, ignore the call and go on: live blocks
-// intact, the heap consistent, later allocations fine (exit 0). `limits_badfree all` makes every
-// kind of bad call in one process (warn mode).
+// limits_badfree.c: invalid frees. `limits_badfree MODE` makes one bad call, after printing
+// "addr 0x..." (the pointer it hands to the call) on stdout; with the default GOALLOC_DEBUG the
+// allocator must print one line naming that address and abort; with GOALLOC_DEBUG=badfree=warn it
+// must print, ignore the call and go on: live blocks intact, the heap consistent, later
+// allocations fine (exit 0). `limits_badfree all` makes every kind of bad call in one process.
+// Tests/PreloadTests/BadFreeTests.swift runs it and checks all of that.
 // MODE: double-small, double-large, interior-small, interior-large, interior-tail, wild-stack,
 //       wild-global, wild-window, wild-mmap, realloc-interior, usable-interior-small,
 //       double-remote, double-large-first, realloc-interior-large, usable-interior-large,
-//       all (these fifteen)
+//       realloc-freed, all (these sixteen)
 #define _GNU_SOURCE
 #include "rel_common.h"
 #include <pthread.h>
@@ -33,31 +34,34 @@ static int check_live(void) {
 
 static void *free_it(void *p) { rel_free(p); return NULL; }
 
+// The pointer the bad call gets, on stdout before the call (unbuffered: the call may abort).
+static void *announce(void *p) { rel_say("addr %p\n", p); return p; }
+
 static int bad_call(const char *mode) {
   int local = 0;
   void *volatile p;
-  if (!strcmp(mode, "double-small")) { p = rel_malloc(48); rel_free(p); rel_free(p); }
+  if (!strcmp(mode, "double-small")) { p = rel_malloc(48); rel_free(p); rel_free(announce(p)); }
   else if (!strcmp(mode, "double-large")) {
     // After a warm-up large free (double-large-first covers the process's very first one; GoAlloc
     // once started its scavenger thread there, whose allocations took the pages just freed).
     rel_free(rel_malloc(200000));
-    p = rel_malloc(200000); rel_free(p); rel_free(p);
+    p = rel_malloc(200000); rel_free(p); rel_free(announce(p));
   }
-  else if (!strcmp(mode, "double-large-first")) { p = rel_malloc(200000); rel_free(p); rel_free(p); }
-  else if (!strcmp(mode, "interior-small")) { p = rel_malloc(100); rel_free((char *)p + 16); rel_free(p); }
-  else if (!strcmp(mode, "interior-large")) { p = rel_malloc(100000); rel_free((char *)p + 8192); rel_free(p); }
-  else if (!strcmp(mode, "wild-stack")) { p = &local; rel_free(p); }
-  else if (!strcmp(mode, "wild-global")) { p = global_object; rel_free(p); }
+  else if (!strcmp(mode, "double-large-first")) { p = rel_malloc(200000); rel_free(p); rel_free(announce(p)); }
+  else if (!strcmp(mode, "interior-small")) { p = rel_malloc(100); rel_free(announce((char *)p + 16)); rel_free(p); }
+  else if (!strcmp(mode, "interior-large")) { p = rel_malloc(100000); rel_free(announce((char *)p + 8192)); rel_free(p); }
+  else if (!strcmp(mode, "wild-stack")) { p = &local; rel_free(announce(p)); }
+  else if (!strcmp(mode, "wild-global")) { p = global_object; rel_free(announce(p)); }
   else if (!strcmp(mode, "wild-mmap")) {
     p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    rel_free(p);
+    rel_free(announce(p));
     munmap(p, 4096);
   }
   else if (!strcmp(mode, "interior-tail")) {
     // 48 B slots: a one-page span holds 170 of them and 32 bytes of tail. The address right
     // after the last slot is inside the span but no slot's start.
     p = rel_malloc(48);
-    rel_free((char *)((uintptr_t)p & ~(uintptr_t)8191) + 170 * 48);
+    rel_free(announce((char *)((uintptr_t)p & ~(uintptr_t)8191) + 170 * 48));
     rel_free(p);
   }
   else if (!strcmp(mode, "wild-window")) {
@@ -66,29 +70,29 @@ static int bad_call(const char *mode) {
     p = mmap((void *)0x00cf00000000ull, 8192, PROT_READ | PROT_WRITE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (p == MAP_FAILED) { rel_say("wild-window: mmap failed\n"); return 1; }
-    rel_free(p);
+    rel_free(announce(p));
     munmap(p, 8192);
   }
   else if (!strcmp(mode, "realloc-interior")) {
     p = rel_malloc(256);
-    void *q = rel_realloc((char *)p + 32, 1000);
+    void *q = rel_realloc(announce((char *)p + 32), 1000);
     if (q) { rel_say("realloc of an interior pointer returned %p\n", q); return 1; }
     rel_free(p);
   }
   else if (!strcmp(mode, "realloc-interior-large")) {
     p = rel_malloc(100000);
-    void *q = rel_realloc((char *)p + 4096, 1000);
+    void *q = rel_realloc(announce((char *)p + 4096), 1000);
     if (q) { rel_say("realloc of an interior pointer returned %p\n", q); return 1; }
     rel_free(p);
   }
   else if (!strcmp(mode, "usable-interior-small")) {
     p = rel_malloc(100);
-    if (rel_usable((char *)p + 16) != 0) { rel_say("malloc_usable_size of an interior pointer is not 0\n"); return 1; }
+    if (rel_usable(announce((char *)p + 16)) != 0) { rel_say("malloc_usable_size of an interior pointer is not 0\n"); return 1; }
     rel_free(p);
   }
   else if (!strcmp(mode, "usable-interior-large")) {
     p = rel_malloc(100000);
-    if (rel_usable((char *)p + 4096) != 0) { rel_say("malloc_usable_size of an interior pointer is not 0\n"); return 1; }
+    if (rel_usable(announce((char *)p + 4096)) != 0) { rel_say("malloc_usable_size of an interior pointer is not 0\n"); return 1; }
     rel_free(p);
   }
   else if (!strcmp(mode, "double-remote")) {  // first free on another thread, second here
@@ -96,7 +100,14 @@ static int bad_call(const char *mode) {
     pthread_t t;
     pthread_create(&t, NULL, free_it, p);
     pthread_join(t, NULL);
+    rel_free(announce(p));
+  }
+  else if (!strcmp(mode, "realloc-freed")) {  // realloc of a pointer already freed
+    p = rel_malloc(64);
+    memset(p, 4, 64);
     rel_free(p);
+    void *q = rel_realloc(announce(p), 128);
+    (void)q;  // whatever it is, it must not be used
   }
   else { rel_say("unknown mode %s\n", mode); return 2; }
   return 0;
@@ -108,7 +119,7 @@ int main(int argc, char **argv) {
                                 "wild-stack", "wild-global", "wild-mmap", "realloc-interior",
                                 "usable-interior-small", "double-remote", "interior-tail",
                                 "wild-window", "double-large-first", "realloc-interior-large",
-                                "usable-interior-large"};
+                                "usable-interior-large", "realloc-freed"};
   fill_live();
   int rc = 0;
   if (!strcmp(argv[1], "all")) {

@@ -1,0 +1,33 @@
+// The allocator's settings from the environment (env.c): GOALLOC_DEBUG and GOALLOC_MEMLIMIT.
+// getenv does not allocate; before libc has set `environ` up (early in the dynamic loader) every
+// reader answers "not available yet".
+#ifndef GOALLOC_ENV_H
+#define GOALLOC_ENV_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// GOALLOC_DEBUG=stats=1,badfree=warn,check=1,scavenger=0 (and key=value settings, see below)
+enum {
+  GOALLOC_DEBUG_STATS = 1u << 0,
+  GOALLOC_DEBUG_BADFREE_WARN = 1u << 1,
+  GOALLOC_DEBUG_CHECK = 1u << 2,
+  GOALLOC_DEBUG_NO_SCAVENGER = 1u << 3,
+  GOALLOC_DEBUG_PARSED = 1u << 31,
+};
+/// Parses GOALLOC_DEBUG (when the environment is readable). Returns flags with PARSED set once the
+/// environment was seen; 0 while it is not available yet (early in the dynamic loader).
+uint32_t goalloc_debug_flags_from_env(void);
+/// Copies the value of `key` in GOALLOC_DEBUG (e.g. allocfreetrace=FILE) into buf. 1 if present.
+int goalloc_debug_value(const char *key, char *buf, size_t len);
+/// GOALLOC_MEMLIMIT: bytes, or with a KiB/MiB/GiB/TiB (or K/M/G/T, KB/MB/GB) suffix. 0 = none.
+uint64_t goalloc_memlimit_from_env(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,81 @@
+// The words the allocator's inlined fast paths read (fastpath.c): the per-thread cache pointers
+// as initial-exec TLS (one `mov %fs:` on the fast path), the published process-wide heap, the
+// page -> span table of the hinted heap window, and a few always-inline compiler helpers.
+#ifndef GOALLOC_FASTPATH_H
+#define GOALLOC_FASTPATH_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: thread-local cache pointer
+
+extern __thread void *goalloc_tls_cache __attribute__((tls_model("initial-exec")));
+extern __thread uint32_t goalloc_tls_state __attribute__((tls_model("initial-exec")));
+
+static inline __attribute__((always_inline)) void *goalloc_tls_get(void) { return goalloc_tls_cache; }
+static inline __attribute__((always_inline)) void goalloc_tls_set(void *p) { goalloc_tls_cache = p; }
+/// 0: alive; 1: the thread-exit flush ran (allocate without keeping a cache).
+static inline __attribute__((always_inline)) uint32_t goalloc_tls_state_get(void) { return goalloc_tls_state; }
+static inline __attribute__((always_inline)) void goalloc_tls_state_set(uint32_t s) { goalloc_tls_state = s; }
+/// In instrumented mode (tracing, heap profile) a thread's cache lives here instead, so every
+/// allocation misses the fast path and takes the instrumented slow path.
+extern __thread void *goalloc_tls_slow_cache __attribute__((tls_model("initial-exec")));
+static inline __attribute__((always_inline)) void *goalloc_tls_slow_get(void) { return goalloc_tls_slow_cache; }
+static inline __attribute__((always_inline)) void goalloc_tls_slow_set(void *p) { goalloc_tls_slow_cache = p; }
+
+/// The process-wide heap (an `MHeap` in mmap'd memory), published once.
+static inline void *goalloc_global_heap_get(void) {
+  extern void *goalloc_global_heap_;
+  return __atomic_load_n(&goalloc_global_heap_, __ATOMIC_ACQUIRE);
+}
+static inline void goalloc_global_heap_set(void *h) {
+  extern void *goalloc_global_heap_;
+  __atomic_store_n(&goalloc_global_heap_, h, __ATOMIC_RELEASE);
+}
+
+// MARK: the page -> span table of the hinted heap window
+
+/// Arenas are reserved upward from this address; the first GOALLOC_SPAN_WINDOW bytes of that range
+/// have a flat page -> span table (one load per lookup; HeapArena).
+#define GOALLOC_WINDOW_BASE 0x00c000000000ull
+#define GOALLOC_SPAN_WINDOW (64ull << 30)
+extern void **goalloc_span_table __attribute__((visibility("hidden")));
+extern uintptr_t goalloc_span_window __attribute__((visibility("hidden")));
+/// Maps the table once per process (MAP_NORESERVE; pages appear as arenas use them). Returns it, or
+/// NULL if the OS refused (then every lookup misses and callers use the arena index).
+void **goalloc_span_table_init(void);
+/// Next arena address hint (process-wide cursor starting at 0x00c000000000); advances by `len`.
+uintptr_t goalloc_arena_hint_take(size_t len);
+
+/// A compiler-only barrier (no instruction). After a call it keeps the call from becoming a tail
+/// call, so the caller needs a stack frame only on that path (the free fast path has none).
+static inline __attribute__((always_inline)) void goalloc_no_tail_call(void) { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
+
+/// The span slot of the page holding `a` if `a` lies in the window (else NULL). The slot may hold NULL.
+static inline __attribute__((always_inline)) void *goalloc_span_lookup(uintptr_t a) {
+  uintptr_t off = a - GOALLOC_WINDOW_BASE;
+  if (__builtin_expect(off >= goalloc_span_window, 0)) return 0;
+  return goalloc_span_table[off >> 13];
+}
+
+// MARK: compiler helpers
+
+/// A spin-wait hint to the CPU (x86 `pause`, arm64 `yield`).
+static inline __attribute__((always_inline)) void goalloc_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+static inline __attribute__((always_inline)) void goalloc_memset(void *p, int c, size_t n) { __builtin_memset(p, c, n); }
+static inline __attribute__((always_inline)) void goalloc_memcpy(void *d, const void *s, size_t n) { __builtin_memcpy(d, s, n); }
+
+#ifdef __cplusplus
+}
+#endif
+#endif

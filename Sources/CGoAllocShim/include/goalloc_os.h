@@ -1,0 +1,36 @@
+// Operating-system calls (os.c): memory mappings, futexes, the clock, sleeping, errno and abort.
+// Each call leaves errno as it found it unless its job is to set it.
+#ifndef GOALLOC_OS_H
+#define GOALLOC_OS_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Anonymous read-write private mapping; MAP_NORESERVE. NULL on failure.
+void *goalloc_sys_map(size_t len);
+/// Heap arenas: like goalloc_sys_map but without MAP_NORESERVE, so the kernel's overcommit check
+/// refuses sizes the machine cannot back (malloc(1 TiB) fails as with glibc).
+void *goalloc_sys_map_heap(size_t len);
+/// Like goalloc_sys_map_heap, but only exactly at `hint` (MAP_FIXED_NOREPLACE); NULL otherwise.
+void *goalloc_sys_map_at(void *hint, size_t len);
+void goalloc_sys_unmap(void *p, size_t len);
+/// madvise(MADV_DONTNEED): the range reads as zero afterwards. Returns 0 on success.
+int goalloc_sys_release(void *p, size_t len);
+void goalloc_futex_wait(uint32_t *addr, uint32_t expected);
+void goalloc_futex_wake(uint32_t *addr, int n);
+uint64_t goalloc_nanotime(void);
+void goalloc_sleep_ns(uint64_t ns);
+void goalloc_set_errno(int e);
+int goalloc_errno_enomem(void);
+int goalloc_errno_einval(void);
+void goalloc_abort(void) __attribute__((noreturn));
+long goalloc_gettid(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

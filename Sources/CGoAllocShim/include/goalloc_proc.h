@@ -1,0 +1,24 @@
+// Readers of this process's /proc files (proc.c), with no allocation and errno left alone.
+#ifndef GOALLOC_PROC_H
+#define GOALLOC_PROC_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown.
+uint64_t goalloc_rss_bytes(void);
+/// 1 when the calling thread (not the main one) is the process's last live thread: the main
+/// thread ended with pthread_exit and every other thread is gone. A background thread of ours
+/// must then end too, or the process never exits.
+int goalloc_only_live_thread(void);
+/// Appends "# map <start> <end> <file offset> <path>" lines for the executable mappings of this
+/// process (from /proc/self/maps), so pcs in a trace or profile can be symbolized offline.
+void goalloc_write_maps(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

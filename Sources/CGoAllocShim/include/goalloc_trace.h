@@ -1,0 +1,24 @@
+// The allocation trace's output (trace.c): events formatted into one process-wide buffer under a
+// spin lock (fork-safe through the allocator's fork handlers, which take and reset it).
+#ifndef GOALLOC_TRACE_H
+#define GOALLOC_TRACE_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// One allocation or free event of the allocation trace (format: see AllocTrace.swift).
+void goalloc_trace_event(int fd, char op, long tid, uintptr_t addr, size_t size, unsigned cls,
+                         void *const *pcs, int npcs);
+void goalloc_trace_flush(void);
+void goalloc_trace_lock(void);
+void goalloc_trace_unlock(void);
+void goalloc_trace_reset_lock(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

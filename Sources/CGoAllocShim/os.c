@@ -1,0 +1,79 @@
+// Operating-system calls (goalloc_os.h): mmap, munmap and madvise, futex wait/wake, the monotonic
+// clock, sleeping, the thread id, errno and abort. Nothing here allocates.
+#define _GNU_SOURCE
+#include "goalloc_os.h"
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+void *goalloc_sys_map(size_t len) {
+  int saved = errno;
+  void *p = mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  errno = saved;
+  return p == MAP_FAILED ? 0 : p;
+}
+
+void *goalloc_sys_map_heap(size_t len) {
+  int saved = errno;
+  void *p = mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  errno = saved;
+  return p == MAP_FAILED ? 0 : p;
+}
+
+void *goalloc_sys_map_at(void *hint, size_t len) {
+  int saved = errno;
+  void *p = mmap(hint, len, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  errno = saved;
+  if (p == MAP_FAILED) return 0;
+  if (p != hint) { munmap(p, len); return 0; }  // kernels before 4.17 treat the flag as a hint
+  return p;
+}
+
+void goalloc_sys_unmap(void *p, size_t len) { int saved = errno; munmap(p, len); errno = saved; }
+
+int goalloc_sys_release(void *p, size_t len) {
+  int saved = errno;
+  int r = madvise(p, len, MADV_DONTNEED);
+  errno = saved;
+  return r;
+}
+
+void goalloc_futex_wait(uint32_t *addr, uint32_t expected) {
+  int saved = errno;
+  syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, expected, 0, 0, 0);
+  errno = saved;
+}
+
+void goalloc_futex_wake(uint32_t *addr, int n) {
+  int saved = errno;
+  syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, 0, 0, 0);
+  errno = saved;
+}
+
+uint64_t goalloc_nanotime(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void goalloc_sleep_ns(uint64_t ns) {
+  struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
+  int saved = errno;
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+  errno = saved;
+}
+
+void goalloc_set_errno(int e) { errno = e; }
+int goalloc_errno_enomem(void) { return ENOMEM; }
+int goalloc_errno_einval(void) { return EINVAL; }
+void goalloc_abort(void) { abort(); }
+long goalloc_gettid(void) { return syscall(SYS_gettid); }

@@ -1,0 +1,79 @@
+// Output without stdio or malloc (goalloc_output.h): whole writes (EINTR retried, errno kept),
+// decimal and hex numbers, the one-line bad-pointer report on fd 2, the private stats descriptor,
+// and opening the output files GOALLOC_DEBUG names.
+#define _GNU_SOURCE
+#include "goalloc_output.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+void goalloc_write_len(int fd, const char *s, size_t n) {
+  int saved = errno;
+  while (n > 0) {
+    ssize_t w = write(fd, s, n);
+    if (w < 0) { if (errno == EINTR) continue; break; }
+    s += w; n -= (size_t)w;
+  }
+  errno = saved;
+}
+
+void goalloc_write(int fd, const char *s) { goalloc_write_len(fd, s, strlen(s)); }
+
+void goalloc_write_u64(int fd, uint64_t v) {
+  char buf[24]; int i = 24;
+  do { buf[--i] = (char)('0' + v % 10); v /= 10; } while (v);
+  goalloc_write_len(fd, buf + i, (size_t)(24 - i));
+}
+
+void goalloc_write_hex(int fd, uint64_t v) {
+  char buf[20]; int i = 20;
+  do { buf[--i] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
+  buf[--i] = 'x'; buf[--i] = '0';
+  goalloc_write_len(fd, buf + i, (size_t)(20 - i));
+}
+
+void goalloc_report(const char *op, const char *what, uintptr_t addr) {
+  char line[192]; size_t n = 0;
+#define PUT(str) do { const char *q_ = (str); while (*q_ && n < sizeof line - 24) line[n++] = *q_++; } while (0)
+  PUT("goalloc: "); PUT(op); PUT("(): "); PUT(what); PUT(": ");
+  char hex[20]; int i = 20; uint64_t v = addr;
+  do { hex[--i] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
+  PUT("0x"); while (i < 20) line[n++] = hex[i++];
+  line[n++] = '\n';
+#undef PUT
+  goalloc_write_len(2, line, n);
+}
+
+static int stats_fd = -1;
+void goalloc_stats_fd_init(void) {
+  if (stats_fd >= 0) return;
+  int saved = errno;
+  stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 64);
+  errno = saved;
+}
+int goalloc_stats_fd(void) { return stats_fd >= 0 ? stats_fd : 2; }
+
+int goalloc_open_output(const char *path) {
+  if (strcmp(path, "1") == 0 || strcmp(path, "stderr") == 0 || strcmp(path, "-") == 0) return 2;
+  /* "%p" in the name becomes the process id, so a program's children write files of their own. */
+  char name[4096];
+  size_t n = 0;
+  for (const char *s = path; *s && n < sizeof name - 24; s++) {
+    if (s[0] == '%' && s[1] == 'p') {
+      char digits[24]; int i = 24; long pid = (long)getpid();
+      do { digits[--i] = (char)('0' + pid % 10); pid /= 10; } while (pid);
+      while (i < 24) name[n++] = digits[i++];
+      s++;
+    } else {
+      name[n++] = *s;
+    }
+  }
+  name[n] = 0;
+  int saved = errno;
+  int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  errno = saved;
+  return fd;
+}
+
+void goalloc_close_output(int fd) { if (fd > 2) { int saved = errno; close(fd); errno = saved; } }

@@ -1,0 +1,80 @@
+// Readers of this process's /proc files (goalloc_proc.h): resident size (statm), whether the
+// calling thread is the last one alive (stat), and the executable mappings (maps) for offline
+// symbolization. Stack buffers only; errno is left alone.
+#define _GNU_SOURCE
+#include "goalloc_proc.h"
+#include "goalloc_output.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Reads a small /proc file into buf (NUL-terminated); 0 on failure. errno is left alone. */
+static int read_proc(const char *path, char *buf, size_t size) {
+  int saved = errno;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd < 0 ? -1 : read(fd, buf, size - 1);
+  if (fd >= 0) close(fd);
+  errno = saved;
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  return 1;
+}
+
+uint64_t goalloc_rss_bytes(void) {
+  char buf[128];
+  if (!read_proc("/proc/self/statm", buf, sizeof buf)) return 0;
+  const char *p = buf;
+  while (*p && *p != ' ') p++;  /* skip size */
+  while (*p == ' ') p++;
+  uint64_t pages = 0;
+  while (*p >= '0' && *p <= '9') { pages = pages * 10 + (uint64_t)(*p - '0'); p++; }
+  return pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+int goalloc_only_live_thread(void) {
+  char buf[512];
+  if (!read_proc("/proc/self/stat", buf, sizeof buf)) return 0;
+  const char *p = strrchr(buf, ')');  /* the command name may hold spaces and parentheses */
+  if (!p || p[1] != ' ') return 0;
+  char state = p[2];
+  int field = 3;
+  p += 2;
+  while (*p && field < 20) { if (*p == ' ') field++; p++; }  /* field 20: num_threads */
+  long threads = 0;
+  while (*p >= '0' && *p <= '9') { threads = threads * 10 + (*p - '0'); p++; }
+  /* A main thread that left through pthread_exit stays a zombie (state Z) and counted until the
+     whole group is gone: the caller (never the main thread) is alone when 2 are left. */
+  return (state == 'Z' || state == 'X') && threads <= 2;
+}
+
+void goalloc_write_maps(int fd) {
+  int saved = errno;
+  int m = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (m < 0) { errno = saved; return; }
+  char buf[4096], line[512];
+  size_t ll = 0;
+  ssize_t n;
+  while ((n = read(m, buf, sizeof buf)) > 0) {
+    for (ssize_t i = 0; i < n; i++) {
+      char ch = buf[i];
+      if (ch != '\n') { if (ll < sizeof line - 1) line[ll++] = ch; continue; }
+      line[ll] = 0;
+      /* start-end perms offset dev inode path */
+      char *dash = strchr(line, '-'), *sp1 = strchr(line, ' ');
+      if (dash && sp1 && sp1[1] && sp1[3] == 'x') {
+        char *off = strchr(sp1 + 1, ' ');
+        char *path = strchr(line, '/');
+        if (off && path) {
+          goalloc_write(fd, "# map 0x"); goalloc_write_len(fd, line, (size_t)(dash - line));
+          goalloc_write(fd, " 0x"); goalloc_write_len(fd, dash + 1, (size_t)(sp1 - dash - 1));
+          goalloc_write(fd, " 0x"); goalloc_write_len(fd, off + 1, 8);
+          goalloc_write(fd, " "); goalloc_write(fd, path); goalloc_write(fd, "\n");
+        }
+      }
+      ll = 0;
+    }
+  }
+  close(m);
+  errno = saved;
+}
