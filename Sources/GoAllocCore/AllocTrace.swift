@@ -16,6 +16,8 @@
 // fast-path TLS slot, so every malloc and free takes the slow path that records it. Allocations
 // made before the library's constructor ran (the dynamic loader's) are not in the trace; their
 // frees are (a replay skips frees of unknown addresses).
+//
+// See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
 
 public struct Instrumentation {

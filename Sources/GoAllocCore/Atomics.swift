@@ -4,6 +4,8 @@
 // reached by address: `atomicAdd64(&span.pointee.freeState, ...)` resolves to the field's real
 // address (pointee is addressable), and the word is viewed as a stdlib `Atomic` in place. Every
 // word touched here by more than one thread is touched only through these functions.
+//
+// See Malloc.swift for an overview of the allocator.
 import Synchronization
 
 @inline(__always) @usableFromInline

@@ -6,6 +6,8 @@
 // allocators of a small process share pages); a freed object goes on a LIFO linked through its
 // word 0 and comes back zeroed. Callers hold the mheap lock.
 // Invariants: inuse == bytes handed out and not freed; every listed object was handed out.
+//
+// See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
 
 /// A free-list allocator of one fixed size over PersistentAlloc (Go's fixalloc): mspans, mcaches,

@@ -26,6 +26,8 @@
 //   - classes of 16 B and up only (an 8 B slot has no word 1), never tiny or large;
 //   - a thread's lists are flushed when it exits and by goReleaseFreeMemory (its own); a GC mode
 //     must flush every list before it marks (as Go flushes mcaches).
+//
+// See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
 
 /// The two words FreeList keeps in a listed (or bitmap-free) object; a class's group in the

@@ -20,6 +20,8 @@
 // - index entries are published once (release store) and never removed;
 // - spans[i] points to the in-use span covering page i, or is nil; entries are written under the
 //   mheap lock (set when a span is allocated, cleared when it is freed).
+//
+// See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
 
 /// Bits of a heap address: user space on x86-64 / arm64 (4-level paging).

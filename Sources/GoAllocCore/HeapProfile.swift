@@ -10,6 +10,8 @@
 // where the estimate unsamples the object's size as Go does: size / (1 - exp(-size/rate)).
 // The live samples sit in an open-addressed table (65536 entries, mmap'd, under a lock); when it
 // is full, new samples are dropped and counted.
+//
+// See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
 
 let sampleSlots = 1 << 16

@@ -13,6 +13,8 @@
 //   scavenger tick give them all back to the page heap (where they merge with their neighbours),
 //   so the cache never keeps memory from a request of another size, from a growing neighbour,
 //   from the OS, or from a memory limit for long; a block realloc moves away from is not kept.
+//
+// See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
 
 let largeCacheSlots = 4

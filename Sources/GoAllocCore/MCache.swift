@@ -30,6 +30,8 @@
 // on a ready list has place placeReady; all of them have CACHED set and owner == this cache (0
 // for the tiny class); the counters are written only by the owning thread (atomically visible,
 // read by MemStats).
+//
+// See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
 
 /// The words of a span class's 64-byte group in an MCache: a malloc or free of the class touches

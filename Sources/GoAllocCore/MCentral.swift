@@ -12,6 +12,8 @@
 //
 // Locking: `lock` protects the partial list and every span on it; it is never held while taking
 // the mheap lock.
+//
+// See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
 
 public struct MCentral {

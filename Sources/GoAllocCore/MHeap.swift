@@ -14,6 +14,8 @@
 // Invariants: HeapIdle + HeapInuse == HeapSys (pages are in exactly one span or free);
 // pagesInUse == sum of npages over in-use spans; every in-use span's pages map to it in the
 // arena index.
+//
+// See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
 
 /// Counters of one mcache, by size class (flushed into the heap when the cache dies).

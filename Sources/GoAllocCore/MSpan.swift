@@ -23,6 +23,8 @@
 //   pending(freeState) == words of freeBits with bits the owner has not folded yet (may dip
 //   below 0 for an instant: a fold can take a word before its first freer counts it);
 //   a span is on at most one list and in at most one cache.
+//
+// See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
 
 public struct MSpan {
@@ -37,7 +39,13 @@ public struct MSpan {
   @usableFromInline var needzero: UInt8 = 0      // free slots may hold old data
   @usableFromInline var place: UInt8 = 0         // owner only: placeCurrent / placeReady
   @usableFromInline var _pad0: (UInt8, UInt8) = (0, 0)
-  @usableFromInline var sweepgen: UInt32 = 0     // for the GC mode
+  // sweepgen (GC mode; unused while only explicit free runs). With h = the heap's sweepgen,
+  // which a cycle advances by 2, as Go's mspan.sweepgen:
+  //   h - 2  the span needs sweeping        h - 1  it is being swept
+  //   h      swept, ready to use             h + 1  cached before sweeping began (sweep it first)
+  //   h + 3  swept, then cached
+  // Ownership is not its business: freeState (below) says who owns the span.
+  @usableFromInline var sweepgen: UInt32 = 0
   @usableFromInline var onext: SpanPtr? = nil    // owner only: links of its ready list
   @usableFromInline var oprev: SpanPtr? = nil
   @usableFromInline var lastOwner: UInt = 0      // atomic: the mcache that last let it go
@@ -54,7 +62,14 @@ public struct MSpan {
   @usableFromInline var _pad2: (UInt8, UInt8) = (0, 0)
   @usableFromInline var owner: UInt = 0          // atomic: the owning mcache, or 0
   // Line 2: written by other threads.
-  @usableFromInline var freeState: UInt64 = 0    // atomic: pending frees << 32 | flags
+  // freeState (atomic): pending << 32 | flags. pending = words of freeBits with remote frees
+  // not folded yet. flags, the span's owner:
+  //   CACHED   a thread's cache (current or ready)     -> none: given back full (it floats);
+  //                                                        PARTIAL: given back with free slots
+  //   PARTIAL  its mcentral's partial list              -> CACHED: a refill took it
+  //   none     floating: full, owned by nobody          -> CACHED or PARTIAL: the first remote
+  //                                                        free claims it (MSpan.claim)
+  @usableFromInline var freeState: UInt64 = 0
   @usableFromInline var state: UInt32 = 0        // atomic: dead / inUse / freeing
   @usableFromInline var list: UInt8 = 0          // 0 none, 1 partial (central lock)
   @usableFromInline var next: SpanPtr? = nil      // mcentral partial list links

@@ -1,22 +1,31 @@
-// Malloc: an overview of GoAlloc's allocator, and its entry points.
+// Malloc: an overview of GoAlloc's allocator, and its entry points (malloc, aligned malloc,
+// releasing free memory).
 //
 // GoAlloc is Go's runtime allocator (src/runtime/malloc.go and friends) rebuilt in Swift, with
-// explicit free added. The data structures, from the thread outwards:
+// explicit free added. The data structures, from the thread outwards (each in its own file):
 //
 //   MCache    per thread, one current MSpan per span class and a FreeList per class (objects
 //             the thread freed, most recent first); allocation pops the list or takes a slot
 //             with one count-trailing-zeros on the span's allocCache. No locks, no atomic RMW.
 //             Spans the thread's frees reclaimed wait on its ready list (oldest first).
-//   MCentral  per span class; the partial spans (full ones float, owned by nobody).
-//   MHeap     the page heap: 64 MiB arenas from mmap, an arena index mapping any address to
-//             its span in O(1) (one load through the flat table of the first 64 GiB), and
+//   MCentral  per span class (SpanClass: size class x noscan); the partial spans (full ones
+//             float, owned by nobody).
+//   MHeap     the page heap: 64 MiB arenas from mmap (HeapArena), an arena index mapping any
+//             address to its span in O(1) (one load through the flat table of the first 64 GiB),
 //             PageAlloc, which finds runs of 8 KiB pages through a radix tree of summaries and
-//             merges free neighbours.
+//             merges free neighbours (PageCache in front of it for small spans), the LargeCache
+//             of recently freed large spans, the span registry, and the Scavenger, which gives
+//             free pages back to the OS.
 //   MSpan     a run of pages cut into slots of one size class (or one large object).
 //   FixAlloc / PersistentAlloc   metadata allocators over mmap (never malloc).
+// Around them: Free and Realloc (the other entry points), Process (the heap's and the threads'
+// lifecycle), MemStats, Invariants, HeapMap, AllocTrace and HeapProfile (reading the heap),
+// Debug (GOALLOC_DEBUG and bad-free reports), OS (the kernel). Calls run downwards through the
+// tiers: entry points -> mcache -> mcentral -> mheap -> pages -> span (docs/DESIGN.md;
+// Scripts/check-tiers.py checks it).
 //
 // Allocating an object of n bytes:
-//   1. n <= 32 KiB: round up to a size class (one table load); span class = class<<1|noscan.
+//   1. n <= 32 KiB: round up to a size class (one table load), then its SpanClass (noscan or not).
 //      Noscan objects under 16 B (Go mode) go to the tiny allocator instead.
 //   2. Pop the class's free list; else take the thread's span for that class, where
 //      `nextFreeFast` pops a slot from allocCache.
@@ -36,7 +45,8 @@
 //      free) and one count pending; the first free into a floating span claims it. The owner
 //      folds freed bits into allocBits when its allocCache runs dry, as Go's sweeper turns mark
 //      bits into alloc bits.
-//   3. Large: the span goes back to the mheap and its pages merge with free neighbours.
+//   3. Large: the span goes to the LargeCache or back to the mheap, where its pages merge with
+//      free neighbours. (Free.swift has the details.)
 //
 // Two alignment modes share one heap: Go mode (Go's classes as they are: 18 B -> 24 B,
 // 8-aligned) for the Swift API and the GC mode, and malloc mode (every request >= 16 B is

@@ -9,6 +9,8 @@
 //   HeapAlloc <= HeapInuse            (no span comes or goes during the read)
 // Allocation continues while a snapshot is taken; a snapshot may miss allocations made while it
 // runs, never double-count them.
+//
+// See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
 
 public struct MemStats {

@@ -24,6 +24,8 @@
 // - every parent equals the merge of its 8 children;
 // - scavenged bits are only set on free pages; freePages/scavPages match the bitmaps.
 // Locking: the mheap lock protects everything here.
+//
+// See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
 
 let logChunkPages = 9

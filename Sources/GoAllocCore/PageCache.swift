@@ -8,6 +8,8 @@
 //   - a page with its bit in `free` is free in PageAlloc's counters (freePages, and scavPages if
 //     its `scav` bit is set) but clear in PageAlloc's bitmaps, so `find` never returns it;
 //   - the scavenger flushes the cache back before it looks for pages to release.
+//
+// See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
 
 struct PageCache {

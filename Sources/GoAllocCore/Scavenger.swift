@@ -24,6 +24,8 @@
 // lazily: at the first slow-path malloc (once libc is up) after the heap first holds 4 MiB of
 // in-use pages, so small processes never pay for its thread and stack. It never allocates, is
 // disabled by GOALLOC_DEBUG=scavenger=0, and is restarted lazily in a fork child.
+//
+// See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
 
 /// In-use pages at which the background scavenger is first wanted (4 MiB).

@@ -11,6 +11,8 @@
 // - a span class (SpanClass) is a size class and its noscan-ness; 0/1 are large objects, `tiny`
 //   is an extra span class (16 B slots, noscan) for blocks of the tiny allocator.
 // - objIndex(off) = (off * divMagic) >> 32 == off / classSize for every off in a span (no divide).
+//
+// See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
 
 public let pageShift = 13

@@ -5,6 +5,8 @@
 // sleeper only when the word said 2. The word lives inside an mmap'd structure; a zeroed word
 // is an unlocked lock, and `reset` (after fork, in the child) makes it so again.
 // The mcache fast path never takes one of these.
+//
+// See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
 
 @usableFromInline typealias LockWord = UInt32
