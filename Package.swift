@@ -11,7 +11,6 @@ let package = Package(
   name: "goalloc",
   products: [
     .library(name: "GoAlloc", targets: ["GoAlloc"]),
-    .library(name: "GoAllocCore", targets: ["GoAllocCore"]),
     .library(name: "GoAllocTools", targets: ["GoAllocTools"]),
     .library(name: "goalloc", type: .dynamic, targets: ["libgoalloc"]),  // -> libgoalloc.so
     .executable(name: "goalloc-cli", targets: ["goalloc-cli"]),

@@ -32,10 +32,8 @@ func freeObject(_ p: UnsafeMutableRawPointer?, op: StaticString) {
     let spc = s.spanClass
     if MCache.hasList(spc), let idx = s.slotIndex(a) {
       let l = c.list(spc)
-      // Handed out (see checkHandedOut), tested inline with the list's own copy of the key.
-      // Safe: a is a slot of at least 16 B.
-      if !MCache.isFreeMark(p.load(fromByteOffset: 8, as: UInt.self), key: l[ClassGroup.key])
-          && UInt(bitPattern: idx) < atomicLoadRelaxedUInt(&s.pointee.highWater) && c.listPush(l, a) {
+      // The list's own copy of the key: the cache line the push writes anyway.
+      if isHandedOut(s, idx, a, key: l[ClassGroup.key]) && c.listPush(l, a) {
         c.countFree(spc)
         return
       }
@@ -116,12 +114,19 @@ func freeListed(_ c: MCache, _ s: SpanPtr, _ idx: Int, _ a: UInt, op: StaticStri
   c.countFree(spc)
 }
 
-/// Whether slot idx (address a) of a span with lists is handed out: below the span's high-water
-/// mark, and word 1 holds neither FreeList mark. Else reports a wild pointer or a double free.
-/// (The free fast path makes the same two tests inline.)
+/// Whether slot idx (address a) of a span with lists is handed out: word 1 holds neither
+/// FreeList mark (listed, or free in the bitmap), and the slot is below the span's high-water
+/// mark (it was handed out at some time).
+@inline(__always)
+func isHandedOut(_ s: SpanPtr, _ idx: Int, _ a: UInt, key: UInt) -> Bool {
+  !MCache.hasFreeMark(a, key: key) && UInt(bitPattern: idx) < atomicLoadRelaxedUInt(&s.pointee.highWater)
+}
+
+/// isHandedOut, else reports a wild pointer or a double free.
 @inline(__always)
 func checkHandedOut(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ idx: Int, _ a: UInt,
                     op: StaticString) -> Bool {
+  if _fastPath(isHandedOut(s, idx, a, key: h.pointee.freeKey)) { return true }
   if UInt(bitPattern: idx) >= atomicLoadRelaxedUInt(&s.pointee.highWater) {
     h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
     return false

@@ -1,14 +1,15 @@
 // MCentral: the shared pool of spans of one span class (Go's mcentral).
 //
 // A span not owned by any thread is either on its mcentral's `partial` list (it has free slots,
-// or frees not folded yet: PARTIAL set) or *floating*: full, on no list (no flag), as Go's
-// fullSwept set would hold it. An mcache whose span is exhausted lets it float (`uncacheSpan`,
-// one CAS, no lock) and, when its ready list is empty, asks for another (`cacheSpan`): a partial
-// span if there is one (its freed slots are folded in first), else a fresh span from the mheap. The first free into
-// a floating span claims it (CAS on its flags): into the freeing thread's ready list (MCache), or,
-// when that is full or the thread has no cache, onto this partial list through `queuePartial`.
-// A span that ends up with no allocated object stays on the partial list until the mheap
-// reclaims it (before growing, and every second from the scavenger).
+// or frees not folded yet: PARTIAL set) or *floating*: full, on no list (no flag), where Go's
+// mcentral would keep it in its full set. An mcache whose span is exhausted lets it float
+// (`uncacheSpan`, one CAS, no lock) and, when its ready list has nothing better, asks for
+// another (`cacheSpan`): a partial span if there is one (its freed slots are folded in first),
+// else a fresh span from the mheap (`allocSpanReclaiming`). The first free into a floating span
+// claims it (CAS on its flags, MSpan.claim): into the freeing thread's ready list if that thread
+// filled it (MCache.freeRemote), else onto this partial list through `queuePartial`.
+// A span that ends up with no allocated object stays on the partial list until it is reclaimed
+// (`reclaim`: before the heap grows, on malloc_trim, and every second from the scavenger).
 //
 // Locking: `lock` protects the partial list and every span on it; it is never held while taking
 // the mheap lock.

@@ -114,7 +114,8 @@ public func loadHook() {
 
 func forkPrepare() { globalHeap()?.lockAll() }
 func forkParent() { globalHeap()?.unlockAll() }
-func forkChild() { globalHeap()?.afterForkChild(keeping: goalloc_tls_get()) }
+// The child keeps the forking thread's cache, fast-path or instrumented.
+func forkChild() { globalHeap()?.afterForkChild(keeping: existingThreadCache()) }
 
 extension UnsafeMutablePointer where Pointee == MHeap {
   // MARK: fork

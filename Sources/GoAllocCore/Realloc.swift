@@ -49,10 +49,7 @@ func reallocObject(_ p: UnsafeMutableRawPointer?, _ size: Int, noscan: Bool = tr
   // Fits: stay in place unless that would waste more than half of the block (a large block keeps
   // the headroom a geometric move gave it; trimming it would cost the next growth a move).
   if size <= old && (size > old / 2 || old <= 16) {
-    if _slowPath(goalloc_tls_get() == nil), h.instrumented, let c = currentCache() {
-      h.recordFree(UInt(bitPattern: p))
-      h.recordAlloc(c, UInt(bitPattern: p), size: size, sizeclass: old <= maxSmallSize ? sizeToClass(old, mallocMode: mallocMode) : 0, slot: 0)
-    }
+    recordInPlace(h, p, size, sizeclass: old <= maxSmallSize ? sizeToClass(old, mallocMode: mallocMode) : 0)
     return p
   }
   // Large to large: resize the span in place when its neighbours allow.
@@ -62,10 +59,7 @@ func reallocObject(_ p: UnsafeMutableRawPointer?, _ size: Int, noscan: Bool = tr
     if h.resizeLarge(s, to: npages) {
       if npages > oldPages { atomicAdd64(&h.pointee.largeAllocBytes, UInt64((npages - oldPages) * pageSize)) }
       else { atomicAdd64(&h.pointee.largeFreeBytes, UInt64((oldPages - npages) * pageSize)) }
-      if _slowPath(goalloc_tls_get() == nil), h.instrumented, let c = currentCache() {
-        h.recordFree(UInt(bitPattern: p))
-        h.recordAlloc(c, UInt(bitPattern: p), size: size, sizeclass: 0, slot: 0)
-      }
+      recordInPlace(h, p, size, sizeclass: 0)
       return p
     }
   }
@@ -95,6 +89,16 @@ func reallocObject(_ p: UnsafeMutableRawPointer?, _ size: Int, noscan: Bool = tr
     freeObject(p, op: "realloc")
   }
   return q
+}
+
+/// A realloc that kept the block where it is: traced as a free and an allocation (instrumented
+/// mode, where no thread has a fast-path cache).
+@inline(__always)
+func recordInPlace(_ h: UnsafeMutablePointer<MHeap>, _ p: UnsafeMutableRawPointer, _ size: Int, sizeclass: Int) {
+  if _slowPath(goalloc_tls_get() == nil), h.instrumented, let c = currentCache() {
+    h.recordFree(UInt(bitPattern: p))
+    h.recordAlloc(c, UInt(bitPattern: p), size: size, sizeclass: sizeclass, slot: 0)
+  }
 }
 
 /// realloc with glibc's contract.
