@@ -22,8 +22,10 @@ import CGoAllocShim
     while c.listLength(spc) > 0 { _ = malloc(c) }
     return c
   }
-  func free(_ c: MCache?, _ p: UInt) {
+  /// A free, then the invariant checks of the heap and of the freeing cache.
+  func free(_ c: MCache?, _ p: UInt, sourceLocation: SourceLocation = #_sourceLocation) {
     freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), c?.raw, p, op: "free")
+    expectInvariants(h, c, sourceLocation: sourceLocation)
   }
   func word1(_ p: UInt) -> UInt { UnsafePointer<UInt>(bitPattern: p)![1] }
   var badFrees: UInt64 { atomicLoad64(&h.pointee.badFrees) }

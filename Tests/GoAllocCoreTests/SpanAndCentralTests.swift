@@ -9,6 +9,7 @@ import CGoAllocShim
   func freeP(_ h: UnsafeMutablePointer<MHeap>, _ c: MCache, _ p: UInt) {
     freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), c.raw, p, op: "free")
     c.flushLists()
+    expectInvariants(h, c)
   }
 
   @Test func divMagicMatchesDivisionForEverySlot() {

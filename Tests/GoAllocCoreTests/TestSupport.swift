@@ -1,5 +1,6 @@
 // Helpers shared by the core tests: a repeatable RNG, real-thread runner, a ledger.
 import Foundation
+import Testing
 @testable import GoAllocCore
 
 /// SplitMix64: repeatable random numbers from a printed seed.
@@ -61,3 +62,15 @@ func edgeSizes() -> [Int] {
 
 /// An address that is surely not a heap object of ours.
 nonisolated(unsafe) var someGlobal: UInt64 = 0
+
+/// The invariant checks of heap h and of cache c (its owner is the calling test), as a debug
+/// configuration runs them after a slow-path operation.
+func expectInvariants(_ h: UnsafeMutablePointer<MHeap>, _ c: MCache?,
+                      sourceLocation: SourceLocation = #_sourceLocation) {
+  let heap = h.checkHeap()
+  #expect(heap.ok, "heap: \(heap.failure)", sourceLocation: sourceLocation)
+  if let c {
+    let own = c.checkInvariants()
+    #expect(own.ok, "cache: \(own.failure)", sourceLocation: sourceLocation)
+  }
+}
