@@ -1,6 +1,6 @@
 /* Small malloc/free pairs on one thread: N iterations of malloc(SIZE) + write + free.
  * Usage: pair [iterations] [size]. Prints ns per pair. Written for GoAlloc's benchmark suite.
- * SIZE 0 means mixed sizes: the pairs cycle through 256 sizes between 8 and 512 B (log-uniform,
+ * SIZE 0 means mixed sizes: the pairs cycle through 256 sizes of 8..511 B (log-uniform bands,
  * fixed seed), so several size classes are hit in turn. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +32,7 @@ int main(int argc, char **argv) {
   if (size)
     printf("pair: ops=%ld %.2f ns per malloc/free pair of %zu B\n", n, ns, size);
   else
-    printf("pair: ops=%ld %.2f ns per malloc/free pair, mixed 8..1023 B\n", n, ns);
+    printf("pair: ops=%ld %.2f ns per malloc/free pair, mixed 8..511 B\n", n, ns);
   (void)sink;
   return 0;
 }

@@ -25,7 +25,7 @@ struct Workload: Sendable {
              callgrindArgs: (["200000", "64"], ["400000", "64"]),
              goArgs: ["50000000", "64"], goQuickArgs: ["1000000", "64"]),
     Workload(name: "pairmix", program: "pair", args: ["50000000", "0"], quickArgs: ["1000000", "0"],
-             summary: "1 thread: malloc/free pairs cycling through 256 sizes of 8..1023 B, 50 M times",
+             summary: "1 thread: malloc/free pairs cycling through 256 sizes of 8..511 B, 50 M times",
              callgrindArgs: (["200000", "0"], ["400000", "0"])),
     Workload(name: "churn", program: "churn", args: ["2000000", "100000"], quickArgs: ["100000", "10000"],
              summary: "1 thread: 100 k live blocks of 8 B..4 KiB, 2 M random replaces, tags checked before each free",
