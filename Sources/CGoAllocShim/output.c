@@ -45,6 +45,18 @@ void goalloc_report(const char *op, const char *what, uintptr_t addr) {
   goalloc_write_len(2, line, n);
 }
 
+void goalloc_report_corruption(const char *what, uintptr_t addr) {
+  char line[224]; size_t n = 0;
+  const char *parts[2] = { "goalloc: heap corruption detected: ", what };
+  for (int k = 0; k < 2; k++) for (const char *q = parts[k]; *q && n < sizeof line - 24; q++) line[n++] = *q;
+  char hex[20]; int i = 20; uint64_t v = addr;
+  do { hex[--i] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
+  line[n++] = ' '; line[n++] = '0'; line[n++] = 'x';
+  while (i < 20) line[n++] = hex[i++];
+  line[n++] = '\n';
+  goalloc_write_len(2, line, n);
+}
+
 static int stats_fd = -1;
 void goalloc_stats_fd_init(void) {
   if (stats_fd >= 0) return;

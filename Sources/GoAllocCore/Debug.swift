@@ -26,3 +26,13 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     nonmutating set { atomicStore32(&pointee.debugFlags, newValue) }
   }
 }
+
+/// The heap's own metadata was overwritten (a buffer overflow or a write after free reached a
+/// freed object): one line, "goalloc: heap corruption detected: <what> 0x<addr>", and abort,
+/// whatever GOALLOC_DEBUG says (going on would hand out memory an attacker chose).
+func heapCorrupted(_ what: StaticString, _ addr: UInt) -> Never {
+  what.withUTF8Buffer { w in
+    goalloc_report_corruption(UnsafeRawPointer(w.baseAddress!).assumingMemoryBound(to: CChar.self), addr)
+  }
+  goalloc_abort()
+}

@@ -30,7 +30,8 @@ func freeObject(_ p: UnsafeMutableRawPointer?, op: StaticString) {
   if let raw = goalloc_tls_get(), let s = span {
     let c = MCache(raw)
     let spc = s.spanClass
-    if MCache.hasList(spc), let idx = s.slotIndex(a) {
+    // (isHandedOut bounds the index by highWater <= nelems.)
+    if MCache.hasList(spc), let idx = s.slotIndexUnbounded(a) {
       let l = c.list(spc)
       // The list's own copy of the key: the cache line the push writes anyway.
       if isHandedOut(s, idx, a, key: l[ClassGroup.key]) && c.listPush(l, a) {

@@ -8,21 +8,31 @@
 // A slot of a list-eligible class is in one of four states, told apart without the bitmaps:
 //   never handed out   slot index >= span.highWater
 //   handed out         below highWater; word 1 holds no mark (cleared when handed out)
-//   listed             word 0: the next listed object; word 1: freeKey + its depth (1...limit)
-//   free in the bitmap word 1: freeKey (written by whoever frees it there)
+//   listed             word 0: the next listed object, encoded; word 1: freeKey
+//   free in the bitmap word 1: freeKey + 1 (written by whoever frees it there)
 // so a free is checked with one subtraction and compare: a listed or free slot is a double free,
-// a slot above highWater a wild pointer. The depth makes the list's length the head's word 1:
-// push and pop update no counter (a read-modify-write of one location on both would chain every
-// malloc to the previous free).
+// a slot above highWater a wild pointer.
 //
-// A list's head lives in the class's group of the cache (ClassGroup in MCache), which doubles as
-// the list's sentinel: an empty list's head is the group itself, whose `key` word (word 1, as an
-// object's mark) is freeKey (depth 0); its `limit` word is freeKey + limit.
+// Hardening (what a buffer overflow into a freed neighbour, or a write after free, can do):
+//   - Links are encoded: word 0 = next * encode (mod 2^64), and a pop decodes it with the
+//     inverse multiplier; both are per cache and class, random, and never leave the cache.
+//     A decoded link must be 0 or a heap address (below 2^47) aligned to 8; a forged or
+//     partly overwritten word decodes to a value whose top 17 and low 3 bits are all zero with
+//     probability 2^-20 (a multiplication carries a change at bit j into every bit above it),
+//     so the pop aborts with "heap corruption detected" instead of handing out the address.
+//   - What must be trusted is kept outside the objects: the head, and the room left in the list
+//     (its length), in the class's group of the cache (ClassGroup in MCache). Word 1 is only a
+//     mark; a stray write there cannot change the list's length or another object's mark.
+//   - The walks (flushes, thread exit) take exactly the recorded length, and check each object
+//     before touching its span: a slot of an in-use span of the list's class, handed out at
+//     some time, with a valid link. A failed check aborts. A slot listed twice (a double free
+//     after a stray write erased its mark) is found when the second copy reaches the bitmap.
 //
 // Invariants:
 //   - a listed object is allocated in its span's bitmaps (the list caches allocated slots), so
 //     its span is neither freed nor folded over it while it is listed;
-//   - depths run limit >= head > ... > last == 1; only the owning thread touches its lists;
+//   - room + length == listLimit(spc); the last object's link encodes 0; only the owning
+//     thread touches its lists;
 //   - classes of 16 B and up only (an 8 B slot has no word 1), never tiny or large;
 //   - a thread's lists are flushed when it exits and by goReleaseFreeMemory (its own); a GC mode
 //     must flush every list before it marks (as Go flushes mcaches).
@@ -30,37 +40,36 @@
 // See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
 
-/// The two words FreeList keeps in a listed (or bitmap-free) object; a class's group in the
-/// MCache (ClassGroup) has the same two words first, so it serves as the list's sentinel.
+/// The two words FreeList keeps in a listed (or bitmap-free) object.
 enum ListedObject {
-  static let next = 0   // the next listed object (the sentinel's: the head)
-  static let mark = 1   // freeKey + depth (listed), freeKey (free in the bitmap), else not free
+  static let next = 0   // the next listed object, times the list's `encode` multiplier
+  static let mark = 1   // freeKey (listed), freeKey + 1 (free in the bitmap), else not free
 }
+
+/// A decoded link with any of these bits set is not a heap address of a slot: corrupted.
+let listLinkMask: UInt = ~((1 << 47) - 1) | 7
 
 extension MCache {
   /// Objects a list may hold: about 32 KiB of objects, 4 to 256.
   @inline(__always) static func listLimit(_ spc: SpanClass) -> Int {
     min(256, max(4, 32768 / classSize(spc.smallSizeclass)))
   }
-  /// Word 1 of a listed object is at most freeKey + maxListDepth.
-  static let maxListDepth: UInt = 256
   /// The span classes with lists: 16 B slots and up (class 2), not tiny.
   static let listClasses = 4..<SpanClass.tiny.index
   @inline(__always) @usableFromInline static func hasList(_ spc: SpanClass) -> Bool {
     UInt(bitPattern: spc.index &- listClasses.lowerBound) < UInt(listClasses.count)
   }
 
-  /// Span class spc's list: its ClassGroup (head, key as a sentinel of depth 0, limit).
+  /// Span class spc's list: its ClassGroup (head, key, room, encode, decode).
   @inline(__always) @usableFromInline func list(_ spc: SpanClass) -> UnsafeMutablePointer<UInt> {
     (raw + MCache.countersOffset).assumingMemoryBound(to: UInt.self) + MCache.listIdx(spc)
   }
 
-  /// The heap's key (each list's sentinel holds it too: the fast paths read it there).
+  /// The heap's key (each list's group holds it too: the fast paths read it there).
   var freeKey: UInt { heap.pointee.freeKey }
-  /// Word 1 marks a listed or bitmap-free slot (key + 0...256; key: the heap's freeKey, also word
-  /// 1 of every list's sentinel).
+  /// Word 1 marks a listed (key) or bitmap-free (key + 1) slot.
   @inline(__always) @usableFromInline static func isFreeMark(_ w1: UInt, key: UInt) -> Bool {
-    w1 &- key <= maxListDepth
+    w1 &- key <= 1
   }
   /// A slot of class spc handed out from the bitmaps: word 1 may hold the free mark.
   @inline(__always) @usableFromInline static func clearFreeMark(_ spc: SpanClass, _ p: UInt) {
@@ -71,7 +80,7 @@ extension MCache {
   /// Marks slot a (of a class with lists) free in the bitmap: a later free of it is a double free.
   @inline(__always) static func setFreeMark(_ a: UInt, key: UInt) {
     // Safe: slots of classes with lists have a word 1.
-    UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped[ListedObject.mark] = key
+    UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped[ListedObject.mark] = key &+ 1
   }
   /// Does slot a (of a class with lists) carry a free mark (listed, or free in the bitmap)?
   @inline(__always) static func hasFreeMark(_ a: UInt, key: UInt) -> Bool {
@@ -79,32 +88,39 @@ extension MCache {
     isFreeMark(UnsafePointer<UInt>(bitPattern: a).unsafelyUnwrapped[ListedObject.mark], key: key)
   }
 
+  /// Sets up every class's list: empty, full room, and its own random link multipliers.
   func initLists() {
     let key = freeKey
+    var seed = goalloc_random64()
     for i in 0..<SpanClass.count {
       let spc = SpanClass(index: i)
       let l = list(spc)
-      l[ClassGroup.head] = UInt(bitPattern: l)
+      l[ClassGroup.head] = 0
       l[ClassGroup.key] = key
-      l[ClassGroup.limit] = MCache.hasList(spc) ? key &+ UInt(MCache.listLimit(spc)) : 0
+      l[ClassGroup.room] = MCache.hasList(spc) ? UInt(MCache.listLimit(spc)) : 0
+      seed = seed &+ 0x9E37_79B9_7F4A_7C15
+      let e = UInt(truncatingIfNeeded: mix64(seed)) | 1
+      l[ClassGroup.encode] = e
+      l[ClassGroup.decode] = inverseMod64(e)
     }
   }
 
   /// Objects on class spc's list.
   @inline(__always) func listLength(_ spc: SpanClass) -> Int {
-    let l = list(spc)
-    // Safe: the head is a listed object or the group itself, both with a word 1.
-    return Int(bitPattern: UnsafePointer<UInt>(bitPattern: l[ClassGroup.head]).unsafelyUnwrapped[ListedObject.mark] &- l[ClassGroup.key])
+    MCache.hasList(spc) ? MCache.listLimit(spc) &- Int(bitPattern: list(spc)[ClassGroup.room]) : 0
   }
 
   /// The most recently freed object of class spc, off the list (counted as a malloc by the
-  /// caller); 0 when the list is empty.
+  /// caller); 0 when the list is empty. Aborts when the link to the next one is corrupted.
   @inline(__always) @usableFromInline func listPop(_ spc: SpanClass) -> UInt {
     let l = list(spc)
     let p = l[ClassGroup.head]
-    if _slowPath(p == UInt(bitPattern: l)) { return 0 }
+    if _slowPath(p == 0) { return 0 }
     let o = UnsafeMutablePointer<UInt>(bitPattern: p).unsafelyUnwrapped  // Safe: a listed object.
-    l[ClassGroup.head] = o[ListedObject.next]
+    let next = o[ListedObject.next] &* l[ClassGroup.decode]
+    if _slowPath(next & listLinkMask != 0) { listCorrupted(spc, p) }
+    l[ClassGroup.head] = next
+    l[ClassGroup.room] &+= 1
     o[ListedObject.mark] = 0
     return p
   }
@@ -112,15 +128,20 @@ extension MCache {
   /// Pushes object a (checked by the caller: a handed-out slot); false when the list is full.
   /// The caller counts the free.
   @inline(__always) @usableFromInline func listPush(_ l: UnsafeMutablePointer<UInt>, _ a: UInt) -> Bool {
-    let h = l[ClassGroup.head]
-    // Safe: the head is a listed object or the group itself, both with a word 1.
-    let depth = UnsafePointer<UInt>(bitPattern: h).unsafelyUnwrapped[ListedObject.mark] &+ 1
-    if _slowPath(depth > l[ClassGroup.limit]) { return false }
+    let room = l[ClassGroup.room]
+    if _slowPath(room == 0) { return false }
     let o = UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped  // Safe: a is a slot.
-    o[ListedObject.next] = h
-    o[ListedObject.mark] = depth
+    o[ListedObject.next] = l[ClassGroup.head] &* l[ClassGroup.encode]
+    o[ListedObject.mark] = l[ClassGroup.key]
     l[ClassGroup.head] = a
+    l[ClassGroup.room] = room &- 1
     return true
+  }
+
+  /// A pop found the link after listed object p corrupted.
+  @inline(never)
+  func listCorrupted(_ spc: SpanClass, _ p: UInt) -> Never {
+    heapCorrupted("free list link overwritten in the freed object at", p)
   }
 
   /// Slot 0 of span s (class spc, this cache's current span) was just handed out from the
@@ -149,13 +170,14 @@ extension MCache {
   }
 
   /// Flushes class spc's list down to `keep` objects through the bitmap free path, most recent
-  /// first (they are hot in the cache, and the rest keep their depths); their frees were counted
-  /// when they were listed. (Flushing the oldest instead made no difference to xmalloc's peak
-  /// RSS and walks twice as many cold objects: frag's free phase, 8% more instructions.)
+  /// first (they are hot in the cache); their frees were counted when they were listed. The walk
+  /// takes exactly the recorded length and checks every object first (see the header).
+  /// (Flushing the oldest instead made no difference to xmalloc's peak RSS and walks twice as
+  /// many cold objects: frag's free phase, 8% more instructions.)
   @inline(never)
   func flushList(_ spc: SpanClass, keep: Int) {
     let l = list(spc)
-    let key = l[ClassGroup.key]
+    let key = l[ClassGroup.key], decode = l[ClassGroup.decode]
     let n = listLength(spc) - keep
     if n <= 0 { return }
     var a = l[ClassGroup.head]
@@ -163,21 +185,36 @@ extension MCache {
     let index = header.pointee.arenas
     var batch: SpanPtr? = nil  // floating spans of other threads, for the mcentral
     for _ in 0..<n {
-      let o = UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped
-      let next = o[ListedObject.next]
-      o[ListedObject.mark] = key
-      // Safe: a listed object is a live slot, so its span is in the index.
-      let s = (goalloc_span_lookup(a)?.assumingMemoryBound(to: MSpan.self) ?? spanOfIndex(index, a)).unsafelyUnwrapped
-      let idx = s.objIndex(a)
+      guard let (s, idx) = checkedListed(spc, a, index: index) else {
+        heapCorrupted("free list entry is not a freed object of its class:", a)
+      }
+      let o = UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped  // Safe: checked.
+      let next = o[ListedObject.next] &* decode
+      if next & listLinkMask != 0 { listCorrupted(spc, a) }
+      o[ListedObject.mark] = key &+ 1
       if owns(s) {
-        ownerFreeChecked(s, idx)  // checked when it was listed
+        // Listed twice (a double free after a stray write erased the object's mark): the second
+        // time its slot is already free here.
+        if !ownerFree(s, idx) { h.badFree("free", "double free detected (found by a free-list flush)", a) }
       } else {
         MCache.freeRemote(h, self, s, idx, a, op: "free", batch: &batch)
       }
       a = next
     }
     l[ClassGroup.head] = a
+    l[ClassGroup.room] &+= UInt(n)
     if batch != nil { h.central(spc).queuePartial(chain: batch) }
+  }
+
+  /// The span and slot index of listed object a of class spc, or nil when a cannot be one: not
+  /// a slot of an in-use span of that class, or never handed out. (Its mark is not required: a
+  /// stray write to word 1 of a freed object is as harmless here as under the other allocators.)
+  func checkedListed(_ spc: SpanClass, _ a: UInt, index: UnsafeMutableRawPointer) -> (SpanPtr, Int)? {
+    guard a & listLinkMask == 0, let s = goalloc_span_lookup(a)?.assumingMemoryBound(to: MSpan.self) ?? spanOfIndex(index, a),
+          atomicLoad32(&s.pointee.state) == spanInUse, s.spanClass == spc, let idx = s.slotIndex(a),
+          UInt(bitPattern: idx) < atomicLoadRelaxedUInt(&s.pointee.highWater)
+    else { return nil }
+    return (s, idx)
   }
 
   /// Flushes every list (thread exit, releasing memory).
@@ -191,4 +228,19 @@ extension MCache {
     for i in MCache.listClasses { n += listLength(SpanClass(index: i)) }
     return n
   }
+}
+
+/// A 64-bit mixing function (splitmix64's finalizer constants are facts of arithmetic).
+@inline(__always) func mix64(_ x: UInt64) -> UInt64 {
+  var z = x
+  z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+  z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+  return z ^ (z >> 31)
+}
+
+/// The inverse of odd x modulo 2^64 (Newton's iteration: each step doubles the correct bits).
+func inverseMod64(_ x: UInt) -> UInt {
+  var y = x  // correct to 3 bits for odd x
+  for _ in 0..<5 { y = y &* (2 &- x &* y) }
+  return y
 }

@@ -130,26 +130,23 @@ extension MCache {
     return r
   }
 
-  /// Class spc's free list: depths run from its length down to 1, every object is a slot of a
-  /// span of class spc below its high-water mark.
+  /// Class spc's free list: exactly its recorded length of objects, each a handed-out slot of a
+  /// span of class spc with the listed mark and a valid link, the last one linking to nothing.
   func checkList(_ spc: SpanClass, _ r: inout HeapCheckResult) {
     let l = list(spc)
-    let key = l[ClassGroup.key]
+    let key = l[ClassGroup.key], decode = l[ClassGroup.decode]
     let len = listLength(spc)
     if len < 0 || len > MCache.listLimit(spc) { return r.fail("free list longer than its limit") }
+    if l[ClassGroup.encode] &* decode != 1 { return r.fail("free list link multipliers do not match") }
     var a = l[ClassGroup.head]
-    var depth = len
-    while depth > 0 {
-      guard let s = spanOfIndex(header.pointee.arenas, a), s.spanClass == spc, let idx = s.slotIndex(a),
-            UInt(bitPattern: idx) < atomicLoadRelaxedUInt(&s.pointee.highWater) else {
-        return r.fail("free list holds an object that is not a slot of its class")
+    for _ in 0..<len {
+      guard checkedListed(spc, a, index: header.pointee.arenas) != nil,
+            UnsafePointer<UInt>(bitPattern: a).unsafelyUnwrapped[ListedObject.mark] == key else {
+        return r.fail("free list holds an object that is not a listed slot of its class")
       }
-      let o = UnsafePointer<UInt>(bitPattern: a).unsafelyUnwrapped
-      if o[ListedObject.mark] != key &+ UInt(depth) { return r.fail("free list depth out of order") }
-      a = o[ListedObject.next]
-      depth -= 1
+      a = UnsafePointer<UInt>(bitPattern: a).unsafelyUnwrapped[ListedObject.next] &* decode
     }
-    if a != UInt(bitPattern: l) { r.fail("free list does not end at its sentinel") }
+    if a != 0 { r.fail("free list longer than its recorded length") }
   }
 }
 

@@ -4,8 +4,8 @@
 //
 // Layout (one block from the mheap's cachealloc, reached in one TLS load):
 //   [0, 1152)      alloc[SpanClass.count]: current span per span class (emptySpan when none)
-//   [1152, 9952)   per span class one 64-byte ClassGroup: its FreeList (head, sentinel key, key +
-//                  limit), mallocs, frees, requested bytes; then tiny objects/frees, tiny
+//   [1152, 9952)   per span class one 64-byte ClassGroup: its FreeList (head, key, room, link
+//                  multipliers), mallocs, frees, requested bytes; then tiny objects/frees, tiny
 //                  blocks/frees
 //   then           per span class: ready list head, ready count
 //   then           MCacheHeader: heap, arena index, tiny block state; then MCacheLink
@@ -35,16 +35,19 @@
 import CGoAllocShim
 
 /// The words of a span class's 64-byte group in an MCache: a malloc or free of the class touches
-/// this one cache line. `head`, `key` and `limit` are the class's FreeList (see FreeList.swift);
-/// the counters are the class's statistics, written by the owning thread only.
+/// this one cache line. `head`, `key`, `room`, `encode` and `decode` are the class's FreeList
+/// (see FreeList.swift: what must be trusted is kept here, not in the freed objects); the
+/// counters are the class's statistics, written by the owning thread only.
 enum ClassGroup {
-  static let head = 0       // the most recently freed object, or the group itself (empty list)
-  static let key = 1        // freeKey: the sentinel's mark (depth 0)
+  static let head = 0       // the most recently freed object, or 0 (empty list)
+  static let key = 1        // freeKey: word 1 of a listed object
   static let mallocs = 2
   static let frees = 3
   static let requested = 4  // bytes requested (slot bytes minus these = size-class rounding)
-  static let limit = 5      // freeKey + the list's limit
-  static let words = 8      // 6 and 7 spare
+  static let room = 5       // objects the list can still take (its limit minus its length)
+  static let encode = 6     // odd multiplier: a listed object's word 0 = next * encode
+  static let decode = 7     // its inverse mod 2^64: next = word 0 * decode
+  static let words = 8
 }
 
 public struct MCacheHeader {
@@ -91,7 +94,6 @@ public struct MCacheLink {
   static var layoutIsConsistent: Bool {
     countersOffset == roundUp(SpanClass.count * MemoryLayout<SpanPtr>.stride, 64)
       && ClassGroup.words * 8 == 64 && countersOffset % 64 == 0
-      && ListedObject.next == ClassGroup.head && ListedObject.mark == ClassGroup.key
   }
   /// Per span class: the ready list head and length.
   static let readyOffset = roundUp(countersOffset + counterWords * 8, 64)

@@ -92,8 +92,9 @@ public struct MHeap {
       tinyalloc: FixAlloc(size: classNObjs(tinySizeClass)),
       bitsalloc: bits, caches: caches, scavenger: scav, instrumentation: ins, flushed: flushed, globalFrees: globalFrees,
       largeSlots: largeSlots))
-    // Random, odd (never a pointer) and far from wrapping: key + depth never overflows.
-    h.pointee.freeKey = (UInt(truncatingIfNeeded: goalloc_random64() ^ UInt64(UInt(bitPattern: h))) >> 1) | 1
+    // Random, 1 mod 8 and far from wrapping: neither key nor key + 1 (the two FreeList marks)
+    // is ever a pointer to a slot, or overflows.
+    h.pointee.freeKey = (UInt(truncatingIfNeeded: goalloc_random64() ^ UInt64(UInt(bitPattern: h))) >> 4) << 3 | 1
     return h
   }
 }

@@ -130,6 +130,14 @@ extension UnsafeMutablePointer where Pointee == MSpan {
     return idx
   }
 
+  /// slotIndex without the bound: the index may be nelems or more for an address in the span's
+  /// tail (the free fast path bounds it by highWater, which is at most nelems).
+  @inline(__always) func slotIndexUnbounded(_ p: UInt) -> Int? {
+    let prod = UInt64(p &- pointee.startAddr) &* UInt64(pointee.divMul)
+    if UInt32(truncatingIfNeeded: prod) >= pointee.divMul { return nil }
+    return Int(truncatingIfNeeded: prod >> 32)
+  }
+
   /// The inlined allocation fast path: the next free slot from allocCache, or nil when the
   /// cache word is exhausted (the caller then takes `nextFreeIndex`). About 12 instructions.
   /// Bits of allocBits past nelems are kept set ("allocated"), so a set bit of allocCache is

@@ -36,9 +36,9 @@ import CGoAllocShim
     let p = malloc(c)
     #expect(word1(p) == 0)
     free(c, p)
-    #expect(c.list(spc)[0] == p && word1(p) == c.freeKey + 1 && c.listLength(spc) == 1 && c.listedObjects == 1)
+    #expect(c.list(spc)[0] == p && word1(p) == c.freeKey && c.listLength(spc) == 1 && c.listedObjects == 1)
     #expect(malloc(c) == p)
-    #expect(word1(p) == 0 && c.list(spc)[0] == UInt(bitPattern: c.list(spc)) && c.listedObjects == 0)
+    #expect(word1(p) == 0 && c.list(spc)[0] == 0 && c.listedObjects == 0)
     _ = limit
     // Frees of several objects come back most recent first.
     let a = malloc(c), b = malloc(c)
@@ -55,9 +55,9 @@ import CGoAllocShim
     for _ in 0...limit { ps.append(malloc(c)) }
     for p in ps { free(c, p) }
     // limit pushes filled it; the next one flushed limit / 2 (the most recent) and was listed.
-    #expect(c.listedObjects == limit / 2 + 1 && word1(ps[limit]) == c.freeKey + UInt(limit / 2 + 1))
+    #expect(c.listedObjects == limit / 2 + 1 && word1(ps[limit]) == c.freeKey)
     var flushed = 0
-    for p in ps where word1(p) == c.freeKey { flushed += 1 }
+    for p in ps where word1(p) == c.freeKey + 1 { flushed += 1 }
     #expect(flushed == limit / 2)
     // The listed ones come back first; nothing is handed out twice.
     var again = Set<UInt>()
@@ -79,7 +79,7 @@ import CGoAllocShim
     #expect(badFrees == 3)
     free(other, q)
     other.flushLists()
-    #expect(word1(q) == c.freeKey)
+    #expect(word1(q) == c.freeKey + 1)
     free(c, q)        // free in the bitmaps
     free(other, q)
     free(nil, q)
@@ -118,7 +118,7 @@ import CGoAllocShim
     #expect(Set(ps.map { $0 & ~8191 }).count == 1)
     for p in ps { free(c, p) }
     c.flushLists()                              // every slot free in the bitmaps, marked
-    for p in ps { #expect(word1(p) == c.freeKey) }
+    for p in ps { #expect(word1(p) == c.freeKey + 1) }
     var again: [UInt] = []
     for _ in 0..<128 { again.append(malloc(c)) }
     #expect(Set(again) == Set(ps))
@@ -156,5 +156,57 @@ import CGoAllocShim
     _ = h.reclaim()
     #expect(h.pointee.spansInUse == before)
     #expect(badFrees == 0 && h.checkHeap().ok)
+  }
+}
+
+/// The hardening of the lists: encoded links, the length outside the objects.
+@Suite struct FreeListHardeningTests {
+  @Test func linkMultipliersAreInversesAndDifferPerClass() {
+    let h = MHeap.create()!
+    let c = MCache.create(h)!, d = MCache.create(h)!
+    var seen = Set<UInt>()
+    for i in MCache.listClasses {
+      let l = c.list(SpanClass(index: i))
+      #expect(l[ClassGroup.encode] & 1 == 1 && l[ClassGroup.encode] &* l[ClassGroup.decode] == 1)
+      #expect(seen.insert(l[ClassGroup.encode]).inserted)
+      #expect(d.list(SpanClass(index: i))[ClassGroup.encode] != l[ClassGroup.encode])
+    }
+    for x: UInt in [1, 3, 0xdead_beef, UInt.max] { #expect(x &* inverseMod64(x) == 1) }
+  }
+
+  @Test func aStrayWriteToWordOneChangesNeitherLengthNorOtherMarks() {
+    let h = MHeap.create()!
+    let c = MCache.create(h)!
+    let spc = SpanClass(sizeclass: 6, noscan: true)
+    var ps: [UInt] = []
+    for _ in 0..<10 { ps.append(mallocSmall(c, spc, 64, zero: false)) }
+    for p in ps { freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), c.raw, p, op: "free") }
+    let listed = c.listLength(spc)
+    UnsafeMutablePointer<UInt>(bitPattern: ps[9])![1] = 0        // the head's word 1
+    UnsafeMutablePointer<UInt>(bitPattern: ps[5])![1] = .max     // one deeper in the list
+    #expect(c.listLength(spc) == listed)
+    // Later frees are still marked and checked.
+    let q = mallocSmall(c, spc, 64, zero: false)
+    freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), c.raw, q, op: "free")
+    #expect(UnsafePointer<UInt>(bitPattern: q)![1] == c.freeKey)
+    // The flush walks exactly the recorded length and leaves every slot free in the bitmaps.
+    c.flushLists()
+    #expect(c.listLength(spc) == 0 && c.list(spc)[ClassGroup.head] == 0)
+    for p in ps { #expect(UnsafePointer<UInt>(bitPattern: p)![1] == c.freeKey + 1) }
+    #expect(h.checkHeap().ok && c.checkInvariants().ok)
+  }
+
+  @Test func linksAreStoredEncoded() {
+    let h = MHeap.create()!
+    let c = MCache.create(h)!
+    let spc = SpanClass(sizeclass: 6, noscan: true)
+    let a = mallocSmall(c, spc, 64, zero: false), b = mallocSmall(c, spc, 64, zero: false)
+    let l = c.list(spc)
+    let before = l[ClassGroup.head]
+    freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), c.raw, a, op: "free")
+    freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), c.raw, b, op: "free")
+    let word0 = UnsafePointer<UInt>(bitPattern: b)![0]
+    #expect(word0 != a && word0 &* l[ClassGroup.decode] == a)
+    #expect(UnsafePointer<UInt>(bitPattern: a)![0] &* l[ClassGroup.decode] == before)
   }
 }

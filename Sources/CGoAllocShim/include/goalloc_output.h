@@ -16,6 +16,8 @@ void goalloc_write_u64(int fd, uint64_t v);
 void goalloc_write_hex(int fd, uint64_t v);
 /// "goalloc: <op>(): <what>: 0x<addr>\n" on fd 2.
 void goalloc_report(const char *op, const char *what, uintptr_t addr);
+/* "goalloc: heap corruption detected: <what> 0x<addr>" on stderr (the caller aborts). */
+void goalloc_report_corruption(const char *what, uintptr_t addr);
 /// A private duplicate of stderr taken at load time (programs may close fd 2 before exit);
 /// falls back to 2.
 int goalloc_stats_fd(void);
