@@ -103,11 +103,29 @@ extension MCache {
       l[ClassGroup.encode] = e
       l[ClassGroup.decode] = inverseMod64(e)
     }
+    (raw + MCache.linkMaskOffset).storeBytes(of: listLinkMask, as: UInt.self)
   }
 
   /// Objects on class spc's list.
   @inline(__always) func listLength(_ spc: SpanClass) -> Int {
     MCache.hasList(spc) ? MCache.listLimit(spc) &- Int(bitPattern: list(spc)[ClassGroup.room]) : 0
+  }
+
+  /// The mask of valid links, kept in the cache (a memory operand for the pop's test).
+  @inline(__always) @usableFromInline var linkMask: UInt {
+    (raw + MCache.linkMaskOffset).load(as: UInt.self)
+  }
+
+  /// Takes `head`, the non-zero head of list l, off the list: false (nothing changed) when the
+  /// link to the next object is corrupted. The caller counts the malloc.
+  @inline(__always) @usableFromInline func listPopHead(_ l: UnsafeMutablePointer<UInt>, _ head: UInt) -> Bool {
+    let o = UnsafeMutablePointer<UInt>(bitPattern: head).unsafelyUnwrapped  // Safe: a listed object.
+    let next = o[ListedObject.next] &* l[ClassGroup.decode]
+    if _slowPath(next & linkMask != 0) { return false }
+    l[ClassGroup.head] = next
+    l[ClassGroup.room] &+= 1
+    o[ListedObject.mark] = 0
+    return true
   }
 
   /// The most recently freed object of class spc, off the list (counted as a malloc by the
@@ -116,25 +134,21 @@ extension MCache {
     let l = list(spc)
     let p = l[ClassGroup.head]
     if _slowPath(p == 0) { return 0 }
-    let o = UnsafeMutablePointer<UInt>(bitPattern: p).unsafelyUnwrapped  // Safe: a listed object.
-    let next = o[ListedObject.next] &* l[ClassGroup.decode]
-    if _slowPath(next & listLinkMask != 0) { listCorrupted(spc, p) }
-    l[ClassGroup.head] = next
-    l[ClassGroup.room] &+= 1
-    o[ListedObject.mark] = 0
+    if _slowPath(!listPopHead(l, p)) { listCorrupted(spc, p) }
     return p
   }
 
   /// Pushes object a (checked by the caller: a handed-out slot); false when the list is full.
   /// The caller counts the free.
   @inline(__always) @usableFromInline func listPush(_ l: UnsafeMutablePointer<UInt>, _ a: UInt) -> Bool {
-    let room = l[ClassGroup.room]
-    if _slowPath(room == 0) { return false }
+    // room - 1 below zero: full (room is at most 256, so the sign bit is free).
+    let room = l[ClassGroup.room] &- 1
+    if _slowPath(Int(bitPattern: room) < 0) { return false }
     let o = UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped  // Safe: a is a slot.
     o[ListedObject.next] = l[ClassGroup.head] &* l[ClassGroup.encode]
     o[ListedObject.mark] = l[ClassGroup.key]
     l[ClassGroup.head] = a
-    l[ClassGroup.room] = room &- 1
+    l[ClassGroup.room] = room
     return true
   }
 

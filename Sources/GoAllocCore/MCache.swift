@@ -74,6 +74,8 @@ public struct MCacheLink {
   /// cache line). A literal, so the fast paths fold it into their addressing (checked against
   /// the formula by the tests: `layoutIsConsistent`).
   @usableFromInline static let countersOffset = 1152
+  /// FreeList's mask of valid links, in the padding after `alloc` (a literal, as above).
+  @usableFromInline static let linkMaskOffset = 1096
   /// Per span class one 64-byte group (ClassGroup; a malloc or free of the class touches one
   /// line of the cache); then the tiny allocator's four counters.
   @inline(__always) @usableFromInline static func listIdx(_ spc: SpanClass) -> Int { spc.index &* ClassGroup.words }
@@ -94,6 +96,7 @@ public struct MCacheLink {
   static var layoutIsConsistent: Bool {
     countersOffset == roundUp(SpanClass.count * MemoryLayout<SpanPtr>.stride, 64)
       && ClassGroup.words * 8 == 64 && countersOffset % 64 == 0
+      && linkMaskOffset >= SpanClass.count * MemoryLayout<SpanPtr>.stride && linkMaskOffset + 8 <= countersOffset
   }
   /// Per span class: the ready list head and length.
   static let readyOffset = roundUp(countersOffset + counterWords * 8, 64)

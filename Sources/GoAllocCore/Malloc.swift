@@ -68,13 +68,21 @@ func mallocgc(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool) -> Unsafe
     let c = MCache(raw)
     let spc = SpanClass(sizeclass: sizeToClass(size, mallocMode: mallocMode), noscan: noscan)
     // The most recently freed object of the class (FreeList), else the span's next free slot.
-    let p = mallocListed(c, spc, size, zero: zero)
-    if _fastPath(p != 0) { return UnsafeMutableRawPointer(bitPattern: p) }
-    let s = c.alloc[spc.index]
-    if let p = s.nextFreeFast() {
-      MCache.clearFreeMark(spc, p)
-      c.mallocDone(spc, p, requested: size, clear: zero && s.pointee.needzero != 0)
-      return UnsafeMutableRawPointer(bitPattern: p)
+    // A list whose head's link is corrupted goes to the slow path, which reports it.
+    let l = c.list(spc)
+    let head = l[ClassGroup.head]
+    if head != 0 {
+      if _fastPath(c.listPopHead(l, head)) {
+        c.mallocDone(spc, head, requested: size, clear: zero)
+        return UnsafeMutableRawPointer(bitPattern: head)
+      }
+    } else {
+      let s = c.alloc[spc.index]
+      if let p = s.nextFreeFast() {
+        MCache.clearFreeMark(spc, p)
+        c.mallocDone(spc, p, requested: size, clear: zero && s.pointee.needzero != 0)
+        return UnsafeMutableRawPointer(bitPattern: p)
+      }
     }
   }
   // One call site for every miss, so the fast path above needs no stack frame.
