@@ -17,7 +17,7 @@ TIERS = {
     # entry points, process and thread lifecycle, and the tools that read every tier
     6: ["Malloc", "Free", "Realloc", "Process", "TestingSupport",
         "MemStats", "HeapMap", "Invariants", "AllocTrace", "HeapProfile"],
-    5: ["MCache", "FreeList"],                             # per-thread cache and its free lists
+    5: ["MCache", "FreeList", "SecureMode"],               # per-thread cache, its free lists, secure mode
     4: ["MCentral"],                                       # per span class
     3: ["MHeap", "LargeCache", "Scavenger", "HeapArena"],  # the page heap and its services
     2: ["PageAlloc", "PageCache"],                         # runs of pages

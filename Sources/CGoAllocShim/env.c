@@ -23,6 +23,8 @@ uint32_t goalloc_debug_flags_from_env(void) {
   if (environ == 0) return 0;
   const char *s = getenv("GOALLOC_DEBUG");
   uint32_t f = GOALLOC_DEBUG_PARSED;
+  const char *secure = getenv("GOALLOC_SECURE");
+  if (secure && secure[0] == '1' && secure[1] == 0) f |= GOALLOC_SECURE_MODE;
   if (!s) return f;
   if (has_word(s, "stats", "1")) f |= GOALLOC_DEBUG_STATS;
   if (has_word(s, "badfree", "warn")) f |= GOALLOC_DEBUG_BADFREE_WARN;

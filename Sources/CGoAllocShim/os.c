@@ -40,6 +40,13 @@ void *goalloc_sys_map_at(void *hint, size_t len) {
 
 void goalloc_sys_unmap(void *p, size_t len) { int saved = errno; munmap(p, len); errno = saved; }
 
+int goalloc_sys_protect(void *p, size_t len, int readWrite) {
+  int saved = errno;
+  int r = mprotect(p, len, readWrite ? PROT_READ | PROT_WRITE : PROT_NONE);
+  errno = saved;
+  return r;
+}
+
 int goalloc_sys_release(void *p, size_t len) {
   int saved = errno;
   int r = madvise(p, len, MADV_DONTNEED);

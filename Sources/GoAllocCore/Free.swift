@@ -107,6 +107,10 @@ func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
 func freeListed(_ c: MCache, _ s: SpanPtr, _ idx: Int, _ a: UInt, op: StaticString) {
   if !checkHandedOut(c.heap, s, idx, a, op: op) { return }
   let spc = s.spanClass
+  if _slowPath(c.header.pointee.secure) {  // SecureMode: no list takes a free
+    c.quarantineFree(a)
+    return c.countFree(spc)
+  }
   let l = c.list(spc)
   if !c.listPush(l, a) {
     c.flushList(spc, keep: MCache.listLimit(spc) / 2)

@@ -106,9 +106,11 @@ extension MCache {
     (raw + MCache.linkMaskOffset).storeBytes(of: listLinkMask, as: UInt.self)
   }
 
-  /// Objects on class spc's list.
+  /// Objects on class spc's list. (A secure cache's rooms are biased below zero: SecureMode.)
   @inline(__always) func listLength(_ spc: SpanClass) -> Int {
-    MCache.hasList(spc) ? MCache.listLimit(spc) &- Int(bitPattern: list(spc)[ClassGroup.room]) : 0
+    if !MCache.hasList(spc) { return 0 }
+    let room = Int(bitPattern: list(spc)[ClassGroup.room])
+    return MCache.listLimit(spc) &- (room < 0 ? room &+ secureRoomBias : room)
   }
 
   /// The mask of valid links, kept in the cache (a memory operand for the pop's test).
@@ -150,6 +152,15 @@ extension MCache {
     l[ClassGroup.head] = a
     l[ClassGroup.room] = room
     return true
+  }
+
+  /// listPush without the room check (the caller knows there is room: SecureMode's shuffle).
+  @inline(__always) func listPushUnbounded(_ l: UnsafeMutablePointer<UInt>, _ a: UInt) {
+    let o = UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped  // Safe: a is a slot.
+    o[ListedObject.next] = l[ClassGroup.head] &* l[ClassGroup.encode]
+    o[ListedObject.mark] = l[ClassGroup.key]
+    l[ClassGroup.head] = a
+    l[ClassGroup.room] &-= 1
   }
 
   /// A pop found the link after listed object p corrupted.
@@ -231,9 +242,10 @@ extension MCache {
     return (s, idx)
   }
 
-  /// Flushes every list (thread exit, releasing memory).
+  /// Flushes every list, and the quarantine (thread exit, releasing memory).
   func flushLists() {
     for i in MCache.listClasses where listLength(SpanClass(index: i)) > 0 { flushList(SpanClass(index: i), keep: 0) }
+    flushQuarantine()
   }
 
   /// Objects on this cache's lists (for heap walks and tests).

@@ -29,12 +29,13 @@ extension UnsafeMutablePointer where Pointee == MSpan {
     if spc.index >= SpanClass.count { return r.fail("span class out of range") }
     if pointee.bits == nil { return r.fail("span without bitmaps") }
     if pointee.npages <= 0 { r.fail("span without pages") }
+    let usable = pointee.npages - Int(pointee.guardPages)
     if spc.isLarge {
-      if pointee.nelems != 1 || pointee.elemsize != pointee.npages * pageSize { r.fail("large span geometry") }
+      if pointee.nelems != 1 || pointee.elemsize != usable * pageSize { r.fail("large span geometry") }
     } else {
       let sc = spc.sizeclass
       if pointee.elemsize != classSize(sc) || pointee.divMul != classDivMagic(sc) { r.fail("span slot size") }
-      if pointee.nelems != pointee.npages * pageSize / pointee.elemsize { r.fail("span slot count") }
+      if pointee.nelems != usable * pageSize / pointee.elemsize { r.fail("span slot count") }
       if usedWords > bitWords { r.fail("span bitmaps too small") }
       if spc.isTiny != (pointee.tinyCounts != nil) { r.fail("tiny counts on the wrong span") }
     }

@@ -25,7 +25,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// Heap lock held.
   func cacheLargeLocked(_ s: SpanPtr) -> Bool {
     let np = s.pointee.npages
-    if np > largeCacheMaxPages { return false }
+    if np > largeCacheMaxPages || atomicLoad32(&pointee.secure) != 0 { return false }
     while pointee.largeCached == largeCacheSlots || pointee.largeCachedPages + np > largeCacheMaxPages {
       evictLargeLocked(0)
     }

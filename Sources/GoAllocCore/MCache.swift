@@ -59,6 +59,8 @@ public struct MCacheHeader {
   var tid: Int = 0
   var refills: Int = 0         // for GOALLOC_DEBUG=check=1
   var nextSample: Int = 0      // heap profile: bytes until the next sample
+  var secure = false           // SecureMode: lists biased, quarantine in use
+  var rng: UInt64 = 0          // SecureMode's random numbers
 }
 
 public struct MCacheLink {
@@ -107,7 +109,9 @@ public struct MCacheLink {
   static let readySkips = 4
   static let headerOffset = roundUp(readyCountOffset + SpanClass.count * 4, 64)
   static let linkOffset = roundUp(headerOffset + MemoryLayout<MCacheHeader>.stride, 64)
-  static let bytes = roundUp(linkOffset + MemoryLayout<MCacheLink>.stride, 64)
+  /// SecureMode's quarantine and shuffle scratch (untouched unless GOALLOC_SECURE=1).
+  static let secureOffset = roundUp(linkOffset + MemoryLayout<MCacheLink>.stride, 64)
+  static let bytes = roundUp(secureOffset + 2 * quarantineSlots * 8, 64)
 
   @inline(__always) @usableFromInline var alloc: UnsafeMutablePointer<SpanPtr> {
     raw.assumingMemoryBound(to: SpanPtr.self)
@@ -147,6 +151,7 @@ public struct MCacheLink {
     c.link.initialize(to: MCacheLink())
     c.header.pointee.tid = goalloc_gettid()
     c.initLists()
+    if atomicLoad32(&h.pointee.secure) != 0 { c.becomeSecure() }
     let list = h.pointee.caches
     lockAcquire(&list.pointee.lock)
     c.link.pointee.next = list.pointee.head

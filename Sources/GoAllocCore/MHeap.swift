@@ -59,6 +59,7 @@ public struct MHeap {
   var largeCached = 0
   var largeCachedPages = 0
   var allspans: SpanPtr? = nil                    // the span registry (heap lock): see MHeap.spans
+  var secure: UInt32 = 0                          // atomic: GOALLOC_SECURE=1 (SecureMode.swift)
 
   /// A new heap in its own mappings, or nil when the OS refuses memory.
   public static func create() -> UnsafeMutablePointer<MHeap>? {
@@ -173,6 +174,10 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// memory. (The mcentral tier reclaims parked empty spans before it asks to grow:
   /// `allocSpanReclaiming`.)
   func allocSpan(_ npages: Int, spanclass spc: SpanClass, alignPages: Int = 1, grow mayGrow: Bool = true) -> SpanPtr? {
+    // GOALLOC_SECURE=1: one more page, made inaccessible, ends the span (SecureMode.swift).
+    let usable = npages
+    let guardPages = atomicLoad32(&pointee.secure) != 0 ? 1 : 0
+    let npages = usable + guardPages
     lockAcquire(&pointee.lock)
     if spc.isLarge && pointee.largeCached > 0 {
       if alignPages == 1, let s = takeCachedLargeLocked(npages, spanclass: spc) {
@@ -195,7 +200,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     guard let (base, scav) = r else { lockRelease(&pointee.lock); return nil }
     let large = spc.isLarge
     let sc = spc.sizeclass
-    let nelems = large ? 1 : npages * pageSize / classSize(sc)
+    let nelems = large ? 1 : usable * pageSize / classSize(sc)
     let words = (nelems + 63) >> 6
     var order = 0
     while (1 << order) < words { order += 1 }
@@ -221,7 +226,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     s.pointee.tinyCounts = counts?.bindMemory(to: UInt8.self, capacity: nelems)
     s.pointee.nelems = nelems
     if large {
-      s.pointee.elemsize = npages * pageSize
+      s.pointee.elemsize = usable * pageSize
       s.pointee.allocCount = 1
       s.pointee.freeindex = 1
     } else {
@@ -230,6 +235,9 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       let tail = nelems & 63  // bits past nelems read as allocated (see nextFreeFast)
       if tail != 0 { s.allocWord(words - 1).pointee = ~((1 << UInt64(tail)) - 1) }
       s.pointee.allocCache = ~s.allocWord(0).pointee
+    }
+    if guardPages != 0 && goalloc_sys_protect(UnsafeMutableRawPointer(bitPattern: base + UInt(usable * pageSize)), pageSize, 0) == 0 {
+      s.pointee.guardPages = UInt8(guardPages)
     }
     setSpans(pointee.arenas, base, npages, s)
     register(s)
@@ -249,6 +257,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// Resizes large span s to `npages` in place: shrinking frees its tail; growing takes the pages
   /// right after it if they are free. Returns false (nothing changed) when they are not.
   func resizeLarge(_ s: SpanPtr, to npages: Int) -> Bool {
+    if atomicLoad32(&pointee.secure) != 0 { return false }  // its guard page stays at its end: move
     lockAcquire(&pointee.lock)
     defer { lockRelease(&pointee.lock) }
     let old = s.pointee.npages
@@ -296,6 +305,10 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   func freeSpanLocked(_ s: SpanPtr) {
     atomicStore32(&s.pointee.state, spanDead)
     unregister(s)
+    if s.pointee.guardPages != 0 {
+      let usable = s.pointee.npages - Int(s.pointee.guardPages)
+      _ = goalloc_sys_protect(UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr + UInt(usable * pageSize)), pageSize, 1)
+    }
     setSpans(pointee.arenas, s.pointee.startAddr, s.pointee.npages, nil)
     pointee.pages.free(s.pointee.startAddr, s.pointee.npages)
     pointee.pagesInUse -= s.pointee.npages

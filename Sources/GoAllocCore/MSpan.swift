@@ -59,7 +59,8 @@ public struct MSpan {
   @usableFromInline var divMul: UInt32 = 0       // objIndex magic; 0 for large spans
   @usableFromInline var spanclass: UInt8 = 0     // SpanClass.index (read it as `spanClass`)
   @usableFromInline var bitsOrder: UInt8 = 0     // bitmaps are 1 << bitsOrder words each
-  @usableFromInline var _pad2: (UInt8, UInt8) = (0, 0)
+  @usableFromInline var guardPages: UInt8 = 0    // secure mode: inaccessible pages at the end
+  @usableFromInline var _pad2: UInt8 = 0
   @usableFromInline var owner: UInt = 0          // atomic: the owning mcache, or 0
   // Line 2: written by other threads.
   // freeState (atomic): pending << 32 | flags. pending = words of freeBits with remote frees

@@ -166,7 +166,10 @@ func mallocSmall(_ c: MCache, _ spc: SpanClass, _ size: Int, zero: Bool) -> UInt
   var p = c.nextFree(spc)
   if p == 0 { return 0 }
   let s = c.alloc[spc.index]
-  if p == s.pointee.startAddr && MCache.hasList(spc) { p = c.colourFirstSlot(spc, s, p) }
+  if MCache.hasList(spc) {
+    if _slowPath(c.header.pointee.secure) { p = c.shuffleWindow(spc, s, p) }
+    else if p == s.pointee.startAddr { p = c.colourFirstSlot(spc, s, p) }
+  }
   c.mallocDone(spc, p, requested: size, clear: zero && s.pointee.needzero != 0)
   return p
 }

@@ -30,6 +30,7 @@ func initGlobalHeap() -> UnsafeMutablePointer<MHeap>? {
   let h = MHeap.create()
   if let h {
     h.debugFlags = goalloc_debug_flags_from_env()
+    applySecureMode(h)
     h.pointee.periodicCheck = periodicHeapCheck
     h.pointee.scavenger.pointee.background = true
     goalloc_global_heap_set(UnsafeMutableRawPointer(h))
@@ -48,6 +49,17 @@ public func refreshDebugFlags() {
   guard let h = globalHeap() else { return }
   let f = goalloc_debug_flags_from_env()
   if f != 0 { h.debugFlags = f }
+  applySecureMode(h)
+}
+
+/// GOALLOC_SECURE=1 (read with the debug flags): the heap turns secure once, for good; caches
+/// created from then on start secure, and the calling thread's cache turns secure now. (The
+/// environment is read at the heap's creation or, when it was not readable yet, by the
+/// library's constructor, before the program has other threads.)
+func applySecureMode(_ h: UnsafeMutablePointer<MHeap>) {
+  if h.debugFlags & UInt32(GOALLOC_SECURE_MODE) == 0 || atomicLoad32(&h.pointee.secure) != 0 { return }
+  atomicStore32(&h.pointee.secure, 1)
+  if let raw = existingThreadCache(), MCache(raw).heap == h { MCache(raw).becomeSecure() }
 }
 
 /// The calling thread's cache, fast-path or instrumented (`goalloc_tls_slow_get`), if it has one.

@@ -53,4 +53,25 @@ struct HardeningTests {
     let line = try #require(r.stdoutLines.last, "\(r)")
     #expect(line.hasPrefix("fuzz: children=60 ") && line.hasSuffix(" aliased_or_foreign=0 other=0"), "\(r)")
   }
+
+  @Test("GOALLOC_SECURE=1: quarantine, random slot order, guard pages; attacks still give nothing")
+  func secureMode() async throws {
+    let exe = try await FixtureBuilder.shared.executable("hardening.c")
+    let secure = ["GOALLOC_SECURE": "1"]
+    let r = try await Subprocess.run(exe.path, ["secure"], preload: .goalloc, environment: secure, timeout: 120)
+    #expect(r.reason == .uncaughtSignal && r.status == SIGSEGV, "the guard page faults\n\(r)")
+    let line = try #require(r.stdoutLines.first { $0.hasPrefix("secure: reused=") }, "\(r)")
+    #expect(line.hasPrefix("secure: reused=0 "), "a freed block comes back at once\n\(r)")
+    let ascending = Int(line.split(separator: " ")[2].dropFirst("ascending=".count)) ?? 200
+    #expect(ascending < 40, "allocations in address order\n\(r)")
+    #expect(!r.stdout.contains("NOT faulted"), "\(r)")
+    // The default heap: immediate reuse, address order, no guard (the figures the test relies on).
+    let d = try await Subprocess.run(exe.path, ["secure"], preload: .goalloc, timeout: 120)
+    #expect(d.stdout.contains("secure: reused=1000 ") && d.stdout.contains("NOT faulted"), "\(d)")
+    for scenario in ["overflow", "uaf", "exitflush", "listflush", "remote"] {
+      let a = try await Subprocess.run(exe.path, [scenario], preload: .goalloc, environment: secure, timeout: 120)
+      #expect(!a.stdout.contains("ALIASED"), "\(a)")
+      #expect(a.exitedCleanly || (a.reason == .uncaughtSignal && a.status == SIGABRT && a.stderr.contains(Self.message)), "\(a)")
+    }
+  }
 }

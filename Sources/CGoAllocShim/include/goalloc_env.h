@@ -17,6 +17,7 @@ enum {
   GOALLOC_DEBUG_BADFREE_WARN = 1u << 1,
   GOALLOC_DEBUG_CHECK = 1u << 2,
   GOALLOC_DEBUG_NO_SCAVENGER = 1u << 3,
+  GOALLOC_SECURE_MODE = 1u << 4,  /* GOALLOC_SECURE=1 (not a GOALLOC_DEBUG key) */
   GOALLOC_DEBUG_PARSED = 1u << 31,
 };
 /// Parses GOALLOC_DEBUG (when the environment is readable). Returns flags with PARSED set once the

@@ -20,6 +20,8 @@ void *goalloc_sys_map_at(void *hint, size_t len);
 void goalloc_sys_unmap(void *p, size_t len);
 /// madvise(MADV_DONTNEED): the range reads as zero afterwards. Returns 0 on success.
 int goalloc_sys_release(void *p, size_t len);
+/* mprotect: readWrite 0 makes [p, p+len) inaccessible (a guard page), 1 usable again; 0 = done. */
+int goalloc_sys_protect(void *p, size_t len, int readWrite);
 void goalloc_futex_wait(uint32_t *addr, uint32_t expected);
 void goalloc_futex_wake(uint32_t *addr, int n);
 uint64_t goalloc_nanotime(void);

@@ -262,6 +262,35 @@ static void fuzz(int children) {
          count[2], count[3]);
 }
 
+/* GOALLOC_SECURE=1: a freed block is not handed out again at once; neighbouring allocations are
+ * not in address order; writing one byte past a large block (or past a span of small ones)
+ * faults at once. */
+static void secure(void) {
+  int reused = 0;
+  for (int i = 0; i < 1000; i++) {
+    void *p = malloc(SIZE);
+    free(launder(p));
+    void *q = malloc(SIZE);
+    if (q == p) reused++;
+    sink = q;
+  }
+  int ascending = 0;
+  char *prev = malloc(SIZE);
+  for (int i = 0; i < 200; i++) {
+    char *p = malloc(SIZE);
+    if (p == prev + SIZE) ascending++;
+    prev = p;
+  }
+  printf("secure: reused=%d ascending=%d of 200\n", reused, ascending);
+  size_t n = 100000;
+  char *big = malloc(n);
+  size_t usable = malloc_usable_size(big);
+  memset(big, 1, usable);
+  printf("secure: writing past a large block of %zu usable bytes\n", usable);
+  poke8(big + usable, 1); /* the guard page */
+  puts("secure: NOT faulted");
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IONBF, 0);
   const char *s = argc > 1 ? argv[1] : "";
@@ -273,6 +302,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(s, "remote")) remote();
   else if (!strcmp(s, "word1")) word1();
   else if (!strcmp(s, "fuzz")) fuzz(argc > 2 ? atoi(argv[2]) : 50);
-  else { fprintf(stderr, "usage: hardening overflow|uaf|bytes|exitflush|listflush|remote|word1|fuzz [N]\n"); return 2; }
+  else if (!strcmp(s, "secure")) secure();
+  else { fprintf(stderr, "usage: hardening overflow|uaf|bytes|exitflush|listflush|remote|word1|fuzz [N]|secure\n"); return 2; }
   return 0;
 }
