@@ -83,6 +83,7 @@ extension UnsafeMutablePointer where Pointee == MCentral {
       if n > 1 << 26 { r.fail("list does not end"); break }
     }
     if n != pointee.npartial { r.fail("list count mismatch") }
+    if pointee.nempty < 0 || pointee.nempty > MCentral.maxParkedEmpty { r.fail("parked empty count out of range") }
   }
 }
 

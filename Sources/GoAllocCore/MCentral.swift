@@ -8,8 +8,12 @@
 // else a fresh span from the mheap (`allocSpanReclaiming`). The first free into a floating span
 // claims it (CAS on its flags, MSpan.claim): into the freeing thread's ready list if that thread
 // filled it (MCache.freeRemote), else onto this partial list through `queuePartial`.
-// A span that ends up with no allocated object stays on the partial list until it is reclaimed
+// A cache that gives back an empty span parks it here for the class's next refill, at most
+// `maxParkedEmpty` of them; more go straight back to the page heap (as Go's sweeper frees an
+// empty span). A span emptied later by other threads' frees stays here until it is reclaimed
 // (`reclaim`: before the heap grows, on malloc_trim, and every second from the scavenger).
+// Invariant: nempty == the spans on the partial list with nothing allocated and no frees
+// pending that a cache parked (remote frees can empty others: those are not counted).
 //
 // Locking: `lock` protects the partial list and every span on it; it is never held while taking
 // the mheap lock.
@@ -23,12 +27,17 @@ public struct MCentral {
   var partial: SpanPtr? = nil
   var npartial: Int = 0
   var grown: UInt64 = 0   // atomic: spans this class took from the mheap so far
-  var pad: (UInt64, UInt64, UInt64) = (0, 0, 0)  // one central per cache line
+  var nempty: Int = 0     // spans parked empty on the partial list (lock)
+  var pad: (UInt64, UInt64) = (0, 0)  // one central per cache line
 }
 
 extension MCentral {
   /// Spans of a class taken from the mheap at Go's size before `spanPages` applies.
   static let goSizedSpans: UInt64 = 2
+  /// Empty spans a class keeps parked on its partial list for its next refill (no heap lock);
+  /// a cache that gives back another empty span gives it to the page heap, where its pages
+  /// merge with their neighbours and the scavenger and the memory limit can release them.
+  static let maxParkedEmpty = 2
 }
 
 let listNone: UInt8 = 0
@@ -78,6 +87,7 @@ extension UnsafeMutablePointer where Pointee == MCentral {
     lockAcquire(&pointee.lock)
     while let s = pointee.partial {
       remove(s)
+      if s.pointee.allocCount == 0 && s.pendingFrees <= 0 { pointee.nempty -= 1 }  // parked empty
       while true {  // PARTIAL -> CACHED, keeping the pending count
         let cur = atomicLoad64(&s.pointee.freeState)
         if atomicCAS64(&s.pointee.freeState, cur, (cur & ~fsFlags) | fsCached) { break }
@@ -105,6 +115,18 @@ extension UnsafeMutablePointer where Pointee == MCentral {
   /// reclaim gives parked empty spans back to the page heap.
   func uncacheSpan(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr) {
     if s.hasUnfoldedFrees { s.fold(h) }
+    // Empty (nothing allocated, so no free can be pending or arrive): park it, or give it back.
+    if s.pointee.allocCount == 0 && s.pendingFrees <= 0 {
+      lockAcquire(&pointee.lock)
+      let park = pointee.nempty < MCentral.maxParkedEmpty
+      if park { pointee.nempty += 1 }
+      lockRelease(&pointee.lock)
+      if !park {
+        atomicStoreRelaxedUInt(&s.pointee.owner, 0)
+        atomicStore64(&s.pointee.freeState, 0)
+        return h.freeSpan(s)
+      }
+    }
     release(s)
   }
 
@@ -135,11 +157,13 @@ extension UnsafeMutablePointer where Pointee == MCentral {
     var it = pointee.partial
     while let s = it {
       it = s.pointee.next
+      let parkedEmpty = s.pointee.allocCount == 0 && s.pendingFrees <= 0
       if s.pendingFrees > 0 { s.fold(h) }
       if s.pointee.allocCount == 0 {
         let cur = atomicLoad64(&s.pointee.freeState)
         if fsPending(cur) == 0 && atomicCAS64(&s.pointee.freeState, cur, 0) {
           remove(s)
+          if parkedEmpty { pointee.nempty -= 1 }
           s.pointee.next = out
           out = s
         }
