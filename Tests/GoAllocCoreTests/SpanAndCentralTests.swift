@@ -328,3 +328,27 @@ import CGoAllocShim
     #expect(MemoryLayout<MSpan>.stride <= 192)
   }
 }
+
+/// Empty spans go back to the page heap (at most MCentral.maxParkedEmpty stay parked per class).
+@Suite struct EmptySpanTests {
+  @Test func emptySpansBeyondTheParkedFewGoBackToThePageHeap() {
+    let h = MHeap.create()!
+    let c = MCache.create(h)!
+    let spc = SpanClass(sizeclass: 6, noscan: true)  // 64 B
+    var ps: [UInt] = []
+    for _ in 0..<(128 * 40) { ps.append(mallocSmall(c, spc, 64, zero: false)) }  // about 40 spans
+    let spansFull = h.pointee.spansInUse
+    #expect(spansFull >= 40)
+    for p in ps { freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), c.raw, p, op: "free") }
+    c.releaseAll()
+    // Every span is empty: the class keeps at most two parked, the rest are free pages again.
+    #expect(h.pointee.spansInUse <= MCentral.maxParkedEmpty, "\(h.pointee.spansInUse) spans still in use")
+    #expect(h.central(spc).pointee.nempty == h.pointee.spansInUse)
+    expectInvariants(h, nil)
+    // A new cache takes a parked span first, without the heap.
+    let d = MCache.create(h)!
+    let q = mallocSmall(d, spc, 64, zero: false)
+    #expect(q != 0 && h.central(spc).pointee.nempty == h.pointee.spansInUse - 1)
+    expectInvariants(h, d)
+  }
+}
