@@ -13,6 +13,9 @@ let package = Package(
     .library(name: "GoAlloc", targets: ["GoAlloc"]),
     .library(name: "GoAllocTools", targets: ["GoAllocTools"]),
     .library(name: "goalloc", type: .dynamic, targets: ["libgoalloc"]),  // -> libgoalloc.so
+    // One line in a Swift executable's dependencies makes GoAlloc its malloc: the executable links
+    // this library (the same code as libgoalloc.so), whose malloc/free the loader finds first.
+    .library(name: "GoAllocOverride", type: .dynamic, targets: ["libgoalloc"]),
     .executable(name: "goalloc-cli", targets: ["goalloc-cli"]),
     .executable(name: "mksizeclasses", targets: ["mksizeclasses"]),
   ],

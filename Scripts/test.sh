@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests run (sqlite3, git, a C/C++ compiler, python3, and go
-# for `go tool pprof`) when it
-# is missing, then runs `swift test` (unit tests, and real programs under libgoalloc.so).
+# for `go tool pprof`) when it is missing, then runs `swift test` (unit tests, and real programs
+# under libgoalloc.so). GOALLOC_EXAMPLES=1 also builds and runs Examples/HelloServer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
