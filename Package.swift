@@ -13,6 +13,9 @@ let package = Package(
     .library(name: "GoAlloc", targets: ["GoAlloc"]),
     .library(name: "GoAllocTools", targets: ["GoAllocTools"]),
     .library(name: "goalloc", type: .dynamic, targets: ["libgoalloc"]),  // -> libgoalloc.so
+    // One line in a Swift executable's dependencies makes GoAlloc its malloc: the executable links
+    // this library (the same code as libgoalloc.so), whose malloc/free the loader finds first.
+    .library(name: "GoAllocOverride", type: .dynamic, targets: ["libgoalloc"]),
     .executable(name: "goalloc-cli", targets: ["goalloc-cli"]),
     .executable(name: "mksizeclasses", targets: ["mksizeclasses"]),
   ],
@@ -26,9 +29,15 @@ let package = Package(
     .target(name: "SizeClassGenerator"),
     .executableTarget(name: "mksizeclasses", dependencies: ["SizeClassGenerator"]),
     // DWARF 4 debug info: valgrind 3.19 (callgrind counts in the benchmarks) cannot read DWARF 5.
-    .target(name: "CGoAllocShim", cSettings: [.unsafeFlags(["-gdwarf-4", "-ffunction-sections"])]),
+    // Unwind tables and frame pointers in every C function (the Swift code's unwind entries are
+    // registered at load: Sources/CGoAllocShim/unwind.c); libgcc_s for _Unwind_Backtrace.
+    .target(name: "CGoAllocShim",
+            cSettings: [.unsafeFlags(["-gdwarf-4", "-ffunction-sections", "-funwind-tables",
+                                      "-fasynchronous-unwind-tables", "-fno-omit-frame-pointer"])],
+            linkerSettings: [.linkedLibrary("gcc_s")]),
     // The libc names of libgoalloc.so (default visibility; trampolines to the Swift exports).
-    .target(name: "CGoAllocABI", cSettings: [.unsafeFlags(["-fno-builtin", "-gdwarf-4"])]),
+    .target(name: "CGoAllocABI", cSettings: [.unsafeFlags(["-fno-builtin", "-gdwarf-4", "-funwind-tables",
+                                                            "-fasynchronous-unwind-tables", "-fno-omit-frame-pointer"])]),
     .target(name: "GoAllocCore", dependencies: ["CGoAllocShim"], swiftSettings: coreSettings),
     // One section per function, so the library's link (--gc-sections) drops the code it never
     // calls: 70 KiB of text instead of 118, and fewer resident pages in every process.

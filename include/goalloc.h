@@ -2,7 +2,8 @@
  *
  * libgoalloc.so (LD_PRELOAD, or link with -lgoalloc) exports malloc, free, calloc, realloc,
  * reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc, malloc_usable_size,
- * malloc_trim and mallopt with glibc's contract, and these: */
+ * malloc_trim, mallopt, mallinfo, mallinfo2, malloc_stats and malloc_info (GoAlloc's figures)
+ * with glibc's contract, C++'s operator new and delete (every variant), and these: */
 #ifndef GOALLOC_H
 #define GOALLOC_H
 #include <stddef.h>
@@ -43,8 +44,10 @@ size_t goalloc_release_free_memory(void);
 /* Writes the heap map ("# goalloc heapmap v1" text: arenas, spans, free runs) to path ("-" =
  * stderr). 1 on success. GOALLOC_DEBUG=heapmap=FILE writes one at exit. */
 int goalloc_write_heapmap(const char *path);
-/* Writes the live sampled allocations as folded stacks; needs GOALLOC_DEBUG=memprofile=FILE
- * (memprofilerate=BYTES, default 524288) from the start. 1 on success. */
+/* Writes the live sampled allocations ("# goalloc heapprofile v1": sizes, return addresses and
+ * the executable mappings; `goalloc profile pprof|folded|flamegraph` turns it into pprof's format,
+ * folded stacks or an SVG); needs GOALLOC_DEBUG=memprofile=FILE (memprofilerate=BYTES, default
+ * 524288) from the start. 1 on success. */
 int goalloc_write_heap_profile(const char *path);
 
 #ifdef __cplusplus

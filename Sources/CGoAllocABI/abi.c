@@ -50,5 +50,15 @@ EXPORT int mallopt(int param, int value) { return goalloc_mallopt(param, value);
 
 // The library's constructor: libc is ready from here on, so the heap is set up and GOALLOC_DEBUG
 // read now, even in a program that has not allocated yet (Exports.swift).
+// Then the unwind entries of the library's Swift code are registered (unwind.c), so call stacks
+// taken inside the allocator reach the program's frames; the re-entry guard keeps the
+// registration's own allocations (libgcc sorts the table) from unwinding.
 void goalloc_on_load(void);
-__attribute__((constructor)) static void goalloc_library_init(void) { goalloc_on_load(); }
+int goalloc_unwind_register_self(void);
+int goalloc_backtrace_guard(int on);
+__attribute__((constructor)) static void goalloc_library_init(void) {
+  goalloc_on_load();
+  int was = goalloc_backtrace_guard(1);
+  goalloc_unwind_register_self();
+  goalloc_backtrace_guard(was);
+}

@@ -70,3 +70,14 @@ void goalloc_trace_event(int fd, char op, long tid, uintptr_t addr, size_t size,
   trace_len += n;
   goalloc_trace_unlock();
 }
+
+void goalloc_write_sample(int fd, uint64_t size, const uintptr_t *pcs, int npcs) {
+  char line[32 + 19 * 64];
+  char *p = line;
+  *p++ = 's'; *p++ = ' ';
+  p = put_dec(p, size);
+  if (npcs > 64) npcs = 64;
+  for (int i = 0; i < npcs; i++) { *p++ = ' '; p = put_hex(p, (uint64_t)pcs[i]); }
+  *p++ = '\n';
+  goalloc_write_len(fd, line, (size_t)(p - line));
+}

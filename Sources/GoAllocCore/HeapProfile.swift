@@ -5,9 +5,13 @@
 // allocation is sampled — its call stack recorded — and the next distance is drawn from an
 // exponential distribution with mean `rate`, so samples form a Poisson process over allocated
 // bytes. Sampled objects that are still live when the profile is written (at exit, or on demand)
-// are reported in the folded-stack format flame-graph tools read:
-//   root_frame;...;leaf_frame <estimated bytes>
-// where the estimate unsamples the object's size as Go does: size / (1 - exp(-size/rate)).
+// are written raw, as Go's runtime hands raw records to pprof; `goalloc profile` symbolizes them
+// and writes pprof's protobuf, folded stacks or a flame graph:
+//   # goalloc heapprofile v1
+//   # rate <bytes>                       the mean sampling distance
+//   s <size> <pc> ...                    one live sampled object: size, return addresses innermost first
+//   # map <start> <end> <offset> <path>  executable mappings, to symbolize the pcs
+// A reader unsamples each object as Go does: size / (1 - exp(-size/rate)) bytes.
 // The live samples sit in an open-addressed table (65536 entries, mmap'd, under a lock); when it
 // is full, new samples are dropped and counted.
 //
@@ -76,26 +80,20 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     ins.pointee.liveSamples -= 1
   }
 
-  /// Writes the live sampled allocations as folded stacks (root first).
+  /// Writes the live sampled allocations (the raw format above).
   public func writeHeapProfile(to fd: Int32) {
     let ins = pointee.instrumentation
     guard let table = ins.pointee.samples else { return }
+    writeStatic(fd, "# goalloc heapprofile v1\n# rate ")
+    goalloc_write_u64(fd, ins.pointee.profileRate)
+    writeStatic(fd, "\n")
     lockAcquire(&ins.pointee.lock)
-    defer { lockRelease(&ins.pointee.lock) }
     for i in 0..<sampleSlots {
       let rec = table + i * sampleWords
       if rec[SampleRecord.addr] == 0 || rec[SampleRecord.addr] == sampleTombstone { continue }
-      let n = Int(rec[SampleRecord.depth])
-      if n == 0 { writeStatic(fd, "[unknown]") }
-      var k = n - 1
-      while k >= 0 {
-        goalloc_write_frame(fd, UnsafeMutableRawPointer(bitPattern: rec[SampleRecord.frames + k]))
-        if k > 0 { writeStatic(fd, ";") }
-        k -= 1
-      }
-      writeStatic(fd, " ")
-      goalloc_write_u64(fd, goalloc_scale_sample(UInt64(rec[SampleRecord.size]), ins.pointee.profileRate))
-      writeStatic(fd, "\n")
+      goalloc_write_sample(fd, UInt64(rec[SampleRecord.size]), rec + SampleRecord.frames, Int32(rec[SampleRecord.depth]))
     }
+    lockRelease(&ins.pointee.lock)
+    goalloc_write_maps(fd)
   }
 }

@@ -8,6 +8,7 @@
 //   goalloc stats [--json] -- CMD [ARGS...]  CMD's allocator statistics at exit, as a table
 //   goalloc heapmap FILE [-o OUT.svg]        draw a heap map text file as SVG
 //   goalloc trace record|summarize|replay    allocation traces
+//   goalloc profile pprof|folded|flamegraph|top FILE   heap profiles (GOALLOC_DEBUG=memprofile=FILE)
 //
 // The product is `goalloc-cli` (a library product already owns the name `goalloc`); the command
 // calls itself `goalloc`.
@@ -30,7 +31,7 @@ struct GoallocCommand: ParsableCommand {
       is loaded with LD_PRELOAD; `goalloc run` does that for you.
       """,
     subcommands: [SizeClassesCommand.self, PreloadPathCommand.self, RunCommand.self, StatsCommand.self,
-                  HeapMapCommand.self, TraceCommand.self, BenchCommand.self]
+                  HeapMapCommand.self, TraceCommand.self, ProfileCommand.self, BenchCommand.self]
   )
 
   /// As ArgumentParser's main, except that a bad command line gets one line on stderr (the

@@ -1,8 +1,10 @@
-// Symbolizing the return addresses of an allocation trace: the trace's `# map` lines give each
-// address's module and file offset; the module's ELF program headers turn the offset into the
-// address addr2line expects; `addr2line -f -C -e MODULE ADDR...` (one run per module) gives the
-// function and file:line. Without addr2line, or for code without symbols, an address stays
-// "module+0xoffset".
+// Symbolizing the return addresses of an allocation trace or a heap profile: the `# map` lines
+// give each address's module and file offset; the module's ELF program headers turn the offset
+// into its virtual address. A module with DWARF debug info (in itself, or in its separate debug
+// file under /usr/lib/debug/.build-id) goes to `addr2line -f -C -e FILE ADDR...` (one run per
+// module) for the function and file:line; otherwise the function is the .symtab or .dynsym
+// symbol that contains the address (ELFSymbols.swift). An address in no symbol of a stripped
+// module is "module+0xoffset [stripped]": no name is guessed.
 
 import GoAllocTools
 
@@ -18,9 +20,11 @@ enum Symbolizer {
     var offset: UInt        // file offset in it
     var function: String?
     var location: String?   // file:line (file name only)
+    var stripped = false    // no symbol covers it and the module has no .symtab
 
-    var fallback: String { "\(module)+0x\(String(offset, radix: 16))" }
-    /// "function (file.c:12)", or "module+0xoffset" when nothing better is known.
+    var fallback: String { "\(module)+0x\(String(offset, radix: 16))" + (stripped ? " [stripped]" : "") }
+    /// "function (file.c:12)", "function [module]", or "module+0xoffset" when nothing better is
+    /// known ("... [stripped]" when the module has no symbols for it).
     var text: String {
       guard let function else { return fallback }
       return location.map { "\(function) (\($0))" } ?? "\(function) [\(module)]"
@@ -28,7 +32,9 @@ enum Symbolizer {
   }
 
   /// Symbols for `pcs` (unknown pcs are left out).
-  static func symbolize(_ pcs: [UInt], mappings: [TraceMapping], useAddr2line: Bool = true) -> [UInt: Symbol] {
+  /// `useSymbols` false: module+offset only.
+  static func symbolize(_ pcs: [UInt], mappings: [TraceMapping], useAddr2line: Bool = true,
+                        useSymbols: Bool = true) -> [UInt: Symbol] {
     var result: [UInt: Symbol] = [:]
     var byModule: [String: [(pc: UInt, offset: UInt)]] = [:]
     for pc in Set(pcs) where pc != 0 {
@@ -37,24 +43,33 @@ enum Symbolizer {
       result[pc] = Symbol(module: m.name, offset: off)
       byModule[m.path, default: []].append((pc, off))
     }
-    guard useAddr2line, let tool = Which.find("addr2line") else { return result }
-    for (path, entries) in byModule {
+    let addr2line = useAddr2line ? Which.find("addr2line") : nil
+    for (path, entries) in byModule where useSymbols {
       guard access(path, R_OK) == 0 else { continue }
       let loads = ELF.loadSegments(path)
       // A return address points after the call: look up the byte before it.
-      let addrs = entries.map { e -> String in
-        let off = e.offset > 0 ? e.offset - 1 : 0
-        return "0x" + String(ELF.virtualAddress(ofFileOffset: off, loads), radix: 16)
+      let vaddrs = entries.map { e -> UInt in ELF.virtualAddress(ofFileOffset: e.offset > 0 ? e.offset - 1 : 0, loads) }
+      let symbols = ELFSymbols(path: path)
+      for (k, e) in entries.enumerated() {
+        if let name = symbols.function(at: UInt64(vaddrs[k])) {
+          result[e.pc]?.function = name
+        } else {
+          result[e.pc]?.stripped = !symbols.hasSymtab
+        }
       }
+      let names = Demangler.demangle(entries.compactMap { result[$0.pc]?.function })
+      for e in entries { if let f = result[e.pc]?.function { result[e.pc]?.function = names[f] ?? f } }
+      guard let tool = addr2line, let debugFile = symbols.debugFile else { continue }
+      let addrs = vaddrs.map { "0x" + String($0, radix: 16) }
       var i = 0
       while i < entries.count {  // batches keep argument lists short
         let n = min(500, entries.count - i)
-        guard let out = ChildProcess.capture([tool, "-f", "-C", "-e", path] + Array(addrs[i..<(i + n)])) else { break }
+        guard let out = ChildProcess.capture([tool, "-f", "-C", "-e", debugFile] + Array(addrs[i..<(i + n)])) else { break }
         let lines = out.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         for k in 0..<n where 2 * k + 1 < lines.count {
           let pc = entries[i + k].pc
           let fn = lines[2 * k], loc = lines[2 * k + 1]
-          if fn != "??" && !fn.isEmpty { result[pc]?.function = fn }
+          if fn != "??" && !fn.isEmpty { result[pc]?.function = fn; result[pc]?.stripped = false }
           if !loc.hasPrefix("??") {
             var l = loc
             if let d = l.firstRange(of: " (discriminator") { l = String(l[..<d.lowerBound]) }
@@ -66,6 +81,28 @@ enum Symbolizer {
       }
     }
     return result
+  }
+}
+
+/// C++ and Swift symbol names made readable by c++filt and swift-demangle, when installed.
+enum Demangler {
+  static func demangle(_ names: [String]) -> [String: String] {
+    var out: [String: String] = [:]
+    let cxx = Array(Set(names.filter { $0.hasPrefix("_Z") })).sorted()
+    let swift = Array(Set(names.filter { $0.hasPrefix("$s") || $0.hasPrefix("$e") })).sorted()
+    for (list, tool, flags) in [(cxx, "c++filt", [String]()), (swift, "swift-demangle", ["--simplified", "--compact"])] {
+      guard !list.isEmpty, let path = Which.find(tool) else { continue }
+      var i = 0
+      while i < list.count {
+        let batch = Array(list[i..<min(list.count, i + 300)])
+        if let text = ChildProcess.capture([path] + flags + batch) {
+          let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+          for (k, n) in batch.enumerated() where k < lines.count && !lines[k].isEmpty { out[n] = lines[k] }
+        }
+        i += batch.count
+      }
+    }
+    return out
   }
 }
 

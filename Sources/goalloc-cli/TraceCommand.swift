@@ -198,7 +198,7 @@ struct TraceSummarizeCommand: ParsableCommand {
     if s.hasStacks && top > 0 {
       let shown = Array(s.sites.prefix(top))
       let pcs = shown.flatMap { [$0.pc, $0.caller] }
-      let syms = Symbolizer.symbolize(pcs, mappings: s.mappings, useAddr2line: symbols)
+      let syms = Symbolizer.symbolize(pcs, mappings: s.mappings, useAddr2line: symbols, useSymbols: symbols)
       func name(_ pc: UInt) -> String {
         pc == 0 ? "[no frame outside libgoalloc.so: the stack was not unwound]" : syms[pc]?.text ?? "0x" + String(pc, radix: 16)
       }

@@ -133,7 +133,7 @@ func writeOutput(_ path: UnsafePointer<CChar>?,
   writeOutput(path) { h, fd in h.writeHeapMap(to: fd) }
 }
 
-/// Writes the sampled heap profile (folded stacks) to `path`; needs GOALLOC_DEBUG=memprofile=...
+/// Writes the sampled heap profile (raw: HeapProfile.swift) to `path`; needs GOALLOC_DEBUG=memprofile=...
 /// to have been set at start. 1 on success.
 @c public func goalloc_write_heap_profile(_ path: UnsafePointer<CChar>?) -> Int32 {
   writeOutput(path) { h, fd in h.writeHeapProfile(to: fd) }

@@ -278,17 +278,33 @@ struct ObservabilityTests {
     #expect(stats["LargeAllocs"] as? Int ?? 0 >= 2, "70001 and 123457 are large\n\(last)")
   }
 
-  @Test("a memprofile run writes folded stacks, each ending in a number")
-  func heapProfile() async throws {
+  /// traced.c run with every allocation sampled; the raw heap profile it leaves at exit.
+  static func tracedProfile() async throws -> (file: URL, exe: URL) {
     let exe = try await FixtureBuilder.shared.executable("traced.c")
     let dir = try Paths.freshDirectory("memprofile")
-    let file = dir.appendingPathComponent("traced.folded")
+    let file = dir.appendingPathComponent("traced.prof")
     let r = try await Subprocess.run(exe.path, preload: .goalloc(debug: "memprofile=\(file.path),memprofilerate=1"), timeout: 60)
     #expect(r.exitedCleanly, "\(r)")
-    let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n")
-    #expect(lines.count >= 7, "every live object is sampled at rate 1\n\(lines.joined(separator: "\n"))")
+    return (file, exe)
+  }
+
+  @Test("a memprofile run writes the raw profile; `goalloc profile folded` turns it into folded stacks")
+  func heapProfile() async throws {
+    let (file, exe) = try await Self.tracedProfile()
+    let raw = try String(contentsOf: file, encoding: .utf8).split(separator: "\n")
+    #expect(raw.first == "# goalloc heapprofile v1" && raw.contains("# rate 1"), "\(raw.prefix(3))")
+    let samples = raw.filter { $0.hasPrefix("s ") }
+    #expect(samples.count >= 7, "every live object is sampled at rate 1\n\(raw.joined(separator: "\n"))")
+    #expect(raw.contains { $0.hasPrefix("# map ") && $0.hasSuffix(exe.path) }, "the program's mapping is listed")
+    for size in [2223, 123457] {  // live objects of traced.c, each with its caller's stack
+      #expect(samples.contains { $0.split(separator: " ").count >= 4 && $0.split(separator: " ")[1] == "\(size)" }, "\(size)")
+    }
+
+    let cli = try Paths.requireCLI()
+    let f = try await Subprocess.run(cli.path, ["profile", "folded", file.path], timeout: 60)
+    #expect(f.exitedCleanly, "\(f)")
     var total = 0
-    for l in lines {
+    for l in f.stdoutLines {
       guard let sp = l.lastIndex(of: " "), let v = Int(l[l.index(after: sp)...]), v > 0, sp > l.startIndex else {
         Issue.record("not `stack;frames <number>`: \(l)")
         continue
@@ -296,6 +312,34 @@ struct ObservabilityTests {
       total += v
     }
     #expect(total >= 188_005, "the profile accounts for at least the program's live bytes (\(total))")
+    #expect(f.stdoutLines.contains { $0.contains(";main (traced.c:") }, "named frames down to main\n\(f)")
+
+    let svg = file.deletingLastPathComponent().appendingPathComponent("flame.svg")
+    let g = try await Subprocess.run(cli.path, ["profile", "flamegraph", file.path, "-o", svg.path], timeout: 60)
+    #expect(g.exitedCleanly, "\(g)")
+    let text = try String(contentsOf: svg, encoding: .utf8)
+    #expect(text.hasPrefix("<?xml") && text.contains("<svg") && text.contains("class=\"frame\"") && text.contains(">main"), "\(text.prefix(600))")
+  }
+
+  @Test("`goalloc profile pprof` writes a gzipped profile.proto that `go tool pprof -top` reads",
+        .enabled(if: Paths.which("go") != nil, "go is not installed (Scripts/test.sh installs golang-go as root)"))
+  func pprofProfile() async throws {
+    let (file, _) = try await Self.tracedProfile()
+    let cli = try Paths.requireCLI()
+    let out = file.deletingLastPathComponent().appendingPathComponent("heap.pb.gz")
+    let p = try await Subprocess.run(cli.path, ["profile", "pprof", file.path, "-o", out.path], timeout: 60)
+    #expect(p.exitedCleanly, "\(p)")
+    let go = try Paths.requireTool("go")
+    let home = file.deletingLastPathComponent().path  // go wants a writable cache and home
+    let r = try await Subprocess.run(go, ["tool", "pprof", "-top", out.path],
+                                     environment: ["HOME": home, "GOCACHE": home + "/gocache", "GOFLAGS": "-mod=mod"],
+                                     timeout: 120)
+    #expect(r.exitedCleanly, "\(r)")
+    #expect(r.stdout.contains("Type: inuse_space"), "\(r)")
+    #expect(r.stdoutLines.contains { $0.contains("main") }, "main among the functions\n\(r)")
+    // 188005 live bytes of traced.c and libc's own: pprof's total is at least that.
+    let total = r.stdoutLines.first { $0.contains("% of ") && $0.hasSuffix("total") }
+    #expect(total != nil, "\(r)")
   }
 
   @Test("bad arguments: one line on stderr and a non-zero status")

@@ -14,7 +14,8 @@
 #include "goalloc_proc.h"         // /proc readers: RSS, "last live thread", executable mappings
 #include "goalloc_output.h"       // unbuffered writes to a file descriptor; output files
 #include "goalloc_trace.h"        // the allocation trace's buffer and lock
-#include "goalloc_backtrace.h"    // caller stacks and their symbols (dladdr)
+#include "goalloc_backtrace.h"    // caller stacks (DWARF unwinding) and their symbols (dladdr)
+#include "goalloc_unwind.h"       // unwind entries for the library's own Swift code
 #include "goalloc_sample.h"       // random numbers and the heap profile's sampling maths
 
 #endif

@@ -14,6 +14,8 @@ extern "C" {
 void goalloc_trace_event(int fd, char op, long tid, uintptr_t addr, size_t size, unsigned cls,
                          void *const *pcs, int npcs);
 void goalloc_trace_flush(void);
+/// One sample line of the heap profile, "s <size> <pc>...", in one write (format: HeapProfile.swift).
+void goalloc_write_sample(int fd, uint64_t size, const uintptr_t *pcs, int npcs);
 void goalloc_trace_lock(void);
 void goalloc_trace_unlock(void);
 void goalloc_trace_reset_lock(void);
