@@ -19,7 +19,7 @@ TIERS = {
         "MemStats", "HeapMap", "Invariants", "AllocTrace", "HeapProfile"],
     5: ["MCache", "FreeList", "SecureMode"],               # per-thread cache, its free lists, secure mode
     4: ["MCentral"],                                       # per span class
-    3: ["MHeap", "LargeCache", "Scavenger", "HeapArena"],  # the page heap and its services
+    3: ["MHeap", "LargeCache", "Scavenger", "HeapArena", "HeapAddress"],  # the page heap, its services
     2: ["PageAlloc", "PageCache"],                         # runs of pages
     1: ["MSpan"],                                          # one span's slots and bitmaps
     0: ["SizeClasses", "FixAlloc", "PersistentAlloc", "OS", "Debug", "SpinLock", "Atomics"],

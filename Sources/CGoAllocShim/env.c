@@ -1,7 +1,9 @@
 // The allocator's settings from the environment (goalloc_env.h): GOALLOC_DEBUG's flags and
 // key=value settings, and GOALLOC_MEMLIMIT. getenv does not allocate; `environ` is checked first
-// because the first mallocs may come before libc has set it up.
+// because the first mallocs may come before libc has set it up (what must be decided then, the
+// heap's placement, reads /proc/self/environ instead).
 #include "goalloc_env.h"
+#include "goalloc_proc.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,7 +32,14 @@ uint32_t goalloc_debug_flags_from_env(void) {
   if (has_word(s, "badfree", "warn")) f |= GOALLOC_DEBUG_BADFREE_WARN;
   if (has_word(s, "check", "1")) f |= GOALLOC_DEBUG_CHECK;
   if (has_word(s, "scavenger", "0")) f |= GOALLOC_DEBUG_NO_SCAVENGER;
+  if (has_word(s, "fixedheap", "1")) f |= GOALLOC_DEBUG_FIXED_HEAP;
   return f;
+}
+
+int goalloc_debug_fixed_heap(void) {
+  if (environ != 0) return (goalloc_debug_flags_from_env() & GOALLOC_DEBUG_FIXED_HEAP) != 0;
+  char buf[1024];  // before libc has set environ up: the environment the kernel gave the process
+  return goalloc_proc_environ_value("GOALLOC_DEBUG", buf, sizeof buf) && has_word(buf, "fixedheap", "1");
 }
 
 int goalloc_debug_value(const char *key, char *buf, size_t len) {

@@ -1,5 +1,5 @@
-// Operating-system calls (goalloc_os.h): mmap, munmap and madvise, futex wait/wake, the monotonic
-// clock, sleeping, the thread id, errno and abort. Nothing here allocates.
+// Operating-system calls (goalloc_os.h): mmap, mremap, munmap and madvise, futex wait/wake, the
+// monotonic clock, sleeping, the thread id, errno and abort. Nothing here allocates.
 #define _GNU_SOURCE
 #include "goalloc_os.h"
 #include <errno.h>
@@ -28,14 +28,35 @@ void *goalloc_sys_map_heap(size_t len) {
   return p == MAP_FAILED ? 0 : p;
 }
 
-void *goalloc_sys_map_at(void *hint, size_t len) {
+void *goalloc_sys_map_at(void *hint, size_t len, int noreserve, int *busy) {
   int saved = errno;
-  void *p = mmap(hint, len, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | (noreserve ? MAP_NORESERVE : 0);
+  void *p = mmap(hint, len, PROT_READ | PROT_WRITE, flags, -1, 0);
+  int err = errno;
   errno = saved;
+  if (busy) *busy = p == MAP_FAILED && err == EEXIST;
   if (p == MAP_FAILED) return 0;
-  if (p != hint) { munmap(p, len); return 0; }  // kernels before 4.17 treat the flag as a hint
+  if (p != hint) {  // kernels before 4.17 treat the flag as a hint: something is in the way
+    munmap(p, len);
+    if (busy) *busy = 1;
+    return 0;
+  }
   return p;
+}
+
+void goalloc_sys_move(void *from, size_t len, void *to) {
+  int saved = errno;
+  void *p = mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  if (p != to) {  /* e.g. `from` spans several kernel mappings: copy what is not zero, drop the rest */
+    for (size_t off = 0; off < len; off += 4096) {
+      const uint64_t *w = (const uint64_t *)((char *)from + off);
+      size_t n = len - off < 4096 ? len - off : 4096, i = 0;
+      while (i < n / 8 && w[i] == 0) i++;
+      if (i < n / 8) __builtin_memcpy((char *)to + off, w, n);
+    }
+    munmap(from, len);
+  }
+  errno = saved;
 }
 
 void goalloc_sys_unmap(void *p, size_t len) { int saved = errno; munmap(p, len); errno = saved; }

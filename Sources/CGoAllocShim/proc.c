@@ -1,6 +1,6 @@
 // Readers of this process's /proc files (goalloc_proc.h): resident size (statm), whether the
-// calling thread is the last one alive (stat), and the executable mappings (maps) for offline
-// symbolization. Stack buffers only; errno is left alone.
+// calling thread is the last one alive (stat), the executable mappings (maps) for offline
+// symbolization, and the initial environment (environ). Stack buffers only; errno is left alone.
 #define _GNU_SOURCE
 #include "goalloc_proc.h"
 #include "goalloc_output.h"
@@ -77,4 +77,38 @@ void goalloc_write_maps(int fd) {
   }
   close(m);
   errno = saved;
+}
+
+int goalloc_proc_environ_value(const char *name, char *buf, size_t len) {
+  int saved = errno;
+  int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || len == 0) { if (fd >= 0) close(fd); errno = saved; return 0; }
+  /* NUL-separated NAME=value entries, read in blocks; `at` is the position within the entry. */
+  size_t nl = strlen(name), at = 0, out = 0;
+  int state = 0;  /* 0: matching the name, 1: copying the value, 2: skipping to the next entry */
+  int found = 0;
+  char block[512];
+  ssize_t n;
+  while (!found && (n = read(fd, block, sizeof block)) > 0) {
+    for (ssize_t i = 0; i < n && !found; i++) {
+      char ch = block[i];
+      if (ch == 0) {
+        if (state == 1) found = 1;
+        state = 0; at = 0;
+        continue;
+      }
+      if (state == 0) {
+        if (at < nl && ch == name[at]) at++;
+        else if (at == nl && ch == '=') state = 1;
+        else state = 2;
+      } else if (state == 1 && out + 1 < len) {
+        buf[out++] = ch;
+      }
+    }
+  }
+  if (state == 1) found = 1;  /* the last entry without its NUL */
+  close(fd);
+  errno = saved;
+  buf[out] = 0;
+  return found;
 }

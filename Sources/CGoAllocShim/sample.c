@@ -1,12 +1,36 @@
 // Random numbers and the heap profile's sampling maths (goalloc_sample.h): a per-thread xorshift
-// generator, exponential sample distances, and the unsampling scale, with log and exp written
-// out here so the library does not pull in libm.
+// generator seeded from the kernel (getrandom, else AT_RANDOM), exponential sample distances,
+// and the unsampling scale, with log and exp written out here so the library does not pull in libm.
+#define _GNU_SOURCE
 #include "goalloc_sample.h"
 #include "goalloc_os.h"
+#include <errno.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* A per-thread seed from the kernel: getrandom(2) (never blocking), else the 16 random bytes the
+ * kernel put in the auxiliary vector (AT_RANDOM), mixed with the clock and the thread id (the
+ * auxv bytes also seed libc's stack guard: only a mixed form of them may show). */
+static uint64_t seed64(void) {
+  uint64_t s = 0;
+  int saved = errno;
+  long n = syscall(SYS_getrandom, &s, sizeof s, 1 /* GRND_NONBLOCK */);
+  errno = saved;
+  if (n != (long)sizeof s) {
+    const uint64_t *r = (const uint64_t *)getauxval(AT_RANDOM);
+    s = (r ? r[0] * 0xD6E8FEB86659FD93ull ^ r[1] : 0) ^ goalloc_nanotime();
+  }
+  s ^= (uint64_t)goalloc_gettid() << 32;
+  s = (s ^ (s >> 31)) * 0xBF58476D1CE4E5B9ull;  /* splitmix64's finalizer */
+  s = (s ^ (s >> 27)) * 0x94D049BB133111EBull;
+  s ^= s >> 31;
+  return s ? s : 0x9E3779B97F4A7C15ull;  /* xorshift needs a nonzero state */
+}
 
 static __thread uint64_t rng_state;
 uint64_t goalloc_random64(void) {
-  if (rng_state == 0) rng_state = goalloc_nanotime() ^ ((uint64_t)goalloc_gettid() << 32) ^ 0x9E3779B97F4A7C15ull;
+  if (rng_state == 0) rng_state = seed64();
   rng_state ^= rng_state << 13;
   rng_state ^= rng_state >> 7;
   rng_state ^= rng_state << 17;

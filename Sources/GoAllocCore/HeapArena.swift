@@ -1,25 +1,31 @@
-// HeapArena: a 64 MiB region of heap address space and its metadata, and the arena index.
+// HeapArena: the heap's memory as 64 MiB arenas, the arena index, and the runs of address space
+// the heap holds.
 //
-// The mheap reserves address space in 64 MiB-aligned arenas (at hinted addresses from
-// 0x00c000000000 upward, as Go does, so the heap is contiguous and easy to spot in a dump).
-// Each arena has, off-heap, one mspan pointer per 8 KiB page. The arena index is a flat,
-// demand-paged table with one entry per possible arena of the 47-bit user address space
-// (2^21 entries, 16 MiB of address space, a few pages resident), so
+// The heap maps memory in steps (HeapAddress places them, MHeap.grow sizes them); every 64 MiB-
+// aligned region that holds some of it is an arena, with, off-heap, one mspan pointer per 8 KiB
+// page. The arena index finds an arena's table in two levels, created as the heap reaches them
+// (level 1: 2^10 entries of 128 GiB, in the heap's block; level 2: 2^11 arenas, 16 KiB each),
+// so a process maps a few KiB of index instead of one flat 16 MiB table, and
 //
-//   spanOf(p) = index[p >> 26]?.spans[(p >> 13) & 8191]
+//   spanOf(p) = index[p >> 37]?[(p >> 26) & 2047]?[(p >> 13) & 8191]
 //
-// is two dependent loads, takes no lock, and answers nil for any address that is not in an
+// is three dependent loads, takes no lock, and answers nil for any address that is not in an
 // arena of ours (stack, globals, the system malloc's heap, NULL, kernel addresses).
 //
-// The arenas of the first 64 GiB above the hint base (the whole heap of nearly every process)
-// keep their spans tables in one flat, process-wide table (goalloc_span_lookup in the C shim), so
-// the free fast path finds a span with a range check and one load; arenas elsewhere get tables of
-// their own. The index entries point into the flat table, so there is one copy of every entry.
+// The arenas of the window (the first 64 GiB above the heap's base: the whole heap of nearly every
+// process) keep their tables in one flat, process-wide table (goalloc_span_lookup in the C shim),
+// so the free fast path finds a span with a range check and one load; arenas elsewhere get tables
+// of their own. The index entries point into the flat table, so there is one copy of every entry.
+//
+// Which pages of an arena are heap memory: the heap's ranges (HeapRange, address-ordered, merged
+// when adjacent), which the heap map draws as its `arena` lines.
 //
 // Invariants:
-// - index entries are published once (release store) and never removed;
+// - index entries (both levels) are published once (release store) and never removed;
 // - spans[i] points to the in-use span covering page i, or is nil; entries are written under the
-//   mheap lock (set when a span is allocated, cleared when it is freed).
+//   mheap lock (set when a span is allocated, cleared when it is freed);
+// - the ranges are disjoint, sorted, never adjacent, and cover exactly the pages the page
+//   allocator was given.
 //
 // See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
@@ -29,22 +35,37 @@ let heapAddrBits = 47
 let logHeapArenaBytes = 26
 let heapArenaBytes = 1 << logHeapArenaBytes   // 64 MiB
 let pagesPerArena = heapArenaBytes / pageSize // 8192
-let arenaIndexEntries = 1 << (heapAddrBits - logHeapArenaBytes)
+let arenaL2Bits = 11
+let arenaL1Bits = heapAddrBits - logHeapArenaBytes - arenaL2Bits  // 10
+let arenaL1Shift = logHeapArenaBytes + arenaL2Bits                // 37: 128 GiB per entry
+let arenaL1Entries = 1 << arenaL1Bits
+let arenaL2Entries = 1 << arenaL2Bits
 
 public typealias SpanPtr = UnsafeMutablePointer<MSpan>
 /// One arena's page -> span table (the arena's metadata starts with it).
 typealias ArenaSpans = UnsafeMutablePointer<SpanPtr?>
-typealias ArenaIndex = UnsafeMutablePointer<ArenaSpans?>
+/// A level-2 block of the arena index: the tables of 2^11 consecutive arenas.
+typealias ArenaL2 = UnsafeMutablePointer<ArenaSpans?>
+/// The arena index's level 1 (in the heap's block).
+typealias ArenaIndex = UnsafeMutablePointer<ArenaL2?>
 
 /// Bytes of off-heap metadata per arena: the spans table.
 let heapArenaMetaBytes = pagesPerArena * MemoryLayout<SpanPtr?>.stride
+let arenaL2Bytes = arenaL2Entries * MemoryLayout<ArenaSpans?>.stride
 
 @inline(__always) @usableFromInline
 func spanOfIndex(_ index: UnsafeMutableRawPointer, _ p: UInt) -> SpanPtr? {
   if _slowPath(p >> UInt(heapAddrBits) != 0) { return nil }
-  let idx = index.assumingMemoryBound(to: ArenaSpans?.self)
-  guard let spans = idx[Int(p >> UInt(logHeapArenaBytes))] else { return nil }
+  guard let l2 = index.assumingMemoryBound(to: ArenaL2?.self)[Int(p >> UInt(arenaL1Shift))],
+        let spans = l2[Int((p >> UInt(logHeapArenaBytes)) & UInt(arenaL2Entries - 1))] else { return nil }
   return spans[Int((p >> UInt(pageShift)) & UInt(pagesPerArena - 1))]
+}
+
+/// The spans table of the arena holding p, or nil when this heap has no arena there.
+@inline(__always) func arenaSpans(_ index: ArenaIndex, _ p: UInt) -> ArenaSpans? {
+  if p >> UInt(heapAddrBits) != 0 { return nil }
+  guard let l2 = index[Int(p >> UInt(arenaL1Shift))] else { return nil }
+  return l2[Int((p >> UInt(logHeapArenaBytes)) & UInt(arenaL2Entries - 1))]
 }
 
 /// Sets the spans-table entries of [base, base + npages pages) to `s` (nil to clear).
@@ -52,7 +73,7 @@ func setSpans(_ index: ArenaIndex, _ base: UInt, _ npages: Int, _ s: SpanPtr?) {
   var p = base
   var left = npages
   while left > 0 {  // one arena at a time: a plain run of stores within its table
-    let spans = index[Int(p >> UInt(logHeapArenaBytes))]!
+    let spans = arenaSpans(index, p)!
     let first = Int((p >> UInt(pageShift)) & UInt(pagesPerArena - 1))
     let n = min(left, pagesPerArena - first)
     (spans + first).update(repeating: s, count: n)
@@ -61,21 +82,9 @@ func setSpans(_ index: ArenaIndex, _ base: UInt, _ npages: Int, _ s: SpanPtr?) {
   }
 }
 
-/// Reserves `bytes` (a multiple of 64 MiB) of 64 MiB-aligned address space: first at the next
-/// hint, then anywhere (over-reserving and trimming for alignment). Nil when the OS refuses.
-func reserveArenas(_ bytes: Int) -> UInt? {
-  for _ in 0..<16 {
-    let hint = goalloc_arena_hint_take(bytes)
-    if hint + UInt(bytes) > UInt(1) << UInt(heapAddrBits) { break }
-    if let p = goalloc_sys_map_at(UnsafeMutableRawPointer(bitPattern: hint), bytes) {
-      return UInt(bitPattern: p)
-    }
-  }
-  guard let m = goalloc_sys_map_heap(bytes + heapArenaBytes) else { return nil }
-  let raw = UInt(bitPattern: m)
-  let base = roundUp(raw, UInt(heapArenaBytes))
-  if base > raw { goalloc_sys_unmap(m, Int(base - raw)) }
-  let tail = raw + UInt(bytes + heapArenaBytes) - (base + UInt(bytes))
-  if tail > 0 { goalloc_sys_unmap(UnsafeMutableRawPointer(bitPattern: base + UInt(bytes)), Int(tail)) }
-  return base
+/// A run of address space the heap holds: [base, end), in the heap's address-ordered list.
+struct HeapRange {
+  var base: UInt = 0
+  var end: UInt = 0
+  var next: UnsafeMutablePointer<HeapRange>? = nil
 }

@@ -1,7 +1,8 @@
 // HeapMap: a walk over every page of the heap, for heap maps, and the fragmentation figures.
 // See Malloc.swift for an overview.
 //
-// `walkHeap` visits, in address order within each arena, every in-use span and every run of
+// `walkHeap` visits, in address order within each arena (the heap's memory in one 64 MiB region:
+// all of it, or part of it where the heap starts or ends), every in-use span and every run of
 // free pages (split where the released state changes). It holds the heap lock, so spans are not
 // created or freed meanwhile; the allocCount of a span cached by a running thread is read as it
 // is at that instant. `writeHeapMap` prints the walk in GoAlloc's heap-map text format:
@@ -34,55 +35,63 @@ public struct HeapRegion {
 
 extension UnsafeMutablePointer where Pointee == MHeap {
   /// Calls body for every arena, span and free run, in address order (heap lock held: body must
-  /// not allocate from this heap).
+  /// not allocate from this heap). An arena region is the heap's memory in one 64 MiB-aligned
+  /// region: a range of the heap (HeapArena) cut at arena boundaries.
   public func walkHeap(_ body: (HeapRegion) -> Void) {
     lockAcquire(&pointee.lock)
     defer { lockRelease(&pointee.lock) }
-    let pa = pointee.pages
-    if pa.maxChunk < 0 { return }
-    let firstArena = (pa.minChunk << logChunkBytes) >> logHeapArenaBytes
-    let lastArena = (pa.maxChunk << logChunkBytes) >> logHeapArenaBytes
-    for ai in firstArena...lastArena {
-      guard pointee.arenas[ai] != nil else { continue }
-      let arenaBase = UInt(ai) << UInt(logHeapArenaBytes)
-      body(HeapRegion(kind: .arena, base: arenaBase, npages: pagesPerArena))
-      var page = 0
-      while page < pagesPerArena {
-        let addr = arenaBase + UInt(page * pageSize)
-        let ci = Int(addr >> UInt(logChunkBytes))
-        let pi = Int((addr >> UInt(pageShift)) & UInt(chunkPages - 1))
-        guard let c = pa.chunk(ci) else { page += chunkPages; continue }
-        let bit: UInt64 = 1 << UInt64(pi & 63)
-        let isFree = c[Chunk.free + (pi >> 6)] & bit != 0
-        if !isFree, let s = spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), addr),
-           s.pointee.startAddr == addr {
-          let fs = atomicLoad64(&s.pointee.freeState)
-          body(HeapRegion(kind: .span, base: addr, npages: s.pointee.npages,
-                          spanclass: Int(s.pointee.spanclass), elemsize: s.pointee.elemsize,
-                          nelems: s.pointee.nelems,
-                          allocated: s.isLarge ? (atomicLoad32(&s.pointee.state) == spanInUse ? 1 : 0) : s.liveObjects,
-                          cached: fs & fsCached != 0, onPartialList: fs & fsPartial != 0))
-          page += s.pointee.npages
-          continue
-        }
-        // A run of free pages (or pages the scavenger holds for an instant), same released state.
-        let released = !isFree || c[Chunk.scav + (pi >> 6)] & bit != 0
-        var n = 1
-        while page + n < pagesPerArena {
-          let a2 = addr + UInt(n * pageSize)
-          let ci2 = Int(a2 >> UInt(logChunkBytes))
-          let pi2 = Int((a2 >> UInt(pageShift)) & UInt(chunkPages - 1))
-          guard let c2 = pa.chunk(ci2) else { break }
-          let b2: UInt64 = 1 << UInt64(pi2 & 63)
-          let free2 = c2[Chunk.free + (pi2 >> 6)] & b2 != 0
-          if !free2 && spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), a2) != nil { break }
-          let rel2 = !free2 || c2[Chunk.scav + (pi2 >> 6)] & b2 != 0
-          if rel2 != released { break }
-          n += 1
-        }
-        body(HeapRegion(kind: .free, base: addr, npages: n, released: released))
-        page += n
+    var it = pointee.ranges
+    while let range = it {
+      it = range.pointee.next
+      var base = range.pointee.base
+      while base < range.pointee.end {
+        let end = min((base | UInt(heapArenaBytes - 1)) + 1, range.pointee.end)
+        body(HeapRegion(kind: .arena, base: base, npages: Int(end - base) >> pageShift))
+        walkPages(base, end, body)
+        base = end
       }
+    }
+  }
+
+  /// The spans and free runs of [base, end), part of one arena (heap lock held).
+  private func walkPages(_ base: UInt, _ end: UInt, _ body: (HeapRegion) -> Void) {
+    let pa = pointee.pages
+    var addr = base
+    while addr < end {
+      let ci = Int(addr >> UInt(logChunkBytes))
+      let pi = Int((addr >> UInt(pageShift)) & UInt(chunkPages - 1))
+      let c = pa.chunk(ci).unsafelyUnwrapped  // heap memory: its chunk has a record
+      let bit: UInt64 = 1 << UInt64(pi & 63)
+      let isFree = c[Chunk.free + (pi >> 6)] & bit != 0
+      if !isFree, let s = spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), addr),
+         s.pointee.startAddr == addr {
+        let fs = atomicLoad64(&s.pointee.freeState)
+        body(HeapRegion(kind: .span, base: addr, npages: s.pointee.npages,
+                        spanclass: Int(s.pointee.spanclass), elemsize: s.pointee.elemsize,
+                        nelems: s.pointee.nelems,
+                        allocated: s.isLarge ? (atomicLoad32(&s.pointee.state) == spanInUse ? 1 : 0) : s.liveObjects,
+                        cached: fs & fsCached != 0, onPartialList: fs & fsPartial != 0))
+        addr += UInt(s.pointee.npages * pageSize)
+        continue
+      }
+      // A run of free pages (or pages the scavenger holds for an instant, or the tail of a span
+      // that began in the previous arena), same released state.
+      let released = !isFree || c[Chunk.scav + (pi >> 6)] & bit != 0
+      var n = 1
+      while addr + UInt(n * pageSize) < end {
+        let a2 = addr + UInt(n * pageSize)
+        let ci2 = Int(a2 >> UInt(logChunkBytes))
+        let pi2 = Int((a2 >> UInt(pageShift)) & UInt(chunkPages - 1))
+        guard let c2 = pa.chunk(ci2) else { break }
+        let b2: UInt64 = 1 << UInt64(pi2 & 63)
+        let free2 = c2[Chunk.free + (pi2 >> 6)] & b2 != 0
+        if !free2 && spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), a2) != nil { break }
+        let rel2 = !free2 || c2[Chunk.scav + (pi2 >> 6)] & b2 != 0
+        if rel2 != released { break }
+        n += 1
+      }
+      body(HeapRegion(kind: .free, base: addr, npages: n, released: released))
+      addr += UInt(n * pageSize)
     }
   }
 
@@ -93,7 +102,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       switch r.kind {
       case .arena:
         writeStatic(fd, "arena "); goalloc_write_hex(fd, UInt64(r.base)); writeStatic(fd, " ")
-        goalloc_write_u64(fd, UInt64(heapArenaBytes)); writeStatic(fd, "\n")
+        goalloc_write_u64(fd, UInt64(r.npages * pageSize)); writeStatic(fd, "\n")
       case .span:
         func num(_ v: Int) { writeStatic(fd, " "); goalloc_write_u64(fd, UInt64(v)) }
         writeStatic(fd, "span "); goalloc_write_hex(fd, UInt64(r.base))

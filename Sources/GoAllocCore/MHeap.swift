@@ -1,11 +1,19 @@
 // MHeap: the page heap (Go's mheap). Owns the arenas, the arena index, the page allocator,
 // the mcentrals and every metadata allocator; hands out spans of whole pages.
 //
-// `allocSpan` takes a run of pages from PageAlloc (growing the heap by whole 64 MiB arenas when
-// nothing fits, after first reclaiming empty spans), dresses it as an mspan and publishes it in
-// the arena index; `freeSpan` undoes that and gives the pages back, where they merge with free
-// neighbours. Small spans come to the mheap only through an mcentral; large objects (> 32 KiB)
-// come straight here, and a freed one may wait in the LargeCache for a request of its size.
+// `allocSpan` takes a run of pages from PageAlloc (growing the heap when nothing fits, after first
+// reclaiming empty spans), dresses it as an mspan and publishes it in the arena index;
+// `freeSpan` undoes that and gives the pages back, where they merge with free neighbours. Small
+// spans come to the mheap only through an mcentral; large objects (> 32 KiB) come straight here,
+// and a freed one may wait in the LargeCache for a request of its size.
+//
+// Growing: the heap maps fresh memory in steps of a quarter of its size (4 MiB to 64 MiB, or what
+// a request needs), contiguously above its random base (HeapAddress), and asks for exactly what it
+// needs when the kernel refuses a step, so a process under an address-space limit can use nearly
+// all of it. Metadata grows with the heap: the arena index and the page allocator's tables are
+// mapped in proportion to the address range the heap spans. A span of an alignment above 64 MiB
+// gets memory of exactly its size at its alignment (`growAligned`): nothing is trimmed, nothing
+// of the alignment stays mapped.
 //
 // Locking: `lock` (the heap lock) is taken only to grow, to hand out or take back pages, and for
 // the metadata allocators; never while holding it do we take an mcentral lock. `caches.lock`
@@ -46,7 +54,8 @@ public struct MHeap {
   var pagesInUse = 0
   var spansInUse = 0
   var arenaBytes = 0                              // HeapSys
-  var arenaMetaSys = 0
+  var arenaMetaSys = 0                            // arenas' spans tables
+  var ranges: UnsafeMutablePointer<HeapRange>? = nil  // the heap's memory (HeapArena), by address
   var flushed: UnsafeMutablePointer<UInt64>       // dead caches' counters (caches lock)
   var largeAllocs: UInt64 = 0                     // atomics
   var largeFrees: UInt64 = 0
@@ -63,10 +72,9 @@ public struct MHeap {
 
   /// A new heap in its own mappings, or nil when the OS refuses memory.
   public static func create() -> UnsafeMutablePointer<MHeap>? {
+    chooseHeapAddress()  // once per process: where every heap's memory goes (HeapAddress)
     let layout = HeapBlock()
-    guard let mem = sysMap(layout.bytes),
-          let idx = sysMap(arenaIndexEntries * 8),
-          let pa = PageAlloc() else { return nil }
+    guard let mem = sysMap(layout.bytes), let pa = PageAlloc() else { return nil }
     let h = mem.bindMemory(to: MHeap.self, capacity: 1)
     let empty = (mem + layout.emptySpan).bindMemory(to: MSpan.self, capacity: 1)
     let bits = (mem + layout.bitsAllocs).bindMemory(to: FixAlloc.self, capacity: bitsOrders)
@@ -86,7 +94,7 @@ public struct MHeap {
     for o in 0..<bitsOrders { (bits + o).initialize(to: FixAlloc(size: 4 * 8 << o)) }
     empty.initialize(to: MSpan())  // nelems 0, allocCache 0: every fast path misses on it
     h.initialize(to: MHeap(
-      arenas: idx.bindMemory(to: ArenaSpans?.self, capacity: arenaIndexEntries),
+      arenas: (mem + layout.arenaL1).bindMemory(to: ArenaL2?.self, capacity: arenaL1Entries),
       pages: pa, centrals: centrals, emptySpan: empty,
       spanalloc: FixAlloc(size: roundUp(MemoryLayout<MSpan>.stride, 64)),  // 64-aligned: see MSpan
       cachealloc: FixAlloc(size: MCache.bytes),
@@ -101,13 +109,14 @@ public struct MHeap {
 }
 
 /// The heap's own block (one mapping): the MHeap, then its fixed-size parts, each at a 64-byte
-/// boundary, in the order a process touches them: what every process touches first, then the
+/// boundary, in the order a process touches them: what every process touches first (the arena
+/// index's level 1, 8 KiB, of which a process touches the page of its heap's entry), then the
 /// mcentrals (a central's page is written only when its class is used), then the dead caches'
 /// counters (written when a thread exits) and cacheless frees last, so a small process does not
 /// map their pages. Offsets are bytes from the block's start.
 struct HeapBlock {
   var emptySpan = 0, bitsAllocs = 0, caches = 0, scavenger = 0, instrumentation = 0, largeSlots = 0
-  var centrals = 0, scavengerRuns = 0, flushed = 0, globalFrees = 0
+  var arenaL1 = 0, centrals = 0, scavengerRuns = 0, flushed = 0, globalFrees = 0
   var bytes = 0
 
   init() {
@@ -119,6 +128,7 @@ struct HeapBlock {
     scavenger = HeapBlock.place(&end, MemoryLayout<ScavengerState>.stride)
     instrumentation = HeapBlock.place(&end, MemoryLayout<Instrumentation>.stride)
     largeSlots = HeapBlock.place(&end, MemoryLayout<SpanPtr?>.stride * largeCacheSlots)
+    arenaL1 = HeapBlock.place(&end, MemoryLayout<ArenaL2?>.stride * arenaL1Entries)
     centrals = HeapBlock.place(&end, MemoryLayout<MCentral>.stride * SpanClass.count)
     scavengerRuns = HeapBlock.place(&end, MemoryLayout<UInt>.stride * 2 * ScavengerState.maxRuns)
     flushed = HeapBlock.place(&end, MemoryLayout<UInt64>.stride * MCache.counterWords)
@@ -143,29 +153,104 @@ public struct CacheList {
 }
 
 extension UnsafeMutablePointer where Pointee == MHeap {
-  /// Adds arenas covering at least `npages` pages. Heap lock held.
+  /// Adds at least `npages` pages of fresh memory. Heap lock held. The heap grows by a quarter of
+  /// its size (at least 4 MiB, at most an arena) or by what is asked if that is more, and by
+  /// exactly what is asked when the kernel refuses the larger step (an address-space limit).
   func grow(_ npages: Int) -> Bool {
-    let bytes = roundUp(npages * pageSize, heapArenaBytes)
-    if npages <= 0 || bytes < npages * pageSize || bytes >= 1 << (heapAddrBits - 1) { return false }
-    guard let base = reserveArenas(bytes) else { return false }
-    var a = base
-    while a < base + UInt(bytes) {
-      let i = Int(a >> UInt(logHeapArenaBytes))
-      if pointee.arenas[i] == nil {
-        // In the window: the arena's slice of the flat table (HeapArena); else a table of its own.
-        let windowSlot = a &- UInt(GOALLOC_WINDOW_BASE)
-        let flat = windowSlot < UInt(GOALLOC_SPAN_WINDOW)
-          ? goalloc_span_table_init().map { UnsafeMutableRawPointer($0 + Int(windowSlot >> UInt(pageShift))) } : nil
-        guard let meta = flat ?? pointee.persistent.alloc(heapArenaMetaBytes, align: 4096) else { return false }
-        pointee.arenaMetaSys += heapArenaMetaBytes
-        atomicStoreUInt(UnsafeMutableRawPointer(pointee.arenas + i).assumingMemoryBound(to: UInt.self),
-                        UInt(bitPattern: meta))
-      }
+    if npages <= 0 || npages > (1 << (heapAddrBits - 2)) / pageSize { return false }
+    let need = npages * pageSize
+    let step = min(max(pointee.pages.totalPages * pageSize / 4, heapGrowMinBytes), heapArenaBytes)
+    let bytes = roundUp(max(need, step), heapGrowMinBytes)
+    let me = UInt(bitPattern: self)
+    if let base = reserveHeap(bytes, align: pageSize, huge: false, owner: me) {
+      return addMemory(base, bytes)
+    }
+    if bytes > need, let base = reserveHeap(need, align: pageSize, huge: false, owner: me) {
+      return addMemory(base, need)
+    }
+    return false
+  }
+
+  /// Fresh memory for one span of `npages` pages at a multiple of `alignPages` pages (more than an
+  /// arena), mapped at exactly that size: growing by npages + alignPages - 1 pages would keep the
+  /// whole alignment mapped (4 GiB for memalign(1 << 32, 1)). Returns its base. Heap lock held.
+  func growAligned(_ npages: Int, alignPages: Int) -> UInt? {
+    if npages <= 0 || npages > (1 << (heapAddrBits - 2)) / pageSize { return nil }
+    guard let base = reserveHeap(npages * pageSize, align: alignPages * pageSize, huge: true,
+                                 owner: UInt(bitPattern: self)) else { return nil }
+    return addMemory(base, npages * pageSize) ? base : nil
+  }
+
+  /// Adds fresh memory [base, base + bytes) to the heap: the arena index entries of the arenas it
+  /// touches (the window's slices of the flat table, else tables of their own), the page
+  /// allocator's records of its pages, and its range. When metadata memory is refused, the memory
+  /// is unmapped again and nothing changes but index entries (harmless: they map no span).
+  func addMemory(_ base: UInt, _ bytes: Int) -> Bool {
+    let end = base + UInt(bytes)
+    var a = base & ~UInt(heapArenaBytes - 1)
+    var ok = true
+    while a < end && ok {
+      ok = addArena(a)
       a += UInt(heapArenaBytes)
     }
-    if !pointee.pages.grow(base, bytes / pageSize) { return false }
-    pointee.arenaBytes += bytes
+    if ok, let r = rangeRecord(base, end), pointee.pages.grow(base, bytes / pageSize) {
+      linkRange(r, base, end)
+      pointee.arenaBytes += bytes
+      return true
+    }
+    goalloc_sys_unmap(UnsafeMutableRawPointer(bitPattern: base), bytes)
+    return false
+  }
+
+  /// The arena index entry of the arena at `a` (and its level-2 block), created if missing.
+  private func addArena(_ a: UInt) -> Bool {
+    let i1 = Int(a >> UInt(arenaL1Shift))
+    if pointee.arenas[i1] == nil {
+      guard let l2 = pointee.persistent.alloc(arenaL2Bytes, align: 4096) else { return false }
+      atomicStoreUInt(UnsafeMutableRawPointer(pointee.arenas + i1).assumingMemoryBound(to: UInt.self),
+                      UInt(bitPattern: l2))
+    }
+    let l2 = pointee.arenas[i1].unsafelyUnwrapped
+    let i2 = Int((a >> UInt(logHeapArenaBytes)) & UInt(arenaL2Entries - 1))
+    if l2[i2] != nil { return true }
+    // In the window: the arena's slice of the flat table (HeapAddress); else a table of its own.
+    guard let meta = windowSpans(a) ?? pointee.persistent.alloc(heapArenaMetaBytes, align: 4096) else {
+      return false
+    }
+    pointee.arenaMetaSys += heapArenaMetaBytes
+    atomicStoreUInt(UnsafeMutableRawPointer(l2 + i2).assumingMemoryBound(to: UInt.self), UInt(bitPattern: meta))
     return true
+  }
+
+  /// The record for range [base, end): nil (no record needed) when it extends a neighbour, else a
+  /// new one (nil also when metadata memory is refused: see linkRange).
+  private func rangeRecord(_ base: UInt, _ end: UInt) -> UnsafeMutablePointer<HeapRange>?? {
+    var it = pointee.ranges
+    while let r = it {
+      if r.pointee.end == base || r.pointee.base == end { return .some(nil) }
+      it = r.pointee.next
+    }
+    guard let m = pointee.persistent.alloc(MemoryLayout<HeapRange>.stride, align: 8) else { return nil }
+    return .some(m.bindMemory(to: HeapRange.self, capacity: 1))
+  }
+
+  /// Adds [base, end) to the ranges: merged into its neighbours, else as `fresh`, in address order.
+  private func linkRange(_ fresh: UnsafeMutablePointer<HeapRange>?, _ base: UInt, _ end: UInt) {
+    var prev: UnsafeMutablePointer<HeapRange>? = nil
+    var it = pointee.ranges
+    while let r = it, r.pointee.end < base { prev = r; it = r.pointee.next }
+    if let r = it, r.pointee.end == base {  // extends r; perhaps up to the next one
+      r.pointee.end = end
+      if let n = r.pointee.next, n.pointee.base == end {
+        r.pointee.end = n.pointee.end
+        r.pointee.next = n.pointee.next  // (n's 24 bytes stay with PersistentAlloc)
+      }
+      return
+    }
+    if let r = it, r.pointee.base == end { r.pointee.base = base; return }
+    let n = fresh.unsafelyUnwrapped
+    n.initialize(to: HeapRange(base: base, end: end, next: it))
+    if let prev { prev.pointee.next = n } else { pointee.ranges = n }
   }
 
   /// A new in-use span of `npages` pages for span class `spc` (0/1: large), its first page
@@ -194,8 +279,16 @@ extension UnsafeMutablePointer where Pointee == MHeap {
         scavengeForLimit(growing: (npages + alignPages) * pageSize)
         lockAcquire(&pointee.lock)
       }
-      if !grow(npages + alignPages - 1) { lockRelease(&pointee.lock); return nil }
-      r = pointee.pages.alloc(npages, alignPages: alignPages)
+      if alignPages * pageSize > heapArenaBytes {  // memory of exactly the span's size (growAligned)
+        guard let base = growAligned(npages, alignPages: alignPages) else {
+          lockRelease(&pointee.lock)
+          return nil
+        }
+        r = (base, pointee.pages.allocRange(base, npages))
+      } else {
+        if !grow(npages + alignPages - 1) { lockRelease(&pointee.lock); return nil }
+        r = pointee.pages.alloc(npages, alignPages: alignPages)
+      }
     }
     guard let (base, scav) = r else { lockRelease(&pointee.lock); return nil }
     let large = spc.isLarge

@@ -10,8 +10,9 @@
 //             Spans the thread's frees reclaimed wait on its ready list (oldest first).
 //   MCentral  per span class (SpanClass: size class x noscan); the partial spans (full ones
 //             float, owned by nobody).
-//   MHeap     the page heap: 64 MiB arenas from mmap (HeapArena), an arena index mapping any
-//             address to its span in O(1) (one load through the flat table of the first 64 GiB),
+//   MHeap     the page heap: memory mapped in steps above a random base (HeapAddress), seen as
+//             64 MiB arenas (HeapArena), an arena index mapping any address to its span in O(1)
+//             (one load through the flat table of the 64 GiB window above the base),
 //             PageAlloc, which finds runs of 8 KiB pages through a radix tree of summaries and
 //             merges free neighbours (PageCache in front of it for small spans), the LargeCache
 //             of recently freed large spans, the span registry, and the Scavenger, which gives

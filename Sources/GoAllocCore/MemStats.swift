@@ -111,9 +111,9 @@ public struct MemStats {
     var bitsSys = h.pointee.tinyalloc.sys
     for o in 0..<bitsOrders { bitsSys += h.pointee.bitsalloc[o].sys }
     let persistentOther = h.pointee.persistent.sys - Int(m.mspanSys) - Int(m.mcacheSys) - bitsSys
-      - h.pointee.arenaMetaSys
+      - h.pointee.arenaMetaSys  // (the arena index's level-2 blocks are in persistentOther)
     m.otherSys = UInt64(max(0, persistentOther) + bitsSys + h.pointee.arenaMetaSys + pa.sys
-      + arenaIndexEntries * 8)
+      + arenaL1Entries * MemoryLayout<ArenaL2?>.stride)
     lockRelease(&h.pointee.lock)
     lockRelease(&list.pointee.lock)
     m.sys = m.heapSys &+ m.mspanSys &+ m.mcacheSys &+ m.otherSys

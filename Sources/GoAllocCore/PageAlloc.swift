@@ -17,7 +17,11 @@
 // Levels 0...3 share one array, two words per level-3 entry: word 2i is level-3 entry i, and the
 // odd words hold the upper levels (level l entry k at slot k << 3(3-l) + (2-l)). A chunk's
 // ancestors then sit within a few words of each other, so a small heap's summaries take one or
-// two resident pages instead of one per level.
+// two resident pages instead of one per level. The whole address space would need 64 MiB of
+// summaries; only the 8 KiB blocks of the level-0 entries (16 GiB each) from the heap's lowest to
+// its highest address are mapped, as one mapping that grows with the heap (its pages are moved,
+// not copied, into a larger mapping), so a heap that spans 1 GiB maps 8 or 16 KiB of summaries.
+// The chunks' records sit in 8 GiB blocks of 278 KiB, mapped as the heap reaches them.
 //
 // Invariants (checked by `checkInvariants`):
 // - every leaf summary equals the one computed from its chunk's free bitmap;
@@ -32,8 +36,8 @@ let logChunkPages = 9
 let chunkPages = 1 << logChunkPages        // 512 pages
 let logChunkBytes = logChunkPages + pageShift  // 4 MiB
 let chunkIndexBits = heapAddrBits - logChunkBytes  // 25
-let chunkL2Bits = 13
-let chunkL1Bits = chunkIndexBits - chunkL2Bits     // 12
+let chunkL2Bits = 11                               // 2048 chunks (8 GiB) per block of records
+let chunkL1Bits = chunkIndexBits - chunkL2Bits     // 14
 /// The words of one chunk's record (512 pages), in the chunk tables: its free bitmap (a set bit
 /// is a free page), its scavenged bitmap (set only on free pages) and its leaf summary.
 enum Chunk {
@@ -79,46 +83,63 @@ let maxPackedValue = 1 << 21
 }
 
 public struct PageAlloc {
-  var chunksL1: UnsafeMutablePointer<UnsafeMutablePointer<UInt64>?>  // 2^12 blocks of 2^13 chunks
-  var levels: UnsafeMutablePointer<UInt64>  // levels 0...3, interleaved (see `summary`)
+  var chunksL1: UnsafeMutablePointer<UnsafeMutablePointer<UInt64>?>  // 2^14 blocks of 2^11 chunks
+  var levels: UnsafeMutablePointer<UInt64>? = nil  // levels 0...3, interleaved (see `summary`)
+  var levelsFirst = 0  // the first level-0 entry whose block `levels` holds
+  var levelsCount = 0  // level-0 entries (8 KiB blocks) mapped
   var minChunk = Int.max
   var maxChunk = -1
   var totalPages = 0   // pages ever added by grow
   var freePages = 0    // free pages, scavenged or not
   var scavPages = 0    // free pages that are scavenged
   var inFlight = 0     // free pages taken out by the scavenger while it releases them
-  var sys = 0          // bytes of metadata that can be resident (see `summaryPagesBytes`)
+  var sys = 0          // bytes of metadata mapped
   var cache = PageCache()  // free pages taken out for small spans (PageCache)
 
   init?() {
     guard let l1 = sysMap((1 << chunkL1Bits) * 8) else { return nil }
-    guard let lv = sysMap(PageAlloc.summaryBytes) else { return nil }
     chunksL1 = l1.assumingMemoryBound(to: UnsafeMutablePointer<UInt64>?.self)
-    levels = lv.assumingMemoryBound(to: UInt64.self)
     sys = (1 << chunkL1Bits) * 8
   }
 
-  /// The summary array: two words per level-3 entry (reserved address space; only the pages
-  /// of the heap's own range are ever touched).
-  static let summaryBytes = levelEntries(summaryLevels - 2) * 2 * 8
+  /// Words of summaries under one level-0 entry: two per level-3 entry below it (8 KiB).
+  static let blockWords = 2 << (3 * (summaryLevels - 2))
+  static let blockBytes = blockWords * 8
 
-  /// Level `level` (0...3) summary entry `i`.
+  /// Level `level` (0...3) summary entry `i` (its level-0 ancestor's block must be mapped).
   @inline(__always) func summary(_ level: Int, _ i: Int) -> UnsafeMutablePointer<UInt64> {
-    if level == summaryLevels - 2 { return levels + (i &<< 1) }
+    let base = levels.unsafelyUnwrapped - (levelsFirst &* PageAlloc.blockWords)
+    if level == summaryLevels - 2 { return base + (i &<< 1) }
     let up = summaryLevels - 2 - level
-    return levels + (((i &<< (3 &* up)) &+ (up &- 1)) &<< 1 | 1)
+    return base + (((i &<< (3 &* up)) &+ (up &- 1)) &<< 1 | 1)
+  }
+
+  /// Maps the summary blocks of the level-0 entries over chunks [lo, hi] (and those between them
+  /// and the heap's other chunks): one mapping, grown by moving the old one's pages into place.
+  mutating func mapSummaries(_ lo: Int, _ hi: Int) -> Bool {
+    let shift = 3 * (summaryLevels - 1)  // chunks per level-0 entry: 2^12
+    var first = lo >> shift, last = hi >> shift
+    if let _ = levels {
+      if first >= levelsFirst && last < levelsFirst + levelsCount { return true }
+      first = min(first, levelsFirst)
+      last = max(last, levelsFirst + levelsCount - 1)
+    }
+    let bytes = (last - first + 1) * PageAlloc.blockBytes
+    guard let m = sysMap(bytes) else { return false }
+    if let old = levels {
+      let oldBytes = levelsCount * PageAlloc.blockBytes
+      goalloc_sys_move(old, oldBytes, m + (levelsFirst - first) * PageAlloc.blockBytes)
+      sys -= oldBytes
+    }
+    levels = m.assumingMemoryBound(to: UInt64.self)
+    levelsFirst = first
+    levelsCount = last - first + 1
+    sys += bytes
+    return true
   }
 
   /// Words between a level's consecutive entries: a parent's 8 children are this far apart.
   @inline(__always) static func summaryStride(_ level: Int) -> Int { 2 &<< (3 &* (summaryLevels - 2 - level)) }
-
-  /// The summary pages the chunks [lo, hi] can touch, counted in `sys` (Go counts the summary
-  /// memory it maps for the heap's range, not the whole reservation).
-  static func summaryPagesBytes(_ lo: Int, _ hi: Int) -> Int {
-    let first = ((lo >> 3) & ~511) * 16 / 4096
-    let last = (((hi >> 3) + 2) * 16 + 15) / 4096
-    return (last - first + 1) * 4096
-  }
 
   /// The chunk's 17 words (free bits, scavenged bits, leaf summary), or nil outside the heap.
   @inline(__always) func chunk(_ ci: Int) -> UnsafeMutablePointer<UInt64>? {
@@ -246,8 +267,10 @@ public struct PageAlloc {
   }
 
   /// Adds [base, base+npages) to the heap: free and scavenged (fresh from the OS, reads as zero).
+  /// False (nothing changed) when the metadata's memory is refused.
   mutating func grow(_ base: UInt, _ npages: Int) -> Bool {
     let (lo, hi) = chunkRange(base, npages)
+    if !mapSummaries(lo, hi) { return false }
     var l1 = lo >> chunkL2Bits
     while l1 <= hi >> chunkL2Bits {
       if chunksL1[l1] == nil {
@@ -261,10 +284,8 @@ public struct PageAlloc {
     forEachChunk(base, npages) { c, pi, n in
       PageAlloc.forEachWord(pi, n) { w, m in c[Chunk.free + w] |= m; c[Chunk.scav + w] |= m }
     }
-    if maxChunk >= 0 { sys -= PageAlloc.summaryPagesBytes(minChunk, maxChunk) }
     minChunk = min(minChunk, lo)
     maxChunk = max(maxChunk, hi)
-    sys += PageAlloc.summaryPagesBytes(minChunk, maxChunk)
     totalPages += npages
     freePages += npages
     scavPages += npages

@@ -139,9 +139,11 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     lockAcquire(&pointee.scavenger.pointee.lock)
     lockAcquire(&pointee.caches.pointee.lock)
     lockAcquire(&pointee.lock)
+    lockAcquire(&heapAddressSpace.lock)  // (taken under the heap lock when it grows)
   }
   func unlockAll() {
     goalloc_trace_unlock()
+    lockRelease(&heapAddressSpace.lock)
     lockRelease(&pointee.lock)
     lockRelease(&pointee.caches.pointee.lock)
     lockRelease(&pointee.scavenger.pointee.lock)
@@ -153,6 +155,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// trusted. They stay "cached" forever in the child (a bounded leak, like glibc's arenas).
   func afterForkChild(keeping current: UnsafeMutableRawPointer?) {
     goalloc_trace_reset_lock()
+    lockReset(&heapAddressSpace.lock)
     lockReset(&pointee.lock)
     lockReset(&pointee.caches.pointee.lock)
     lockReset(&pointee.scavenger.pointee.lock)

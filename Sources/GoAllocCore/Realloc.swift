@@ -17,7 +17,9 @@ public func usableSize(_ p: UnsafeRawPointer?, op: StaticString = "malloc_usable
 /// The in-use span of the object that starts at a, or nil after reporting a pointer that is not
 /// the start of an object of ours.
 func liveObjectSpan(_ h: UnsafeMutablePointer<MHeap>, _ a: UInt, op: StaticString) -> SpanPtr? {
-  guard let s = spanOfIndex(UnsafeMutableRawPointer(h.pointee.arenas), a),
+  // The flat table of the window first (one load, as free finds spans), else the arena index.
+  let span = goalloc_span_lookup(a)?.assumingMemoryBound(to: MSpan.self)
+  guard let s = span ?? spanOfIndex(UnsafeMutableRawPointer(h.pointee.arenas), a),
         atomicLoad32(&s.pointee.state) == spanInUse else {
     h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
     return nil

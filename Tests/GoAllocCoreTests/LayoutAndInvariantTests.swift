@@ -29,10 +29,11 @@ import CGoAllocShim
     #expect(Chunk.words == 2 * Chunk.bitmapWords + 1 && Chunk.summary == Chunk.scav + Chunk.bitmapWords)
     let b = HeapBlock()
     let offsets = [b.emptySpan, b.bitsAllocs, b.caches, b.scavenger, b.instrumentation, b.largeSlots,
-                   b.centrals, b.scavengerRuns, b.flushed, b.globalFrees, b.bytes]
+                   b.arenaL1, b.centrals, b.scavengerRuns, b.flushed, b.globalFrees, b.bytes]
     #expect(offsets.allSatisfy { $0 % 64 == 0 })
     #expect(offsets == offsets.sorted() && b.emptySpan >= MemoryLayout<MHeap>.stride)
     #expect(b.centrals + SpanClass.count * 64 <= b.scavengerRuns)
+    #expect(b.arenaL1 + arenaL1Entries * 8 <= b.centrals)
   }
 
   @Test func invariantsHoldAfterSlowPathOperations() {

@@ -65,9 +65,13 @@ static int bad_call(const char *mode) {
     rel_free(p);
   }
   else if (!strcmp(mode, "wild-window")) {
-    // A mapping of someone else's inside GoAlloc's heap window (its arenas start at
-    // 0x00c000000000; this is 60 GiB above): the page -> span table has no entry for it.
-    p = mmap((void *)0x00cf00000000ull, 8192, PROT_READ | PROT_WRITE,
+    // A mapping of someone else's inside GoAlloc's heap window (the 64 GiB above the heap's
+    // random base; this is 32 GiB above the heap's first arena): the page -> span table has no
+    // entry for it.
+    void *probe = rel_malloc(64);
+    uintptr_t at = ((uintptr_t)probe & ~(((uintptr_t)64 << 20) - 1)) + ((uintptr_t)32 << 30);
+    rel_free(probe);
+    p = mmap((void *)at, 8192, PROT_READ | PROT_WRITE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (p == MAP_FAILED) { rel_say("wild-window: mmap failed\n"); return 1; }
     rel_free(announce(p));

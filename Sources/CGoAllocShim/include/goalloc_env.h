@@ -11,18 +11,23 @@
 extern "C" {
 #endif
 
-// GOALLOC_DEBUG=stats=1,badfree=warn,check=1,scavenger=0 (and key=value settings, see below)
+// GOALLOC_DEBUG=stats=1,badfree=warn,check=1,scavenger=0,fixedheap=1 (and key=value settings, see
+// below)
 enum {
   GOALLOC_DEBUG_STATS = 1u << 0,
   GOALLOC_DEBUG_BADFREE_WARN = 1u << 1,
   GOALLOC_DEBUG_CHECK = 1u << 2,
   GOALLOC_DEBUG_NO_SCAVENGER = 1u << 3,
-  GOALLOC_SECURE_MODE = 1u << 4,  /* GOALLOC_SECURE=1 (not a GOALLOC_DEBUG key) */
+  GOALLOC_DEBUG_FIXED_HEAP = 1u << 4,  // the heap at Go's 0x00c000000000, not at a random base
+  GOALLOC_SECURE_MODE = 1u << 5,  /* GOALLOC_SECURE=1 (not a GOALLOC_DEBUG key) */
   GOALLOC_DEBUG_PARSED = 1u << 31,
 };
 /// Parses GOALLOC_DEBUG (when the environment is readable). Returns flags with PARSED set once the
 /// environment was seen; 0 while it is not available yet (early in the dynamic loader).
 uint32_t goalloc_debug_flags_from_env(void);
+/// GOALLOC_DEBUG=fixedheap=1, read from /proc/self/environ while `environ` is not set up yet (the
+/// heap's placement is decided at its creation, which may be the first malloc of the process).
+int goalloc_debug_fixed_heap(void);
 /// Copies the value of `key` in GOALLOC_DEBUG (e.g. allocfreetrace=FILE) into buf. 1 if present.
 int goalloc_debug_value(const char *key, char *buf, size_t len);
 /// GOALLOC_MEMLIMIT: bytes, or with a KiB/MiB/GiB/TiB (or K/M/G/T, KB/MB/GB) suffix. 0 = none.

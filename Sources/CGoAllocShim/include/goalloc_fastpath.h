@@ -1,6 +1,6 @@
 // The words the allocator's inlined fast paths read (fastpath.c): the per-thread cache pointers
 // as initial-exec TLS (one `mov %fs:` on the fast path), the published process-wide heap, the
-// page -> span table of the hinted heap window, and a few always-inline compiler helpers.
+// page -> span table of the heap window, and a few always-inline compiler helpers.
 #ifndef GOALLOC_FASTPATH_H
 #define GOALLOC_FASTPATH_H
 
@@ -37,19 +37,20 @@ static inline void goalloc_global_heap_set(void *h) {
   __atomic_store_n(&goalloc_global_heap_, h, __ATOMIC_RELEASE);
 }
 
-// MARK: the page -> span table of the hinted heap window
+// MARK: the page -> span table of the heap window
 
-/// Arenas are reserved upward from this address; the first GOALLOC_SPAN_WINDOW bytes of that range
-/// have a flat page -> span table (one load per lookup; HeapArena).
-#define GOALLOC_WINDOW_BASE 0x00c000000000ull
+/// Go's heap hint: with GOALLOC_DEBUG=fixedheap=1 the window (and the heap) starts here; otherwise
+/// at a random address chosen once per process (HeapAddress.swift).
+#define GOALLOC_FIXED_HEAP_BASE 0x00c000000000ull
+/// The window: the first 64 GiB above its base have a flat page -> span table (one load per lookup).
 #define GOALLOC_SPAN_WINDOW (64ull << 30)
 extern void **goalloc_span_table __attribute__((visibility("hidden")));
+extern uintptr_t goalloc_span_base __attribute__((visibility("hidden")));
 extern uintptr_t goalloc_span_window __attribute__((visibility("hidden")));
-/// Maps the table once per process (MAP_NORESERVE; pages appear as arenas use them). Returns it, or
-/// NULL if the OS refused (then every lookup misses and callers use the arena index).
-void **goalloc_span_table_init(void);
-/// Next arena address hint (process-wide cursor starting at 0x00c000000000); advances by `len`.
-uintptr_t goalloc_arena_hint_take(size_t len);
+/// Publishes the window: the entry of the page holding `a` is table[(a - base) >> 13] for
+/// a - base < window. `base` and `table` never change once set; `window` (bytes of the window whose
+/// table pages are mapped) only grows. Until the first call every lookup misses.
+void goalloc_span_window_publish(uintptr_t base, void **table, uintptr_t window);
 
 /// A compiler-only barrier (no instruction). After a call it keeps the call from becoming a tail
 /// call, so the caller needs a stack frame only on that path (the free fast path has none).
@@ -57,7 +58,7 @@ static inline __attribute__((always_inline)) void goalloc_no_tail_call(void) { _
 
 /// The span slot of the page holding `a` if `a` lies in the window (else NULL). The slot may hold NULL.
 static inline __attribute__((always_inline)) void *goalloc_span_lookup(uintptr_t a) {
-  uintptr_t off = a - GOALLOC_WINDOW_BASE;
+  uintptr_t off = a - goalloc_span_base;
   if (__builtin_expect(off >= goalloc_span_window, 0)) return 0;
   return goalloc_span_table[off >> 13];
 }

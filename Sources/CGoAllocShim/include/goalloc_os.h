@@ -15,8 +15,14 @@ void *goalloc_sys_map(size_t len);
 /// Heap arenas: like goalloc_sys_map but without MAP_NORESERVE, so the kernel's overcommit check
 /// refuses sizes the machine cannot back (malloc(1 TiB) fails as with glibc).
 void *goalloc_sys_map_heap(size_t len);
-/// Like goalloc_sys_map_heap, but only exactly at `hint` (MAP_FIXED_NOREPLACE); NULL otherwise.
-void *goalloc_sys_map_at(void *hint, size_t len);
+/// Like goalloc_sys_map_heap (with `noreserve`: goalloc_sys_map), but only exactly at `hint`
+/// (MAP_FIXED_NOREPLACE); NULL otherwise, with *busy set to 1 when another mapping is in the way
+/// and 0 when the kernel refused the memory itself (an address-space limit, overcommit).
+void *goalloc_sys_map_at(void *hint, size_t len, int noreserve, int *busy);
+/// Moves the contents of [from, from + len) (mapped by us) to `to` (inside a fresh mapping of
+/// ours), and unmaps `from`: by mremap (MREMAP_FIXED: pages move, nothing is copied), else by
+/// copying the pages that are not all zero (the others stay untouched in `to`).
+void goalloc_sys_move(void *from, size_t len, void *to);
 void goalloc_sys_unmap(void *p, size_t len);
 /// madvise(MADV_DONTNEED): the range reads as zero afterwards. Returns 0 on success.
 int goalloc_sys_release(void *p, size_t len);

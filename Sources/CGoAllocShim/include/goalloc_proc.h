@@ -2,6 +2,7 @@
 #ifndef GOALLOC_PROC_H
 #define GOALLOC_PROC_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -17,6 +18,9 @@ int goalloc_only_live_thread(void);
 /// Appends "# map <start> <end> <file offset> <path>" lines for the executable mappings of this
 /// process (from /proc/self/maps), so pcs in a trace or profile can be symbolized offline.
 void goalloc_write_maps(int fd);
+/// Copies the value of environment variable `name` as the process started with it (from
+/// /proc/self/environ: usable before libc has set `environ` up) into buf. 1 if present.
+int goalloc_proc_environ_value(const char *name, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

@@ -8,7 +8,7 @@
 extern "C" {
 #endif
 
-/// A uniform random 64-bit value (per-thread state, seeded from the clock and thread id).
+/// A uniform random 64-bit value (per-thread state, seeded by getrandom(2), else from AT_RANDOM).
 uint64_t goalloc_random64(void);
 /// An exponentially distributed distance with the given mean (heap profile sampling).
 uint64_t goalloc_next_sample(uint64_t mean);

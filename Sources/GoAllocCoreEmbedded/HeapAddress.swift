@@ -1,0 +1,1 @@
+../GoAllocCore/HeapAddress.swift
