@@ -1,4 +1,5 @@
-// The allocator's settings from the environment (env.c): GOALLOC_DEBUG and GOALLOC_MEMLIMIT.
+// The allocator's settings from the environment (env.c): GOALLOC_DEBUG and GOALLOC_MEMLIMIT,
+// checked once per process (one warning line on stderr per bad setting, which keeps its default).
 // getenv does not allocate; before libc has set `environ` up (early in the dynamic loader) every
 // reader answers "not available yet".
 #ifndef GOALLOC_ENV_H
@@ -11,20 +12,26 @@
 extern "C" {
 #endif
 
-// GOALLOC_DEBUG=stats=1,badfree=warn,check=1,scavenger=0 (and key=value settings, see below)
+// GOALLOC_DEBUG=stats=1,badfree=warn,check=1,scavenger=0,fixedheap=1 (and key=value settings
+// read with goalloc_debug_value); env.c's `settings` table lists every key.
 enum {
   GOALLOC_DEBUG_STATS = 1u << 0,
   GOALLOC_DEBUG_BADFREE_WARN = 1u << 1,
   GOALLOC_DEBUG_CHECK = 1u << 2,
   GOALLOC_DEBUG_NO_SCAVENGER = 1u << 3,
+  GOALLOC_DEBUG_FIXEDHEAP = 1u << 4,
   GOALLOC_DEBUG_PARSED = 1u << 31,
 };
 /// Parses GOALLOC_DEBUG (when the environment is readable). Returns flags with PARSED set once the
 /// environment was seen; 0 while it is not available yet (early in the dynamic loader).
 uint32_t goalloc_debug_flags_from_env(void);
-/// Copies the value of `key` in GOALLOC_DEBUG (e.g. allocfreetrace=FILE) into buf. 1 if present.
+/// Copies the value of `key` in GOALLOC_DEBUG (e.g. allocfreetrace=FILE; the last one given)
+/// into buf. 1 if present and not refused by the check (a refused setting reads as absent).
 int goalloc_debug_value(const char *key, char *buf, size_t len);
-/// GOALLOC_MEMLIMIT: bytes, or with a KiB/MiB/GiB/TiB (or K/M/G/T, KB/MB/GB) suffix. 0 = none.
+/// One warning line: the file of setting `key` (e.g. heapmap) could not be opened (errno `err`).
+void goalloc_warn_output(const char *key, const char *path, int err);
+/// GOALLOC_MEMLIMIT: bytes, or with a B/KiB/MiB/GiB/TiB (or K/M/G/T, KB/MB/GB/TB) unit. 0 = none
+/// (also when it is malformed: the check warns once).
 uint64_t goalloc_memlimit_from_env(void);
 
 #ifdef __cplusplus
