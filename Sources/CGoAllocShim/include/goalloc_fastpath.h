@@ -48,6 +48,10 @@ extern uintptr_t goalloc_span_window __attribute__((visibility("hidden")));
 /// Maps the table once per process (MAP_NORESERVE; pages appear as arenas use them). Returns it, or
 /// NULL if the OS refused (then every lookup misses and callers use the arena index).
 void **goalloc_span_table_init(void);
+/// Bytes of address space the table is mapped with (0 until it is): MemStats' SysReserved.
+static inline size_t goalloc_span_table_bytes(void) {
+  return (size_t)(__atomic_load_n(&goalloc_span_window, __ATOMIC_ACQUIRE) >> 13) * sizeof(void *);
+}
 /// Next arena address hint (process-wide cursor starting at 0x00c000000000); advances by `len`.
 uintptr_t goalloc_arena_hint_take(size_t len);
 

@@ -3,6 +3,7 @@
 #define GOALLOC_PROC_H
 
 #include <stdint.h>
+#include "goalloc_output.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -17,6 +18,9 @@ int goalloc_only_live_thread(void);
 /// Appends "# map <start> <end> <file offset> <path>" lines for the executable mappings of this
 /// process (from /proc/self/maps), so pcs in a trace or profile can be symbolized offline.
 void goalloc_write_maps(int fd);
+/// Appends "pid <pid> (<command line>)" to t: the program by its last path component, then its
+/// arguments, cut at 96 characters (or the kernel's command name when there is no command line).
+void goalloc_text_process(struct goalloc_text *t);
 
 #ifdef __cplusplus
 }
