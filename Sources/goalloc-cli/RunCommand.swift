@@ -54,8 +54,7 @@ struct RunCommand: ParsableCommand {
   func run() throws {
     let argv = command
     guard let program = argv.first else {
-      printError("goalloc run: missing command; usage: goalloc run [--stats] [--heapmap FILE.svg] -- CMD [ARGS...]")
-      throw ExitCode(2)
+      throw ValidationError("missing command; usage: goalloc run [--stats] [--heapmap FILE.svg] -- CMD [ARGS...]")
     }
     let library = try Preload.libraryPath()
     if let heapmap {
