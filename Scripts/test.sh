@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests run (sqlite3, git, a C/C++ compiler, python3) when it
+# The test command: installs what the tests run (sqlite3, git, a C/C++ compiler, python3, pkg-config) when it
 # is missing, then runs `swift test` (unit tests, and real programs under libgoalloc.so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for tool in sqlite3:sqlite3 git:git gcc:gcc g++:g++ python3:python3; do
+for tool in sqlite3:sqlite3 git:git gcc:gcc g++:g++ python3:python3 pkg-config:pkg-config; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
