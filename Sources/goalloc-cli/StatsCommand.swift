@@ -229,7 +229,7 @@ struct StatsBlock {
 /// partial line that cannot be a stats line is not held back).
 struct StatsLineFilter {
   private(set) var blocks: [StatsBlock] = []
-  /// Whether a line from the allocator other than statistics went by (e.g. a bad-free report).
+  /// Whether a bad-pointer report from the allocator went by (`goalloc: free(): ...`).
   private(set) var sawAllocatorReport = false
   private var current = StatsBlock()
   private var pending: [UInt8] = []
@@ -305,6 +305,14 @@ struct StatsLineFilter {
     return i == p.count
   }
 
+  /// "goalloc: <op>(): ...": the library's one-line report of a bad free, realloc or size query.
+  static func isBadPointerReport(_ l: [UInt8]) -> Bool {
+    guard l.starts(with: prefix) else { return false }
+    var i = prefix.count
+    while i < l.count && (isLetter(l[i]) || l[i] == 0x5F) { i += 1 }
+    return i > prefix.count && l[i...].starts(with: Array("(): ".utf8))
+  }
+
   static func isLetter(_ c: UInt8) -> Bool { (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) }
 
   /// A stats line's name and value, or nil.
@@ -332,7 +340,7 @@ struct StatsLineFilter {
       return
     }
     guard let (name, value) = Self.parse(l) else {
-      if l.starts(with: Self.prefix) { sawAllocatorReport = true }
+      if Self.isBadPointerReport(l) { sawAllocatorReport = true }
       forward(l[...])
       return
     }
