@@ -16,7 +16,7 @@ extern "C" {
 struct goalloc_memstats {
   uint64_t alloc;          /* bytes of allocated heap objects (= heap_alloc) */
   uint64_t total_alloc;    /* cumulative bytes allocated */
-  uint64_t sys;            /* bytes of address space obtained from the OS */
+  uint64_t sys;            /* bytes of memory obtained from the OS: heap pages not released + metadata */
   uint64_t mallocs;        /* cumulative objects allocated */
   uint64_t frees;          /* cumulative objects freed */
   uint64_t heap_alloc;
@@ -29,11 +29,13 @@ struct goalloc_memstats {
   uint64_t large_allocs, large_frees, tiny_allocs, bad_frees, thread_caches, spans_in_use;
   uint64_t rounding_waste;  /* estimated bytes lost to size-class rounding in live objects */
   uint64_t next_gc, num_gc, pause_total_ns;  /* GC mode; zero with explicit free only */
+  uint64_t sys_reserved;   /* bytes of address space mapped: sys, plus arenas and tables not touched */
 };
 
 /* Fills *out with a consistent snapshot (allocation goes on meanwhile). */
 void goalloc_read_memstats(struct goalloc_memstats *out);
-/* Prints the snapshot to stderr, one "goalloc: Name value" line per field. */
+/* Prints the snapshot to stderr with one write: a heading "goalloc: MemStats of pid <pid>
+ * (<command line>)", then one "goalloc: Name value" line per field (GC fields once a GC ran). */
 void goalloc_print_stats(void);
 /* Verifies the heap's invariants: 1 when they hold; else 0, after one line on stderr. */
 int goalloc_check_heap(void);

@@ -1,10 +1,12 @@
 // Output without stdio or malloc (goalloc_output.h): whole writes (EINTR retried, errno kept),
 // decimal and hex numbers, the one-line bad-pointer report on fd 2, the private stats descriptor,
-// and opening the output files GOALLOC_DEBUG names.
+// text blocks built on the stack and written with one write, and opening (or checking) the output
+// files GOALLOC_DEBUG names.
 #define _GNU_SOURCE
 #include "goalloc_output.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -66,12 +68,14 @@ void goalloc_stats_fd_init(void) {
 }
 int goalloc_stats_fd(void) { return stats_fd >= 0 ? stats_fd : 2; }
 
-int goalloc_open_output(const char *path) {
-  if (strcmp(path, "1") == 0 || strcmp(path, "stderr") == 0 || strcmp(path, "-") == 0) return 2;
-  /* "%p" in the name becomes the process id, so a program's children write files of their own. */
-  char name[4096];
+static int is_stderr_name(const char *path) {
+  return strcmp(path, "1") == 0 || strcmp(path, "stderr") == 0 || strcmp(path, "-") == 0;
+}
+
+/* "%p" in the name becomes the process id, so a program's children write files of their own. */
+static void expand_name(const char *path, char *name, size_t size) {
   size_t n = 0;
-  for (const char *s = path; *s && n < sizeof name - 24; s++) {
+  for (const char *s = path; *s && n < size - 24; s++) {
     if (s[0] == '%' && s[1] == 'p') {
       char digits[24]; int i = 24; long pid = (long)getpid();
       do { digits[--i] = (char)('0' + pid % 10); pid /= 10; } while (pid);
@@ -82,10 +86,61 @@ int goalloc_open_output(const char *path) {
     }
   }
   name[n] = 0;
+}
+
+int goalloc_open_output(const char *path) {
+  if (is_stderr_name(path)) return 2;
+  char name[4096];
+  expand_name(path, name, sizeof name);
   int saved = errno;
   int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fd = errno > 0 ? -errno : -1;
   errno = saved;
   return fd;
 }
 
+int goalloc_output_check(const char *path) {
+  if (is_stderr_name(path)) return 0;
+  char name[4096];
+  expand_name(path, name, sizeof name);
+  int saved = errno, result = 0;
+  struct stat st;
+  if (stat(name, &st) == 0) {
+    if (S_ISDIR(st.st_mode)) result = EISDIR;
+    else if (access(name, W_OK) != 0) result = errno;
+  } else if (errno != ENOENT) {
+    result = errno;
+  } else {
+    /* A new file: its folder must exist and be writable. */
+    char *slash = strrchr(name, '/');
+    if (slash == name) slash[1] = 0;
+    else if (slash) *slash = 0;
+    else { name[0] = '.'; name[1] = 0; }
+    if (stat(name, &st) != 0) result = errno;
+    else if (!S_ISDIR(st.st_mode)) result = ENOTDIR;
+    else if (access(name, W_OK | X_OK) != 0) result = errno;
+  }
+  errno = saved;
+  return result;
+}
+
 void goalloc_close_output(int fd) { if (fd > 2) { int saved = errno; close(fd); errno = saved; } }
+
+void goalloc_text_put(struct goalloc_text *t, const char *s, size_t n) {
+  while (n-- > 0 && t->len < sizeof t->bytes) t->bytes[t->len++] = *s++;
+}
+
+void goalloc_text_str(struct goalloc_text *t, const char *s) { goalloc_text_put(t, s, strlen(s)); }
+
+void goalloc_text_u64(struct goalloc_text *t, uint64_t v) {
+  char buf[24]; int i = 24;
+  do { buf[--i] = (char)('0' + v % 10); v /= 10; } while (v);
+  goalloc_text_put(t, buf + i, (size_t)(24 - i));
+}
+
+void goalloc_text_write_block(int fd, void (*fill)(struct goalloc_text *, void *), void *context) {
+  struct goalloc_text t;
+  t.len = 0;
+  fill(&t, context);
+  goalloc_write_len(fd, t.bytes, t.len);
+}

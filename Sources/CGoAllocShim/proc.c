@@ -1,6 +1,7 @@
 // Readers of this process's /proc files (goalloc_proc.h): resident size (statm), whether the
 // calling thread is the last one alive (stat), the executable mappings (maps) for offline
-// symbolization, and the initial environment (environ). Stack buffers only; errno is left alone.
+// symbolization, the initial environment (environ), and the process's name for its stats
+// (cmdline, comm). Stack buffers only; errno is left alone.
 #define _GNU_SOURCE
 #include "goalloc_proc.h"
 #include "goalloc_output.h"
@@ -111,4 +112,46 @@ int goalloc_proc_environ_value(const char *name, char *buf, size_t len) {
   errno = saved;
   buf[out] = 0;
   return found;
+}
+
+void goalloc_text_process(struct goalloc_text *t) {
+  char digits[24]; int i = 24; long pid = (long)getpid();
+  do { digits[--i] = (char)('0' + pid % 10); pid /= 10; } while (pid);
+  goalloc_text_str(t, "pid ");
+  goalloc_text_put(t, digits + i, (size_t)(24 - i));
+  goalloc_text_str(t, " (");
+  /* The command line, arguments separated by spaces, the program by its last path component;
+     else the kernel's command name. */
+  char buf[512];
+  size_t n = 0;
+  int saved = errno;
+  int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t r;
+    while (n < sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)r;
+    close(fd);
+  }
+  errno = saved;
+  while (n > 0 && buf[n - 1] == 0) n--;
+  const char *start = buf;
+  if (n == 0) {
+    if (read_proc("/proc/self/comm", buf, sizeof buf)) {
+      n = strlen(buf);
+      while (n > 0 && buf[n - 1] == '\n') n--;
+    }
+  } else {
+    size_t first = strnlen(buf, n);
+    for (size_t k = 0; k < first; k++) if (buf[k] == '/') start = buf + k + 1;
+  }
+  const size_t limit = 96;
+  size_t len = (size_t)(buf + n - start), shown = len > limit ? limit : len;
+  for (size_t k = 0; k < shown; k++) {
+    char c = start[k];
+    if (c == 0) c = ' ';
+    else if ((unsigned char)c < 0x20 || c == 0x7f) c = '?';
+    goalloc_text_put(t, &c, 1);
+  }
+  if (shown < len || n == sizeof buf - 1) goalloc_text_str(t, "...");
+  if (n == 0) goalloc_text_str(t, "?");
+  goalloc_text_str(t, ")");
 }

@@ -35,6 +35,19 @@ public struct Instrumentation {
 
 nonisolated(unsafe) var instrumentationConfigLock: LockWord = 0
 
+/// Opens the file of GOALLOC_DEBUG setting `key` (value `path`); on failure, one warning line
+/// naming the setting (the check at start found it writable, but it may have changed since).
+func openSettingOutput(_ key: StaticString, _ path: UnsafePointer<CChar>) -> Int32 {
+  let fd = goalloc_open_output(path)
+  if fd < 0 {
+    let err = -fd
+    key.withUTF8Buffer { k in
+      goalloc_warn_output(UnsafeRawPointer(k.baseAddress!).assumingMemoryBound(to: CChar.self), path, err)
+    }
+  }
+  return fd
+}
+
 extension UnsafeMutablePointer where Pointee == MHeap {
   @inline(__always) var instrumented: Bool { atomicLoad32(&pointee.instrumentation.pointee.enabled) != 0 }
 
@@ -53,7 +66,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       let s = b.baseAddress!.assumingMemoryBound(to: CChar.self)
       var on = false
       if goalloc_debug_value("allocfreetrace", s, b.count) != 0 {
-        let fd = goalloc_open_output(s)
+        let fd = openSettingOutput("allocfreetrace", s)
         if fd >= 0 {
           ins.pointee.traceFD = fd
           writeStatic(fd, "# goalloc allocfreetrace v1\n")
@@ -138,11 +151,11 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     withUnsafeMutableBytes(of: &buf) { b in
       let s = b.baseAddress!.assumingMemoryBound(to: CChar.self)
       if pointee.instrumentation.pointee.profileRate != 0 && goalloc_debug_value("memprofile", s, b.count) != 0 {
-        let fd = goalloc_open_output(s)
+        let fd = openSettingOutput("memprofile", s)
         if fd >= 0 { writeHeapProfile(to: fd); goalloc_close_output(fd) }
       }
       if goalloc_debug_value("heapmap", s, b.count) != 0 {
-        let fd = goalloc_open_output(s)
+        let fd = openSettingOutput("heapmap", s)
         if fd >= 0 { writeHeapMap(to: fd); goalloc_close_output(fd) }
       }
     }

@@ -69,7 +69,9 @@ func chooseHeapAddress() {
 private func chooseHeapAddressLocked() {
   if heapAddressSpace.chosen { return }
   heapAddressSpace.chosen = true
-  let fixed = goalloc_debug_fixed_heap() != 0
+  // Under ThreadSanitizer (the Swift-mode tests in CI) the random range overlaps its shadow
+  // memory: the sanitizer's runtime refuses those mappings, so such a build uses Go's base.
+  let fixed = goalloc_debug_fixed_heap() != 0 || goalloc_built_with_tsan() != 0
   heapAddressSpace.fixed = fixed
   var w: UInt = 0
   for _ in 0..<(fixed ? 1 : 8) {  // another random window while the table's place is taken

@@ -10,13 +10,25 @@
 // Allocation continues while a snapshot is taken; a snapshot may miss allocations made while it
 // runs, never double-count them.
 //
+// Address space is not memory: arenas are mapped 64 MiB at a time and some metadata tables
+// (the arena index, the page -> span table) are mapped whole and touched sparsely. `SysReserved`
+// is all of that address space; `Sys` is the part obtained as memory, which can be resident:
+// heap pages not released (HeapSys - HeapReleased; pages never touched count as released) and the
+// metadata in use (MSpanSys, MCacheSys, OtherSys, where the arena index counts one page per
+// arena). Go's Sys counts released heap pages too; here they are only in SysReserved.
+//
+// At exit (GOALLOC_DEBUG=stats=1) or on request, `write` prints one block, headed by the
+// process's pid and command line, with one write: blocks of processes that exit together do not
+// interleave. GC fields (NextGC, NumGC, PauseTotalNs) are left out until a GC has run.
+//
 // See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
 
 public struct MemStats {
   public var alloc: UInt64 = 0         // bytes of allocated heap objects (= heapAlloc)
   public var totalAlloc: UInt64 = 0    // cumulative bytes allocated
-  public var sys: UInt64 = 0           // bytes obtained from the OS (heap + metadata)
+  public var sys: UInt64 = 0           // bytes of memory obtained from the OS (heap + metadata)
+  public var sysReserved: UInt64 = 0   // bytes of address space mapped (Sys and what is untouched)
   public var mallocs: UInt64 = 0
   public var frees: UInt64 = 0
   public var heapAlloc: UInt64 = 0
@@ -29,7 +41,7 @@ public struct MemStats {
   public var mspanSys: UInt64 = 0
   public var mcacheInuse: UInt64 = 0
   public var mcacheSys: UInt64 = 0
-  public var otherSys: UInt64 = 0      // arena index, page-allocator and other metadata
+  public var otherSys: UInt64 = 0      // arena index (in use), page-allocator and other metadata
   public var largeAllocs: UInt64 = 0
   public var largeFrees: UInt64 = 0
   public var tinyAllocs: UInt64 = 0
@@ -116,7 +128,10 @@ public struct MemStats {
       + arenaL1Entries * MemoryLayout<ArenaL2?>.stride)
     lockRelease(&h.pointee.lock)
     lockRelease(&list.pointee.lock)
-    m.sys = m.heapSys &+ m.mspanSys &+ m.mcacheSys &+ m.otherSys
+    m.sys = (m.heapSys - m.heapReleased) &+ m.mspanSys &+ m.mcacheSys &+ m.otherSys
+    // Reserved: all heap pages and metadata, and the mapped part of the page -> span table.
+    let spanTable = UInt64(goalloc_span_table_bytes())
+    m.sysReserved = m.heapSys &+ m.mspanSys &+ m.mcacheSys &+ m.otherSys &+ spanTable
     let smallLive = sums.allocBytes > sums.freeBytes ? sums.allocBytes - sums.freeBytes : 0
     m.roundingWaste = smallLive > UInt64(liveRequested) ? smallLive - UInt64(liveRequested) : 0
     return m
@@ -140,31 +155,59 @@ public struct MemStats {
     let v = (alloc, totalAlloc, sys, mallocs, frees, heapAlloc, heapSys, heapIdle, heapInuse,
              heapReleased, heapObjects, mspanInuse, mspanSys, mcacheInuse, mcacheSys, otherSys,
              largeAllocs, largeFrees, tinyAllocs, badFrees, numThreadCaches, spansInUse,
-             roundingWaste, nextGC, UInt64(numGC), pauseTotalNs)
+             roundingWaste, nextGC, UInt64(numGC), pauseTotalNs, sysReserved)
     withUnsafeBytes(of: v) { b in
       UnsafeMutableRawPointer(out).copyMemory(from: b.baseAddress!, byteCount: b.count)
     }
   }
 
-  /// Writes the snapshot to fd as "goalloc: Name value" lines, with no allocation.
-  public func write(to fd: Int32) {
-    func line(_ name: StaticString, _ v: UInt64) {
-      writeStatic(fd, "goalloc: ")
-      writeStatic(fd, name)
-      writeStatic(fd, " ")
-      goalloc_write_u64(fd, v)
-      writeStatic(fd, "\n")
+  /// Writes the snapshot to fd with one write, with no allocation:
+  ///   goalloc: MemStats of pid <pid> (<command line>)[ at exit]
+  ///   goalloc: <Name> <value>            (one line per field; GC fields once a GC has run)
+  public func write(to fd: Int32, atExit: Bool = false) {
+    var block = (stats: self, atExit: atExit)
+    withUnsafeMutablePointer(to: &block) { p in
+      goalloc_text_write_block(fd, fillMemStatsBlock, UnsafeMutableRawPointer(p))
     }
-    line("Alloc", alloc); line("TotalAlloc", totalAlloc); line("Sys", sys)
-    line("Mallocs", mallocs); line("Frees", frees)
-    line("HeapAlloc", heapAlloc); line("HeapSys", heapSys); line("HeapIdle", heapIdle)
-    line("HeapInuse", heapInuse); line("HeapReleased", heapReleased); line("HeapObjects", heapObjects)
-    line("MSpanInuse", mspanInuse); line("MSpanSys", mspanSys)
-    line("MCacheInuse", mcacheInuse); line("MCacheSys", mcacheSys); line("OtherSys", otherSys)
-    line("LargeAllocs", largeAllocs); line("LargeFrees", largeFrees); line("TinyAllocs", tinyAllocs)
-    line("BadFrees", badFrees); line("ThreadCaches", numThreadCaches); line("SpansInUse", spansInUse)
-    line("RoundingWaste", roundingWaste)
-    line("NextGC", nextGC); line("NumGC", UInt64(numGC)); line("PauseTotalNs", pauseTotalNs)
+  }
+}
+
+/// The text of `MemStats.write` (a plain function: the C side calls it with the block on its stack).
+func fillMemStatsBlock(_ t: UnsafeMutablePointer<goalloc_text>?, _ context: UnsafeMutableRawPointer?) {
+  guard let t, let context else { return }
+  let block = context.assumingMemoryBound(to: (stats: MemStats, atExit: Bool).self).pointee
+  let m = block.stats
+  textStatic(t, "goalloc: MemStats of ")
+  goalloc_text_process(t)
+  textStatic(t, block.atExit ? " at exit\n" : "\n")
+  statLine(t, "Alloc", m.alloc); statLine(t, "TotalAlloc", m.totalAlloc)
+  statLine(t, "Sys", m.sys); statLine(t, "SysReserved", m.sysReserved)
+  statLine(t, "Mallocs", m.mallocs); statLine(t, "Frees", m.frees)
+  statLine(t, "HeapAlloc", m.heapAlloc); statLine(t, "HeapSys", m.heapSys); statLine(t, "HeapIdle", m.heapIdle)
+  statLine(t, "HeapInuse", m.heapInuse); statLine(t, "HeapReleased", m.heapReleased)
+  statLine(t, "HeapObjects", m.heapObjects)
+  statLine(t, "MSpanInuse", m.mspanInuse); statLine(t, "MSpanSys", m.mspanSys)
+  statLine(t, "MCacheInuse", m.mcacheInuse); statLine(t, "MCacheSys", m.mcacheSys); statLine(t, "OtherSys", m.otherSys)
+  statLine(t, "LargeAllocs", m.largeAllocs); statLine(t, "LargeFrees", m.largeFrees); statLine(t, "TinyAllocs", m.tinyAllocs)
+  statLine(t, "BadFrees", m.badFrees); statLine(t, "ThreadCaches", m.numThreadCaches)
+  statLine(t, "SpansInUse", m.spansInUse); statLine(t, "RoundingWaste", m.roundingWaste)
+  if m.numGC > 0 {
+    statLine(t, "NextGC", m.nextGC); statLine(t, "NumGC", UInt64(m.numGC)); statLine(t, "PauseTotalNs", m.pauseTotalNs)
+  }
+}
+
+/// "goalloc: <name> <v>\n" onto t.
+func statLine(_ t: UnsafeMutablePointer<goalloc_text>, _ name: StaticString, _ v: UInt64) {
+  textStatic(t, "goalloc: ")
+  textStatic(t, name)
+  textStatic(t, " ")
+  goalloc_text_u64(t, v)
+  textStatic(t, "\n")
+}
+
+func textStatic(_ t: UnsafeMutablePointer<goalloc_text>, _ s: StaticString) {
+  s.withUTF8Buffer { b in
+    goalloc_text_put(t, UnsafeRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self), b.count)
   }
 }
 

@@ -106,13 +106,14 @@ public func releaseThreadCache() {
   MCache(raw).destroy()
 }
 
-/// At exit (or library unload): GOALLOC_DEBUG=stats=1 prints MemStats to stderr.
+/// At exit (or library unload): GOALLOC_DEBUG=stats=1 prints MemStats to stderr, as one block
+/// headed by the process's pid and command line.
 func exitHook() {
   refreshDebugFlags()
   guard let h = globalHeap() else { return }
   h.finishInstrumentation()
   if h.debugFlags & UInt32(GOALLOC_DEBUG_CHECK) != 0 && !h.checkHeapAndOwnCacheAndReport() { goalloc_abort() }
-  if h.debugFlags & UInt32(GOALLOC_DEBUG_STATS) != 0 { MemStats.read(h).write(to: goalloc_stats_fd()) }
+  if h.debugFlags & UInt32(GOALLOC_DEBUG_STATS) != 0 { MemStats.read(h).write(to: goalloc_stats_fd(), atExit: true) }
 }
 
 /// Library constructor: the environment is readable now (the first mallocs may predate it).

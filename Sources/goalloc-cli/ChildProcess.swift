@@ -46,7 +46,7 @@ enum ChildProcess {
   }
 
   /// GOALLOC_DEBUG with `settings` (key, value) appended and any earlier setting of those keys
-  /// removed (the library reads the first occurrence of a key).
+  /// removed (so the value is the one given here, and the library warns about no duplicate).
   static func debugValue(_ existing: String?, setting settings: [(String, String)]) -> String {
     let keys = Set(settings.map(\.0))
     var parts = (existing ?? "").split(separator: ",").map(String.init)
@@ -260,6 +260,23 @@ enum Files {
   /// The last component of `path`.
   static func baseName(_ path: String) -> String {
     path.split(separator: "/").last.map(String.init) ?? path
+  }
+
+  /// The first `limit` bytes of a file, or nil.
+  static func readBytes(_ path: String, limit: Int) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes = [UInt8](repeating: 0, count: limit)
+    var n = 0
+    while n < limit {
+      let r = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + n, limit - n) }
+      if r < 0 && errno == EINTR { continue }
+      if r <= 0 { break }
+      n += r
+    }
+    bytes.removeLast(limit - n)
+    return bytes
   }
 
   /// The whole file, or nil.

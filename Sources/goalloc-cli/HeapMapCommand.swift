@@ -50,7 +50,7 @@ struct HeapMapCommand: ParsableCommand {
     do {
       map = try HeapMap(contentsOf: input)
     } catch {
-      printError("goalloc heapmap: \(input): \(error.message)")
+      printError("goalloc heapmap: \(input): " + (error.line > 0 ? "line \(error.line): " : "") + error.message)
       throw ExitCode.failure
     }
     var options = HeapMapSVG.Options()

@@ -1,7 +1,9 @@
-// `goalloc preload-path`: where the built libgoalloc.so is.
+// `goalloc preload-path`: where libgoalloc.so is.
 //
-// Search order: the folder of the running executable (SwiftPM builds libgoalloc.so next to
-// goalloc-cli), then .build/release and .build/debug under the current directory.
+// Search order: $GOALLOC_LIB when set; the folder of the running executable (SwiftPM builds
+// libgoalloc.so next to goalloc-cli); ../lib beside it (an installed `goalloc`:
+// PREFIX/bin/goalloc and PREFIX/lib/libgoalloc.so); then .build/release and .build/debug under the
+// current directory.
 
 import ArgumentParser
 
@@ -14,11 +16,12 @@ import Musl
 struct PreloadPathCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "preload-path",
-    abstract: "Print the absolute path of the built libgoalloc.so.",
+    abstract: "Print the absolute path of libgoalloc.so.",
     discussion: """
-      Looks next to this executable first, then in .build/release and .build/debug under the \
-      current directory. Fails if none holds \(Preload.libraryName); build it with \
-      `swift build --product goalloc` (add -c release for the optimised library).
+      Uses $GOALLOC_LIB when it is set. Otherwise looks next to this executable, then in ../lib \
+      beside it (where Scripts/install.sh puts the library), then in .build/release and \
+      .build/debug under the current directory. Fails if none holds \(Preload.libraryName); build \
+      it with `swift build --product goalloc` (add -c release for the optimised library).
       """
   )
 
@@ -33,7 +36,11 @@ enum Preload {
   /// The folders searched, in order (absolute paths).
   static func searchDirectories() -> [String] {
     var dirs: [String] = []
-    if let exe = Files.readLink("/proc/self/exe") { dirs.append(Files.directoryName(exe)) }
+    if let exe = Files.readLink("/proc/self/exe") {
+      let bin = Files.directoryName(exe)
+      dirs.append(bin)
+      dirs.append(Files.join(Files.directoryName(bin), "lib"))
+    }
     if let cwd = Files.currentDirectory() {
       dirs.append(Files.join(cwd, ".build/release"))
       dirs.append(Files.join(cwd, ".build/debug"))
@@ -41,14 +48,32 @@ enum Preload {
     return dirs
   }
 
-  /// The first libgoalloc.so found; prints one line to stderr and fails if there is none.
-  static func libraryPath() throws -> String {
-    let dirs = searchDirectories()
-    for dir in dirs {
-      let candidate = Files.join(dir, libraryName)
-      if access(candidate, R_OK) == 0 { return candidate }
+  /// The library to use: GOALLOC_LIB (when set, even if it is missing), else the first found.
+  static func find() -> (path: String, fromEnvironment: Bool)? {
+    if let lib = RunCommand.environment("GOALLOC_LIB") {
+      return access(lib, R_OK) == 0 ? (Files.absolute(lib), true) : nil
     }
-    printError("goalloc: \(libraryName) not found in \(dirs.joined(separator: ", ")); build it with `swift build --product goalloc`")
+    for dir in searchDirectories() {
+      let candidate = Files.join(dir, libraryName)
+      if access(candidate, R_OK) == 0 { return (candidate, false) }
+    }
+    return nil
+  }
+
+  /// Where `find` looked, for messages.
+  static func searchDescription() -> String {
+    if let lib = RunCommand.environment("GOALLOC_LIB") { return "GOALLOC_LIB=\(lib) cannot be read" }
+    return "looked in " + searchDirectories().joined(separator: ", ")
+  }
+
+  /// The library found; prints one line to stderr and fails if there is none.
+  static func libraryPath() throws -> String {
+    if let found = find() { return found.path }
+    if RunCommand.environment("GOALLOC_LIB") != nil {
+      printError("goalloc: \(searchDescription())")
+    } else {
+      printError("goalloc: \(libraryName) not found (\(searchDescription())); build it with `swift build --product goalloc`")
+    }
     throw ExitCode.failure
   }
 }

@@ -54,8 +54,7 @@ struct RunCommand: ParsableCommand {
   func run() throws {
     let argv = command
     guard let program = argv.first else {
-      printError("goalloc run: missing command; usage: goalloc run [--stats] [--heapmap FILE.svg] -- CMD [ARGS...]")
-      throw ExitCode(2)
+      throw ValidationError("missing command; usage: goalloc run [--stats] [--heapmap FILE.svg] -- CMD [ARGS...]")
     }
     let library = try Preload.libraryPath()
     if let heapmap {
@@ -107,8 +106,8 @@ struct RunCommand: ParsableCommand {
     let pid = try ChildProcess.spawn(argv, env: env, command: "goalloc run")
     let end = ChildProcess.wait(pid)
     guard let text = Files.read(mapFile), !text.isEmpty else {
-      printError("goalloc run: \(argv[0]) wrote no heap map (\(end.description)); it must be dynamically linked, "
-                 + "make at least one allocation and exit normally (not by a signal)")
+      printError("goalloc run: \(argv[0]) wrote no heap map (\(end.description)); it must be dynamically linked "
+                 + "and exit normally (not by _exit() or a signal)")
       return end.exitCode != 0 ? end.exitCode : 1
     }
     if let keep = heapmapText { try Files.writeFile(keep, text, command: "goalloc run") }

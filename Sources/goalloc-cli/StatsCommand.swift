@@ -1,7 +1,7 @@
 // `goalloc stats [--json] [--all] -- CMD [ARGS...]`: runs CMD under libgoalloc.so with stats=1
-// and prints the MemStats it reports at exit as a table (or JSON). CMD's standard error goes
-// through a pipe: the `goalloc: <Name> <number>` lines are taken out, everything else is passed
-// on unchanged.
+// and prints the MemStats it reports at exit as a table (or JSON), labelled with the process's pid
+// and command line. CMD's standard error goes through a pipe: the stats blocks (a heading line
+// and `goalloc: <Name> <number>` lines) are taken out, everything else is passed on unchanged.
 
 import ArgumentParser
 import GoAllocTools
@@ -18,12 +18,17 @@ struct StatsCommand: ParsableCommand {
     abstract: "Run a command under libgoalloc.so and print its allocator statistics at exit.",
     discussion: """
       The command's output and its own standard error pass through unchanged; the statistics \
-      the library prints when the program exits (GOALLOC_DEBUG=stats=1) are collected and shown \
-      as a table on standard output after it ends (--json: one JSON object). When the command \
-      starts other programs under the library, each reports; the table shows the last one to \
-      exit (normally the command itself), --all shows every one. The exit status is the \
-      command's. A program that never allocates, or closes standard error before it exits, \
-      reports nothing.
+      the library prints when a process exits (GOALLOC_DEBUG=stats=1: a block headed by the \
+      process's pid and command line) are collected and shown as a table on standard output \
+      after it ends (--json: one JSON object). When the command starts other programs under the \
+      library, each reports; the table shows the command's own process (or, if it did not \
+      report, the last one to exit), --all shows every one, labelled. The exit status is the \
+      command's.
+
+      A program that makes no allocation of its own still reports (the library is set up when it \
+      loads; the few allocations shown are libc's start-up). Nothing is reported by a process \
+      that ends with _exit() (as dash does) or is killed by a signal (e.g. SIGABRT after a bad \
+      free), or that does not load libgoalloc.so (a static or setuid program).
       """
   )
 
@@ -38,8 +43,7 @@ struct StatsCommand: ParsableCommand {
 
   func run() throws {
     guard !command.isEmpty else {
-      printError("goalloc stats: missing command; usage: goalloc stats [--json] [--all] -- CMD [ARGS...]")
-      throw ExitCode(2)
+      throw ValidationError("missing command; usage: goalloc stats [--json] [--all] -- CMD [ARGS...]")
     }
     let library = try Preload.libraryPath()
     let env = ChildProcess.preloadEnvironment(library: library, debug: [("stats", "1")])
@@ -74,27 +78,54 @@ struct StatsCommand: ParsableCommand {
     let end = ChildProcess.wait(pid)
 
     let blocks = filter.blocks
-    guard let last = blocks.last else {
-      printError("goalloc stats: \(command[0]) reported no statistics (\(end.description)): it made no allocation, "
-                 + "closed standard error before exiting, or did not load libgoalloc.so (static or setuid program)")
+    let own = blocks.lastIndex { $0.pid == pid }
+    guard let shownIndex = own ?? blocks.indices.last else {
+      printError("goalloc stats: " + Self.noReport(command[0], end, sawBadFree: filter.sawAllocatorReport))
       throw ExitCode(end.exitCode != 0 ? end.exitCode : 1)
     }
     if json {
-      print(Self.json(command: command, end: end, blocks: blocks, all: all))
+      print(Self.json(command: command, end: end, blocks: blocks, shown: blocks[shownIndex], all: all))
     } else {
-      let shown = all ? blocks : [last]
-      for (i, b) in shown.enumerated() {
-        if i > 0 { print("") }
-        var heading = "GoAlloc statistics of \(command.joined(separator: " ")) (\(end.description))"
-        if blocks.count > 1 {
-          heading = all ? "GoAlloc statistics, process \(i + 1) of \(blocks.count) to exit"
-            : heading + ", the last of \(blocks.count) processes to exit"
+      let name = command.joined(separator: " ")
+      if all {
+        for (i, b) in blocks.enumerated() {
+          if i > 0 { print("") }
+          let mark = b.pid == pid ? ", the command itself (\(end.description))" : ""
+          print("GoAlloc statistics of \(b.label), process \(i + 1) of \(blocks.count) to exit\(mark)")
+          print(Self.table(b.fields), terminator: "")
+        }
+      } else {
+        let b = blocks[shownIndex]
+        var heading = "GoAlloc statistics of \(b.label)"
+        if own != nil {
+          heading += ", \(end.description)"
+          if blocks.count > 1 { heading += " (\(blocks.count - 1) other processes reported too: --all shows them)" }
+        } else {
+          heading += ", the last of \(blocks.count) processes to exit (\(name): \(end.description), no report of its own)"
         }
         print(heading)
-        print(Self.table(b), terminator: "")
+        print(Self.table(b.fields), terminator: "")
       }
     }
+    if own == nil, end.signal != nil {
+      printError("goalloc stats: " + Self.noReport(command[0], end, sawBadFree: filter.sawAllocatorReport))
+    }
     throw ExitCode(end.exitCode)
+  }
+
+  /// Why the command's own process printed no statistics, in one line.
+  static func noReport(_ program: String, _ end: ChildProcess.Termination, sawBadFree: Bool) -> String {
+    if let s = end.signal {
+      var text = "\(program) was \(end.description) before it could report (a process reports when it exits)"
+      if s == SIGABRT && sawBadFree {
+        text += "; GoAlloc stopped it after the bad free reported above (GOALLOC_DEBUG=badfree=warn counts bad frees and goes on)"
+      } else if s == SIGABRT {
+        text += "; the program aborted (its own error output, above, says why)"
+      }
+      return text
+    }
+    return "\(program) reported no statistics (\(end.description)): it ended with _exit() (as dash does), "
+      + "or did not load libgoalloc.so (a static or setuid program)"
   }
 
   // MARK: output
@@ -103,20 +134,21 @@ struct StatsCommand: ParsableCommand {
   static let fields: [String: (bytes: Bool, meaning: String)] = [
     "Alloc": (true, "bytes of allocated heap objects"),
     "TotalAlloc": (true, "cumulative bytes allocated"),
-    "Sys": (true, "bytes obtained from the OS (heap + metadata)"),
+    "Sys": (true, "memory obtained from the OS: heap not released + metadata"),
+    "SysReserved": (true, "address space mapped (Sys + untouched arenas and tables)"),
     "Mallocs": (false, "objects allocated (cumulative)"),
     "Frees": (false, "objects freed (cumulative)"),
     "HeapAlloc": (true, "bytes in live objects (slot sizes)"),
     "HeapSys": (true, "heap address space (HeapIdle + HeapInuse)"),
     "HeapIdle": (true, "bytes in pages in no span"),
     "HeapInuse": (true, "bytes in pages in spans"),
-    "HeapReleased": (true, "idle bytes returned to the OS"),
+    "HeapReleased": (true, "idle bytes returned to the OS or never touched"),
     "HeapObjects": (false, "live objects (Mallocs - Frees)"),
     "MSpanInuse": (true, "span metadata in use"),
     "MSpanSys": (true, "span metadata obtained from the OS"),
     "MCacheInuse": (true, "thread-cache metadata in use"),
     "MCacheSys": (true, "thread-cache metadata obtained from the OS"),
-    "OtherSys": (true, "other metadata (arena index, page allocator)"),
+    "OtherSys": (true, "other metadata (arena index in use, page allocator)"),
     "LargeAllocs": (false, "large objects (> 32 KiB) allocated"),
     "LargeFrees": (false, "large objects freed"),
     "TinyAllocs": (false, "tiny-allocator objects (Swift API, noscan < 16 B)"),
@@ -143,34 +175,74 @@ struct StatsCommand: ParsableCommand {
     return out.replacingTrailingSpaces()
   }
 
-  static func json(command: [String], end: ChildProcess.Termination, blocks: [[(String, UInt64)]], all: Bool) -> String {
+  /// {"command": [...], "exit_status": N, ["signal": N,] "processes": N, "pid": N, "process": "...",
+  ///  "stats": {...}[, "all": [{"pid": N, "process": "...", "stats": {...}}, ...]]}
+  static func json(command: [String], end: ChildProcess.Termination, blocks: [StatsBlock], shown: StatsBlock,
+                   all: Bool) -> String {
     func object(_ b: [(String, UInt64)]) -> String {
       "{" + b.map { "\(jsonString($0.0)): \($0.1)" }.joined(separator: ", ") + "}"
+    }
+    func identity(_ b: StatsBlock) -> String {
+      "\"pid\": " + (b.pid.map(String.init) ?? "null") + ", \"process\": " + (b.commandLine.map(jsonString) ?? "null")
     }
     var out = "{\"command\": [" + command.map(jsonString).joined(separator: ", ") + "]"
     out += ", \"exit_status\": \(end.exitCode)"
     if let s = end.signal { out += ", \"signal\": \(s)" }
     out += ", \"processes\": \(blocks.count)"
-    out += ", \"stats\": " + object(blocks.last ?? [])
-    if all { out += ", \"all\": [" + blocks.map(object).joined(separator: ", ") + "]" }
+    out += ", " + identity(shown) + ", \"stats\": " + object(shown.fields)
+    if all {
+      out += ", \"all\": [" + blocks.map { "{" + identity($0) + ", \"stats\": " + object($0.fields) + "}" }
+        .joined(separator: ", ") + "]"
+    }
     return out + "}"
   }
 }
 
-/// Separates `goalloc: <Name> <number>` lines from the rest of a child's standard error, which
-/// it writes to ours as it comes (a partial line that cannot be a stats line is not held back).
+/// The statistics one process printed: its pid and command line (from the block's heading line,
+/// `goalloc: MemStats of pid <pid> (<command line>)[ at exit]`) and its fields in order.
+struct StatsBlock {
+  var pid: Int32?
+  var commandLine: String?
+  var fields: [(String, UInt64)] = []
+
+  var label: String {
+    guard let pid else { return "an unnamed process" }
+    return "pid \(pid) (\(commandLine ?? "?"))"
+  }
+
+  static let headingPrefix = "MemStats of pid "
+
+  /// The pid and command line of a heading's text after "goalloc: ", or nil.
+  static func parseHeading(_ text: String) -> (Int32, String)? {
+    guard text.hasPrefix(headingPrefix) else { return nil }
+    var rest = text.dropFirst(headingPrefix.count)
+    let digits = rest.prefix { $0 >= "0" && $0 <= "9" }
+    guard let pid = Int32(digits) else { return nil }
+    rest = rest.dropFirst(digits.count)
+    guard rest.hasPrefix(" ("), let close = rest.lastIndex(of: ")") else { return nil }
+    return (pid, String(rest[rest.index(rest.startIndex, offsetBy: 2)..<close]))
+  }
+}
+
+/// Separates the statistics blocks (`goalloc: MemStats of pid ...` and `goalloc: <Name> <number>`
+/// lines) from the rest of a child's standard error, which it writes to ours as it comes (a
+/// partial line that cannot be a stats line is not held back).
 struct StatsLineFilter {
-  private(set) var blocks: [[(String, UInt64)]] = []
-  private var current: [(String, UInt64)] = []
+  private(set) var blocks: [StatsBlock] = []
+  /// Whether a bad-pointer report from the allocator went by (`goalloc: free(): ...`).
+  private(set) var sawAllocatorReport = false
+  private var current = StatsBlock()
   private var pending: [UInt8] = []
   private var passingLine = false  // the rest of the current line goes straight through
+  private var passThrough = true   // false: other lines are dropped, not written to stderr
   static let prefix = Array("goalloc: ".utf8)
+  static let heading = Array(StatsBlock.headingPrefix.utf8)
 
   mutating func feed(_ bytes: ArraySlice<UInt8>) {
     var i = bytes.startIndex
-    // Another process's stats line can arrive while a partial line of someone else's goes
-    // through (the library writes "goalloc: " with a write of its own): a read that starts like
-    // a stats line starts a new candidate line.
+    // A process's stats block can arrive while a partial line of someone else's goes through
+    // (each block is one write, but another process's line may be cut anywhere): a read that
+    // starts like a stats line starts a new candidate line.
     if passingLine {
       let head = bytes.prefix { $0 != 0x0A }
       if head.count >= 2 && Self.couldBeStats(Array(head)) { passingLine = false }
@@ -197,18 +269,32 @@ struct StatsLineFilter {
     }
   }
 
+  /// All of a captured standard error at once, keeping the blocks and dropping the other lines.
+  mutating func feedSilently(_ bytes: [UInt8]) {
+    passThrough = false
+    feed(bytes[...])
+    finish()
+  }
+
   mutating func finish() {
     if !pending.isEmpty { line(pending) }
     pending.removeAll()
-    if !current.isEmpty { blocks.append(current) }
-    current = []
+    endBlock()
   }
 
-  /// A partial line that may still turn out to be a stats line.
+  private mutating func endBlock() {
+    if !current.fields.isEmpty { blocks.append(current) }
+    current = StatsBlock()
+  }
+
+  /// A partial line that may still turn out to be a stats line (a heading, or a name and digits).
   static func couldBeStats(_ p: [UInt8]) -> Bool {
     let n = min(p.count, prefix.count)
     if Array(p[..<n]) != Array(prefix[..<n]) { return false }
     if p.count <= prefix.count { return true }
+    let rest = Array(p[prefix.count...])
+    let k = min(rest.count, heading.count)
+    if Array(rest[..<k]) == Array(heading[..<k]) { return true }  // the heading: anything up to the newline
     // "goalloc: Name 123": letters, one space, digits.
     var i = prefix.count
     while i < p.count && Self.isLetter(p[i]) { i += 1 }
@@ -217,6 +303,14 @@ struct StatsLineFilter {
     i += 1
     while i < p.count && p[i] >= 0x30 && p[i] <= 0x39 { i += 1 }
     return i == p.count
+  }
+
+  /// "goalloc: <op>(): ...": the library's one-line report of a bad free, realloc or size query.
+  static func isBadPointerReport(_ l: [UInt8]) -> Bool {
+    guard l.starts(with: prefix) else { return false }
+    var i = prefix.count
+    while i < l.count && (isLetter(l[i]) || l[i] == 0x5F) { i += 1 }
+    return i > prefix.count && l[i...].starts(with: Array("(): ".utf8))
   }
 
   static func isLetter(_ c: UInt8) -> Bool { (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) }
@@ -236,19 +330,27 @@ struct StatsLineFilter {
   }
 
   private mutating func line(_ l: [UInt8]) {
+    var text = l[...]
+    if text.last == 0x0A { text = text.dropLast() }
+    if text.starts(with: Self.prefix),
+       let (pid, commandLine) = StatsBlock.parseHeading(String(decoding: text.dropFirst(Self.prefix.count), as: UTF8.self)) {
+      endBlock()
+      current.pid = pid
+      current.commandLine = commandLine
+      return
+    }
     guard let (name, value) = Self.parse(l) else {
+      if Self.isBadPointerReport(l) { sawAllocatorReport = true }
       forward(l[...])
       return
     }
-    // A name seen again starts the next process's block.
-    if current.contains(where: { $0.0 == name }) {
-      blocks.append(current)
-      current = []
-    }
-    current.append((name, value))
+    // A name seen again starts the next process's block (a block without a heading).
+    if current.fields.contains(where: { $0.0 == name }) { endBlock() }
+    current.fields.append((name, value))
   }
 
   private func forward(_ bytes: ArraySlice<UInt8>) {
+    guard passThrough else { return }
     bytes.withUnsafeBytes { b in
       var off = 0
       while off < b.count {

@@ -26,8 +26,7 @@ struct TraceCommand: ParsableCommand {
   )
 
   func run() throws {
-    printError("goalloc trace: missing subcommand: record, summarize or replay (see `goalloc trace --help`)")
-    throw ExitCode.validationFailure
+    throw ValidationError("missing subcommand: record, summarize or replay")
   }
 }
 
@@ -61,8 +60,7 @@ struct TraceRecordCommand: ParsableCommand {
 
   func run() throws {
     guard !command.isEmpty else {
-      printError("goalloc trace record: missing command; usage: goalloc trace record -o FILE [--stacks] -- CMD [ARGS...]")
-      throw ExitCode(2)
+      throw ValidationError("missing command; usage: goalloc trace record -o FILE [--stacks] -- CMD [ARGS...]")
     }
     let library = try Preload.libraryPath()
     let path = Files.absolute(output)

@@ -70,4 +70,160 @@ struct CLITests {
     #expect(!r.timedOut && r.reason == .exit && r.status == 127, "\(r)")
     #expect(r.stderrLines.count == 1 && r.stderr.contains("/nonexistent/goalloc-no-such-program"), "\(r)")
   }
+
+  // MARK: messages and exit codes
+
+  @Test("every usage error: one line on stderr, exit status 64")
+  func usageErrorsExit64() async throws {
+    let cli = try Paths.requireCLI()
+    let cases: [[String]] = [
+      ["run"], ["run", "--stats", "--"], ["stats"], ["compare"], ["trace"], ["trace", "record", "-o", "t"],
+      ["bogus"], ["run", "--bogus", "--", "/bin/true"], ["bench", "--runs", "0"], ["heapmap"],
+      ["sizeclasses", "--csv", "--emit-c"], ["heapmap", "x", "--columns", "abc"], ["compare", "--allocator", "nope", "--", "/bin/true"],
+    ]
+    for args in cases {
+      let r = try await Subprocess.run(cli.path, args, timeout: 30)
+      #expect(!r.timedOut && r.reason == .exit && r.status == 64, "\(args)\n\(r)")
+      #expect(r.stderrLines.count == 1 && r.stdout.isEmpty, "exactly one error line\n\(r)")
+    }
+  }
+
+  @Test("a negative number gets a clear message")
+  func negativeNumbers() async throws {
+    let cli = try Paths.requireCLI()
+    for args in [["bench", "--runs", "-1"], ["trace", "replay", "t", "--runs", "-2"], ["heapmap", "m", "--columns", "-5"],
+                 ["compare", "--runs", "-3", "--", "/bin/true"], ["trace", "summarize", "t", "--top", "-1"]] {
+      let r = try await Subprocess.run(cli.path, args, timeout: 30)
+      #expect(r.status == 64 && r.stderrLines.count == 1, "\(r)")
+      let option = args[args.count - 2 - (args.last == "/bin/true" ? 2 : 0)]
+      #expect(r.stderr.contains("\(option) -") && r.stderr.contains("negative numbers are not accepted"), "\(r)")
+      #expect(!r.stderr.contains("Missing value"), "\(r)")
+    }
+  }
+
+  @Test("a command's own flags without `--` before them: the message suggests `--`")
+  func suggestsDoubleDash() async throws {
+    let cli = try Paths.requireCLI()
+    let cases: [([String], String)] = [
+      (["run", "ls", "-l"], "goalloc run -- ls -l"),
+      (["run", "--stats", "ls", "-l"], "goalloc run --stats -- ls -l"),
+      (["stats", "ls", "-la"], "goalloc stats -- ls -la"),
+      (["trace", "record", "-o", "t.trace", "ls", "-l"], "goalloc trace record -o t.trace -- ls -l"),
+      (["compare", "python3", "-c", "pass"], "goalloc compare -- python3 -c pass"),
+    ]
+    for (args, suggestion) in cases {
+      let r = try await Subprocess.run(cli.path, args, timeout: 30)
+      #expect(r.status == 64 && r.stderrLines.count == 1, "\(r)")
+      #expect(r.stderr.contains("put `--` before the command") && r.stderr.contains(suggestion), "\(r)")
+    }
+  }
+
+  @Test("heap-map parse errors name the line")
+  func heapMapLineNumbers() async throws {
+    let cli = try Paths.requireCLI()
+    let dir = try Paths.freshDirectory("badmap")
+    let map = dir.appendingPathComponent("map.txt")
+    try "# goalloc heapmap v1\narena 0xc000000000 67108864\nspan 0xc000000000 1 banana\n"
+      .write(to: map, atomically: true, encoding: .utf8)
+    let r = try await Subprocess.run(cli.path, ["heapmap", map.path], timeout: 30)
+    #expect(r.status == 1 && r.stderrLines.count == 1, "\(r)")
+    #expect(r.stderr.contains("\(map.path): line 3: "), "\(r)")
+  }
+
+  @Test("--version names the version and the library's build")
+  func version() async throws {
+    let cli = try Paths.requireCLI()
+    let r = try await Subprocess.run(cli.path, ["--version"], timeout: 30)
+    #expect(r.exitedCleanly && r.stdoutLines.count == 2, "\(r)")
+    #expect(r.stdoutLines.first?.hasPrefix("goalloc ") == true, "\(r)")
+    #expect(r.stdoutLines.last?.hasPrefix("library: \(Paths.library.path), build-id ") == true, "\(r)")
+  }
+
+  // MARK: compare and the bench chart
+
+  @Test("compare: a table of allocators, GoAlloc's MemStats of the command's own process, a heap map")
+  func compare() async throws {
+    let cli = try Paths.requireCLI()
+    let hello = try await FixtureBuilder.shared.executable("hello.c")
+    let dir = try Paths.freshDirectory("compare")
+    let svg = dir.appendingPathComponent("heap.svg")
+    let r = try await Subprocess.run(cli.path, ["compare", "--runs", "2", "--allocator", "glibc", "--allocator", "goalloc",
+                                                "--heapmap", svg.path, "--", hello.path], timeout: 120)
+    #expect(r.exitedCleanly, "\(r)")
+    let out = r.stdoutLines
+    #expect(out.first == "\(hello.lastPathComponent): median of 2 runs under each allocator", "\(r)")
+    #expect(out.contains { $0.hasPrefix("  glibc ") && $0.contains(" s ") && $0.contains("1.00x") }, "\(r)")
+    #expect(out.contains { $0.hasPrefix("  goalloc ") && $0.contains("x") }, "\(r)")
+    #expect(out.contains { $0.hasPrefix("GoAlloc's MemStats at the exit of pid ") && $0.contains("(\(hello.lastPathComponent))") }, "\(r)")
+    #expect(out.contains { $0.hasPrefix("  operations ") && $0.contains("mallocs") }, "\(r)")
+    #expect(out.contains { $0.hasPrefix("Output") && $0.contains("the same under every allocator") }, "\(r)")
+    #expect(out.contains { $0.hasPrefix("Heap map") && $0.hasSuffix(svg.path) }, "\(r)")
+    #expect(FileManager.default.fileExists(atPath: svg.path))
+    #expect(!r.stderr.contains("goalloc: Mallocs"), "no raw stats\n\(r)")
+  }
+
+  @Test("bench chart: value labels overlap neither each other nor other bars")
+  func benchChartLabels() async throws {
+    let cli = try Paths.requireCLI()
+    let dir = try Paths.freshDirectory("bench")
+    let r = try await Subprocess.run(cli.path, ["bench", "--quick", "--runs", "1", "--no-go", "--workload", "pair",
+                                                "--workload", "large", "--allocator", "glibc", "--allocator", "goalloc",
+                                                "--source", Paths.packageRoot.path, "--out", dir.path], timeout: 300)
+    #expect(r.exitedCleanly, "\(r)")
+    let svg = try String(contentsOf: dir.appendingPathComponent("results.svg"), encoding: .utf8)
+    let chart = ChartGeometry(svg)
+    #expect(chart.labels.count >= 2, "a value label per GoAlloc bar\n\(svg)")
+    for (i, a) in chart.labels.enumerated() {
+      for b in chart.labels[(i + 1)...] { #expect(!a.box.overlaps(b.box), "labels \(a.text) and \(b.text) overlap") }
+      for bar in chart.bars where !bar.contains(a.box) {
+        #expect(!a.box.overlaps(bar), "label \(a.text) overlaps a bar it does not belong to")
+      }
+    }
+    let width = try #require(chart.width)
+    #expect(width >= 800, "room for the title and the legend: \(width)")
+  }
+}
+
+/// The boxes of an SVG bench chart: bars (rects with a <title>) and vertical value labels.
+struct ChartGeometry {
+  struct Box { var x0, y0, x1, y1: Double
+    func overlaps(_ o: Box) -> Bool { x0 < o.x1 && o.x0 < x1 && y0 < o.y1 && o.y0 < y1 }
+  }
+  var bars: [Box] = []
+  var labels: [(text: String, box: Box)] = []
+  var width: Double?
+
+  init(_ svg: String) {
+    func attr(_ line: Substring, _ name: String) -> String? {
+      guard let r = line.range(of: " \(name)=\"") else { return nil }
+      return String(line[r.upperBound...].prefix { $0 != "\"" })
+    }
+    for line in svg.split(separator: "\n") {
+      if line.hasPrefix("<svg"), let w = attr(line, "width").flatMap(Double.init) { width = w }
+      if line.hasPrefix("<rect"), line.contains("<title>"),
+         let x = attr(line, "x").flatMap(Double.init), let y = attr(line, "y").flatMap(Double.init),
+         let w = attr(line, "width").flatMap(Double.init), let h = attr(line, "height").flatMap(Double.init) {
+        bars.append(Box(x0: x, y0: y, x1: x + w, y1: y + h))
+      }
+      // <text transform="translate(X,Y) rotate(-90)" text-anchor="start|end" font-size="9" ...>T</text>
+      if line.hasPrefix("<text transform=\"translate("), line.contains("rotate(-90)"),
+         let t = attr(line, "transform"), let anchor = attr(line, "text-anchor") {
+        let nums = t.dropFirst("translate(".count).prefix { $0 != ")" }.split(separator: ",").compactMap { Double($0) }
+        guard nums.count == 2, let gt = line.lastIndex(of: ">"), let open = line[..<gt].lastIndex(of: "<"),
+              let start = line[..<open].lastIndex(of: ">") else { continue }
+        let text = String(line[line.index(after: start)..<open])
+        let length = Double(text.count) * 5.6   // DejaVu Sans at 9 px, about 5.4 px a digit
+        let (x, y) = (nums[0], nums[1])
+        let box = anchor == "end" ? Box(x0: x - 7, y0: y, x1: x, y1: y + length) : Box(x0: x - 7, y0: y - length, x1: x, y1: y)
+        labels.append((text, box))
+      }
+    }
+  }
+}
+
+extension ChartGeometry.Box {
+  /// Whether `inner` lies inside this box (a label written inside its own bar).
+  func contains(_ inner: ChartGeometry.Box) -> Bool {
+    inner.x0 >= x0 - 1 && inner.x1 <= x1 + 1 && inner.y0 >= y0 - 1 && inner.y1 <= y1 + 1
+  }
 }

@@ -122,8 +122,8 @@ struct ProcessResult: CustomStringConvertible {
   var stdoutLines: [String] { stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty } }
   var stderrLines: [String] { stderr.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty } }
 
-  /// stderr without the allocator's stats lines (what the program itself wrote there).
-  var stderrWithoutStats: [String] { stderrLines.filter { Stats.parseLine($0) == nil } }
+  /// stderr without the allocator's stats blocks (what the program itself wrote there).
+  var stderrWithoutStats: [String] { stderrLines.filter { Stats.parseLine($0) == nil && Stats.parseHeading($0) == nil } }
 
   var description: String {
     let how = timedOut ? "TIMED OUT" : reason == .exit ? "exit \(status)" : "signal \(status)"
@@ -165,8 +165,8 @@ private final class ExitFlag: @unchecked Sendable {
 enum Subprocess {
   /// Runs `executable` with `arguments`; stdout and stderr go to files (no pipe can fill up and
   /// block the child). After `timeout` seconds the process and all its descendants are killed
-  /// and the result says `timedOut`. The environment is this process's without LD_PRELOAD and
-  /// GOALLOC_DEBUG, then `preload`, then `environment`.
+  /// and the result says `timedOut`. The environment is this process's without LD_PRELOAD,
+  /// GOALLOC_DEBUG, GOALLOC_MEMLIMIT and GOALLOC_LIB, then `preload`, then `environment`.
   static func run(
     _ executable: String, _ arguments: [String] = [], preload: Preload = .none,
     environment: [String: String] = [:], directory: URL? = nil, stdin: URL? = nil,
@@ -181,6 +181,8 @@ enum Subprocess {
     var env = ProcessInfo.processInfo.environment
     env["LD_PRELOAD"] = nil
     env["GOALLOC_DEBUG"] = nil
+    env["GOALLOC_MEMLIMIT"] = nil
+    env["GOALLOC_LIB"] = nil  // the CLI would preload it instead of the library beside the tests
     if preload.library { env["LD_PRELOAD"] = try (preload.path ?? Paths.requireLibrary()).path }
     if let d = preload.debug { env["GOALLOC_DEBUG"] = d }
     for (k, v) in environment { env[k] = v }
@@ -301,8 +303,25 @@ actor FixtureBuilder {
 
 // MARK: - Stats
 
-/// `goalloc: <Name> <N>` lines printed at exit under GOALLOC_DEBUG=stats=1, one block per process.
+/// The blocks printed at exit under GOALLOC_DEBUG=stats=1, one per process: a heading
+/// `goalloc: MemStats of pid <pid> (<command line>) at exit`, then `goalloc: <Name> <N>` lines.
 enum Stats {
+  /// The pid and command line of a block's heading line, or nil.
+  static func parseHeading(_ line: String) -> (pid: Int32, command: String)? {
+    let prefix = "goalloc: MemStats of pid "
+    guard line.hasPrefix(prefix) else { return nil }
+    let rest = line.dropFirst(prefix.count)
+    let digits = rest.prefix { $0.isNumber }
+    guard let pid = Int32(digits), rest.dropFirst(digits.count).hasPrefix(" ("),
+          let open = rest.firstIndex(of: "("), let close = rest.lastIndex(of: ")") else { return nil }
+    return (pid, String(rest[rest.index(after: open)..<close]))
+  }
+
+  /// Every heading in `stderr`, in order.
+  static func headings(_ stderr: String) -> [(pid: Int32, command: String)] {
+    stderr.split(separator: "\n").compactMap { parseHeading(String($0)) }
+  }
+
   static func parseLine(_ line: String) -> (String, UInt64)? {
     guard line.hasPrefix("goalloc: ") else { return nil }
     let parts = line.dropFirst("goalloc: ".count).split(separator: " ")
@@ -310,11 +329,15 @@ enum Stats {
     return (String(parts[0]), v)
   }
 
-  /// The blocks in `stderr`; a block ends where a name repeats (the next process's block).
+  /// The blocks in `stderr`; a block ends at a heading or where a name repeats.
   static func blocks(_ stderr: String) -> [[String: UInt64]] {
     var result: [[String: UInt64]] = []
     var current: [String: UInt64] = [:]
     for line in stderr.split(separator: "\n") {
+      if parseHeading(String(line)) != nil, !current.isEmpty {
+        result.append(current)
+        current = [:]
+      }
       guard let (k, v) = parseLine(String(line)) else { continue }
       if current[k] != nil {
         result.append(current)

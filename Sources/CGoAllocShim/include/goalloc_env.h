@@ -1,4 +1,5 @@
-// The allocator's settings from the environment (env.c): GOALLOC_DEBUG and GOALLOC_MEMLIMIT.
+// The allocator's settings from the environment (env.c): GOALLOC_DEBUG and GOALLOC_MEMLIMIT,
+// checked once per process (one warning line on stderr per bad setting, which keeps its default).
 // getenv does not allocate; before libc has set `environ` up (early in the dynamic loader) every
 // reader answers "not available yet".
 #ifndef GOALLOC_ENV_H
@@ -11,8 +12,8 @@
 extern "C" {
 #endif
 
-// GOALLOC_DEBUG=stats=1,badfree=warn,check=1,scavenger=0,fixedheap=1 (and key=value settings, see
-// below)
+// GOALLOC_DEBUG=stats=1,badfree=warn,check=1,scavenger=0,fixedheap=1 (and key=value settings
+// read with goalloc_debug_value); env.c's `settings` table lists every key.
 enum {
   GOALLOC_DEBUG_STATS = 1u << 0,
   GOALLOC_DEBUG_BADFREE_WARN = 1u << 1,
@@ -28,9 +29,28 @@ uint32_t goalloc_debug_flags_from_env(void);
 /// GOALLOC_DEBUG=fixedheap=1, read from /proc/self/environ while `environ` is not set up yet (the
 /// heap's placement is decided at its creation, which may be the first malloc of the process).
 int goalloc_debug_fixed_heap(void);
-/// Copies the value of `key` in GOALLOC_DEBUG (e.g. allocfreetrace=FILE) into buf. 1 if present.
+/// 1 when this code is built with ThreadSanitizer (whose shadow memory the random heap range
+/// would overlap), else 0.
+static inline int goalloc_built_with_tsan(void) {
+#if defined(__SANITIZE_THREAD__)
+  return 1;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+  return 1;
+#else
+  return 0;
+#endif
+#else
+  return 0;
+#endif
+}
+/// Copies the value of `key` in GOALLOC_DEBUG (e.g. allocfreetrace=FILE; the last one given)
+/// into buf. 1 if present and not refused by the check (a refused setting reads as absent).
 int goalloc_debug_value(const char *key, char *buf, size_t len);
-/// GOALLOC_MEMLIMIT: bytes, or with a KiB/MiB/GiB/TiB (or K/M/G/T, KB/MB/GB) suffix. 0 = none.
+/// One warning line: the file of setting `key` (e.g. heapmap) could not be opened (errno `err`).
+void goalloc_warn_output(const char *key, const char *path, int err);
+/// GOALLOC_MEMLIMIT: bytes, or with a B/KiB/MiB/GiB/TiB (or K/M/G/T, KB/MB/GB/TB) unit. 0 = none
+/// (also when it is malformed: the check warns once).
 uint64_t goalloc_memlimit_from_env(void);
 
 #ifdef __cplusplus

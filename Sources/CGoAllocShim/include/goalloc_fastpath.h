@@ -51,6 +51,10 @@ extern uintptr_t goalloc_span_window __attribute__((visibility("hidden")));
 /// a - base < window. `base` and `table` never change once set; `window` (bytes of the window whose
 /// table pages are mapped) only grows. Until the first call every lookup misses.
 void goalloc_span_window_publish(uintptr_t base, void **table, uintptr_t window);
+/// Bytes of address space the table is mapped with (0 until it is): MemStats' SysReserved.
+static inline size_t goalloc_span_table_bytes(void) {
+  return (size_t)(__atomic_load_n(&goalloc_span_window, __ATOMIC_ACQUIRE) >> 13) * sizeof(void *);
+}
 
 /// A compiler-only barrier (no instruction). After a call it keeps the call from becoming a tail
 /// call, so the caller needs a stack frame only on that path (the free fast path has none).

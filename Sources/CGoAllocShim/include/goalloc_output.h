@@ -23,9 +23,25 @@ void goalloc_report_corruption(const char *what, uintptr_t addr);
 int goalloc_stats_fd(void);
 void goalloc_stats_fd_init(void);
 /// "1", "stderr" or "-" -> 2; otherwise the file (with "%p" replaced by the process id), created
-/// or truncated. -1 on failure.
+/// or truncated. On failure the negated errno (errno itself is left alone).
 int goalloc_open_output(const char *path);
+/// Whether goalloc_open_output(path) can succeed, without creating anything: 0, or the errno
+/// that says why not (the file or its folder is missing, not writable, or a folder).
+int goalloc_output_check(const char *path);
 void goalloc_close_output(int fd);
+
+/// A block of text built on the stack and written with one write(2), so blocks that processes
+/// write to one pipe at the same moment do not interleave (a pipe keeps writes of up to
+/// PIPE_BUF = 4096 bytes whole). Text beyond the buffer is dropped.
+struct goalloc_text {
+  size_t len;
+  char bytes[4096 - sizeof(size_t)];
+};
+void goalloc_text_put(struct goalloc_text *t, const char *s, size_t n);
+void goalloc_text_str(struct goalloc_text *t, const char *s);
+void goalloc_text_u64(struct goalloc_text *t, uint64_t v);
+/// Builds a block on this function's stack with `fill(block, context)`, then writes it to fd.
+void goalloc_text_write_block(int fd, void (*fill)(struct goalloc_text *, void *), void *context);
 
 #ifdef __cplusplus
 }

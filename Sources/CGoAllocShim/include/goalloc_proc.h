@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "goalloc_output.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -21,6 +22,9 @@ void goalloc_write_maps(int fd);
 /// Copies the value of environment variable `name` as the process started with it (from
 /// /proc/self/environ: usable before libc has set `environ` up) into buf. 1 if present.
 int goalloc_proc_environ_value(const char *name, char *buf, size_t len);
+/// Appends "pid <pid> (<command line>)" to t: the program by its last path component, then its
+/// arguments, cut at 96 characters (or the kernel's command name when there is no command line).
+void goalloc_text_process(struct goalloc_text *t);
 
 #ifdef __cplusplus
 }
