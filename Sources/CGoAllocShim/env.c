@@ -319,3 +319,19 @@ uint64_t goalloc_memlimit_from_env(void) {
   if (!s || !*s || !parse_memlimit(s, &v)) return 0;
   return v;
 }
+
+int goalloc_built_with_tsan(void) {
+  /* Defined here, not inline in the header: this file is compiled with the sanitizer's flags
+     (swift test --sanitize=thread), while a header's inline code is compiled into Swift without. */
+#if defined(__SANITIZE_THREAD__)
+  return 1;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+  return 1;
+#else
+  return 0;
+#endif
+#else
+  return 0;
+#endif
+}

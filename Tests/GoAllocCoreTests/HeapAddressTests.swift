@@ -33,7 +33,7 @@ import CGoAllocShim
     if !space.fixed {
       #expect(w >= randomWindowLow && w < randomWindowHigh && w % UInt(heapArenaBytes) == 0)
     } else {
-      #expect(w == UInt(GOALLOC_FIXED_HEAP_BASE))
+      #expect(w == (goalloc_built_with_tsan() != 0 ? tsanHeapBase : UInt(GOALLOC_FIXED_HEAP_BASE)))
     }
     #expect(a >= w && a < w + UInt(spanWindowBytes))
     #expect(goalloc_span_lookup(a) == UnsafeMutableRawPointer(s))

@@ -31,19 +31,7 @@ uint32_t goalloc_debug_flags_from_env(void);
 int goalloc_debug_fixed_heap(void);
 /// 1 when this code is built with ThreadSanitizer (whose shadow memory the random heap range
 /// would overlap), else 0.
-static inline int goalloc_built_with_tsan(void) {
-#if defined(__SANITIZE_THREAD__)
-  return 1;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-  return 1;
-#else
-  return 0;
-#endif
-#else
-  return 0;
-#endif
-}
+int goalloc_built_with_tsan(void);
 /// Copies the value of `key` in GOALLOC_DEBUG (e.g. allocfreetrace=FILE; the last one given)
 /// into buf. 1 if present and not refused by the check (a refused setting reads as absent).
 int goalloc_debug_value(const char *key, char *buf, size_t len);
