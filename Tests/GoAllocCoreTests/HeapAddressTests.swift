@@ -126,7 +126,8 @@ import CGoAllocShim
   func procEnviron() {
     var buf = [CChar](repeating: 0, count: 4096)
     #expect(goalloc_proc_environ_value("PATH", &buf, buf.count) == 1)
-    #expect(String(cString: buf) == String(cString: getenv("PATH")!))
+    let value = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    #expect(value == String(cString: getenv("PATH")!))
     #expect(goalloc_proc_environ_value("GOALLOC_NO_SUCH_VARIABLE", &buf, buf.count) == 0)
     #expect(goalloc_proc_environ_value("PAT", &buf, buf.count) == 0)  // a prefix is not a name
   }
