@@ -146,20 +146,22 @@ extension MCache {
     // room - 1 below zero: full (room is at most 256, so the sign bit is free).
     let room = l[ClassGroup.room] &- 1
     if _slowPath(Int(bitPattern: room) < 0) { return false }
-    let o = UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped  // Safe: a is a slot.
-    o[ListedObject.next] = l[ClassGroup.head] &* l[ClassGroup.encode]
-    o[ListedObject.mark] = l[ClassGroup.key]
-    l[ClassGroup.head] = a
+    listLink(l, a)
     l[ClassGroup.room] = room
     return true
   }
 
-  /// listPush without the room check (the caller knows there is room: SecureMode's shuffle).
-  @inline(__always) func listPushUnbounded(_ l: UnsafeMutablePointer<UInt>, _ a: UInt) {
+  /// Makes slot a the head of list l: its encoded link to the old head, its listed mark.
+  @inline(__always) func listLink(_ l: UnsafeMutablePointer<UInt>, _ a: UInt) {
     let o = UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped  // Safe: a is a slot.
     o[ListedObject.next] = l[ClassGroup.head] &* l[ClassGroup.encode]
     o[ListedObject.mark] = l[ClassGroup.key]
     l[ClassGroup.head] = a
+  }
+
+  /// listPush without the room check (the caller knows there is room: SecureMode's shuffle).
+  @inline(__always) func listPushUnbounded(_ l: UnsafeMutablePointer<UInt>, _ a: UInt) {
+    listLink(l, a)
     l[ClassGroup.room] &-= 1
   }
 

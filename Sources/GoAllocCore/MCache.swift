@@ -127,7 +127,11 @@ public struct MCacheLink {
   /// `clear`, zeroes the slot (every path of malloc ends here).
   @inline(__always) @usableFromInline func mallocDone(_ spc: SpanClass, _ p: UInt, requested size: Int, clear: Bool) {
     countMalloc(spc, requested: size)
-    if clear { goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(spc.smallSizeclass)) }
+    if clear { MCache.zeroSlot(spc, p) }
+  }
+  /// Zeroes slot p of small class spc.
+  @inline(__always) @usableFromInline static func zeroSlot(_ spc: SpanClass, _ p: UInt) {
+    goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, classSize(spc.smallSizeclass))
   }
   @inline(__always) @usableFromInline func countFree(_ spc: SpanClass) { counterBump(counters + MCache.freesIdx(spc)) }
   @inline(__always) var header: UnsafeMutablePointer<MCacheHeader> {

@@ -73,8 +73,11 @@ func mallocgc(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool) -> Unsafe
     let l = c.list(spc)
     let head = l[ClassGroup.head]
     if head != 0 {
+      // Counted first: the path then shares no tail with the one below, so it needs no jump
+      // (a corrupted link is counted too, and the slow path aborts on it).
+      c.countMalloc(spc, requested: size)
       if _fastPath(c.listPopHead(l, head)) {
-        c.mallocDone(spc, head, requested: size, clear: zero)
+        if zero { MCache.zeroSlot(spc, head) }
         return UnsafeMutableRawPointer(bitPattern: head)
       }
     } else {
