@@ -4,12 +4,15 @@
 //   1. The span of p: one load in the flat span table (the first 64 GiB of heap), else the arena
 //      index; looked up once and handed down. "Not ours", dead spans and interior pointers are
 //      reported (`MHeap.badFree`: abort, or count and go on with GOALLOC_DEBUG=badfree=warn).
-//   2. A slot of 16 B or more that is handed out goes onto this thread's FreeList for its class,
-//      whoever allocated it (the fast path, `freeObject`); a full list sends half of itself to
-//      the span bitmaps first (MCache.flushList).
-//   3. What reaches the bitmaps (list flushes, 8 B slots, threads without a cache): in a span this
-//      thread owns, a plain bit (MCache.ownerFree); else an atomic bit and perhaps a claim of a
-//      floating span (MCache.freeRemote).
+//   2. A slot of 16 B or more, handed out, of a span at home in this thread's cache (MSpan.home:
+//      it owns the span or did last) goes onto this thread's FreeList for its class (the fast
+//      path, `freeObject`); a full list sends half of itself to the span bitmaps first
+//      (MCache.flushList).
+//   3. What reaches the bitmaps (another thread's objects, list flushes, 8 B slots): in a span
+//      this thread owns, a plain bit (MCache.ownerFree); else an atomic bit and perhaps a claim
+//      of a floating span (MCache.freeRemote). So an object always goes back to the thread that
+//      allocated it, through its span (as mimalloc's thread-free lists, with bits): it never
+//      migrates to the freeing thread, whose lines would then sit beside the owner's.
 //   4. Tiny sub-objects count down their block; the last one frees the block as in 3.
 //   5. Large objects: the span goes to the LargeCache or back to the page heap.
 //
@@ -29,9 +32,11 @@ func freeObject(_ p: UnsafeMutableRawPointer?, op: StaticString) {
   let span = goalloc_span_lookup(a)?.assumingMemoryBound(to: MSpan.self)
   if let raw = goalloc_tls_get(), let s = span {
     let c = MCache(raw)
-    let spc = s.spanClass
+    // Only a span at home in this cache takes the free onto its list (home == the cache implies
+    // a class with lists: MCache.ownerTag); another thread's object goes back to its span.
     // (isHandedOut bounds the index by highWater <= nelems.)
-    if MCache.hasList(spc), let idx = s.slotIndexUnbounded(a) {
+    if atomicLoadRelaxedUInt(&s.pointee.home) == UInt(bitPattern: raw), let idx = s.slotIndexUnbounded(a) {
+      let spc = s.spanClass
       let l = c.list(spc)
       // The list's own copy of the key: the cache line the push writes anyway.
       if isHandedOut(s, idx, a, key: l[ClassGroup.key]) && c.listPush(l, a) {
@@ -58,7 +63,10 @@ func freeMiss(_ p: UnsafeMutableRawPointer, _ span: SpanPtr?, op: StaticString) 
 @inline(never)
 func freeSlow(_ p: UnsafeMutableRawPointer, _ span: SpanPtr?, op: StaticString) {
   guard let h = globalHeap() else { return }
-  let raw = goalloc_tls_slow_get()
+  // A thread that only frees (a consumer) gets a cache too: its counters are then its own,
+  // not shared atomics every other such thread writes. (Not once the thread is exiting.)
+  var raw = goalloc_tls_slow_get()
+  if raw == nil && goalloc_tls_state_get() == 0 { raw = createThreadCache()?.raw }
   if h.instrumented { h.recordFree(UInt(bitPattern: p)) }
   freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), raw, UInt(bitPattern: p), span: span, op: op)
 }
@@ -82,8 +90,9 @@ func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
     return
   }
   if MCache.hasList(spc) {
-    if let raw { return freeListed(MCache(raw), s, idx, a, op: op) }
-    // A thread without a cache: straight to the bitmaps, with the checks of freeListed, marked.
+    if let raw, MCache(raw).isHome(s) { return freeListed(MCache(raw), s, idx, a, op: op) }
+    // Another thread's span, or a thread without a cache: straight to the span's bitmaps (the
+    // object goes home: no migration between threads' lists), with freeListed's checks, marked.
     if !checkHandedOut(h, s, idx, a, op: op) { return }
     MCache.setFreeMark(a, key: h.pointee.freeKey)
   }

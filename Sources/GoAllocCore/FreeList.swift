@@ -1,9 +1,11 @@
 // FreeList: each mcache's per-span-class LIFO of objects its thread freed (tcmalloc's thread
 // cache, in front of Go's bitmaps). A malloc takes the most recently freed object of its class
-// (hot in the cache; a steady loop touches one slot per class); a free pushes onto the list,
-// whichever thread allocated the object, with no atomics and no bitmap access. When a list is
-// full, half of it is *flushed* through the bitmap free path (MSpan: the owner's local bits, or
-// the remote atomics for another thread's span), so spans still empty and go back to the heap.
+// (hot in the cache; a steady loop touches one slot per class); a free of an object whose span
+// is at home in the cache (MSpan.home: the thread allocated it) pushes onto the list, with no
+// atomics and no bitmap access; another thread's objects go back to their spans (Free.swift).
+// When a list is full, half of it is *flushed* through the bitmap free path (MSpan: the owner's
+// local bits, or the remote atomics for a span that changed hands since), so spans still empty
+// and go back to the heap.
 //
 // A slot of a list-eligible class is in one of four states, told apart without the bitmaps:
 //   never handed out   slot index >= span.highWater

@@ -103,6 +103,7 @@ extension MCache {
         if s.spanClass != spc { r.fail("current span of another class") }
         if s.pointee.place != placeCurrent { r.fail("current span not placed current") }
         if atomicLoadRelaxedUInt(&s.pointee.owner) != ownerTag(spc) { r.fail("current span owned by another") }
+        if atomicLoadRelaxedUInt(&s.pointee.home) != ownerTag(spc) { r.fail("current span at home elsewhere") }
         if atomicLoad64(&s.pointee.freeState) & fsFlags != fsCached { r.fail("current span without CACHED") }
         s.checkGeometry(h, &r)
         s.checkCounts(&r)
@@ -115,6 +116,8 @@ extension MCache {
           r.spansChecked += 1
           if s.spanClass != spc { r.fail("ready span of another class") }
           if s.pointee.place != placeReady { r.fail("ready span not placed ready") }
+          if atomicLoadRelaxedUInt(&s.pointee.owner) != ownerTag(spc) { r.fail("ready span owned by another") }
+          if atomicLoadRelaxedUInt(&s.pointee.home) != ownerTag(spc) { r.fail("ready span at home elsewhere") }
           if s.pointee.onext.unsafelyUnwrapped.pointee.oprev != s { r.fail("broken ready-list links") }
           if atomicLoad64(&s.pointee.freeState) & fsFlags != fsCached { r.fail("ready span without CACHED") }
           s.checkGeometry(h, &r)

@@ -12,13 +12,14 @@
 // `alloc` sits at offset 0 so the fast path indexes the cache pointer directly. A malloc or free
 // that the FreeList serves touches one line of the cache (the class's group) and the object.
 //
-// A span the cache has exhausted floats (owned by nobody, as Go's full spans); the first free
-// into it claims it (MSpan) into the freeing thread's *ready* list: a circular list per class
-// (owner only, linked through MSpan.onext/oprev), used oldest first, so a span has gathered
-// frees from the whole working set by the time it is used again. A thread's frees into spans it
-// filled itself are claimed so; another thread's spans go to the mcentral, so a thread that
-// mostly frees (a consumer) does not hoard a producer's memory. Nobody holds a full span, so memory freed by other threads
-// is never stuck with an idle thread. A ready span whose objects this thread has all freed goes
+// A span the cache has exhausted floats (owned by nobody, as Go's full spans) but stays at home
+// here (MSpan.home): this thread's frees of its objects still go onto its lists. The first free
+// that reaches its bitmaps claims it: into this thread's *ready* list if it is at home here (a
+// circular list per class, owner only, linked through MSpan.onext/oprev, used oldest first, so
+// a span has gathered frees from the whole working set by the time it is used again), else
+// onto the mcentral's partial list, so a thread that mostly frees (a consumer) does not hoard a
+// producer's memory. Nobody holds a full span, so memory freed by other threads is never stuck
+// with an idle thread. A ready span whose objects this thread has all freed goes
 // back to the mcentral (the mheap can reuse its pages), unless the thread filled it itself and it
 // is the class's only ready span.
 // Refill order: the ready list (passing over up to `readySkips` spans with under 1/8 of their
@@ -216,10 +217,13 @@ public struct MCacheLink {
     }
   }
 
-  /// The value of MSpan.owner for a span of class spc this cache owns: the cache, except for
-  /// tiny blocks (0): frees of tiny objects always take the full path, and the free fast path
-  /// then needs no class check (owner == cache implies a small, non-tiny span).
-  @inline(__always) func ownerTag(_ spc: SpanClass) -> UInt { spc.isTiny ? 0 : UInt(bitPattern: raw) }
+  /// The value of MSpan.owner (and home) for a span of class spc this cache owns: the cache for
+  /// classes with lists; the cache with bit 0 set for 8 B slots; 0 for tiny blocks. Frees of
+  /// tiny and 8 B objects then always take the full path, and the free fast path needs no class
+  /// check (home == cache implies a class with lists).
+  @inline(__always) func ownerTag(_ spc: SpanClass) -> UInt {
+    spc.isTiny ? 0 : MCache.hasList(spc) ? UInt(bitPattern: raw) : UInt(bitPattern: raw) | 1
+  }
 
   // MARK: ready lists (owner thread only)
 
@@ -259,13 +263,21 @@ public struct MCacheLink {
     s.pointee.place = placeCurrent
   }
 
-  /// Did this cache fill span s (its last owner)? Its frees then claim s into the ready list.
-  func filled(_ s: SpanPtr) -> Bool {
-    atomicLoadRelaxedUInt(&s.pointee.lastOwner) == UInt(bitPattern: raw)
+  /// Is span s at home in this cache (it owns s, or did last and nobody took it since)? Its
+  /// frees then go onto this cache's lists, and a free that finds s floating claims it into the
+  /// ready list.
+  @inline(__always) func isHome(_ s: SpanPtr) -> Bool {
+    atomicLoadRelaxedUInt(&s.pointee.home) & ~1 == UInt(bitPattern: raw)
+  }
+  /// This cache takes span s of class spc (from the mcentral, or claimed from floating).
+  @inline(__always) func take(_ spc: SpanClass, _ s: SpanPtr) {
+    let tag = ownerTag(spc)
+    atomicStoreRelaxedUInt(&s.pointee.owner, tag)
+    atomicStoreRelaxedUInt(&s.pointee.home, tag)
   }
   /// s was claimed from floating (CACHED set) by this thread's free.
   func addReady(_ spc: SpanClass, _ s: SpanPtr) {
-    atomicStoreRelaxedUInt(&s.pointee.owner, ownerTag(spc))
+    take(spc, s)
     listAppend(readyHeads + spc.index, s)
     s.pointee.place = placeReady
     readyCounts[spc.index] &+= 1
@@ -278,7 +290,7 @@ public struct MCacheLink {
   @inline(never)
   func readySpanEmptied(_ s: SpanPtr) {
     let i = Int(s.pointee.spanclass)
-    if readyCounts[i] > 1 || atomicLoadRelaxedUInt(&s.pointee.lastOwner) != UInt(bitPattern: raw) {
+    if readyCounts[i] > 1 || !isHome(s) {
       listRemove(readyHeads + i, s)
       readyCounts[i] &-= 1
       heap.central(s.spanClass).uncacheSpan(heap, s)
@@ -289,7 +301,7 @@ public struct MCacheLink {
 
   /// Does this cache own span s (its current span of a small, non-tiny class, or a ready one)?
   @inline(__always) func owns(_ s: SpanPtr) -> Bool {
-    atomicLoadRelaxedUInt(&s.pointee.owner) == UInt(bitPattern: raw)
+    atomicLoadRelaxedUInt(&s.pointee.owner) & ~1 == UInt(bitPattern: raw)
   }
 
   /// Records the free of slot idx of a span this cache owns in its own bitmap, no atomics; the
@@ -345,7 +357,7 @@ public struct MCacheLink {
   @inline(never)
   static func claimFloating(_ h: UnsafeMutablePointer<MHeap>, _ c: MCache?, _ s: SpanPtr,
                             batch: UnsafeMutablePointer<SpanPtr?>?) {
-    if let c, c.heap == h && c.filled(s) {
+    if let c, c.heap == h && c.isHome(s) {
       if s.claim(fsCached) { c.addReady(s.spanClass, s) }
       return
     }
@@ -391,7 +403,7 @@ public struct MCacheLink {
       central.release(s)  // only late-detected double frees leave it full
     }
     guard let s = central.cacheSpan(h) else { return nil }
-    atomicStoreRelaxedUInt(&s.pointee.owner, ownerTag(spc))
+    take(spc, s)
     alloc[spc.index] = s
     if _slowPath(h.debugFlags & UInt32(GOALLOC_DEBUG_CHECK) != 0) {
       header.pointee.refills &+= 1

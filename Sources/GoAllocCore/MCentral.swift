@@ -66,8 +66,7 @@ extension UnsafeMutablePointer where Pointee == MCentral {
   /// partial list under `lock`): it floats if it is full with no frees pending, else it goes on
   /// the partial list. Takes `lock` only for the latter (`locked`: the caller holds it).
   func release(_ s: SpanPtr, locked: Bool = false) {
-    atomicStoreRelaxedUInt(&s.pointee.lastOwner, atomicLoadRelaxedUInt(&s.pointee.owner))
-    atomicStoreRelaxedUInt(&s.pointee.owner, 0)
+    atomicStoreRelaxedUInt(&s.pointee.owner, 0)  // (home stays: see MSpan.home)
     while true {
       let cur = atomicLoad64(&s.pointee.freeState)
       if s.pointee.allocCount == s.pointee.nelems && fsPending(cur) <= 0 {

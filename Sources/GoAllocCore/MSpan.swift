@@ -2,8 +2,9 @@
 //
 // Allocation state is Go's: a slot is allocated iff `i < freeindex` or its allocBits bit is set;
 // `allocCache` is the complement of allocBits for the 64 slots starting at freeindex, so the
-// next free slot is one count-trailing-zeros away. A free first goes onto the freeing thread's
-// FreeList; what reaches the bitmaps (list flushes, 8 B slots, threads without a cache) is a mark
+// next free slot is one count-trailing-zeros away. A free by the thread the span is at home with
+// (`home`) goes onto its FreeList; what reaches the bitmaps (other threads' frees, list flushes,
+// 8 B slots) is a mark
 // in reverse: a free by the owner sets the slot's bit in its own `localFreeBits` (plain store);
 // any other free sets it in `freeBits` (atomic OR) and, if that word had no bit yet, adds one to
 // the pending count in `freeState`; the span's owner later *folds* the freed bits into
@@ -48,8 +49,8 @@ public struct MSpan {
   @usableFromInline var sweepgen: UInt32 = 0
   @usableFromInline var onext: SpanPtr? = nil    // owner only: links of its ready list
   @usableFromInline var oprev: SpanPtr? = nil
-  @usableFromInline var lastOwner: UInt = 0      // atomic: the mcache that last let it go
-  // Line 1: the span's geometry and its owner, read by every free (owner changes rarely).
+  @usableFromInline var owner: UInt = 0          // atomic: the owning mcache, or 0 (tagged: MCache.ownerTag)
+  // Line 1: the span's geometry and its home, read by every free (home changes rarely).
   @usableFromInline var startAddr: UInt = 0      // first byte
   @usableFromInline var elemsize: Int = 0        // bytes per slot; npages * 8 KiB for large
   @usableFromInline var nelems: Int = 0          // slots in the span
@@ -61,7 +62,10 @@ public struct MSpan {
   @usableFromInline var bitsOrder: UInt8 = 0     // bitmaps are 1 << bitsOrder words each
   @usableFromInline var guardPages: UInt8 = 0    // secure mode: inaccessible pages at the end
   @usableFromInline var _pad2: UInt8 = 0
-  @usableFromInline var owner: UInt = 0          // atomic: the owning mcache, or 0
+  // atomic: the mcache that owns the span or last did (owner's tag; set when a cache takes it,
+  // kept when it lets go). Its thread's frees of the span's objects go onto its lists; every
+  // other thread's go back to the span's bitmaps, so objects never migrate between threads.
+  @usableFromInline var home: UInt = 0
   // Line 2: written by other threads.
   // freeState (atomic): pending << 32 | flags. pending = words of freeBits with remote frees
   // not folded yet. flags, the span's owner:

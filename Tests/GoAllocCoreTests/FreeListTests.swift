@@ -98,16 +98,36 @@ import CGoAllocShim
     #expect(h.checkHeap().ok)
   }
 
-  @Test func anotherThreadsFreesFeedItsOwnList() {
+  @Test func anotherThreadsFreesGoBackToTheSpan() {
     let owner = primedCache(), other = primedCache()
     let p = malloc(owner)
     let span = owner.alloc[spc.index]
     free(other, p)
-    #expect(other.list(spc)[0] == p && span.pendingFrees == 0)
-    #expect(malloc(other) == p)  // reused by the freeing thread, no atomics on the way
-    free(other, p)
-    other.flushLists()           // a flush sends it back to its span as a remote free
-    #expect(span.pendingFrees == 1 && other.listedObjects == 0)
+    // Not onto the freeing thread's list: a remote free in the span's bitmaps, marked free.
+    #expect(other.listedObjects == 0 && span.pendingFrees == 1 && word1(p) == owner.freeKey + 1)
+    #expect(malloc(other) != p)
+    free(other, p)  // again: a double free, found by the mark
+    #expect(badFrees == 1)
+    // The owner's own frees still go onto its list.
+    let q = malloc(owner)
+    free(owner, q)
+    #expect(owner.list(spc)[0] == q && owner.listedObjects == 1)
+  }
+
+  @Test func aSpanStaysAtHomeWhileItFloats() {
+    let c = primedCache(), other = primedCache()
+    let first = c.alloc[spc.index]
+    var ps: [UInt] = []
+    while c.alloc[spc.index] == first || ps.isEmpty { ps.append(malloc(c)) }
+    // `first` was exhausted and floats (owner 0) but is still at home in c: c's frees of its
+    // objects go onto c's list, another thread's go to its bitmaps and claim it for the mcentral.
+    let mine = ps.filter { $0 & ~8191 == first.base }
+    #expect(atomicLoadRelaxedUInt(&first.pointee.owner) == 0 && c.isHome(first) && mine.count > 2)
+    free(c, mine[0])
+    #expect(c.list(spc)[0] == mine[0] && first.pendingFrees == 0)
+    free(other, mine[1])
+    #expect(first.pendingFrees == 1 && other.listedObjects == 0)
+    #expect(atomicLoad64(&first.pointee.freeState) & fsFlags == fsPartial)
     #expect(badFrees == 0)
   }
 

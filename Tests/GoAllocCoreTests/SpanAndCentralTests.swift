@@ -82,7 +82,7 @@ import CGoAllocShim
     let p = c.nextFree(spc)  // exhausts span 1: it floats (full, on no list, no flag)
     #expect(c.alloc[spc.index] != span1 && p != 0)
     #expect(atomicLoad64(&span1.pointee.freeState) & fsFlags == 0)
-    #expect(span1.pointee.owner == 0 && span1.pointee.lastOwner == UInt(bitPattern: c.raw))
+    #expect(span1.pointee.owner == 0 && span1.pointee.home == UInt(bitPattern: c.raw))
     #expect(central.pointee.npartial == 0)
     // The first free into the floating span claims it into the freeing thread's ready list, once.
     freeP(h, c, first[10])

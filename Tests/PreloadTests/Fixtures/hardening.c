@@ -7,7 +7,8 @@
  *                         child each; prints how many were detected (abort with the message)
  *   hardening exitflush   a thread's list poisoned, then the thread exits (its list is flushed)
  *   hardening listflush   a poisoned object deep in a full list (a flush walks it)
- *   hardening remote      objects of another thread's spans, poisoned in the freeing thread's list
+ *   hardening remote      objects of another thread's spans, poisoned after that thread freed them
+ *                         (they went back to their spans, not onto its list: nothing to steer)
  *   hardening word1       stray writes to word 1 of freed objects: ignored; later double frees
  *                         are still caught; nothing leaks
  *   hardening fuzz N      N children, each writing random bytes into freed objects while it
@@ -171,8 +172,13 @@ static char *remote_blocks[32];
 static void *remote_free(void *arg) {
   (void)arg;
   free(launder(malloc(SIZE)));                          /* this thread gets a cache */
-  for (int i = 0; i < 32; i++) free(remote_blocks[i]); /* onto this thread's list */
+  for (int i = 0; i < 32; i++) free(remote_blocks[i]); /* back to the owner's span */
   poke64(remote_blocks[20], (uintptr_t)remote_blocks); /* a foreign address: the program's globals */
+  for (int i = 0; i < 64; i++) {                        /* this thread's mallocs of the class */
+    void *p = malloc(SIZE);
+    if ((char *)p == (char *)remote_blocks) { puts("FOREIGN"); return NULL; }
+    sink = p;
+  }
   return NULL;
 }
 
@@ -181,6 +187,10 @@ static void remote(void) {
   pthread_t th;
   pthread_create(&th, NULL, remote_free, NULL);
   pthread_join(th, NULL);
+  for (int i = 0; i < 64; i++) {                        /* and the owner's */
+    void *p = malloc(SIZE);
+    if ((char *)p == (char *)remote_blocks) { puts("FOREIGN"); return; }
+  }
   puts("not steered");
 }
 
