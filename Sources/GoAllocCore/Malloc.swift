@@ -172,7 +172,9 @@ func mallocSmall(_ c: MCache, _ spc: SpanClass, _ size: Int, zero: Bool) -> UInt
   let s = c.alloc[spc.index]
   if MCache.hasList(spc) {
     if _slowPath(c.header.pointee.secure) { p = c.shuffleWindow(spc, s, p) }
-    else if p == s.pointee.startAddr { p = c.colourFirstSlot(spc, s, p) }
+    // (A fresh span only: slot 0 is the only slot ever handed out. A span used before keeps
+    // its objects where they were; colouring it again each time it empties costs a list round.)
+    else if p == s.pointee.startAddr && s.pointee.highWater == 1 { p = c.colourFirstSlot(spc, s, p) }
   }
   c.mallocDone(spc, p, requested: size, clear: zero && s.pointee.needzero != 0)
   return p
