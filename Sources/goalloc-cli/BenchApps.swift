@@ -58,7 +58,8 @@ struct Apps {
       guard let app = workload.app else { runnable.append(workload); continue }
       let missing = app.programs.filter { Which.find($0.name) == nil }
       if !missing.isEmpty {
-        let names = missing.map(\.name).joined(separator: " and ")
+        let names = missing.count == 1 ? missing[0].name
+          : missing.dropLast().map(\.name).joined(separator: ", ") + " and " + missing.last!.name
         let packages = Set(missing.map(\.package)).sorted().joined(separator: " ")
         notes.append("\(workload.name) skipped: \(names) \(missing.count == 1 ? "is" : "are") not installed "
                      + "(apt-get install \(packages), or Scripts/install-peers.sh).")
