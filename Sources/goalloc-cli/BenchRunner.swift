@@ -1,7 +1,8 @@
 // The steps of `goalloc bench`: finding the repository, compiling the workloads and the launcher
 // (and Go's mirror), one timed run under Benchmarks/harness/measure.c (a C workload's or an
-// application's: the same launcher, report and checks), and callgrind's instructions per operation. Every child starts through ChildProcess (`BenchChild`): without
-// goalloc's own LD_PRELOAD, and with ^C stopping the whole suite.
+// application's: the same launcher, report and checks), and callgrind's instructions per
+// operation. Every child starts through ChildProcess (`BenchChild`): without goalloc's own
+// LD_PRELOAD, and with ^C stopping the whole suite.
 
 import ArgumentParser
 
