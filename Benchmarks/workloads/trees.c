@@ -58,10 +58,12 @@ static void check(const node_t *t, int depth, long first, const char *what) {
          n * first + n * (n - 1) / 2);
 }
 
+/* The workers sit side by side in one array: the count is kept in a local and stored at the end. */
 typedef struct { long id, rounds, maxdepth, nodes; } worker_t;
 
 static void *run(void *arg) {
   worker_t *w = arg;
+  long nodes = 0;
   for (long r = 0; r < w->rounds; r++) {
     for (int d = 4; d <= w->maxdepth; d += 2) {
       long trees = 1L << (w->maxdepth - d + 2);   /* 2^(maxdepth + 3) nodes per depth, about */
@@ -70,10 +72,11 @@ static void *run(void *arg) {
         node_t *tree = (t & 1) ? build_down(d, &next) : build_up(d, &next);
         check(tree, d, first, "a short-lived");
         drop(tree);
-        w->nodes += next - first;
+        nodes += next - first;
       }
     }
   }
+  w->nodes = nodes;
   return NULL;
 }
 

@@ -26,9 +26,9 @@ typedef struct {
   pthread_cond_t changed;
   batch_t *box[INBOX_CAP];
   int head, len;
-  long id, nthreads, rounds, batch, freed;
+  long id, nthreads, rounds, batch;
+  long freed;                       /* stored at the end: the loop counts in a local */
   batch_t *mine[NBUF];              /* this worker's batch records */
-  rng_t rng;
 } worker_t;
 
 static worker_t *workers;
@@ -62,17 +62,19 @@ static batch_t *new_batch(long n) {
   return b;
 }
 
-static void check_free(worker_t *w, batch_t *in, long j) {
+static void check_free(const worker_t *w, batch_t *in, long j) {
   uint64_t owner = (uint64_t)((w->id + w->nthreads - 1) % w->nthreads);
   if (!tag_ok(in->objs[j], in->sizes[j], tag_of(owner, in->first + (uint64_t)j)))
     fail("xthread: thread %ld got a corrupted block (%u B) from thread %lu", w->id, in->sizes[j], (unsigned long)owner);
   free(in->objs[j]);
-  w->freed++;
 }
 
 static void *run(void *arg) {
   worker_t *w = arg;
   worker_t *next = &workers[(w->id + 1) % w->nthreads];
+  rng_t rng;                                    /* private state stays off the shared worker array */
+  rng_seed(&rng, 500 + (uint64_t)w->id);
+  long freed = 0;
   for (int k = 0; k < NBUF; k++) w->mine[k] = new_batch(w->batch);
   uint64_t gen = 0;
   for (long r = 0; r < w->rounds; r++) {
@@ -81,16 +83,17 @@ static void *run(void *arg) {
     int lifo = (r - 1) % 2 == 0;
     out->first = gen;
     for (long j = 0; j < w->batch; j++) {
-      size_t size = (size_t)rng_range(&w->rng, 1, 1000);
+      size_t size = (size_t)rng_range(&rng, 1, 1000);
       out->objs[j] = xmalloc(size);
       out->sizes[j] = (uint32_t)size;
       tag_write(out->objs[j], size, tag_of((uint64_t)w->id, gen++));
-      if (in) check_free(w, in, lifo ? w->batch - 1 - j : j);
+      if (in) { check_free(w, in, lifo ? w->batch - 1 - j : j); freed++; }
     }
     give(next, out);
   }
   batch_t *in = take(w);                        /* the last round's batch */
-  for (long j = 0; j < w->batch; j++) check_free(w, in, j);
+  for (long j = 0; j < w->batch; j++) { check_free(w, in, j); freed++; }
+  w->freed = freed;
   return NULL;
 }
 
@@ -109,7 +112,6 @@ int main(int argc, char **argv) {
     w->nthreads = nthreads;
     w->rounds = rounds;
     w->batch = batch;
-    rng_seed(&w->rng, 500 + (uint64_t)i);
   }
   double t0 = now_s();
   for (long i = 0; i < nthreads; i++)
