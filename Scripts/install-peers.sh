@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Installs what `goalloc bench` compares GoAlloc with, from Debian, when it is missing:
 # jemalloc (libjemalloc2), tcmalloc (libtcmalloc-minimal4), mimalloc (libmimalloc2.0) and valgrind
-# (for --callgrind). With --go, also golang-go (Go's own allocator runs the pair and churn mirrors).
-# glibc's malloc is the baseline and is always there. Safe to run again: installs only what is
-# missing. Needs root (apt-get).
+# (for --callgrind), and the programs of the application rows: redis-server and redis-tools
+# (redis-benchmark, redis-cli), python3, sqlite3 and gcc. With --go, also golang-go (Go's own
+# allocator runs the pair and churn mirrors). glibc's malloc is the baseline and is always there.
+# Safe to run again: installs only what is missing. Needs root (apt-get).
 # Usage: Scripts/install-peers.sh [--go]
 set -euo pipefail
 
-packages=(libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 valgrind)
+packages=(libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 valgrind redis-server redis-tools python3 sqlite3 gcc)
 for arg in "$@"; do
   case "$arg" in
     --go) packages+=(golang-go) ;;
-    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install-peers.sh: unknown option $arg (only --go)" >&2; exit 2 ;;
   esac
 done

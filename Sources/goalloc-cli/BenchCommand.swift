@@ -2,7 +2,9 @@
 //
 // 1. Compiles the C workloads of Benchmarks/workloads/ and the launcher Benchmarks/harness/measure.c
 //    into OUT/bin (`cc -O2 -pthread -fno-builtin`), and Benchmarks/go/gowork.go when `go` is
-//    installed (Go's own allocator runs the workloads a Go program can mirror).
+//    installed (Go's own allocator runs the workloads a Go program can mirror). Finds the
+//    programs of the application rows (redis, python, sqlite, gcc: BenchApps.swift) and writes
+//    their inputs to OUT/apps; a row whose program is missing is skipped with a note.
 // 2. Runs every workload under every allocator: glibc (no preload), goalloc (libgoalloc.so) and the
 //    peers jemalloc, tcmalloc and mimalloc (Debian's libraries, via LD_PRELOAD; a missing one is
 //    skipped with a note). A round runs each allocator once per workload, in an order that rotates
@@ -10,14 +12,16 @@
 //    all of them alike. `measure` forks each run, times it and reads its peak RSS (VmHWM at exit, exact; wait4 as a floor).
 // 3. Reports medians over the rounds: wall time, CPU time (user + sys) and peak RSS, each also as a
 //    ratio to the best peer (the best of glibc, jemalloc, tcmalloc and mimalloc on that workload),
-//    the geometric means of GoAlloc's time ratios against each peer, and the issue-5 targets.
+//    the geometric means of GoAlloc's time ratios against each peer, and the issue-5 targets
+//    (and the rate a row reports, such as redis's requests per second).
 //    `--callgrind` adds instructions per operation for the single-thread workloads, from two runs
 //    at different iteration counts (the difference cancels start-up and set-up).
 // 4. Writes OUT/results.md (the tables), OUT/results.svg (bar chart of the ratios) and
 //    OUT/results.tsv (every sample), and prints the Markdown.
 //
 // This file holds the command (options, and the rounds in order); the rest of the suite is
-// BenchWorkloads.swift (what is run), BenchRunner.swift (how one step runs), BenchResults.swift
+// BenchWorkloads.swift (what is run), BenchRunner.swift (how one step runs), BenchApps.swift and
+// BenchAppInputs.swift (the application rows and their inputs), BenchResults.swift
 // (the samples and their medians and ratios), BenchReport.swift (the Markdown) and
 // BenchChart.swift (the SVG).
 
@@ -38,7 +42,8 @@ struct BenchCommand: ParsableCommand {
       Run from the repository root after `swift build -c release` (Scripts/bench.sh does both). \
       Peers come from Debian (Scripts/install-peers.sh installs them); a missing one is skipped. \
       Writes results.md, results.svg and results.tsv to --out. Workloads: \
-      \(Workload.all.map(\.name).joined(separator: ", ")).
+      \(Workload.all.filter { $0.app == nil }.map(\.name).joined(separator: ", ")); applications (run \
+      when installed): \(Workload.all.filter { $0.app != nil }.map(\.name).joined(separator: ", ")).
       """
   )
 
@@ -116,7 +121,7 @@ struct BenchCommand: ParsableCommand {
 
     // Build the workloads, the launcher and (if Go is here) the Go mirror.
     var workloads = Workload.all.filter { workloadFilter.isEmpty || workloadFilter.contains($0.name) }
-    for program in Set(workloads.map(\.program)).sorted() {
+    for program in Set(workloads.filter { $0.app == nil }.map(\.program)).sorted() {
       try compileC(Files.join(root, "Benchmarks/workloads/\(program).c"), to: Files.join(bin, program), logs: logs)
     }
     try compileC(Files.join(root, "Benchmarks/harness/measure.c"), to: Files.join(bin, "measure"), logs: logs)
@@ -132,13 +137,16 @@ struct BenchCommand: ParsableCommand {
         notes.append("go skipped: `go` is not installed (Scripts/install-peers.sh --go installs golang-go).")
       }
     }
+    let (apps, runnable, appNotes) = try Apps.prepare(workloads, root: root, dir: Files.join(outDir, "apps"), quick: quick)
+    workloads = runnable
+    notes += appNotes
     if !allocatorFilter.isEmpty { allocators = allocators.filter { allocatorFilter.contains($0.name) } }
     workloads = workloads.filter { w in allocators.contains { !$0.isGo || w.goArgs != nil } }
     for note in notes { printError("goalloc bench: \(note)") }
 
     // Measure: rounds, each a rotation of the allocators per workload.
     var results = Results(workloads: workloads, allocators: allocators)
-    var tsv = "workload\tallocator\tround\twall_s\tcpu_s\tmaxrss_kib\tstatus\n"
+    var tsv = "workload\tallocator\tround\twall_s\tcpu_s\tmaxrss_kib\tstatus\trate\n"
     let loadBefore = Machine.loadAverage()
     for round in 0..<runs {
       for (w, workload) in workloads.enumerated() {
@@ -147,11 +155,12 @@ struct BenchCommand: ParsableCommand {
         let shift = (round + w) % order.count
         for a in order[shift...] + order[..<shift] {
           let allocator = allocators[a]
-          let run = measure(workload, allocator, bin: bin, logs: logs)
+          let run = measure(workload, allocator, bin: bin, logs: logs, apps: apps)
           results.record(run, workload: w, allocator: a)
           tsv += "\(workload.name)\t\(allocator.name)\t\(round + 1)\t\(GoAllocFormat.fixed(run.sample.wallNs / 1e9, 4))\t"
-            + "\(GoAllocFormat.fixed(run.sample.cpuUs / 1e6, 4))\t\(Int(run.sample.maxRssKiB))\t\(run.status)\n"
-          printError("[\(round + 1)/\(runs)] \(workload.name.pad(9)) \(allocator.name.pad(9)) "
+            + "\(GoAllocFormat.fixed(run.sample.cpuUs / 1e6, 4))\t\(Int(run.sample.maxRssKiB))\t\(run.status)\t"
+            + "\(run.sample.rate.map { GoAllocFormat.fixed($0, 0) } ?? "")\n"
+          printError("[\(round + 1)/\(runs)] \(workload.name.pad(10)) \(allocator.name.pad(9)) "
             + (run.failure == nil
                ? "\(Fmt.seconds(run.sample.wallNs / 1e9).pad(9)) \(Fmt.mib(run.sample.maxRssKiB))"
                : "FAILED: \(run.failure!)"))
@@ -178,9 +187,9 @@ struct BenchCommand: ParsableCommand {
             if let ir = instructionsPerOp(valgrind: valgrind, workload, allocator, small: small, large: large,
                                           bin: bin, logs: logs) {
               instructions[workload.name, default: [:]][allocator.name] = ir
-              printError("[callgrind] \(workload.name.pad(9)) \(allocator.name.pad(9)) \(GoAllocFormat.fixed(ir, 1)) instructions/op")
+              printError("[callgrind] \(workload.name.pad(10)) \(allocator.name.pad(9)) \(GoAllocFormat.fixed(ir, 1)) instructions/op")
             } else {
-              printError("[callgrind] \(workload.name.pad(9)) \(allocator.name.pad(9)) FAILED (see \(logs))")
+              printError("[callgrind] \(workload.name.pad(10)) \(allocator.name.pad(9)) FAILED (see \(logs))")
             }
           }
         }

@@ -45,12 +45,21 @@ enum Report {
     md += "- \(c.runs) runs per workload and allocator, allocators alternating within each round; medians shown"
     md += c.quick ? " (--quick: small sizes, a smoke test, not a measurement).\n" : ".\n"
     md += "- Suite time: \(GoAllocFormat.fixed(c.elapsedS, 0)) s. Peers: \(c.peerVersions.isEmpty ? "see below" : c.peerVersions.joined(separator: ", ")).\n"
-    md += "- Ratios are to the best peer on the row (the best of glibc, jemalloc, tcmalloc, mimalloc; marked **bold**); lower is better.\n"
+    md += "- Ratios are to the best peer on the row (the best of glibc, jemalloc, tcmalloc, mimalloc; marked **bold**); lower is better (higher, for the rates programs report).\n"
+    if r.workloads.contains(where: { $0.app != nil }) {
+      md += "- Application rows run installed programs with the allocator preloaded (under glibc: libc.so.6 preloaded, "
+      md += "as Debian's redis-server links jemalloc). redis: the time is redis-benchmark's wall time, CPU and peak RSS are "
+      md += "redis-server's; gcc: peak RSS is the largest of the driver, cc1 and as.\n"
+    }
     for note in c.notes { md += "- Note: \(note)\n" }
 
     md += "\n## Median wall time (ratio to the best peer)\n\n" + table(r, .wall)
     md += "\n## Median peak RSS (ratio to the best peer)\n\n" + table(r, .rss)
     md += "\n## Median CPU time, user + sys (ratio to the best peer)\n\n" + table(r, .cpu)
+    if r.workloads.contains(where: { $0.rateField != nil }) {
+      md += "\n## Median rate reported by the program (ratio to the best peer; higher is better)\n\n"
+      md += "redis: requests per second over redis-benchmark's four tests, in thousands.\n\n" + table(r, .rate)
+    }
     md += "\n## GoAlloc against each peer: geometric mean over the workloads of GoAlloc / peer\n\n"
     md += geomeanTable(r)
     if !instructions.isEmpty { md += "\n## Instructions per operation (callgrind)\n\n" + instructionTable(r, instructions) }
@@ -60,7 +69,7 @@ enum Report {
     md += "\n## Result lines printed by the workloads (last successful run)\n\n```\n"
     for (w, workload) in r.workloads.enumerated() {
       for (a, allocator) in r.allocators.enumerated() where !r.cells[w][a].line.isEmpty {
-        md += "\(workload.name.pad(9)) \(allocator.name.pad(9)) \(r.cells[w][a].line)\n"
+        md += "\(workload.name.pad(10)) \(allocator.name.pad(9)) \(r.cells[w][a].line)\n"
       }
     }
     md += "```\n"
@@ -77,13 +86,17 @@ enum Report {
   }
 
   static func format(_ metric: Results.Metric, _ v: Double) -> String {
-    metric == .rss ? Fmt.mib(v) : Fmt.seconds(v)
+    switch metric {
+    case .rss: return Fmt.mib(v)
+    case .rate: return GoAllocFormat.fixed(v / 1000, 1) + " k"
+    case .wall, .cpu: return Fmt.seconds(v)
+    }
   }
 
   static func table(_ r: Results, _ metric: Results.Metric) -> String {
     var md = "| workload | " + r.allocators.map(\.name).joined(separator: " | ") + " |\n"
     md += "| --- |" + String(repeating: " ---: |", count: r.allocators.count) + "\n"
-    for (w, workload) in r.workloads.enumerated() {
+    for (w, workload) in r.workloads.enumerated() where metric != .rate || workload.rateField != nil {
       let best = r.bestPeer(metric, w)?.index
       var row = "| \(workload.name) |"
       for a in r.allocators.indices {

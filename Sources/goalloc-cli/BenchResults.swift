@@ -12,6 +12,8 @@ struct Sample: Sendable {
   var wallNs = 0.0
   var cpuUs = 0.0
   var maxRssKiB = 0.0
+  /// The rate the program reported (Workload.rateField of its result line: redis's requests/s).
+  var rate: Double? = nil
 }
 
 /// Every run's outcome, per workload (row) and allocator (column).
@@ -45,28 +47,36 @@ struct Results {
 
   var anyFailure: Bool { cells.contains { $0.contains { !$0.failures.isEmpty } } }
 
-  enum Metric { case wall, cpu, rss }
+  enum Metric {
+    case wall, cpu, rss
+    /// The rate a program reports (Workload.rateField), where it reports one.
+    case rate
+    /// Lower is better, except for a rate.
+    var higherIsBetter: Bool { self == .rate }
+  }
 
   /// The median of a metric for one cell (seconds for times, KiB for RSS); nil when no run
   /// succeeded or any run failed (a failing allocator gets no number).
   func median(_ metric: Metric, _ w: Int, _ a: Int) -> Double? {
     let cell = cells[w][a]
     guard !cell.samples.isEmpty, cell.failures.isEmpty else { return nil }
-    let values = cell.samples.map { s -> Double in
+    let values = cell.samples.compactMap { s -> Double? in
       switch metric {
       case .wall: return s.wallNs / 1e9
       case .cpu: return s.cpuUs / 1e6
       case .rss: return s.maxRssKiB
+      case .rate: return s.rate
       }
     }
-    return Stats.median(values)
+    return values.isEmpty ? nil : Stats.median(values)
   }
 
-  /// The peer with the lowest median on a workload.
+  /// The peer with the best median on a workload (the lowest; for a rate, the highest).
   func bestPeer(_ metric: Metric, _ w: Int) -> (index: Int, value: Double)? {
     var best: (Int, Double)?
     for (a, allocator) in allocators.enumerated() where allocator.isPeer {
-      if let v = median(metric, w, a), v > 0, best == nil || v < best!.1 { best = (a, v) }
+      if let v = median(metric, w, a), v > 0,
+         best == nil || (metric.higherIsBetter ? v > best!.1 : v < best!.1) { best = (a, v) }
     }
     return best
   }

@@ -1,7 +1,8 @@
 // The steps of `goalloc bench`: finding the repository, compiling the workloads and the launcher
-// (and Go's mirror), one timed run under Benchmarks/harness/measure.c, and callgrind's
-// instructions per operation. Every child starts through ChildProcess (`BenchChild`): without
-// goalloc's own LD_PRELOAD, and with ^C stopping the whole suite.
+// (and Go's mirror), one timed run under Benchmarks/harness/measure.c (a C workload's or an
+// application's: the same launcher, report and checks), and callgrind's instructions per
+// operation. Every child starts through ChildProcess (`BenchChild`): without goalloc's own
+// LD_PRELOAD, and with ^C stopping the whole suite.
 
 import ArgumentParser
 
@@ -56,32 +57,80 @@ extension BenchCommand {
     var line = ""
   }
 
-  /// One timed run: `measure REPORT TIMEOUT PRELOAD PROGRAM ARGS...`, output checked.
-  func measure(_ workload: Workload, _ allocator: Allocator, bin: String, logs: String) -> Run {
-    let base = Files.join(logs, "\(workload.name).\(allocator.name)")
-    let report = base + ".report", outFile = base + ".out", errFile = base + ".err"
-    let program = allocator.isGo ? Files.join(bin, "gowork") : Files.join(bin, workload.program)
-    let args = allocator.isGo ? [workload.program] + workload.arguments(quick: quick, go: true)
-                              : workload.arguments(quick: quick, go: false)
-    unlink(report)
-    let status = BenchChild.run([Files.join(bin, "measure"), report, String(timeout), allocator.preload ?? "-", program] + args,
-                                stdout: outFile, stderr: errFile)
-    var run = Run()
-    guard status.exitCode == 0, let fields = Files.read(report).map(Report.parseFields) else {
-      run.failure = "measure failed (status \(status.waitStatus))"
-      return run
+  /// What one timed run starts: the program and its arguments, the library to preload (nil:
+  /// none) and variables to set in its environment.
+  struct Invocation {
+    var argv: [String]
+    var preload: String?
+    var env: [(String, String?)] = []
+  }
+
+  /// One run under `measure REPORT TIMEOUT PRELOAD PROGRAM ARGS...`: its numbers, its status and
+  /// its output (LOG.out, LOG.err, LOG.report).
+  struct Measured {
+    var sample = Sample()
+    var status = ""
+    var output = ""
+    var failure: String?
+  }
+
+  /// The launcher's command line for `invocation`, reporting to `base`.report.
+  func measureArgv(_ invocation: Invocation, base: String, bin: String) -> [String] {
+    [Files.join(bin, "measure"), base + ".report", String(timeout), invocation.preload ?? "-"] + invocation.argv
+  }
+
+  /// Runs `invocation` under `measure` to its end and reads what it reports.
+  func runMeasured(_ invocation: Invocation, base: String, bin: String) -> Measured {
+    unlink(base + ".report")
+    let status = BenchChild.run(measureArgv(invocation, base: base, bin: bin), stdout: base + ".out", stderr: base + ".err",
+                                set: invocation.env)
+    return readMeasured(base: base, launcher: status)
+  }
+
+  /// The report `measure` wrote to `base`.report (after it ended with `launcher`), and the output.
+  func readMeasured(base: String, launcher: ChildProcess.Termination) -> Measured {
+    var m = Measured()
+    guard launcher.exitCode == 0, let fields = Files.read(base + ".report").map(Report.parseFields) else {
+      m.failure = "measure failed (status \(launcher.waitStatus))"
+      return m
     }
-    run.sample = Sample(wallNs: Double(fields["wall_ns"] ?? "") ?? 0,
-                        cpuUs: (Double(fields["user_us"] ?? "") ?? 0) + (Double(fields["sys_us"] ?? "") ?? 0),
-                        maxRssKiB: Double(fields["maxrss_kib"] ?? "") ?? 0)
-    run.status = fields["status"] ?? "?"
-    let output = Files.read(outFile) ?? ""
-    run.line = output.split(separator: "\n").last { $0.hasPrefix("\(workload.program):") }.map(String.init) ?? ""
-    if run.status != "exit:0" {
-      let err = (Files.read(errFile) ?? "").split(separator: "\n").suffix(3).joined(separator: " | ")
-      run.failure = "\(run.status)" + (err.isEmpty ? "" : ": \(err)")
-    } else if run.line.isEmpty {
-      run.failure = "no result line from \(workload.program)"
+    m.sample = Sample(wallNs: Double(fields["wall_ns"] ?? "") ?? 0,
+                      cpuUs: (Double(fields["user_us"] ?? "") ?? 0) + (Double(fields["sys_us"] ?? "") ?? 0),
+                      maxRssKiB: Double(fields["maxrss_kib"] ?? "") ?? 0)
+    m.status = fields["status"] ?? "?"
+    m.output = Files.read(base + ".out") ?? ""
+    if m.status != "exit:0" {
+      let err = (Files.read(base + ".err") ?? "").split(separator: "\n").suffix(3).joined(separator: " | ")
+      m.failure = "\(m.status)" + (err.isEmpty ? "" : ": \(err)")
+    }
+    return m
+  }
+
+  /// One timed run of a workload under an allocator: a C workload, or an application row
+  /// (BenchApps.swift); its output checked for the result line.
+  func measure(_ workload: Workload, _ allocator: Allocator, bin: String, logs: String, apps: Apps) -> Run {
+    let base = Files.join(logs, "\(workload.name).\(allocator.name)")
+    if workload.app == .redis { return apps.measureRedis(self, workload, allocator, base: base, bin: bin) }
+    let invocation: Invocation
+    if let app = workload.app {
+      invocation = apps.invocation(app, workload, allocator, base: base, quick: quick)
+    } else if allocator.isGo {
+      invocation = Invocation(argv: [Files.join(bin, "gowork"), workload.program] + workload.arguments(quick: quick, go: true))
+    } else {
+      invocation = Invocation(argv: [Files.join(bin, workload.program)] + workload.arguments(quick: quick, go: false),
+                              preload: allocator.preload)
+    }
+    let m = runMeasured(invocation, base: base, bin: bin)
+    var run = Run(sample: m.sample, status: m.status, failure: m.failure)
+    guard m.failure == nil else { return run }
+    if let app = workload.app {
+      (run.line, run.failure) = apps.resultLine(app, workload, output: m.output, base: base)
+    } else {
+      run.line = m.output.split(separator: "\n").last { $0.hasPrefix("\(workload.program):") }.map(String.init) ?? ""
+      if run.line.isEmpty { run.failure = "no result line from \(workload.program)" }
+    }
+    if let field = workload.rateField, run.failure == nil {
+      run.sample.rate = Report.parseFields(run.line)[field].flatMap(Double.init)
     }
     return run
   }
@@ -126,6 +175,25 @@ enum BenchChild {
     let ended = try? ChildProcess.runToFiles(argv, env: environment(set), stdout: stdout, stderr: stderr,
                                              command: nil, ignoringInterrupts: false)
     return ended ?? ChildProcess.Termination(waitStatus: 127 << 8)
+  }
+
+  /// Starts `argv` as `run` does (standard input from /dev/null, output to files) without waiting
+  /// for it: its pid, or nil when it cannot start or a file cannot be written.
+  static func start(_ argv: [String], stdout: String, stderr: String, set: [(String, String?)] = []) -> pid_t? {
+    let o = open(stdout, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    let e = open(stderr, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    let i = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    defer { for fd in [o, e, i] where fd >= 0 { close(fd) } }
+    guard o >= 0, e >= 0, i >= 0 else { return nil }
+    return try? ChildProcess.spawn(argv, env: environment(set), stdinFD: i, stdoutFD: o, stderrFD: e, command: nil)
+  }
+
+  /// Whether the child `pid` has ended (its status, which is then collected), or nil if it runs on.
+  static func poll(_ pid: pid_t) -> ChildProcess.Termination? {
+    var status: Int32 = 0
+    let r = waitpid(pid, &status, WNOHANG)
+    if r == pid { return ChildProcess.Termination(waitStatus: status) }
+    return r < 0 && errno != EINTR ? ChildProcess.Termination(waitStatus: 127 << 8) : nil
   }
 
   /// The standard output of `argv` when it succeeds, or nil.

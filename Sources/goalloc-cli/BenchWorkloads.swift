@@ -1,10 +1,13 @@
 // What `goalloc bench` runs: the workloads (a C program of Benchmarks/workloads/ with its full,
-// --quick, callgrind and Go-mirror arguments) and the allocators (glibc, goalloc, the Debian
-// peers and Go's own), with the Debian packages whose versions the report names.
+// --quick, callgrind and Go-mirror arguments, or an installed application: BenchApps.swift) and
+// the allocators (glibc, goalloc, the Debian peers and Go's own), with the Debian packages whose
+// versions the report names.
 
-/// A workload: one C program (Benchmarks/workloads/PROGRAM.c) and its arguments.
+/// A workload: one C program (Benchmarks/workloads/PROGRAM.c) and its arguments, or an
+/// application row (`app`; its arguments are the size of its run, see BenchApps.swift).
 struct Workload: Sendable {
   let name: String
+  /// The C program; for an application row, the word its result line starts with.
   let program: String
   let args: [String]
   let quickArgs: [String]
@@ -14,6 +17,10 @@ struct Workload: Sendable {
   /// Arguments for Benchmarks/go/gowork.go's mirror of this workload, when there is one.
   var goArgs: [String]? = nil
   var goQuickArgs: [String]? = nil
+  /// An installed program rather than a C workload.
+  var app: App? = nil
+  /// A field of the result line that is a rate (higher is better), tabled in the report.
+  var rateField: String? = nil
 
   func arguments(quick: Bool, go: Bool) -> [String] {
     go ? (quick ? goQuickArgs ?? goArgs! : goArgs!) : (quick ? quickArgs : args)
@@ -44,6 +51,50 @@ struct Workload: Sendable {
              summary: "fill 1 GiB with 16..256 B blocks, free a random 90 %, then 512 MiB of 256 KiB..4 MiB blocks"),
     Workload(name: "large", program: "large", args: ["20000", "16"], quickArgs: ["1000", "16"],
              summary: "16 live blocks of 64 KiB..4 MiB, 20 k random replaces, every page touched"),
+    // Patterns of issue 17 (Benchmarks/workloads/*.c say more).
+    Workload(name: "ring", program: "ring", args: ["20000000", "40000"], quickArgs: ["100000", "40000"],
+             summary: "1 thread: ring of 1000 live 40 000 B blocks, each step frees the oldest and allocates one (20 M steps)",
+             callgrindArgs: (["100000", "40000"], ["200000", "40000"])),
+    Workload(name: "ring64k", program: "ring", args: ["20000000", "65536"], quickArgs: ["100000", "65536"],
+             summary: "ring with 64 KiB blocks",
+             callgrindArgs: (["100000", "65536"], ["200000", "65536"])),
+    Workload(name: "ring128k", program: "ring", args: ["20000000", "131072"], quickArgs: ["100000", "131072"],
+             summary: "ring with 128 KiB blocks",
+             callgrindArgs: (["100000", "131072"], ["200000", "131072"])),
+    Workload(name: "ring200k", program: "ring", args: ["20000000", "204800"], quickArgs: ["100000", "204800"],
+             summary: "ring with 200 KiB blocks",
+             callgrindArgs: (["100000", "204800"], ["200000", "204800"])),
+    Workload(name: "xthread", program: "xthread", args: ["4", "20000", "100"], quickArgs: ["4", "500", "100"],
+             summary: "4 threads in a ring: each round a thread hands 100 blocks of 1..1000 B to the next, which frees them (LIFO, FIFO in turn) as it allocates its own; 20 k rounds"),
+    Workload(name: "randsmall", program: "randsmall", args: ["2", "30000000"], quickArgs: ["2", "500000"],
+             summary: "2 threads, each 64 live blocks of 8..512 B (uniform) replaced at random, 30 M times"),
+    Workload(name: "trees", program: "trees", args: ["1", "4"], quickArgs: ["1", "1", "10", "10"],
+             summary: "1 thread: binary trees of 24 B nodes, depths 4..16, built, walked and freed (14.6 M nodes) beside a long-lived tree of depth 16",
+             callgrindArgs: (["1", "1", "12", "8"], ["1", "2", "12", "8"])),
+    Workload(name: "trees2", program: "trees", args: ["2", "4"], quickArgs: ["2", "1", "10", "10"],
+             summary: "trees on 2 threads at once (each the 1-thread row's work), one long-lived tree"),
+    Workload(name: "pareto", program: "pareto", args: ["1", "10000000"], quickArgs: ["1", "200000"],
+             summary: "1 thread: 10 k live blocks of Pareto sizes (shape 1, 8 B..1 KiB, mean 39 B), 10 M random replaces",
+             callgrindArgs: (["1", "200000"], ["1", "400000"])),
+    Workload(name: "pareto2", program: "pareto", args: ["2", "10000000"], quickArgs: ["2", "200000"],
+             summary: "pareto on 2 threads at once (10 M replaces each)"),
+    Workload(name: "falseshare", program: "falseshare", args: ["2", "50000"], quickArgs: ["2", "1000"],
+             summary: "2 threads: 8 blocks of 8..64 B each, 1000 writes to every block, then freed; 50 k rounds (slow if the threads' blocks share cache lines)"),
+    Workload(name: "server", program: "server", args: ["4", "1000000"], quickArgs: ["4", "20000"],
+             summary: "4 threads replace random blocks (16 B..4 KiB) of one shared array of 10 k (atomic exchange): most frees are of another thread's block; 4 M replaces"),
+    // Applications (BenchApps.swift): the argument is the size of the run.
+    Workload(name: "redis", program: "redis", args: ["200000"], quickArgs: ["2000"],
+             summary: "redis-server under the allocator, redis-benchmark -t set,get,lpush,lpop -n 200000 -r 100000 -P 16 -d 64 on loopback; time: the benchmark's, CPU and RSS: the server's",
+             app: .redis, rateField: "rps"),
+    Workload(name: "python", program: "pyalloc", args: ["40"], quickArgs: ["1"],
+             summary: "CPython (PYTHONMALLOC=malloc) on Benchmarks/apps/pyalloc.py: dicts, strings, lists and a cache, 40 rounds",
+             app: .python),
+    Workload(name: "sqlite", program: "sqlwrite", args: ["30000"], quickArgs: ["300"],
+             summary: "sqlite3 :memory: on a generated write-heavy script: 30 k steps of inserts into indexed tables, updates and deletes",
+             app: .sqlite),
+    Workload(name: "gcc", program: "gcc", args: ["160"], quickArgs: ["4"],
+             summary: "gcc -O2 -c on a generated C file of 160 functions (driver, cc1 and as under the allocator)",
+             app: .gcc),
   ]
 }
 
