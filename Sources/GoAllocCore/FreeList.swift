@@ -1,11 +1,12 @@
 // FreeList: each mcache's per-span-class LIFO of objects its thread freed (tcmalloc's thread
 // cache, in front of Go's bitmaps). A malloc takes the most recently freed object of its class
 // (hot in the cache; a steady loop touches one slot per class); a free of an object whose span
-// is at home in the cache (MSpan.home: the thread allocated it) pushes onto the list, with no
-// atomics and no bitmap access; another thread's objects go back to their spans (Free.swift).
-// When a list is full, half of it is *flushed* through the bitmap free path (MSpan: the owner's
-// local bits, or the remote atomics for a span that changed hands since), so spans still empty
-// and go back to the heap.
+// is at home in the cache (MSpan.home: the thread allocated it), or of another thread's object
+// of 64 B or more, pushes onto the list, with no atomics and no bitmap access; another thread's
+// smaller objects go back to their spans (Free.swift: `migrateMinSize`). When a list is full,
+// half of it is *flushed* through the bitmap free path (MSpan: the owner's local bits, or the
+// remote atomics, one per run of slots in a bitmap word, for another thread's span), so spans
+// still empty and go back to the heap.
 //
 // A slot of a list-eligible class is in one of four states, told apart without the bitmaps:
 //   never handed out   slot index >= span.highWater
@@ -46,6 +47,13 @@ import CGoAllocShim
 enum ListedObject {
   static let next = 0   // the next listed object, times the list's `encode` multiplier
   static let mark = 1   // freeKey (listed), freeKey + 1 (free in the bitmap), else not free
+}
+
+/// A run of remote frees into one bitmap word of one span, sent with one atomic OR.
+struct RemoteRun {
+  var span: SpanPtr? = nil
+  var word = 0
+  var mask: UInt64 = 0
 }
 
 /// A decoded link with any of these bits set is not a heap address of a slot: corrupted.
@@ -199,20 +207,30 @@ extension MCache {
   }
 
   /// Flushes class spc's list down to `keep` objects through the bitmap free path, most recent
-  /// first (they are hot in the cache); their frees were counted when they were listed. The walk
-  /// takes exactly the recorded length and checks every object first (see the header).
+  /// first (they are hot in the cache); their frees were counted when they were listed.
   /// (Flushing the oldest instead made no difference to xmalloc's peak RSS and walks twice as
   /// many cold objects: frag's free phase, 8% more instructions.)
   @inline(never)
   func flushList(_ spc: SpanClass, keep: Int) {
     let l = list(spc)
-    let key = l[ClassGroup.key], decode = l[ClassGroup.decode]
     let n = listLength(spc) - keep
     if n <= 0 { return }
-    var a = l[ClassGroup.head]
+    l[ClassGroup.head] = drainList(spc, from: l[ClassGroup.head], count: n)
+    l[ClassGroup.room] &+= UInt(n)
+  }
+
+  /// Sends the first n objects of class spc's list (starting at `first`) to their spans' bitmaps; returns the rest of the list. The walk takes
+  /// exactly the recorded length and checks every object first (see the header). Remote frees
+  /// into one bitmap word in a row share one atomic OR (objects another thread allocated one
+  /// after the other sit side by side).
+  func drainList(_ spc: SpanClass, from first: UInt, count n: Int) -> UInt {
+    let l = list(spc)
+    let key = l[ClassGroup.key], decode = l[ClassGroup.decode]
+    var a = first
     let h = heap
     let index = header.pointee.arenas
     var batch: SpanPtr? = nil  // floating spans of other threads, for the mcentral
+    var run = RemoteRun()
     for _ in 0..<n {
       guard let (s, idx) = checkedListed(spc, a, index: index) else {
         heapCorrupted("free list entry is not a freed object of its class:", a)
@@ -221,18 +239,56 @@ extension MCache {
       let next = o[ListedObject.next] &* decode
       if next & listLinkMask != 0 { listCorrupted(spc, a) }
       o[ListedObject.mark] = key &+ 1
-      if owns(s) {
-        // Listed twice (a double free after a stray write erased the object's mark): the second
-        // time its slot is already free here.
-        if !ownerFree(s, idx) { h.badFree("free", "double free detected (found by a free-list flush)", a) }
+      let w = idx &>> 6, bit: UInt64 = 1 &<< UInt64(idx & 63)
+      if run.span != s || run.word != w {
+        sendRun(run, &batch)
+        run = RemoteRun(span: s, word: w, mask: 0)
+      }
+      // Listed twice (a double free after a stray write erased the object's mark).
+      if run.mask & bit != 0 {
+        h.badFree("free", "double free detected (found by a free-list flush)", a)
       } else {
-        MCache.freeRemote(h, self, s, idx, a, op: "free", batch: &batch)
+        run.mask |= bit
       }
       a = next
     }
-    l[ClassGroup.head] = a
-    l[ClassGroup.room] &+= UInt(n)
+    sendRun(run, &batch)
     if batch != nil { h.central(spc).queuePartial(chain: batch) }
+    return a
+  }
+
+  /// The frees of a run: in a span this cache owns, the owner's plain bits, one by one (a slot
+  /// already free there is a double free); else one atomic OR into the span's freeBits (a slot
+  /// already there is a double free), and a floating span found is claimed (into `batch` for
+  /// the mcentral, or this thread's ready list if it is at home here).
+  @inline(__always) func sendRun(_ run: RemoteRun, _ batch: inout SpanPtr?) {
+    guard let s = run.span else { return }
+    if owns(s) {
+      var m = run.mask
+      while m != 0 {
+        let idx = run.word &<< 6 &+ m.trailingZeroBitCount
+        m &= m &- 1
+        if !ownerFree(s, idx) {
+          heap.badFree("free", "double free detected (found by a free-list flush)",
+                       s.pointee.startAddr &+ UInt(idx &* s.pointee.elemsize))
+        }
+      }
+      return
+    }
+    let (claim, dup) = s.markRemoteFrees(run.word, run.mask)
+    if _slowPath(dup != 0) { reportDoubleFrees(s, run.word, dup) }
+    if claim { MCache.claimFloating(heap, self, s, batch: &batch) }
+  }
+
+  @inline(never)
+  func reportDoubleFrees(_ s: SpanPtr, _ w: Int, _ dup: UInt64) {
+    var d = dup
+    while d != 0 {
+      let i = w &* 64 &+ d.trailingZeroBitCount
+      d &= d &- 1
+      heap.badFree("free", "double free detected (found by a free-list flush)",
+                   s.pointee.startAddr &+ UInt(i &* s.pointee.elemsize))
+    }
   }
 
   /// The span and slot index of listed object a of class spc, or nil when a cannot be one: not

@@ -358,7 +358,13 @@ public struct MCacheLink {
   static func claimFloating(_ h: UnsafeMutablePointer<MHeap>, _ c: MCache?, _ s: SpanPtr,
                             batch: UnsafeMutablePointer<SpanPtr?>?) {
     if let c, c.heap == h && c.isHome(s) {
-      if s.claim(fsCached) { c.addReady(s.spanClass, s) }
+      if s.claim(fsCached) {
+        c.addReady(s.spanClass, s)
+        // Fold what is pending now (a flush may have sent a whole word of slots in one run), so
+        // the owner's count of frees (ownerFreeMovesSpan) is exact and an emptied span goes back.
+        s.fold(h)
+        if s.pointee.allocCount == 0 { c.readySpanEmptied(s) }
+      }
       return
     }
     if !s.claim(fsPartial) { return }
@@ -385,7 +391,8 @@ public struct MCacheLink {
     var skipped = 0
     while let s = ready.pointee {
       if readyCounts[spc.index] > 1
-          && Int(truncatingIfNeeded: s.pointee.localFreed) &+ s.remoteFreeCount < s.pointee.nelems &>> 3 {
+          && s.pointee.nelems &- s.pointee.allocCount &+ Int(truncatingIfNeeded: s.pointee.localFreed)
+             &+ s.remoteFreeCount < s.pointee.nelems &>> 3 {
         // Few frees yet: let it gather more at the tail. (Refilling from spans with a slot or two
         // free means a fold and a list move every few allocations.)
         ready.pointee = s.pointee.onext

@@ -279,6 +279,17 @@ extension UnsafeMutablePointer where Pointee == MSpan {
     return .recorded
   }
 
+  /// markRemoteFree for the slots of `mask` in bitmap word w at once: whether the span was found
+  /// floating (the caller claims it), and the slots already freed there (double frees).
+  @inline(__always) func markRemoteFrees(_ w: Int, _ mask: UInt64) -> (claim: Bool, dup: UInt64) {
+    let old = atomicOr64(freeWord(w), mask)
+    if old == 0 {
+      let prev = atomicAdd64(&pointee.freeState, fsPendingOne)
+      return (prev & fsFlags == 0, 0)
+    }
+    return (false, old & mask)
+  }
+
   /// Claims a floating span with frees pending for whoever sets `flag` (fsCached: a thread's
   /// ready list; fsPartial: the mcentral's partial list). False when another free claimed it
   /// first.

@@ -98,37 +98,76 @@ import CGoAllocShim
     #expect(h.checkHeap().ok)
   }
 
-  @Test func anotherThreadsFreesGoBackToTheSpan() {
+  /// Objects of a class under a cache line (32 B, 256 per span), for the free-goes-home tests.
+  let small = SpanClass(sizeclass: 4, noscan: true)
+  func mallocSmallClass(_ c: MCache) -> UInt { mallocSmall(c, small, 32, zero: false) }
+  func primedSmallCache() -> MCache {
+    let c = MCache.create(h)!
+    _ = mallocSmallClass(c)
+    while c.listLength(small) > 0 { _ = mallocSmallClass(c) }
+    return c
+  }
+
+  @Test func anotherThreadsSmallObjectsGoBackToTheSpan() {
+    let owner = primedSmallCache(), other = primedSmallCache()
+    let p = mallocSmallClass(owner)
+    let span = owner.alloc[small.index]
+    free(other, p)
+    // Not onto the freeing thread's list: a remote free in the span's bitmaps, marked free.
+    #expect(other.listedObjects == 0 && span.pendingFrees == 1 && word1(p) == owner.freeKey + 1)
+    #expect(mallocSmallClass(other) != p)
+    free(other, p)  // again: a double free, found by the mark
+    #expect(badFrees == 1)
+    // The owner's own frees still go onto its list.
+    let q = mallocSmallClass(owner)
+    free(owner, q)
+    #expect(owner.list(small)[0] == q && owner.listedObjects == 1)
+  }
+
+  @Test func anotherThreadsObjectsOfACacheLineOrMoreAreReusedByIt() {
+    #expect(classSize(spc.smallSizeclass) >= migrateMinSize && classSize(small.smallSizeclass) < migrateMinSize)
     let owner = primedCache(), other = primedCache()
     let p = malloc(owner)
     let span = owner.alloc[spc.index]
     free(other, p)
-    // Not onto the freeing thread's list: a remote free in the span's bitmaps, marked free.
-    #expect(other.listedObjects == 0 && span.pendingFrees == 1 && word1(p) == owner.freeKey + 1)
-    #expect(malloc(other) != p)
-    free(other, p)  // again: a double free, found by the mark
-    #expect(badFrees == 1)
-    // The owner's own frees still go onto its list.
-    let q = malloc(owner)
-    free(owner, q)
-    #expect(owner.list(spc)[0] == q && owner.listedObjects == 1)
+    #expect(other.list(spc)[0] == p && span.pendingFrees == 0)
+    #expect(malloc(other) == p)  // reused by the freeing thread, no atomics on the way
+    free(other, p)
+    other.flushLists()           // a flush sends it back to its span as a remote free
+    #expect(span.pendingFrees == 1 && other.listedObjects == 0)
+    #expect(badFrees == 0)
   }
 
   @Test func aSpanStaysAtHomeWhileItFloats() {
-    let c = primedCache(), other = primedCache()
-    let first = c.alloc[spc.index]
+    let c = primedSmallCache(), other = primedSmallCache()
+    let first = c.alloc[small.index]
     var ps: [UInt] = []
-    while c.alloc[spc.index] == first || ps.isEmpty { ps.append(malloc(c)) }
+    while c.alloc[small.index] == first || ps.isEmpty { ps.append(mallocSmallClass(c)) }
     // `first` was exhausted and floats (owner 0) but is still at home in c: c's frees of its
     // objects go onto c's list, another thread's go to its bitmaps and claim it for the mcentral.
     let mine = ps.filter { $0 & ~8191 == first.base }
     #expect(atomicLoadRelaxedUInt(&first.pointee.owner) == 0 && c.isHome(first) && mine.count > 2)
     free(c, mine[0])
-    #expect(c.list(spc)[0] == mine[0] && first.pendingFrees == 0)
+    #expect(c.list(small)[0] == mine[0] && first.pendingFrees == 0)
     free(other, mine[1])
     #expect(first.pendingFrees == 1 && other.listedObjects == 0)
     #expect(atomicLoad64(&first.pointee.freeState) & fsFlags == fsPartial)
     #expect(badFrees == 0)
+  }
+
+  @Test func aFlushSendsARunOfSlotsInOneWordWithOneAtomic() {
+    let owner = primedCache(), other = primedCache()
+    let span = owner.alloc[spc.index]
+    var ps: [UInt] = []
+    for _ in 0..<8 { ps.append(malloc(owner)) }
+    #expect(Set(ps.map { $0 & ~8191 }).count == 1)
+    for p in ps { free(other, p) }  // 64 B: onto other's list
+    other.flushLists()
+    // Eight slots side by side (one or two bitmap words): one pending word each, all recorded.
+    #expect(span.pendingFrees >= 1 && span.pendingFrees <= 2 && span.remoteFreeCount == 8)
+    for p in ps { #expect(word1(p) == owner.freeKey + 1) }
+    free(other, ps[3])              // a double free after the flush: caught by the mark
+    #expect(badFrees == 1)
   }
 
   @Test func slotsHandedOutFromTheBitmapsLoseTheMark() {
