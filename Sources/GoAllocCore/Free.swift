@@ -11,7 +11,8 @@
 //      thread owns, a plain bit (MCache.ownerFree); else an atomic bit and perhaps a claim of a
 //      floating span (MCache.freeRemote).
 //   4. Tiny sub-objects count down their block; the last one frees the block as in 3.
-//   5. Large objects: the span goes to the LargeCache or back to the page heap.
+//   5. Large objects: a span of up to 256 KiB goes to this thread's LargeBins (no lock); a larger
+//      one (or one freed by a thread without a cache) to the LargeCache or back to the page heap.
 //
 // Invariants: a free is reported or recorded exactly once; the fast path calls nothing and has no
 // stack frame (every other case goes through the one call site `freeMiss`).
@@ -147,17 +148,20 @@ func checkHandedOut(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ idx: Int, 
 @inline(never)
 func freeUncommon(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr,
                   _ a: UInt, op: StaticString) {
-  if s.isLarge { return freeLarge(h, s, a, op: op) }
+  if s.isLarge { return freeLarge(h, raw, s, a, op: op, keep: true) }
   freeTiny(h, raw, s, s.objIndex(a), a, op: op)
 }
 
+/// A large object: into the calling thread's LargeBins (cache `raw`) when it is for them, else
+/// to the LargeCache or (`keep` false: realloc moved away from it) straight to the page heap.
 @inline(never)
-func freeLarge(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op: StaticString,
-               keep: Bool = true) {
+func freeLarge(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr, _ a: UInt,
+               op: StaticString, keep: Bool) {
   if a != s.pointee.startAddr {
     h.badFree(op, "invalid pointer (interior pointer)", a)
     return
   }
+  if keep, let raw, MCache(raw).heap == h, MCache(raw).freeBinned(s, a, op: op) { return }
   if !atomicCAS32(&s.pointee.state, spanInUse, spanFreeing) {
     h.badFree(op, "double free detected", a)
     return

@@ -7,7 +7,8 @@
 //   MCache    per thread, one current MSpan per span class and a FreeList per class (objects
 //             the thread freed, most recent first); allocation pops the list or takes a slot
 //             with one count-trailing-zeros on the span's allocCache. No locks, no atomic RMW.
-//             Spans the thread's frees reclaimed wait on its ready list (oldest first).
+//             Spans the thread's frees reclaimed wait on its ready list (oldest first). Its
+//             LargeBins keep freed large spans of up to 256 KiB by page count.
 //   MCentral  per span class (SpanClass: size class x noscan); the partial spans (full ones
 //             float, owned by nobody).
 //   MHeap     the page heap: memory mapped in steps above a random base (HeapAddress), seen as
@@ -33,7 +34,8 @@
 //   3. Else `mallocRefill` -> `nextFree`: scan the span's allocBits; if exhausted, fold frees that
 //      arrived for it; if still nothing, `refill` lets it float and takes the oldest ready span
 //      with enough frees, else a span from the mcentral (a partial one, or a new one).
-//   4. n > 32 KiB: a span of its own, straight from the mheap.
+//   4. n > 32 KiB: a span of its own: up to 256 KiB the newest of the thread's LargeBins of
+//      its page count (no lock), else straight from the mheap.
 //   5. Zero the slot only if asked and the span may hold old data (`needzero`).
 // Freeing p:
 //   1. The span of p (one load in the flat table; else the arena index); "not ours", dead spans
@@ -46,8 +48,10 @@
 //      free) and one count pending; the first free into a floating span claims it. The owner
 //      folds freed bits into allocBits when its allocCache runs dry, as Go's sweeper turns mark
 //      bits into alloc bits.
-//   3. Large: the span goes to the LargeCache or back to the mheap, where its pages merge with
-//      free neighbours. (Free.swift has the details.)
+//   3. Large: up to 256 KiB the span goes to the thread's LargeBins (LargeBins.swift: bins by
+//      page count, no lock, bounded, taken back by the scavenger and before the heap grows); else
+//      to the LargeCache or back to the mheap, where its pages merge with free neighbours.
+//      (Free.swift has the details.)
 //
 // Two alignment modes share one heap: Go mode (Go's classes as they are: 18 B -> 24 B,
 // 8-aligned) for the Swift API and the GC mode, and malloc mode (every request >= 16 B is
@@ -113,6 +117,12 @@ func mallocSlow(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool, alignme
      let raw = goalloc_tls_get() {
     return mallocRefill(MCache(raw), SpanClass(sizeclass: sizeToClass(size, mallocMode: mallocMode), noscan: noscan),
                         size, zero: zero)
+  }
+  // A large object of up to 256 KiB: the thread's LargeBins first (a fast-path cache, so not
+  // instrumented; a miss goes on below).
+  if alignment == 0 && UInt(bitPattern: size &- (maxSmallSize &+ 1)) < UInt(binMaxPages &* pageSize &- maxSmallSize),
+     let raw = goalloc_tls_get(), let p = MCache(raw).mallocBinned(size, noscan: noscan, zero: zero) {
+    return p
   }
   if size < 0 { return enomem() }
   let size = size == 0 ? 1 : size
@@ -192,15 +202,20 @@ func enomem() -> UnsafeMutableRawPointer? {
   return nil
 }
 
-/// A dedicated span for one object of more than 32 KiB.
 /// The largest request served (larger ones fail with ENOMEM before any arithmetic can overflow).
 public let maxAllocSize = 1 << (heapAddrBits - 2)
 /// The largest alignment served by the aligned entry points.
 public let maxAlignment = 1 << 40
 
+/// A dedicated span for one object of more than 32 KiB: one of the thread's LargeBins of its
+/// page count, else from the mheap.
 func largeAlloc(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, alignPages: Int) -> UInt {
   if size > maxAllocSize { return 0 }
   let npages = (size + pageSize - 1) >> pageShift
+  if npages <= binMaxPages && alignPages == 1, let s = c.takeBinned(npages, noscan: noscan) {
+    if zero { goalloc_memset(UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr), 0, size) }
+    return s.pointee.startAddr
+  }
   let h = c.heap
   guard let s = h.allocSpanReclaiming(npages, spanclass: .large(noscan: noscan), alignPages: alignPages) else {
     return 0

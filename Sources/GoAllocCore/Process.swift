@@ -154,6 +154,9 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// unlinked (their counters flushed) but their spans are left alone: such a thread may have
   /// been halfway through the lock-free fast path when fork copied it, so its spans cannot be
   /// trusted. They stay "cached" forever in the child (a bounded leak, like glibc's arenas).
+  /// Their LargeBins go back to the page heap first: a slot is either a binned span or empty at
+  /// every instant (LargeBins), so taking them is safe (a span halfway into or out of a slot
+  /// stays lost).
   func afterForkChild(keeping current: UnsafeMutableRawPointer?) {
     goalloc_trace_reset_lock()
     lockReset(&heapAddressSpace.lock)
@@ -164,6 +167,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       atomicStore32(&pointee.scavenger.pointee.started, 0)  // no thread here: restart lazily
     }
     for i in 0..<SpanClass.count { lockReset(&pointee.centrals[i].lock) }
+    takeBackBins()
     var it = pointee.caches.pointee.head
     while let raw = it {
       let c = MCache(raw)
