@@ -148,20 +148,23 @@ func checkHandedOut(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ idx: Int, 
 @inline(never)
 func freeUncommon(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr,
                   _ a: UInt, op: StaticString) {
-  if s.isLarge { return freeLarge(h, raw, s, a, op: op, keep: true) }
+  if s.isLarge {
+    // Up to 256 KiB: into this thread's LargeBins (no lock).
+    if let raw, a == s.pointee.startAddr, MCache(raw).heap == h, MCache(raw).freeBinned(h, s, a, op: op) { return }
+    return freeLarge(h, s, a, op: op, keep: true)
+  }
   freeTiny(h, raw, s, s.objIndex(a), a, op: op)
 }
 
-/// A large object: into the calling thread's LargeBins (cache `raw`) when it is for them, else
-/// to the LargeCache or (`keep` false: realloc moved away from it) straight to the page heap.
+/// A large object not for the LargeBins: to the LargeCache or (`keep` false: realloc moved away
+/// from it) straight to the page heap.
 @inline(never)
-func freeLarge(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr, _ a: UInt,
-               op: StaticString, keep: Bool) {
+func freeLarge(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op: StaticString,
+               keep: Bool = true) {
   if a != s.pointee.startAddr {
     h.badFree(op, "invalid pointer (interior pointer)", a)
     return
   }
-  if keep, let raw, MCache(raw).heap == h, MCache(raw).freeBinned(s, a, op: op) { return }
   if !atomicCAS32(&s.pointee.state, spanInUse, spanFreeing) {
     h.badFree(op, "double free detected", a)
     return

@@ -135,8 +135,8 @@ extension MCache {
   }
 
   /// LargeBins: each slot empty or a binned large span of its bin's page count, none above the
-  /// top; the slots' pages and spans == binned - stolen, within the budget. Takes the caches lock
-  /// (no thief meanwhile).
+  /// top; the slots' pages and spans are what the counters say the bins hold, within the budget.
+  /// Takes the caches lock (no thief meanwhile).
   func checkBins(_ r: inout HeapCheckResult) {
     let h = heap
     lockAcquire(&h.pointee.caches.pointee.lock)
@@ -157,10 +157,8 @@ extension MCache {
       }
     }
     let w = binWords
-    if UInt64(pages) != w[LargeBins.binnedPages] &- w[LargeBins.stolenPages]
-        || UInt64(spans) != w[LargeBins.binnedSpans] &- w[LargeBins.stolenSpans] {
-      r.fail("LargeBins counts disagree with the slots")
-    }
+    let binnedSpans = w[LargeBins.frees] &- w[LargeBins.allocs] &- w[LargeBins.spilledSpans] &- w[LargeBins.stolenSpans]
+    if pages != binnedPages || UInt64(spans) != binnedSpans { r.fail("LargeBins counts disagree with the slots") }
     if pages > binBudgetPages { r.fail("LargeBins over the budget") }
   }
 

@@ -6,11 +6,14 @@
 // serve such a pair with no lock and two locked instructions (one CAS each way).
 //
 // Layout (a region of the MCache at `MCache.binsOffset`, in 64-byte lines of eight words):
-//   line 0      the owner's words: large mallocs and bytes, large frees and bytes served by the
-//               bins (statistics, added to the heap's large counters when the cache dies), then
-//               the pages and spans the owner has binned (pushes minus its own pops and spills)
+//   line 0      the owner's words: large mallocs and bytes the bins served, large frees and
+//               bytes they took (statistics, added to the heap's large counters when the cache
+//               dies), pages and spans the owner sent back to the page heap (spilled)
 //   line 1      the thieves' words (caches lock): pages and spans stolen; the operation count
 //               the scavenger saw at its last look
+// What the bins hold is derived, never stored on a hit: pages = (free bytes - malloc bytes) /
+// 8 KiB - spilled - stolen, spans likewise; so a hit writes two counters, and each operation
+// changes one word MemStats reads (a snapshot of a cache's words is one of some instant).
 //   line 1+np   the bin of np-page spans, np = 1...binMaxPages: word 0 the owner's top, words
 //               1...binSlots its slots (a span, or 0), filled from the bottom, newest on top
 //
@@ -23,16 +26,14 @@
 //   free    (owner)  CAS state inUse -> binned (a second free of the block loses and is
 //                    reported); count it; publish the span in slot top + 1 (release store)
 //   malloc  (owner)  from the top down: CAS slot s -> 0; then state -> inUse (a plain store: the
-//                    span is the owner's alone), its noscan-ness, needzero
+//                    span is the owner's alone) and its noscan-ness; count it
 //   steal   (anyone, caches lock held)  CAS slot s -> 0 for each slot; count the pages in the
 //                    cache's stolen words; free the spans to the page heap under the heap lock
 // Only the owner makes a slot nonzero, so no slot turns 0 -> s behind anyone's back and a span
 // is in at most one slot: the owner's CAS fails only when a thief has taken the span (no ABA).
 // A thief holds the caches lock from its first CAS to the heap's update, and MemStats holds it
 // too, so a snapshot never sees a stolen span in a bin and in the page heap at once. The owner
-// orders its counters for MemStats (HeapAlloc <= HeapInuse): a push counts the free, then the
-// binned pages (release); a pop uncounts the binned pages, then counts the malloc (release);
-// MemStats reads mallocs, then binned pages, then frees (acquire).
+// counts a spill before the heap takes the pages back (under its lock, which MemStats holds).
 //
 // Bounds: `binSlots` (7) spans per page count and `binBudgetPages` (256 pages: 2 MiB) per thread,
 // about what tcmalloc lets one thread cache hold, and under 1% of the RSS of a program with a few
@@ -48,8 +49,8 @@
 // GOALLOC_SECURE=1: nothing is binned (its spans end in a guard page), as for the LargeCache.
 //
 // Invariants: a nonzero slot holds a large span of its bin's page count, in state spanBinned;
-// with no thief and no owner operation running, the pages in the slots == binned - stolen
-// pages <= binBudgetPages, and the spans likewise; a dead cache holds no span.
+// with no thief and no owner operation running, the slots hold the pages and spans the counters
+// say (<= binBudgetPages pages); a dead cache holds no span.
 //
 // See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
@@ -67,8 +68,8 @@ enum LargeBins {
   static let allocBytes = 1
   static let frees = 2         // owner: large frees into the bins
   static let freeBytes = 3
-  static let binnedPages = 4   // owner: pages pushed minus popped or spilled by the owner
-  static let binnedSpans = 5
+  static let spilledPages = 4  // owner: binned pages it gave back to the page heap
+  static let spilledSpans = 5
   static let stolenPages = 8   // thieves (caches lock)
   static let stolenSpans = 9
   static let seenOps = 10      // the scavenger's last look: allocs + frees then
@@ -82,29 +83,22 @@ enum LargeBins {
     var binnedPages: UInt64 = 0, binnedSpans: UInt64 = 0
   }
 
-  /// Sums the live caches of list (caches lock held): mallocs first, then what the bins hold,
-  /// then frees, in the order the owners' release stores make safe (see the header).
+  /// Sums the live caches of list (caches lock held). A cache's mallocs and frees are read
+  /// once and give both its share of HeapAlloc and what its bins hold, so the two agree.
   static func totals(_ list: UnsafeMutablePointer<CacheList>) -> Totals {
     var t = Totals()
     var it = list.pointee.head
     while let raw = it {
       let w = MCache(raw).binWords
-      t.allocs &+= atomicLoad64(w + allocs)
-      t.allocBytes &+= atomicLoad64(w + allocBytes)
-      it = MCache(raw).link.pointee.next
-    }
-    it = list.pointee.head
-    while let raw = it {
-      let w = MCache(raw).binWords
-      t.binnedPages &+= atomicLoad64(w + binnedPages) &- atomicLoadRelaxed64(w + stolenPages)
-      t.binnedSpans &+= atomicLoad64(w + binnedSpans) &- atomicLoadRelaxed64(w + stolenSpans)
-      it = MCache(raw).link.pointee.next
-    }
-    it = list.pointee.head
-    while let raw = it {
-      let w = MCache(raw).binWords
-      t.frees &+= atomicLoad64(w + frees)
-      t.freeBytes &+= atomicLoad64(w + freeBytes)
+      let a = atomicLoadRelaxed64(w + allocs), ab = atomicLoadRelaxed64(w + allocBytes)
+      let f = atomicLoadRelaxed64(w + frees), fb = atomicLoadRelaxed64(w + freeBytes)
+      t.allocs &+= a
+      t.allocBytes &+= ab
+      t.frees &+= f
+      t.freeBytes &+= fb
+      t.binnedPages &+= (fb &- ab) >> UInt64(pageShift) &- atomicLoadRelaxed64(w + spilledPages)
+        &- atomicLoadRelaxed64(w + stolenPages)
+      t.binnedSpans &+= f &- a &- atomicLoadRelaxed64(w + spilledSpans) &- atomicLoadRelaxed64(w + stolenSpans)
       it = MCache(raw).link.pointee.next
     }
     return t
@@ -161,12 +155,13 @@ extension MCache {
   }
   /// Pages the bins hold (the owner's view; a thief may be taking some).
   @inline(__always) var binnedPages: Int {
-    Int(truncatingIfNeeded: binWords[LargeBins.binnedPages] &- atomicLoadRelaxed64(binWords + LargeBins.stolenPages))
+    let w = binWords
+    return Int(truncatingIfNeeded: (w[LargeBins.freeBytes] &- w[LargeBins.allocBytes]) >> UInt64(pageShift)
+                 &- w[LargeBins.spilledPages] &- atomicLoadRelaxed64(w + LargeBins.stolenPages))
   }
-  /// The owner's counter i += v, published with a release store.
+  /// The owner's counter i += v (read by MemStats).
   @inline(__always) private func binCount(_ i: Int, _ v: Int) {
-    let p = binWords + i
-    atomicStore64(p, p.pointee &+ UInt64(bitPattern: Int64(v)))
+    counterBump(binWords + i, UInt64(truncatingIfNeeded: v))
   }
 
   /// malloc of `size` bytes (more than 32 KiB, at most binMaxPages pages) from this thread's
@@ -181,6 +176,7 @@ extension MCache {
 
   /// The newest span of the np-page bin, in use again as a large object of kind noscan (its
   /// memory is not zero), counted; nil when the bin is empty.
+  @inline(__always)
   func takeBinned(_ np: Int, noscan: Bool) -> SpanPtr? {
     let b = bin(np)
     var top = Int(b.pointee)
@@ -191,13 +187,12 @@ extension MCache {
       if v == 0 || !atomicCASUInt(slot, v, 0) { continue }  // a thief took it
       b.pointee = UInt(top)
       let s = SpanPtr(bitPattern: v).unsafelyUnwrapped
-      binCount(LargeBins.binnedPages, -np)
-      binCount(LargeBins.binnedSpans, -1)
       binCount(LargeBins.allocs, 1)
       binCount(LargeBins.allocBytes, np &* pageSize)
+      // (needzero is not set: its line of the span stays cold, and a large span's needzero is
+      // read only by the mheap's allocation of it; a binned span is always zeroed when asked.)
       let spc = UInt8(truncatingIfNeeded: SpanClass.large(noscan: noscan).index)
       if s.pointee.spanclass != spc { s.pointee.spanclass = spc }
-      s.pointee.needzero = 1
       atomicStore32(&s.pointee.state, spanInUse)
       return s
     }
@@ -205,13 +200,12 @@ extension MCache {
     return nil
   }
 
-  /// Frees large span s (address a, its start) of this cache's heap into its bin; false when it
-  /// is not for the bins (too large, secure mode), nothing done. A block not in use (freed
+  /// Frees large span s (address a, its start) of this cache's heap h into its bin; false when
+  /// it is not for the bins (too large, secure mode), nothing done. A block not in use (freed
   /// before, binned or cached) is reported as a double free.
   @inline(__always)
-  func freeBinned(_ s: SpanPtr, _ a: UInt, op: StaticString) -> Bool {
+  func freeBinned(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op: StaticString) -> Bool {
     let np = s.pointee.npages
-    let h = heap
     if np > binMaxPages || atomicLoad32(&h.pointee.secure) != 0 { return false }
     if !atomicCAS32(&s.pointee.state, spanInUse, spanBinned) {
       h.badFree(op, "double free detected", a)
@@ -220,9 +214,7 @@ extension MCache {
     binCount(LargeBins.frees, 1)
     binCount(LargeBins.freeBytes, np &* pageSize)
     let b = bin(np)
-    if Int(b.pointee) == binSlots || binnedPages &+ np > binBudgetPages { makeBinRoom(np) }
-    binCount(LargeBins.binnedSpans, 1)
-    binCount(LargeBins.binnedPages, np)
+    if Int(b.pointee) == binSlots || binnedPages > binBudgetPages { makeBinRoom(np) }
     let top = Int(b.pointee) &+ 1
     atomicStoreUInt(b + top, UInt(bitPattern: s))
     b.pointee = UInt(top)
@@ -252,8 +244,9 @@ extension MCache {
       }
       b.pointee = UInt(j)
     }
+    // (binnedPages counts the span being freed already.)
     var k = binMaxPages
-    while binnedPages - pages + np > binBudgetPages && k >= 1 {
+    while binnedPages - pages > binBudgetPages && k >= 1 {
       if k != np {
         let n = emptyBin(k, into: &batch)
         pages += n * k
@@ -261,13 +254,13 @@ extension MCache {
       }
       k -= 1
     }
-    if binnedPages - pages + np > binBudgetPages {  // (not with these bounds: 7 * 32 + 32 <= 256)
+    if binnedPages - pages > binBudgetPages {  // (not with these bounds: 7 * 32 + 32 <= 256)
       let n = emptyBin(np, into: &batch)
       pages += n * np
       spans += n
     }
-    binCount(LargeBins.binnedSpans, -spans)
-    binCount(LargeBins.binnedPages, -pages)
+    binCount(LargeBins.spilledSpans, spans)
+    binCount(LargeBins.spilledPages, pages)
     LargeBins.release(heap, batch)
   }
 
@@ -302,8 +295,8 @@ extension MCache {
       spans += n
     }
     if batch == nil { return }
-    binCount(LargeBins.binnedSpans, -spans)
-    binCount(LargeBins.binnedPages, -pages)
+    binCount(LargeBins.spilledSpans, spans)
+    binCount(LargeBins.spilledPages, pages)
     LargeBins.release(heap, batch)
   }
 
@@ -312,9 +305,12 @@ extension MCache {
   /// previous look. Returns the pages taken.
   func stealBins(idleOnly: Bool, into batch: inout SpanPtr?) -> Int {
     let w = binWords
-    if atomicLoad64(w + LargeBins.binnedPages) == atomicLoadRelaxed64(w + LargeBins.stolenPages) { return 0 }
+    let a = atomicLoadRelaxed64(w + LargeBins.allocs), f = atomicLoadRelaxed64(w + LargeBins.frees)
+    if f &- a == atomicLoadRelaxed64(w + LargeBins.spilledSpans) &+ atomicLoadRelaxed64(w + LargeBins.stolenSpans) {
+      return 0  // nothing binned (or a span on its way in: left for the next look)
+    }
     if idleOnly {
-      let ops = atomicLoad64(w + LargeBins.allocs) &+ atomicLoad64(w + LargeBins.frees)
+      let ops = a &+ f
       let seen = atomicLoadRelaxed64(w + LargeBins.seenOps)
       atomicStoreRelaxed64(w + LargeBins.seenOps, ops)
       if ops != seen { return 0 }

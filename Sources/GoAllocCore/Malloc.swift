@@ -108,22 +108,41 @@ func mallocRefill(_ c: MCache, _ spc: SpanClass, _ size: Int, zero: Bool) -> Uns
   return UnsafeMutableRawPointer(bitPattern: p)
 }
 
+/// Every miss of the fast path: the usual ones (a small class's allocCache ran dry; an object of
+/// up to 256 KiB, which the LargeBins may hold) jump on with no stack frame of their own here.
 @inline(never) @usableFromInline
 func mallocSlow(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool, alignment: Int)
   -> UnsafeMutableRawPointer?
 {
-  // The fast path's usual miss: its span's allocCache ran dry.
-  if alignment == 0 && UInt(bitPattern: size &- 1) < UInt(maxSmallSize) && (mallocMode || !noscan || size >= tinySize),
-     let raw = goalloc_tls_get() {
-    return mallocRefill(MCache(raw), SpanClass(sizeclass: sizeToClass(size, mallocMode: mallocMode), noscan: noscan),
-                        size, zero: zero)
+  if alignment == 0, let raw = goalloc_tls_get() {
+    // The fast path's usual miss: its span's allocCache ran dry.
+    if UInt(bitPattern: size &- 1) < UInt(maxSmallSize) && (mallocMode || !noscan || size >= tinySize) {
+      return mallocRefill(MCache(raw), SpanClass(sizeclass: sizeToClass(size, mallocMode: mallocMode), noscan: noscan),
+                          size, zero: zero)
+    }
+    // A large object of up to 256 KiB: the thread's LargeBins first (a fast-path cache, so not
+    // instrumented).
+    if UInt(bitPattern: size &- (maxSmallSize &+ 1)) < UInt(binMaxPages &* pageSize &- maxSmallSize) {
+      return mallocMid(MCache(raw), size, noscan: noscan, zero: zero, mallocMode: mallocMode)
+    }
   }
-  // A large object of up to 256 KiB: the thread's LargeBins first (a fast-path cache, so not
-  // instrumented; a miss goes on below).
-  if alignment == 0 && UInt(bitPattern: size &- (maxSmallSize &+ 1)) < UInt(binMaxPages &* pageSize &- maxSmallSize),
-     let raw = goalloc_tls_get(), let p = MCache(raw).mallocBinned(size, noscan: noscan, zero: zero) {
-    return p
-  }
+  return mallocGeneral(size, noscan: noscan, zero: zero, mallocMode: mallocMode, alignment: alignment)
+}
+
+/// An object of up to 256 KiB: the newest span of its page count in cache c's LargeBins, else
+/// the general path.
+@inline(never)
+func mallocMid(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool) -> UnsafeMutableRawPointer? {
+  if let p = c.mallocBinned(size, noscan: noscan, zero: zero) { return p }
+  return mallocGeneral(size, noscan: noscan, zero: zero, mallocMode: mallocMode, alignment: 0)
+}
+
+/// Everything else: creates the thread's cache if it has none, serves any size and alignment,
+/// instruments when asked.
+@inline(never)
+func mallocGeneral(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool, alignment: Int)
+  -> UnsafeMutableRawPointer?
+{
   if size < 0 { return enomem() }
   let size = size == 0 ? 1 : size
   var c: MCache

@@ -87,7 +87,7 @@ func reallocObject(_ p: UnsafeMutableRawPointer?, _ size: Int, noscan: Bool = tr
   // LargeCache. (With a
   // fast-path cache only: otherwise the free must be recorded, through freeObject.)
   if s.isLarge, goalloc_tls_get() != nil {
-    freeLarge(h, nil, s, UInt(bitPattern: p), op: "realloc", keep: false)
+    freeLarge(h, s, UInt(bitPattern: p), op: "realloc", keep: false)
   } else {
     freeObject(p, op: "realloc")
   }
