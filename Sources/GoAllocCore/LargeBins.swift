@@ -38,7 +38,9 @@
 // Bounds: `binSlots` (7) spans per page count and `binBudgetPages` (256 pages: 2 MiB) per thread,
 // about what tcmalloc lets one thread cache hold, and under 1% of the RSS of a program with a few
 // dozen such threads. A full bin sends its older half to the page heap; a push over the budget
-// first sends whole other bins, largest first; one heap lock each time.
+// first sends whole other bins, largest first; one heap lock each time. A thread whose sizes
+// do not repeat (`binMissLimit` misses in a row: random sizes) sends all of them back, so it
+// keeps no more pages from the heap than it did without bins.
 // Who gives bins back: the owner at thread exit (MCache.releaseAll) and when it turns secure;
 // every cache's, from any thread: malloc_trim and every scavenge that releases everything
 // (MHeap.scavenge), the memory limit (the scavenger's and scavengeForLimit), a heap about to grow
@@ -61,6 +63,9 @@ let binMaxPages = 32
 let binSlots = 7
 /// Pages a thread's bins hold at most (2 MiB).
 let binBudgetPages = 256
+/// Misses in a row (no hit between) after which a thread's bins go back to the page heap: its
+/// sizes do not repeat, and the bins would only keep pages from the heap.
+let binMissLimit = 4
 
 /// The words of the LargeBins region of an MCache (see the header).
 enum LargeBins {
@@ -70,6 +75,8 @@ enum LargeBins {
   static let freeBytes = 3
   static let spilledPages = 4  // owner: binned pages it gave back to the page heap
   static let spilledSpans = 5
+  static let missMark = 6      // owner: `allocs` at the last miss
+  static let missStreak = 7    // owner: misses since the last hit (as far as missMark tells)
   static let stolenPages = 8   // thieves (caches lock)
   static let stolenSpans = 9
   static let seenOps = 10      // the scavenger's last look: allocs + frees then
@@ -219,6 +226,25 @@ extension MCache {
     atomicStoreUInt(b + top, UInt(bitPattern: s))
     b.pointee = UInt(top)
     return true
+  }
+
+  /// A malloc of a size for the bins missed (on its way to the page heap). After binMissLimit
+  /// misses with no hit between, every bin goes back to the page heap: a thread whose sizes do
+  /// not repeat (random sizes, a growing buffer) keeps no pages from the heap. The hit path
+  /// writes nothing for this: a hit shows as a change of `allocs`.
+  func binMissed() {
+    let w = binWords
+    let a = w[LargeBins.allocs]
+    if a != w[LargeBins.missMark] {
+      w[LargeBins.missMark] = a
+      w[LargeBins.missStreak] = 1
+      return
+    }
+    w[LargeBins.missStreak] &+= 1
+    if w[LargeBins.missStreak] >= UInt64(binMissLimit) {
+      w[LargeBins.missStreak] = 0
+      if binnedPages > 0 { releaseBins() }
+    }
   }
 
   /// Room for one more np-page span: a full bin's older half, then (over the budget) whole

@@ -231,9 +231,12 @@ public let maxAlignment = 1 << 40
 func largeAlloc(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, alignPages: Int) -> UInt {
   if size > maxAllocSize { return 0 }
   let npages = (size + pageSize - 1) >> pageShift
-  if npages <= binMaxPages && alignPages == 1, let s = c.takeBinned(npages, noscan: noscan) {
-    if zero { goalloc_memset(UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr), 0, size) }
-    return s.pointee.startAddr
+  if npages <= binMaxPages && alignPages == 1 {
+    if let s = c.takeBinned(npages, noscan: noscan) {
+      if zero { goalloc_memset(UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr), 0, size) }
+      return s.pointee.startAddr
+    }
+    c.binMissed()
   }
   let h = c.heap
   guard let s = h.allocSpanReclaiming(npages, spanclass: .large(noscan: noscan), alignPages: alignPages) else {

@@ -60,6 +60,7 @@ func applySecureMode(_ h: UnsafeMutablePointer<MHeap>) {
   if h.debugFlags & UInt32(GOALLOC_SECURE_MODE) == 0 || atomicLoad32(&h.pointee.secure) != 0 { return }
   atomicStore32(&h.pointee.secure, 1)
   if let raw = existingThreadCache(), MCache(raw).heap == h { MCache(raw).becomeSecure() }
+  h.takeBackBins()  // binned large spans have no guard page
 }
 
 /// The calling thread's cache, fast-path or instrumented (`goalloc_tls_slow_get`), if it has one.

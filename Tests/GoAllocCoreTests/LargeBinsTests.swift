@@ -123,6 +123,26 @@ import CGoAllocShim
     expectIdentities(MemStats.read(h))
   }
 
+  @Test func sizesThatDoNotRepeatEmptyTheBins() {
+    let h = MHeap.create()!
+    let c = MCache.create(h)!
+    let a = alloc(c, 5 * pageSize), b = alloc(c, 6 * pageSize)  // (two misses)
+    free(h, c, a)
+    free(h, c, b)
+    free(h, c, alloc(c, 6 * pageSize))  // a hit
+    var live: [UInt] = []
+    // Misses with a hit between them: the bins stay.
+    for _ in 1..<binMissLimit { live.append(alloc(c, 7 * pageSize)) }
+    #expect(alloc(c, 6 * pageSize) == b)  // a hit
+    for _ in 1..<binMissLimit { live.append(alloc(c, 7 * pageSize)) }
+    #expect(c.binnedPages == 5 && span(h, a) != nil)
+    // binMissLimit misses in a row: back to the page heap.
+    live.append(alloc(c, 7 * pageSize))
+    #expect(c.binnedPages == 0 && span(h, a) == nil)
+    expectInvariants(h, c)
+    expectIdentities(MemStats.read(h))
+  }
+
   @Test func anotherThreadsFreeGoesToItsOwnBins() {
     let h = MHeap.create()!
     let owner = MCache.create(h)!, other = MCache.create(h)!
@@ -164,11 +184,10 @@ import CGoAllocShim
     free(h, c2, b2)
     h.scavengerTick(reclaimSpans: { _ in 0 })  // first look: both were busy
     #expect(c1.binnedPages == 5 && c2.binnedPages == 25)
-    _ = alloc(c2, 8 * pageSize)  // c2 is busy (a miss of its bins counts as nothing: a bin op)
-    free(h, c2, alloc(c2, 8 * pageSize))
+    free(h, c2, alloc(c2, 200_000))  // c2 is busy: a hit and a free
     h.scavengerTick(reclaimSpans: { _ in 0 })
     #expect(c1.binnedPages == 0 && span(h, a2) == nil)     // idle for a tick: taken
-    #expect(c2.binnedPages == 25 + 8)                       // busy: kept
+    #expect(c2.binnedPages == 25)                           // busy: kept
     h.scavengerTick(reclaimSpans: { _ in 0 })
     #expect(c2.binnedPages == 0)
     expectInvariants(h, c1)
