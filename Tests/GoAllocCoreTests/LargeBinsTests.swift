@@ -282,6 +282,62 @@ import CGoAllocShim
     #expect(h.checkHeap().ok)
   } }
 
+  /// Threads run rings of mid-size blocks (their bins hit all the time) while another thread
+  /// keeps taking every thread's bins back and reading MemStats: no block is handed out twice
+  /// (each is checked before its free), the identities hold in every snapshot, the heap checks.
+  @Test func ownersAndThievesRace() { _withExclusiveGlobalHeapForTesting {
+    let h = globalHeap()!
+    let before = MemStats.read(h)
+    let stop = Phase()
+    let failures = Counter(), thefts = Counter()
+    let thief = Thread {
+      let h = globalHeap()!
+      var problems = 0
+      while stop.value == 0 {
+        if h.takeBackBins(idleOnly: false) > 0 { thefts.add() }
+        let m = MemStats.read(h)
+        if m.heapIdle + m.heapInuse != m.heapSys || m.heapAlloc > m.heapInuse || m.mallocs - m.frees != m.heapObjects {
+          problems += 1
+        }
+        h.takeBackBins(idleOnly: true)
+        usleep(50)
+      }
+      for _ in 0..<problems { failures.add() }
+      stop.set(2)
+    }
+    thief.start()
+    runConcurrently(threads: 3) { t in
+      let sizes = [33_000, 40_000, 40_000, 100_000, 200_000, 262_144]
+      var ring: [(UnsafeMutableRawPointer, Int)] = []
+      var rng = RepeatableRNG(seed: UInt64(t) &+ 7)
+      for k in 0..<(20_000 * stressScale) {
+        if ring.count == 24 {
+          let (p, n) = ring.swapRemoveRandom(&rng)
+          let b = p.assumingMemoryBound(to: UInt8.self)
+          if b[0] != UInt8(truncatingIfNeeded: n &+ t) || b[n - 1] != UInt8(truncatingIfNeeded: n &+ t) { failures.add() }
+          goFree(p)
+        }
+        let n = sizes[Int(rng.next() % UInt64(sizes.count))]
+        guard let p = goMalloc(n, zero: k % 16 == 0, mallocMode: true) else { failures.add(); continue }
+        let b = p.assumingMemoryBound(to: UInt8.self)
+        if k % 16 == 0 && (b[0] != 0 || b[n - 1] != 0) { failures.add() }
+        b[0] = UInt8(truncatingIfNeeded: n &+ t)
+        b[n - 1] = UInt8(truncatingIfNeeded: n &+ t)
+        ring.append((p, n))
+      }
+      for (p, _) in ring { goFree(p) }
+      releaseThreadCache()
+    }
+    stop.set(1)
+    while stop.value != 2 { usleep(100) }
+    #expect(failures.value == 0)
+    #expect(thefts.value > 0, "the thief never found a binned span")
+    let after = MemStats.read(h)
+    #expect(after.heapObjects == before.heapObjects)
+    #expect(after.heapIdle + after.heapInuse == after.heapSys && after.heapAlloc <= after.heapInuse)
+    #expect(h.checkHeap().ok)
+  } }
+
   /// malloc_trim from one thread takes another live thread's bins.
   @Test func releasingFreeMemoryTakesEveryThreadsBins() { _withExclusiveGlobalHeapForTesting {
     let h = globalHeap()!
@@ -309,4 +365,12 @@ import CGoAllocShim
     #expect(m.heapIdle + m.heapInuse == m.heapSys && m.heapAlloc <= m.heapInuse)
     #expect(h.checkHeap().ok)
   } }
+}
+
+/// A small shared state word for the threads of a test.
+final class Phase: @unchecked Sendable {
+  private let lock = NSLock()
+  private var v = 0
+  func set(_ x: Int) { lock.lock(); v = x; lock.unlock() }
+  var value: Int { lock.lock(); defer { lock.unlock() }; return v }
 }
