@@ -7,7 +7,8 @@
 // `goalloc_tls_slow_get` (so every call takes the instrumented slow path). A pthread key's
 // destructor hands the cache back at thread exit; a thread that allocates after that gets a
 // short-lived cache per call. Fork: every lock is taken before and released after, and the
-// child unlinks the caches of threads it does not have (MHeap.afterForkChild).
+// child takes back the LargeBins of every cache, then unlinks the caches of threads it does not
+// have (MHeap.afterForkChild).
 //
 // Invariants: at most one heap per process; a thread's TLS words name its own cache or nothing.
 import CGoAllocShim
