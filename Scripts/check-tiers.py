@@ -17,7 +17,7 @@ TIERS = {
     # entry points, process and thread lifecycle, and the tools that read every tier
     6: ["Malloc", "Free", "Realloc", "Process", "TestingSupport",
         "MemStats", "HeapMap", "Invariants", "AllocTrace", "HeapProfile"],
-    5: ["MCache", "FreeList", "SecureMode"],               # per-thread cache, its free lists, secure mode
+    5: ["MCache", "FreeList", "SecureMode", "LargeBins"],  # per-thread cache, its free lists, secure mode, large bins
     4: ["MCentral"],                                       # per span class
     3: ["MHeap", "LargeCache", "Scavenger", "HeapArena", "HeapAddress"],  # the page heap, its services
     2: ["PageAlloc", "PageCache"],                         # runs of pages

@@ -15,7 +15,8 @@
 //      claim of a floating span (MCache.freeRemote); a flush sends a run of slots in one bitmap
 //      word with one atomic.
 //   4. Tiny sub-objects count down their block; the last one frees the block as in 3.
-//   5. Large objects: the span goes to the LargeCache or back to the page heap.
+//   5. Large objects: a span of up to 256 KiB goes to this thread's LargeBins (no lock); a larger
+//      one (or one freed by a thread without a cache) to the LargeCache or back to the page heap.
 //
 // Invariants: a free is reported or recorded exactly once; the fast path calls nothing and has no
 // stack frame (every other case goes through the one call site `freeMiss`).
@@ -195,10 +196,16 @@ func checkHandedOut(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ idx: Int, 
 @inline(never)
 func freeUncommon(_ h: UnsafeMutablePointer<MHeap>, _ raw: UnsafeMutableRawPointer?, _ s: SpanPtr,
                   _ a: UInt, op: StaticString) {
-  if s.isLarge { return freeLarge(h, s, a, op: op) }
+  if s.isLarge {
+    // Up to 256 KiB: into this thread's LargeBins (no lock).
+    if let raw, a == s.pointee.startAddr, MCache(raw).heap == h, MCache(raw).freeBinned(h, s, a, op: op) { return }
+    return freeLarge(h, s, a, op: op, keep: true)
+  }
   freeTiny(h, raw, s, s.objIndex(a), a, op: op)
 }
 
+/// A large object not for the LargeBins: to the LargeCache or (`keep` false: realloc moved away
+/// from it) straight to the page heap.
 @inline(never)
 func freeLarge(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op: StaticString,
                keep: Bool = true) {

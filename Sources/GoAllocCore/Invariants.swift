@@ -5,7 +5,8 @@
 //   PageAlloc.checkInvariants    summaries against bitmaps, counters (PageAlloc.swift)
 //   MSpan.checkInvariants        geometry against its class, bitmaps against counts
 //   MCentral.checkInvariants     partial-list links, tags, counts and flags
-//   MCache.checkInvariants       current spans, ready lists, free lists, tiny block (owner only)
+//   MCache.checkInvariants       current spans, ready lists, free lists, tiny block, LargeBins
+//                                (owner only)
 //   MHeap.checkHeap              all of the above that another thread may check, plus the span
 //                                registry, the arena index and the LargeCache
 // The heap check takes one lock at a time, so it runs while other threads allocate. A span a
@@ -132,7 +133,36 @@ extension MCache {
       guard let s = header.pointee.tinySpan, s.spanClass.isTiny else { r.fail("tiny block outside a tiny span"); return r }
       if s.pointee.tinyCounts.unsafelyUnwrapped[s.objIndex(header.pointee.tiny)] == 0 { r.fail("tiny block held with count 0") }
     }
+    checkBins(&r)
     return r
+  }
+
+  /// LargeBins: each slot empty or a binned large span of its bin's page count, none above the
+  /// top; the slots' pages and spans are what the counters say the bins hold, within the budget.
+  /// Takes the caches lock (no thief meanwhile).
+  func checkBins(_ r: inout HeapCheckResult) {
+    let h = heap
+    lockAcquire(&h.pointee.caches.pointee.lock)
+    defer { lockRelease(&h.pointee.caches.pointee.lock) }
+    var pages = 0, spans = 0
+    for np in 1...binMaxPages {
+      let b = bin(np)
+      if Int(b.pointee) > binSlots { r.fail("LargeBins top past its slots") }
+      for i in 1...binSlots {
+        guard let s = SpanPtr(bitPattern: atomicLoadUInt(b + i)) else { continue }
+        if i > Int(b.pointee) { r.fail("LargeBins slot above the top") }
+        if atomicLoad32(&s.pointee.state) != spanBinned || !s.isLarge || s.pointee.npages != np {
+          r.fail("LargeBins holds a span that is not a binned large span of its page count")
+        }
+        s.checkGeometry(h, &r)
+        pages += np
+        spans += 1
+      }
+    }
+    let w = binWords
+    let binnedSpans = w[LargeBins.frees] &- w[LargeBins.allocs] &- w[LargeBins.spilledSpans] &- w[LargeBins.stolenSpans]
+    if pages != binnedPages || UInt64(spans) != binnedSpans { r.fail("LargeBins counts disagree with the slots") }
+    if pages > binBudgetPages { r.fail("LargeBins over the budget") }
   }
 
   /// Class spc's free list: exactly its recorded length of objects, each a handed-out slot of a
@@ -174,7 +204,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     forEachSpanLocked { s in
       spans += 1
       let state = atomicLoad32(&s.pointee.state)
-      if state == spanInUse || state == spanFreeing { pages += s.pointee.npages }
+      if state == spanInUse || state == spanFreeing || state == spanBinned { pages += s.pointee.npages }
       else if state != spanCached { r.fail("a dead span in the registry") }
       s.checkGeometry(self, &r)
     }

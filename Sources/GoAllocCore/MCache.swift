@@ -9,6 +9,8 @@
 //                  blocks/frees
 //   then           per span class: ready list head, ready count
 //   then           MCacheHeader: heap, arena index, tiny block state; then MCacheLink
+//   then           SecureMode's quarantine; then LargeBins (freed large spans of up to 256 KiB,
+//                  by page count; LargeBins.swift)
 // `alloc` sits at offset 0 so the fast path indexes the cache pointer directly. A malloc or free
 // that the FreeList serves touches one line of the cache (the class's group) and the object.
 //
@@ -24,8 +26,8 @@
 // is the class's only ready span.
 // Refill order: the ready list (passing over up to `readySkips` spans with under 1/8 of their
 // slots free), then the mcentral.
-// `releaseAll` hands every span back (thread exit, fork child); `destroy` also flushes the
-// counters into the heap.
+// `releaseAll` hands every span back (thread exit, fork child), binned large ones included;
+// `destroy` also flushes the counters into the heap.
 //
 // Invariants: alloc[spc] is emptySpan or a span of class spc with place placeCurrent; every span
 // on a ready list has place placeReady; all of them have CACHED set and owner == this cache (0
@@ -112,7 +114,9 @@ public struct MCacheLink {
   static let linkOffset = roundUp(headerOffset + MemoryLayout<MCacheHeader>.stride, 64)
   /// SecureMode's quarantine and shuffle scratch (untouched unless GOALLOC_SECURE=1).
   static let secureOffset = roundUp(linkOffset + MemoryLayout<MCacheLink>.stride, 64)
-  static let bytes = roundUp(secureOffset + 2 * quarantineSlots * 8, 64)
+  /// LargeBins: this thread's freed large spans by page count (LargeBins.swift).
+  static let binsOffset = roundUp(secureOffset + 2 * quarantineSlots * 8, 64)
+  static let bytes = roundUp(binsOffset + LargeBins.bytes, 64)
 
   @inline(__always) @usableFromInline var alloc: UnsafeMutablePointer<SpanPtr> {
     raw.assumingMemoryBound(to: SpanPtr.self)
@@ -148,6 +152,7 @@ public struct MCacheLink {
   public static func create(_ h: UnsafeMutablePointer<MHeap>) -> MCache? {
     lockAcquire(&h.pointee.lock)
     let m = h.pointee.cachealloc.alloc(&h.pointee.persistent)
+    if h.pointee.binThief == nil { h.pointee.binThief = stealThreadBins }  // (LargeBins)
     lockRelease(&h.pointee.lock)
     guard let raw = m else { return nil }
     let c = MCache(raw)
@@ -188,14 +193,17 @@ public struct MCacheLink {
     for i in 0..<MCache.counterWords where MCache.isStatistic(i) {
       h.pointee.flushed[i] &+= atomicLoadRelaxed64(counters + i)
     }
+    flushBinStats()
     list.pointee.count -= 1
     lockRelease(&list.pointee.lock)
   }
 
-  /// Returns every span this cache owns to its mcentral and drops the tiny block.
+  /// Returns every span this cache owns to its mcentral (binned large ones to the page heap)
+  /// and drops the tiny block.
   public func releaseAll() {
     flushLists()
     dropTinyHold()
+    releaseBins()
     let h = heap
     let empty = h.pointee.emptySpan
     for i in 0..<SpanClass.count {

@@ -11,7 +11,8 @@
 // A cache that gives back an empty span parks it here for the class's next refill, at most
 // `maxParkedEmpty` of them; more go straight back to the page heap (as Go's sweeper frees an
 // empty span). A span emptied later by other threads' frees stays here until it is reclaimed
-// (`reclaim`: before the heap grows, on malloc_trim, and every second from the scavenger).
+// (`reclaim`: before the heap grows, on malloc_trim, and every second from the scavenger). Before
+// the heap grows, the threads' binned large spans go back too (MHeap.takeBackBins).
 // Invariant: nempty == the spans on the partial list with nothing allocated and no frees
 // pending that a cache parked (remote frees can empty others: those are not counted).
 //
@@ -192,11 +193,12 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   }
 
   /// A new span from the heap (MHeap.allocSpan) for an mcentral or a large object: when no run
-  /// of free pages fits, the empty spans parked on the mcentrals go back first, and the heap
-  /// grows only if that did not make room.
+  /// of free pages fits, the empty spans parked on the mcentrals and the large spans binned by
+  /// the threads (LargeBins) go back first, and the heap grows only if that did not make room.
   func allocSpanReclaiming(_ npages: Int, spanclass spc: SpanClass, alignPages: Int = 1) -> SpanPtr? {
     if let s = allocSpan(npages, spanclass: spc, alignPages: alignPages, grow: false) { return s }
-    if reclaim() > 0, let s = allocSpan(npages, spanclass: spc, alignPages: alignPages, grow: false) { return s }
+    if reclaim() + takeBackBins() > 0,
+       let s = allocSpan(npages, spanclass: spc, alignPages: alignPages, grow: false) { return s }
     return allocSpan(npages, spanclass: spc, alignPages: alignPages, grow: true)
   }
 }

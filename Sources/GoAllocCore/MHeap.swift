@@ -4,8 +4,12 @@
 // `allocSpan` takes a run of pages from PageAlloc (growing the heap when nothing fits, after first
 // reclaiming empty spans), dresses it as an mspan and publishes it in the arena index;
 // `freeSpan` undoes that and gives the pages back, where they merge with free neighbours. Small
-// spans come to the mheap only through an mcentral; large objects (> 32 KiB) come straight here,
-// and a freed one may wait in the LargeCache for a request of its size.
+// spans come to the mheap only through an mcentral; large objects (> 32 KiB) come straight here
+// unless the thread's LargeBins (spans of up to 256 KiB, per thread, tier 5) has one of their
+// page count, and a freed one may wait in those bins or in the LargeCache for a request of its
+// size. Binned spans stay in use as far as the heap knows (pagesInUse, the span table);
+// `binThief`, installed by the heap's first cache, lets this tier and the mcentrals take every
+// thread's bins back (a scavenge, the memory limit, a heap about to grow).
 //
 // Growing: the heap maps fresh memory in steps of a quarter of its size (4 MiB to 64 MiB, or what
 // a request needs), contiguously above its random base (HeapAddress), and asks for exactly what it
@@ -20,8 +24,8 @@
 // guards the list of live mcaches and the counters flushed from dead ones.
 //
 // Invariants: HeapIdle + HeapInuse == HeapSys (pages are in exactly one span or free);
-// pagesInUse == sum of npages over in-use spans; every in-use span's pages map to it in the
-// arena index.
+// pagesInUse == sum of npages over in-use (and binned) spans; every in-use span's pages map to
+// it in the arena index.
 //
 // See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
@@ -69,6 +73,9 @@ public struct MHeap {
   var largeCachedPages = 0
   var allspans: SpanPtr? = nil                    // the span registry (heap lock): see MHeap.spans
   var secure: UInt32 = 0                          // atomic: GOALLOC_SECURE=1 (SecureMode.swift)
+  /// Takes the threads' LargeBins back to the page heap (argument: this heap; idle caches only?);
+  /// returns the pages. Installed by the heap's first MCache (set once, under the heap lock).
+  var binThief: (@convention(c) (UnsafeMutableRawPointer, Bool) -> Int)? = nil
 
   /// A new heap in its own mappings, or nil when the OS refuses memory.
   public static func create() -> UnsafeMutablePointer<MHeap>? {
@@ -378,6 +385,15 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     s.pointee.npages = npages
     s.pointee.elemsize = npages * pageSize
     return true
+  }
+
+  /// Every thread's binned large spans (idleOnly: of the threads that used their bins for none
+  /// since the previous such call) back to the page heap (LargeBins, through `binThief`).
+  /// Returns the pages. Takes the caches lock and the heap lock: call it with neither held.
+  @discardableResult
+  func takeBackBins(idleOnly: Bool = false) -> Int {
+    guard let thief = pointee.binThief else { return 0 }
+    return thief(UnsafeMutableRawPointer(self), idleOnly)
   }
 
   /// Returns a span's pages to the page heap; they merge with free neighbours.

@@ -75,9 +75,9 @@ public struct MSpan {
   //   none     floating: full, owned by nobody          -> CACHED or PARTIAL: the first remote
   //                                                        free claims it (MSpan.claim)
   @usableFromInline var freeState: UInt64 = 0
-  @usableFromInline var state: UInt32 = 0        // atomic: dead / inUse / freeing
+  @usableFromInline var state: UInt32 = 0        // atomic: dead / inUse / freeing / cached / binned
   @usableFromInline var list: UInt8 = 0          // 0 none, 1 partial (central lock)
-  @usableFromInline var next: SpanPtr? = nil      // mcentral partial list links
+  @usableFromInline var next: SpanPtr? = nil      // mcentral partial list links (large: LargeBins batches)
   @usableFromInline var prev: SpanPtr? = nil
   @usableFromInline var tinyCounts: UnsafeMutablePointer<UInt8>? = nil  // tiny spans: sub-objects per block
   @usableFromInline var allnext: SpanPtr? = nil   // the heap's span registry (heap lock)
@@ -90,6 +90,7 @@ public struct MSpan {
 @usableFromInline let spanInUse: UInt32 = 1
 @usableFromInline let spanFreeing: UInt32 = 2
 @usableFromInline let spanCached: UInt32 = 3   // a freed large span kept by LargeCache
+@usableFromInline let spanBinned: UInt32 = 4   // a freed large span in a thread's LargeBins
 
 @usableFromInline let fsCached: UInt64 = 1   // owned by a cache (current or on its ready list)
 @usableFromInline let fsPartial: UInt64 = 2  // on its mcentral's partial list

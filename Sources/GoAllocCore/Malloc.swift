@@ -7,7 +7,8 @@
 //   MCache    per thread, one current MSpan per span class and a FreeList per class (objects
 //             the thread freed, most recent first); allocation pops the list or takes a slot
 //             with one count-trailing-zeros on the span's allocCache. No locks, no atomic RMW.
-//             Spans the thread's frees reclaimed wait on its ready list (oldest first).
+//             Spans the thread's frees reclaimed wait on its ready list (oldest first). Its
+//             LargeBins keep freed large spans of up to 256 KiB by page count.
 //   MCentral  per span class (SpanClass: size class x noscan); the partial spans (full ones
 //             float, owned by nobody).
 //   MHeap     the page heap: memory mapped in steps above a random base (HeapAddress), seen as
@@ -33,7 +34,8 @@
 //   3. Else `mallocRefill` -> `nextFree`: scan the span's allocBits; if exhausted, fold frees that
 //      arrived for it; if still nothing, `refill` lets it float and takes the oldest ready span
 //      with enough frees, else a span from the mcentral (a partial one, or a new one).
-//   4. n > 32 KiB: a span of its own, straight from the mheap.
+//   4. n > 32 KiB: a span of its own: up to 256 KiB the newest of the thread's LargeBins of
+//      its page count (no lock), else straight from the mheap.
 //   5. Zero the slot only if asked and the span may hold old data (`needzero`).
 // Freeing p:
 //   1. The span of p (one load in the flat table; else the arena index); "not ours", dead spans
@@ -46,8 +48,10 @@
 //      free) and one count pending; the first free into a floating span claims it. The owner
 //      folds freed bits into allocBits when its allocCache runs dry, as Go's sweeper turns mark
 //      bits into alloc bits.
-//   3. Large: the span goes to the LargeCache or back to the mheap, where its pages merge with
-//      free neighbours. (Free.swift has the details.)
+//   3. Large: up to 256 KiB the span goes to the thread's LargeBins (LargeBins.swift: bins by
+//      page count, no lock, bounded, taken back by the scavenger and before the heap grows); else
+//      to the LargeCache or back to the mheap, where its pages merge with free neighbours.
+//      (Free.swift has the details.)
 //
 // Two alignment modes share one heap: Go mode (Go's classes as they are: 18 B -> 24 B,
 // 8-aligned) for the Swift API and the GC mode, and malloc mode (every request >= 16 B is
@@ -104,16 +108,41 @@ func mallocRefill(_ c: MCache, _ spc: SpanClass, _ size: Int, zero: Bool) -> Uns
   return UnsafeMutableRawPointer(bitPattern: p)
 }
 
+/// Every miss of the fast path: the usual ones (a small class's allocCache ran dry; an object of
+/// up to 256 KiB, which the LargeBins may hold) jump on with no stack frame of their own here.
 @inline(never) @usableFromInline
 func mallocSlow(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool, alignment: Int)
   -> UnsafeMutableRawPointer?
 {
-  // The fast path's usual miss: its span's allocCache ran dry.
-  if alignment == 0 && UInt(bitPattern: size &- 1) < UInt(maxSmallSize) && (mallocMode || !noscan || size >= tinySize),
-     let raw = goalloc_tls_get() {
-    return mallocRefill(MCache(raw), SpanClass(sizeclass: sizeToClass(size, mallocMode: mallocMode), noscan: noscan),
-                        size, zero: zero)
+  if alignment == 0, let raw = goalloc_tls_get() {
+    // The fast path's usual miss: its span's allocCache ran dry.
+    if UInt(bitPattern: size &- 1) < UInt(maxSmallSize) && (mallocMode || !noscan || size >= tinySize) {
+      return mallocRefill(MCache(raw), SpanClass(sizeclass: sizeToClass(size, mallocMode: mallocMode), noscan: noscan),
+                          size, zero: zero)
+    }
+    // A large object of up to 256 KiB: the thread's LargeBins first (a fast-path cache, so not
+    // instrumented).
+    if UInt(bitPattern: size &- (maxSmallSize &+ 1)) < UInt(binMaxPages &* pageSize &- maxSmallSize) {
+      return mallocMid(MCache(raw), size, noscan: noscan, zero: zero, mallocMode: mallocMode)
+    }
   }
+  return mallocGeneral(size, noscan: noscan, zero: zero, mallocMode: mallocMode, alignment: alignment)
+}
+
+/// An object of up to 256 KiB: the newest span of its page count in cache c's LargeBins, else
+/// the general path.
+@inline(never)
+func mallocMid(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool) -> UnsafeMutableRawPointer? {
+  if let p = c.mallocBinned(size, noscan: noscan, zero: zero) { return p }
+  return mallocGeneral(size, noscan: noscan, zero: zero, mallocMode: mallocMode, alignment: 0)
+}
+
+/// Everything else: creates the thread's cache if it has none, serves any size and alignment,
+/// instruments when asked.
+@inline(never)
+func mallocGeneral(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool, alignment: Int)
+  -> UnsafeMutableRawPointer?
+{
   if size < 0 { return enomem() }
   let size = size == 0 ? 1 : size
   var c: MCache
@@ -194,15 +223,23 @@ func enomem() -> UnsafeMutableRawPointer? {
   return nil
 }
 
-/// A dedicated span for one object of more than 32 KiB.
 /// The largest request served (larger ones fail with ENOMEM before any arithmetic can overflow).
 public let maxAllocSize = 1 << (heapAddrBits - 2)
 /// The largest alignment served by the aligned entry points.
 public let maxAlignment = 1 << 40
 
+/// A dedicated span for one object of more than 32 KiB: one of the thread's LargeBins of its
+/// page count, else from the mheap.
 func largeAlloc(_ c: MCache, _ size: Int, noscan: Bool, zero: Bool, alignPages: Int) -> UInt {
   if size > maxAllocSize { return 0 }
   let npages = (size + pageSize - 1) >> pageShift
+  if npages <= binMaxPages && alignPages == 1 {
+    if let s = c.takeBinned(npages, noscan: noscan) {
+      if zero { goalloc_memset(UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr), 0, size) }
+      return s.pointee.startAddr
+    }
+    c.binMissed()
+  }
   let h = c.heap
   guard let s = h.allocSpanReclaiming(npages, spanclass: .large(noscan: noscan), alignPages: alignPages) else {
     return 0

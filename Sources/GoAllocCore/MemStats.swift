@@ -1,8 +1,9 @@
 // MemStats: Go's runtime.MemStats for GoAlloc, read without stopping anyone.
 //
 // Counters: each mcache counts its own mallocs and frees per size class (plain adds by the
-// owner, published atomically); dead caches flush into the heap; large objects and frees by
-// cacheless threads use atomics. A snapshot sums the live caches and reads the page counts while
+// owner, published atomically), and the large objects its LargeBins served; dead caches flush
+// into the heap; other large objects and frees by cacheless threads use atomics. Large spans
+// in the threads' bins are idle (HeapIdle), though in use for the page heap. A snapshot sums the live caches and reads the page counts while
 // holding the caches lock and the heap lock (allocation from existing spans goes on), so:
 //   HeapIdle + HeapInuse == HeapSys   (one heap-lock critical section)
 //   HeapObjects == Mallocs - Frees    (by construction)
@@ -94,8 +95,13 @@ public struct MemStats {
     tiny.blockFrees = counterSum(h, list, MCache.tinyBlockFreesIdx)
     m.numThreadCaches = UInt64(list.pointee.count)
 
-    let la = atomicLoad64(&h.pointee.largeAllocs), lf = atomicLoad64(&h.pointee.largeFrees)
-    let lab = atomicLoad64(&h.pointee.largeAllocBytes), lfb = atomicLoad64(&h.pointee.largeFreeBytes)
+    // Large objects: the heap's counters and those of the threads' LargeBins, mallocs before
+    // frees (so that a free is never counted without its malloc's pages: see LargeBins).
+    let lah = atomicLoad64(&h.pointee.largeAllocs), labh = atomicLoad64(&h.pointee.largeAllocBytes)
+    let bins = LargeBins.totals(list)
+    let la = lah &+ bins.allocs, lab = labh &+ bins.allocBytes
+    let lf = atomicLoad64(&h.pointee.largeFrees) &+ bins.frees
+    let lfb = atomicLoad64(&h.pointee.largeFreeBytes) &+ bins.freeBytes
     m.largeAllocs = la
     m.largeFrees = lf
     m.tinyAllocs = tiny.objs
@@ -112,10 +118,12 @@ public struct MemStats {
 
     let pa = h.pointee.pages
     m.heapSys = UInt64(pa.totalPages * pageSize)
-    m.heapInuse = UInt64(h.pointee.pagesInUse * pageSize)
-    m.heapIdle = UInt64((pa.freePages + h.pointee.largeCachedPages) * pageSize)
+    // Spans in the threads' LargeBins are in use as far as the heap knows: they count as idle.
+    let binned = max(0, min(Int(truncatingIfNeeded: bins.binnedPages), h.pointee.pagesInUse))
+    m.heapInuse = UInt64((h.pointee.pagesInUse - binned) * pageSize)
+    m.heapIdle = UInt64((pa.freePages + h.pointee.largeCachedPages + binned) * pageSize)
     m.heapReleased = UInt64(pa.scavPages * pageSize)
-    m.spansInUse = UInt64(h.pointee.spansInUse)
+    m.spansInUse = UInt64(h.pointee.spansInUse - max(0, min(Int(truncatingIfNeeded: bins.binnedSpans), h.pointee.spansInUse)))
     m.mspanInuse = UInt64(h.pointee.spanalloc.inuse)
     m.mspanSys = UInt64(h.pointee.spanalloc.sys)
     m.mcacheInuse = UInt64(h.pointee.cachealloc.inuse)

@@ -7,7 +7,8 @@
 // `goalloc_tls_slow_get` (so every call takes the instrumented slow path). A pthread key's
 // destructor hands the cache back at thread exit; a thread that allocates after that gets a
 // short-lived cache per call. Fork: every lock is taken before and released after, and the
-// child unlinks the caches of threads it does not have (MHeap.afterForkChild).
+// child takes back the LargeBins of every cache, then unlinks the caches of threads it does not
+// have (MHeap.afterForkChild).
 //
 // Invariants: at most one heap per process; a thread's TLS words name its own cache or nothing.
 import CGoAllocShim
@@ -60,6 +61,7 @@ func applySecureMode(_ h: UnsafeMutablePointer<MHeap>) {
   if h.debugFlags & UInt32(GOALLOC_SECURE_MODE) == 0 || atomicLoad32(&h.pointee.secure) != 0 { return }
   atomicStore32(&h.pointee.secure, 1)
   if let raw = existingThreadCache(), MCache(raw).heap == h { MCache(raw).becomeSecure() }
+  h.takeBackBins()  // binned large spans have no guard page
 }
 
 /// The calling thread's cache, fast-path or instrumented (`goalloc_tls_slow_get`), if it has one.
@@ -154,6 +156,9 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// unlinked (their counters flushed) but their spans are left alone: such a thread may have
   /// been halfway through the lock-free fast path when fork copied it, so its spans cannot be
   /// trusted. They stay "cached" forever in the child (a bounded leak, like glibc's arenas).
+  /// Their LargeBins go back to the page heap first: a slot is either a binned span or empty at
+  /// every instant (LargeBins), so taking them is safe (a span halfway into or out of a slot
+  /// stays lost).
   func afterForkChild(keeping current: UnsafeMutableRawPointer?) {
     goalloc_trace_reset_lock()
     lockReset(&heapAddressSpace.lock)
@@ -164,6 +169,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       atomicStore32(&pointee.scavenger.pointee.started, 0)  // no thread here: restart lazily
     }
     for i in 0..<SpanClass.count { lockReset(&pointee.centrals[i].lock) }
+    takeBackBins()
     var it = pointee.caches.pointee.head
     while let raw = it {
       let c = MCache(raw)

@@ -83,7 +83,8 @@ func reallocObject(_ p: UnsafeMutableRawPointer?, _ size: Int, noscan: Bool = tr
   else { return nil }
   goalloc_memcpy(q, p, min(old, size))
   // A large block grown away from is not wanted again at its size: its pages go straight back
-  // to the page heap (where a neighbour may grow into them), not to the LargeCache. (With a
+  // to the page heap (where a neighbour may grow into them), not to the LargeBins or the
+  // LargeCache. (With a
   // fast-path cache only: otherwise the free must be recorded, through freeObject.)
   if s.isLarge, goalloc_tls_get() != nil {
     freeLarge(h, s, UInt(bitPattern: p), op: "realloc", keep: false)

@@ -9,10 +9,12 @@
 //   highest addresses first, runs of >= 64 KiB before shorter ones, never in dense 4 MiB chunks (>= 96.9%
 //   of pages in use), so densely used memory (and the transparent huge pages behind it; arenas
 //   and chunks are 2 MiB-aligned) is not broken up for a few pages. Every 10 ticks, empty spans still parked on
-//   mcentral lists are reclaimed first.
+//   mcentral lists are reclaimed first. Every tick, the LargeCache is emptied, and so are the
+//   LargeBins of the threads that used theirs for nothing since the previous tick.
 // Near the memory limit (retained >= 95% of it) the scavenger releases everything free, at once
 // and in any run length, in the background tick and synchronously before the heap grows.
-// `releaseAll` (goalloc_release_free_memory, malloc_trim) does the same on demand.
+// `releaseAll` (goalloc_release_free_memory, malloc_trim) does the same on demand. A scavenge
+// (but for the gradual one of a tick) first takes back every thread's LargeBins.
 //
 // Release is madvise(MADV_DONTNEED): RSS drops at once and the pages read as zero when reused,
 // which the page allocator records (scavenged bits), so a span built on them skips zeroing.
@@ -52,9 +54,12 @@ public struct ScavengerState {
 
 extension UnsafeMutablePointer where Pointee == MHeap {
   /// Releases up to `maxBytes` of free, unreleased pages (runs of at least `minRunPages`).
-  /// Returns the bytes released. Takes the heap lock; must not be called with it held.
+  /// With `bins`, every thread's LargeBins go back to the page heap first. Returns the bytes
+  /// released. Takes the heap lock (and, with `bins`, the caches lock); must not be called with
+  /// either held.
   @discardableResult
-  public func scavenge(maxBytes: Int, minRunPages: Int = 1, skipDense: Bool = false) -> Int {
+  public func scavenge(maxBytes: Int, minRunPages: Int = 1, skipDense: Bool = false, bins: Bool = true) -> Int {
+    if bins { takeBackBins() }
     let sc = pointee.scavenger
     lockAcquire(&sc.pointee.lock)
     var released = 0
@@ -117,6 +122,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     let doReclaim = sc.pointee.ticks % 10 == 0
     lockRelease(&sc.pointee.lock)
     if doReclaim { _ = reclaimSpans(self) }
+    takeBackBins(idleOnly: true)  // the bins of threads that used none for a tick
     lockAcquire(&pointee.lock)
     flushLargeCacheLocked()  // kept at most a tick
     let inUse = pointee.pagesInUse
@@ -137,8 +143,8 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     if retained > goal {
       // Long runs first; in a fragmented heap (free spans between live ones) single pages too.
       let want = Swift.min((retained - goal) * pageSize, ScavengerState.bytesPerTick)
-      let got = scavenge(maxBytes: want, minRunPages: ScavengerState.minRunPages, skipDense: true)
-      if got < want { scavenge(maxBytes: want - got, minRunPages: 1, skipDense: true) }
+      let got = scavenge(maxBytes: want, minRunPages: ScavengerState.minRunPages, skipDense: true, bins: false)
+      if got < want { scavenge(maxBytes: want - got, minRunPages: 1, skipDense: true, bins: false) }
     }
   }
 }

@@ -5,7 +5,7 @@
 // randomized heap base):
 //   - Guard pages: every span ends with one inaccessible page (MHeap.allocSpan), so a linear
 //     overflow off the end of a small-object span or a large object faults at once. Large
-//     objects are then neither cached (LargeCache) nor resized in place.
+//     objects are then neither cached (LargeCache, LargeBins) nor resized in place.
 //   - Random slot order: when a thread takes slots from a span's bitmap, it takes the rest of
 //     the allocCache window too (up to its list's limit), lists them in random order and hands
 //     them out from the list, so neighbouring allocations are not neighbours in memory.
@@ -47,6 +47,7 @@ extension MCache {
   func becomeSecure() {
     if header.pointee.secure { return }
     flushLists()
+    releaseBins()  // binned large spans have no guard page
     for i in MCache.listClasses {
       let l = list(SpanClass(index: i))
       l[ClassGroup.room] = UInt(bitPattern: Int(bitPattern: l[ClassGroup.room]) &- secureRoomBias)

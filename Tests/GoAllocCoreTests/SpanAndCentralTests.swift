@@ -225,8 +225,10 @@ import CGoAllocShim
     let b = UnsafeMutableRawPointer(bitPattern: largeAlloc(c, 200_000, noscan: true, zero: false, alignPages: 1))!
     #expect(h.spanOf(a)!.pointee.npages == 13)
     #expect(h.spanOf(b + 199_999) == h.spanOf(b))
-    freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), c.raw, UInt(bitPattern: a), op: "free")
-    freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), c.raw, UInt(bitPattern: b), op: "free")
+    // Freed by a thread without a cache (a thread's own frees of spans this size go to its
+    // LargeBins: LargeBinsTests).
+    freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), nil, UInt(bitPattern: a), op: "free")
+    freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), nil, UInt(bitPattern: b), op: "free")
     // Both are kept whole by the LargeCache, out of use and idle.
     #expect(h.pointee.largeCached == 2 && h.pointee.largeCachedPages == 38 && h.pointee.pagesInUse == 0)
     #expect(before == 0 && h.checkHeap().ok)
@@ -271,8 +273,9 @@ import CGoAllocShim
     free(big)
     #expect(h.pointee.largeCached == 0 && h.pointee.pagesInUse == 0)
     // At most largeCacheSlots spans, the oldest given back first.
+    // (Freed without a cache: a thread's own frees of spans this size go to its LargeBins.)
     let ps = (1...largeCacheSlots + 1).map { largeAlloc(c, $0 * 5 * pageSize, noscan: true, zero: false, alignPages: 1) }
-    for p in ps { free(p) }
+    for p in ps { freeIn(h, UnsafeMutableRawPointer(h.pointee.arenas), nil, p, op: "free") }
     #expect(h.pointee.largeCached == largeCacheSlots && h.spanOf(UnsafeRawPointer(bitPattern: ps[0])!) == nil)
     #expect(atomicLoad64(&h.pointee.badFrees) == 1 && h.checkHeap().ok)
   }

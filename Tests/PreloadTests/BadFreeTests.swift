@@ -19,6 +19,7 @@ enum BadCall: String, CaseIterable, Sendable, CustomTestStringConvertible {
   case wildMmap = "wild-mmap", wildWindow = "wild-window", reallocInterior = "realloc-interior"
   case reallocInteriorLarge = "realloc-interior-large", reallocFreed = "realloc-freed"
   case usableInteriorSmall = "usable-interior-small", usableInteriorLarge = "usable-interior-large"
+  case reallocFreedLarge = "realloc-freed-large", usableFreedLarge = "usable-freed-large"
 
   var testDescription: String {
     switch self {
@@ -38,14 +39,16 @@ enum BadCall: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case .reallocFreed: return "realloc of a freed pointer"
     case .usableInteriorSmall: return "malloc_usable_size of p+16 of a 100-byte block"
     case .usableInteriorLarge: return "malloc_usable_size of p+4096 of a large block"
+    case .reallocFreedLarge: return "realloc of a freed 100 000-byte block (in the thread's LargeBins)"
+    case .usableFreedLarge: return "malloc_usable_size of a freed 100 000-byte block (in the thread's LargeBins)"
     }
   }
 
   /// The C function the diagnostic must name.
   var function: String {
     switch self {
-    case .reallocInterior, .reallocInteriorLarge, .reallocFreed: return "realloc"
-    case .usableInteriorSmall, .usableInteriorLarge: return "malloc_usable_size"
+    case .reallocInterior, .reallocInteriorLarge, .reallocFreed, .reallocFreedLarge: return "realloc"
+    case .usableInteriorSmall, .usableInteriorLarge, .usableFreedLarge: return "malloc_usable_size"
     default: return "free"
     }
   }
@@ -54,7 +57,9 @@ enum BadCall: String, CaseIterable, Sendable, CustomTestStringConvertible {
   var problem: String {
     switch self {
     case .doubleSmall, .doubleLarge, .doubleLargeFirst, .doubleRemote, .reallocFreed: return "double free detected"
-    case .wildStack, .wildGlobal, .wildMmap, .wildWindow: return "invalid pointer (not allocated by goalloc)"
+    // (A freed large block is no object at all, as it was in the LargeCache.)
+    case .wildStack, .wildGlobal, .wildMmap, .wildWindow, .reallocFreedLarge, .usableFreedLarge:
+      return "invalid pointer (not allocated by goalloc)"
     default: return "invalid pointer (interior pointer)"
     }
   }

@@ -7,7 +7,7 @@
 // MODE: double-small, double-large, interior-small, interior-large, interior-tail, wild-stack,
 //       wild-global, wild-window, wild-mmap, realloc-interior, usable-interior-small,
 //       double-remote, double-large-first, realloc-interior-large, usable-interior-large,
-//       realloc-freed, all (these sixteen)
+//       realloc-freed, realloc-freed-large, usable-freed-large, all (these eighteen)
 #define _GNU_SOURCE
 #include "rel_common.h"
 #include <pthread.h>
@@ -113,6 +113,17 @@ static int bad_call(const char *mode) {
     void *q = rel_realloc(announce(p), 128);
     (void)q;  // whatever it is, it must not be used
   }
+  else if (!strcmp(mode, "realloc-freed-large")) {  // a freed 100 000 B block (in a thread's LargeBins)
+    p = rel_malloc(100000);
+    rel_free(p);
+    void *q = rel_realloc(announce(p), 120000);
+    if (q) { rel_say("realloc of a freed large block returned %p\n", q); return 1; }
+  }
+  else if (!strcmp(mode, "usable-freed-large")) {
+    p = rel_malloc(100000);
+    rel_free(p);
+    if (rel_usable(announce(p)) != 0) { rel_say("malloc_usable_size of a freed large block is not 0\n"); return 1; }
+  }
   else { rel_say("unknown mode %s\n", mode); return 2; }
   return 0;
 }
@@ -123,7 +134,8 @@ int main(int argc, char **argv) {
                                 "wild-stack", "wild-global", "wild-mmap", "realloc-interior",
                                 "usable-interior-small", "double-remote", "interior-tail",
                                 "wild-window", "double-large-first", "realloc-interior-large",
-                                "usable-interior-large", "realloc-freed"};
+                                "usable-interior-large", "realloc-freed", "realloc-freed-large",
+                                "usable-freed-large"};
   fill_live();
   int rc = 0;
   if (!strcmp(argv[1], "all")) {
