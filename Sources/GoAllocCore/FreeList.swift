@@ -257,22 +257,15 @@ extension MCache {
     return a
   }
 
-  /// The frees of a run: in a span this cache owns, the owner's plain bits, one by one (a slot
+  /// The frees of a run: in a span this cache owns, the owner's plain bits, all at once (a slot
   /// already free there is a double free); else one atomic OR into the span's freeBits (a slot
   /// already there is a double free), and a floating span found is claimed (into `batch` for
   /// the mcentral, or this thread's ready list if it is at home here).
   @inline(__always) func sendRun(_ run: RemoteRun, _ batch: inout SpanPtr?) {
     guard let s = run.span else { return }
     if owns(s) {
-      var m = run.mask
-      while m != 0 {
-        let idx = run.word &<< 6 &+ m.trailingZeroBitCount
-        m &= m &- 1
-        if !ownerFree(s, idx) {
-          heap.badFree("free", "double free detected (found by a free-list flush)",
-                       s.pointee.startAddr &+ UInt(idx &* s.pointee.elemsize))
-        }
-      }
+      let bad = ownerFreeRun(s, run.word, run.mask)
+      if _slowPath(bad != 0) { reportDoubleFrees(s, run.word, bad) }
       return
     }
     let (claim, dup) = s.markRemoteFrees(run.word, run.mask)

@@ -332,6 +332,22 @@ public struct MCacheLink {
     if moves { readySpanEmptied(s) }
   }
 
+  /// ownerFree of the slots of `mask` in bitmap word w at once (a list flush's run); returns the
+  /// slots that were not held (double frees: nothing recorded for them).
+  @inline(__always)
+  func ownerFreeRun(_ s: SpanPtr, _ w: Int, _ mask: UInt64) -> UInt64 {
+    let held = s.heldMask(w, mask)
+    if held != 0 {
+      let n = held.nonzeroBitCount
+      let moves = s.pointee.place == placeReady
+        && Int(truncatingIfNeeded: s.pointee.localFreed) &+ n &+ max(0, s.pendingFrees) >= s.pointee.allocCount
+      s.localWord(w).pointee |= held
+      counterBump(&s.pointee.localFreed, UInt64(n))
+      if moves { readySpanEmptied(s) }
+    }
+    return mask & ~held
+  }
+
   /// Whether the owner's next free into s empties one of its ready spans (the full path handles it).
   /// Other threads' frees count by words here (at most their number): a span they helped empty may
   /// stay ready until it is used or the thread exits.

@@ -211,6 +211,15 @@ extension UnsafeMutablePointer where Pointee == MSpan {
     i < pointee.freeindex || allocWord(i &>> 6).pointee & (1 &<< UInt64(i & 63)) != 0
   }
 
+  /// Owner only: the slots of `mask` in bitmap word w that are allocated and whose frees (by
+  /// anyone) are not recorded yet (isUserHeld for 64 slots at once).
+  @inline(__always) func heldMask(_ w: Int, _ mask: UInt64) -> UInt64 {
+    let lo = w &<< 6, fi = pointee.freeindex
+    var alloc = allocWord(w).pointee
+    if fi >= lo &+ 64 { alloc = ~0 } else if fi > lo { alloc |= (1 &<< UInt64(fi &- lo)) &- 1 }
+    return mask & alloc & ~(localWord(w).pointee | atomicLoadRelaxed64(freeWord(w)))
+  }
+
   /// Owner only: slot i is allocated and its free (by anyone) not recorded yet.
   @inline(__always) func isUserHeld(_ i: Int) -> Bool {
     let w = i &>> 6
