@@ -64,6 +64,7 @@ enum Report {
     md += geomeanTable(r)
     if !instructions.isEmpty { md += "\n## Instructions per operation (callgrind)\n\n" + instructionTable(r, instructions) }
     md += "\n## Targets of issue 5\n\n" + targets(r, instructions: instructions)
+    md += "\n## Targets of issue 17\n\n" + targets17(r, instructions: instructions)
     md += "\n## Workloads\n\n| workload | what it does |\n| --- | --- |\n"
     for w in r.workloads { md += "| \(w.name) | \(w.summary) |\n" }
     md += "\n## Result lines printed by the workloads (last successful run)\n\n```\n"
@@ -178,6 +179,32 @@ enum Report {
     md += "- no workload more than 1.5x slower than the best peer: \(slow.isEmpty ? "met" : "**missed**: " + slow.joined(separator: ", "))\n"
     md += "- peak RSS within 1.25x of the best peer on every workload: \(fat.isEmpty ? "met" : "**missed**: " + fat.joined(separator: ", "))\n"
     if !failed.isEmpty { md += "- GoAlloc **failed** on: \(failed.joined(separator: ", ")) (no numbers for those)\n" }
+    return md
+  }
+
+  /// Issue 17's targets: every workload within 1.05x of the best peer's time and peak RSS, the
+  /// geometric mean of time at most 0.95x the best peer's, a pair in at most 90 instructions.
+  static func targets17(_ r: Results, instructions: [String: [String: Double]]) -> String {
+    guard let g = r.index(of: "goalloc") else { return "(goalloc was not run)\n" }
+    var md = ""
+    var slow: [String] = [], fat: [String] = []
+    for (w, workload) in r.workloads.enumerated() {
+      if let x = r.ratio(.wall, w, g), x > 1.05 { slow.append("\(workload.name) \(Fmt.ratio(x))") }
+      if let x = r.ratio(.rss, w, g), x > 1.05 { fat.append("\(workload.name) \(Fmt.ratio(x))") }
+    }
+    md += "- time within 1.05x of the best peer on every workload: \(slow.isEmpty ? "met" : "**missed**: " + slow.joined(separator: ", "))\n"
+    md += "- peak RSS within 1.05x of the best peer on every workload: \(fat.isEmpty ? "met" : "**missed**: " + fat.joined(separator: ", "))\n"
+    var logSum = 0.0, n = 0
+    for w in r.workloads.indices { if let x = r.ratio(.wall, w, g), x > 0 { logSum += log(x); n += 1 } }
+    if n > 0 {
+      let gm = exp(logSum / Double(n))
+      md += "- geometric mean of time vs the best peer <= 0.95x: \(Fmt.ratio(gm)) over \(n) workloads: \(gm <= 0.95 ? "met" : "**missed**")\n"
+    }
+    if let ig = instructions["pair"]?["goalloc"] {
+      md += "- pair in at most 90 instructions: \(GoAllocFormat.fixed(ig, 1)): \(ig <= 90 ? "met" : "**missed**")\n"
+    } else {
+      md += "- pair in at most 90 instructions: not measured (run with --callgrind)\n"
+    }
     return md
   }
 }
