@@ -84,8 +84,8 @@ int goalloc_write_heap_profile(const char *path);
  * library loaded (dlopen) while a collection is starting (from its next collection on).
  *
  * Threads are stopped with a signal: SIGRTMIN+6 by default, GOALLOC_GC_SIGNAL=<number> to
- * choose another; a thread that blocks that signal blocks every collection (a warning line
- * every 5 s). System calls interrupted by it restart (SA_RESTART). fork() is safe during and
+ * choose another. Each thread unblocks it when it first allocates; a thread that blocks it
+ * again blocks every collection (a warning line every 5 s). System calls interrupted by it restart (SA_RESTART). fork() is safe during and
  * between collections. Settings: GOALLOC_GC=<percent>|off (GOGC, default 100),
  * GOALLOC_MEMLIMIT=<bytes> (also the collector's memory limit). */
 

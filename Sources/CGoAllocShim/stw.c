@@ -104,6 +104,25 @@ void goalloc_gc_suspend_pending(void) {
   if (__atomic_load_n(&world_epoch, __ATOMIC_ACQUIRE) & 1) goalloc_gc_with_registers(suspend_spilled, 0);
 }
 
+static int chosen_signal;  // GOALLOC_GC_SIGNAL or SIGRTMIN+6, once the environment was read
+
+/// The stop signal the GC mode uses (or will use once installed).
+static int choose_signal(void) {
+  int s = __atomic_load_n(&chosen_signal, __ATOMIC_ACQUIRE);
+  if (s) return s;
+  if (!environ) return SIGRTMIN + 6;  // too early to read GOALLOC_GC_SIGNAL: ask again later
+  s = SIGRTMIN + 6;
+  const char *v = getenv("GOALLOC_GC_SIGNAL");
+  if (v && *v) {
+    int n = atoi(v);
+    if (n > 0 && n < NSIG && n != SIGKILL && n != SIGSTOP && n != SIGSEGV && n != SIGBUS) s = n;
+    else goalloc_write(2, "goalloc: GOALLOC_GC_SIGNAL is not a usable signal number; using SIGRTMIN+6\n");
+  }
+  int expected = 0;
+  if (!__atomic_compare_exchange_n(&chosen_signal, &expected, s, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) s = expected;
+  return s;
+}
+
 int goalloc_gc_install(int sig) {
   static int installing;
   int s = __atomic_load_n(&stop_signal, __ATOMIC_ACQUIRE);
@@ -111,15 +130,7 @@ int goalloc_gc_install(int sig) {
   while (__atomic_exchange_n(&installing, 1, __ATOMIC_ACQUIRE)) sched_yield();
   s = stop_signal;
   if (!s) {
-    if (sig <= 0 && environ) {
-      const char *v = getenv("GOALLOC_GC_SIGNAL");
-      if (v && *v) {
-        int n = atoi(v);
-        if (n > 0 && n < NSIG && n != SIGKILL && n != SIGSTOP && n != SIGSEGV) sig = n;
-        else goalloc_write(2, "goalloc: GOALLOC_GC_SIGNAL is not a usable signal number; using SIGRTMIN+6\n");
-      }
-    }
-    if (sig <= 0) sig = SIGRTMIN + 6;
+    if (sig <= 0) sig = choose_signal();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = stop_handler;
@@ -142,7 +153,7 @@ int goalloc_gc_install(int sig) {
 
 void goalloc_gc_unblock(void) {
   int s = __atomic_load_n(&stop_signal, __ATOMIC_ACQUIRE);
-  if (s <= 0) return;
+  if (s <= 0) s = choose_signal();
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, s);

@@ -265,11 +265,10 @@ func gcReleaseCache(_ c: MCache) {
   return g
 }
 
-/// A thread got its cache (Process.swift): once the GC mode is in use, it must take the stop
-/// signal (its mask may have come blocked from its creator or across exec).
-@inline(__always) func gcThreadStarted() {
-  if atomicLoadUInt(&gcStateWord) != 0 { goalloc_gc_unblock() }
-}
+/// A thread got its cache (Process.swift): it must take the stop signal, whenever the GC mode
+/// starts (its mask may have come blocked from its creator, or across exec). One system call
+/// per thread, on its first allocation.
+@inline(__always) func gcThreadStarted() { goalloc_gc_unblock() }
 
 // MARK: fork
 

@@ -16,17 +16,19 @@ import CGoAllocShim
 /// Go's heapMinimum at GOGC = 100.
 let gcHeapMinimum: UInt64 = 4 << 20
 
+/// x * p / 100 without overflow for any heap size.
+@inline(__always) func gcPercentOf(_ x: UInt64, _ p: UInt64) -> UInt64 { x / 100 &* p &+ x % 100 &* p / 100 }
+
 /// The heap goal for the given inputs (pure: the tests check the formula).
 func gcHeapGoal(marked: UInt64, stacks: UInt64, globals: UInt64, percent: Int32,
                 memLimit: UInt64, nonHeap: UInt64) -> UInt64 {
   var goal = UInt64.max
   if percent >= 0 {
     let p = UInt64(percent)
-    let growth = (marked &+ stacks &+ globals) / 100 &* p
-    goal = max(marked &+ growth, gcHeapMinimum / 100 &* p)
+    goal = max(marked &+ gcPercentOf(marked &+ stacks &+ globals, p), gcPercentOf(gcHeapMinimum, p))
   }
   if memLimit > 0 {
-    let headroom = max(memLimit / 100 &* 3, 1 << 20)
+    let headroom = max(gcPercentOf(memLimit, 3), 1 << 20)
     let room = memLimit > nonHeap &+ headroom ? memLimit - nonHeap - headroom : 0
     goal = min(goal, max(room, marked &+ (1 << 20)))
   }

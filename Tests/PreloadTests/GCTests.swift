@@ -58,6 +58,9 @@ struct GCTests {
   @Test("pacing: with live L at GOGC=100 the collected heap peaks near 2L")
   func pacing() async throws { Self.expectAllOK(try await Self.run("pacing"), atLeast: 2) }
 
+  @Test("the memory limit triggers collections with GOGC off and holds the heap under it")
+  func memoryLimit() async throws { Self.expectAllOK(try await Self.run("memlimit"), atLeast: 3) }
+
   @Test("GOALLOC_GC sets the percent; a malformed value warns and keeps 100")
   func percentFromEnvironment() async throws {
     let r = try await Self.run("percent", environment: ["GOALLOC_GC": "50"])

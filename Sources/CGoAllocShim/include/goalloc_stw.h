@@ -37,8 +37,9 @@ static inline __attribute__((always_inline)) struct goalloc_gc_thread *goalloc_g
 /// Installs the stop handler once (signal `sig`, or GOALLOC_GC_SIGNAL, or SIGRTMIN+6 when 0).
 /// Returns the signal number, or -1 when sigaction failed.
 int goalloc_gc_install(int sig);
-/// Unblocks the stop signal in the calling thread (a program may start with it blocked: the
-/// mask is inherited across exec).
+/// Unblocks the stop signal (installed, or the one that will be) in the calling thread: run
+/// when a thread gets its cache, since threads often start with every signal blocked (the
+/// mask is inherited from the creator, and across exec; libdispatch's workers block them all).
 void goalloc_gc_unblock(void);
 /// The stop signal in use (0: not installed).
 int goalloc_gc_signal(void);

@@ -462,6 +462,30 @@ static void pacing(void) {
   g_root = 0;
 }
 
+static void memlimit(void) {
+  // GOGC off, a 32 MiB limit: only the limit triggers, and the heap stays under it.
+  goalloc_gc_set_percent(-1);
+  CHECK("set_memory_limit returns the old limit", goalloc_gc_set_memory_limit(32u << 20) == 0, "not 0");
+  enum { L = 1000 };
+  void **live = goalloc_gc_malloc(L * sizeof(void *));
+  g_root = live;
+  for (int i = 0; i < L; i++) live[i] = goalloc_gc_malloc(4096);
+  uint64_t peak = 0, n0 = num_gc();
+  for (int i = 0; i < 50000; i++) {
+    void *p = goalloc_gc_malloc(4096);
+    ((char *)p)[0] = 1;
+    if (i % 64 == 0) {
+      goalloc_read_memstats(&ms);
+      if (ms.heap_inuse > peak) peak = ms.heap_inuse;
+    }
+  }
+  goalloc_read_memstats(&ms);
+  printf("memlimit: peak heap_inuse %llu cycles %llu\n", (unsigned long long)peak, (unsigned long long)(ms.num_gc - n0));
+  CHECK("memory limit triggers collections with GOGC off", ms.num_gc - n0 >= 3, "%llu", (unsigned long long)(ms.num_gc - n0));
+  CHECK("memory limit holds the heap", peak <= (32u << 20), "peak %llu", (unsigned long long)peak);
+  g_root = 0;
+}
+
 int main(int argc, char **argv) {
   // The test runner starts us with some signals blocked (the mask is inherited across exec); a
   // thread that blocks the GC's stop signal blocks every collection (goalloc.h), so start clean.
@@ -478,6 +502,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(what, "torture")) torture(argc > 2 ? atoi(argv[2]) : 200);
   else if (!strcmp(what, "fork")) forks();
   else if (!strcmp(what, "pacing")) pacing();
+  else if (!strcmp(what, "memlimit")) memlimit();
   else if (!strcmp(what, "percent")) printf("percent %d\n", goalloc_gc_set_percent(100));
   else { printf("unknown scenario %s\n", what); return 2; }
   return failures ? 1 : 0;
