@@ -99,7 +99,8 @@ void *goalloc_gc_malloc_noscan(size_t n);
  * goalloc_gc_free or free. */
 void *goalloc_gc_malloc_uncollectable(size_t n);
 /* Resizes p keeping its kind (scan, noscan, uncollectable); the contents are kept up to the
- * smaller size. p NULL: goalloc_gc_malloc(n). n 0: frees p, returns NULL. */
+ * smaller size. p NULL: goalloc_gc_malloc(n). n 0: frees p, returns NULL. (Plain realloc() of
+ * a collected object works too, but returns malloc memory: not collected, not scanned.) */
 void *goalloc_gc_realloc(void *p, size_t n);
 /* Frees p now (any kind; NULL: nothing). free(p) does the same for a collected object. A
  * collected object's memory is reused after the next collection; pointers to it must not be
