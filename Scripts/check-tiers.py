@@ -16,8 +16,10 @@ import sys
 TIERS = {
     # entry points, process and thread lifecycle, and the tools that read every tier
     6: ["Malloc", "Free", "Realloc", "Process", "TestingSupport",
-        "MemStats", "HeapMap", "Invariants", "AllocTrace", "HeapProfile"],
-    5: ["MCache", "FreeList", "SecureMode", "LargeBins"],  # per-thread cache, its free lists, secure mode, large bins
+        "MemStats", "HeapMap", "Invariants", "AllocTrace", "HeapProfile",
+        "MGC", "MallocGC"],                                # (GC mode: the cycle, its API, collected allocation)
+    5: ["MCache", "FreeList", "SecureMode", "LargeBins",   # per-thread cache, its free lists, secure mode, large bins
+        "MGCMark", "MGCSweep", "MGCPacer"],                # GC mode: marking, sweeping, pacing
     4: ["MCentral"],                                       # per span class
     3: ["MHeap", "LargeCache", "Scavenger", "HeapArena", "HeapAddress"],  # the page heap, its services
     2: ["PageAlloc", "PageCache"],                         # runs of pages

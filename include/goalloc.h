@@ -30,6 +30,16 @@ struct goalloc_memstats {
   uint64_t rounding_waste;  /* estimated bytes lost to size-class rounding in live objects */
   uint64_t next_gc, num_gc, pause_total_ns;  /* GC mode; zero with explicit free only */
   uint64_t sys_reserved;   /* bytes of address space mapped: sys, plus arenas and tables not touched */
+  /* The GC mode (below); Go's names. mallocs, frees, heap_alloc, heap_objects and total_alloc
+   * count collected objects too. */
+  uint64_t num_forced_gc;  /* cycles started by goalloc_gc_collect */
+  uint64_t last_gc;        /* end of the last cycle, ns since 1970 */
+  uint64_t gc_sys;         /* the collector's own metadata */
+  uint64_t gc_mallocs, gc_frees;  /* collected objects allocated; freed (by sweeps or explicitly) */
+  uint64_t gc_heap_live;   /* the pacer's live heap (a cached span counts whole) */
+  uint64_t gc_cpu_fraction_ppm;  /* pause time / time since the GC mode started, in millionths */
+  uint64_t pause_ns[256];  /* the last 256 pauses: cycle n's at [(n + 255) % 256] */
+  uint64_t pause_end[256]; /* when they ended, ns since 1970 */
 };
 
 /* Fills *out with a consistent snapshot (allocation goes on meanwhile). */
@@ -51,6 +61,76 @@ int goalloc_write_heapmap(const char *path);
  * folded stacks or an SVG); needs GOALLOC_DEBUG=memprofile=FILE (memprofilerate=BYTES, default
  * 524288) from the start. 1 on success. */
 int goalloc_write_heap_profile(const char *path);
+
+/* ---- The GC mode (stage 1: a mark-sweep collector, the world stopped) ----------------------
+ *
+ * Collected objects share the heap with malloc: same arenas, pages and statistics. They are
+ * found unreachable by a conservative mark from the roots and swept; they may also be freed
+ * explicitly. A program may mix both kinds freely.
+ *
+ * Roots, scanned conservatively (any aligned word that points into an object keeps it; one
+ * past its end does not):
+ *   - every registered thread's stack (from its stack pointer at the stop to the top of its
+ *     stack mapping, which holds a pthread's static TLS) and its registers. Every thread that
+ *     ever called malloc, free or a goalloc_gc_* function is registered automatically until it
+ *     exits; a thread that holds collected pointers without ever allocating must call
+ *     goalloc_gc_register_thread();
+ *   - the writable segments (data, bss) of the program and of every loaded library;
+ *   - ranges added with goalloc_gc_add_roots;
+ *   - uncollectable objects, and memory from GoAlloc's Swift API allocated with scan: true.
+ * NOT roots: memory from malloc/calloc/realloc (C's malloc memory is never scanned: keep
+ * collected pointers there only in uncollectable objects), memory of other allocators or
+ * mmap, the main thread's static TLS, pointers hidden by tagging, XOR or compression, and a
+ * library loaded (dlopen) while a collection is starting (from its next collection on).
+ *
+ * Threads are stopped with a signal: SIGRTMIN+6 by default, GOALLOC_GC_SIGNAL=<number> to
+ * choose another. Each thread unblocks it when it first allocates; a thread that blocks it
+ * again blocks every collection (a warning line every 5 s). System calls interrupted by it restart (SA_RESTART). fork() is safe during and
+ * between collections. Settings: GOALLOC_GC=<percent>|off (GOGC, default 100),
+ * GOALLOC_MEMLIMIT=<bytes> (also the collector's memory limit). */
+
+/* A collected object of n bytes (0 counts as 1), zeroed, that may hold pointers (scanned).
+ * 16-byte aligned from 16 B up. NULL with errno = ENOMEM when memory runs out. */
+void *goalloc_gc_malloc(size_t n);
+/* A collected object that is never scanned (strings, numbers, pixels): pointers stored in it
+ * keep nothing alive. Not zeroed. */
+void *goalloc_gc_malloc_noscan(size_t n);
+/* An uncollectable object: zeroed, scanned, never collected, a root until it is freed with
+ * goalloc_gc_free or free. */
+void *goalloc_gc_malloc_uncollectable(size_t n);
+/* Resizes p keeping its kind (scan, noscan, uncollectable); the contents are kept up to the
+ * smaller size. p NULL: goalloc_gc_malloc(n). n 0: frees p, returns NULL. (Plain realloc() of
+ * a collected object works too, but returns malloc memory: not collected, not scanned.) */
+void *goalloc_gc_realloc(void *p, size_t n);
+/* Frees p now (any kind; NULL: nothing). free(p) does the same for a collected object. A
+ * collected object's memory is reused after the next collection; pointers to it must not be
+ * used. A pointer that is not the start of a live object of GoAlloc is reported as free()
+ * reports it (one line, then abort; GOALLOC_DEBUG=badfree=warn: ignored). */
+void goalloc_gc_free(void *p);
+/* Collects now, with every registered thread stopped. 0; -1 when refused, with one line on
+ * stderr: called from a signal handler (detected by unwinding; never do that). */
+int goalloc_gc_collect(void);
+/* Sets GOGC: a cycle starts when the collected heap reaches marked + (marked + stacks +
+ * globals) x percent / 100 (at least 4 MiB x percent / 100); negative: off (only the memory
+ * limit triggers). Returns the old value. */
+int goalloc_gc_set_percent(int percent);
+/* Sets the soft memory limit in bytes (0: none): the heap goal is lowered so the process stays
+ * under it, as Go's GOMEMLIMIT. Returns the old limit. */
+uint64_t goalloc_gc_set_memory_limit(uint64_t bytes);
+/* Registers the calling thread (its stack and registers become roots): 0, -1 when out of
+ * memory. Needed only by threads that never allocate through GoAlloc. */
+int goalloc_gc_register_thread(void);
+/* Unregisters the calling thread until it allocates again: call it before a thread that may
+ * not allocate again stops holding collected pointers, or leave it to thread exit. */
+void goalloc_gc_unregister_thread(void);
+/* Makes [lo, hi) a root (up to 4096 ranges). 0; -1 with one line on stderr for lo > hi or a
+ * full table. */
+int goalloc_gc_add_roots(void *lo, void *hi);
+/* Removes every added range that lies inside [lo, hi). 0; -1 with one line for lo > hi. */
+int goalloc_gc_remove_roots(void *lo, void *hi);
+/* The start of the object (collected or not) whose memory holds p, or NULL when p is not in
+ * GoAlloc's heap (for small objects: any slot ever handed out, free or not). */
+void *goalloc_gc_base(void *p);
 
 #ifdef __cplusplus
 }

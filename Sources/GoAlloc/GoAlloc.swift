@@ -92,3 +92,43 @@ extension MemStats {
     return (1..<68).map { (SizeClassInfo.size(ofClass: $0), buf[$0].0, buf[$0].1) }
   }
 }
+
+/// The GC mode (stage 1: a stop-the-world mark-sweep collector on the same heap; the contracts
+/// are those of include/goalloc.h's `goalloc_gc_*` functions).
+public enum GC {
+  /// A collected object of `size` bytes. `scan`: it may hold pointers (zeroed, scanned);
+  /// otherwise it is never scanned (and not zeroed).
+  public static func allocate(_ size: Int, scan: Bool = true) -> UnsafeMutableRawPointer? {
+    goGCMalloc(size, noscan: !scan)
+  }
+  /// An uncollectable object: zeroed, scanned, a root until `free`d.
+  public static func allocateUncollectable(_ size: Int) -> UnsafeMutableRawPointer? {
+    goGCMallocUncollectable(size)
+  }
+  /// Resizes `p`, keeping its kind (nil: a new scan object; size 0: frees p, returns nil).
+  public static func reallocate(_ p: UnsafeMutableRawPointer?, _ size: Int) -> UnsafeMutableRawPointer? {
+    goGCRealloc(p, size)
+  }
+  /// Frees `p` now (any kind).
+  public static func free(_ p: UnsafeMutableRawPointer?) { goGCFree(p) }
+  /// Collects now. False when refused (called from a signal handler).
+  @discardableResult public static func collect() -> Bool { goGCCollect() == 0 }
+  /// GOGC (negative: off); setting returns nothing, `setPercent` returns the old value.
+  @discardableResult public static func setPercent(_ percent: Int) -> Int { Int(goGCSetPercent(Int32(percent))) }
+  /// The soft memory limit in bytes (0: none); returns the old one.
+  @discardableResult public static func setMemoryLimit(_ bytes: UInt64) -> UInt64 { goGCSetMemoryLimit(bytes) }
+  /// Registers the calling thread (needed only by threads that never allocate through GoAlloc).
+  @discardableResult public static func registerThread() -> Bool { goGCRegisterThread() == 0 }
+  /// Unregisters the calling thread until it allocates again.
+  public static func unregisterThread() { goGCUnregisterThread() }
+  /// Makes [lo, hi) a root. False for lo > hi or a full table.
+  @discardableResult public static func addRoots(_ lo: UnsafeRawPointer, _ hi: UnsafeRawPointer) -> Bool {
+    goGCAddRoots(UInt(bitPattern: lo), UInt(bitPattern: hi)) == 0
+  }
+  /// Removes every added range inside [lo, hi).
+  @discardableResult public static func removeRoots(_ lo: UnsafeRawPointer, _ hi: UnsafeRawPointer) -> Bool {
+    goGCRemoveRoots(UInt(bitPattern: lo), UInt(bitPattern: hi)) == 0
+  }
+  /// The start of the object holding `p`, or nil when it is not in GoAlloc's heap.
+  public static func base(of p: UnsafeRawPointer) -> UnsafeMutableRawPointer? { goGCBase(p) }
+}

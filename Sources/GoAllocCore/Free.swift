@@ -96,6 +96,7 @@ func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
     h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
     return
   }
+  if _slowPath(s.pointee.collected != 0) { return gcFreeObject(h, s, a, op: op) }  // GC mode (MallocGC)
   let spc = s.spanClass
   if _slowPath(!spc.isSmall) { return freeUncommon(h, raw, s, a, op: op) }
   guard let idx = s.slotIndex(a) else {

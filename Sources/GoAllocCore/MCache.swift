@@ -64,6 +64,8 @@ public struct MCacheHeader {
   var nextSample: Int = 0      // heap profile: bytes until the next sample
   var secure = false           // SecureMode: lists biased, quarantine in use
   var rng: UInt64 = 0          // SecureMode's random numbers
+  var gc: UnsafeMutableRawPointer? = nil        // the thread's GC cache (MGC.swift), once it used one
+  var gcThread: UnsafeMutableRawPointer? = nil  // its goalloc_gc_thread (stw.c): set for the global heap's caches
 }
 
 public struct MCacheLink {

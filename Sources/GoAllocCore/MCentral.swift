@@ -181,7 +181,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   @discardableResult
   public func reclaim() -> Int {
     var n = 0
-    for i in 0..<SpanClass.count {
+    for i in 0..<SpanClass.centralCount {
       var it = central(SpanClass(index: i)).reclaimEmpty(self)
       while let s = it {
         it = s.pointee.next

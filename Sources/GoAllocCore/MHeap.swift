@@ -93,7 +93,7 @@ public struct MHeap {
     let largeSlots = (mem + layout.largeSlots).bindMemory(to: SpanPtr?.self, capacity: largeCacheSlots)
     largeSlots.initialize(repeating: nil, count: largeCacheSlots)
     // Fresh mapping: its zero bytes already are empty MCentrals (nothing to write).
-    let centrals = (mem + layout.centrals).bindMemory(to: MCentral.self, capacity: SpanClass.count)
+    let centrals = (mem + layout.centrals).bindMemory(to: MCentral.self, capacity: SpanClass.centralCount)
     scav.initialize(to: ScavengerState(
       runs: (mem + layout.scavengerRuns).bindMemory(to: UInt.self, capacity: 2 * ScavengerState.maxRuns)))
     let flushed = (mem + layout.flushed).bindMemory(to: UInt64.self, capacity: MCache.counterWords)
@@ -136,7 +136,7 @@ struct HeapBlock {
     instrumentation = HeapBlock.place(&end, MemoryLayout<Instrumentation>.stride)
     largeSlots = HeapBlock.place(&end, MemoryLayout<SpanPtr?>.stride * largeCacheSlots)
     arenaL1 = HeapBlock.place(&end, MemoryLayout<ArenaL2?>.stride * arenaL1Entries)
-    centrals = HeapBlock.place(&end, MemoryLayout<MCentral>.stride * SpanClass.count)
+    centrals = HeapBlock.place(&end, MemoryLayout<MCentral>.stride * SpanClass.centralCount)
     scavengerRuns = HeapBlock.place(&end, MemoryLayout<UInt>.stride * 2 * ScavengerState.maxRuns)
     flushed = HeapBlock.place(&end, MemoryLayout<UInt64>.stride * MCache.counterWords)
     globalFrees = HeapBlock.place(&end, MemoryLayout<UInt64>.stride * MCache.counterWords)

@@ -39,7 +39,8 @@ public struct MSpan {
   @usableFromInline var localFreed: UInt64 = 0   // owner's frees not folded yet (read by heap walks)
   @usableFromInline var needzero: UInt8 = 0      // free slots may hold old data
   @usableFromInline var place: UInt8 = 0         // owner only: placeCurrent / placeReady
-  @usableFromInline var _pad0: (UInt8, UInt8) = (0, 0)
+  @usableFromInline var gcqueued: UInt8 = 0      // collected spans: on the mark's span queue (MGCMark)
+  @usableFromInline var _pad0: UInt8 = 0
   // sweepgen (GC mode; unused while only explicit free runs). With h = the heap's sweepgen,
   // which a cycle advances by 2, as Go's mspan.sweepgen:
   //   h - 2  the span needs sweeping        h - 1  it is being swept
@@ -61,7 +62,7 @@ public struct MSpan {
   @usableFromInline var spanclass: UInt8 = 0     // SpanClass.index (read it as `spanClass`)
   @usableFromInline var bitsOrder: UInt8 = 0     // bitmaps are 1 << bitsOrder words each
   @usableFromInline var guardPages: UInt8 = 0    // secure mode: inaccessible pages at the end
-  @usableFromInline var _pad2: UInt8 = 0
+  @usableFromInline var collected: UInt8 = 0     // 1: a GC mode span (MGC.swift); spanclass is its shape
   // atomic: the mcache that owns the span or last did (owner's tag; set when a cache takes it,
   // kept when it lets go). Its thread's frees of the span's objects go onto its lists; every
   // other thread's go back to the span's bitmaps, so objects never migrate between threads.

@@ -20,7 +20,8 @@
 //
 // At exit (GOALLOC_DEBUG=stats=1) or on request, `write` prints one block, headed by the
 // process's pid and command line, with one write: blocks of processes that exit together do not
-// interleave. GC fields (NextGC, NumGC, PauseTotalNs) are left out until a GC has run.
+// interleave. GC fields (NextGC, NumGC, NumForcedGC, PauseTotalNs, LastGC, GCSys, GCMallocs,
+// GCFrees, GCHeapLive, PauseNs: the last pause) are left out until the GC mode is used.
 //
 // See Malloc.swift for an overview of the allocator.
 import CGoAllocShim
@@ -51,13 +52,21 @@ public struct MemStats {
   public var spansInUse: UInt64 = 0
   /// Estimated bytes lost to size-class rounding in live small objects.
   public var roundingWaste: UInt64 = 0
-  // GC fields (Go's), kept for the GC mode; zero while only explicit free is used.
-  public var nextGC: UInt64 = 0
-  public var lastGC: UInt64 = 0
+  // GC fields (Go's; MGC.swift); zero until the GC mode is used. Mallocs, Frees, HeapAlloc,
+  // HeapObjects and TotalAlloc count collected objects too.
+  public var nextGC: UInt64 = 0        // the heap goal (bytes of collected objects)
+  public var lastGC: UInt64 = 0        // end of the last cycle, ns since 1970
   public var pauseTotalNs: UInt64 = 0
   public var numGC: UInt32 = 0
   public var numForcedGC: UInt32 = 0
-  public var gcCPUFraction: Double = 0
+  public var gcCPUFraction: Double = 0 // pauses / time since the GC mode started
+  public var gcSys: UInt64 = 0         // the collector's own metadata
+  public var gcMallocs: UInt64 = 0     // collected objects allocated
+  public var gcFrees: UInt64 = 0       // collected objects freed (by sweeps, or explicitly)
+  public var gcHeapLive: UInt64 = 0    // the pacer's heapLive
+  /// The last 256 pauses (ns) and their ends (ns since 1970): cycle n at [(n - 1) % 256].
+  public var pauseNs = InlineArray<256, UInt64>(repeating: 0)
+  public var pauseEnd = InlineArray<256, UInt64>(repeating: 0)
 
   public init() {}
 
@@ -134,6 +143,7 @@ public struct MemStats {
       - h.pointee.arenaMetaSys  // (the arena index's level-2 blocks are in persistentOther)
     m.otherSys = UInt64(max(0, persistentOther) + bitsSys + h.pointee.arenaMetaSys + pa.sys
       + arenaL1Entries * MemoryLayout<ArenaL2?>.stride)
+    gcAddStats(h, &m)
     lockRelease(&h.pointee.lock)
     lockRelease(&list.pointee.lock)
     m.sys = (m.heapSys - m.heapReleased) &+ m.mspanSys &+ m.mcacheSys &+ m.otherSys
@@ -167,6 +177,15 @@ public struct MemStats {
     withUnsafeBytes(of: v) { b in
       UnsafeMutableRawPointer(out).copyMemory(from: b.baseAddress!, byteCount: b.count)
     }
+    let gc = (UInt64(numForcedGC), lastGC, gcSys, gcMallocs, gcFrees, gcHeapLive,
+              UInt64(gcCPUFraction * 1_000_000))
+    withUnsafeBytes(of: gc) { b in
+      UnsafeMutableRawPointer(out + 27).copyMemory(from: b.baseAddress!, byteCount: b.count)
+    }
+    for i in 0..<256 {
+      out[34 + i] = pauseNs[i]
+      out[34 + 256 + i] = pauseEnd[i]
+    }
   }
 
   /// Writes the snapshot to fd with one write, with no allocation:
@@ -199,8 +218,14 @@ func fillMemStatsBlock(_ t: UnsafeMutablePointer<goalloc_text>?, _ context: Unsa
   statLine(t, "LargeAllocs", m.largeAllocs); statLine(t, "LargeFrees", m.largeFrees); statLine(t, "TinyAllocs", m.tinyAllocs)
   statLine(t, "BadFrees", m.badFrees); statLine(t, "ThreadCaches", m.numThreadCaches)
   statLine(t, "SpansInUse", m.spansInUse); statLine(t, "RoundingWaste", m.roundingWaste)
-  if m.numGC > 0 {
-    statLine(t, "NextGC", m.nextGC); statLine(t, "NumGC", UInt64(m.numGC)); statLine(t, "PauseTotalNs", m.pauseTotalNs)
+  if m.numGC > 0 || m.gcMallocs > 0 {
+    statLine(t, "NextGC", m.nextGC); statLine(t, "NumGC", UInt64(m.numGC)); statLine(t, "NumForcedGC", UInt64(m.numForcedGC))
+    statLine(t, "PauseTotalNs", m.pauseTotalNs); statLine(t, "LastGC", m.lastGC); statLine(t, "GCSys", m.gcSys)
+    statLine(t, "GCMallocs", m.gcMallocs); statLine(t, "GCFrees", m.gcFrees); statLine(t, "GCHeapLive", m.gcHeapLive)
+    if m.numGC > 0 {
+      let last = Int(m.numGC - 1) % 256
+      statLine(t, "PauseNs", m.pauseNs[last])  // the last pause
+    }
   }
 }
 

@@ -79,6 +79,8 @@ func applySecureMode(_ h: UnsafeMutablePointer<MHeap>) {
 func createThreadCache() -> MCache? {
   guard let h = globalHeap(), let c = MCache.create(h) else { return nil }
   if h.instrumented { goalloc_tls_slow_set(c.raw) } else { goalloc_tls_set(c.raw) }
+  c.header.pointee.gcThread = UnsafeMutableRawPointer(goalloc_gc_thread_self())  // a GC root (MGC)
+  gcThreadStarted()
   if goalloc_tls_state_get() == 0 && goalloc_thread_key_init(threadExit) != 0 {
     goalloc_thread_key_set(c.raw)
   }
@@ -97,12 +99,14 @@ func threadExit(_ raw: UnsafeMutableRawPointer?) {
   goalloc_tls_set(nil)
   goalloc_tls_slow_set(nil)
   goalloc_tls_state_set(1)  // later mallocs on this thread use a short-lived cache
+  gcReleaseCache(MCache(raw))
   MCache(raw).destroy()
 }
 
 /// Flushes and frees the calling thread's cache now (tests; threads about to exit).
 public func releaseThreadCache() {
   guard let raw = existingThreadCache() else { return }
+  gcReleaseCache(MCache(raw))
   goalloc_tls_set(nil)
   goalloc_tls_slow_set(nil)
   MCache(raw).destroy()
@@ -127,10 +131,23 @@ public func loadHook() {
   globalHeap()?.configureInstrumentation()
 }
 
-func forkPrepare() { globalHeap()?.lockAll() }
-func forkParent() { globalHeap()?.unlockAll() }
+// The collector's lock first (a cycle holds it, then every other lock: MGC.swift).
+func forkPrepare() {
+  guard let h = globalHeap() else { return }
+  gcForkPrepare(h)
+  h.lockAll()
+}
+func forkParent() {
+  guard let h = globalHeap() else { return }
+  h.unlockAll()
+  gcForkParent(h)
+}
 // The child keeps the forking thread's cache, fast-path or instrumented.
-func forkChild() { globalHeap()?.afterForkChild(keeping: existingThreadCache()) }
+func forkChild() {
+  guard let h = globalHeap() else { return }
+  h.afterForkChild(keeping: existingThreadCache())
+  gcForkChild(h)
+}
 
 extension UnsafeMutablePointer where Pointee == MHeap {
   // MARK: fork
@@ -138,7 +155,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// Takes every allocator lock (pthread_atfork prepare).
   func lockAll() {
     goalloc_trace_lock()
-    for i in 0..<SpanClass.count { lockAcquire(&pointee.centrals[i].lock) }
+    for i in 0..<SpanClass.centralCount { lockAcquire(&pointee.centrals[i].lock) }
     lockAcquire(&pointee.scavenger.pointee.lock)
     lockAcquire(&pointee.caches.pointee.lock)
     lockAcquire(&pointee.lock)
@@ -150,7 +167,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     lockRelease(&pointee.lock)
     lockRelease(&pointee.caches.pointee.lock)
     lockRelease(&pointee.scavenger.pointee.lock)
-    for i in 0..<SpanClass.count { lockRelease(&pointee.centrals[i].lock) }
+    for i in 0..<SpanClass.centralCount { lockRelease(&pointee.centrals[i].lock) }
   }
   /// In the child: locks are free again. The caches of threads that do not exist here are
   /// unlinked (their counters flushed) but their spans are left alone: such a thread may have
@@ -168,7 +185,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     if atomicLoad32(&pointee.scavenger.pointee.started) == 1 {
       atomicStore32(&pointee.scavenger.pointee.started, 0)  // no thread here: restart lazily
     }
-    for i in 0..<SpanClass.count { lockReset(&pointee.centrals[i].lock) }
+    for i in 0..<SpanClass.centralCount { lockReset(&pointee.centrals[i].lock) }
     takeBackBins()
     var it = pointee.caches.pointee.head
     while let raw = it {

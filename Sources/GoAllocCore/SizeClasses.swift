@@ -31,8 +31,12 @@ public let tinySizeClass = 2
 /// - What a class means for an object's lifetime: an object keeps its kind for life; `realloc`
 ///   of an object gives the new block the old one's noscan-ness (its span class's), and the C ABI
 ///   allocates noscan (C memory is never scanned; a GC mode will add its own classes).
-/// - A future dimension (e.g. "collected" for the GC mode) changes `init(sizeclass:noscan:)`,
-///   the accessors and `count` here, and nothing else.
+/// - `collected` (the GC mode, MGC.swift): bit 8, `256 | sizeclass << 1 | noscan`. The low byte
+///   is the span's *shape* (what `MSpan.spanclass` stores; a collected span says so in
+///   `MSpan.collected`), so the malloc world's arrays (`count` entries: an mcache's current
+///   spans, counters, lists) never see a collected class; only the mcentrals do
+///   (`centralCount` entries, indexed by `index`). Collected classes have no tiny class and no
+///   lists.
 @frozen public struct SpanClass: Equatable {
   /// The packed value, `sizeclass << 1 | noscan` (or `tiny.index`).
   public let index: Int
@@ -43,15 +47,28 @@ public let tinySizeClass = 2
   @inline(__always) public static func large(noscan: Bool) -> SpanClass { SpanClass(sizeclass: 0, noscan: noscan) }
   /// The tiny allocator's blocks (16 B slots, noscan).
   public static let tiny = SpanClass(index: numSizeClasses &<< 1)
-  /// Span classes: 68 size classes x {scan, noscan}, plus `tiny`.
+  /// Span classes: 68 size classes x {scan, noscan}, plus `tiny` (the malloc world's classes).
   public static let count = numSizeClasses * 2 + 1
+  /// The collected (GC mode) bit of `index`.
+  public static let collectedBit = 256
+  /// Mcentrals: one per index below this (the malloc classes, unused indices 137..255, then the
+  /// collected classes 256 + 0..135).
+  public static let centralCount = collectedBit + numSizeClasses * 2
+  /// A collected (GC mode) class: size class x noscan, bit 8 set.
+  @inline(__always) public init(sizeclass: Int, noscan: Bool, collected: Bool) {
+    index = (collected ? SpanClass.collectedBit : 0) | sizeclass &<< 1 | (noscan ? 1 : 0)
+  }
+  /// Whether objects of this class are collected (GC mode).
+  @inline(__always) public var collected: Bool { index & SpanClass.collectedBit != 0 }
+  /// The class without its collected bit: what a span stores (`MSpan.spanclass`).
+  @inline(__always) public var shape: SpanClass { SpanClass(index: index & (SpanClass.collectedBit - 1)) }
 
   /// The size class (tiny blocks: the 16 B class).
-  @inline(__always) public var sizeclass: Int { self == .tiny ? tinySizeClass : index &>> 1 }
+  @inline(__always) public var sizeclass: Int { self == .tiny ? tinySizeClass : (index & 255) &>> 1 }
   /// The size class of a class known not to be `tiny` (no check: for the fast paths).
   @inline(__always) public var smallSizeclass: Int { index &>> 1 }
   @inline(__always) public var noscan: Bool { index & 1 != 0 || self == .tiny }
-  @inline(__always) public var isLarge: Bool { index &>> 1 == 0 }
+  @inline(__always) public var isLarge: Bool { index & 254 == 0 }
   @inline(__always) public var isTiny: Bool { self == .tiny }
   /// Small and not tiny: slots of one size class taken one by one.
   @inline(__always) public var isSmall: Bool { UInt(bitPattern: index &- 2) < UInt(SpanClass.tiny.index &- 2) }

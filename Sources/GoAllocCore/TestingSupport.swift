@@ -11,3 +11,21 @@ package func _withExclusiveGlobalHeapForTesting<T>(_ body: () -> T) -> T {
   defer { lockRelease(&exclusiveTestLock) }
   return body()
 }
+
+/// The GC mode's mark queues limited to `spans` spans and `chunks` large-object pieces (tests
+/// force the overflow recovery with small limits; 0 restores the full capacity).
+package func _gcSetWorkLimitsForTesting(spans: Int, chunks: Int) {
+  guard let h = globalHeap(), let gc = h.gcState() else { return }
+  lockAcquire(&gc.pointee.lock)
+  gc.pointee.work.spanLimit = spans > 0 ? min(spans, GCWork.spanCapacity) : GCWork.spanCapacity
+  gc.pointee.work.chunkLimit = chunks > 0 ? min(chunks, GCWork.chunkCapacity) : GCWork.chunkCapacity
+  lockRelease(&gc.pointee.lock)
+}
+
+/// The last cycle's mark work: overflow recovery passes, span-queue visits, objects scanned.
+package func _gcLastMarkForTesting() -> (overflows: Int, spansScanned: Int, objectsScanned: Int) {
+  guard let h = globalHeap(), let gc = h.gcState() else { return (0, 0, 0) }
+  lockAcquire(&gc.pointee.lock)
+  defer { lockRelease(&gc.pointee.lock) }
+  return (gc.pointee.work.overflows, gc.pointee.work.spansScanned, gc.pointee.work.objectsScanned)
+}

@@ -144,3 +144,35 @@ func writeOutput(_ path: UnsafePointer<CChar>?,
 @c public func goalloc_on_load() {
   loadHook()
 }
+
+// MARK: the GC mode (include/goalloc.h documents each contract; GoAllocCore/MGC.swift the design)
+
+@c public func goalloc_gc_malloc(_ size: Int) -> UnsafeMutableRawPointer? { goGCMalloc(size, noscan: false) }
+
+@c public func goalloc_gc_malloc_noscan(_ size: Int) -> UnsafeMutableRawPointer? { goGCMalloc(size, noscan: true) }
+
+@c public func goalloc_gc_malloc_uncollectable(_ size: Int) -> UnsafeMutableRawPointer? { goGCMallocUncollectable(size) }
+
+@c public func goalloc_gc_realloc(_ p: UnsafeMutableRawPointer?, _ size: Int) -> UnsafeMutableRawPointer? { goGCRealloc(p, size) }
+
+@c public func goalloc_gc_free(_ p: UnsafeMutableRawPointer?) { goGCFree(p) }
+
+@c public func goalloc_gc_collect() -> Int32 { goGCCollect() }
+
+@c public func goalloc_gc_set_percent(_ percent: Int32) -> Int32 { goGCSetPercent(percent) }
+
+@c public func goalloc_gc_set_memory_limit(_ bytes: UInt64) -> UInt64 { goGCSetMemoryLimit(bytes) }
+
+@c public func goalloc_gc_register_thread() -> Int32 { goGCRegisterThread() }
+
+@c public func goalloc_gc_unregister_thread() { goGCUnregisterThread() }
+
+@c public func goalloc_gc_add_roots(_ lo: UnsafeMutableRawPointer?, _ hi: UnsafeMutableRawPointer?) -> Int32 {
+  goGCAddRoots(UInt(bitPattern: lo), UInt(bitPattern: hi))
+}
+
+@c public func goalloc_gc_remove_roots(_ lo: UnsafeMutableRawPointer?, _ hi: UnsafeMutableRawPointer?) -> Int32 {
+  goGCRemoveRoots(UInt(bitPattern: lo), UInt(bitPattern: hi))
+}
+
+@c public func goalloc_gc_base(_ p: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? { goGCBase(p) }

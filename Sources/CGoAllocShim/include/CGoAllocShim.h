@@ -17,5 +17,6 @@
 #include "goalloc_backtrace.h"    // caller stacks (DWARF unwinding) and their symbols (dladdr)
 #include "goalloc_unwind.h"       // unwind entries for the library's own Swift code
 #include "goalloc_sample.h"       // random numbers and the heap profile's sampling maths
+#include "goalloc_stw.h"          // the GC mode: stopping the world, stack bounds, image segments
 
 #endif

@@ -1,0 +1,226 @@
+// MallocGC: allocation and explicit free of collected objects (the GC mode's mallocgc).
+//
+// A collected object lives in a collected span (SpanClass's collected bit; MSpan.collected) of
+// the one heap. Each thread allocates from its own GC cache (MGC.swift: a current span per
+// shape, size class x noscan), apart from its mcache, so the malloc and free fast paths are the
+// same instructions as without the GC mode. Taking a slot, and changing which spans the GC cache
+// holds, happen inside a *critical section* (`goalloc_gc_enter_busy` / `leave_busy`, stw.c): a
+// stop signal that lands there is honoured when the section ends, so the collector always sees
+// a GC cache and its spans whole. No lock is ever taken inside the section.
+// Refill (the section left): the exhausted span goes back to its mcentral (`gcUncacheSpan`),
+// the pacer's trigger is checked (`heapLive >= heapGoal`; the place stage 2 charges an assist,
+// `gcRefillCharge`), and a span with free slots comes from the mcentral's partial list or the
+// page heap (`gcCacheSpan`); heapLive grows by its free bytes (Go's accounting).
+// Sizes: C's alignment (malloc mode: 16 B for 16 B and more); scan objects are zeroed, noscan
+// ones are not (bdwgc's GC_malloc_atomic). More than 32 KiB: a span of its own, zeroed whole if
+// scanned (a conservative scan reads all of it).
+// Explicit free (goalloc_gc_free, and free() of a collected object, which arrives here from
+// Free.swift because a collected span is never at home in an mcache): a bit in the span's
+// freeBits (atomic OR; a bit already set is a double free), applied by the next sweep; a large
+// object's span goes back at once. Uncollectable objects are malloc objects of a scan class
+// (scanned as roots while allocated: MGCMark), freed by the ordinary free.
+import CGoAllocShim
+
+/// A collected object of `size` bytes (scan: zeroed; noscan: not), or nil with ENOMEM.
+@inline(never)
+func gcMalloc(_ size: Int, noscan: Bool) -> UnsafeMutableRawPointer? {
+  if size < 0 || size > maxAllocSize { return enomem() }
+  let n = max(size, 1)
+  guard let h = globalHeap(), let gc = h.gcState(), let c = currentCache(), let g = gcCache(c, gc) else {
+    return enomem()
+  }
+  if n > maxSmallSize { return gcMallocLarge(h, gc, n, noscan: noscan) }
+  let sc = sizeToClass(n, mallocMode: true)
+  let shape = SpanClass(sizeclass: sc, noscan: noscan)
+  let slot = GCCache.span(g, shape.index)
+  let empty = h.pointee.emptySpan
+  var p: UInt = 0
+  var zero = false
+  goalloc_gc_enter_busy()
+  while true {
+    let s = slot.pointee
+    if let q = s.nextFreeFast() {
+      p = q
+      zero = s.pointee.needzero != 0
+      break
+    }
+    let i = s.nextFreeIndex()
+    if i < s.pointee.nelems {
+      s.pointee.allocCount += 1
+      s.raiseHighWater(i)
+      p = s.pointee.startAddr + UInt(i * s.pointee.elemsize)
+      zero = s.pointee.needzero != 0
+      break
+    }
+    // Refill, outside the critical section (locks; perhaps a collection).
+    slot.pointee = empty
+    goalloc_gc_leave_busy()
+    if s != empty { gcUncacheSpan(h, gc, s) }
+    gcRefillCharge(gc)
+    guard let ns = gcCacheSpan(h, gc, g, SpanClass(sizeclass: sc, noscan: noscan, collected: true)) else {
+      return enomem()
+    }
+    goalloc_gc_enter_busy()
+    slot.pointee = ns
+  }
+  goalloc_gc_leave_busy()
+  let es = classSize(sc)
+  counterBump(GCCache.counter(g, GCCache.mallocs))
+  counterBump(GCCache.counter(g, GCCache.bytes), UInt64(es))
+  if zero && !noscan { goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, es) }
+  return UnsafeMutableRawPointer(bitPattern: p)
+}
+
+/// The refill's hook for the pacer: starts a cycle when heapLive reached the goal. (Stage 2:
+/// charges the mark assist here instead.)
+@inline(__always)
+func gcRefillCharge(_ gc: UnsafeMutablePointer<GCState>) {
+  if _slowPath(gc.gcTriggered()) { gcCollect(forced: false) }
+}
+
+func gcMallocLarge(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, _ size: Int,
+                   noscan: Bool) -> UnsafeMutableRawPointer? {
+  gcRefillCharge(gc)
+  let npages = (size + pageSize - 1) >> pageShift
+  guard let s = h.allocSpanReclaiming(npages, spanclass: .large(noscan: noscan)) else { return enomem() }
+  s.pointee.sweepgen = gc.pointee.sweepgen
+  s.pointee.collected = 1
+  let bytes = UInt64(s.pointee.elemsize)
+  atomicAdd64(&gc.pointee.heapLive, bytes)
+  atomicAdd64(&gc.pointee.largeMallocs, 1)
+  atomicAdd64(&gc.pointee.largeBytes, bytes)
+  if !noscan && s.pointee.needzero != 0 {
+    goalloc_memset(UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr), 0, s.pointee.elemsize)
+  }
+  return UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr)
+}
+
+/// A collected span of class spc with free slots for GC cache g: from the partial list, else
+/// from the page heap. heapLive grows by its free bytes.
+func gcCacheSpan(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>,
+                 _ g: UnsafeMutableRawPointer, _ spc: SpanClass) -> SpanPtr? {
+  let central = h.central(spc)
+  var got: SpanPtr? = nil
+  lockAcquire(&central.pointee.lock)
+  while let s = central.pointee.partial {
+    central.remove(s)
+    if s.pointee.allocCount < s.pointee.nelems {
+      atomicStoreRelaxedUInt(&s.pointee.owner, GCCache.ownerTag(g))
+      got = s
+      break
+    }
+    // Full (its free slots went to a cache before): it floats until a sweep frees some.
+  }
+  lockRelease(&central.pointee.lock)
+  if got == nil {
+    let sc = spc.sizeclass
+    guard let s = h.allocSpanReclaiming(spanPages(sc), spanclass: spc.shape) else { return nil }
+    s.pointee.sweepgen = gc.pointee.sweepgen
+    atomicStoreRelaxedUInt(&s.pointee.owner, GCCache.ownerTag(g))
+    s.pointee.collected = 1
+    got = s
+  }
+  let s = got.unsafelyUnwrapped
+  atomicAdd64(&gc.pointee.heapLive, UInt64(s.pointee.nelems - s.pointee.allocCount) &* UInt64(s.pointee.elemsize))
+  return s
+}
+
+/// A GC cache lets span s go (exhausted, or the thread is leaving): onto the partial list if it
+/// has free slots, back to the page heap if it is empty, else it floats. Its free slots leave
+/// heapLive.
+func gcUncacheSpan(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, _ s: SpanPtr) {
+  let central = h.central(SpanClass(index: Int(s.pointee.spanclass) | SpanClass.collectedBit))
+  lockAcquire(&central.pointee.lock)
+  atomicStoreRelaxedUInt(&s.pointee.owner, 0)
+  s.pointee.sweepgen = gc.pointee.sweepgen
+  let free = s.pointee.nelems - s.pointee.allocCount
+  let empty = s.pointee.allocCount == 0
+  if !empty && free > 0 { central.push(s) }
+  lockRelease(&central.pointee.lock)
+  if free > 0 {
+    let bytes = UInt64(free) &* UInt64(s.pointee.elemsize)
+    let live = atomicLoad64(&gc.pointee.heapLive)
+    atomicStore64(&gc.pointee.heapLive, live > bytes ? live - bytes : 0)  // (a race only blurs the pacer)
+  }
+  if empty {
+    s.pointee.collected = 0
+    h.freeSpan(s)
+  }
+}
+
+/// An explicit free of address a in collected span s (goalloc_gc_free, free, realloc).
+@inline(never)
+func gcFreeObject(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op: StaticString) {
+  if s.isLarge {
+    if a != s.pointee.startAddr { return h.badFree(op, "invalid pointer (interior pointer)", a) }
+    if !atomicCAS32(&s.pointee.state, spanInUse, spanFreeing) { return h.badFree(op, "double free detected", a) }
+    if let gc = h.gcExisting {
+      let bytes = UInt64(s.pointee.elemsize)
+      atomicAdd64(&gc.pointee.frees, 1)
+      atomicAdd64(&gc.pointee.freedBytes, bytes)
+      let live = atomicLoad64(&gc.pointee.heapLive)
+      atomicStore64(&gc.pointee.heapLive, live > bytes ? live - bytes : 0)
+    }
+    lockAcquire(&h.pointee.lock)
+    s.pointee.collected = 0
+    h.freeSpanLocked(s)
+    lockRelease(&h.pointee.lock)
+    return
+  }
+  guard let idx = s.slotIndex(a) else { return h.badFree(op, "invalid pointer (interior pointer)", a) }
+  if UInt(bitPattern: idx) >= atomicLoadRelaxedUInt(&s.pointee.highWater) {
+    return h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
+  }
+  let bit: UInt64 = 1 &<< UInt64(idx & 63)
+  if atomicOr64(s.freeWord(idx &>> 6), bit) & bit != 0 { h.badFree(op, "double free detected", a) }
+}
+
+// MARK: the API's core
+
+/// goalloc_gc_malloc / goalloc_gc_malloc_noscan.
+public func goGCMalloc(_ size: Int, noscan: Bool) -> UnsafeMutableRawPointer? { gcMalloc(size, noscan: noscan) }
+
+/// goalloc_gc_malloc_uncollectable: zeroed malloc memory of a scan class, a root until freed.
+public func goGCMallocUncollectable(_ size: Int) -> UnsafeMutableRawPointer? {
+  if let h = globalHeap() { _ = h.gcState() }
+  return goMalloc(max(size, 1), noscan: false, zero: true, mallocMode: true)
+}
+
+/// goalloc_gc_free: frees a collected or uncollectable object now (nil: nothing).
+public func goGCFree(_ p: UnsafeMutableRawPointer?) { goFree(p, op: "goalloc_gc_free") }
+
+/// goalloc_gc_realloc: keeps the object's kind (scan, noscan, uncollectable). nil: a new scan
+/// object; size 0: frees p and returns nil.
+public func goGCRealloc(_ p: UnsafeMutableRawPointer?, _ size: Int) -> UnsafeMutableRawPointer? {
+  guard let p else { return gcMalloc(size, noscan: false) }
+  guard let h = globalHeap(), let s = h.spanOf(p), atomicLoad32(&s.pointee.state) == spanInUse else {
+    return goRealloc(p, size, mallocMode: true)  // (reports a pointer that is not ours)
+  }
+  if s.pointee.collected == 0 { return goRealloc(p, size, mallocMode: true) }
+  if size == 0 {
+    goGCFree(p)
+    return nil
+  }
+  let a = UInt(bitPattern: p)
+  let old = s.pointee.elemsize
+  if !s.isLarge && s.slotIndex(a) != nil && size <= old && size > old / 2 { return p }
+  guard let q = gcMalloc(size, noscan: s.spanClass.noscan) else { return nil }
+  goalloc_memcpy(q, p, min(old, size))
+  goGCFree(p)
+  return q
+}
+
+/// goalloc_gc_base: the start of the object (collected or malloc) whose memory holds p, or nil
+/// when p is not in an object of this heap. For a small slot: any slot handed out at some time.
+public func goGCBase(_ p: UnsafeRawPointer?) -> UnsafeMutableRawPointer? {
+  guard let p, let h = globalHeap(), let s = h.spanOf(p), atomicLoad32(&s.pointee.state) == spanInUse else {
+    return nil
+  }
+  let a = UInt(bitPattern: p)
+  if s.isLarge {
+    return a < s.pointee.startAddr + UInt(s.pointee.elemsize) ? UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr) : nil
+  }
+  let idx = s.objIndex(a)
+  if idx >= s.pointee.nelems || UInt(bitPattern: idx) >= atomicLoadRelaxedUInt(&s.pointee.highWater) { return nil }
+  return UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr + UInt(idx * s.pointee.elemsize))
+}

@@ -1,0 +1,1 @@
+../GoAllocCore/MGCPacer.swift

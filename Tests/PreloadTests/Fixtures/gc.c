@@ -1,0 +1,509 @@
+// The GC mode's C contract, one scenario per argument (run under libgoalloc.so, linked with it).
+// Each scenario prints "ok <name>" lines or "FAIL <name>: why" and exits 1 on a failure.
+// Objects of one scenario use a size class of their own, so "was it freed?" is answered by
+// whether its slot comes back from allocations of that size ("reused").
+#define _GNU_SOURCE
+#include <goalloc.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int failures;
+#define CHECK(name, cond, ...) do { if (cond) printf("ok %s\n", name); else { printf("FAIL %s: ", name); printf(__VA_ARGS__); printf("\n"); failures++; } fflush(stdout); } while (0)
+
+static struct goalloc_memstats ms;
+static uint64_t gc_frees(void) { goalloc_read_memstats(&ms); return ms.gc_frees; }
+static uint64_t num_gc(void) { goalloc_read_memstats(&ms); return ms.num_gc; }
+
+/// Zeroes a stretch of the stack below the caller, so dead frames hold no stale pointers.
+__attribute__((noinline)) static void clear_stack(void) {
+  volatile char buf[32 * 1024];
+  memset((char *)buf, 0, sizeof buf);
+}
+__attribute__((noinline)) static void collect(void) {
+  clear_stack();
+  if (goalloc_gc_collect() != 0) { printf("FAIL collect refused\n"); failures++; }
+}
+
+/// Whether the object at `addr` was freed: allocating up to n objects of `size` hands out
+/// `addr` again, or its span went back to the page heap (the address is no longer that object's
+/// start). (The objects allocated here are garbage at once.)
+__attribute__((noinline)) static int reused(uintptr_t addr, size_t size, int n) {
+  int found = 0;
+  for (int i = 0; i < n && !found; i++) {
+    uintptr_t p = (uintptr_t)goalloc_gc_malloc(size);
+    if (p == addr) found = 1;
+  }
+  return found || (uintptr_t)goalloc_gc_base((void *)addr) != addr;
+}
+
+static void fill(void *p, size_t n, unsigned char v) { memset(p, v, n); }
+static int holds(void *p, size_t n, unsigned char v) {
+  unsigned char *b = p;
+  for (size_t i = 0; i < n; i++) if (b[i] != v) return 0;
+  return 1;
+}
+
+// A pointer hidden from the collector (so a test can remember an address without keeping it).
+// Unhidden through a volatile, so the compiler cannot keep the plain pointer in a callee-saved
+// register across a collection (which, scanned conservatively, would keep the object).
+static uintptr_t hide(void *p) { return (uintptr_t)p ^ 0x5a5a5a5a5a5a5a5aull; }
+static void *unhide(uintptr_t h) { volatile uintptr_t x = h; return (void *)(x ^ 0x5a5a5a5a5a5a5a5aull); }
+
+// ---- reachability ----------------------------------------------------------------------------
+
+static void *volatile g_root;
+
+__attribute__((noinline)) static uintptr_t alloc_into_global(size_t size) {
+  void *p = goalloc_gc_malloc(size);
+  fill((char *)p + 16, size - 16, 0x33);
+  g_root = p;
+  return hide(p);
+}
+
+static void reach_global(void) {
+  uintptr_t h = alloc_into_global(1024);
+  collect();
+  CHECK("global keeps", !reused((uintptr_t)unhide(h), 1024, 200) && holds((char *)unhide(h) + 16, 1008, 0x33), "object reused");
+  g_root = 0;
+  collect();
+  CHECK("global dropped reclaims", reused((uintptr_t)unhide(h), 1024, 2000), "not reused");
+}
+
+static uintptr_t deep_result;
+__attribute__((noinline)) static int deep(int depth, size_t size) {
+  volatile uintptr_t keep[2];
+  if (depth > 0) return deep(depth - 1, size) + (int)keep[0] * 0;
+  void *p = goalloc_gc_malloc(size);
+  fill(p, size, 0x44);
+  keep[0] = (uintptr_t)p;
+  keep[1] = 0;
+  deep_result = hide(p);
+  p = 0;
+  collect();
+  int ok = !reused((uintptr_t)unhide(deep_result), size, 200) && holds((void *)keep[0], size, 0x44);
+  keep[0] = 0;
+  return ok;
+}
+
+static void reach_stack(void) {
+  CHECK("deep stack frame keeps", deep(100, 1152), "object reused or overwritten");
+  collect();
+  CHECK("stack dropped reclaims", reused((uintptr_t)unhide(deep_result), 1152, 2000), "not reused");
+}
+
+__attribute__((noinline)) static uintptr_t alloc_chain(void) {
+  void **a = goalloc_gc_malloc(1280);
+  void *b = goalloc_gc_malloc(1408);
+  fill(b, 1408, 0x55);
+  a[5] = b;  // b is reachable only through a
+  g_root = a;
+  return hide(b);
+}
+
+static void reach_object(void) {
+  uintptr_t hb = alloc_chain();
+  collect();
+  CHECK("another GC object keeps", !reused((uintptr_t)unhide(hb), 1408, 200) && holds(unhide(hb), 1408, 0x55), "reused");
+  ((void **)g_root)[5] = 0;
+  collect();
+  CHECK("dropped from the object reclaims", reused((uintptr_t)unhide(hb), 1408, 2000), "not reused");
+  g_root = 0;
+}
+
+static void **g_uncollectable;
+__attribute__((noinline)) static uintptr_t alloc_under_uncollectable(void) {
+  g_uncollectable = goalloc_gc_malloc_uncollectable(64);
+  void *b = goalloc_gc_malloc(1536);
+  fill(b, 1536, 0x66);
+  g_uncollectable[3] = b;
+  uintptr_t h = hide(g_uncollectable);
+  g_uncollectable = (void **)h;  // the uncollectable object itself is held only hidden: still a root
+  return hide(b);
+}
+
+static void reach_uncollectable(void) {
+  uintptr_t hb = alloc_under_uncollectable();
+  collect();
+  CHECK("uncollectable object keeps", !reused((uintptr_t)unhide(hb), 1536, 200) && holds(unhide(hb), 1536, 0x66), "reused");
+  void **u = unhide((uintptr_t)g_uncollectable);
+  u[3] = 0;
+  goalloc_gc_free(u);
+  collect();
+  CHECK("uncollectable dropped reclaims", reused((uintptr_t)unhide(hb), 1536, 2000), "not reused");
+}
+
+static void **g_mmap;
+__attribute__((noinline)) static uintptr_t alloc_into_mmap(void) {
+  void *b = goalloc_gc_malloc(1792);
+  fill(b, 1792, 0x77);
+  g_mmap[7] = b;
+  return hide(b);
+}
+
+static void reach_added_root(void) {
+  g_mmap = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK("add_roots", goalloc_gc_add_roots(g_mmap, (char *)g_mmap + 4096) == 0, "refused");
+  uintptr_t hb = alloc_into_mmap();
+  collect();
+  CHECK("added root keeps", !reused((uintptr_t)unhide(hb), 1792, 200) && holds(unhide(hb), 1792, 0x77), "reused");
+  CHECK("remove_roots", goalloc_gc_remove_roots(g_mmap, (char *)g_mmap + 4096) == 0, "refused");
+  collect();
+  CHECK("mmap memory is not a root", reused((uintptr_t)unhide(hb), 1792, 2000), "not reused");
+  CHECK("add_roots lo > hi refused", goalloc_gc_add_roots((char *)g_mmap + 8, g_mmap) == -1, "accepted");
+}
+
+static int pipe_go[2], pipe_done[2];
+static uintptr_t thread_obj;
+static void *holder(void *arg) {
+  (void)arg;
+  volatile uintptr_t keep = (uintptr_t)goalloc_gc_malloc(2048);
+  fill((void *)keep, 2048, 0x88);
+  thread_obj = hide((void *)keep);
+  char c = 1;
+  if (write(pipe_done[1], &c, 1) != 1) abort();
+  if (read(pipe_go[0], &c, 1) != 1) abort();  // blocked in a system call while main collects
+  int ok = holds((void *)keep, 2048, 0x88);
+  keep = 0;
+  return (void *)(intptr_t)ok;
+}
+
+static void reach_thread(void) {
+  if (pipe(pipe_go) || pipe(pipe_done)) abort();
+  pthread_t t;
+  pthread_create(&t, 0, holder, 0);
+  char c;
+  if (read(pipe_done[0], &c, 1) != 1) abort();
+  collect();
+  CHECK("another thread's stack keeps (thread blocked in read)", !reused((uintptr_t)unhide(thread_obj), 2048, 100), "reused");
+  c = 1;
+  if (write(pipe_go[1], &c, 1) != 1) abort();
+  void *ok;
+  pthread_join(t, &ok);
+  CHECK("the kept object is intact", ok != 0, "overwritten");
+  collect();
+  CHECK("thread gone: reclaimed", reused((uintptr_t)unhide(thread_obj), 2048, 2000), "not reused");
+}
+
+static void reach(void) {
+  uint64_t n0 = num_gc();
+  reach_global();
+  reach_stack();
+  reach_object();
+  reach_uncollectable();
+  reach_added_root();
+  reach_thread();
+  goalloc_read_memstats(&ms);
+  CHECK("NumGC counts collections", ms.num_gc >= n0 + 12 && ms.num_forced_gc >= 12, "num_gc %llu forced %llu",
+        (unsigned long long)ms.num_gc, (unsigned long long)ms.num_forced_gc);
+  CHECK("pauses recorded", ms.pause_total_ns > 0 && ms.pause_ns[(ms.num_gc + 255) % 256] > 0 && ms.last_gc > 0, "no pause");
+}
+
+// ---- noscan, interior, zeroing, free ---------------------------------------------------------
+
+__attribute__((noinline)) static void fill_holders(void **block, int n, size_t size) {
+  for (int i = 0; i < n; i++) block[i] = goalloc_gc_malloc(size);
+}
+
+static void noscan(void) {
+  enum { N = 500 };
+  void **scan = goalloc_gc_malloc(N * sizeof(void *));
+  void **plain = goalloc_gc_malloc_noscan(N * sizeof(void *));
+  g_root = scan;
+  void *volatile keep_plain = plain;
+  fill_holders(scan, N, 2304);
+  fill_holders(plain, N, 2560);
+  uint64_t f0 = gc_frees();
+  collect();
+  uint64_t freed = gc_frees() - f0;
+  // Every object held only by the noscan block is freed; those in the scan block are kept.
+  CHECK("noscan block retains nothing", freed >= N - 2, "freed %llu of %d", (unsigned long long)freed, N);
+  CHECK("scan block retains its objects", !reused((uintptr_t)scan[N / 2], 2304, 200), "reused");
+  (void)keep_plain;
+  g_root = 0;
+}
+
+static void interior(void) {
+  char *a = goalloc_gc_malloc(3072);
+  char *b = goalloc_gc_malloc(3072);  // the next slot: one past the end of a
+  uintptr_t ha = hide(a), hb = hide(b);
+  g_root = a + 100;  // interior: keeps a
+  a = b = 0;
+  collect();
+  CHECK("interior pointer keeps", !reused((uintptr_t)unhide(ha), 3072, 100), "reused");
+  CHECK("gc_base of an interior pointer", goalloc_gc_base((char *)unhide(ha) + 100) == unhide(ha), "wrong base");
+  g_root = (char *)unhide(hb) + 3072;  // one past the end of b (not another object of ours)
+  collect();
+  CHECK("one past the end does not keep", reused((uintptr_t)unhide(hb), 3072, 2000), "kept");
+  g_root = 0;
+  int local;
+  CHECK("gc_base of a stack address is NULL", goalloc_gc_base(&local) == 0, "not NULL");
+}
+
+__attribute__((noinline)) static void dirty(int n, size_t size) {
+  for (int i = 0; i < n; i++) {
+    void **p = goalloc_gc_malloc(size);
+    memset(p, 0xab, size);
+    p[0] = p;  // a pointer, so the garbage even looks live
+  }
+}
+
+static void zeroing(void) {
+  dirty(2000, 896);
+  collect();
+  int bad = 0;
+  for (int i = 0; i < 4000; i++) {
+    unsigned char *p = goalloc_gc_malloc(896);
+    for (int j = 0; j < 896; j++) if (p[j]) { bad++; break; }
+  }
+  CHECK("scan memory is zeroed on reuse", bad == 0, "%d objects not zeroed", bad);
+  void *big = goalloc_gc_malloc(200000);
+  memset(big, 0xcd, 200000);
+  big = 0;
+  collect();
+  unsigned char *p = goalloc_gc_malloc(200000);
+  int z = 1;
+  for (int j = 0; j < 200000; j++) if (p[j]) { z = 0; break; }
+  CHECK("large scan memory is zeroed", z, "not zeroed");
+}
+
+static void frees(void) {
+  void *a = goalloc_gc_malloc(5120);
+  uintptr_t ha = hide(a);
+  free(a);  // plain free of a collected object
+  a = 0;
+  collect();
+  CHECK("free() of a collected object", reused((uintptr_t)unhide(ha), 5120, 100), "not reused");
+  void *b = goalloc_gc_malloc(6144);
+  g_root = b;  // still reachable, but freed explicitly: it goes
+  uintptr_t hb = hide(b);
+  goalloc_gc_free(b);
+  b = 0;
+  collect();
+  CHECK("goalloc_gc_free frees a reachable object", reused((uintptr_t)unhide(hb), 6144, 100), "not reused");
+  g_root = 0;
+  void *big = goalloc_gc_malloc(1 << 20);
+  free(big);
+  CHECK("free() of a large collected object", 1, "");
+  void *r = goalloc_gc_malloc_noscan(100);
+  memset(r, 7, 100);
+  r = goalloc_gc_realloc(r, 10000);
+  CHECK("realloc keeps contents", holds(r, 100, 7), "lost");
+  void *u = goalloc_gc_malloc_uncollectable(32);
+  u = goalloc_gc_realloc(u, 4000);
+  goalloc_gc_free(u);
+  CHECK("realloc of an uncollectable object", 1, "");
+  int old = goalloc_gc_set_percent(50);
+  CHECK("set_percent returns the old value", goalloc_gc_set_percent(old) == 50, "wrong");
+}
+
+// ---- signal handler --------------------------------------------------------------------------
+
+static volatile int handler_result = 99;
+static void on_usr1(int sig) { (void)sig; handler_result = goalloc_gc_collect(); }
+
+static void sighandler(void) {
+  (void)goalloc_gc_malloc(100);
+  signal(SIGUSR1, on_usr1);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  pthread_sigmask(SIG_UNBLOCK, &set, 0);  // (the test runner may start us with it blocked)
+  raise(SIGUSR1);
+  CHECK("collect from a signal handler is refused", handler_result == -1, "returned %d", handler_result);
+  CHECK("collect outside it works", goalloc_gc_collect() == 0, "refused");
+}
+
+// ---- stop-the-world torture ------------------------------------------------------------------
+
+static volatile int stop_torture;
+static volatile long progress[8];
+
+struct node { struct node *next; long value; long pad[4]; };
+
+static void *malloc_loop(void *arg) {
+  long id = (long)arg;
+  void *keep[64] = {0};
+  unsigned s = (unsigned)id * 2654435761u;
+  while (!stop_torture) {
+    for (int i = 0; i < 64; i++) {
+      s = s * 1103515245u + 12345u;
+      free(keep[i]);
+      keep[i] = malloc(16 + (s >> 16) % 600);
+      ((char *)keep[i])[0] = 1;
+    }
+    progress[id]++;
+  }
+  for (int i = 0; i < 64; i++) free(keep[i]);
+  return 0;
+}
+
+static void *gc_loop(void *arg) {
+  long id = (long)arg;
+  long bad = 0;
+  while (!stop_torture) {
+    struct node *head = 0;
+    for (long i = 0; i < 500; i++) {
+      struct node *n = goalloc_gc_malloc(sizeof *n + (i % 3) * 16);
+      n->next = head;
+      n->value = i;
+      head = n;
+    }
+    long expect = 499;
+    for (struct node *n = head; n; n = n->next, expect--) if (n->value != expect) bad++;
+    if (expect != -1) bad++;
+    progress[id]++;
+  }
+  return (void *)bad;
+}
+
+static void *blocked(void *arg) {
+  (void)arg;
+  (void)goalloc_gc_malloc(10);  // registered
+  char c;
+  while (read(pipe_go[0], &c, 1) == -1 && errno == EINTR) {}
+  return 0;
+}
+
+static void torture(int rounds) {
+  if (pipe(pipe_go)) abort();
+  pthread_t t[6];
+  pthread_create(&t[0], 0, malloc_loop, (void *)0);
+  pthread_create(&t[1], 0, malloc_loop, (void *)1);
+  pthread_create(&t[2], 0, gc_loop, (void *)2);
+  pthread_create(&t[3], 0, gc_loop, (void *)3);
+  pthread_create(&t[4], 0, blocked, 0);
+  struct timespec ts = { 0, 2 * 1000 * 1000 };
+  for (int i = 0; i < rounds; i++) {
+    if (goalloc_gc_collect() != 0) failures++;
+    nanosleep(&ts, 0);
+  }
+  stop_torture = 1;
+  char c = 1;
+  if (write(pipe_go[1], &c, 1) != 1) abort();
+  long bad = 0;
+  for (int i = 0; i < 5; i++) {
+    void *r;
+    pthread_join(t[i], &r);
+    if (i == 2 || i == 3) bad += (long)r;
+  }
+  CHECK("torture: lists intact", bad == 0, "%ld bad nodes", bad);
+  CHECK("torture: every thread ran", progress[0] && progress[1] && progress[2] && progress[3], "%ld %ld %ld %ld",
+        progress[0], progress[1], progress[2], progress[3]);
+  goalloc_read_memstats(&ms);
+  CHECK("torture: collections ran", ms.num_gc >= (uint64_t)rounds, "%llu", (unsigned long long)ms.num_gc);
+  CHECK("torture: heap check", goalloc_check_heap() == 1, "broken");
+}
+
+// ---- fork ------------------------------------------------------------------------------------
+
+static void forks(void) {
+  pthread_t t[3];
+  pthread_create(&t[0], 0, malloc_loop, (void *)0);
+  pthread_create(&t[1], 0, gc_loop, (void *)2);
+  pthread_create(&t[2], 0, gc_loop, (void *)3);
+  int ok = 1;
+  for (int i = 0; i < 20; i++) {
+    if (i % 2) goalloc_gc_collect();
+    pid_t pid = fork();
+    if (pid == 0) {
+      struct node *head = 0;
+      for (int j = 0; j < 1000; j++) {
+        struct node *n = goalloc_gc_malloc(sizeof *n);
+        n->next = head; n->value = j; head = n;
+      }
+      if (goalloc_gc_collect() != 0) _exit(2);
+      long expect = 999;
+      for (struct node *n = head; n; n = n->next, expect--) if (n->value != expect) _exit(3);
+      free(malloc(100));
+      _exit(goalloc_check_heap() == 1 ? 0 : 4);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) { ok = 0; printf("child %d: status %d\n", i, st); }
+  }
+  stop_torture = 1;
+  for (int i = 0; i < 3; i++) pthread_join(t[i], 0);
+  CHECK("fork while threads allocate and collect", ok, "a child failed");
+}
+
+// ---- pacing ----------------------------------------------------------------------------------
+
+static void pacing(void) {
+  // Live: 2000 x 4 KiB ~ 8 MiB held in a scan array; churn 200 MiB of garbage.
+  enum { L = 2000 };
+  void **live = goalloc_gc_malloc(L * sizeof(void *));
+  g_root = live;
+  for (int i = 0; i < L; i++) live[i] = goalloc_gc_malloc(4096);
+  uint64_t peak = 0, n0 = num_gc();
+  for (int i = 0; i < 50000; i++) {
+    void *p = goalloc_gc_malloc(4096);
+    ((char *)p)[0] = 1;
+    if (i % 64 == 0) {
+      goalloc_read_memstats(&ms);
+      if (ms.gc_heap_live > peak) peak = ms.gc_heap_live;
+    }
+  }
+  goalloc_read_memstats(&ms);
+  uint64_t l = (uint64_t)L * 4096;
+  printf("pacing: live %llu peak %llu cycles %llu goal %llu\n", (unsigned long long)l, (unsigned long long)peak,
+         (unsigned long long)(ms.num_gc - n0), (unsigned long long)ms.next_gc);
+  CHECK("pacing: collections ran", ms.num_gc - n0 >= 5, "%llu", (unsigned long long)(ms.num_gc - n0));
+  CHECK("pacing: peak near 2 x live", peak < l * 5 / 2 + (4u << 20) && peak > l, "peak %llu live %llu",
+        (unsigned long long)peak, (unsigned long long)l);
+  g_root = 0;
+}
+
+static void memlimit(void) {
+  // GOGC off, a 32 MiB limit: only the limit triggers, and the heap stays under it.
+  goalloc_gc_set_percent(-1);
+  CHECK("set_memory_limit returns the old limit", goalloc_gc_set_memory_limit(32u << 20) == 0, "not 0");
+  enum { L = 1000 };
+  void **live = goalloc_gc_malloc(L * sizeof(void *));
+  g_root = live;
+  for (int i = 0; i < L; i++) live[i] = goalloc_gc_malloc(4096);
+  uint64_t peak = 0, n0 = num_gc();
+  for (int i = 0; i < 50000; i++) {
+    void *p = goalloc_gc_malloc(4096);
+    ((char *)p)[0] = 1;
+    if (i % 64 == 0) {
+      goalloc_read_memstats(&ms);
+      if (ms.heap_inuse > peak) peak = ms.heap_inuse;
+    }
+  }
+  goalloc_read_memstats(&ms);
+  printf("memlimit: peak heap_inuse %llu cycles %llu\n", (unsigned long long)peak, (unsigned long long)(ms.num_gc - n0));
+  CHECK("memory limit triggers collections with GOGC off", ms.num_gc - n0 >= 3, "%llu", (unsigned long long)(ms.num_gc - n0));
+  CHECK("memory limit holds the heap", peak <= (32u << 20), "peak %llu", (unsigned long long)peak);
+  g_root = 0;
+}
+
+int main(int argc, char **argv) {
+  // The test runner starts us with some signals blocked (the mask is inherited across exec); a
+  // thread that blocks the GC's stop signal blocks every collection (goalloc.h), so start clean.
+  sigset_t none;
+  sigemptyset(&none);
+  pthread_sigmask(SIG_SETMASK, &none, 0);
+  const char *what = argc > 1 ? argv[1] : "reach";
+  if (!strcmp(what, "reach")) reach();
+  else if (!strcmp(what, "noscan")) noscan();
+  else if (!strcmp(what, "interior")) interior();
+  else if (!strcmp(what, "zero")) zeroing();
+  else if (!strcmp(what, "free")) frees();
+  else if (!strcmp(what, "signal")) sighandler();
+  else if (!strcmp(what, "torture")) torture(argc > 2 ? atoi(argv[2]) : 200);
+  else if (!strcmp(what, "fork")) forks();
+  else if (!strcmp(what, "pacing")) pacing();
+  else if (!strcmp(what, "memlimit")) memlimit();
+  else if (!strcmp(what, "percent")) printf("percent %d\n", goalloc_gc_set_percent(100));
+  else { printf("unknown scenario %s\n", what); return 2; }
+  return failures ? 1 : 0;
+}
