@@ -61,7 +61,8 @@ func freeMiss(_ p: UnsafeMutableRawPointer, _ span: SpanPtr?, op: StaticString) 
   let a = UInt(bitPattern: p)
   // The commonest miss first: another thread's handed-out object under a cache line goes
   // straight home (freeForeign's work, without freeIn's dispatch).
-  if let s = span, MCache.hasList(s.spanClass), !c.isHome(s), s.pointee.elemsize < migrateMinSize,
+  if let s = span, s.pointee.collected == 0, MCache.hasList(s.spanClass), !c.isHome(s),
+     s.pointee.elemsize < migrateMinSize,
      let idx = s.slotIndexUnbounded(a),
      _fastPath(!c.header.pointee.secure && isHandedOut(s, idx, a, key: c.list(s.spanClass)[ClassGroup.key])) {
     let spc = s.spanClass

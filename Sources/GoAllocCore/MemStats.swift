@@ -182,10 +182,6 @@ public struct MemStats {
     withUnsafeBytes(of: gc) { b in
       UnsafeMutableRawPointer(out + 27).copyMemory(from: b.baseAddress!, byteCount: b.count)
     }
-    for i in 0..<256 {
-      out[34 + i] = pauseNs[i]
-      out[34 + 256 + i] = pauseEnd[i]
-    }
   }
 
   /// Writes the snapshot to fd with one write, with no allocation:

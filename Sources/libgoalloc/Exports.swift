@@ -117,6 +117,15 @@ import GoAllocCoreEmbedded
   goReadMemStats().store(to: out)
 }
 
+/// Go's PauseNs and PauseEnd rings (256 entries each; either pointer may be nil).
+@c public func goalloc_gc_read_pauses(_ ns: UnsafeMutablePointer<UInt64>?, _ end: UnsafeMutablePointer<UInt64>?) {
+  let m = goReadMemStats()
+  for i in 0..<256 {
+    ns?[i] = m.pauseNs[i]
+    end?[i] = m.pauseEnd[i]
+  }
+}
+
 /// Opens `path` ("-" for stderr), lets `body` write to it, closes it. 1 on success.
 func writeOutput(_ path: UnsafePointer<CChar>?,
                  _ body: (UnsafeMutablePointer<MHeap>, Int32) -> Void) -> Int32 {
