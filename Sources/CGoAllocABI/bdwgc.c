@@ -27,7 +27,7 @@ size_t goalloc_malloc_usable_size(void *);
 
 // ---- bdwgc's public variables (gc.h declares them; programs may read or set them) ----
 static void *default_oom(size_t n) { (void)n; return NULL; }
-EXPORT GC_word GC_gc_no;              // kept current by GC_get_gc_no, GC_gcollect and allocation
+EXPORT GC_word GC_gc_no;              // brought up to date by GC_gcollect and the GC_get_* calls
 EXPORT int GC_dont_gc;                // != 0: no collections (a counter: GC_disable/GC_enable)
 EXPORT int GC_all_interior_pointers = 1;  // GoAlloc always recognises interior pointers
 EXPORT GC_oom_func GC_oom_fn = default_oom;
