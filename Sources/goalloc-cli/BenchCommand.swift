@@ -79,6 +79,11 @@ struct BenchCommand: ParsableCommand {
 
   func validate() throws {
     if runs < 1 { throw ValidationError("--runs must be at least 1.") }
+    // The private copy of libgoalloc.so under --out goes into LD_PRELOAD, which splits on spaces
+    // and colons: such a path would silently measure glibc in the goalloc column.
+    if out.contains(where: { $0 == " " || $0 == ":" || $0 == "\t" }) {
+      throw ValidationError("--out \(out): the path may not contain spaces or colons (it goes into LD_PRELOAD).")
+    }
     for name in workloadFilter where !Workload.all.contains(where: { $0.name == name }) {
       throw ValidationError("unknown workload \(name); known: \(Workload.all.map(\.name).joined(separator: ", "))")
     }

@@ -78,7 +78,7 @@ struct CLITests {
     let cli = try Paths.requireCLI()
     let cases: [[String]] = [
       ["run"], ["run", "--stats", "--"], ["stats"], ["compare"], ["trace"], ["trace", "record", "-o", "t"],
-      ["bogus"], ["run", "--bogus", "--", "/bin/true"], ["bench", "--runs", "0"], ["heapmap"],
+      ["bogus"], ["run", "--bogus", "--", "/bin/true"], ["bench", "--runs", "0"], ["bench", "--out", "/tmp/a b"], ["heapmap"],
       ["sizeclasses", "--csv", "--emit-c"], ["heapmap", "x", "--columns", "abc"], ["compare", "--allocator", "nope", "--", "/bin/true"],
     ]
     for args in cases {
