@@ -59,16 +59,11 @@ func freeMiss(_ p: UnsafeMutableRawPointer, _ span: SpanPtr?, op: StaticString) 
   guard let raw = goalloc_tls_get() else { return freeSlow(p, span, op: op) }
   let c = MCache(raw)
   let a = UInt(bitPattern: p)
-  // The commonest miss first: another thread's handed-out object under a cache line goes
-  // straight home (freeForeign's work, without freeIn's dispatch).
-  if let s = span, s.pointee.collected == 0, MCache.hasList(s.spanClass), !c.isHome(s),
-     s.pointee.elemsize < migrateMinSize,
-     let idx = s.slotIndexUnbounded(a),
-     _fastPath(!c.header.pointee.secure && isHandedOut(s, idx, a, key: c.list(s.spanClass)[ClassGroup.key])) {
-    let spc = s.spanClass
-    MCache.setFreeMark(a, key: c.list(spc)[ClassGroup.key])
-    if MCache.freeRemote(c.heap, c, s, idx, a, op: op) { c.countFree(spc) }
-    return
+  // The commonest miss first: another thread's small object goes home without freeIn's
+  // dispatch. (freeForeign bounds the index by highWater.)
+  if let s = span, s.pointee.collected == 0, MCache.hasList(s.spanClass), c.goesHome(s),
+     let idx = s.slotIndexUnbounded(a) {
+    return freeForeign(c, s, idx, a, op: op)
   }
   freeIn(c.heap, c.header.pointee.arenas, raw, a, span: span, op: op)
 }
@@ -107,8 +102,7 @@ func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
   if MCache.hasList(spc) {
     if let raw {
       let c = MCache(raw)
-      return c.isHome(s) || s.pointee.elemsize >= migrateMinSize ? freeListed(c, s, idx, a, op: op)
-        : freeForeign(c, s, idx, a, op: op)
+      return c.goesHome(s) ? freeForeign(c, s, idx, a, op: op) : freeListed(c, s, idx, a, op: op)
     }
     // A thread without a cache: straight to the span's bitmaps, with freeListed's checks, marked.
     if !checkHandedOut(h, s, idx, a, op: op) { return }

@@ -279,6 +279,11 @@ public struct MCacheLink {
   @inline(__always) func isHome(_ s: SpanPtr) -> Bool {
     atomicLoadRelaxedUInt(&s.pointee.home) & ~1 == UInt(bitPattern: raw)
   }
+  /// Does this thread's free of an object of span s (a class with lists) go back to the span
+  /// rather than onto this cache's list? Another thread's span, objects under `migrateMinSize`.
+  @inline(__always) func goesHome(_ s: SpanPtr) -> Bool {
+    !isHome(s) && s.pointee.elemsize < migrateMinSize
+  }
   /// This cache takes span s of class spc (from the mcentral, or claimed from floating).
   @inline(__always) func take(_ spc: SpanClass, _ s: SpanPtr) {
     let tag = ownerTag(spc)
@@ -341,8 +346,7 @@ public struct MCacheLink {
     let held = s.heldMask(w, mask)
     if held != 0 {
       let n = held.nonzeroBitCount
-      let moves = s.pointee.place == placeReady
-        && Int(truncatingIfNeeded: s.pointee.localFreed) &+ n &+ max(0, s.pendingFrees) >= s.pointee.allocCount
+      let moves = ownerFreeMovesSpan(s, n)
       s.localWord(w).pointee |= held
       counterBump(&s.pointee.localFreed, UInt64(n))
       if moves { readySpanEmptied(s) }
@@ -350,13 +354,13 @@ public struct MCacheLink {
     return mask & ~held
   }
 
-  /// Whether the owner's next free into s empties one of its ready spans (the full path handles it).
+  /// Whether the owner's next n frees into s empty one of its ready spans (the full path handles it).
   /// Other threads' frees count by words here (at most their number): a span they helped empty may
   /// stay ready until it is used or the thread exits.
   @inline(__always)
-  func ownerFreeMovesSpan(_ s: SpanPtr) -> Bool {
+  func ownerFreeMovesSpan(_ s: SpanPtr, _ n: Int = 1) -> Bool {
     s.pointee.place == placeReady
-      && Int(truncatingIfNeeded: s.pointee.localFreed) &+ 1 &+ max(0, s.pendingFrees) >= s.pointee.allocCount
+      && Int(truncatingIfNeeded: s.pointee.localFreed) &+ n &+ max(0, s.pendingFrees) >= s.pointee.allocCount
   }
 
   /// Records the free of slot idx (address a) of small span s by a thread that does not own it

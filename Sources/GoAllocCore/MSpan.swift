@@ -223,9 +223,7 @@ extension UnsafeMutablePointer where Pointee == MSpan {
 
   /// Owner only: slot i is allocated and its free (by anyone) not recorded yet.
   @inline(__always) func isUserHeld(_ i: Int) -> Bool {
-    let w = i &>> 6
-    if (localWord(w).pointee | atomicLoadRelaxed64(freeWord(w))) & (1 &<< UInt64(i & 63)) != 0 { return false }
-    return isAllocated(i)
+    heldMask(i &>> 6, 1 &<< UInt64(i & 63)) != 0
   }
 
   /// Folds freed slots into allocBits and resets freeindex to 0 (Go's sweep, with freeBits in
@@ -280,14 +278,9 @@ extension UnsafeMutablePointer where Pointee == MSpan {
   /// pays for a second atomic. A floating span never has such a word (it floats only with none
   /// pending), so the first free after it floated always gets here and sees no flag.
   @inline(__always) func markRemoteFree(_ idx: Int) -> RemoteFree {
-    let bit: UInt64 = 1 &<< UInt64(idx & 63)
-    let word = atomicOr64(freeWord(idx &>> 6), bit)
-    if _slowPath(word & bit != 0) { return .doubleFree }
-    if word == 0 {
-      let old = atomicAdd64(&pointee.freeState, fsPendingOne)
-      if _slowPath(old & fsFlags == 0) { return .foundFloating }
-    }
-    return .recorded
+    let (claim, dup) = markRemoteFrees(idx &>> 6, 1 &<< UInt64(idx & 63))
+    if _slowPath(dup != 0) { return .doubleFree }
+    return _slowPath(claim) ? .foundFloating : .recorded
   }
 
   /// markRemoteFree for the slots of `mask` in bitmap word w at once: whether the span was found

@@ -194,11 +194,8 @@ enum Report {
     }
     md += "- time within 1.05x of the best peer on every workload: \(slow.isEmpty ? "met" : "**missed**: " + slow.joined(separator: ", "))\n"
     md += "- peak RSS within 1.05x of the best peer on every workload: \(fat.isEmpty ? "met" : "**missed**: " + fat.joined(separator: ", "))\n"
-    var logSum = 0.0, n = 0
-    for w in r.workloads.indices { if let x = r.ratio(.wall, w, g), x > 0 { logSum += log(x); n += 1 } }
-    if n > 0 {
-      let gm = exp(logSum / Double(n))
-      md += "- geometric mean of time vs the best peer <= 0.95x: \(Fmt.ratio(gm)) over \(n) workloads: \(gm <= 0.95 ? "met" : "**missed**")\n"
+    if let gm = r.geomean(.wall, g, against: nil) {
+      md += "- geometric mean of time vs the best peer <= 0.95x: \(Fmt.ratio(gm.value)) over \(gm.count) workloads: \(gm.value <= 0.95 ? "met" : "**missed**")\n"
     }
     if let ig = instructions["pair"]?["goalloc"] {
       md += "- pair in at most 90 instructions: \(GoAllocFormat.fixed(ig, 1)): \(ig <= 90 ? "met" : "**missed**")\n"
