@@ -26,23 +26,23 @@ import CGoAllocShim
 /// or are ignored and counted (GOALLOC_DEBUG=badfree=warn).
 @inline(__always) @usableFromInline
 func freeObject(_ p: UnsafeMutableRawPointer?, op: StaticString) {
-  guard let p else { return }
-  // The fast path: a slot of 16 B or more that is handed out goes onto this thread's free list
-  // for its class, whoever allocated it. It calls nothing; every other case goes through one
-  // call site, not a tail call: the stack frame is then set up on that path only.
+  // The fast path: a handed-out slot of a span at home in this thread's cache goes onto the
+  // cache's free list for its class. It calls nothing; every other case (nil included: its
+  // lookup misses the window) goes through one call site, not a tail call: the stack frame is
+  // then set up on that path only.
   let a = UInt(bitPattern: p)
   let span = goalloc_span_lookup(a)?.assumingMemoryBound(to: MSpan.self)
-  if let raw = goalloc_tls_get(), let s = span {
-    let c = MCache(raw)
+  if let s = span {
     // Only a span at home in this cache takes the free onto its list (home == the cache implies
-    // a class with lists: MCache.ownerTag); another thread's object goes back to its span.
-    // (isHandedOut bounds the index by highWater <= nelems.)
-    if atomicLoadRelaxedUInt(&s.pointee.home) == UInt(bitPattern: raw), let idx = s.slotIndexUnbounded(a) {
-      let spc = s.spanClass
-      let l = c.list(spc)
+    // a class with lists: MCache.ownerTag); another thread's object goes back to its span. (A
+    // thread without a cache has a null TLS word, which no span's home is.)
+    let t = UInt(bitPattern: goalloc_tls_get())
+    if goalloc_load_racy(&s.pointee.home) == t && s.isHandedOutSlot(a) {
+      let c = MCache(UnsafeMutableRawPointer(bitPattern: t).unsafelyUnwrapped)
+      let l = c.group(at: s.pointee.groupOffset)
       // The list's own copy of the key: the cache line the push writes anyway.
-      if isHandedOut(s, idx, a, key: l[ClassGroup.key]) && c.listPush(l, a) {
-        c.countFree(spc)
+      if !MCache.hasFreeMark(a, key: l[ClassGroup.key]) && c.listPush(l, a) {
+        MCache.countListFree(l)
         return
       }
     }
@@ -55,7 +55,8 @@ func freeObject(_ p: UnsafeMutableRawPointer?, op: StaticString) {
 /// or a suspicious slot (freeListed), anything else (large, tiny, 8 B, not ours). `span`: what
 /// the fast path's lookup in the flat span table found (nil: look in the arena index).
 @inline(never)
-func freeMiss(_ p: UnsafeMutableRawPointer, _ span: SpanPtr?, op: StaticString) {
+func freeMiss(_ p: UnsafeMutableRawPointer?, _ span: SpanPtr?, op: StaticString) {
+  guard let p else { return }
   guard let raw = goalloc_tls_get() else { return freeSlow(p, span, op: op) }
   let c = MCache(raw)
   let a = UInt(bitPattern: p)
@@ -137,7 +138,7 @@ func freeListed(_ c: MCache, _ s: SpanPtr, _ idx: Int, _ a: UInt, op: StaticStri
     c.flushList(spc, keep: MCache.listLimit(spc) / 2)
     _ = c.listPush(l, a)
   }
-  c.countFree(spc)
+  MCache.countListFree(l)
 }
 
 /// Objects of this size or more freed by another thread go onto that thread's FreeList.
@@ -169,7 +170,7 @@ func freeForeign(_ c: MCache, _ s: SpanPtr, _ idx: Int, _ a: UInt, op: StaticStr
 /// mark (it was handed out at some time).
 @inline(__always)
 func isHandedOut(_ s: SpanPtr, _ idx: Int, _ a: UInt, key: UInt) -> Bool {
-  !MCache.hasFreeMark(a, key: key) && UInt(bitPattern: idx) < atomicLoadRelaxedUInt(&s.pointee.highWater)
+  !MCache.hasFreeMark(a, key: key) && UInt(bitPattern: idx) < s.highWater
 }
 
 /// isHandedOut, else reports a wild pointer or a double free.
@@ -177,7 +178,7 @@ func isHandedOut(_ s: SpanPtr, _ idx: Int, _ a: UInt, key: UInt) -> Bool {
 func checkHandedOut(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ idx: Int, _ a: UInt,
                     op: StaticString) -> Bool {
   if _fastPath(isHandedOut(s, idx, a, key: h.pointee.freeKey)) { return true }
-  if UInt(bitPattern: idx) >= atomicLoadRelaxedUInt(&s.pointee.highWater) {
+  if UInt(bitPattern: idx) >= s.highWater {
     h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
     return false
   }

@@ -74,6 +74,17 @@ extension MCache {
   @inline(__always) @usableFromInline func list(_ spc: SpanClass) -> UnsafeMutablePointer<UInt> {
     (raw + MCache.countersOffset).assumingMemoryBound(to: UInt.self) + MCache.listIdx(spc)
   }
+  /// The class group at byte offset `offset` of the cache (MSpan.groupOffset): list(spc).
+  @inline(__always) @usableFromInline func group(at offset: UInt16) -> UnsafeMutablePointer<UInt> {
+    (raw + Int(offset)).assumingMemoryBound(to: UInt.self)
+  }
+  /// The room word of list l; relaxed atomics (plain moves), as MemStats reads it.
+  @inline(__always) @usableFromInline static func room(_ l: UnsafeMutablePointer<UInt>) -> UInt {
+    atomicLoadRelaxedUInt(l + ClassGroup.room)
+  }
+  @inline(__always) @usableFromInline static func setRoom(_ l: UnsafeMutablePointer<UInt>, _ v: UInt) {
+    atomicStoreRelaxedUInt(l + ClassGroup.room, v)
+  }
 
   /// The heap's key (each list's group holds it too: the fast paths read it there).
   var freeKey: UInt { heap.pointee.freeKey }
@@ -119,7 +130,7 @@ extension MCache {
   /// Objects on class spc's list. (A secure cache's rooms are biased below zero: SecureMode.)
   @inline(__always) func listLength(_ spc: SpanClass) -> Int {
     if !MCache.hasList(spc) { return 0 }
-    let room = Int(bitPattern: list(spc)[ClassGroup.room])
+    let room = Int(bitPattern: MCache.room(list(spc)))
     return MCache.listLimit(spc) &- (room < 0 ? room &+ secureRoomBias : room)
   }
 
@@ -135,7 +146,7 @@ extension MCache {
     let next = o[ListedObject.next] &* l[ClassGroup.decode]
     if _slowPath(next & linkMask != 0) { return false }
     l[ClassGroup.head] = next
-    l[ClassGroup.room] &+= 1
+    MCache.setRoom(l, MCache.room(l) &+ 1)
     o[ListedObject.mark] = 0
     return true
   }
@@ -154,10 +165,10 @@ extension MCache {
   /// The caller counts the free.
   @inline(__always) @usableFromInline func listPush(_ l: UnsafeMutablePointer<UInt>, _ a: UInt) -> Bool {
     // room - 1 below zero: full (room is at most 256, so the sign bit is free).
-    let room = l[ClassGroup.room] &- 1
+    let room = MCache.room(l) &- 1
     if _slowPath(Int(bitPattern: room) < 0) { return false }
     listLink(l, a)
-    l[ClassGroup.room] = room
+    MCache.setRoom(l, room)
     return true
   }
 
@@ -172,7 +183,7 @@ extension MCache {
   /// listPush without the room check (the caller knows there is room: SecureMode's shuffle).
   @inline(__always) func listPushUnbounded(_ l: UnsafeMutablePointer<UInt>, _ a: UInt) {
     listLink(l, a)
-    l[ClassGroup.room] &-= 1
+    MCache.setRoom(l, MCache.room(l) &- 1)
   }
 
   /// A pop found the link after listed object p corrupted.
@@ -199,7 +210,8 @@ extension MCache {
     var q = p
     for _ in 0..<k {
       if !listPush(l, q) { break }
-      guard let next = s.nextFreeFast() else { return listPop(spc) }  // q again
+      countListedOther(spc, 1)
+      guard let next = s.nextFreeFast() else { return listPop(spc) }  // q again (popped: a malloc)
       q = next
     }
     MCache.clearFreeMark(spc, q)
@@ -216,7 +228,8 @@ extension MCache {
     let n = listLength(spc) - keep
     if n <= 0 { return }
     l[ClassGroup.head] = drainList(spc, from: l[ClassGroup.head], count: n)
-    l[ClassGroup.room] &+= UInt(n)
+    MCache.setRoom(l, MCache.room(l) &+ UInt(n))
+    countListedOther(spc, -n)
   }
 
   /// Sends the first n objects of class spc's list (starting at `first`) to their spans' bitmaps; returns the rest of the list. The walk takes
@@ -290,7 +303,7 @@ extension MCache {
   func checkedListed(_ spc: SpanClass, _ a: UInt, index: UnsafeMutableRawPointer) -> (SpanPtr, Int)? {
     guard a & listLinkMask == 0, let s = goalloc_span_lookup(a)?.assumingMemoryBound(to: MSpan.self) ?? spanOfIndex(index, a),
           atomicLoad32(&s.pointee.state) == spanInUse, s.spanClass == spc, let idx = s.slotIndex(a),
-          UInt(bitPattern: idx) < atomicLoadRelaxedUInt(&s.pointee.highWater)
+          UInt(bitPattern: idx) < s.highWater
     else { return nil }
     return (s, idx)
   }

@@ -35,12 +35,12 @@ extension UnsafeMutablePointer where Pointee == MSpan {
       if pointee.nelems != 1 || pointee.elemsize != usable * pageSize { r.fail("large span geometry") }
     } else {
       let sc = spc.sizeclass
-      if pointee.elemsize != classSize(sc) || pointee.divMul != classDivMagic(sc) { r.fail("span slot size") }
+      if pointee.elemsize != classSize(sc) || divMul != UInt64(classDivMagic(sc)) { r.fail("span slot size") }
       if pointee.nelems != usable * pageSize / pointee.elemsize { r.fail("span slot count") }
       if usedWords > bitWords { r.fail("span bitmaps too small") }
       if spc.isTiny != (pointee.tinyCounts != nil) { r.fail("tiny counts on the wrong span") }
     }
-    if atomicLoadRelaxedUInt(&pointee.highWater) > UInt(pointee.nelems) { r.fail("highWater past the span") }
+    if highWater > UInt(pointee.nelems) { r.fail("highWater past the span") }
     let arenas = UnsafeMutableRawPointer(h.pointee.arenas)
     if spanOfIndex(arenas, pointee.startAddr) != self { r.fail("arena index does not map the span") }
     if spanOfIndex(arenas, pointee.startAddr + UInt(pointee.npages * pageSize) - 1) != self {
@@ -104,7 +104,7 @@ extension MCache {
         if s.spanClass != spc { r.fail("current span of another class") }
         if s.pointee.place != placeCurrent { r.fail("current span not placed current") }
         if atomicLoadRelaxedUInt(&s.pointee.owner) != ownerTag(spc) { r.fail("current span owned by another") }
-        if atomicLoadRelaxedUInt(&s.pointee.home) != ownerTag(spc) { r.fail("current span at home elsewhere") }
+        if atomicLoadRelaxedUInt(&s.pointee.home) != MCache.homeTag(ownerTag(spc)) { r.fail("current span at home elsewhere") }
         if atomicLoad64(&s.pointee.freeState) & fsFlags != fsCached { r.fail("current span without CACHED") }
         s.checkGeometry(h, &r)
         s.checkCounts(&r)
@@ -118,7 +118,7 @@ extension MCache {
           if s.spanClass != spc { r.fail("ready span of another class") }
           if s.pointee.place != placeReady { r.fail("ready span not placed ready") }
           if atomicLoadRelaxedUInt(&s.pointee.owner) != ownerTag(spc) { r.fail("ready span owned by another") }
-          if atomicLoadRelaxedUInt(&s.pointee.home) != ownerTag(spc) { r.fail("ready span at home elsewhere") }
+          if atomicLoadRelaxedUInt(&s.pointee.home) != MCache.homeTag(ownerTag(spc)) { r.fail("ready span at home elsewhere") }
           if s.pointee.onext.unsafelyUnwrapped.pointee.oprev != s { r.fail("broken ready-list links") }
           if atomicLoad64(&s.pointee.freeState) & fsFlags != fsCached { r.fail("ready span without CACHED") }
           s.checkGeometry(h, &r)

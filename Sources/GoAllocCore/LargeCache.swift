@@ -45,7 +45,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     while i >= 0 {
       if let s = pointee.largeSlots[i], s.pointee.npages == npages {
         removeLargeSlot(i)
-        s.pointee.spanclass = UInt8(spc.index)
+        s.setSpanClass(spc)
         s.pointee.needzero = 1
         pointee.pagesInUse += npages
         pointee.spansInUse += 1

@@ -41,12 +41,14 @@ import CGoAllocShim
 /// this one cache line. `head`, `key`, `room`, `encode` and `decode` are the class's FreeList
 /// (see FreeList.swift: what must be trusted is kept here, not in the freed objects); the
 /// counters are the class's statistics, written by the owning thread only.
+/// A malloc that pops the list counts nothing: the list's flow tells how many did (pops =
+/// pushes + objects listed otherwise - objects flushed - the length; MemStats adds them up).
 enum ClassGroup {
   static let head = 0       // the most recently freed object, or 0 (empty list)
   static let key = 1        // freeKey: word 1 of a listed object
-  static let mallocs = 2
-  static let frees = 3
-  static let requested = 4  // bytes requested (slot bytes minus these = size-class rounding)
+  static let mallocs = 2    // mallocs not served by the list
+  static let requested = 3  // bytes requested by those (slot bytes minus these = size-class rounding)
+  static let pushes = 4     // frees onto the list (frees into the bitmaps: MCache.freesIdx)
   static let room = 5       // objects the list can still take (its limit minus its length)
   static let encode = 6     // odd multiplier: a listed object's word 0 = next * encode
   static let decode = 7     // its inverse mod 2^64: next = word 0 * decode
@@ -87,22 +89,31 @@ public struct MCacheLink {
   /// line of the cache); then the tiny allocator's four counters.
   @inline(__always) @usableFromInline static func listIdx(_ spc: SpanClass) -> Int { spc.index &* ClassGroup.words }
   @inline(__always) @usableFromInline static func mallocsIdx(_ spc: SpanClass) -> Int { listIdx(spc) &+ ClassGroup.mallocs }
-  @inline(__always) @usableFromInline static func freesIdx(_ spc: SpanClass) -> Int { listIdx(spc) &+ ClassGroup.frees }
-  @inline(__always) @usableFromInline static func requestedIdx(_ spc: SpanClass) -> Int { listIdx(spc) &+ ClassGroup.requested }
+
+  @inline(__always) @usableFromInline static func pushesIdx(_ spc: SpanClass) -> Int { listIdx(spc) &+ ClassGroup.pushes }
   static let tinyAllocsIdx = ClassGroup.words * SpanClass.count
   static let tinyFreesIdx = tinyAllocsIdx + 1
   static let tinyBlockAllocsIdx = tinyAllocsIdx + 2
   static let tinyBlockFreesIdx = tinyAllocsIdx + 3
-  static let counterWords = ClassGroup.words * SpanClass.count + 4
-  /// Is counter word i one of the statistics (flushed into the heap when the cache dies)?
+  @inline(__always) @usableFromInline static func requestedIdx(_ spc: SpanClass) -> Int { listIdx(spc) &+ ClassGroup.requested }
+  /// Per span class, off the fast paths' lines: the frees that went into the bitmaps (not onto
+  /// the list), and the objects listed other than by a free minus those flushed off the list
+  /// (wrapping).
+  static let sideIdx = tinyAllocsIdx + 8
+  @inline(__always) @usableFromInline static func freesIdx(_ spc: SpanClass) -> Int { sideIdx &+ spc.index &* 2 }
+  @inline(__always) static func listedOtherIdx(_ spc: SpanClass) -> Int { sideIdx &+ spc.index &* 2 &+ 1 }
+  static let counterWords = sideIdx + 2 * SpanClass.count
+  /// Is counter word i one of the statistics that add up when a cache dies? (A list's pushes
+  /// and other listings are folded into mallocs and frees then: `abandon`.)
   static func isStatistic(_ i: Int) -> Bool {
-    let w = i % ClassGroup.words
-    return i >= tinyAllocsIdx || (w >= ClassGroup.mallocs && w <= ClassGroup.requested)
+    if i < tinyAllocsIdx { let w = i % ClassGroup.words; return w == ClassGroup.mallocs || w == ClassGroup.requested }
+    if i < sideIdx { return true }
+    return (i - sideIdx) & 1 == 0
   }
   /// The layout's invariants that the fast paths rely on (a test checks them).
   static var layoutIsConsistent: Bool {
     countersOffset == roundUp(SpanClass.count * MemoryLayout<SpanPtr>.stride, 64)
-      && ClassGroup.words * 8 == 64 && countersOffset % 64 == 0
+      && ClassGroup.words * 8 == 64 && countersOffset % 64 == 0 && countersOffset == cacheGroupsOffset
       && linkMaskOffset >= SpanClass.count * MemoryLayout<SpanPtr>.stride && linkMaskOffset + 8 <= countersOffset
   }
   /// Per span class: the ready list head and length.
@@ -129,6 +140,23 @@ public struct MCacheLink {
   @inline(__always) @usableFromInline func countMalloc(_ spc: SpanClass, requested: Int) {
     counterBump(counters + MCache.mallocsIdx(spc))
     counterBump(counters + MCache.requestedIdx(spc), UInt64(truncatingIfNeeded: requested))
+  }
+  /// A free onto list l (a class group): counted as a push.
+  @inline(__always) @usableFromInline static func countListFree(_ l: UnsafeMutablePointer<UInt>) {
+    l.withMemoryRebound(to: UInt64.self, capacity: ClassGroup.words) { counterBump($0 + ClassGroup.pushes) }
+  }
+  /// n objects went onto (n > 0) or off (n < 0) class spc's list without a malloc or free.
+  @inline(__always) func countListedOther(_ spc: SpanClass, _ n: Int) {
+    counterBump(counters + MCache.listedOtherIdx(spc), UInt64(bitPattern: Int64(n)))
+  }
+  /// Mallocs the list of class spc served, and frees it took, so far (see ClassGroup). Read by
+  /// other threads: a torn view counts no negative pops.
+  func listFlow(_ spc: SpanClass) -> (pops: UInt64, pushes: UInt64) {
+    if !MCache.hasList(spc) { return (0, 0) }
+    let pushes = atomicLoadRelaxed64(counters + MCache.pushesIdx(spc))
+    let other = Int64(bitPattern: atomicLoadRelaxed64(counters + MCache.listedOtherIdx(spc)))
+    let pops = Int64(bitPattern: pushes) &+ other &- Int64(listLength(spc))
+    return (pops > 0 ? UInt64(pops) : 0, pushes)
   }
   /// A slot p of class spc was handed out for a request of `size` bytes: counts it and, when
   /// `clear`, zeroes the slot (every path of malloc ends here).
@@ -195,6 +223,17 @@ public struct MCacheLink {
     for i in 0..<MCache.counterWords where MCache.isStatistic(i) {
       h.pointee.flushed[i] &+= atomicLoadRelaxed64(counters + i)
     }
+    for i in MCache.listClasses {
+      let spc = SpanClass(index: i), flow = listFlow(spc)
+      h.pointee.flushed[MCache.mallocsIdx(spc)] &+= flow.pops
+      h.pointee.flushed[MCache.freesIdx(spc)] &+= flow.pushes
+      // The pops' requested bytes, at the average of the counted mallocs (an estimate either way).
+      let m = atomicLoadRelaxed64(counters + MCache.mallocsIdx(spc))
+      if m > 0 {
+        let r = atomicLoadRelaxed64(counters + MCache.requestedIdx(spc))
+        h.pointee.flushed[MCache.requestedIdx(spc)] &+= UInt64(Double(r) / Double(m) * Double(flow.pops))
+      }
+    }
     flushBinStats()
     list.pointee.count -= 1
     lockRelease(&list.pointee.lock)
@@ -234,6 +273,9 @@ public struct MCacheLink {
   @inline(__always) func ownerTag(_ spc: SpanClass) -> UInt {
     spc.isTiny ? 0 : MCache.hasList(spc) ? UInt(bitPattern: raw) : UInt(bitPattern: raw) | 1
   }
+  /// MSpan.home for owner tag `tag`: never 0 (`spanNoHome` for tiny spans), so a thread without
+  /// a cache (a null TLS word) never matches it and the free fast path needs no null test.
+  @inline(__always) static func homeTag(_ tag: UInt) -> UInt { tag == 0 ? spanNoHome : tag }
 
   // MARK: ready lists (owner thread only)
 
@@ -288,7 +330,7 @@ public struct MCacheLink {
   @inline(__always) func take(_ spc: SpanClass, _ s: SpanPtr) {
     let tag = ownerTag(spc)
     atomicStoreRelaxedUInt(&s.pointee.owner, tag)
-    atomicStoreRelaxedUInt(&s.pointee.home, tag)
+    atomicStoreRelaxedUInt(&s.pointee.home, MCache.homeTag(tag))
   }
   /// s was claimed from floating (CACHED set) by this thread's free.
   func addReady(_ spc: SpanClass, _ s: SpanPtr) {
@@ -462,8 +504,8 @@ public struct MCacheLink {
       let i = s.nextFreeIndex()
       if i < s.pointee.nelems {
         s.pointee.allocCount += 1
-        s.raiseHighWater(i)
         let p = s.pointee.startAddr + UInt(i * s.pointee.elemsize)
+        s.raiseHighWater(p)
         MCache.clearFreeMark(spc, p)
         return p
       }

@@ -148,7 +148,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
         bytes &+= UInt64(es)
         continue
       }
-      let n = Int(atomicLoadRelaxedUInt(&s.pointee.highWater))
+      let n = Int(s.highWater)
       for i in 0..<n {
         let p = base + UInt(i * es)
         // A listed or bitmap-free slot (FreeList's marks in word 1) holds no live pointer.

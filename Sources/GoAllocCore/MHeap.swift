@@ -318,9 +318,10 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     let s = sraw.bindMemory(to: MSpan.self, capacity: 1)
     s.initialize(to: MSpan())
     s.pointee.startAddr = base
+    s.pointee.handedEnd = base
     s.pointee.npages = npages
     s.pointee.needzero = scav == npages ? 0 : 1
-    s.pointee.spanclass = UInt8(spc.index)
+    s.setSpanClass(spc)
     s.pointee.bits = bits.bindMemory(to: UInt64.self, capacity: 4 << order)
     s.pointee.bitsOrder = UInt8(order)
     s.pointee.tinyCounts = counts?.bindMemory(to: UInt8.self, capacity: nelems)
@@ -331,7 +332,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       s.pointee.freeindex = 1
     } else {
       s.pointee.elemsize = classSize(sc)
-      s.pointee.divMul = classDivMagic(sc)
+      s.pointee.divMulHi = UInt64(classDivMagic(sc)) &<< 32
       let tail = nelems & 63  // bits past nelems read as allocated (see nextFreeFast)
       if tail != 0 { s.allocWord(words - 1).pointee = ~((1 << UInt64(tail)) - 1) }
       s.pointee.allocCache = ~s.allocWord(0).pointee

@@ -8,7 +8,7 @@
 // in reverse: a free by the owner sets the slot's bit in its own `localFreeBits` (plain store);
 // any other free sets it in `freeBits` (atomic OR) and, if that word had no bit yet, adds one to
 // the pending count in `freeState`; the span's owner later *folds* the freed bits into
-// allocBits the way Go's sweeper turns gcmarkBits into allocBits. `highWater` bounds the slots
+// allocBits the way Go's sweeper turns gcmarkBits into allocBits. `handedEnd` bounds the slots
 // ever handed out (FreeList's check for wild pointers). The GC mode will use `gcmarkBits` and
 // `sweepgen` on the same bitmaps.
 //
@@ -56,17 +56,23 @@ public struct MSpan {
   @usableFromInline var elemsize: Int = 0        // bytes per slot; npages * 8 KiB for large
   @usableFromInline var nelems: Int = 0          // slots in the span
   @usableFromInline var bits: UnsafeMutablePointer<UInt64>? = nil  // alloc | free | localFree | gcmark
-  @usableFromInline var highWater: UInt = 0      // atomic: slots below were allocated at some time
-  @usableFromInline var npages: Int = 0
-  @usableFromInline var divMul: UInt32 = 0       // objIndex magic; 0 for large spans
-  @usableFromInline var spanclass: UInt8 = 0     // SpanClass.index (read it as `spanClass`)
+  // atomic: one past the start of the highest slot handed out so far (startAddr: none; small
+  // spans). An address, so the free fast path bounds a slot with one compare.
+  @usableFromInline var handedEnd: UInt = 0
+  // objIndex's magic (a 32-bit number) times 2^32; 0 for large spans. Shifted, so the free fast
+  // path's slot test needs one multiply and no shift: the offset's product with it, mod 2^64,
+  // is below it exactly when the offset is a multiple of elemsize (see slotIndex).
+  @usableFromInline var divMulHi: UInt64 = 0
+  @usableFromInline var spanclass: UInt8 = 0     // SpanClass.index (read it as `spanClass`; set with setSpanClass)
+  @usableFromInline var collected: UInt8 = 0     // 1: a GC mode span (MGC.swift); spanclass is its shape
+  @usableFromInline var groupOffset: UInt16 = 0  // byte offset of the class's ClassGroup in an MCache
   @usableFromInline var bitsOrder: UInt8 = 0     // bitmaps are 1 << bitsOrder words each
   @usableFromInline var guardPages: UInt8 = 0    // secure mode: inaccessible pages at the end
-  @usableFromInline var collected: UInt8 = 0     // 1: a GC mode span (MGC.swift); spanclass is its shape
   // atomic: the mcache that owns the span or last did (owner's tag; set when a cache takes it,
   // kept when it lets go). Its thread's frees of the span's objects go onto its lists; every
   // other thread's go back to the span's bitmaps, so objects never migrate between threads.
-  @usableFromInline var home: UInt = 0
+  // Never 0: `spanNoHome` until a cache takes it (and for tiny, large and GC spans).
+  @usableFromInline var home: UInt = spanNoHome
   // Line 2: written by other threads.
   // freeState (atomic): pending << 32 | flags. pending = words of freeBits with remote frees
   // not folded yet. flags, the span's owner:
@@ -83,10 +89,16 @@ public struct MSpan {
   @usableFromInline var tinyCounts: UnsafeMutablePointer<UInt8>? = nil  // tiny spans: sub-objects per block
   @usableFromInline var allnext: SpanPtr? = nil   // the heap's span registry (heap lock)
   @usableFromInline var allprev: SpanPtr? = nil
+  @usableFromInline var npages: Int = 0
 
   public init() {}
 }
 
+/// Where an MCache's 64-byte class groups start (MCache.countersOffset): MSpan.groupOffset is
+/// this plus 64 per span class.
+@usableFromInline let cacheGroupsOffset = 1152
+/// MSpan.home of a span at home in no cache: not a cache address, and not 0 (see MCache.homeTag).
+@usableFromInline let spanNoHome: UInt = 2
 @usableFromInline let spanDead: UInt32 = 0
 @usableFromInline let spanInUse: UInt32 = 1
 @usableFromInline let spanFreeing: UInt32 = 2
@@ -118,12 +130,25 @@ extension UnsafeMutablePointer where Pointee == MSpan {
   @inline(__always) func gcmarkWord(_ w: Int) -> UnsafeMutablePointer<UInt64> { allocWord(w) + 3 }
   @inline(__always) var usedWords: Int { (pointee.nelems + 63) >> 6 }
   @inline(__always) var spanClass: SpanClass { SpanClass(index: Int(pointee.spanclass)) }
+  /// Sets the span class (and the offset of its group in an MCache, which the free fast path reads).
+  @inline(__always) func setSpanClass(_ spc: SpanClass) {
+    pointee.spanclass = UInt8(spc.index)
+    pointee.groupOffset = UInt16(cacheGroupsOffset &+ spc.index &* 64)
+  }
+  /// Slots handed out at some time (a small span): those below are not wild pointers.
+  @inline(__always) var highWater: UInt {
+    let e = atomicLoadRelaxedUInt(&pointee.handedEnd)
+    return e == pointee.startAddr ? 0 : UInt(bitPattern: objIndex(e &- 1)) &+ 1
+  }
   @inline(__always) var isLarge: Bool { spanClass.isLarge }
   @inline(__always) var base: UInt { pointee.startAddr }
 
+  /// objIndex's magic.
+  @inline(__always) var divMul: UInt64 { pointee.divMulHi &>> 32 }
+
   /// Slot index of address `p` inside this small span: one multiply, no divide.
   @inline(__always) func objIndex(_ p: UInt) -> Int {
-    Int(truncatingIfNeeded: (UInt64(p &- pointee.startAddr) &* UInt64(pointee.divMul)) >> 32)
+    Int(truncatingIfNeeded: (UInt64(p &- pointee.startAddr) &* divMul) >> 32)
   }
 
   /// The slot starting exactly at address p of this small span, or nil for an interior or
@@ -131,18 +156,25 @@ extension UnsafeMutablePointer where Pointee == MSpan {
   /// offset is a multiple of elemsize (offsets < 64 KiB, elemsize <= 32 KiB: no carry), so this
   /// costs no second multiply.
   @inline(__always) func slotIndex(_ p: UInt) -> Int? {
-    let prod = UInt64(p &- pointee.startAddr) &* UInt64(pointee.divMul)
+    let prod = UInt64(p &- pointee.startAddr) &* divMul
     let idx = Int(truncatingIfNeeded: prod >> 32)
-    if UInt32(truncatingIfNeeded: prod) >= pointee.divMul || idx >= pointee.nelems { return nil }
+    if UInt32(truncatingIfNeeded: prod) >= UInt32(truncatingIfNeeded: divMul) || idx >= pointee.nelems { return nil }
     return idx
   }
 
   /// slotIndex without the bound: the index may be nelems or more for an address in the span's
   /// tail (the free fast path bounds it by highWater, which is at most nelems).
   @inline(__always) func slotIndexUnbounded(_ p: UInt) -> Int? {
-    let prod = UInt64(p &- pointee.startAddr) &* UInt64(pointee.divMul)
-    if UInt32(truncatingIfNeeded: prod) >= pointee.divMul { return nil }
+    let prod = UInt64(p &- pointee.startAddr) &* divMul
+    if UInt32(truncatingIfNeeded: prod) >= UInt32(truncatingIfNeeded: divMul) { return nil }
     return Int(truncatingIfNeeded: prod >> 32)
+  }
+
+  /// Is p the start of a slot handed out at some time (below the high-water mark)? Nothing
+  /// else is computed: the free fast path needs no index.
+  @inline(__always) func isHandedOutSlot(_ p: UInt) -> Bool {
+    let m = pointee.divMulHi
+    return UInt64(p &- pointee.startAddr) &* m < m && p < goalloc_load_racy(&pointee.handedEnd)
   }
 
   /// The inlined allocation fast path: the next free slot from allocCache, or nil when the
@@ -156,18 +188,19 @@ extension UnsafeMutablePointer where Pointee == MSpan {
       pointee.allocCache = (pointee.allocCache &>> UInt64(theBit)) &>> 1
       pointee.freeindex = result &+ 1
       pointee.allocCount &+= 1
-      raiseHighWater(result)
       // Safe: result < nelems (see above), so the slot lies inside the span.
-      return pointee.startAddr &+ UInt(bitPattern: result &* pointee.elemsize)
+      let p = pointee.startAddr &+ UInt(bitPattern: result &* pointee.elemsize)
+      raiseHighWater(p)
+      return p
     }
     return nil
   }
 
-  /// Slot i is being allocated: slots below highWater have all been allocated at some time, so a
-  /// free of a slot at or above it is a wild pointer (FreeList's fast check). Written only while
-  /// the span is first filled.
-  @inline(__always) func raiseHighWater(_ i: Int) {
-    if UInt(bitPattern: i) >= pointee.highWater { atomicStoreRelaxedUInt(&pointee.highWater, UInt(bitPattern: i) &+ 1) }
+  /// Slot i (at address p) is being allocated: slots below the high-water mark have all been
+  /// allocated at some time, so a free of a slot at or above it is a wild pointer (FreeList's fast
+  /// check). Written only while the span is first filled.
+  @inline(__always) func raiseHighWater(_ p: UInt) {
+    if p >= pointee.handedEnd { atomicStoreRelaxedUInt(&pointee.handedEnd, p &+ 1) }
   }
 
   /// Loads allocCache with the complement of allocBits word `word`.

@@ -71,15 +71,15 @@ func mallocgc(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool) -> Unsafe
   if _fastPath(UInt(bitPattern: size &- 1) < UInt(maxSmallSize)) && (mallocMode || !noscan || size >= tinySize),
      let raw = goalloc_tls_get() {
     let c = MCache(raw)
-    let spc = SpanClass(sizeclass: sizeToClass(size, mallocMode: mallocMode), noscan: noscan)
+    let sc = sizeToClass(size, mallocMode: mallocMode)
+    let spc = SpanClass(sizeclass: sc, noscan: noscan)
     // The most recently freed object of the class (FreeList), else the span's next free slot.
     // A list whose head's link is corrupted goes to the slow path, which reports it.
-    let l = c.list(spc)
+    // (c.list(spc), with the size class shifted once: the class pair's groups are 128 bytes.)
+    let l = c.list(SpanClass(sizeclass: 0, noscan: noscan)) + sc &<< 4
     let head = l[ClassGroup.head]
     if head != 0 {
-      // Counted first: the path then shares no tail with the one below, so it needs no jump
-      // (a corrupted link is counted too, and the slow path aborts on it).
-      c.countMalloc(spc, requested: size)
+      // (A pop counts nothing: the list's flow tells MemStats how many there were.)
       if _fastPath(c.listPopHead(l, head)) {
         if zero { MCache.zeroSlot(spc, head) }
         return UnsafeMutableRawPointer(bitPattern: head)
@@ -87,7 +87,10 @@ func mallocgc(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool) -> Unsafe
     } else {
       let s = c.alloc[spc.index]
       if let p = s.nextFreeFast() {
-        MCache.clearFreeMark(spc, p)
+        // clearFreeMark's test, on the group's address (one register fewer: no frame).
+        if l >= c.list(SpanClass(index: MCache.listClasses.lowerBound)) {
+          UnsafeMutablePointer<UInt>(bitPattern: p).unsafelyUnwrapped[ListedObject.mark] = 0
+        }
         c.mallocDone(spc, p, requested: size, clear: zero && s.pointee.needzero != 0)
         return UnsafeMutableRawPointer(bitPattern: p)
       }
@@ -203,18 +206,19 @@ func mallocSmall(_ c: MCache, _ spc: SpanClass, _ size: Int, zero: Bool) -> UInt
     if _slowPath(c.header.pointee.secure) { p = c.shuffleWindow(spc, s, p) }
     // (A fresh span only: slot 0 is the only slot ever handed out. A span used before keeps
     // its objects where they were; colouring it again each time it empties costs a list round.)
-    else if p == s.pointee.startAddr && s.pointee.highWater == 1 { p = c.colourFirstSlot(spc, s, p) }
+    else if p == s.pointee.startAddr && s.pointee.handedEnd == p &+ 1 { p = c.colourFirstSlot(spc, s, p) }
   }
   c.mallocDone(spc, p, requested: size, clear: zero && s.pointee.needzero != 0)
   return p
 }
 
-/// The most recently freed object of span class spc off cache c's list, counted and zeroed if
-/// asked (a listed object always holds old data); 0 when the list is empty.
+/// The most recently freed object of span class spc off cache c's list, zeroed if asked (a
+/// listed object always holds old data; a pop is counted by the list's flow: ClassGroup); 0
+/// when the list is empty.
 @inline(__always)
 func mallocListed(_ c: MCache, _ spc: SpanClass, _ size: Int, zero: Bool) -> UInt {
   let p = c.listPop(spc)
-  if _fastPath(p != 0) { c.mallocDone(spc, p, requested: size, clear: zero) }
+  if _fastPath(p != 0) && zero { MCache.zeroSlot(spc, p) }
   return p
 }
 

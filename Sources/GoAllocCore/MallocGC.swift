@@ -47,8 +47,8 @@ func gcMalloc(_ size: Int, noscan: Bool) -> UnsafeMutableRawPointer? {
     let i = s.nextFreeIndex()
     if i < s.pointee.nelems {
       s.pointee.allocCount += 1
-      s.raiseHighWater(i)
       p = s.pointee.startAddr + UInt(i * s.pointee.elemsize)
+      s.raiseHighWater(p)
       zero = s.pointee.needzero != 0
       break
     }
@@ -168,7 +168,7 @@ func gcFreeObject(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op:
     return
   }
   guard let idx = s.slotIndex(a) else { return h.badFree(op, "invalid pointer (interior pointer)", a) }
-  if UInt(bitPattern: idx) >= atomicLoadRelaxedUInt(&s.pointee.highWater) {
+  if UInt(bitPattern: idx) >= s.highWater {
     return h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
   }
   let bit: UInt64 = 1 &<< UInt64(idx & 63)
@@ -221,6 +221,6 @@ public func goGCBase(_ p: UnsafeRawPointer?) -> UnsafeMutableRawPointer? {
     return a < s.pointee.startAddr + UInt(s.pointee.elemsize) ? UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr) : nil
   }
   let idx = s.objIndex(a)
-  if idx >= s.pointee.nelems || UInt(bitPattern: idx) >= atomicLoadRelaxedUInt(&s.pointee.highWater) { return nil }
+  if idx >= s.pointee.nelems || UInt(bitPattern: idx) >= s.highWater { return nil }
   return UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr + UInt(idx * s.pointee.elemsize))
 }

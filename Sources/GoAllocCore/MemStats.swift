@@ -85,9 +85,15 @@ public struct MemStats {
     var liveRequested = 0.0
     for sc in 0..<numStatClasses {
       let scan = SpanClass(sizeclass: sc, noscan: false), noscan = SpanClass(sizeclass: sc, noscan: true)
-      let mallocs = counterSum(h, list, MCache.mallocsIdx(scan)) &+ counterSum(h, list, MCache.mallocsIdx(noscan))
+      let counted = counterSum(h, list, MCache.mallocsIdx(scan)) &+ counterSum(h, list, MCache.mallocsIdx(noscan))
+      let flow = listFlowSum(list, scan), flowNoscan = listFlowSum(list, noscan)
+      let mallocs = counted &+ flow.pops &+ flowNoscan.pops
       let frees = counterSum(h, list, MCache.freesIdx(scan)) &+ counterSum(h, list, MCache.freesIdx(noscan))
-      let requested = counterSum(h, list, MCache.requestedIdx(scan)) &+ counterSum(h, list, MCache.requestedIdx(noscan))
+        &+ flow.pushes &+ flowNoscan.pushes
+      // Requested bytes are counted by the mallocs that the lists do not serve: the pops are
+      // taken at their average.
+      var requested = counterSum(h, list, MCache.requestedIdx(scan)) &+ counterSum(h, list, MCache.requestedIdx(noscan))
+      if counted > 0 { requested = UInt64(Double(requested) / Double(counted) * Double(mallocs)) }
       sums.mallocs &+= mallocs
       sums.allocBytes &+= mallocs &* UInt64(classSize(sc))
       sums.frees &+= frees
@@ -153,6 +159,20 @@ public struct MemStats {
     let smallLive = sums.allocBytes > sums.freeBytes ? sums.allocBytes - sums.freeBytes : 0
     m.roundingWaste = smallLive > UInt64(liveRequested) ? smallLive - UInt64(liveRequested) : 0
     return m
+  }
+
+  /// The lists' flow of span class spc in the live caches (MCache.listFlow).
+  static func listFlowSum(_ list: UnsafeMutablePointer<CacheList>, _ spc: SpanClass) -> (pops: UInt64, pushes: UInt64) {
+    var v: (pops: UInt64, pushes: UInt64) = (0, 0)
+    var it = list.pointee.head
+    while let raw = it {
+      let c = MCache(raw)
+      let f = c.listFlow(spc)
+      v.pops &+= f.pops
+      v.pushes &+= f.pushes
+      it = c.link.pointee.next
+    }
+    return v
   }
 
   static func counterSum(_ h: UnsafeMutablePointer<MHeap>, _ list: UnsafeMutablePointer<CacheList>,

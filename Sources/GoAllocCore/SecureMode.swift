@@ -110,6 +110,7 @@ extension MCache {
     }
     let l = list(spc)
     for k in 1..<n { listPushUnbounded(l, scratch[k]) }
+    countListedOther(spc, n - 1)
     return scratch[0]
   }
 }

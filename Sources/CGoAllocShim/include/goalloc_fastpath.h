@@ -72,6 +72,12 @@ static inline __attribute__((always_inline)) void *goalloc_span_lookup(uintptr_t
   return goalloc_span_table[off >> 13];
 }
 
+/// A plain load of a word that another thread may store to meanwhile (an aligned word, so never
+/// torn), for the free fast path: unlike a relaxed atomic load it folds into the compare that
+/// uses it. For words whose stale value is safe (MSpan.home, MSpan.handedEnd: see Free.swift).
+/// CI's ThreadSanitizer run suppresses it (Tests/tsan-suppressions.txt).
+static inline __attribute__((always_inline)) uintptr_t goalloc_load_racy(const uintptr_t *p) { return *p; }
+
 // MARK: compiler helpers
 
 /// A spin-wait hint to the CPU (x86 `pause`, arm64 `yield`).
