@@ -2,7 +2,12 @@
 // the global heap pointer, and the page -> span table of the heap window (its base and extent).
 #include "goalloc_fastpath.h"
 
-__thread void *goalloc_tls_cache __attribute__((tls_model("initial-exec"))) = 0;
+// The idle cache's current spans: allocCache 0, so nextFreeFast finds no slot.
+static uint64_t goalloc_idle_span[8] __attribute__((aligned(64)));
+void *goalloc_idle_cache[GOALLOC_IDLE_CACHE_WORDS] __attribute__((visibility("hidden"), aligned(64))) = {
+  [0 ... GOALLOC_IDLE_CACHE_SPANS - 1] = (void *)goalloc_idle_span,
+};
+__thread void *goalloc_tls_cache __attribute__((tls_model("initial-exec"))) = (void *)goalloc_idle_cache;
 __thread uint32_t goalloc_tls_state __attribute__((tls_model("initial-exec"))) = 0;
 __thread void *goalloc_tls_slow_cache __attribute__((tls_model("initial-exec"))) = 0;
 void *goalloc_global_heap_ = 0;

@@ -35,16 +35,12 @@ func freeObject(_ p: UnsafeMutableRawPointer?, op: StaticString) {
   if let s = span {
     // Only a span at home in this cache takes the free onto its list (home == the cache implies
     // a class with lists: MCache.ownerTag); another thread's object goes back to its span. (A
-    // thread without a cache has a null TLS word, which no span's home is.)
-    let t = UInt(bitPattern: goalloc_tls_get())
+    // thread without a cache reads the idle cache, which no span's home is.)
+    let t = UInt(bitPattern: goalloc_tls_fast())
     if goalloc_load_racy(&s.pointee.home) == t && s.isHandedOutSlot(a) {
       let c = MCache(UnsafeMutableRawPointer(bitPattern: t).unsafelyUnwrapped)
-      let l = c.group(at: s.pointee.groupOffset)
-      // The list's own copy of the key: the cache line the push writes anyway.
-      if !MCache.hasFreeMark(a, key: l[ClassGroup.key]) && c.listPush(l, a) {
-        MCache.countListFree(l)
-        return
-      }
+      // (The list's own copy of the key: the cache line the push writes anyway.)
+      if c.listPushFree(c.group(at: s.pointee.groupOffset), a) { return }
     }
   }
   freeMiss(p, span, op: op)

@@ -8,13 +8,14 @@
 // remote atomics, one per run of slots in a bitmap word, for another thread's span), so spans
 // still empty and go back to the heap.
 //
-// A slot of a list-eligible class is in one of four states, told apart without the bitmaps:
-//   never handed out   slot index >= span.highWater
-//   handed out         below highWater; word 1 holds no mark (cleared when handed out)
+// A slot of a list-eligible class is in one of four states; a free tells the first two from the
+// rest without the bitmaps:
+//   never handed out   at or above span.handedEnd (its high-water mark)
+//   handed out         below it; word 1 holds no mark (cleared when handed out)
 //   listed             word 0: the next listed object, encoded; word 1: freeKey
-//   free in the bitmap word 1: freeKey + 1 (written by whoever frees it there)
-// so a free is checked with one subtraction and compare: a listed or free slot is a double free,
-// a slot above highWater a wild pointer.
+//   free in the bitmap word 1: freeKey (written by whoever frees it there)
+// so a free is checked with two compares: a listed or free slot is a double free, a slot at or
+// above the high-water mark a wild pointer.
 //
 // Hardening (what a buffer overflow into a freed neighbour, or a write after free, can do):
 //   - Links are encoded: word 0 = next * encode (mod 2^64), and a pop decodes it with the
@@ -46,7 +47,7 @@ import CGoAllocShim
 /// The two words FreeList keeps in a listed (or bitmap-free) object.
 enum ListedObject {
   static let next = 0   // the next listed object, times the list's `encode` multiplier
-  static let mark = 1   // freeKey (listed), freeKey + 1 (free in the bitmap), else not free
+  static let mark = 1   // freeKey (listed, or free in the bitmap), else not free
 }
 
 /// A run of remote frees into one bitmap word of one span, sent with one atomic OR.
@@ -78,9 +79,10 @@ extension MCache {
   @inline(__always) @usableFromInline func group(at offset: UInt16) -> UnsafeMutablePointer<UInt> {
     (raw + Int(offset)).assumingMemoryBound(to: UInt.self)
   }
-  /// The room word of list l; relaxed atomics (plain moves), as MemStats reads it.
+  /// The room word of list l. Written by the owner only (the free fast path decrements it in
+  /// place: listPushFree); MemStats reads other threads' rooms racily, a word at a time.
   @inline(__always) @usableFromInline static func room(_ l: UnsafeMutablePointer<UInt>) -> UInt {
-    atomicLoadRelaxedUInt(l + ClassGroup.room)
+    goalloc_load_racy(l + ClassGroup.room)
   }
   @inline(__always) @usableFromInline static func setRoom(_ l: UnsafeMutablePointer<UInt>, _ v: UInt) {
     atomicStoreRelaxedUInt(l + ClassGroup.room, v)
@@ -88,9 +90,10 @@ extension MCache {
 
   /// The heap's key (each list's group holds it too: the fast paths read it there).
   var freeKey: UInt { heap.pointee.freeKey }
-  /// Word 1 marks a listed (key) or bitmap-free (key + 1) slot.
+  /// Word 1 marks a listed or bitmap-free slot with the key. (One value for both: the free fast
+  /// path tests it with one compare; the walks tell the two apart by where they find a slot.)
   @inline(__always) @usableFromInline static func isFreeMark(_ w1: UInt, key: UInt) -> Bool {
-    w1 &- key <= 1
+    w1 == key
   }
   /// A slot of class spc handed out from the bitmaps: word 1 may hold the free mark.
   @inline(__always) @usableFromInline static func clearFreeMark(_ spc: SpanClass, _ p: UInt) {
@@ -101,7 +104,7 @@ extension MCache {
   /// Marks slot a (of a class with lists) free in the bitmap: a later free of it is a double free.
   @inline(__always) static func setFreeMark(_ a: UInt, key: UInt) {
     // Safe: slots of classes with lists have a word 1.
-    UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped[ListedObject.mark] = key &+ 1
+    UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped[ListedObject.mark] = key
   }
   /// Does slot a (of a class with lists) carry a free mark (listed, or free in the bitmap)?
   @inline(__always) static func hasFreeMark(_ a: UInt, key: UInt) -> Bool {
@@ -169,6 +172,28 @@ extension MCache {
     if _slowPath(Int(bitPattern: room) < 0) { return false }
     listLink(l, a)
     MCache.setRoom(l, room)
+    return true
+  }
+
+  /// The free fast path's push of object a (a handed-out slot, as far as its span can tell) onto
+  /// list l, counted: false (nothing changed) when a carries the free mark (a double free, which
+  /// the slow path reports) or the list is full. The key is read once, before any store (a may
+  /// lie anywhere, as far as the compiler knows), and the room is decremented in place.
+  @inline(__always) @usableFromInline func listPushFree(_ l: UnsafeMutablePointer<UInt>, _ a: UInt) -> Bool {
+    let o = UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped  // Safe: a is a slot.
+    let key = l[ClassGroup.key]
+    if _slowPath(o[ListedObject.mark] == key) { return false }
+    let room = l + ClassGroup.room
+    room.pointee &-= 1  // (plain: the owner's word; MemStats reads it racily, see room(_:))
+    if _slowPath(Int(bitPattern: room.pointee) < 0) {
+      // (Read again, not kept: the decrement then stays one instruction on memory.)
+      atomicStoreRelaxedUInt(room, atomicLoadRelaxedUInt(room) &+ 1)
+      return false
+    }
+    o[ListedObject.next] = l[ClassGroup.head] &* l[ClassGroup.encode]
+    o[ListedObject.mark] = key
+    l[ClassGroup.head] = a
+    MCache.countListFree(l)
     return true
   }
 
@@ -251,7 +276,7 @@ extension MCache {
       let o = UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped  // Safe: checked.
       let next = o[ListedObject.next] &* decode
       if next & listLinkMask != 0 { listCorrupted(spc, a) }
-      o[ListedObject.mark] = key &+ 1
+      o[ListedObject.mark] = key  // (again: a stray write may have erased it while listed)
       let w = idx &>> 6, bit: UInt64 = 1 &<< UInt64(idx & 63)
       if run.span != s || run.word != w {
         sendRun(run, &batch)

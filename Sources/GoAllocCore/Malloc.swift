@@ -68,9 +68,10 @@ import CGoAllocShim
 @inline(__always) @usableFromInline
 func mallocgc(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool) -> UnsafeMutableRawPointer? {
   // Fast path: one TLS load, two table loads, then the class's free list or its span's allocCache.
-  if _fastPath(UInt(bitPattern: size &- 1) < UInt(maxSmallSize)) && (mallocMode || !noscan || size >= tinySize),
-     let raw = goalloc_tls_get() {
-    let c = MCache(raw)
+  // (Size 0 takes the smallest class, as the slow path would: the tables map 0 as 1.)
+  if _fastPath(UInt(bitPattern: size) <= UInt(maxSmallSize)) && (mallocMode || !noscan || size >= tinySize) {
+    // (A thread without a cache reads the idle cache here: every malloc then misses.)
+    let c = MCache(goalloc_tls_fast().unsafelyUnwrapped)
     let sc = sizeToClass(size, mallocMode: mallocMode)
     let spc = SpanClass(sizeclass: sc, noscan: noscan)
     // The most recently freed object of the class (FreeList), else the span's next free slot.
@@ -119,7 +120,7 @@ func mallocSlow(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool, alignme
 {
   if alignment == 0, let raw = goalloc_tls_get() {
     // The fast path's usual miss: its span's allocCache ran dry.
-    if UInt(bitPattern: size &- 1) < UInt(maxSmallSize) && (mallocMode || !noscan || size >= tinySize) {
+    if UInt(bitPattern: size) <= UInt(maxSmallSize) && (mallocMode || !noscan || size >= tinySize) {
       return mallocRefill(MCache(raw), SpanClass(sizeclass: sizeToClass(size, mallocMode: mallocMode), noscan: noscan),
                           size, zero: zero)
     }

@@ -26,6 +26,13 @@ import CGoAllocShim
     #expect(MemoryLayout<MSpan>.stride <= 3 * 64)         // three cache lines (see MSpan)
     #expect(MemoryLayout<MSpan>.offset(of: \MSpan.startAddr) == 64)
     #expect(MemoryLayout<MSpan>.offset(of: \MSpan.freeState) == 128)
+    // Line 1 holds everything the free fast path reads of a span.
+    for k: PartialKeyPath<MSpan> in [\MSpan.handedEnd, \MSpan.divMulHi, \MSpan.groupOffset, \MSpan.home] {
+      #expect((64..<128).contains(MemoryLayout<MSpan>.offset(of: k)!))
+    }
+    // The idle cache covers every word the malloc fast path reads of a cache.
+    #expect(Int(GOALLOC_IDLE_CACHE_SPANS) >= SpanClass.count)
+    #expect(Int(GOALLOC_IDLE_CACHE_WORDS) * 8 >= MCache.countersOffset + SpanClass.count * ClassGroup.words * 8)
     #expect(Chunk.words == 2 * Chunk.bitmapWords + 1 && Chunk.summary == Chunk.scav + Chunk.bitmapWords)
     let b = HeapBlock()
     let offsets = [b.emptySpan, b.bitsAllocs, b.caches, b.scavenger, b.instrumentation, b.largeSlots,

@@ -16,8 +16,25 @@ extern "C" {
 extern __thread void *goalloc_tls_cache __attribute__((tls_model("initial-exec")));
 extern __thread uint32_t goalloc_tls_state __attribute__((tls_model("initial-exec")));
 
-static inline __attribute__((always_inline)) void *goalloc_tls_get(void) { return goalloc_tls_cache; }
-static inline __attribute__((always_inline)) void goalloc_tls_set(void *p) { goalloc_tls_cache = p; }
+/// The idle cache: what a thread's cache word holds while it has no cache (from the start, and
+/// after its exit flush), instead of NULL, so the malloc fast path needs no null test: its lists
+/// are empty and every current span is `goalloc_idle_span` (no free slot), so every malloc
+/// misses into the slow path, which sees "no cache" (goalloc_tls_get). It covers the cache's
+/// fast-path words (span pointers and class groups: MCache's layout, checked by a test).
+#define GOALLOC_IDLE_CACHE_SPANS 144
+#define GOALLOC_IDLE_CACHE_WORDS 1240
+extern void *goalloc_idle_cache[GOALLOC_IDLE_CACHE_WORDS] __attribute__((visibility("hidden")));
+
+/// The cache word as the fast paths read it: the thread's cache or the idle cache, never NULL.
+static inline __attribute__((always_inline)) void *goalloc_tls_fast(void) { return goalloc_tls_cache; }
+/// The thread's cache, or NULL while it has none.
+static inline __attribute__((always_inline)) void *goalloc_tls_get(void) {
+  void *c = goalloc_tls_cache;
+  return c == (void *)goalloc_idle_cache ? 0 : c;
+}
+static inline __attribute__((always_inline)) void goalloc_tls_set(void *p) {
+  goalloc_tls_cache = p ? p : (void *)goalloc_idle_cache;
+}
 /// 0: alive; 1: the thread-exit flush ran (allocate without keeping a cache).
 static inline __attribute__((always_inline)) uint32_t goalloc_tls_state_get(void) { return goalloc_tls_state; }
 static inline __attribute__((always_inline)) void goalloc_tls_state_set(uint32_t s) { goalloc_tls_state = s; }
