@@ -149,7 +149,7 @@ extension MCache {
     let next = o[ListedObject.next] &* l[ClassGroup.decode]
     if _slowPath(next & linkMask != 0) { return false }
     l[ClassGroup.head] = next
-    MCache.setRoom(l, MCache.room(l) &+ 1)
+    l[ClassGroup.room] &+= 1  // (plain, in place: see room(_:))
     o[ListedObject.mark] = 0
     return true
   }

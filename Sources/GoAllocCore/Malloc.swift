@@ -67,17 +67,22 @@ import CGoAllocShim
 ///   - mallocMode: C alignment (16 B for requests >= 16 B), no tiny allocator.
 @inline(__always) @usableFromInline
 func mallocgc(_ size: Int, noscan: Bool, zero: Bool, mallocMode: Bool) -> UnsafeMutableRawPointer? {
-  // Fast path: one TLS load, two table loads, then the class's free list or its span's allocCache.
+  // Fast path: one TLS load, one table load, then the class's free list or its span's allocCache.
   // (Size 0 takes the smallest class, as the slow path would: the tables map 0 as 1.)
-  if _fastPath(UInt(bitPattern: size) <= UInt(maxSmallSize)) && (mallocMode || !noscan || size >= tinySize) {
+  // x: the size class times 128 (a class's two groups in the cache), by the size itself up to
+  // 1 KiB, else by (size + 7) / 8.
+  var x = 0, small = true
+  if _fastPath(UInt(bitPattern: size) <= 1024) { x = Int(goalloc_size_class_x128(size, mallocMode ? 1 : 0)) }
+  else if UInt(bitPattern: size) <= UInt(maxSmallSize) { x = sizeToClass(size, mallocMode: mallocMode) &<< 7 }
+  else { small = false }
+  if _fastPath(small) && (mallocMode || !noscan || size >= tinySize) {
     // (A thread without a cache reads the idle cache here: every malloc then misses.)
     let c = MCache(goalloc_tls_fast().unsafelyUnwrapped)
-    let sc = sizeToClass(size, mallocMode: mallocMode)
+    let sc = x &>> 7
     let spc = SpanClass(sizeclass: sc, noscan: noscan)
     // The most recently freed object of the class (FreeList), else the span's next free slot.
     // A list whose head's link is corrupted goes to the slow path, which reports it.
-    // (c.list(spc), with the size class shifted once: the class pair's groups are 128 bytes.)
-    let l = c.list(SpanClass(sizeclass: 0, noscan: noscan)) + sc &<< 4
+    let l = (UnsafeMutableRawPointer(c.list(SpanClass(sizeclass: 0, noscan: noscan))) + x).assumingMemoryBound(to: UInt.self)
     let head = l[ClassGroup.head]
     if head != 0 {
       // (A pop counts nothing: the list's flow tells MemStats how many there were.)

@@ -259,6 +259,15 @@ public struct SizeClassTable: Sendable {
     out += Self.cArray("uint8_t ", "goalloc_size_to_class_fine_", fine)
     out += "/// The malloc-mode version of goalloc_size_to_class_fine_.\n"
     out += Self.cArray("uint8_t ", "goalloc_size_to_class_fine_malloc_", fineMalloc)
+    // Indexed by the size itself up to 1024, times 128: one load and no arithmetic on the
+    // malloc fast path for most requests (an MCache keeps a class's two span classes' 64-byte
+    // groups side by side, 128 bytes per class).
+    let x128 = (0...1024).map { sizeClass(for: Swift.max($0, 1), mallocMode: false) * 128 }
+    let x128Malloc = (0...1024).map { sizeClass(for: Swift.max($0, 1), mallocMode: true) * 128 }
+    out += "/// Index size for 0 <= size <= 1024 (0 as 1): the size class times 128.\n"
+    out += Self.cArray("uint16_t", "goalloc_size_to_class_x128_", x128)
+    out += "/// The malloc-mode version of goalloc_size_to_class_x128_.\n"
+    out += Self.cArray("uint16_t", "goalloc_size_to_class_x128_malloc_", x128Malloc)
     out += """
       static inline __attribute__((always_inline)) uint32_t goalloc_class_size(uint32_t c) { return goalloc_class_to_size_[c]; }
       static inline __attribute__((always_inline)) uint32_t goalloc_class_npages(uint32_t c) { return goalloc_class_to_npages_[c]; }
@@ -269,6 +278,11 @@ public struct SizeClassTable: Sendable {
       static inline __attribute__((always_inline)) uint32_t goalloc_size_class(size_t size, int malloc_mode) {
         if (size <= 1024) return malloc_mode ? goalloc_size_to_class8_malloc_[(size + 7) >> 3] : goalloc_size_to_class8_[(size + 7) >> 3];
         return goalloc_size_to_class128_[(size - 1024 + 127) >> 7];
+      }
+
+      /// The size class times 128 for 0 <= size <= 1024 (the fast path's lookup: one load).
+      static inline __attribute__((always_inline)) uint32_t goalloc_size_class_x128(size_t size, int malloc_mode) {
+        return malloc_mode ? goalloc_size_to_class_x128_malloc_[size] : goalloc_size_to_class_x128_[size];
       }
 
       /// The same as goalloc_size_class with one table load (the fast path's lookup).
