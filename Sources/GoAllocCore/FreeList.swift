@@ -269,10 +269,24 @@ extension MCache {
     let index = header.pointee.arenas
     var batch: SpanPtr? = nil  // floating spans of other threads, for the mcentral
     var run = RemoteRun()
+    // The span of the run, checked once (in use, of this class): [lo, hi) are its slots handed
+    // out so far, where the next objects of a run mostly lie. Dropped whenever a run is sent
+    // (that may free the span), so it never outlives the listed objects that keep it in use.
+    var checked = SpanPtr(bitPattern: 1).unsafelyUnwrapped, lo: UInt = 0, hi: UInt = 0
     for _ in 0..<n {
-      guard let (s, idx) = checkedListed(spc, a, index: index) else {
-        heapCorrupted("free list entry is not a freed object of its class:", a)
+      let s: SpanPtr
+      if a &- lo < hi &- lo && a & listLinkMask == 0 {
+        s = checked
+      } else {
+        guard let cs = checkedListedSpan(spc, a, index: index) else {
+          heapCorrupted("free list entry is not a freed object of its class:", a)
+        }
+        s = cs
+        checked = cs
+        lo = cs.pointee.startAddr
+        hi = atomicLoadRelaxedUInt(&cs.pointee.handedEnd)
       }
+      guard let idx = s.slotIndex(a) else { heapCorrupted("free list entry is not a freed object of its class:", a) }
       let o = UnsafeMutablePointer<UInt>(bitPattern: a).unsafelyUnwrapped  // Safe: checked.
       let next = o[ListedObject.next] &* decode
       if next & listLinkMask != 0 { listCorrupted(spc, a) }
@@ -281,6 +295,8 @@ extension MCache {
       if run.span != s || run.word != w {
         sendRun(run, &batch)
         run = RemoteRun(span: s, word: w, mask: 0)
+        lo = 0
+        hi = 0
       }
       // Listed twice (a double free after a stray write erased the object's mark).
       if run.mask & bit != 0 {
@@ -326,11 +342,19 @@ extension MCache {
   /// a slot of an in-use span of that class, or never handed out. (Its mark is not required: a
   /// stray write to word 1 of a freed object is as harmless here as under the other allocators.)
   func checkedListed(_ spc: SpanClass, _ a: UInt, index: UnsafeMutableRawPointer) -> (SpanPtr, Int)? {
-    guard a & listLinkMask == 0, let s = goalloc_span_lookup(a)?.assumingMemoryBound(to: MSpan.self) ?? spanOfIndex(index, a),
-          atomicLoad32(&s.pointee.state) == spanInUse, s.spanClass == spc, let idx = s.slotIndex(a),
-          UInt(bitPattern: idx) < s.highWater
-    else { return nil }
+    guard let s = checkedListedSpan(spc, a, index: index), let idx = s.slotIndex(a) else { return nil }
     return (s, idx)
+  }
+
+  /// The span of listed object a of class spc: an in-use span of that class, a handed out at
+  /// some time (below its high-water mark); nil otherwise. (The slot's alignment is the caller's.)
+  @inline(__always)
+  func checkedListedSpan(_ spc: SpanClass, _ a: UInt, index: UnsafeMutableRawPointer) -> SpanPtr? {
+    guard a & listLinkMask == 0, let s = goalloc_span_lookup(a)?.assumingMemoryBound(to: MSpan.self) ?? spanOfIndex(index, a),
+          atomicLoad32(&s.pointee.state) == spanInUse, s.spanClass == spc,
+          a >= s.pointee.startAddr, a < atomicLoadRelaxedUInt(&s.pointee.handedEnd)
+    else { return nil }
+    return s
   }
 
   /// Flushes every list, and the quarantine (thread exit, releasing memory).
