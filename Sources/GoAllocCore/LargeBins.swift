@@ -212,8 +212,10 @@ extension MCache {
   /// before, binned or cached) is reported as a double free.
   @inline(__always)
   func freeBinned(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op: StaticString) -> Bool {
-    let np = s.pointee.npages
-    if np > binMaxPages || atomicLoad32(&h.pointee.secure) != 0 { return false }
+    // (Not secure, so no guard pages: the page count is elemsize's, on the line already read.)
+    if atomicLoad32(&h.pointee.secure) != 0 { return false }
+    let np = s.pointee.elemsize &>> pageShift
+    if np > binMaxPages { return false }
     if !atomicCAS32(&s.pointee.state, spanInUse, spanBinned) {
       h.badFree(op, "double free detected", a)
       return true

@@ -66,8 +66,9 @@ public struct MSpan {
   @usableFromInline var spanclass: UInt8 = 0     // SpanClass.index (read it as `spanClass`; set with setSpanClass)
   @usableFromInline var collected: UInt8 = 0     // 1: a GC mode span (MGC.swift); spanclass is its shape
   @usableFromInline var groupOffset: UInt16 = 0  // byte offset of the class's ClassGroup in an MCache
-  @usableFromInline var bitsOrder: UInt8 = 0     // bitmaps are 1 << bitsOrder words each
-  @usableFromInline var guardPages: UInt8 = 0    // secure mode: inaccessible pages at the end
+  // atomic: dead / inUse / freeing / cached / binned. Here, not with the shared words: a large
+  // object's free and malloc (LargeBins) then touch this line only.
+  @usableFromInline var state: UInt32 = 0
   // atomic: the mcache that owns the span or last did (owner's tag; set when a cache takes it,
   // kept when it lets go). Its thread's frees of the span's objects go onto its lists; every
   // other thread's go back to the span's bitmaps, so objects never migrate between threads.
@@ -82,8 +83,9 @@ public struct MSpan {
   //   none     floating: full, owned by nobody          -> CACHED or PARTIAL: the first remote
   //                                                        free claims it (MSpan.claim)
   @usableFromInline var freeState: UInt64 = 0
-  @usableFromInline var state: UInt32 = 0        // atomic: dead / inUse / freeing / cached / binned
   @usableFromInline var list: UInt8 = 0          // 0 none, 1 partial (central lock)
+  @usableFromInline var bitsOrder: UInt8 = 0     // bitmaps are 1 << bitsOrder words each
+  @usableFromInline var guardPages: UInt8 = 0    // secure mode: inaccessible pages at the end
   @usableFromInline var next: SpanPtr? = nil      // mcentral partial list links (large: LargeBins batches)
   @usableFromInline var prev: SpanPtr? = nil
   @usableFromInline var tinyCounts: UnsafeMutablePointer<UInt8>? = nil  // tiny spans: sub-objects per block
