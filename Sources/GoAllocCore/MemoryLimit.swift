@@ -16,6 +16,12 @@
 //     two lists, and scanning the list at each refill made the run 2.5 times slower.)
 //   - every span it empties goes back to the mcentral and on to the page heap (none parked),
 //     which releases it to the OS at once.
+//   - over the limit, the kernel pages of a sparse span that hold only free slots (or its tail)
+//     are released (`releaseFreePages`): all of them when it turns sparse, then those of each
+//     slot freed into it. A released slot's free mark (word 1) reads zero; a double free of it is
+//     then caught by the span's bitmaps instead: at once by a lean owner, else at the owner's next
+//     fold or when a list holding it is flushed.
+//     Slots of 16..64 B seldom free a whole 4 KiB page; those of 1 KiB and more often do.
 // The mode is checked on slow paths only (a refill; a free that finds its list full or closed), so
 // the fast paths are unchanged; a lean cache's frees all take the slow path. Leaving the mode (the
 // heap fell below 3/4 of its limit) reopens the lists; sparse spans stay on their list and are
