@@ -18,7 +18,8 @@ TIERS = {
     6: ["Malloc", "Free", "Realloc", "Process", "TestingSupport",
         "MemStats", "HeapMap", "Invariants", "AllocTrace", "HeapProfile",
         "MGC", "MallocGC"],                                # (GC mode: the cycle, its API, collected allocation)
-    5: ["MCache", "FreeList", "SecureMode", "LargeBins",   # per-thread cache, its free lists, secure mode, large bins
+    5: ["MCache", "FreeList", "SecureMode", "LargeBins",   # per-thread cache, its free lists, secure mode, large bins,
+        "MemoryLimit",                                     # the cache near the memory limit
         "MGCMark", "MGCSweep", "MGCPacer"],                # GC mode: marking, sweeping, pacing
     4: ["MCentral"],                                       # per span class
     3: ["MHeap", "LargeCache", "Scavenger", "HeapArena", "HeapAddress"],  # the page heap, its services

@@ -1,10 +1,11 @@
-// Operating-system calls (goalloc_os.h): mmap, mremap, munmap and madvise, futex wait/wake, the
-// monotonic clock, sleeping, the thread id, errno and abort. Nothing here allocates.
+// Operating-system calls (goalloc_os.h): mmap, mremap, munmap and madvise, the OS page size,
+// futex wait/wake, the monotonic clock, sleeping, the thread id, errno and abort. Nothing here allocates.
 #define _GNU_SOURCE
 #include "goalloc_os.h"
 #include <errno.h>
 #include <linux/futex.h>
 #include <stdlib.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -73,6 +74,17 @@ int goalloc_sys_release(void *p, size_t len) {
   int r = madvise(p, len, MADV_DONTNEED);
   errno = saved;
   return r;
+}
+
+size_t goalloc_os_page_size(void) {
+  static size_t size;
+  size_t v = __atomic_load_n(&size, __ATOMIC_RELAXED);
+  if (v == 0) {
+    v = (size_t)getauxval(AT_PAGESZ);
+    if (v == 0) v = 4096;
+    __atomic_store_n(&size, v, __ATOMIC_RELAXED);
+  }
+  return v;
 }
 
 void goalloc_futex_wait(uint32_t *addr, uint32_t expected) {

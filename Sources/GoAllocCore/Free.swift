@@ -120,7 +120,8 @@ func freeIn(_ h: UnsafeMutablePointer<MHeap>, _ index: UnsafeMutableRawPointer,
 }
 
 /// The full path of a free onto cache c's list: a full list is half flushed first; a slot never
-/// handed out, or one already listed or free (a double free), is reported.
+/// handed out, or one already listed or free (a double free), is reported. Near the memory limit
+/// the lists are closed and the free goes to the slot's span (MemoryLimit: `freeLean`).
 @inline(never)
 func freeListed(_ c: MCache, _ s: SpanPtr, _ idx: Int, _ a: UInt, op: StaticString) {
   if !checkHandedOut(c.heap, s, idx, a, op: op) { return }
@@ -129,6 +130,8 @@ func freeListed(_ c: MCache, _ s: SpanPtr, _ idx: Int, _ a: UInt, op: StaticStri
     c.quarantineFree(a)
     return c.countFree(spc)
   }
+  c.followLimit()
+  if _slowPath(c.header.pointee.lean) { return c.freeLean(s, idx, a, op: op) }  // MemoryLimit
   let l = c.list(spc)
   if !c.listPush(l, a) {
     c.flushList(spc, keep: MCache.listLimit(spc) / 2)

@@ -38,7 +38,8 @@
 //   - room + length == listLimit(spc); the last object's link encodes 0; only the owning
 //     thread touches its lists;
 //   - classes of 16 B and up only (an 8 B slot has no word 1), never tiny or large;
-//   - a thread's lists are flushed when it exits and by goReleaseFreeMemory (its own); a GC mode
+//   - a thread's lists are flushed when it exits, by goReleaseFreeMemory (its own), and when its
+//     heap comes near its memory limit (then they stay closed: MemoryLimit.swift); a GC mode
 //     must flush every list before it marks (as Go flushes mcaches).
 //
 // See Malloc.swift for an overview of the allocator.

@@ -110,13 +110,15 @@ extension MCache {
         s.checkCounts(&r)
       }
       var n = 0
-      if let head = readyHeads[i] {
+      for k in 0..<2 {  // the ready list, then the sparse list (MemoryLimit)
+        let place = k == 0 ? placeReady : placeSparse
+        guard let head = (k == 0 ? readyHeads : sparseHeads)[i] else { continue }
         var s = head
         repeat {
           n += 1
           r.spansChecked += 1
           if s.spanClass != spc { r.fail("ready span of another class") }
-          if s.pointee.place != placeReady { r.fail("ready span not placed ready") }
+          if s.pointee.place != place { r.fail("ready span not placed ready (or sparse)") }
           if atomicLoadRelaxedUInt(&s.pointee.owner) != ownerTag(spc) { r.fail("ready span owned by another") }
           if atomicLoadRelaxedUInt(&s.pointee.home) != MCache.homeTag(ownerTag(spc)) { r.fail("ready span at home elsewhere") }
           if s.pointee.onext.unsafelyUnwrapped.pointee.oprev != s { r.fail("broken ready-list links") }
@@ -128,6 +130,7 @@ extension MCache {
       }
       if n != Int(readyCounts[i]) { r.fail("ready count mismatch") }
       if MCache.hasList(spc) { checkList(spc, &r) }
+      if header.pointee.lean && (header.pointee.secure || listLength(spc) != 0) { r.fail("lean cache with an open list") }
     }
     if header.pointee.tiny != 0 {
       guard let s = header.pointee.tinySpan, s.spanClass.isTiny else { r.fail("tiny block outside a tiny span"); return r }

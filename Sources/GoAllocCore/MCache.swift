@@ -7,7 +7,7 @@
 //   [1152, 9952)   per span class one 64-byte ClassGroup: its FreeList (head, key, room, link
 //                  multipliers), mallocs, frees, requested bytes; then tiny objects/frees, tiny
 //                  blocks/frees
-//   then           per span class: ready list head, ready count
+//   then           per span class: ready list head, ready count; sparse list head (MemoryLimit)
 //   then           MCacheHeader: heap, arena index, tiny block state; then MCacheLink
 //   then           SecureMode's quarantine; then LargeBins (freed large spans of up to 256 KiB,
 //                  by page count; LargeBins.swift)
@@ -25,13 +25,14 @@
 // back to the mcentral (the mheap can reuse its pages), unless the thread filled it itself and it
 // is the class's only ready span.
 // Refill order: the ready list (passing over up to `readySkips` spans with under 1/8 of their
-// slots free), then the mcentral.
+// slots free), then the sparse list (spans at least half free, filled only near the memory
+// limit: MemoryLimit.swift), then the mcentral.
 // `releaseAll` hands every span back (thread exit, fork child), binned large ones included;
 // `destroy` also flushes the counters into the heap.
 //
 // Invariants: alloc[spc] is emptySpan or a span of class spc with place placeCurrent; every span
-// on a ready list has place placeReady; all of them have CACHED set and owner == this cache (0
-// for the tiny class); the counters are written only by the owning thread (atomically visible,
+// on a ready list has place placeReady, on a sparse list placeSparse, and readyCounts counts
+// both lists; all of them have CACHED set and owner == this cache (0 for the tiny class); the counters are written only by the owning thread (atomically visible,
 // read by MemStats).
 //
 // See Malloc.swift for an overview of the allocator.
@@ -68,6 +69,7 @@ public struct MCacheHeader {
   var rng: UInt64 = 0          // SecureMode's random numbers
   var gc: UnsafeMutableRawPointer? = nil        // the thread's GC cache (MGC.swift), once it used one
   var gcThread: UnsafeMutableRawPointer? = nil  // its goalloc_gc_thread (stw.c): set for the global heap's caches
+  var lean = false             // MemoryLimit: near the heap's memory limit (lists closed)
 }
 
 public struct MCacheLink {
@@ -123,7 +125,9 @@ public struct MCacheLink {
   /// taking a span from the mcentral: the heap then runs ~88% full instead of 100%, and a refill
   /// yields many slots instead of one or two.
   static let readySkips = 4
-  static let headerOffset = roundUp(readyCountOffset + SpanClass.count * 4, 64)
+  /// Per span class: the sparse list head (MemoryLimit.swift).
+  static let sparseOffset = roundUp(readyCountOffset + SpanClass.count * 4, 64)
+  static let headerOffset = roundUp(sparseOffset + SpanClass.count * 8, 64)
   static let linkOffset = roundUp(headerOffset + MemoryLayout<MCacheHeader>.stride, 64)
   /// SecureMode's quarantine and shuffle scratch (untouched unless GOALLOC_SECURE=1).
   static let secureOffset = roundUp(linkOffset + MemoryLayout<MCacheLink>.stride, 64)
@@ -254,6 +258,7 @@ public struct MCacheLink {
         h.central(SpanClass(index: i)).uncacheSpan(h, s)
       }
       releaseList(readyHeads + i)
+      releaseList(sparseHeads + i)
       readyCounts[i] = 0
     }
   }
@@ -340,15 +345,16 @@ public struct MCacheLink {
     readyCounts[spc.index] &+= 1
   }
 
-  /// This thread freed the last object of s, one of its ready spans: it goes back to the
-  /// mcentral, unless it is a span this thread filled and the class's only ready span (this
+  /// This thread freed the last object of s, one of its ready (or sparse) spans: it goes back to
+  /// the mcentral, unless it is a span this thread filled and the class's only ready span (this
   /// thread allocates there: its next refill would fetch it straight back). Another thread's
-  /// span always goes back: a thread that only frees (a consumer) keeps none of its producer's.
+  /// span always goes back: a thread that only frees (a consumer) keeps none of its producer's;
+  /// so does every span of a lean cache (near the memory limit).
   @inline(never)
   func readySpanEmptied(_ s: SpanPtr) {
     let i = Int(s.pointee.spanclass)
-    if readyCounts[i] > 1 || !isHome(s) {
-      listRemove(readyHeads + i, s)
+    if readyCounts[i] > 1 || !isHome(s) || header.pointee.lean {
+      listRemove(s.pointee.place == placeSparse ? sparseHeads + i : readyHeads + i, s)
       readyCounts[i] &-= 1
       heap.central(s.spanClass).uncacheSpan(heap, s)
     }
@@ -396,12 +402,13 @@ public struct MCacheLink {
     return mask & ~held
   }
 
-  /// Whether the owner's next n frees into s empty one of its ready spans (the full path handles it).
+  /// Whether the owner's next n frees into s empty one of its ready or sparse spans (the full path
+  /// handles it).
   /// Other threads' frees count by words here (at most their number): a span they helped empty may
   /// stay ready until it is used or the thread exits.
   @inline(__always)
   func ownerFreeMovesSpan(_ s: SpanPtr, _ n: Int = 1) -> Bool {
-    s.pointee.place == placeReady
+    s.pointee.place != placeCurrent
       && Int(truncatingIfNeeded: s.pointee.localFreed) &+ n &+ max(0, s.pendingFrees) >= s.pointee.allocCount
   }
 
@@ -449,9 +456,11 @@ public struct MCacheLink {
   }
 
   /// Exchanges the exhausted span of class spc for one with free slots: from this thread's ready
-  /// list (no lock), else from the mcentral. The exhausted span floats. Nil: out of memory.
+  /// list (no lock), else its sparse list, else from the mcentral. The exhausted span floats.
+  /// Nil: out of memory.
   @inline(never)
   func refill(_ spc: SpanClass) -> SpanPtr? {
+    followLimit()
     let h = heap
     let central = h.central(spc)
     let old = alloc[spc.index]
@@ -480,6 +489,10 @@ public struct MCacheLink {
         return s
       }
       central.release(s)  // only late-detected double frees leave it full
+    }
+    if sparseHeads[spc.index] != nil, let s = takeSparse(spc) {
+      alloc[spc.index] = s
+      return s
     }
     guard let s = central.cacheSpan(h) else { return nil }
     take(spc, s)

@@ -9,8 +9,8 @@
 // claims it (CAS on its flags, MSpan.claim): into the freeing thread's ready list if that thread
 // filled it (MCache.freeRemote), else onto this partial list through `queuePartial`.
 // A cache that gives back an empty span parks it here for the class's next refill, at most
-// `maxParkedEmpty` of them; more go straight back to the page heap (as Go's sweeper frees an
-// empty span). A span emptied later by other threads' frees stays here until it is reclaimed
+// `maxParkedEmpty` of them (none near the memory limit); more go straight back to the page heap
+// (as Go's sweeper frees an empty span). A span emptied later by other threads' frees stays here until it is reclaimed
 // (`reclaim`: before the heap grows, on malloc_trim, and every second from the scavenger). Before
 // the heap grows, the threads' binned large spans go back too (MHeap.takeBackBins).
 // Invariant: nempty == the spans on the partial list with nothing allocated and no frees
@@ -118,7 +118,7 @@ extension UnsafeMutablePointer where Pointee == MCentral {
     // Empty (nothing allocated, so no free can be pending or arrive): park it, or give it back.
     if s.pointee.allocCount == 0 && s.pendingFrees <= 0 {
       lockAcquire(&pointee.lock)
-      let park = pointee.nempty < MCentral.maxParkedEmpty
+      let park = pointee.nempty < MCentral.maxParkedEmpty && !h.nearLimit
       if park { pointee.nempty += 1 }
       lockRelease(&pointee.lock)
       if !park {

@@ -344,6 +344,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     register(s)
     pointee.pagesInUse += npages
     pointee.spansInUse += 1
+    updateNearLimitLocked()
     atomicStore32(&s.pointee.state, spanInUse)
     // A heap this size may one day have memory to give back: the background scavenger is wanted
     // (started from the next slow-path malloc). Smaller processes never pay for its thread.
@@ -397,22 +398,27 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     return thief(UnsafeMutableRawPointer(self), idleOnly)
   }
 
-  /// Returns a span's pages to the page heap; they merge with free neighbours.
+  /// Returns a span's pages to the page heap; they merge with free neighbours. Near the memory
+  /// limit they are released to the OS first (Scavenger.swift).
   func freeSpan(_ s: SpanPtr) {
+    let release = nearLimit && s.pointee.guardPages == 0
+    if release { releaseSpanPages(s) }
     lockAcquire(&pointee.lock)
-    freeSpanLocked(s)
+    freeSpanLocked(s, released: release)
     lockRelease(&pointee.lock)
   }
 
-  /// A freed large span: kept by the LargeCache when it fits, else back to the page heap.
+  /// A freed large span: kept by the LargeCache when it fits (not near the memory limit), else
+  /// back to the page heap.
   func freeLargeSpan(_ s: SpanPtr) {
+    if nearLimit { return freeSpan(s) }
     lockAcquire(&pointee.lock)
     if !cacheLargeLocked(s) { freeSpanLocked(s) }
     lockRelease(&pointee.lock)
   }
 
-  /// freeSpan with the heap lock held.
-  func freeSpanLocked(_ s: SpanPtr) {
+  /// freeSpan with the heap lock held; `released`: its pages were released to the OS already.
+  func freeSpanLocked(_ s: SpanPtr, released: Bool = false) {
     atomicStore32(&s.pointee.state, spanDead)
     unregister(s)
     if s.pointee.guardPages != 0 {
@@ -420,7 +426,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       _ = goalloc_sys_protect(UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr + UInt(usable * pageSize)), pageSize, 1)
     }
     setSpans(pointee.arenas, s.pointee.startAddr, s.pointee.npages, nil)
-    pointee.pages.free(s.pointee.startAddr, s.pointee.npages)
+    pointee.pages.free(s.pointee.startAddr, s.pointee.npages, scavenged: released)
     pointee.pagesInUse -= s.pointee.npages
     pointee.spansInUse -= 1
     pointee.bitsalloc[Int(s.pointee.bitsOrder)].free(UnsafeMutableRawPointer(s.pointee.bits!))
@@ -428,6 +434,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     s.pointee.bits = nil
     s.pointee.tinyCounts = nil
     pointee.spanalloc.free(UnsafeMutableRawPointer(s))
+    updateNearLimitLocked()
   }
 
   // MARK: the span registry (Go's allspans)

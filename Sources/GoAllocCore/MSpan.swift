@@ -38,7 +38,7 @@ public struct MSpan {
   @usableFromInline var allocCount: Int = 0      // allocated slots (owner's count)
   @usableFromInline var localFreed: UInt64 = 0   // owner's frees not folded yet (read by heap walks)
   @usableFromInline var needzero: UInt8 = 0      // free slots may hold old data
-  @usableFromInline var place: UInt8 = 0         // owner only: placeCurrent / placeReady
+  @usableFromInline var place: UInt8 = 0         // owner only: placeCurrent / placeReady / placeSparse
   @usableFromInline var gcqueued: UInt8 = 0      // collected spans: on the mark's span queue (MGCMark)
   @usableFromInline var _pad0: UInt8 = 0
   // sweepgen (GC mode; unused while only explicit free runs). With h = the heap's sweepgen,
@@ -113,6 +113,7 @@ public struct MSpan {
 /// MSpan.place: where an owned span is in its mcache (owner only).
 @usableFromInline let placeCurrent: UInt8 = 0
 @usableFromInline let placeReady: UInt8 = 1
+@usableFromInline let placeSparse: UInt8 = 2   // on its cache's sparse list (MemoryLimit.swift)
 @usableFromInline let fsPendingOne: UInt64 = 1 << 32
 /// What `markRemoteFree` did.
 enum RemoteFree { case recorded, doubleFree, foundFloating }

@@ -387,16 +387,19 @@ public struct PageAlloc {
   }
 
   /// Returns [base, base+npages) to the free pool; neighbours merge through the summaries.
-  mutating func free(_ base: UInt, _ npages: Int) {
+  /// `scavenged`: the caller released the pages to the OS already (they read as zero).
+  mutating func free(_ base: UInt, _ npages: Int, scavenged: Bool = false) {
     forEachChunk(base, npages) { c, pi, n in
       PageAlloc.forEachWord(pi, n) { w, m in
         if c[Chunk.free + w] & m != 0 { fatal("pagealloc", "freeing pages that are already free", base) }
         c[Chunk.free + w] |= m
+        if scavenged { c[Chunk.scav + w] |= m }
       }
     }
     let (lo, hi) = chunkRange(base, npages)
     update(lo, hi)
     freePages += npages
+    if scavenged { scavPages += npages }
   }
 
   /// Number of free pages in [base, base+npages) and how many of them are scavenged.

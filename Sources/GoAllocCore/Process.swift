@@ -231,6 +231,8 @@ func scavengerMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? 
       _ = atomicCAS32(&h.pointee.scavenger.pointee.started, 1, 0)
       return nil
     }
+    // With a memory limit: how much of it the live objects fill (MemoryLimit needs it).
+    if atomicLoad64(&h.pointee.scavenger.pointee.memLimit) != 0 { h.noteLiveBytes(MemStats.read(h).heapAlloc) }
     h.scavengerTick(reclaimSpans: reclaimParkedSpans)
   }
   return nil

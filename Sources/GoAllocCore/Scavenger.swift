@@ -15,6 +15,12 @@
 // and in any run length, in the background tick and synchronously before the heap grows.
 // `releaseAll` (goalloc_release_free_memory, malloc_trim) does the same on demand. A scavenge
 // (but for the gradual one of a tick) first takes back every thread's LargeBins.
+// `nearLimit` (set at 7/8 of the limit, cleared below 3/4, recomputed whenever the heap takes or
+// gives back a span; never set while the live objects, measured each tick, fill 15/16 of the
+// limit) says the heap is near its limit; then a span given back to the page heap is released at
+// once (`freeSpan`), the LargeCache and the mcentrals keep no free span, and the threads' caches
+// help spans empty (MemoryLimit.swift). What a limit cannot release: pages of spans that still
+// hold an object (docs/DESIGN.md, "The memory limit").
 //
 // Release is madvise(MADV_DONTNEED): RSS drops at once and the pages read as zero when reused,
 // which the page allocator records (scavenged bits), so a span built on them skips zeroing.
@@ -43,6 +49,10 @@ public struct ScavengerState {
   var peakPages = 0               // decaying recent peak of in-use pages
   var ticks = 0
   var memLimit: UInt64 = 0        // atomic: bytes; 0 = none
+  var nearLimit: UInt32 = 0       // atomic: 0; 1 near memLimit (from 7/8 of it down to 3/4); 2 over it
+  var releasedAtFree: UInt64 = 0  // atomic: bytes of spans released as they were freed (near the limit)
+  var releasedInSpans: UInt64 = 0 // atomic: bytes of free slots' pages released inside spans (over it)
+  var liveBytes: UInt64 = 0       // atomic: HeapAlloc at the last tick (with a limit only)
   var releasedBytes: UInt64 = 0   // all time
   var passes: UInt64 = 0
 
@@ -83,6 +93,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       }
       lockAcquire(&pointee.lock)
       pointee.pages.finishScavenge(sc.pointee.runs, n)
+      updateNearLimitLocked()
       lockRelease(&pointee.lock)
     }
     sc.pointee.releasedBytes &+= UInt64(released)
@@ -104,6 +115,57 @@ extension UnsafeMutablePointer where Pointee == MHeap {
              - pointee.pages.scavPages) * pageSize
     lockRelease(&pointee.lock)
     return r
+  }
+
+  /// Is the heap near its memory limit (`nearLimit`)? Read on slow paths only.
+  @inline(__always) var nearLimit: Bool { atomicLoad32(&pointee.scavenger.pointee.nearLimit) != 0 }
+  /// Do the heap's spans and free pages not released add up to more than its memory limit?
+  @inline(__always) var overLimit: Bool { atomicLoad32(&pointee.scavenger.pointee.nearLimit) == 2 }
+
+  /// Sets `nearLimit` from the pages the heap retains now: near from 7/8 of the limit until it
+  /// falls below 3/4 (so a heap hovering at the threshold does not flip the caches' mode at every
+  /// span), over at the limit; never while the live objects (`liveBytes`, measured each tick)
+  /// fill 15/16 of the limit or more: no span would empty for long, and the lean caches' frees
+  /// and the pages released only to be faulted in again would cost time for nothing. Heap lock
+  /// held.
+  @inline(__always) func updateNearLimitLocked() {
+    let sc = pointee.scavenger
+    let limit = atomicLoadRelaxed64(&sc.pointee.memLimit)
+    let cur = atomicLoad32(&sc.pointee.nearLimit)
+    if limit == 0 || atomicLoadRelaxed64(&sc.pointee.liveBytes) >= limit - limit / 16 {
+      if cur != 0 { atomicStore32(&sc.pointee.nearLimit, 0) }
+      return
+    }
+    let retained = UInt64((pointee.pagesInUse + pointee.largeCachedPages + pointee.pages.freePages
+                           - pointee.pages.scavPages) * pageSize)
+    var v: UInt32 = cur == 0 ? (retained >= limit - limit / 8 ? 1 : 0) : (retained < limit - limit / 4 ? 0 : 1)
+    if v == 1 && retained >= limit { v = 2 }
+    if v != cur { atomicStore32(&sc.pointee.nearLimit, v) }
+  }
+
+  /// A tick's measure of the live objects (HeapAlloc, read by a tier above): recorded, and
+  /// `nearLimit` follows it.
+  func noteLiveBytes(_ live: UInt64) {
+    atomicStore64(&pointee.scavenger.pointee.liveBytes, live)
+    lockAcquire(&pointee.lock)
+    updateNearLimitLocked()
+    lockRelease(&pointee.lock)
+  }
+
+  /// Releases [addr, addr + bytes), kernel pages inside an in-use span that hold only free slots
+  /// (MemoryLimit.swift), to the OS. No lock held.
+  func releaseInSpan(_ addr: UInt, _ bytes: Int) {
+    _ = goalloc_sys_release(UnsafeMutableRawPointer(bitPattern: addr), bytes)
+    _ = atomicAddRelaxed64(&pointee.scavenger.pointee.releasedInSpans, UInt64(bytes))
+  }
+
+  /// Releases the pages of span s, which is about to be freed (empty, owned by the caller alone),
+  /// to the OS: near the limit a wholly free span is released at once instead of at the next
+  /// scavenge. No lock held.
+  func releaseSpanPages(_ s: SpanPtr) {
+    let bytes = s.pointee.npages * pageSize
+    _ = goalloc_sys_release(UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr), bytes)
+    _ = atomicAddRelaxed64(&pointee.scavenger.pointee.releasedAtFree, UInt64(bytes))
   }
 
   /// Before growing by `bytes`: near the memory limit, release what is free first.

@@ -22,7 +22,8 @@
 import CGoAllocShim
 
 let quarantineSlots = 64
-/// What a secure cache's list rooms are lowered by: no push from the fast path ever fits.
+/// What a secure cache's list rooms are lowered by: no push from the fast path ever fits. (A lean
+/// cache, near the memory limit, closes its lists the same way: MemoryLimit.swift.)
 let secureRoomBias = 1 << 40
 
 extension MCache {

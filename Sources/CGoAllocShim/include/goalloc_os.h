@@ -26,6 +26,8 @@ void goalloc_sys_move(void *from, size_t len, void *to);
 void goalloc_sys_unmap(void *p, size_t len);
 /// madvise(MADV_DONTNEED): the range reads as zero afterwards. Returns 0 on success.
 int goalloc_sys_release(void *p, size_t len);
+/// The kernel's page size (getauxval(AT_PAGESZ), read once; 4096 if it says nothing).
+size_t goalloc_os_page_size(void);
 /* mprotect: readWrite 0 makes [p, p+len) inaccessible (a guard page), 1 usable again; 0 = done. */
 int goalloc_sys_protect(void *p, size_t len, int readWrite);
 void goalloc_futex_wait(uint32_t *addr, uint32_t expected);
