@@ -56,11 +56,16 @@ func freeMiss(_ p: UnsafeMutableRawPointer?, _ span: SpanPtr?, op: StaticString)
   guard let raw = goalloc_tls_get() else { return freeSlow(p, span, op: op) }
   let c = MCache(raw)
   let a = UInt(bitPattern: p)
-  // The commonest miss first: another thread's small object goes home without freeIn's
-  // dispatch. (freeForeign bounds the index by highWater.)
-  if let s = span, s.pointee.collected == 0, MCache.hasList(s.spanClass), c.goesHome(s),
-     let idx = s.slotIndexUnbounded(a) {
-    return freeForeign(c, s, idx, a, op: op)
+  // The commonest misses first, without freeIn's dispatch: another thread's small object goes
+  // home (freeForeign bounds the index by highWater); a large object of up to 256 KiB goes to
+  // this thread's LargeBins.
+  if let s = span, s.pointee.collected == 0 {
+    let spc = s.spanClass
+    if MCache.hasList(spc) {
+      if c.goesHome(s), let idx = s.slotIndexUnbounded(a) { return freeForeign(c, s, idx, a, op: op) }
+    } else if spc.isLarge && a == s.pointee.startAddr && c.freeBinned(c.heap, s, a, op: op) {
+      return
+    }
   }
   freeIn(c.heap, c.header.pointee.arenas, raw, a, span: span, op: op)
 }
