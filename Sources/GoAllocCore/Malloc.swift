@@ -40,9 +40,9 @@
 // Freeing p:
 //   1. The span of p (one load in the flat table; else the arena index); "not ours", dead spans
 //      and interior pointers are reported.
-//   2. Small (16 B and up): slot = objIndex(p) by magic multiply; checked against the span's
-//      high-water mark and the marks in the object's second word (FreeList), then pushed onto
-//      the thread's free list. A full list sends half of itself to the bitmaps, as 8 B objects
+//   2. Small (16 B and up), of a span at home in this thread's cache: a slot's start (one
+//      multiply by the span's magic), below the span's high-water mark, without the free mark in
+//      its second word (FreeList), then pushed onto the thread's free list. A full list sends half of itself to the bitmaps, as 8 B objects
 //      and threads without a cache go at once: in a span this thread owns, a plain bit in its
 //      own-free bitmap; else an atomic OR into the free bitmap (an already-set bit is a double
 //      free) and one count pending; the first free into a floating span claims it. The owner
