@@ -119,7 +119,8 @@ int goalloc_gc_collect(void);
  * limit triggers). Returns the old value. */
 int goalloc_gc_set_percent(int percent);
 /* Sets the soft memory limit in bytes (0: none): the heap goal is lowered so the process stays
- * under it, as Go's GOMEMLIMIT. Returns the old limit. */
+ * under it, as Go's GOMEMLIMIT, and the malloc side releases free memory near it (as
+ * GOALLOC_MEMLIMIT does). Returns the old limit. */
 uint64_t goalloc_gc_set_memory_limit(uint64_t bytes);
 /* Registers the calling thread (its stack and registers become roots): 0, -1 when out of
  * memory. Needed only by threads that never allocate through GoAlloc. */

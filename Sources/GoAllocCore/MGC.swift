@@ -309,6 +309,11 @@ public func goGCSetMemoryLimit(_ bytes: UInt64) -> UInt64 {
   atomicStore64(&gc.pointee.memLimit, bytes)
   gc.gcSetGoal(marked: gc.pointee.heapMarked)
   lockRelease(&gc.pointee.lock)
+  // The whole heap's limit, as GOALLOC_MEMLIMIT sets it: the malloc side releases memory near it.
+  let sc = h.pointee.scavenger
+  lockAcquire(&sc.pointee.lock)
+  atomicStore64(&sc.pointee.memLimit, bytes)
+  lockRelease(&sc.pointee.lock)
   return old
 }
 

@@ -211,7 +211,9 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     }
     guard atomicCAS32(&sc.pointee.started, 0, 1) else { return }
     lockAcquire(&sc.pointee.lock)
-    atomicStore64(&sc.pointee.memLimit, goalloc_memlimit_from_env())
+    // (A limit set through goalloc_gc_set_memory_limit before this stays, unless the environment sets one.)
+    let e = goalloc_memlimit_from_env()
+    if e != 0 { atomicStore64(&sc.pointee.memLimit, e) }
     lockRelease(&sc.pointee.lock)
     if goalloc_start_thread(scavengerMain, UnsafeMutableRawPointer(self)) == 0 {
       atomicStore32(&sc.pointee.started, 0)

@@ -186,4 +186,13 @@ struct GCSwiftTests {
     #expect(c.index < SpanClass.centralCount && SpanClass.tiny.index < SpanClass.collectedBit)
     #expect(!MCache.hasList(c))
   }
+
+  /// GC.setMemoryLimit is the whole heap's limit: the malloc side (the scavenger's) follows it.
+  @Test func memoryLimitReachesTheMallocSide() { _withExclusiveGlobalHeapForTesting {
+    let h = globalHeap()!
+    let before = GC.setMemoryLimit(256 << 20)
+    #expect(atomicLoad64(&h.pointee.scavenger.pointee.memLimit) == 256 << 20)
+    GC.setMemoryLimit(before)
+    #expect(atomicLoad64(&h.pointee.scavenger.pointee.memLimit) == before)
+  } }
 }
