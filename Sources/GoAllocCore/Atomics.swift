@@ -86,6 +86,11 @@ func atomicCAS32(_ p: UnsafeMutablePointer<UInt32>, _ expected: UInt32, _ desire
 @inline(__always) @usableFromInline func atomicStoreRelaxedUInt(_ p: UnsafeMutablePointer<UInt>, _ v: UInt) {
   _atomicUInt(p).pointee.store(v, ordering: .relaxed)
 }
+/// Returns the old value.
+@inline(__always) @usableFromInline
+func atomicExchangeUInt(_ p: UnsafeMutablePointer<UInt>, _ v: UInt) -> UInt {
+  _atomicUInt(p).pointee.exchange(v, ordering: .acquiringAndReleasing)
+}
 @inline(__always) @usableFromInline
 func atomicCASUInt(_ p: UnsafeMutablePointer<UInt>, _ expected: UInt, _ desired: UInt) -> Bool {
   _atomicUInt(p).pointee.compareExchange(expected: expected, desired: desired,
