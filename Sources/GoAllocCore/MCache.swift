@@ -66,7 +66,7 @@ public struct MCacheHeader {
   var rng: UInt64 = 0          // SecureMode's random numbers
   var gc: UnsafeMutableRawPointer? = nil        // the thread's GC cache (MGC.swift), once it used one
   var gcThread: UnsafeMutableRawPointer? = nil  // its goalloc_gc_thread (stw.c): set for the global heap's caches
-  var poolSlot = 0             // the thread's slot in every Pool (Pool.swift): 0 none yet, -1 the shared one
+  var poolOffset = 0           // Pool.swift: the byte offset of this thread's local in every pool (0: no slot yet)
 }
 
 public struct MCacheLink {

@@ -1,34 +1,38 @@
-// Pool: a free list of objects of one size for the program to reuse (Go's sync.Pool), with
-// Go 1.13's victim rule so that a pool never pins memory across two collections.
+// Pool: objects of one size kept for the program to reuse (Go's sync.Pool), with Go 1.13's
+// victim rule so that a pool never pins memory across two collections.
 //
-// Layout (all of it in the pools' own mmap'd metadata, `PoolRegistry`; the objects themselves
-// come from malloc of the pool's size, so dropping one is a plain free):
-//   PoolHeader  the object size, the constructor, the victim chain, counters, and a directory
-//               of 64 chunks of 64 `PoolLocal`s, one per thread slot (Go's per-P poolLocal).
-//   PoolLocal   one cache line: a private object (one word, atomic) and a shared chain of
-//               PoolBlocks (62 object pointers each) under the local's own lock; other threads
-//               steal from it when their own local is empty.
-//   slots       each thread that uses a pool gets a slot (1...4095) in MCacheHeader.poolSlot,
+// Layout: each pool is one mapping of its own (reused after a pool is destroyed, so a stale
+// handle reads a dead header rather than unmapped memory): a 128-byte PoolHeader (the object
+// size, the constructor, the victim chain, counters), then `PoolHeader.slots` PoolLocals of one
+// cache line each, one per thread slot (Go's per-P poolLocal; untouched locals cost no RSS).
+// The objects come from malloc of the pool's size, so dropping one is a plain free; the chains'
+// blocks come from the registry's FixAlloc.
+//   PoolLocal   a private object (one word, atomic) and a shared chain of PoolBlocks (62 object
+//               pointers each) under the local's own lock; other threads steal from it when
+//               their own local is empty.
+//   slots       each thread that uses a pool gets a slot (1...4095), kept in its cache as the
+//               byte offset of its local (MCacheHeader.poolOffset), the same in every pool, and
 //               given back when its cache goes (thread exit); the next thread to take the slot
-//               inherits that local's objects. Threads without a cache, or beyond 4095, share
-//               slot 0: every local is safe to share, only slower.
+//               inherits that local's objects. Threads without a cache of their own, and those
+//               beyond 4095, share slot 0: every local is safe to share, only slower.
 // Get: the private object (one atomic exchange), else the local's chain, else a steal from
-// another local, else the victim chain, else a fresh object (malloc of the size) given to the
-// constructor, else NULL. Put: into the private slot (one compare-and-swap from 0), else onto the
-// local's chain. Pointers only: an object's bytes are never written by the pool.
-// Rotation (Go's poolCleanup, `poolsRotate`): every local's private object and chain move to the
-// pool's victim chain, and the victim chain that was there is dropped (its objects freed). It
-// runs after every collection of the GC mode, every `ticksPerRotation` scavenger ticks when the
-// GC mode is not in use, and twice on malloc_trim / goalloc_release_free_memory (everything
+// another local (its chain, then its private object), else the victim chain, else a fresh
+// object (malloc of the size) given to the constructor, else NULL. Put: into the private slot
+// (one compare-and-swap from 0), else onto the local's chain. Pointers only: an object's bytes
+// are never written by the pool.
+// Rotation (Go's poolCleanup, `poolsRotate`): every local's private object and chain move to
+// the pool's victim chain, and the victim chain that was there is dropped (its objects freed).
+// It runs after every collection of the GC mode, every `ticksPerRotation` scavenger ticks when
+// the GC mode is not in use, and twice on malloc_trim / goalloc_release_free_memory (everything
 // dropped). The heap calls in through `MHeap.poolEvents`, installed by the first pool, so the
 // tiers below never name this one and the malloc/free fast paths are untouched.
 //
-// Invariants: an object is in at most one place (a private slot, one chain, or in a caller's
+// Invariants: an object is in at most one place (a private slot, one chain, or a caller's
 // hands): every move is an atomic exchange or happens under the lock of the chain it leaves;
-// no pool lock is held while calling malloc, free or the constructor (so the pools' locks nest
+// no pool lock is held while calling malloc, free or the constructor (the pools' locks nest
 // inside nothing of the heap's); lock order: rotateLock -> a local's lock -> a victim lock ->
-// the registry lock; a pool is destroyed only under rotateLock, so a rotation never meets a
-// half-destroyed pool.
+// the registry lock; pools are created and destroyed, and slots handed out, only under
+// rotateLock, so a rotation (or fork's prepare) sees a fixed set of pools and slots.
 import CGoAllocShim
 
 /// The constructor of a pool's objects: called with a fresh object of the pool's size (not
@@ -68,41 +72,44 @@ struct PoolChain {
   var count: UInt = 0
 }
 
+/// A pool's first 128 bytes; its locals follow (`PoolHeader.localsOffset`).
 public struct PoolHeader {
   var _first: UInt64 = 0                       // no atomics at offset 0
   var size: Int = 0                            // bytes per object
   var ctor: PoolConstructor? = nil
   var arg: UnsafeMutableRawPointer? = nil
-  var dir: UnsafeMutablePointer<UInt>          // [dirEntries] chunks of chunkLocals locals (atomic)
-  var next: UnsafeMutablePointer<PoolHeader>? = nil   // the registry's list (registry lock)
+  var next: UnsafeMutablePointer<PoolHeader>? = nil   // the registry's live or free list
   var prev: UnsafeMutablePointer<PoolHeader>? = nil
-  var victimLock: LockWord = 0
   var victim = PoolChain()                     // victimLock; victim.count read relaxed as a hint
+  var victimLock: LockWord = 0
+  var _pad0: UInt32 = 0
   var created: UInt64 = 0                      // atomics: objects from the constructor,
   var dropped: UInt64 = 0                      //   objects freed by rotations and trims,
   var rotations: UInt64 = 0                    //   rotations
-  var magic: UInt64 = PoolHeader.liveMagic
+  var magic: UInt64 = PoolHeader.liveMagic     // atomic: liveMagic while the pool lives
 
   static let liveMagic: UInt64 = 0x676f_706f_6f6c_0001
-  static let dirEntries = 64
-  static let chunkLocals = 64
-  static let slots = dirEntries * chunkLocals   // 4096; slot 0 is the shared one
+  static let localsOffset = 128
+  static let slots = 4096                      // slot 0 is the shared one
+  /// Bytes of one pool's mapping.
+  static let mappingBytes = roundUp(localsOffset + slots * MemoryLayout<PoolLocal>.stride, 4096)
+  /// MCacheHeader.poolOffset of slot s.
+  @inline(__always) static func offset(ofSlot s: Int) -> Int { localsOffset + s * MemoryLayout<PoolLocal>.stride }
+  @inline(__always) static func slot(ofOffset o: Int) -> Int { (o - localsOffset) / MemoryLayout<PoolLocal>.stride }
 }
 
-/// Every pool of the process, and the metadata allocators they share. One mapping.
+/// Every pool of the process, and the metadata they share. One mapping.
 struct PoolRegistry {
   var _first: UInt64 = 0
-  var lock: LockWord = 0                       // the list, the slots, the allocators
-  var rotateLock: LockWord = 0                 // one rotation (or destroy, or fork) at a time
-  var head: UnsafeMutablePointer<PoolHeader>? = nil
+  var lock: LockWord = 0                       // the lists, the slots, the block allocator
+  var rotateLock: LockWord = 0                 // rotations; creating, destroying; slots taken; fork
+  var head: UnsafeMutablePointer<PoolHeader>? = nil   // live pools
+  var free: UnsafeMutablePointer<PoolHeader>? = nil   // mappings of destroyed pools, for reuse
   var persistent = PersistentAlloc()
-  var headers = FixAlloc(size: MemoryLayout<PoolHeader>.stride)
-  var blocks = FixAlloc(size: PoolBlock.bytes)  // chain blocks and directories
-  var chunks = FixAlloc(size: PoolHeader.chunkLocals * MemoryLayout<PoolLocal>.stride)
+  var blocks = FixAlloc(size: PoolBlock.bytes)
   var slotBits: UnsafeMutablePointer<UInt64>    // [slots / 64]: slots held by live threads
   var highSlot: UInt = 0                        // atomic: the highest slot ever handed out
   var ticks = 0                                 // scavenger ticks seen (rotateLock)
-  var pools = 0                                 // live pools (lock)
 }
 
 /// Scavenger ticks (100 ms each) between two rotations when the GC mode is not in use.
@@ -113,11 +120,11 @@ nonisolated(unsafe) var poolRegistryWord: UInt = 0
 
 /// The registry, created with the first pool (nil when the OS refuses memory).
 func poolRegistry() -> UnsafeMutablePointer<PoolRegistry>? {
-  if let r = UnsafeMutablePointer<PoolRegistry>(bitPattern: atomicLoadUInt(&poolRegistryWord)) { return r }
+  if let r = existingPoolRegistry { return r }
   guard let h = globalHeap() else { return nil }
   lockAcquire(&poolInitLock)
   defer { lockRelease(&poolInitLock) }
-  if let r = UnsafeMutablePointer<PoolRegistry>(bitPattern: atomicLoadUInt(&poolRegistryWord)) { return r }
+  if let r = existingPoolRegistry { return r }
   let head = roundUp(MemoryLayout<PoolRegistry>.stride, 64)
   guard let mem = sysMap(head + PoolHeader.slots / 8) else { return nil }
   let r = mem.bindMemory(to: PoolRegistry.self, capacity: 1)
@@ -132,122 +139,98 @@ func poolRegistry() -> UnsafeMutablePointer<PoolRegistry>? {
   UnsafeMutablePointer<PoolRegistry>(bitPattern: atomicLoadUInt(&poolRegistryWord))
 }
 
-// MARK: the API's core (Exports.swift: goalloc_pool_*; GoAlloc.swift: Pool<T>)
-
-/// goalloc_pool_create: a pool of objects of `size` bytes (0 counts as 1). nil with errno =
-/// ENOMEM when memory runs out or the size cannot be allocated.
-public func poolCreate(size: Int, constructor: PoolConstructor?, arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-  if size < 0 || size > maxAllocSize { return enomem() }
-  guard let r = poolRegistry() else { return enomem() }
-  lockAcquire(&r.pointee.rotateLock)  // (the list changes only under rotateLock and the lock)
-  lockAcquire(&r.pointee.lock)
-  defer {
-    lockRelease(&r.pointee.lock)
-    lockRelease(&r.pointee.rotateLock)
-  }
-  guard let hm = r.pointee.headers.alloc(&r.pointee.persistent) else { return enomem() }
-  guard let dm = r.pointee.blocks.alloc(&r.pointee.persistent) else {
-    r.pointee.headers.free(hm)
-    return enomem()
-  }
-  let p = hm.bindMemory(to: PoolHeader.self, capacity: 1)
-  p.initialize(to: PoolHeader(size: max(size, 1), ctor: constructor, arg: arg,
-                              dir: dm.bindMemory(to: UInt.self, capacity: PoolHeader.dirEntries)))
-  p.pointee.next = r.pointee.head
-  if let n = r.pointee.head { n.pointee.prev = p }
-  r.pointee.head = p
-  r.pointee.pools += 1
-  return UnsafeMutableRawPointer(p)
-}
-
-/// goalloc_pool_get: an object of the pool (see the file's header for the order), a new one
-/// from the constructor, or nil (an empty pool without a constructor; out of memory).
+/// The local of slot i (0..<slots) of pool p.
 @inline(__always)
-public func poolGet(_ pool: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-  guard let pool else { return nil }
-  let p = pool.assumingMemoryBound(to: PoolHeader.self)
-  if let raw = goalloc_tls_get() {
-    let slot = MCache(raw).header.pointee.poolSlot
-    if let l = poolLocalIfAny(p, slot) {
-      let x = atomicExchangeUInt(&l.pointee.privateObj, 0)
-      if x != 0 { return UnsafeMutableRawPointer(bitPattern: x) }
-    }
-  }
-  return poolGetSlow(p)
-}
-
-/// goalloc_pool_put: `obj` back into the pool (nil: nothing).
-@inline(__always)
-public func poolPut(_ pool: UnsafeMutableRawPointer?, _ obj: UnsafeMutableRawPointer?) {
-  guard let pool, let obj else { return }
-  let p = pool.assumingMemoryBound(to: PoolHeader.self)
-  if let raw = goalloc_tls_get() {
-    let slot = MCache(raw).header.pointee.poolSlot
-    if let l = poolLocalIfAny(p, slot) {
-      if atomicCASUInt(&l.pointee.privateObj, 0, UInt(bitPattern: obj)) { return }
-      poolPushShared(l, obj)
-      return
-    }
-  }
-  poolPutSlow(p, obj)
-}
-
-/// The local of `slot` in pool p if the thread has a slot of its own (> 0) and the slot's
-/// chunk exists.
-@inline(__always)
-func poolLocalIfAny(_ p: UnsafeMutablePointer<PoolHeader>, _ slot: Int) -> UnsafeMutablePointer<PoolLocal>? {
-  if slot <= 0 { return nil }
-  return poolLocalAt(p, slot)
-}
-
-/// The local of slot i (0...4095) in pool p, if its chunk exists.
-@inline(__always)
-func poolLocalAt(_ p: UnsafeMutablePointer<PoolHeader>, _ i: Int) -> UnsafeMutablePointer<PoolLocal>? {
-  let chunk = atomicLoadUInt(p.pointee.dir + (i &>> 6))
-  if chunk == 0 { return nil }
-  return UnsafeMutablePointer<PoolLocal>(bitPattern: chunk)! + (i & (PoolHeader.chunkLocals - 1))
+func poolLocalAt(_ p: UnsafeMutablePointer<PoolHeader>, _ i: Int) -> UnsafeMutablePointer<PoolLocal> {
+  (UnsafeMutableRawPointer(p) + PoolHeader.offset(ofSlot: i)).assumingMemoryBound(to: PoolLocal.self)
 }
 
 /// One past the highest slot any thread has had: the locals a scan of a pool visits.
 @inline(__always)
 func poolSlotLimit(_ r: UnsafeMutablePointer<PoolRegistry>) -> Int { Int(atomicLoadUInt(&r.pointee.highSlot)) + 1 }
 
-/// The calling thread's slot (taken now if it has none) and its local in pool p (the chunk made
-/// now if needed). MCacheHeader.poolSlot: 0 none yet, -1 the shared slot 0, else the slot.
-/// Threads without a cache of their own (past their exit flush, the scavenger) use slot 0.
-/// nil only when out of memory.
-func poolLocalOfThread(_ p: UnsafeMutablePointer<PoolHeader>) -> (local: UnsafeMutablePointer<PoolLocal>, slot: Int)? {
-  guard let r = existingPoolRegistry else { return nil }
+// MARK: the API's core (Exports.swift: goalloc_pool_*; GoAlloc's Pool<T>)
+
+/// goalloc_pool_create: a pool of objects of `size` bytes (0 counts as 1). nil with errno =
+/// ENOMEM when memory runs out or the size cannot be allocated.
+public func poolCreate(size: Int, constructor: PoolConstructor?, arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+  if size < 0 || size > maxAllocSize { return enomem() }
+  guard let r = poolRegistry() else { return enomem() }
+  lockAcquire(&r.pointee.rotateLock)
+  defer { lockRelease(&r.pointee.rotateLock) }
+  lockAcquire(&r.pointee.lock)
+  var p = r.pointee.free
+  if let f = p { r.pointee.free = f.pointee.next }
+  lockRelease(&r.pointee.lock)
+  if p == nil {
+    guard let m = sysMap(PoolHeader.mappingBytes) else { return enomem() }
+    p = m.bindMemory(to: PoolHeader.self, capacity: 1)
+  }
+  let pool = p!
+  pool.initialize(to: PoolHeader(size: max(size, 1), ctor: constructor, arg: arg))
+  lockAcquire(&r.pointee.lock)
+  pool.pointee.next = r.pointee.head
+  if let n = r.pointee.head { n.pointee.prev = pool }
+  r.pointee.head = pool
+  lockRelease(&r.pointee.lock)
+  return UnsafeMutableRawPointer(pool)
+}
+
+/// goalloc_pool_get: an object of the pool (see the file's header for the order), a new one
+/// from the constructor, or nil (an empty pool without a constructor; out of memory; no pool).
+/// The fast path: the thread's private object, with no stack frame.
+@inline(__always)
+public func poolGet(_ pool: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+  if let pool, let raw = goalloc_tls_get() {
+    let off = MCache(raw).header.pointee.poolOffset
+    if off != 0 {
+      let x = atomicExchangeUInt((pool + off).assumingMemoryBound(to: UInt.self), 0)
+      if x != 0 { return UnsafeMutableRawPointer(bitPattern: x) }
+    }
+  }
+  return poolGetSlow(pool)
+}
+
+/// goalloc_pool_put: `obj` back into the pool (nil: nothing). The fast path: into the thread's
+/// private slot, with no stack frame. Returns whether the fast path took it (tests; the result
+/// also keeps the slow path's call from being a tail call, which would need a frame).
+@inline(__always) @discardableResult
+public func poolPut(_ pool: UnsafeMutableRawPointer?, _ obj: UnsafeMutableRawPointer?) -> Bool {
+  if let pool, let raw = goalloc_tls_get() {
+    let off = MCache(raw).header.pointee.poolOffset
+    // (nil is 0: putting it leaves the slot empty, so it needs no test here.)
+    if off != 0 && atomicCASUInt((pool + off).assumingMemoryBound(to: UInt.self), 0, unsafeBitCast(obj, to: UInt.self)) {
+      return true
+    }
+  }
+  return poolPutSlow(pool, obj)
+}
+
+/// The calling thread's slot (taken now if it has none) and its local in pool p. Threads
+/// without a cache of their own (past their exit flush, the scavenger) use slot 0.
+func poolLocalOfThread(_ p: UnsafeMutablePointer<PoolHeader>) -> (local: UnsafeMutablePointer<PoolLocal>, slot: Int) {
   var slot = 0
   var cache: MCache? = nil
   if let raw = existingThreadCache() { cache = MCache(raw) } else if goalloc_tls_state_get() == 0 { cache = currentCache() }
-  if let c = cache {
-    slot = c.header.pointee.poolSlot
-    if slot == 0 {
-      slot = poolTakeSlot(r)
-      c.header.pointee.poolSlot = slot == 0 ? -1 : slot
+  if let c = cache, let r = existingPoolRegistry {
+    var off = c.header.pointee.poolOffset
+    if off == 0 {
+      off = PoolHeader.offset(ofSlot: poolTakeSlot(r))
+      c.header.pointee.poolOffset = off
     }
-    if slot < 0 { slot = 0 }
+    slot = PoolHeader.slot(ofOffset: off)
   }
-  if let l = poolLocalAt(p, slot) { return (l, slot) }
-  // A new chunk of locals: under rotateLock too, so that fork's prepare (which holds it) sees
-  // every chunk there is.
-  let entry = p.pointee.dir + (slot &>> 6)
-  lockAcquire(&r.pointee.rotateLock)
-  lockAcquire(&r.pointee.lock)
-  if atomicLoadUInt(entry) == 0, let m = r.pointee.chunks.alloc(&r.pointee.persistent) {
-    atomicStoreUInt(entry, UInt(bitPattern: m))  // zeroed: 64 empty locals
-  }
-  lockRelease(&r.pointee.lock)
-  lockRelease(&r.pointee.rotateLock)
-  guard let l = poolLocalAt(p, slot) else { return nil }
-  return (l, slot)
+  return (poolLocalAt(p, slot), slot)
 }
 
-/// A free slot (1...4095), or 0 when all are taken.
+/// A free slot (1...4095), or 0 (shared) when all are taken.
 func poolTakeSlot(_ r: UnsafeMutablePointer<PoolRegistry>) -> Int {
+  lockAcquire(&r.pointee.rotateLock)
   lockAcquire(&r.pointee.lock)
-  defer { lockRelease(&r.pointee.lock) }
+  defer {
+    lockRelease(&r.pointee.lock)
+    lockRelease(&r.pointee.rotateLock)
+  }
   for w in 0..<(PoolHeader.slots / 64) where r.pointee.slotBits[w] != ~0 {
     let b = (~r.pointee.slotBits[w]).trailingZeroBitCount
     r.pointee.slotBits[w] |= 1 << UInt64(b)
@@ -261,10 +244,11 @@ func poolTakeSlot(_ r: UnsafeMutablePointer<PoolRegistry>) -> Int {
 /// Get past the private object: the thread's own chain, a steal, the victim chain, the
 /// constructor.
 @inline(never)
-func poolGetSlow(_ p: UnsafeMutablePointer<PoolHeader>) -> UnsafeMutableRawPointer? {
-  guard let r = existingPoolRegistry, let mine = poolLocalOfThread(p) else { return poolNew(p) }
-  let own = mine.local, slot = mine.slot
-  // (The fast path did not look here when this thread had no slot or no chunk yet.)
+func poolGetSlow(_ pool: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+  guard let pool, let r = existingPoolRegistry else { return nil }
+  let p = pool.assumingMemoryBound(to: PoolHeader.self)
+  let (own, slot) = poolLocalOfThread(p)
+  // (The fast path did not look here when this thread had no slot yet.)
   let x = atomicExchangeUInt(&own.pointee.privateObj, 0)
   if x != 0 { return UnsafeMutableRawPointer(bitPattern: x) }
   if let x = poolPopShared(own) { return x }
@@ -273,9 +257,8 @@ func poolGetSlow(_ p: UnsafeMutablePointer<PoolHeader>) -> UnsafeMutableRawPoint
   let limit = poolSlotLimit(r)
   var i = 1
   while i < limit {
-    let s = (slot + i) % limit
+    let l = poolLocalAt(p, (slot + i) % limit)
     i += 1
-    guard let l = poolLocalAt(p, s) else { continue }
     if let x = poolPopShared(l) { return x }
     if atomicLoadRelaxedUInt(&l.pointee.privateObj) != 0 {
       let x = atomicExchangeUInt(&l.pointee.privateObj, 0)
@@ -298,7 +281,7 @@ func poolGetSlow(_ p: UnsafeMutablePointer<PoolHeader>) -> UnsafeMutableRawPoint
 /// A fresh object for the constructor, or nil without one.
 func poolNew(_ p: UnsafeMutablePointer<PoolHeader>) -> UnsafeMutableRawPointer? {
   guard let ctor = p.pointee.ctor else { return nil }
-  guard let obj = poolAllocate(p) else { return nil }
+  guard let obj = poolAllocate(UnsafeMutableRawPointer(p)) else { return nil }
   ctor(obj, p.pointee.arg)
   atomicAdd64(&p.pointee.created, 1)
   return obj
@@ -309,19 +292,15 @@ public func poolAllocate(_ pool: UnsafeMutableRawPointer) -> UnsafeMutableRawPoi
   goMalloc(pool.assumingMemoryBound(to: PoolHeader.self).pointee.size, noscan: true, mallocMode: true)
 }
 
-/// The object size of a pool.
-public func poolObjectSize(_ pool: UnsafeMutableRawPointer) -> Int {
-  pool.assumingMemoryBound(to: PoolHeader.self).pointee.size
-}
-
+/// Put past the private slot: the thread's own chain. Returns false (its result only keeps
+/// the call from being a tail call).
 @inline(never)
-func poolPutSlow(_ p: UnsafeMutablePointer<PoolHeader>, _ obj: UnsafeMutableRawPointer) {
-  guard let l = poolLocalOfThread(p)?.local else {
-    goFree(obj)  // no memory for the pool's metadata: the object goes back to the heap
-    return
-  }
-  if atomicCASUInt(&l.pointee.privateObj, 0, UInt(bitPattern: obj)) { return }
+func poolPutSlow(_ pool: UnsafeMutableRawPointer?, _ obj: UnsafeMutableRawPointer?) -> Bool {
+  guard let pool, let obj, existingPoolRegistry != nil else { return false }
+  let (l, _) = poolLocalOfThread(pool.assumingMemoryBound(to: PoolHeader.self))
+  if atomicCASUInt(&l.pointee.privateObj, 0, UInt(bitPattern: obj)) { return false }
   poolPushShared(l, obj)
+  return false
 }
 
 /// Pushes obj onto l's chain (a new block when the newest is full; without memory for one,
@@ -406,16 +385,15 @@ func poolBlockFree(_ b: UnsafeMutableRawPointer) {
 // MARK: rotation and trimming
 
 /// Go's poolCleanup for every pool: each local's objects move to its pool's victim chain; the
-/// victim chain they replace is dropped (its objects freed once the pool's locks are let go).
-/// `times` rotations in a row (2: everything dropped). Returns the objects freed.
+/// victim chain they replace is dropped (its objects freed, with no pool lock held but
+/// rotateLock). `times` rotations in a row (2: everything dropped). Returns the objects freed.
 @discardableResult
 func poolsRotate(times: Int) -> Int {
   guard let r = existingPoolRegistry else { return 0 }
   var freed = 0
   lockAcquire(&r.pointee.rotateLock)
   for _ in 0..<times {
-    // The list changes only under rotateLock (create, destroy).
-    var it = r.pointee.head
+    var it = r.pointee.head  // (the list changes only under rotateLock)
     while let p = it {
       it = p.pointee.next
       let moved = poolTakeAll(r, p)
@@ -438,9 +416,8 @@ func poolsRotate(times: Int) -> Int {
 /// block for it is freed: nothing is lost).
 func poolTakeAll(_ r: UnsafeMutablePointer<PoolRegistry>, _ p: UnsafeMutablePointer<PoolHeader>) -> PoolChain {
   var moved = PoolChain()
-  let limit = poolSlotLimit(r)
-  for i in 0..<limit {
-    guard let l = poolLocalAt(p, i) else { continue }
+  for i in 0..<poolSlotLimit(r) {
+    let l = poolLocalAt(p, i)
     if atomicLoadRelaxedUInt(&l.pointee.count) != 0 {
       lockAcquire(&l.pointee.lock)
       let taken = PoolChain(top: l.pointee.top, count: l.pointee.count)
@@ -481,9 +458,9 @@ func poolDropChain(_ c: PoolChain) -> Int {
   return n
 }
 
-/// goalloc_pool_destroy: frees every object in the pool, then the pool. Objects handed out stay
-/// the caller's (free them with free()). A pool that is not live (destroyed already) is
-/// reported in one line and left alone.
+/// goalloc_pool_destroy: frees every object in the pool, then the pool (its mapping is kept for
+/// the next pool, its locals' pages given back). Objects handed out stay the caller's. A pool
+/// that is not live (destroyed already) is reported in one line and left alone.
 public func poolDestroy(_ pool: UnsafeMutableRawPointer?) {
   guard let pool else { return }
   let p = pool.assumingMemoryBound(to: PoolHeader.self)
@@ -495,28 +472,29 @@ public func poolDestroy(_ pool: UnsafeMutableRawPointer?) {
   lockAcquire(&r.pointee.lock)
   if let q = p.pointee.prev { q.pointee.next = p.pointee.next } else { r.pointee.head = p.pointee.next }
   if let n = p.pointee.next { n.pointee.prev = p.pointee.prev }
-  r.pointee.pools -= 1
   atomicStore64(&p.pointee.magic, 0)
   lockRelease(&r.pointee.lock)
   var all = poolTakeAll(r, p)
   poolChainAppend(&all, PoolChain(top: p.pointee.victim.top, count: p.pointee.victim.count))
   p.pointee.victim = PoolChain()
-  lockRelease(&r.pointee.rotateLock)
-  _ = poolDropChain(all)
-  lockAcquire(&r.pointee.lock)
-  for d in 0..<PoolHeader.dirEntries {
-    guard let chunk = UnsafeMutablePointer<PoolLocal>(bitPattern: atomicLoadUInt(p.pointee.dir + d)) else { continue }
-    for i in 0..<PoolHeader.chunkLocals {
-      if let s = chunk[i].spare { r.pointee.blocks.free(s) }
-    }
-    r.pointee.chunks.free(UnsafeMutableRawPointer(chunk))
+  for i in 0..<poolSlotLimit(r) {
+    let l = poolLocalAt(p, i)
+    if let s = l.pointee.spare { poolBlockFree(s) }
   }
-  r.pointee.blocks.free(UnsafeMutableRawPointer(p.pointee.dir))
-  r.pointee.headers.free(UnsafeMutableRawPointer(p))
+  _ = poolDropChain(all)
+  // The locals' pages back to the OS (they read as zero again); the header stays, dead.
+  let locals = UnsafeMutableRawPointer(p) + 4096
+  _ = goalloc_sys_release(locals, PoolHeader.mappingBytes - 4096)
+  goalloc_memset(UnsafeMutableRawPointer(p) + PoolHeader.localsOffset, 0, 4096 - PoolHeader.localsOffset)
+  lockAcquire(&r.pointee.lock)
+  p.pointee.next = r.pointee.free
+  p.pointee.prev = nil
+  r.pointee.free = p
   lockRelease(&r.pointee.lock)
+  lockRelease(&r.pointee.rotateLock)
 }
 
-/// Whether `pool` is a live pool (tests; the C API's debug checks).
+/// Whether `pool` is a live pool.
 public func poolIsLive(_ pool: UnsafeMutableRawPointer) -> Bool {
   atomicLoad64(&pool.assumingMemoryBound(to: PoolHeader.self).pointee.magic) == PoolHeader.liveMagic
 }
@@ -533,14 +511,14 @@ public struct PoolStats {
   public init() {}
 }
 
+/// goalloc_pool_stats (zeros for nil or a pool that is not live).
 public func poolStats(_ pool: UnsafeMutableRawPointer?) -> PoolStats {
   var s = PoolStats()
-  guard let pool, let r = existingPoolRegistry else { return s }
+  guard let pool, let r = existingPoolRegistry, poolIsLive(pool) else { return s }
   let p = pool.assumingMemoryBound(to: PoolHeader.self)
   s.size = UInt64(p.pointee.size)
-  let limit = poolSlotLimit(r)
-  for i in 0..<limit {
-    guard let l = poolLocalAt(p, i) else { continue }
+  for i in 0..<poolSlotLimit(r) {
+    let l = poolLocalAt(p, i)
     s.pooled += UInt64(atomicLoadRelaxedUInt(&l.pointee.count))
     if atomicLoadRelaxedUInt(&l.pointee.privateObj) != 0 { s.pooled += 1 }
   }
@@ -566,14 +544,17 @@ func poolEvent(_ event: Int32, _ arg: UnsafeMutableRawPointer?) {
   case PoolEvent.cacheGone:
     guard let raw = arg else { return }
     let c = MCache(raw)
-    let slot = c.header.pointee.poolSlot
-    c.header.pointee.poolSlot = 0
-    if slot <= 0 { return }
+    let off = c.header.pointee.poolOffset
+    c.header.pointee.poolOffset = 0
+    let slot = off == 0 ? 0 : PoolHeader.slot(ofOffset: off)
+    if slot == 0 { return }
     lockAcquire(&r.pointee.lock)
     r.pointee.slotBits[slot &>> 6] &= ~(1 << UInt64(slot & 63))
     lockRelease(&r.pointee.lock)
   case PoolEvent.forkPrepare:
-    poolsLockAll(r)
+    lockAcquire(&r.pointee.rotateLock)
+    poolsForEachLock(r, .acquire)
+    lockAcquire(&r.pointee.lock)
   case PoolEvent.forkParent:
     lockRelease(&r.pointee.lock)
     poolsForEachLock(r, .release)
@@ -585,7 +566,9 @@ func poolEvent(_ event: Int32, _ arg: UnsafeMutableRawPointer?) {
     lockReset(&r.pointee.rotateLock)
     lockReset(&poolInitLock)
     var mine = 0
-    if let raw = existingThreadCache() { mine = MCache(raw).header.pointee.poolSlot }
+    if let raw = existingThreadCache(), MCache(raw).header.pointee.poolOffset != 0 {
+      mine = PoolHeader.slot(ofOffset: MCache(raw).header.pointee.poolOffset)
+    }
     for w in 0..<(PoolHeader.slots / 64) { r.pointee.slotBits[w] = 0 }
     r.pointee.slotBits[0] = 1
     if mine > 0 { r.pointee.slotBits[mine &>> 6] |= 1 << UInt64(mine & 63) }
@@ -606,25 +589,15 @@ func poolTick(_ r: UnsafeMutablePointer<PoolRegistry>, gcMode: Bool) -> Int {
   return due ? poolsRotate(times: 1) : 0
 }
 
-/// fork's prepare: rotateLock (no pool or chunk of locals appears or goes while it is held),
-/// every lock of every local and every victim lock, then the registry lock (the lock order).
-func poolsLockAll(_ r: UnsafeMutablePointer<PoolRegistry>) {
-  lockAcquire(&r.pointee.rotateLock)
-  poolsForEachLock(r, .acquire)
-  lockAcquire(&r.pointee.lock)
-}
-
 enum PoolLockAction { case acquire, release, reset }
 
-/// Every local's lock (of every chunk) and every victim lock of every pool (rotateLock held).
+/// Every local's lock (slots below the limit) and every victim lock of every pool, in the lock
+/// order (rotateLock held: no pool or slot appears meanwhile).
 func poolsForEachLock(_ r: UnsafeMutablePointer<PoolRegistry>, _ action: PoolLockAction) {
   var it = r.pointee.head
   while let p = it {
     it = p.pointee.next
-    for d in 0..<PoolHeader.dirEntries {
-      guard let chunk = UnsafeMutablePointer<PoolLocal>(bitPattern: atomicLoadUInt(p.pointee.dir + d)) else { continue }
-      for i in 0..<PoolHeader.chunkLocals { poolLockDo(&chunk[i].lock, action) }
-    }
+    for i in 0..<poolSlotLimit(r) { poolLockDo(&poolLocalAt(p, i).pointee.lock, action) }
     poolLockDo(&p.pointee.victimLock, action)
   }
 }
@@ -637,10 +610,6 @@ func poolsForEachLock(_ r: UnsafeMutablePointer<PoolRegistry>, _ action: PoolLoc
   }
 }
 
-/// Rotations as the scavenger's tick and malloc_trim make them, for tests: `times` rotations
-/// of every pool; returns the objects freed.
-package func _poolsRotateForTesting(times: Int) -> Int { poolsRotate(times: times) }
-
 /// `ticks` scavenger ticks' pool steps as without the GC mode, for tests (a rotation every
 /// `ticksPerRotation`); returns the objects freed.
 package func _poolsTickForTesting(_ ticks: Int) -> Int {
@@ -650,8 +619,8 @@ package func _poolsTickForTesting(_ ticks: Int) -> Int {
   return freed
 }
 
-/// The thread's slot in every pool (0: none yet; -1: the shared one), for tests.
+/// The calling thread's slot in every pool (-1: none yet), for tests.
 package func _poolSlotForTesting() -> Int {
-  guard let raw = existingThreadCache() else { return 0 }
-  return MCache(raw).header.pointee.poolSlot
+  guard let raw = existingThreadCache(), MCache(raw).header.pointee.poolOffset != 0 else { return -1 }
+  return PoolHeader.slot(ofOffset: MCache(raw).header.pointee.poolOffset)
 }

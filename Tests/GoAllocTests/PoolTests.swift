@@ -34,7 +34,7 @@ struct PoolItem {
     let b = pool.get()!
     #expect(b == a && b.pointee.payload.2 == 99 && pool.stats.created == 1)
     pool.put(b)
-    #expect(_poolSlotForTesting() != 0)
+    #expect(_poolSlotForTesting() >= 0)
   } }
 
   @Test("without make: nil on empty; memory from GoAlloc.allocate can be put")
