@@ -7,19 +7,27 @@
 // cache line each, one per thread slot (Go's per-P poolLocal; untouched locals cost no RSS).
 // The objects come from malloc of the pool's size, so dropping one is a plain free; the chains'
 // blocks come from the registry's FixAlloc.
-//   PoolLocal   a private object (one word, atomic) and a shared chain of PoolBlocks (62 object
-//               pointers each) under the local's own lock; other threads steal from it when
-//               their own local is empty.
+//   PoolLocal   a private object, which only the slot's thread touches (and a rotation, by the
+//               protocol below), and a shared chain of PoolBlocks (62 object pointers each)
+//               under the local's lock, which other threads steal from when theirs is empty.
 //   slots       each thread that uses a pool gets a slot (1...4095), kept in its cache as the
 //               byte offset of its local (MCacheHeader.poolOffset), the same in every pool, and
-//               given back when its cache goes (thread exit); the next thread to take the slot
-//               inherits that local's objects. Threads without a cache of their own, and those
-//               beyond 4095, share slot 0: every local is safe to share, only slower.
-// Get: the private object (one atomic exchange), else the local's chain, else a steal from
-// another local (its chain, then its private object), else the victim chain, else a fresh
-// object (malloc of the size) given to the constructor, else NULL. Put: into the private slot
-// (one compare-and-swap from 0), else onto the local's chain. Pointers only: an object's bytes
-// are never written by the pool.
+//               given back when its cache goes (thread exit: its private objects move to its
+//               chains first); the next thread to take the slot inherits the chains. Threads
+//               without a cache of their own, and those beyond 4095, share slot 0, always under
+//               its lock (poolOffset < 0: no fast path).
+// Get: the private object, else the local's chain, else a steal from another local's chain,
+// else the victim chain, else a fresh object (malloc of the size) given to the constructor,
+// else NULL. Put: into the private slot if it is empty, else onto the local's chain. Pointers
+// only: an object's bytes are never written by the pool.
+// The private slot without atomic read-modify-writes (Go pins the P; we cannot): the owner's
+// fast path is  busy = 1; compiler barrier; if revoke: slow path; use `private`; busy = 0
+// (release), all plain loads and stores. A rotation takes a local's private object with the
+// local's lock held (the owner's slow path takes it too): revoke = 1, then membarrier(2), which
+// runs a full barrier on every thread, so that from then on an owner either sees revoke or has
+// its busy = 1 visible; it waits for busy == 0, takes the object, and clears revoke. Without
+// membarrier (an old kernel, a seccomp filter), every thread's poolOffset is negative: no fast
+// path, the lock every time.
 // Rotation (Go's poolCleanup, `poolsRotate`): every local's private object and chain move to
 // the pool's victim chain, and the victim chain that was there is dropped (its objects freed).
 // It runs after every collection of the GC mode, every `ticksPerRotation` scavenger ticks when
@@ -28,26 +36,32 @@
 // tiers below never name this one and the malloc/free fast paths are untouched.
 //
 // Invariants: an object is in at most one place (a private slot, one chain, or a caller's
-// hands): every move is an atomic exchange or happens under the lock of the chain it leaves;
-// no pool lock is held while calling malloc, free or the constructor (the pools' locks nest
-// inside nothing of the heap's); lock order: rotateLock -> a local's lock -> a victim lock ->
-// the registry lock; pools are created and destroyed, and slots handed out, only under
-// rotateLock, so a rotation (or fork's prepare) sees a fixed set of pools and slots.
+// hands); a private slot is written only by its owner's fast path (busy set, revoke clear) or
+// under its local's lock with no fast path running on it; no pool lock is held while calling
+// malloc, free or the constructor (the pools' locks nest inside nothing of the heap's); lock
+// order: rotateLock -> locals' locks (in slot order) -> a victim lock -> the registry lock;
+// pools are created and destroyed, and slots handed out, only under rotateLock, so a rotation
+// (or fork's prepare) sees a fixed set of pools and slots. Not async-signal-safe (as malloc).
 import CGoAllocShim
 
 /// The constructor of a pool's objects: called with a fresh object of the pool's size (not
 /// zeroed) and the pool's argument.
 public typealias PoolConstructor = @convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer?) -> Void
 
-/// One thread slot's share of a pool: 64 bytes, one cache line.
+/// One thread slot's share of a pool: 64 bytes, one cache line. `privateObj` first: the fast
+/// paths address it as the local itself.
 struct PoolLocal {
-  var privateObj: UInt = 0                     // atomic: an object or 0
+  var privateObj: UInt = 0                     // an object or 0 (the protocol in the header)
+  var busy: UInt32 = 0                         // the owner is in its fast path
+  var revoke: UInt32 = 0                       // a rotation is taking the private object
   var lock: LockWord = 0
   var _pad0: UInt32 = 0
   var top: UnsafeMutableRawPointer? = nil      // the shared chain's newest block (lock)
   var count: UInt = 0                          // objects in the chain (lock; read relaxed as a hint)
   var spare: UnsafeMutableRawPointer? = nil    // an empty block kept for the next push (lock)
-  var _pad1: (UInt64, UInt64, UInt64) = (0, 0, 0)
+  var _pad1: (UInt64, UInt64) = (0, 0)
+  static let busyOffset = 8
+  static let revokeOffset = 12
 }
 
 /// A block of a chain: word 0 the next (older) block, word 1 the number of objects, then
@@ -109,6 +123,7 @@ struct PoolRegistry {
   var blocks = FixAlloc(size: PoolBlock.bytes)
   var slotBits: UnsafeMutablePointer<UInt64>    // [slots / 64]: slots held by live threads
   var highSlot: UInt = 0                        // atomic: the highest slot ever handed out
+  var fastPaths = false                         // membarrier works: threads get positive offsets
   var ticks = 0                                 // scavenger ticks seen (rotateLock)
 }
 
@@ -130,6 +145,7 @@ func poolRegistry() -> UnsafeMutablePointer<PoolRegistry>? {
   let r = mem.bindMemory(to: PoolRegistry.self, capacity: 1)
   r.initialize(to: PoolRegistry(slotBits: (mem + head).bindMemory(to: UInt64.self, capacity: PoolHeader.slots / 64)))
   r.pointee.slotBits[0] = 1  // slot 0: shared by threads without a slot of their own
+  r.pointee.fastPaths = goalloc_membarrier_register() == 0
   atomicStoreUInt(&poolRegistryWord, UInt(bitPattern: r))
   h.pointee.poolEvents = poolEvent
   return r
@@ -178,32 +194,56 @@ public func poolCreate(size: Int, constructor: PoolConstructor?, arg: UnsafeMuta
 
 /// goalloc_pool_get: an object of the pool (see the file's header for the order), a new one
 /// from the constructor, or nil (an empty pool without a constructor; out of memory; no pool).
-/// The fast path: the thread's private object, with no stack frame.
+/// The fast path: the thread's private object, plain loads and stores, no stack frame.
 @inline(__always)
 public func poolGet(_ pool: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
   if let pool, let raw = goalloc_tls_get() {
     let off = MCache(raw).header.pointee.poolOffset
-    if off != 0 {
-      let x = atomicExchangeUInt((pool + off).assumingMemoryBound(to: UInt.self), 0)
-      if x != 0 { return UnsafeMutableRawPointer(bitPattern: x) }
+    if off > 0 {
+      let l = pool + off
+      let busy = (l + PoolLocal.busyOffset).assumingMemoryBound(to: UInt32.self)
+      atomicStoreRelaxed32(busy, 1)
+      goalloc_signal_fence()
+      if atomicLoadRelaxed32((l + PoolLocal.revokeOffset).assumingMemoryBound(to: UInt32.self)) == 0 {
+        let slot = l.assumingMemoryBound(to: UInt.self)
+        let x = atomicLoadRelaxedUInt(slot)
+        if x != 0 {
+          atomicStoreRelaxedUInt(slot, 0)
+          atomicStore32(busy, 0)
+          return UnsafeMutableRawPointer(bitPattern: x)
+        }
+      }
+      atomicStore32(busy, 0)
     }
   }
   return poolGetSlow(pool)
 }
 
 /// goalloc_pool_put: `obj` back into the pool (nil: nothing). The fast path: into the thread's
-/// private slot, with no stack frame. Returns whether the fast path took it (tests; the result
-/// also keeps the slow path's call from being a tail call, which would need a frame).
+/// empty private slot, plain loads and stores. Returns whether the fast path took it (tests).
 @inline(__always) @discardableResult
 public func poolPut(_ pool: UnsafeMutableRawPointer?, _ obj: UnsafeMutableRawPointer?) -> Bool {
   if let pool, let raw = goalloc_tls_get() {
     let off = MCache(raw).header.pointee.poolOffset
-    // (nil is 0: putting it leaves the slot empty, so it needs no test here.)
-    if off != 0 && atomicCASUInt((pool + off).assumingMemoryBound(to: UInt.self), 0, unsafeBitCast(obj, to: UInt.self)) {
-      return true
+    if off > 0 {
+      let l = pool + off
+      let busy = (l + PoolLocal.busyOffset).assumingMemoryBound(to: UInt32.self)
+      atomicStoreRelaxed32(busy, 1)
+      goalloc_signal_fence()
+      let slot = l.assumingMemoryBound(to: UInt.self)
+      // (nil is 0: putting it leaves the slot empty, so it needs no test here.)
+      if atomicLoadRelaxed32((l + PoolLocal.revokeOffset).assumingMemoryBound(to: UInt32.self)) == 0
+          && atomicLoadRelaxedUInt(slot) == 0 {
+        atomicStoreRelaxedUInt(slot, unsafeBitCast(obj, to: UInt.self))
+        atomicStore32(busy, 0)
+        return true
+      }
+      atomicStore32(busy, 0)
     }
   }
-  return poolPutSlow(pool, obj)
+  let r = poolPutSlow(pool, obj)
+  goalloc_signal_fence()  // (no tail call: a tail call would give the fast path a stack frame)
+  return r
 }
 
 /// The calling thread's slot (taken now if it has none) and its local in pool p. Threads
@@ -215,10 +255,13 @@ func poolLocalOfThread(_ p: UnsafeMutablePointer<PoolHeader>) -> (local: UnsafeM
   if let c = cache, let r = existingPoolRegistry {
     var off = c.header.pointee.poolOffset
     if off == 0 {
-      off = PoolHeader.offset(ofSlot: poolTakeSlot(r))
+      let s = poolTakeSlot(r)
+      off = PoolHeader.offset(ofSlot: s)
+      // Slot 0 is shared, and without membarrier no private slot may be used without the lock.
+      if s == 0 || !r.pointee.fastPaths { off = -off }
       c.header.pointee.poolOffset = off
     }
-    slot = PoolHeader.slot(ofOffset: off)
+    slot = PoolHeader.slot(ofOffset: off < 0 ? -off : off)
   }
   return (poolLocalAt(p, slot), slot)
 }
@@ -248,22 +291,28 @@ func poolGetSlow(_ pool: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
   guard let pool, let r = existingPoolRegistry else { return nil }
   let p = pool.assumingMemoryBound(to: PoolHeader.self)
   let (own, slot) = poolLocalOfThread(p)
-  // (The fast path did not look here when this thread had no slot yet.)
-  let x = atomicExchangeUInt(&own.pointee.privateObj, 0)
+  // The thread's own local under its lock: its private object (the fast path did not look when
+  // the thread had no slot yet, or a rotation was taking it), then its chain.
+  lockAcquire(&own.pointee.lock)
+  var x = atomicLoadRelaxedUInt(&own.pointee.privateObj)
+  if x != 0 {
+    atomicStoreRelaxedUInt(&own.pointee.privateObj, 0)
+  } else {
+    var chain = PoolChain(top: own.pointee.top, count: own.pointee.count)
+    x = UInt(bitPattern: poolChainPop(&chain, spare: &own.pointee.spare))
+    own.pointee.top = chain.top
+    atomicStoreRelaxedUInt(&own.pointee.count, chain.count)
+  }
+  lockRelease(&own.pointee.lock)
   if x != 0 { return UnsafeMutableRawPointer(bitPattern: x) }
-  if let x = poolPopShared(own) { return x }
-  // Steal: every other local, starting after this one (Go's order); a local with an empty
-  // chain may still hold a private object.
+  // Steal from every other local's chain, starting after this one (Go's order; private
+  // objects are their owners').
   let limit = poolSlotLimit(r)
   var i = 1
   while i < limit {
     let l = poolLocalAt(p, (slot + i) % limit)
     i += 1
     if let x = poolPopShared(l) { return x }
-    if atomicLoadRelaxedUInt(&l.pointee.privateObj) != 0 {
-      let x = atomicExchangeUInt(&l.pointee.privateObj, 0)
-      if x != 0 { return UnsafeMutableRawPointer(bitPattern: x) }
-    }
   }
   // The victim chain: what the last rotation moved aside.
   if atomicLoadRelaxedUInt(&p.pointee.victim.count) != 0 {
@@ -292,28 +341,25 @@ public func poolAllocate(_ pool: UnsafeMutableRawPointer) -> UnsafeMutableRawPoi
   goMalloc(pool.assumingMemoryBound(to: PoolHeader.self).pointee.size, noscan: true, mallocMode: true)
 }
 
-/// Put past the private slot: the thread's own chain. Returns false (its result only keeps
-/// the call from being a tail call).
+/// Put past the fast path: under the local's lock, into the private slot if it is empty, else
+/// onto the chain. Returns false (the fast path did not take it).
 @inline(never)
 func poolPutSlow(_ pool: UnsafeMutableRawPointer?, _ obj: UnsafeMutableRawPointer?) -> Bool {
   guard let pool, let obj, existingPoolRegistry != nil else { return false }
   let (l, _) = poolLocalOfThread(pool.assumingMemoryBound(to: PoolHeader.self))
-  if atomicCASUInt(&l.pointee.privateObj, 0, UInt(bitPattern: obj)) { return false }
-  poolPushShared(l, obj)
-  return false
-}
-
-/// Pushes obj onto l's chain (a new block when the newest is full; without memory for one,
-/// obj is freed).
-@inline(never)
-func poolPushShared(_ l: UnsafeMutablePointer<PoolLocal>, _ obj: UnsafeMutableRawPointer) {
   lockAcquire(&l.pointee.lock)
+  if atomicLoadRelaxedUInt(&l.pointee.privateObj) == 0 {
+    atomicStoreRelaxedUInt(&l.pointee.privateObj, UInt(bitPattern: obj))
+    lockRelease(&l.pointee.lock)
+    return false
+  }
   var chain = PoolChain(top: l.pointee.top, count: l.pointee.count)
   let ok = poolChainPush(&chain, obj, spare: &l.pointee.spare)
   l.pointee.top = chain.top
   atomicStoreRelaxedUInt(&l.pointee.count, chain.count)
   lockRelease(&l.pointee.lock)
-  if !ok { goFree(obj) }
+  if !ok { goFree(obj) }  // no memory for a block: the object goes back to the heap
+  return false
 }
 
 /// The newest object of l's chain, or nil.
@@ -413,20 +459,32 @@ func poolsRotate(times: Int) -> Int {
 }
 
 /// Every local's chain and private object of pool p, as one chain (an object that finds no
-/// block for it is freed: nothing is lost).
+/// block for it is freed: nothing is lost). Takes the private objects by the protocol in the
+/// file's header: every local locked and revoked, one membarrier, each owner's fast path
+/// waited out. rotateLock held.
 func poolTakeAll(_ r: UnsafeMutablePointer<PoolRegistry>, _ p: UnsafeMutablePointer<PoolHeader>) -> PoolChain {
   var moved = PoolChain()
-  for i in 0..<poolSlotLimit(r) {
+  let limit = poolSlotLimit(r)
+  for i in 0..<limit {
     let l = poolLocalAt(p, i)
-    if atomicLoadRelaxedUInt(&l.pointee.count) != 0 {
-      lockAcquire(&l.pointee.lock)
-      let taken = PoolChain(top: l.pointee.top, count: l.pointee.count)
-      l.pointee.top = nil
-      atomicStoreRelaxedUInt(&l.pointee.count, 0)
-      lockRelease(&l.pointee.lock)
-      poolChainAppend(&moved, taken)
-    }
-    let x = atomicExchangeUInt(&l.pointee.privateObj, 0)
+    lockAcquire(&l.pointee.lock)
+    atomicStoreRelaxed32(&l.pointee.revoke, 1)
+  }
+  if r.pointee.fastPaths && goalloc_membarrier() != 0 {
+    // (Registered, so it cannot fail; if it did, a full fence on this side alone would not do.)
+    fatal("goalloc_pool", "membarrier failed after it was registered")
+  }
+  for i in 0..<limit {
+    let l = poolLocalAt(p, i)
+    while atomicLoad32(&l.pointee.busy) != 0 { goalloc_yield() }
+    let taken = PoolChain(top: l.pointee.top, count: l.pointee.count)
+    l.pointee.top = nil
+    atomicStoreRelaxedUInt(&l.pointee.count, 0)
+    let x = atomicLoadRelaxedUInt(&l.pointee.privateObj)
+    atomicStoreRelaxedUInt(&l.pointee.privateObj, 0)
+    atomicStore32(&l.pointee.revoke, 0)
+    lockRelease(&l.pointee.lock)
+    poolChainAppend(&moved, taken)
     if x != 0, let obj = UnsafeMutableRawPointer(bitPattern: x), !poolChainPush(&moved, obj, spare: nil) {
       goFree(obj)
     }
@@ -546,8 +604,28 @@ func poolEvent(_ event: Int32, _ arg: UnsafeMutableRawPointer?) {
     let c = MCache(raw)
     let off = c.header.pointee.poolOffset
     c.header.pointee.poolOffset = 0
-    let slot = off == 0 ? 0 : PoolHeader.slot(ofOffset: off)
+    let slot = off == 0 ? 0 : PoolHeader.slot(ofOffset: off < 0 ? -off : off)
     if slot == 0 { return }
+    // The thread's private objects onto its chains, where others find them.
+    lockAcquire(&r.pointee.rotateLock)
+    var it = r.pointee.head
+    while let p = it {
+      it = p.pointee.next
+      let l = poolLocalAt(p, slot)
+      lockAcquire(&l.pointee.lock)
+      let x = atomicLoadRelaxedUInt(&l.pointee.privateObj)
+      atomicStoreRelaxedUInt(&l.pointee.privateObj, 0)
+      var ok = true
+      if x != 0 {
+        var chain = PoolChain(top: l.pointee.top, count: l.pointee.count)
+        ok = poolChainPush(&chain, UnsafeMutableRawPointer(bitPattern: x)!, spare: &l.pointee.spare)
+        l.pointee.top = chain.top
+        atomicStoreRelaxedUInt(&l.pointee.count, chain.count)
+      }
+      lockRelease(&l.pointee.lock)
+      if !ok { goFree(UnsafeMutableRawPointer(bitPattern: x)) }
+    }
+    lockRelease(&r.pointee.rotateLock)
     lockAcquire(&r.pointee.lock)
     r.pointee.slotBits[slot &>> 6] &= ~(1 << UInt64(slot & 63))
     lockRelease(&r.pointee.lock)
@@ -562,12 +640,12 @@ func poolEvent(_ event: Int32, _ arg: UnsafeMutableRawPointer?) {
   case PoolEvent.forkChild:
     // Only the forking thread exists here: every lock is free, the other threads' slots too.
     lockReset(&r.pointee.lock)
-    poolsForEachLock(r, .reset)
+    poolsForEachLock(r, .reset)  // (busy and revoke too)
     lockReset(&r.pointee.rotateLock)
     lockReset(&poolInitLock)
     var mine = 0
     if let raw = existingThreadCache(), MCache(raw).header.pointee.poolOffset != 0 {
-      mine = PoolHeader.slot(ofOffset: MCache(raw).header.pointee.poolOffset)
+      mine = PoolHeader.slot(ofOffset: abs(MCache(raw).header.pointee.poolOffset))
     }
     for w in 0..<(PoolHeader.slots / 64) { r.pointee.slotBits[w] = 0 }
     r.pointee.slotBits[0] = 1
@@ -597,7 +675,14 @@ func poolsForEachLock(_ r: UnsafeMutablePointer<PoolRegistry>, _ action: PoolLoc
   var it = r.pointee.head
   while let p = it {
     it = p.pointee.next
-    for i in 0..<poolSlotLimit(r) { poolLockDo(&poolLocalAt(p, i).pointee.lock, action) }
+    for i in 0..<poolSlotLimit(r) {
+      let l = poolLocalAt(p, i)
+      poolLockDo(&l.pointee.lock, action)
+      if action == .reset {
+        atomicStoreRelaxed32(&l.pointee.busy, 0)
+        atomicStoreRelaxed32(&l.pointee.revoke, 0)
+      }
+    }
     poolLockDo(&p.pointee.victimLock, action)
   }
 }
@@ -622,5 +707,19 @@ package func _poolsTickForTesting(_ ticks: Int) -> Int {
 /// The calling thread's slot in every pool (-1: none yet), for tests.
 package func _poolSlotForTesting() -> Int {
   guard let raw = existingThreadCache(), MCache(raw).header.pointee.poolOffset != 0 else { return -1 }
-  return PoolHeader.slot(ofOffset: MCache(raw).header.pointee.poolOffset)
+  return PoolHeader.slot(ofOffset: abs(MCache(raw).header.pointee.poolOffset))
 }
+
+/// Whether threads that take a slot from now on get the fast paths (as when membarrier(2) is
+/// refused: false), for tests; returns the old setting.
+package func _poolSetFastPathsForTesting(_ on: Bool) -> Bool {
+  guard let r = existingPoolRegistry else { return false }
+  lockAcquire(&r.pointee.rotateLock)
+  defer { lockRelease(&r.pointee.rotateLock) }
+  let old = r.pointee.fastPaths
+  r.pointee.fastPaths = on
+  return old
+}
+
+/// `times` rotations of every pool (as malloc_trim makes two), for tests; the objects freed.
+package func _poolsRotateForTesting(times: Int) -> Int { poolsRotate(times: times) }

@@ -7,6 +7,7 @@
 
 import CGoAllocShim
 import Dispatch
+import Foundation
 import GoAlloc
 import GoAllocCore
 import Synchronization
@@ -91,9 +92,77 @@ struct PoolItem {
       while let p = pool.get() {
         #expect(seen.insert(p).inserted, "an object came out twice")
       }
-      #expect(seen.count + Int(pool.stats.dropped) == n, "drained \(seen.count), dropped \(dropped)..\(pool.stats.dropped)")
+      // What is left is in the private slots of the worker threads, which live on (their
+      // owners' alone: Go's rule); a rotation would take them.
+      let left = Int(pool.stats.pooled)
+      #expect(seen.count + left + Int(pool.stats.dropped) == n,
+              "drained \(seen.count), private \(left), dropped \(dropped)..\(pool.stats.dropped)")
       for p in seen { GoAlloc.deallocate(p) }
     }
+  }
+
+  @Test("rotations back to back while a thread gets and puts its private object: never both")
+  func rotationRacesPrivateSlot() {
+    let pool = Pool<PoolItem>()
+    let made = 64
+    for _ in 0..<made { pool.put(GoAlloc.allocateZeroed(MemoryLayout<PoolItem>.stride)!.assumingMemoryBound(to: PoolItem.self)) }
+    let stop = Atomic<Bool>(false), doubles = Atomic<Int>(0), gets = Atomic<Int>(0)
+    let worker = Thread {
+      var n = 0
+      while !stop.load(ordering: .relaxed) {
+        guard let p = pool.get() else { continue }
+        if !ownerWord(p).pointee.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged {
+          doubles.add(1, ordering: .relaxed)
+        }
+        n += 1
+        ownerWord(p).pointee.store(0, ordering: .releasing)
+        pool.put(p)
+      }
+      gets.store(n, ordering: .relaxed)
+    }
+    worker.start()
+    var added = 0
+    for i in 0..<20_000 {
+      _ = _poolsRotateForTesting(times: 1)
+      if i % 2 == 0 {  // (two rotations drop what one moved aside: keep the pool fed)
+        pool.put(GoAlloc.allocateZeroed(MemoryLayout<PoolItem>.stride)!.assumingMemoryBound(to: PoolItem.self))
+        added += 1
+      }
+    }
+    stop.store(true, ordering: .relaxed)
+    while gets.load(ordering: .relaxed) == 0 && !worker.isFinished { usleep(1000) }
+    while !worker.isFinished { usleep(1000) }
+    #expect(doubles.load(ordering: .relaxed) == 0)
+    var drained = 0
+    while let p = pool.get() { GoAlloc.deallocate(p); drained += 1 }
+    let s = pool.stats
+    #expect(drained + Int(s.dropped) == made + added, "drained \(drained), dropped \(s.dropped), made \(made + added)")
+  }
+
+  @Test("without membarrier(2) a thread takes the lock every time: same results")
+  func withoutFastPaths() {
+    let pool = Pool<PoolItem> { PoolItem(owner: 0, id: 3) }
+    let old = _poolSetFastPathsForTesting(false)
+    defer { _ = _poolSetFastPathsForTesting(old) }
+    let done = Atomic<Bool>(false)
+    let t = Thread { _withExclusiveGlobalHeapForTesting {
+      let a = pool.get()!, b = pool.get()!
+      a.pointee.id = 11
+      pool.put(a)
+      pool.put(b)
+      let c = pool.get()!
+      #expect(c == a && c.pointee.id == 11)
+      #expect(_poolSlotForTesting() > 0)
+      pool.put(c)
+      _ = _poolsRotateForTesting(times: 1)  // the private object moves aside, a Get still finds it
+      let d = pool.get()!, e = pool.get()!
+      #expect(pool.stats.created == 2 && Set([d, e]) == Set([a, b]))
+      pool.put(d)
+      pool.put(e)
+      done.store(true, ordering: .releasing)
+    } }
+    t.start()
+    while !done.load(ordering: .acquiring) { usleep(1000) }
   }
 
   @Test("victim rule: one collection moves everything aside, the second frees it",

@@ -36,6 +36,9 @@ struct PoolCTests {
   @Test("the same while 40 collections rotate the pool: every object is pooled or was freed once")
   func threadsWithCollections() async throws { Self.expectAllOK(try await Self.run("threads-gc"), atLeast: 4) }
 
+  @Test("the same while 200 malloc_trims take the threads' private objects (membarrier protocol)")
+  func threadsWithTrims() async throws { Self.expectAllOK(try await Self.run("threads-trim"), atLeast: 4) }
+
   @Test("victim rule over collections: moved aside by one, freed by the next")
   func victim() async throws { Self.expectAllOK(try await Self.run("victim"), atLeast: 4) }
 

@@ -190,9 +190,10 @@ static void *worker(void *arg) {
 }
 
 /// OBJECTS objects (malloc'd) into a pool without init, THREADS threads getting and putting,
-/// handing objects to each other, while `collections` collections run (GC mode) or none.
+/// handing objects to each other, while `collections` collections run (GC mode), or `trims`
+/// malloc_trim calls (each two rotations, racing the threads' private slots), or neither.
 /// Afterwards every object is in the pool or was dropped by a rotation: none lost, none twice.
-static void threads(int collections) {
+static void threads(int collections, int trims) {
   shared_pool = goalloc_pool_create(sizeof(struct obj), NULL, NULL);
   for (int i = 0; i < OBJECTS; i++) {
     struct obj *o = calloc(1, sizeof *o);
@@ -205,6 +206,16 @@ static void threads(int collections) {
   for (int c = 0; c < collections; c++) {
     if (goalloc_gc_collect() != 0) { printf("FAIL collect refused\n"); failures++; }
     usleep(1000);
+  }
+  for (int c = 0; c < trims; c++) {
+    // Objects the threads put meanwhile: the pool would run dry after the first trims.
+    for (int i = 0; i < 4; i++) {
+      struct obj *o = calloc(1, sizeof *o);
+      o->id = (uint64_t)(OBJECTS + c * 4 + i);
+      goalloc_pool_put(shared_pool, o);
+    }
+    malloc_trim(0);
+    usleep(200);
   }
   for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
   for (int i = 0; i < THREADS; i++) {
@@ -220,10 +231,13 @@ static void threads(int collections) {
   int dup;
   size_t n = drain(shared_pool, &all, &dup);
   CHECK("threads: no object came out twice", !dup, "");
-  CHECK("threads: every object is in the pool or was dropped", n + s.dropped == OBJECTS,
-        "drained %zu + dropped %llu != %d (rotations %llu)", n, (unsigned long long)s.dropped, OBJECTS,
+  CHECK("threads: every object is in the pool or was dropped", n + s.dropped == (size_t)(OBJECTS + 4 * trims),
+        "drained %zu + dropped %llu != %d (rotations %llu)", n, (unsigned long long)s.dropped, OBJECTS + 4 * trims,
         (unsigned long long)s.rotations);
-  if (collections > 0) {
+  if (trims > 0) {
+    CHECK("threads: malloc_trim rotated the pool twice each time", s.rotations == (uint64_t)(2 * trims) && s.dropped > 0,
+          "rotations %llu dropped %llu", (unsigned long long)s.rotations, (unsigned long long)s.dropped);
+  } else if (collections > 0) {
     CHECK("threads: collections rotated the pool", s.rotations >= (uint64_t)collections, "rotations %llu",
           (unsigned long long)s.rotations);
   } else {
@@ -366,8 +380,9 @@ static void forks(void) {
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "";
   if (!strcmp(what, "basic")) basic();
-  else if (!strcmp(what, "threads")) threads(0);
-  else if (!strcmp(what, "threads-gc")) threads(40);
+  else if (!strcmp(what, "threads")) threads(0, 0);
+  else if (!strcmp(what, "threads-gc")) threads(40, 0);
+  else if (!strcmp(what, "threads-trim")) threads(0, 200);
   else if (!strcmp(what, "victim")) victim();
   else if (!strcmp(what, "trim")) trim();
   else if (!strcmp(what, "exit")) exiting();
