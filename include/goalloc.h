@@ -139,23 +139,26 @@ void *goalloc_gc_base(void *p);
 /* ---- Pools: objects of one size kept for reuse (Go's sync.Pool) ----------------------------
  *
  * A pool hands back objects that were put into it, so a program that allocates and frees the
- * same kind of object over and over skips malloc and free. Each thread has a private slot and
- * a chain of its own; a thread whose own are empty takes from the other threads' (and from the
- * victim cache, below) before it makes a new object. An object's bytes are kept as they were
- * put (the pool only keeps pointers); Get returns any pooled object, not necessarily the last
- * one this thread put.
+ * same kind of object over and over skips malloc, free and its own initialization. Each thread
+ * has a private slot (its own: get and put reach it with plain loads and stores) and a chain of
+ * its own; a thread whose own are empty takes from the other threads' chains and from the
+ * victim cache (below) before it makes a new object. An object's bytes stay as they were put
+ * (the pool keeps pointers only); get returns any pooled object, not necessarily the last one
+ * this thread put. A thread's exit moves its private objects to its chain.
  *
  * A pool does not keep objects forever (Go 1.13's victim rule): a rotation moves everything the
- * pool holds to its victim cache, where Get still finds it, and frees (free()) what the victim
- * cache held, so an object left in the pool is freed by the second rotation after its Put.
- * Rotations: after every collection of the GC mode (goalloc_gc_collect or paced); without the
- * GC mode, every 10th tick (1 s) of the background scavenger, which runs once the heap has
- * grown past a few MiB; and malloc_trim() or goalloc_release_free_memory() free everything
- * every pool holds. Because of that, a pooled object must not be the only reference to other
+ * pool holds, private slots included, to its victim cache, where get still finds it, and frees
+ * (free()) what the victim cache held, so an object left in the pool is freed by the second
+ * rotation after its put. Rotations: after every collection of the GC mode (goalloc_gc_collect
+ * or paced); without the GC mode, every 10th tick (1 s) of the background scavenger, which runs
+ * once the heap has grown past a few MiB; malloc_trim() and goalloc_release_free_memory() free
+ * everything every pool holds. So a pooled object must not be the only reference to other
  * memory (it would leak), and pooled objects are malloc memory: in the GC mode they are not
  * scanned, so do not keep collected pointers in them.
  *
- * Thread-safe: any thread may get and put, for any pool. */
+ * Thread-safe: any thread may get and put, for any pool. Not async-signal-safe (as malloc). A
+ * rotation takes private objects with membarrier(2); where the kernel refuses it, every get and
+ * put takes a lock instead. */
 typedef struct goalloc_pool goalloc_pool;
 
 /* A pool of objects of size bytes (0 counts as 1). init, if not NULL, is called by
@@ -183,7 +186,7 @@ struct goalloc_pool_stats {
   uint64_t pooled;     /* objects in the threads' private slots and chains */
   uint64_t victims;    /* objects in the victim cache */
   uint64_t created;    /* objects made for init */
-  uint64_t dropped;    /* objects freed by rotations, malloc_trim and destroy's predecessors */
+  uint64_t dropped;    /* objects freed by rotations (malloc_trim: two rotations) */
   uint64_t rotations;  /* rotations so far */
 };
 /* Fills *out (pooled and victims are exact when no thread uses the pool meanwhile). */

@@ -6,8 +6,9 @@ import GoAllocCore
 ///
 /// `get()` returns memory of a value that was `put` back (any thread's, with the value it had),
 /// or memory initialized by `make` when the pool is empty (nil without `make`). `put(_:)` gives
-/// it back: the caller must not use it afterwards. Each thread has a private slot and a chain
-/// of its own; others steal from them before making new values.
+/// it back: the caller must not use it afterwards. Each thread has a private slot (its own,
+/// reached with plain loads and stores) and a chain that others steal from before they make
+/// new values.
 ///
 /// The pool does not pin memory (Go 1.13's victim rule): a rotation moves everything pooled to
 /// a victim cache that `get` still reads, and frees what the victim cache held. Rotations come

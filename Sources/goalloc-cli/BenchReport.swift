@@ -152,22 +152,21 @@ enum Report {
   }
 
   /// The pool row beside pair's malloc/free of the same size (64 B) and Go's sync.Pool: the
-  /// instructions of one iteration (loop included) and the nanoseconds the programs print.
+  /// instructions of one iteration (loop included) and the nanoseconds of the median run per iteration.
   static func poolSection(_ r: Results, _ ir: [String: [String: Double]]) -> String {
     guard let pw = r.workloads.firstIndex(where: { $0.name == "pool" }) else { return "" }
     let mw = r.workloads.firstIndex { $0.name == "pair" }
+    // The median run's wall time over its iterations (process start-up included: under 1 %).
     func ns(_ w: Int?, _ name: String) -> String {
-      guard let w, let a = r.index(of: name) else { return "-" }
-      let line = r.cells[w][a].line
-      guard let end = line.range(of: " ns per")?.lowerBound,
-            let start = line[..<end].lastIndex(of: " ") else { return "-" }
-      return String(line[line.index(after: start)..<end])
+      guard let w, let a = r.index(of: name), let t = r.median(.wall, w, a),
+            let ops = Report.parseFields(r.cells[w][a].line)["ops"].flatMap(Double.init), ops > 0 else { return "-" }
+      return GoAllocFormat.fixed(t * 1e9 / ops, 2)
     }
     func instr(_ workload: String, _ name: String) -> String {
       ir[workload]?[name].map { GoAllocFormat.fixed($0, 1) } ?? "-"
     }
     var md = "One iteration of each loop (object or block of 64 B, one byte written): instructions from "
-    md += "callgrind (--callgrind; the loop's own included) and the nanoseconds per iteration the program prints.\n\n"
+    md += "callgrind (--callgrind; the loop's own included), and nanoseconds: the median run's wall time over its iterations.\n\n"
     md += "| what | instructions | ns |\n| --- | ---: | ---: |\n"
     md += "| GoAlloc pool: goalloc_pool_get + goalloc_pool_put | \(instr("pool", "goalloc")) | \(ns(pw, "goalloc")) |\n"
     for a in r.allocators where !a.isGo {
