@@ -123,7 +123,8 @@ struct PoolRegistry {
   var blocks = FixAlloc(size: PoolBlock.bytes)
   var slotBits: UnsafeMutablePointer<UInt64>    // [slots / 64]: slots held by live threads
   var highSlot: UInt = 0                        // atomic: the highest slot ever handed out
-  var fastPaths = false                         // membarrier works: threads get positive offsets
+  var membarrier = false                        // membarrier(2) is registered (rotations use it)
+  var fastPaths = false                         // threads get fast paths (= membarrier; tests change it)
   var ticks = 0                                 // scavenger ticks seen (rotateLock)
 }
 
@@ -145,7 +146,8 @@ func poolRegistry() -> UnsafeMutablePointer<PoolRegistry>? {
   let r = mem.bindMemory(to: PoolRegistry.self, capacity: 1)
   r.initialize(to: PoolRegistry(slotBits: (mem + head).bindMemory(to: UInt64.self, capacity: PoolHeader.slots / 64)))
   r.pointee.slotBits[0] = 1  // slot 0: shared by threads without a slot of their own
-  r.pointee.fastPaths = goalloc_membarrier_register() == 0
+  r.pointee.membarrier = goalloc_membarrier_register() == 0
+  r.pointee.fastPaths = r.pointee.membarrier
   atomicStoreUInt(&poolRegistryWord, UInt(bitPattern: r))
   h.pointee.poolEvents = poolEvent
   return r
@@ -470,7 +472,7 @@ func poolTakeAll(_ r: UnsafeMutablePointer<PoolRegistry>, _ p: UnsafeMutablePoin
     lockAcquire(&l.pointee.lock)
     atomicStoreRelaxed32(&l.pointee.revoke, 1)
   }
-  if r.pointee.fastPaths && goalloc_membarrier() != 0 {
+  if r.pointee.membarrier && goalloc_membarrier() != 0 {
     // (Registered, so it cannot fail; if it did, a full fence on this side alone would not do.)
     fatal("goalloc_pool", "membarrier failed after it was registered")
   }
@@ -717,7 +719,7 @@ package func _poolSetFastPathsForTesting(_ on: Bool) -> Bool {
   lockAcquire(&r.pointee.rotateLock)
   defer { lockRelease(&r.pointee.rotateLock) }
   let old = r.pointee.fastPaths
-  r.pointee.fastPaths = on
+  r.pointee.fastPaths = on && r.pointee.membarrier
   return old
 }
 
