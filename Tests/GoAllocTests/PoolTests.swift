@@ -6,7 +6,6 @@
 // the counts checked here hold whatever rotations run meanwhile unless they hold the lock.
 
 import CGoAllocShim
-import Dispatch
 import Foundation
 import GoAlloc
 import GoAllocCore
@@ -21,6 +20,29 @@ struct PoolItem {
 
 @inline(__always) func ownerWord(_ p: UnsafeMutablePointer<PoolItem>) -> UnsafeMutablePointer<Atomic<UInt>> {
   UnsafeMutableRawPointer(p).assumingMemoryBound(to: Atomic<UInt>.self)
+}
+
+/// Starts n threads running body(0..<n); the returned function joins them (so their caches are
+/// gone, and the counters settled, when it returns: the other tests compare global counters).
+func startThreads(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) -> () -> Void {
+  final class Job {
+    let body: @Sendable (Int) -> Void
+    let index: Int
+    init(_ body: @escaping @Sendable (Int) -> Void, _ index: Int) { self.body = body; self.index = index }
+  }
+  var tids: [pthread_t] = []
+  for i in 0..<n {
+    var t = pthread_t()
+    let job = Unmanaged.passRetained(Job(body, i)).toOpaque()
+    let rc = pthread_create(&t, nil, { arg in
+      let job = Unmanaged<Job>.fromOpaque(arg!).takeRetainedValue()
+      job.body(job.index)
+      return nil
+    }, job)
+    precondition(rc == 0, "pthread_create failed")
+    tids.append(t)
+  }
+  return { for t in tids { pthread_join(t, nil) } }
 }
 
 @Suite(.serialized) struct PoolTests {
@@ -50,7 +72,7 @@ struct PoolItem {
   } }
 
   @Test("threads get, put and hand objects to each other: none lost, none handed to two callers")
-  func threads() {
+  func threads() { _withExclusiveGlobalHeapForTesting {
     let pool = Pool<PoolItem>()
     let n = 200
     for i in 0..<n {
@@ -60,7 +82,7 @@ struct PoolItem {
     }
     let doubles = Atomic<Int>(0)
     let mailbox = Mutex<[UInt]>([])
-    DispatchQueue.concurrentPerform(iterations: 8) { t in
+    startThreads(8) { t in
       let me = UInt(t + 1)
       var held: [UnsafeMutablePointer<PoolItem>] = []
       for i in 0..<4000 {
@@ -83,44 +105,36 @@ struct PoolItem {
         held.removeAll(keepingCapacity: true)
         if let x = mailbox.withLock({ $0.popLast() }) { pool.put(UnsafeMutablePointer(bitPattern: x)!) }
       }
-    }
+    }()
     for x in mailbox.withLock({ $0 }) { pool.put(UnsafeMutablePointer(bitPattern: x)!) }
     #expect(doubles.load(ordering: .relaxed) == 0)
-    _withExclusiveGlobalHeapForTesting {
-      let dropped = Int(pool.stats.dropped)
-      var seen = Set<UnsafeMutablePointer<PoolItem>>()
-      while let p = pool.get() {
-        #expect(seen.insert(p).inserted, "an object came out twice")
-      }
-      // What is left is in the private slots of the worker threads, which live on (their
-      // owners' alone: Go's rule); a rotation would take them.
-      let left = Int(pool.stats.pooled)
-      #expect(seen.count + left + Int(pool.stats.dropped) == n,
-              "drained \(seen.count), private \(left), dropped \(dropped)..\(pool.stats.dropped)")
-      for p in seen { GoAlloc.deallocate(p) }
+    // The workers exited: their private objects went to their chains, where this thread finds
+    // them.
+    var seen = Set<UnsafeMutablePointer<PoolItem>>()
+    while let p = pool.get() {
+      #expect(seen.insert(p).inserted, "an object came out twice")
     }
-  }
+    let s = pool.stats
+    #expect(seen.count + Int(s.dropped) == n && s.pooled == 0, "drained \(seen.count), dropped \(s.dropped), left \(s.pooled)")
+    for p in seen { GoAlloc.deallocate(p) }
+  } }
 
   @Test("rotations back to back while a thread gets and puts its private object: never both")
-  func rotationRacesPrivateSlot() {
+  func rotationRacesPrivateSlot() { _withExclusiveGlobalHeapForTesting {
     let pool = Pool<PoolItem>()
     let made = 64
     for _ in 0..<made { pool.put(GoAlloc.allocateZeroed(MemoryLayout<PoolItem>.stride)!.assumingMemoryBound(to: PoolItem.self)) }
-    let stop = Atomic<Bool>(false), doubles = Atomic<Int>(0), gets = Atomic<Int>(0)
-    let worker = Thread {
-      var n = 0
+    let stop = Atomic<Bool>(false), doubles = Atomic<Int>(0)
+    let join = startThreads(1) { _ in
       while !stop.load(ordering: .relaxed) {
         guard let p = pool.get() else { continue }
         if !ownerWord(p).pointee.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged {
           doubles.add(1, ordering: .relaxed)
         }
-        n += 1
         ownerWord(p).pointee.store(0, ordering: .releasing)
         pool.put(p)
       }
-      gets.store(n, ordering: .relaxed)
     }
-    worker.start()
     var added = 0
     for i in 0..<20_000 {
       _ = _poolsRotateForTesting(times: 1)
@@ -130,22 +144,20 @@ struct PoolItem {
       }
     }
     stop.store(true, ordering: .relaxed)
-    while gets.load(ordering: .relaxed) == 0 && !worker.isFinished { usleep(1000) }
-    while !worker.isFinished { usleep(1000) }
+    join()
     #expect(doubles.load(ordering: .relaxed) == 0)
     var drained = 0
     while let p = pool.get() { GoAlloc.deallocate(p); drained += 1 }
     let s = pool.stats
     #expect(drained + Int(s.dropped) == made + added, "drained \(drained), dropped \(s.dropped), made \(made + added)")
-  }
+  } }
 
   @Test("without membarrier(2) a thread takes the lock every time: same results")
-  func withoutFastPaths() {
+  func withoutFastPaths() { _withExclusiveGlobalHeapForTesting {
     let pool = Pool<PoolItem> { PoolItem(owner: 0, id: 3) }
     let old = _poolSetFastPathsForTesting(false)
     defer { _ = _poolSetFastPathsForTesting(old) }
-    let done = Atomic<Bool>(false)
-    let t = Thread { _withExclusiveGlobalHeapForTesting {
+    startThreads(1) { _ in
       let a = pool.get()!, b = pool.get()!
       a.pointee.id = 11
       pool.put(a)
@@ -159,11 +171,8 @@ struct PoolItem {
       #expect(pool.stats.created == 2 && Set([d, e]) == Set([a, b]))
       pool.put(d)
       pool.put(e)
-      done.store(true, ordering: .releasing)
-    } }
-    t.start()
-    while !done.load(ordering: .acquiring) { usleep(1000) }
-  }
+    }()
+  } }
 
   @Test("victim rule: one collection moves everything aside, the second frees it",
         .enabled(if: goalloc_built_with_tsan() == 0, "stop-the-world signals are deferred by ThreadSanitizer"))
