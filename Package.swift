@@ -58,7 +58,7 @@ let package = Package(
     .target(name: "GoAllocTools", dependencies: ["GoAllocCore"]),
     .executableTarget(
       name: "goalloc-cli",
-      dependencies: ["GoAllocTools", "SizeClassGenerator",
+      dependencies: ["GoAlloc", "GoAllocTools", "SizeClassGenerator",
                      .product(name: "ArgumentParser", package: "swift-argument-parser")]),
     .testTarget(name: "GoAllocCoreTests", dependencies: ["GoAllocCore", "CGoAllocShim"]),
     .testTarget(name: "GoAllocTests",

@@ -14,6 +14,8 @@ import sys
 
 # Highest tier first. The numbers are what matters: calls go from higher to lower or equal.
 TIERS = {
+    # objects the program pools for reuse (Go's sync.Pool): above every entry point it uses
+    7: ["Pool"],
     # entry points, process and thread lifecycle, and the tools that read every tier
     6: ["Malloc", "Free", "Realloc", "Process", "TestingSupport",
         "MemStats", "HeapMap", "Invariants", "AllocTrace", "HeapProfile",

@@ -137,6 +137,62 @@ int goalloc_gc_remove_roots(void *lo, void *hi);
  * GoAlloc's heap (for small objects: any slot ever handed out, free or not). */
 void *goalloc_gc_base(void *p);
 
+/* ---- Pools: objects of one size kept for reuse (Go's sync.Pool) ----------------------------
+ *
+ * A pool hands back objects that were put into it, so a program that allocates and frees the
+ * same kind of object over and over skips malloc, free and its own initialization. Each thread
+ * has a private slot (its own: get and put reach it with plain loads and stores) and a chain of
+ * its own; a thread whose own are empty takes from the other threads' chains and from the
+ * victim cache (below) before it makes a new object. An object's bytes stay as they were put
+ * (the pool keeps pointers only); get returns any pooled object, not necessarily the last one
+ * this thread put. A thread's exit moves its private objects to its chain.
+ *
+ * A pool does not keep objects forever (Go 1.13's victim rule): a rotation moves everything the
+ * pool holds, private slots included, to its victim cache, where get still finds it, and frees
+ * (free()) what the victim cache held, so an object left in the pool is freed by the second
+ * rotation after its put. Rotations: after every collection of the GC mode (goalloc_gc_collect
+ * or paced); without the GC mode, every 10th tick (1 s) of the background scavenger, which runs
+ * once the heap has grown past a few MiB; malloc_trim() and goalloc_release_free_memory() free
+ * everything every pool holds. So a pooled object must not be the only reference to other
+ * memory (it would leak), and pooled objects are malloc memory: in the GC mode they are not
+ * scanned, so do not keep collected pointers in them.
+ *
+ * Thread-safe: any thread may get and put, for any pool. Not async-signal-safe (as malloc). A
+ * rotation takes private objects with membarrier(2); where the kernel refuses it, every get and
+ * put takes a lock instead. */
+typedef struct goalloc_pool goalloc_pool;
+
+/* A pool of objects of size bytes (0 counts as 1). init, if not NULL, is called by
+ * goalloc_pool_get on a fresh object (size bytes from malloc, not zeroed) when the pool is
+ * empty, with arg; it runs on the caller's thread with no lock of GoAlloc held, and may call
+ * anything but goalloc_pool_destroy of this pool. NULL with errno = ENOMEM when memory runs
+ * out or size is too large to allocate. */
+goalloc_pool *goalloc_pool_create(size_t size, void (*init)(void *obj, void *arg), void *arg);
+/* An object of the pool, or a new one from init; NULL when the pool is empty and has no init
+ * (or malloc fails), or when pool is NULL. Free an object with free() or put it back. */
+void *goalloc_pool_get(goalloc_pool *pool);
+/* Puts obj into the pool (NULL obj or pool: nothing). obj must be a live object from this
+ * library's malloc with at least the pool's size bytes (one from goalloc_pool_get of this pool,
+ * or from malloc(size)); after the call it is the pool's: using it, freeing it, or putting it
+ * twice is a use after free or a double free (reported, as free() reports one, when the pool
+ * frees it). */
+void goalloc_pool_put(goalloc_pool *pool, void *obj);
+/* Frees every object the pool holds, then the pool. No thread may use the pool during or after
+ * the call; objects handed out stay the caller's. A pool destroyed already is reported in one
+ * line on stderr and ignored (as long as its memory was not reused by a newer pool). */
+void goalloc_pool_destroy(goalloc_pool *pool);
+
+struct goalloc_pool_stats {
+  uint64_t size;       /* bytes per object */
+  uint64_t pooled;     /* objects in the threads' private slots and chains */
+  uint64_t victims;    /* objects in the victim cache */
+  uint64_t created;    /* objects made for init */
+  uint64_t dropped;    /* objects freed by rotations (malloc_trim: two rotations) */
+  uint64_t rotations;  /* rotations so far */
+};
+/* Fills *out (pooled and victims are exact when no thread uses the pool meanwhile). */
+void goalloc_pool_stats(goalloc_pool *pool, struct goalloc_pool_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

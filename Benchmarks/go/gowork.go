@@ -4,6 +4,8 @@
 //
 // Usage: gowork pair [iterations] [size]
 //
+//	gowork pool [iterations] [size]   sync.Pool Get + write + Put (Benchmarks/workloads/pool.c)
+//
 //	gowork churn [ops] [slots] [seed]
 //
 // The result lines have the same shape as the C workloads' (Benchmarks/workloads/pair.c, churn.c),
@@ -15,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -133,6 +136,25 @@ func pair() {
 	fmt.Printf("pair: ops=%d %.2f ns per allocation of %d B (Go, garbage collected)\n", n, ns, size)
 }
 
+// pool mirrors Benchmarks/workloads/pool.c with Go's sync.Pool: each object is a *[]byte of
+// size bytes (a pointer, so Put does not allocate), made by New when the pool is empty.
+func pool() {
+	n, size := arg(2, 50000000), arg(3, 64)
+	p := sync.Pool{New: func() any { b := make([]byte, size); return &b }}
+	for i := 0; i < 1000; i++ {
+		b := p.Get().(*[]byte)
+		p.Put(b)
+	}
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		b := p.Get().(*[]byte)
+		(*b)[0] = byte(i)
+		p.Put(b)
+	}
+	ns := float64(time.Since(start).Nanoseconds()) / float64(n)
+	fmt.Printf("pool: ops=%d %.2f ns per Get/Put pair of %d B (Go's sync.Pool)\n", n, ns, size)
+}
+
 func churn() {
 	ops, nslots, seed := arg(2, 2000000), arg(3, 100000), arg(4, 1)
 	r := newRng(uint64(seed))
@@ -166,7 +188,7 @@ func churn() {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: gowork pair|churn [args...]")
+		fmt.Fprintln(os.Stderr, "usage: gowork pair|churn|pool [args...]")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -174,6 +196,8 @@ func main() {
 		pair()
 	case "churn":
 		churn()
+	case "pool":
+		pool()
 	default:
 		fail("unknown workload %s", os.Args[1])
 	}

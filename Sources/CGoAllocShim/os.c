@@ -4,6 +4,8 @@
 #include "goalloc_os.h"
 #include <errno.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -117,3 +119,19 @@ int goalloc_errno_enomem(void) { return ENOMEM; }
 int goalloc_errno_einval(void) { return EINVAL; }
 void goalloc_abort(void) { abort(); }
 long goalloc_gettid(void) { return syscall(SYS_gettid); }
+
+int goalloc_membarrier_register(void) {
+  int saved = errno;
+  long r = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0);
+  errno = saved;
+  return r == 0 ? 0 : -1;
+}
+
+int goalloc_membarrier(void) {
+  int saved = errno;
+  long r = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+  errno = saved;
+  return r == 0 ? 0 : -1;
+}
+
+void goalloc_yield(void) { sched_yield(); }

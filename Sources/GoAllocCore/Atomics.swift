@@ -60,6 +60,12 @@ func atomicCAS64(_ p: UnsafeMutablePointer<UInt64>, _ expected: UInt64, _ desire
 @inline(__always) @usableFromInline func atomicLoad32(_ p: UnsafeMutablePointer<UInt32>) -> UInt32 {
   _atomic32(p).pointee.load(ordering: .acquiring)
 }
+@inline(__always) @usableFromInline func atomicLoadRelaxed32(_ p: UnsafeMutablePointer<UInt32>) -> UInt32 {
+  _atomic32(p).pointee.load(ordering: .relaxed)
+}
+@inline(__always) @usableFromInline func atomicStoreRelaxed32(_ p: UnsafeMutablePointer<UInt32>, _ v: UInt32) {
+  _atomic32(p).pointee.store(v, ordering: .relaxed)
+}
 @inline(__always) @usableFromInline func atomicStore32(_ p: UnsafeMutablePointer<UInt32>, _ v: UInt32) {
   _atomic32(p).pointee.store(v, ordering: .releasing)
 }

@@ -70,6 +70,7 @@ public struct MCacheHeader {
   var gc: UnsafeMutableRawPointer? = nil        // the thread's GC cache (MGC.swift), once it used one
   var gcThread: UnsafeMutableRawPointer? = nil  // its goalloc_gc_thread (stw.c): set for the global heap's caches
   var lean = false             // MemoryLimit: near the heap's memory limit (lists closed)
+  var poolOffset = 0           // Pool.swift: the byte offset of this thread's local in every pool (0: no slot yet)
 }
 
 public struct MCacheLink {

@@ -171,6 +171,9 @@ func gcCollect(forced: Bool) -> Int32 {
   // The caller's callee-saved registers go onto its stack; the cycle scans from below them.
   goalloc_gc_with_registers(gcCycleEntry, UnsafeMutableRawPointer(gc))
   lockRelease(&gc.pointee.lock)
+  // Pools: what they held goes to their victim caches, what those held is freed (Go 1.13's
+  // victim rule). After the cycle, with no lock held: the pools free objects.
+  reportPoolEvent(h, PoolEvent.collected)
   return 0
 }
 

@@ -76,6 +76,9 @@ public struct MHeap {
   /// Takes the threads' LargeBins back to the page heap (argument: this heap; idle caches only?);
   /// returns the pages. Installed by the heap's first MCache (set once, under the heap lock).
   var binThief: (@convention(c) (UnsafeMutableRawPointer, Bool) -> Int)? = nil
+  /// The pools' handler of the heap's events (PoolEvent; argument: the cache for `cacheGone`),
+  /// installed by the process's first pool (Pool.swift); nil while there is none.
+  var poolEvents: (@convention(c) (Int32, UnsafeMutableRawPointer?) -> Void)? = nil
 
   /// A new heap in its own mappings, or nil when the OS refuses memory.
   public static func create() -> UnsafeMutablePointer<MHeap>? {
@@ -152,6 +155,23 @@ struct HeapBlock {
 }
 
 /// The live mcaches of a heap and their lock (apart from MHeap: a different lock domain).
+/// What the heap reports to the pools (Pool.swift) through `MHeap.poolEvents`: the tiers below
+/// never name the pools' own functions.
+enum PoolEvent {
+  static let collected: Int32 = 1     // a collection of the GC mode completed
+  static let tick: Int32 = 2          // a scavenger tick
+  static let trim: Int32 = 3          // malloc_trim / goalloc_release_free_memory
+  static let cacheGone: Int32 = 4     // a thread's cache is about to go (argument: the cache)
+  static let forkPrepare: Int32 = 5
+  static let forkParent: Int32 = 6
+  static let forkChild: Int32 = 7
+}
+
+/// Sends a PoolEvent to the pools, if there are any.
+@inline(__always) func reportPoolEvent(_ h: UnsafeMutablePointer<MHeap>, _ event: Int32, _ arg: UnsafeMutableRawPointer? = nil) {
+  if let e = h.pointee.poolEvents { e(event, arg) }
+}
+
 public struct CacheList {
   var _first: UInt64 = 0  // no atomics at offset 0 (see MHeap)
   var lock: LockWord = 0

@@ -285,9 +285,11 @@ public func goAlignedAlloc(_ size: Int, alignment: Int, noscan: Bool = true, zer
 /// Gives empty spans back to the page heap and every free page back to the OS.
 /// Returns the bytes released to the OS.
 @discardableResult public func goReleaseFreeMemory() -> Int {
-  // The calling thread's free lists first: their objects may be all that holds a span.
-  if let raw = existingThreadCache() { MCache(raw).flushLists() }
   guard let h = globalHeap() else { return 0 }
+  // Pools drop everything they hold (Pool.swift), then the calling thread's free lists go
+  // back: their objects may be all that holds a span.
+  reportPoolEvent(h, PoolEvent.trim)
+  if let raw = existingThreadCache() { MCache(raw).flushLists() }
   h.reclaim()
   return h.releaseAll()
 }

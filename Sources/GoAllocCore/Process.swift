@@ -99,6 +99,7 @@ func threadExit(_ raw: UnsafeMutableRawPointer?) {
   goalloc_tls_set(nil)
   goalloc_tls_slow_set(nil)
   goalloc_tls_state_set(1)  // later mallocs on this thread use a short-lived cache
+  reportPoolEvent(MCache(raw).heap, PoolEvent.cacheGone, raw)
   gcReleaseCache(MCache(raw))
   MCache(raw).destroy()
 }
@@ -106,6 +107,7 @@ func threadExit(_ raw: UnsafeMutableRawPointer?) {
 /// Flushes and frees the calling thread's cache now (tests; threads about to exit).
 public func releaseThreadCache() {
   guard let raw = existingThreadCache() else { return }
+  reportPoolEvent(MCache(raw).heap, PoolEvent.cacheGone, raw)
   gcReleaseCache(MCache(raw))
   goalloc_tls_set(nil)
   goalloc_tls_slow_set(nil)
@@ -131,21 +133,25 @@ public func loadHook() {
   globalHeap()?.configureInstrumentation()
 }
 
-// The collector's lock first (a cycle holds it, then every other lock: MGC.swift).
+// The collector's lock first (a cycle holds it, then every other lock: MGC.swift), then the
+// pools' (they hold none of the heap's while they take theirs).
 func forkPrepare() {
   guard let h = globalHeap() else { return }
   gcForkPrepare(h)
+  reportPoolEvent(h, PoolEvent.forkPrepare)
   h.lockAll()
 }
 func forkParent() {
   guard let h = globalHeap() else { return }
   h.unlockAll()
+  reportPoolEvent(h, PoolEvent.forkParent)
   gcForkParent(h)
 }
 // The child keeps the forking thread's cache, fast-path or instrumented.
 func forkChild() {
   guard let h = globalHeap() else { return }
   h.afterForkChild(keeping: existingThreadCache())
+  reportPoolEvent(h, PoolEvent.forkChild)
   gcForkChild(h)
 }
 
@@ -236,6 +242,7 @@ func scavengerMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? 
     // With a memory limit: how much of it the live objects fill (MemoryLimit needs it).
     if atomicLoad64(&h.pointee.scavenger.pointee.memLimit) != 0 { h.noteLiveBytes(MemStats.read(h).heapAlloc) }
     h.scavengerTick(reclaimSpans: reclaimParkedSpans)
+    reportPoolEvent(h, PoolEvent.tick)  // pools rotate every few ticks without the GC mode
   }
   return nil
 }

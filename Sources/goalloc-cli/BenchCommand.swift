@@ -146,7 +146,7 @@ struct BenchCommand: ParsableCommand {
     workloads = runnable
     notes += appNotes
     if !allocatorFilter.isEmpty { allocators = allocators.filter { allocatorFilter.contains($0.name) } }
-    workloads = workloads.filter { w in allocators.contains { !$0.isGo || w.goArgs != nil } }
+    workloads = workloads.filter { w in allocators.contains { $0.runs(w) } }
     for note in notes { printError("goalloc bench: \(note)") }
 
     // Measure: rounds, each a rotation of the allocators per workload.
@@ -188,7 +188,8 @@ struct BenchCommand: ParsableCommand {
         }
         for workload in workloads {
           guard let (small, large) = workload.callgrindArgs else { continue }
-          for allocator in allocators where !allocator.isGo {
+          // Go's mirror only where it mirrors an API (pool: sync.Pool), not a collected heap.
+          for allocator in allocators where allocator.runs(workload) && (!allocator.isGo || workload.goallocOnly) {
             if let ir = instructionsPerOp(valgrind: valgrind, workload, allocator, small: small, large: large,
                                           bin: bin, logs: logs) {
               instructions[workload.name, default: [:]][allocator.name] = ir

@@ -63,6 +63,9 @@ enum Report {
     md += "\n## GoAlloc against each peer: geometric mean over the workloads of GoAlloc / peer\n\n"
     md += geomeanTable(r)
     if !instructions.isEmpty { md += "\n## Instructions per operation (callgrind)\n\n" + instructionTable(r, instructions) }
+    if r.workloads.contains(where: { $0.name == "pool" }) {
+      md += "\n## Pools (issue 21): a Get/Put pair against a malloc/free pair and Go's sync.Pool\n\n" + poolSection(r, instructions)
+    }
     md += "\n## Targets of issue 5\n\n" + targets(r, instructions: instructions)
     md += "\n## Targets of issue 17\n\n" + targets17(r, instructions: instructions)
     md += "\n## Workloads\n\n| workload | what it does |\n| --- | --- |\n"
@@ -127,10 +130,11 @@ enum Report {
   }
 
   static func instructionTable(_ r: Results, _ ir: [String: [String: Double]]) -> String {
-    let names = r.allocators.filter { !$0.isGo }.map(\.name)
+    // Go's column only where it was counted (pool: sync.Pool).
+    let names = r.allocators.filter { !$0.isGo || ir.values.contains { $0["go"] != nil } }.map(\.name)
     var md = "Whole-program instructions per operation, from two runs at different iteration counts "
     md += "(workload code included, the same for every allocator; an operation is one malloc/free pair, "
-    md += "one replace, or one realloc call). Ratio to glibc in brackets.\n\n"
+    md += "one replace, one realloc call, or one pool Get/Put pair). Ratio to glibc in brackets.\n\n"
     md += "| workload | " + names.joined(separator: " | ") + " |\n| --- |" + String(repeating: " ---: |", count: names.count) + "\n"
     for workload in r.workloads {
       guard let row = ir[workload.name] else { continue }
@@ -143,6 +147,33 @@ enum Report {
         }
       }
       md += "\n"
+    }
+    return md
+  }
+
+  /// The pool row beside pair's malloc/free of the same size (64 B) and Go's sync.Pool: the
+  /// instructions of one iteration (loop included) and the nanoseconds of the median run per iteration.
+  static func poolSection(_ r: Results, _ ir: [String: [String: Double]]) -> String {
+    guard let pw = r.workloads.firstIndex(where: { $0.name == "pool" }) else { return "" }
+    let mw = r.workloads.firstIndex { $0.name == "pair" }
+    // The median run's wall time over its iterations (process start-up included: under 1 %).
+    func ns(_ w: Int?, _ name: String) -> String {
+      guard let w, let a = r.index(of: name), let t = r.median(.wall, w, a),
+            let ops = Report.parseFields(r.cells[w][a].line)["ops"].flatMap(Double.init), ops > 0 else { return "-" }
+      return GoAllocFormat.fixed(t * 1e9 / ops, 2)
+    }
+    func instr(_ workload: String, _ name: String) -> String {
+      ir[workload]?[name].map { GoAllocFormat.fixed($0, 1) } ?? "-"
+    }
+    var md = "One iteration of each loop (object or block of 64 B, one byte written): instructions from "
+    md += "callgrind (--callgrind; the loop's own included), and nanoseconds: the median run's wall time over its iterations.\n\n"
+    md += "| what | instructions | ns |\n| --- | ---: | ---: |\n"
+    md += "| GoAlloc pool: goalloc_pool_get + goalloc_pool_put | \(instr("pool", "goalloc")) | \(ns(pw, "goalloc")) |\n"
+    for a in r.allocators where !a.isGo {
+      md += "| \(a.name): malloc + free (pair) | \(instr("pair", a.name)) | \(ns(mw, a.name)) |\n"
+    }
+    if r.index(of: "go") != nil {
+      md += "| Go: sync.Pool Get + Put (gowork pool) | \(instr("pool", "go")) | \(ns(pw, "go")) |\n"
     }
     return md
   }

@@ -141,9 +141,13 @@ extension BenchCommand {
     var points: [(ir: Double, ops: Double)] = []
     for (k, args) in [small, large].enumerated() {
       let base = Files.join(logs, "callgrind.\(workload.name).\(allocator.name).\(k)")
-      let status = BenchChild.run([valgrind, "--tool=callgrind", "--callgrind-out-file=\(base).cg",
-                                   Files.join(bin, workload.program)] + args,
-                                  stdout: base + ".out", stderr: base + ".err", set: [("LD_PRELOAD", allocator.preload)])
+      // Go: gowork with the workload's name first; no asynchronous preemption (its signals
+      // break callgrind's signal tracking).
+      let argv = allocator.isGo ? [Files.join(bin, "gowork"), workload.program] : [Files.join(bin, workload.program)]
+      let status = BenchChild.run([valgrind, "--tool=callgrind", "--callgrind-out-file=\(base).cg"] + argv + args,
+                                  stdout: base + ".out", stderr: base + ".err",
+                                  set: [("LD_PRELOAD", allocator.preload)]
+                                    + (allocator.isGo ? [("GODEBUG", "asyncpreemptoff=1")] : []))
       unlink(base + ".cg")
       guard status.exitCode == 0,
             let err = Files.read(base + ".err"), let out = Files.read(base + ".out"),

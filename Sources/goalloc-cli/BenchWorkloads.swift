@@ -21,6 +21,8 @@ struct Workload: Sendable {
   var app: App? = nil
   /// A field of the result line that is a rate (higher is better), tabled in the report.
   var rateField: String? = nil
+  /// Runs only under GoAlloc (and Go's mirror): it calls GoAlloc's own API (the pools).
+  var goallocOnly = false
 
   func arguments(quick: Bool, go: Bool) -> [String] {
     go ? (quick ? goQuickArgs ?? goArgs! : goArgs!) : (quick ? quickArgs : args)
@@ -31,6 +33,12 @@ struct Workload: Sendable {
              summary: "1 thread: malloc(64) + write + free, 50 M times",
              callgrindArgs: (["200000", "64"], ["400000", "64"]),
              goArgs: ["50000000", "64"], goQuickArgs: ["1000000", "64"]),
+    // Issue 21: GoAlloc's pools (goalloc_pool_get/put) beside pair's malloc/free of the same size,
+    // and Go's sync.Pool (gowork pool); callgrind counts Go's instructions too.
+    Workload(name: "pool", program: "pool", args: ["50000000", "64"], quickArgs: ["1000000", "64"],
+             summary: "1 thread: goalloc_pool_get + write + goalloc_pool_put of 64 B objects, 50 M times (GoAlloc only; go: sync.Pool Get/Put)",
+             callgrindArgs: (["200000", "64"], ["400000", "64"]),
+             goArgs: ["50000000", "64"], goQuickArgs: ["1000000", "64"], goallocOnly: true),
     Workload(name: "pairmix", program: "pair", args: ["50000000", "0"], quickArgs: ["1000000", "0"],
              summary: "1 thread: malloc/free pairs cycling through 256 sizes of 8..511 B, 50 M times",
              callgrindArgs: (["200000", "0"], ["400000", "0"])),
@@ -108,7 +116,10 @@ struct Allocator: Sendable {
   let isPeer: Bool
   var isGo = false
 
-  func runs(_ workload: Workload) -> Bool { !isGo || workload.goArgs != nil }
+  func runs(_ workload: Workload) -> Bool {
+    if isGo { return workload.goArgs != nil }
+    return !workload.goallocOnly || name == "goalloc"
+  }
 
   static let peerLibraries: [(String, String)] = [
     ("jemalloc", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"),

@@ -2,6 +2,8 @@
 // programs with it preloaded.
 //
 //   goalloc sizeclasses [--csv | --emit-c]   the generated size-class table
+//   goalloc explain [--json] [--struct TYPES] SIZE...
+//                                            size class, span, waste, tiny, span classes of each size
 //   goalloc preload-path                     absolute path of libgoalloc.so (GOALLOC_LIB overrides)
 //   goalloc run [--stats] [--heapmap F.svg] -- CMD [ARGS...]
 //                                            CMD with libgoalloc.so in LD_PRELOAD (and its heap map)
@@ -34,7 +36,7 @@ struct GoallocCommand: ParsableCommand {
       is loaded with LD_PRELOAD; `goalloc run` does that for you. Usage errors exit with status 64.
       """,
     version: GoallocVersion.number,
-    subcommands: [SizeClassesCommand.self, PreloadPathCommand.self, RunCommand.self, StatsCommand.self,
+    subcommands: [SizeClassesCommand.self, ExplainCommand.self, PreloadPathCommand.self, RunCommand.self, StatsCommand.self,
                   CompareCommand.self, HeapMapCommand.self, TraceCommand.self, ProfileCommand.self, BenchCommand.self]
   )
 
@@ -83,6 +85,10 @@ enum UsageHints {
   static let optionsWithValues: Set<String> = ["--heapmap", "--heapmap-text", "-o", "--output", "--runs", "--out"]
 
   static func explain(_ text: String, arguments: [String], path: String) -> String {
+    // "goalloc explain -5": ArgumentParser takes "-5" for an option.
+    if path == "goalloc explain", let n = arguments.first(where: isNegativeNumber) {
+      return "\(n): a size must be at least 1 byte"
+    }
     // "--runs -1": ArgumentParser takes "-1" for an option and reports a missing value.
     if text.hasPrefix("Missing value for '"),
        let i = arguments.firstIndex(where: { text.hasPrefix("Missing value for '\($0)") && $0.hasPrefix("-") }),

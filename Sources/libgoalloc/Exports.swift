@@ -185,3 +185,27 @@ func writeOutput(_ path: UnsafePointer<CChar>?,
 }
 
 @c public func goalloc_gc_base(_ p: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? { goGCBase(p) }
+
+// MARK: pools (Pool.swift; include/goalloc.h has the contracts)
+
+@c public func goalloc_pool_create(_ size: Int, _ initFn: PoolConstructor?, _ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+  poolCreate(size: size, constructor: initFn, arg: arg)
+}
+
+@c public func goalloc_pool_get(_ pool: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? { poolGet(pool) }
+
+@c public func goalloc_pool_put(_ pool: UnsafeMutableRawPointer?, _ obj: UnsafeMutableRawPointer?) { poolPut(pool, obj) }
+
+@c public func goalloc_pool_destroy(_ pool: UnsafeMutableRawPointer?) { poolDestroy(pool) }
+
+/// struct goalloc_pool_stats: six uint64_t, in PoolStats' order.
+@c public func goalloc_pool_stats(_ pool: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<UInt64>?) {
+  guard let out else { return }
+  let s = poolStats(pool)
+  out[0] = s.size
+  out[1] = s.pooled
+  out[2] = s.victims
+  out[3] = s.created
+  out[4] = s.dropped
+  out[5] = s.rotations
+}

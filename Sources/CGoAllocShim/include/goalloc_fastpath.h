@@ -105,6 +105,11 @@ static inline __attribute__((always_inline)) void goalloc_cpu_relax(void) {
   __asm__ __volatile__("yield");
 #endif
 }
+/// A compiler barrier (atomic_signal_fence(seq_cst)): no instruction, but neither compiler moves
+/// a memory access across it. The pools' fast paths (Pool.swift) rely on it with membarrier(2).
+static inline __attribute__((always_inline)) void goalloc_signal_fence(void) {
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
 static inline __attribute__((always_inline)) void goalloc_memset(void *p, int c, size_t n) { __builtin_memset(p, c, n); }
 static inline __attribute__((always_inline)) void goalloc_memcpy(void *d, const void *s, size_t n) { __builtin_memcpy(d, s, n); }
 

@@ -39,6 +39,13 @@ int goalloc_errno_enomem(void);
 int goalloc_errno_einval(void);
 void goalloc_abort(void) __attribute__((noreturn));
 long goalloc_gettid(void);
+/// membarrier(2), private expedited: registers the process (0 on success; -1 when the kernel
+/// or a seccomp filter refuses it), then makes every running thread of the process execute a
+/// full memory barrier (0 on success). The pools' fast paths pair it with a compiler barrier.
+int goalloc_membarrier_register(void);
+int goalloc_membarrier(void);
+/// Lets another thread run (sched_yield).
+void goalloc_yield(void);
 
 #ifdef __cplusplus
 }
