@@ -127,6 +127,16 @@ int goalloc_membarrier_register(void) {
   return r == 0 ? 0 : -1;
 }
 
+int goalloc_membarrier_ok(void) {
+  static int state;  // 0 not asked yet, 1 registered, 2 refused
+  int s = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
+  if (s == 0) {
+    s = goalloc_membarrier_register() == 0 ? 1 : 2;
+    __atomic_store_n(&state, s, __ATOMIC_RELEASE);
+  }
+  return s == 1;
+}
+
 int goalloc_membarrier(void) {
   int saved = errno;
   long r = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);

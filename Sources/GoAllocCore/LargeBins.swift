@@ -3,7 +3,7 @@
 // `binMaxPages` pages) sit above Go's size classes, so each malloc and free of one took the heap
 // lock (the LargeCache behind it is one cache for the whole process): a ring of 1000 live
 // 40 000 B blocks ran ~480 instructions and 11 locked instructions per free + malloc. The bins
-// serve such a pair with no lock and two locked instructions (one CAS each way).
+// serve such a pair with no lock and no locked instruction.
 //
 // Layout (a region of the MCache at `MCache.binsOffset`, in 64-byte lines of eight words):
 //   line 0      the owner's words: large mallocs and bytes the bins served, large frees and
@@ -23,14 +23,20 @@
 // binned span finds a span that is not in use and reports it, as for any freed large object.
 //
 // Protocol (no lock for the owner):
-//   free    (owner)  CAS state inUse -> binned (a second free of the block loses and is
-//                    reported); count it; publish the span in slot top + 1 (release store)
-//   malloc  (owner)  from the top down: CAS slot s -> 0; then state -> inUse (a plain store: the
-//                    span is the owner's alone) and its noscan-ness; count it
-//   steal   (anyone, caches lock held)  CAS slot s -> 0 for each slot; count the pages in the
+//   free    (owner)  state inUse -> binned, checked and set with a load and a store (a second
+//                    free of the block is reported, unless both run at the same instant);
+//                    count it; publish the span in slot top + 1 (release store)
+//   malloc  (owner)  busy = 1; compiler barrier; if `revoke` is 0, pop the top nonzero slot
+//                    with plain stores; busy = 0 (release). Else (a thief at work, or no
+//                    membarrier(2) here) from the top down: CAS slot s -> 0. Then state -> inUse
+//                    (a plain store: the span is the owner's alone) and its noscan-ness; count it
+//   steal   (anyone, caches lock held)  revoke each cache it takes from; one membarrier(2), so
+//                    every owner either sees the revoke or has its busy = 1 visible; wait for
+//                    busy == 0; CAS slot s -> 0 for each slot; unrevoke; count the pages in the
 //                    cache's stolen words; free the spans to the page heap under the heap lock
-// Only the owner makes a slot nonzero, so no slot turns 0 -> s behind anyone's back and a span
-// is in at most one slot: the owner's CAS fails only when a thief has taken the span (no ABA).
+// (Pool.swift's handshake, the same way round.) Only the owner makes a slot nonzero, so no slot
+// turns 0 -> s behind anyone's back and a span is in at most one slot: the owner's CAS fails
+// only when a thief has taken the span (no ABA).
 // A thief holds the caches lock from its first CAS to the heap's update, and MemStats holds it
 // too, so a snapshot never sees a stolen span in a bin and in the page heap at once. The owner
 // counts a spill before the heap takes the pages back (under its lock, which MemStats holds).
@@ -80,6 +86,10 @@ enum LargeBins {
   static let stolenPages = 8   // thieves (caches lock)
   static let stolenSpans = 9
   static let seenOps = 10      // the scavenger's last look: allocs + frees then
+  static let revoke = 11       // thieves (caches lock): nonzero, the owner's take uses CASes (revokeAlways | revokeThief)
+  static let busy = 12         // owner: 1 while its take pops slots with plain stores
+  static let revokeAlways: UInt64 = 1  // no membarrier(2) in this process: for good
+  static let revokeThief: UInt64 = 2   // a thief is at work on this cache's slots
   static let binsWord = 16     // the bin of np pages: words binsWord + 8 * (np - 1) ...
   static let words = binsWord + 8 * binMaxPages
   static let bytes = words * 8
@@ -119,11 +129,35 @@ enum LargeBins {
     lockAcquire(&list.pointee.lock)
     var batch: SpanPtr? = nil
     var pages = 0
+    // The handshake: every cache with something to take is revoked, one membarrier(2) makes
+    // that visible to any owner not yet past its check (or its busy flag visible here), and
+    // each owner's take in flight is waited out.
+    var revoked = 0
     var it = list.pointee.head
     while let raw = it {
       let c = MCache(raw)
       it = c.link.pointee.next
-      pages += c.stealBins(idleOnly: idleOnly, into: &batch)
+      if c.hasBinsToSteal(idleOnly: idleOnly) {
+        let r = c.binWords + LargeBins.revoke
+        atomicStoreRelaxed64(r, atomicLoadRelaxed64(r) | LargeBins.revokeThief)
+        revoked += 1
+      }
+    }
+    if revoked == 0 {
+      lockRelease(&list.pointee.lock)
+      return 0
+    }
+    _ = goalloc_membarrier()  // (unregistered: every cache is revoked for good anyway)
+    it = list.pointee.head
+    while let raw = it {
+      let c = MCache(raw)
+      it = c.link.pointee.next
+      let w = c.binWords
+      let r = atomicLoadRelaxed64(w + LargeBins.revoke)
+      if r & LargeBins.revokeThief == 0 { continue }
+      while atomicLoad64(w + LargeBins.busy) != 0 { goalloc_cpu_relax() }
+      pages += c.stealBins(into: &batch)
+      atomicStoreRelaxed64(w + LargeBins.revoke, r & ~LargeBins.revokeThief)
     }
     release(h, batch)
     lockRelease(&list.pointee.lock)
@@ -187,11 +221,32 @@ extension MCache {
   func takeBinned(_ np: Int, noscan: Bool) -> SpanPtr? {
     let b = bin(np)
     var top = Int(b.pointee)
-    while top > 0 {
-      let slot = b + top
-      top &-= 1
-      let v = atomicLoadRelaxedUInt(slot)
-      if v == 0 || !atomicCASUInt(slot, v, 0) { continue }  // a thief took it
+    // No thief about (the handshake in the header): the slots are popped with plain stores.
+    let w = binWords
+    atomicStoreRelaxed64(w + LargeBins.busy, 1)
+    goalloc_signal_fence()
+    var plain: UInt = 0
+    if atomicLoadRelaxed64(w + LargeBins.revoke) == 0 {
+      while top > 0 {
+        let slot = b + top
+        top &-= 1
+        plain = atomicLoadRelaxedUInt(slot)
+        if plain != 0 { atomicStoreRelaxedUInt(slot, 0); break }
+      }
+      if plain == 0 { top = 0 }
+    }
+    atomicStore64(w + LargeBins.busy, 0)
+    while plain != 0 || top > 0 {
+      let v: UInt
+      if plain != 0 {
+        v = plain
+        plain = 0
+      } else {
+        let slot = b + top
+        top &-= 1
+        v = atomicLoadRelaxedUInt(slot)
+        if v == 0 || !atomicCASUInt(slot, v, 0) { continue }  // a thief took it
+      }
       b.pointee = UInt(top)
       let s = SpanPtr(bitPattern: v).unsafelyUnwrapped
       binCount(LargeBins.allocs, 1)
@@ -332,21 +387,27 @@ extension MCache {
     LargeBins.release(heap, batch)
   }
 
-  /// A thief's share of LargeBins.steal (caches lock held): every span of this cache's bins
-  /// into batch, counted as stolen; with idleOnly, only when the bins served nothing since the
-  /// previous look. Returns the pages taken.
-  func stealBins(idleOnly: Bool, into batch: inout SpanPtr?) -> Int {
+  /// Whether a thief (LargeBins.steal, caches lock held) takes this cache's bins: they hold
+  /// something and, with idleOnly, served nothing since the previous look.
+  func hasBinsToSteal(idleOnly: Bool) -> Bool {
     let w = binWords
     let a = atomicLoadRelaxed64(w + LargeBins.allocs), f = atomicLoadRelaxed64(w + LargeBins.frees)
     if f &- a == atomicLoadRelaxed64(w + LargeBins.spilledSpans) &+ atomicLoadRelaxed64(w + LargeBins.stolenSpans) {
-      return 0  // nothing binned (or a span on its way in: left for the next look)
+      return false  // nothing binned (or a span on its way in: left for the next look)
     }
     if idleOnly {
       let ops = a &+ f
       let seen = atomicLoadRelaxed64(w + LargeBins.seenOps)
       atomicStoreRelaxed64(w + LargeBins.seenOps, ops)
-      if ops != seen { return 0 }
+      if ops != seen { return false }
     }
+    return true
+  }
+
+  /// Takes every binned span of this cache into batch, counted as stolen (a thief: caches lock
+  /// held, the owner's plain takes revoked and waited out); returns the pages.
+  func stealBins(into batch: inout SpanPtr?) -> Int {
+    let w = binWords
     var pages = 0, spans = 0
     for np in 1...binMaxPages {
       let b = bin(np)

@@ -196,6 +196,9 @@ public struct MCacheLink {
     c.link.initialize(to: MCacheLink())
     c.header.pointee.tid = goalloc_gettid()
     c.initLists()
+    // LargeBins' handshake needs membarrier(2); without it the owner's takes always use CASes.
+    c.binWords[LargeBins.revoke] = goalloc_membarrier_ok() != 0 ? 0 : LargeBins.revokeAlways
+    c.binWords[LargeBins.busy] = 0
     if atomicLoad32(&h.pointee.secure) != 0 { c.becomeSecure() }
     let list = h.pointee.caches
     lockAcquire(&list.pointee.lock)

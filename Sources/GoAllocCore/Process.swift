@@ -192,6 +192,13 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       atomicStore32(&pointee.scavenger.pointee.started, 0)  // no thread here: restart lazily
     }
     for i in 0..<SpanClass.centralCount { lockReset(&pointee.centrals[i].lock) }
+    // A thread that does not exist here may have been inside a LargeBins take: its busy flag
+    // would hold the thieves off for ever (what it took stays lost, as above).
+    var c0 = pointee.caches.pointee.head
+    while let raw = c0 {
+      MCache(raw).binWords[LargeBins.busy] = 0
+      c0 = MCache(raw).link.pointee.next
+    }
     takeBackBins()
     var it = pointee.caches.pointee.head
     while let raw = it {

@@ -44,6 +44,8 @@ long goalloc_gettid(void);
 /// full memory barrier (0 on success). The pools' fast paths pair it with a compiler barrier.
 int goalloc_membarrier_register(void);
 int goalloc_membarrier(void);
+/// Registers membarrier(2) once per process: 1 when it can be used, else 0.
+int goalloc_membarrier_ok(void);
 /// Lets another thread run (sched_yield).
 void goalloc_yield(void);
 
