@@ -1,8 +1,9 @@
 // Operating-system calls (goalloc_os.h): mmap, mremap, munmap and madvise, futex wait/wake, the
-// monotonic clock, sleeping, the thread id, errno and abort. Nothing here allocates.
+// monotonic clock, the thread's CPU clock, sleeping, yielding, the thread id, errno and abort. Nothing here allocates.
 #define _GNU_SOURCE
 #include "goalloc_os.h"
 #include <errno.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -92,6 +93,14 @@ uint64_t goalloc_nanotime(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+uint64_t goalloc_thread_cputime(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void goalloc_yield(void) { sched_yield(); }
 
 void goalloc_sleep_ns(uint64_t ns) {
   struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };

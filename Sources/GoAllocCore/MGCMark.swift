@@ -10,7 +10,8 @@
 //     mapped), except GoAlloc's own when it is a library (its data is allocator metadata);
 //   - the added root ranges;
 //   - live malloc memory in *scan* spans (GoAlloc.allocate(scan: true), and
-//     goalloc_gc_malloc_uncollectable): every slot ever handed out (below highWater) whose word
+//     goalloc_gc_malloc_uncollectable; found on MHeap.rootspans, so the mark never walks the
+//     heap's other spans): every slot ever handed out (below highWater) whose word
 //     1 does not hold a FreeList mark. That reads nothing a thread stopped anywhere in the
 //     malloc fast path can have half-written (allocCache and freeindex are not trusted), and
 //     errs only towards keeping. Noscan malloc memory (everything C's malloc returns) is never
@@ -51,6 +52,7 @@ struct GCWork {
   var markedBytes: UInt64 = 0
   var spansScanned = 0          // span-queue visits of the last cycle (Green Tea's unit of work)
   var objectsScanned = 0
+  var objectQueue = false       // GOALLOC_DEBUG=gcobjqueue=1: small objects through an object queue
 
   init(spans: UnsafeMutablePointer<SpanPtr?>, chunks: UnsafeMutablePointer<UInt>) {
     self.spans = spans
@@ -136,7 +138,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
   func scanMallocScanSpans(_ h: UnsafeMutablePointer<MHeap>) -> UInt64 {
     var bytes: UInt64 = 0
     let key = h.pointee.freeKey
-    var it = h.pointee.allspans
+    var it = h.pointee.rootspans  // (every malloc span of a scan class, and nothing else)
     while let s = it {
       it = s.pointee.allnext
       if s.pointee.collected != 0 || atomicLoad32(&s.pointee.state) != spanInUse { continue }

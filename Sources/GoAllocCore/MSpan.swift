@@ -77,7 +77,8 @@ public struct MSpan {
   //                                                        free claims it (MSpan.claim)
   @usableFromInline var freeState: UInt64 = 0
   @usableFromInline var state: UInt32 = 0        // atomic: dead / inUse / freeing / cached / binned
-  @usableFromInline var list: UInt8 = 0          // 0 none, 1 partial (central lock)
+  @usableFromInline var list: UInt8 = 0          // 0 none, 1 partial (central lock); GC lists: MGCCentral
+  @usableFromInline var rootReg: UInt8 = 0       // 1: registered on MHeap.rootspans (heap lock)
   @usableFromInline var next: SpanPtr? = nil      // mcentral partial list links (large: LargeBins batches)
   @usableFromInline var prev: SpanPtr? = nil
   @usableFromInline var tinyCounts: UnsafeMutablePointer<UInt8>? = nil  // tiny spans: sub-objects per block
