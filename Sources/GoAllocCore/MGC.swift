@@ -204,6 +204,7 @@ func gcCollect(forced: Bool) -> Int32 {
     return gcRefused
   }
   gc.pointee.forcedNext = forced
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_START))
   // Sweep termination, the world running: what the last cycle left unswept.
   gc.gcFinishSweep(h)
   gc.pointee.lastHeapStart = atomicLoad64(&gc.pointee.heapLive)
@@ -213,6 +214,7 @@ func gcCollect(forced: Bool) -> Int32 {
   goalloc_gc_with_registers(gcCycleEntry, UnsafeMutableRawPointer(gc))
   // Go's runtime.GC: the caller sees every unreachable object freed.
   if forced && gc.pointee.sweepMode == GCSweepMode.lazy.rawValue { gc.gcFinishSweep(h) }
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_END))
   if gc.pointee.trace { gcTraceLine(gc) }
   lockRelease(&gc.pointee.lock)
   return 0
@@ -227,6 +229,7 @@ func gcCycleEntry(_ arg: UnsafeMutableRawPointer?, _ sp: UInt) {
 func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, callerSP: UInt) {
   let t0 = goalloc_nanotime()
   let cpu0 = goalloc_thread_cputime()
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_PRE_STOP_WORLD))
   h.lockAll()
   // Stop every registered thread but this one.
   goalloc_gc_begin_stop()
@@ -241,13 +244,17 @@ func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCStat
     }
   }
   goalloc_gc_wait_stopped(sent)
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_POST_STOP_WORLD))
   gc.pointee.lastThreads = Int(sent) + 1
   gc.gcSweepAllLocked(h)  // (normally nothing: the caller swept before the stop)
   let t1 = goalloc_nanotime()
   atomicStore32(&gc.pointee.phase, GCPhase.mark.rawValue)
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_START))
   gc.gcMark(h, callerSP: callerSP, me: me)
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_END))
   let t2 = goalloc_nanotime()
   atomicStore32(&gc.pointee.phase, GCPhase.sweep.rawValue)
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_RECLAIM_START))
   var r = gcFlip(h, gc)
   atomicStore64(&gc.pointee.heapLive, r.live)
   gc.pointee.lastHeapEnd = r.live
@@ -258,10 +265,13 @@ func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCStat
     r.spanBytes = 0
   }
   gc.gcSetSweepPace()
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_RECLAIM_END))
   atomicStore32(&gc.pointee.phase, GCPhase.off.rawValue)
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_PRE_START_WORLD))
   goalloc_gc_start_world()
   h.unlockAll()
   let t3 = goalloc_nanotime()
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_POST_START_WORLD))
   gc.pointee.lastClock = (t1 - t0, t2 - t1, t3 - t2)
   let cpu1 = goalloc_thread_cputime()
   gc.pointee.lastCPU = cpu1 > cpu0 ? cpu1 - cpu0 : 0

@@ -22,6 +22,17 @@ package func _gcSetWorkLimitsForTesting(spans: Int, chunks: Int) {
   lockRelease(&gc.pointee.lock)
 }
 
+/// Marks small objects through the object queue (GOALLOC_DEBUG=gcobjqueue=1) or Green Tea's
+/// span queue; returns the old setting.
+package func _gcSetObjectQueueForTesting(_ on: Bool) -> Bool {
+  guard let h = globalHeap(), let gc = h.gcState() else { return false }
+  lockAcquire(&gc.pointee.lock)
+  defer { lockRelease(&gc.pointee.lock) }
+  let old = gc.pointee.work.objectQueue
+  gc.pointee.work.objectQueue = on
+  return old
+}
+
 /// Sets the GC mode's sweep mode (GCSweepMode: 0 lazy, 1 eager, 2 ondemand); returns the old one.
 package func _gcSetSweepModeForTesting(_ mode: UInt32) -> UInt32 {
   guard let h = globalHeap(), let gc = h.gcState() else { return 0 }

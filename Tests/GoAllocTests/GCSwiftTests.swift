@@ -53,21 +53,30 @@ struct GCSwiftTests {
   } }
 
   /// A wide structure (one scan block pointing at 4000 objects in ~100 spans) marked with a
-  /// span queue of 4 entries: the overflow recovery finds every marked-unscanned span.
-  @Test func markQueueOverflowIsRecovered() { _withExclusiveGlobalHeapForTesting {
+  /// span queue of 4 entries: the overflow recovery finds every marked-unscanned span. With the
+  /// object queue (an object stack of 4), the objects hold no links (a chain would let a stale
+  /// root reach them all one at a time, with no overflow).
+  @Test(arguments: [false, true]) func markQueueOverflowIsRecovered(objectQueue: Bool) { _withExclusiveGlobalHeapForTesting {
+    let oldQueue = _gcSetObjectQueueForTesting(objectQueue)
+    defer { _ = _gcSetObjectQueueForTesting(oldQueue) }
+    GC.collect()  // (garbage of earlier tests, which a stale root may have kept, first)
     buildHeld(4000, 64)
     let block = gcTestRoot!.assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
-    for i in 0..<4000 { block[i]!.storeBytes(of: block[(i + 1) % 4000], as: UnsafeMutableRawPointer?.self) }
+    for i in 0..<4000 {
+      block[i]!.storeBytes(of: objectQueue ? nil : block[(i + 1) % 4000], as: UnsafeMutableRawPointer?.self)
+      block[i]!.storeBytes(of: i, toByteOffset: 8, as: Int.self)
+    }
     _gcSetWorkLimitsForTesting(spans: 4, chunks: 2)
     let f0 = settledFrees()
     #expect(GC.collect())
     let mark = _gcLastMarkForTesting()
     _gcSetWorkLimitsForTesting(spans: 0, chunks: 0)
     let f1 = MemStats.read().gcFrees
-    #expect(mark.overflows > 0, "no overflow with a 4-span queue")
+    #expect(mark.overflows > 0, "no overflow with a 4-entry queue: \(mark)")
     #expect(f1 - f0 < 50, "freed \(f1 - f0) reachable objects after an overflow")
     var intact = 0
-    for i in 0..<4000 where block[i]!.load(as: UnsafeMutableRawPointer?.self) == block[(i + 1) % 4000] { intact += 1 }
+    for i in 0..<4000 where block[i]!.load(fromByteOffset: 8, as: Int.self) == i
+      && block[i]!.load(as: UnsafeMutableRawPointer?.self) == (objectQueue ? nil : block[(i + 1) % 4000]) { intact += 1 }
     #expect(intact == 4000)
     gcTestRoot = nil
     GC.collect()

@@ -72,8 +72,8 @@ struct GCTests {
     #expect(r.stderr.contains("double free detected (the collector freed it)"), "\(r)")
   }
 
-  @Test("random allocate/drop/free/realloc/collect interleavings keep every held object, in each sweep mode",
-        arguments: ["gcsweep=ondemand", "gcsweep=lazy", "gcsweep=eager"])
+  @Test("random allocate/drop/free/realloc/collect interleavings keep every held object, in each sweep mode and with the object queue",
+        arguments: ["gcsweep=ondemand", "gcsweep=lazy", "gcsweep=eager", "gcobjqueue=1"])
   func sweepFuzz(mode: String) async throws {
     Self.expectAllOK(try await Self.run("fuzz", ["60000"], environment: ["GOALLOC_DEBUG": mode]), atLeast: 3)
   }

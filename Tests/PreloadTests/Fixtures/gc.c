@@ -585,6 +585,11 @@ static void lazythreads(int rounds) {
     nanosleep(&ts, 0);
     if (i % 25 == 0 && goalloc_check_heap() != 1) { printf("FAIL lazythreads: heap check in round %d\n", i); failures++; }
   }
+  // Every worker finishes a batch at least once, however the threads were scheduled meanwhile.
+  while (!(progress[0] && progress[1] && progress[2] && progress[3])) {
+    if (goalloc_gc_collect() != 0) failures++;
+    nanosleep(&ts, 0);
+  }
   stop_torture = 1;
   long bad = 0;
   for (int i = 0; i < 4; i++) { void *r; pthread_join(t[i], &r); bad += (long)r; }
