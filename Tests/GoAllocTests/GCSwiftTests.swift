@@ -4,6 +4,7 @@ import Foundation
 import Testing
 import GoAlloc
 import CGoAllocShim
+import GoAllocTools
 @testable import GoAllocCore
 
 /// Roots for these tests: globals are scanned (the test executable's data segment).
@@ -259,6 +260,24 @@ struct GCLazySweepTests {
     #expect(MemStats.read().heapInuse <= heapBefore, "the heap grew while dead slots waited")
     for i in stride(from: 0, to: 4000, by: 4) { #expect(block[i]!.load(as: Int.self) == i) }
     gcTestRoot = nil
+  } }
+
+  /// The heap map tells collected spans apart: held by a GC cache, waiting for the sweep,
+  /// swept; scan or noscan by their class; outlined in the SVG (dashed while unswept).
+  @Test func heapMapShowsCollectedSpans() { inMode(2) {
+    makeGarbage(3000, 80)
+    gcTestRoot = GC.allocate(5000, scan: false)
+    #expect(GC.collect())
+    let map = HeapMap.current()
+    let states = Set(map.spans.map(\.state.rawValue))
+    #expect(states.contains("gcunswept") && states.contains("gccached"), "\(states)")
+    #expect(map.spans.contains { $0.state.isCollected && $0.spanClass & 1 == 1 }, "no noscan GC span")
+    #expect((try? HeapMap(parsing: map.text)) == map)
+    let svg = HeapMapSVG.render(map)
+    #expect(svg.contains("data-gc=\"scan\"") && svg.contains("data-gc=\"noscan\"") && svg.contains("stroke-dasharray"))
+    while _gcSweepOneForTesting() >= 0 {}
+    let after = Set(HeapMap.current().spans.map(\.state.rawValue))
+    #expect(!after.contains("gcunswept") && after.contains("gccached"), "\(after)")  // (the dead spans went back)
   } }
 
   @Test func eagerModeSweepsInThePause() { inMode(1) {
