@@ -109,10 +109,13 @@ void *goalloc_gc_realloc(void *p, size_t n);
 /* Frees p now (any kind; NULL: nothing). free(p) does the same for a collected object. A
  * collected object's memory is reused after the next collection; pointers to it must not be
  * used. A pointer that is not the start of a live object of GoAlloc is reported as free()
- * reports it (one line, then abort; GOALLOC_DEBUG=badfree=warn: ignored). */
+ * reports it (one line, then abort; GOALLOC_DEBUG=badfree=warn: ignored); so is an object the
+ * last collection found unreachable, even while its span waits for the lazy sweep. */
 void goalloc_gc_free(void *p);
-/* Collects now, with every registered thread stopped. 0; -1 when refused, with one line on
- * stderr: called from a signal handler (detected by unwinding; never do that). */
+/* Collects now, with every registered thread stopped for the mark, and returns once every
+ * unreachable object is freed (the sweep runs after the threads restart; with
+ * GOALLOC_DEBUG=gcsweep=ondemand it is left to later allocation). 0; -1 when refused, with one
+ * line on stderr: called from a signal handler (detected by unwinding; never do that). */
 int goalloc_gc_collect(void);
 /* Sets GOGC: a cycle starts when the collected heap reaches marked + (marked + stacks +
  * globals) x percent / 100 (at least 4 MiB x percent / 100); negative: off (only the memory

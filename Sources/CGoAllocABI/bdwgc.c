@@ -135,6 +135,27 @@ EXPORT void GC_enable(void) { __atomic_sub_fetch(&GC_dont_gc, 1, __ATOMIC_RELAXE
 EXPORT int GC_is_disabled(void) { return __atomic_load_n(&GC_dont_gc, __ATOMIC_RELAXED) != 0; }
 /// bdwgc documents incremental mode as a request it may ignore; stage 1 ignores it.
 EXPORT void GC_enable_incremental(void) {}
+
+// ---- Collection events and timing ----
+// GC_set_on_collection_event: the callback gets bdwgc's events (GC_EVENT_START, MARK_START,
+// MARK_END, RECLAIM_START, RECLAIM_END, END, PRE/POST_STOP_WORLD, PRE/POST_START_WORLD; not the
+// per-thread SUSPENDED ones) on the collecting thread. As bdwgc says, it must not allocate: from
+// POST_STOP_WORLD to PRE_START_WORLD the world is stopped and the allocator's locks are held.
+typedef void (*GC_on_collection_event_proc)(int);
+extern void (*goalloc_gc_event_hook)(int);
+EXPORT void GC_set_on_collection_event(GC_on_collection_event_proc f) {
+  __atomic_store_n(&goalloc_gc_event_hook, f, __ATOMIC_RELEASE);
+}
+EXPORT GC_on_collection_event_proc GC_get_on_collection_event(void) {
+  return __atomic_load_n(&goalloc_gc_event_hook, __ATOMIC_ACQUIRE);
+}
+/// Pause times are always measured (MemStats' PauseTotalNs); nothing to start.
+EXPORT void GC_start_performance_measurement(void) {}
+EXPORT unsigned long GC_get_full_gc_total_time(void) {
+  struct goalloc_memstats m;
+  goalloc_read_memstats(&m);
+  return (unsigned long)(m.pause_total_ns / 1000000u);
+}
 EXPORT int GC_is_incremental_mode(void) { return 0; }
 
 // ---- Figures (GoAlloc's MemStats; malloc and collected objects share the one heap) ----

@@ -22,6 +22,7 @@ enum kind {
   KIND_BADFREE,   // abort or warn; warn sets `flag`
   KIND_FILE,      // a file to write ("1", "stderr" or "-": standard error; %p: the process id)
   KIND_COUNT,     // a whole number > 0
+  KIND_CHOICE,    // one of the words in `choices`
 };
 
 struct setting {
@@ -29,7 +30,10 @@ struct setting {
   enum kind kind;
   uint32_t flag;
   const char *fallback;  // what a rejected value falls back to, for the warning
+  const char *const *choices;  // KIND_CHOICE: the words it takes (NULL-terminated), the default first
 };
+
+static const char *const gcsweep_choices[] = {"lazy", "eager", "ondemand", 0};
 
 /// Every GOALLOC_DEBUG key (README.md, "Settings", documents each).
 static const struct setting settings[] = {
@@ -43,6 +47,9 @@ static const struct setting settings[] = {
   {"memprofile", KIND_FILE, 0, "no heap profile"},
   {"memprofilerate", KIND_COUNT, 0, "memprofilerate=524288"},
   {"heapmap", KIND_FILE, 0, "no heap map"},
+  {"gctrace", KIND_BOOL, GOALLOC_DEBUG_GCTRACE, "gctrace=0"},
+  {"gcsweep", KIND_CHOICE, 0, "gcsweep=lazy", gcsweep_choices},
+  {"gcobjqueue", KIND_BOOL, GOALLOC_DEBUG_GC_OBJQUEUE, "gcobjqueue=0"},
 };
 enum { SETTING_COUNT = sizeof settings / sizeof settings[0] };
 
@@ -121,6 +128,10 @@ static int valid(const struct setting *s, const char *v, size_t n, const char **
     case KIND_BADFREE:
       *why = "expected abort or warn";
       return equals(v, n, "abort") || equals(v, n, "warn");
+    case KIND_CHOICE:
+      *why = "expected lazy, eager or ondemand";  // (gcsweep: the only choice so far)
+      for (const char *const *c = s->choices; *c; c++) if (equals(v, n, *c)) return 1;
+      return 0;
     case KIND_COUNT: {
       *why = "expected a whole number of bytes above 0";
       if (n == 0 || n > 18) return 0;
@@ -242,6 +253,13 @@ int goalloc_debug_fixed_heap(void) {
   char buf[1024];  // before libc has set environ up: the environment the kernel gave the process
   return goalloc_proc_environ_value("GOALLOC_DEBUG", buf, sizeof buf)
     && (parse(buf, 0, 0) & GOALLOC_DEBUG_FIXED_HEAP) != 0;
+}
+
+int goalloc_debug_gcsweep(void) {
+  char buf[16];
+  if (!goalloc_debug_value("gcsweep", buf, sizeof buf)) return 0;
+  for (int i = 0; gcsweep_choices[i]; i++) if (strcmp(buf, gcsweep_choices[i]) == 0) return i;
+  return 0;
 }
 
 int goalloc_debug_value(const char *key, char *buf, size_t len) {

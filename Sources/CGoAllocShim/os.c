@@ -1,8 +1,10 @@
 // Operating-system calls (goalloc_os.h): mmap, mremap, munmap and madvise, the OS page size,
-// futex wait/wake, the monotonic clock, sleeping, the thread id, errno and abort. Nothing here allocates.
+// futex wait/wake, the monotonic clock, the thread's CPU clock, sleeping, yielding, the thread
+// id, membarrier, errno and abort. Nothing here allocates.
 #define _GNU_SOURCE
 #include "goalloc_os.h"
 #include <errno.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <sched.h>
@@ -104,6 +106,12 @@ void goalloc_futex_wake(uint32_t *addr, int n) {
 uint64_t goalloc_nanotime(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t goalloc_thread_cputime(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 

@@ -144,3 +144,77 @@ void goalloc_text_write_block(int fd, void (*fill)(struct goalloc_text *, void *
   fill(&t, context);
   goalloc_write_len(fd, t.bytes, t.len);
 }
+
+// MARK: gctrace
+
+/// v / 10^dec with exactly `dec` decimals ("1.25" for 125, 2).
+static void text_fixed(struct goalloc_text *t, uint64_t v, int dec) {
+  uint64_t p = 1;
+  for (int i = 0; i < dec; i++) p *= 10;
+  goalloc_text_u64(t, v / p);
+  if (dec == 0) return;
+  char buf[8];
+  uint64_t f = v % p;
+  for (int i = dec - 1; i >= 0; i--) { buf[i] = (char)('0' + f % 10); f /= 10; }
+  goalloc_text_put(t, ".", 1);
+  goalloc_text_put(t, buf, (size_t)dec);
+}
+
+/// Nanoseconds as milliseconds the way gctrace reads them: whole from 10 ms, else two
+/// significant digits with at most three decimals ("0.010", "1.2", "0").
+static void text_ms(struct goalloc_text *t, uint64_t ns) {
+  if (ns >= 10000000ull) { goalloc_text_u64(t, ns / 1000000ull); return; }
+  uint64_t us = ns / 1000ull;
+  if (us == 0) { goalloc_text_put(t, "0", 1); return; }
+  int dec = 3;
+  while (us >= 100) { us /= 10; dec--; }
+  text_fixed(t, us, dec);
+}
+
+static void gctrace_text(struct goalloc_text *tp, const struct goalloc_gctrace *g) {
+  struct goalloc_text t;
+  t.len = 0;
+  goalloc_text_str(&t, "gc ");
+  goalloc_text_u64(&t, g->cycle);
+  goalloc_text_str(&t, " @");
+  text_fixed(&t, g->since_ns / 1000000ull, 3);
+  goalloc_text_str(&t, "s ");
+  goalloc_text_u64(&t, g->percent);
+  goalloc_text_str(&t, "%: ");
+  for (int i = 0; i < 3; i++) {
+    if (i) goalloc_text_put(&t, "+", 1);
+    text_ms(&t, g->clock_ns[i]);
+  }
+  goalloc_text_str(&t, " ms clock, ");
+  text_ms(&t, g->cpu_ns);
+  goalloc_text_str(&t, " ms cpu, ");
+  goalloc_text_u64(&t, g->heap_start >> 20);
+  goalloc_text_str(&t, "->");
+  goalloc_text_u64(&t, g->heap_end >> 20);
+  goalloc_text_str(&t, "->");
+  goalloc_text_u64(&t, g->heap_marked >> 20);
+  goalloc_text_str(&t, " MB, ");
+  goalloc_text_u64(&t, g->goal >> 20);
+  goalloc_text_str(&t, " MB goal, ");
+  goalloc_text_u64(&t, g->stacks >> 20);
+  goalloc_text_str(&t, " MB stacks, ");
+  goalloc_text_u64(&t, g->globals >> 20);
+  goalloc_text_str(&t, " MB globals, ");
+  goalloc_text_u64(&t, g->procs);
+  goalloc_text_str(&t, g->forced ? " P (forced)\n" : " P\n");
+  *tp = t;
+}
+
+size_t goalloc_format_gctrace(const struct goalloc_gctrace *g, char *out, size_t cap) {
+  struct goalloc_text t;
+  gctrace_text(&t, g);
+  size_t n = t.len < cap ? t.len : cap;
+  memcpy(out, t.bytes, n);
+  return n;
+}
+
+void goalloc_write_gctrace(const struct goalloc_gctrace *g) {
+  struct goalloc_text t;
+  gctrace_text(&t, g);
+  goalloc_write_len(2, t.bytes, t.len);
+}

@@ -21,6 +21,7 @@
 
 __thread struct goalloc_gc_thread goalloc_gc_self __attribute__((tls_model("initial-exec")));
 
+void (*goalloc_gc_event_hook)(int event);  // (goalloc_stw.h)
 static int stop_signal;          // 0 until installed
 static uint32_t world_epoch;     // odd while a stop is in progress
 static uint32_t acks;            // threads that acknowledged the current stop

@@ -13,7 +13,10 @@
 //   free <base> <npages> <released>
 //
 // Addresses in 0x-hex, the rest decimal; spanclass = sizeclass << 1 | noscan (0/1: large,
-// 136: tiny blocks); where = cached | partial | full | large; released = 0 | 1 (returned to the OS).
+// 136: tiny blocks); where = cached | partial | full | large for malloc spans, and for the GC
+// mode's collected spans (MGCCentral) gccached (a thread's GC cache holds it) | gcpartial |
+// gcfull (swept, on its lists) | gcunswept (waiting for the lazy sweep: `allocated` still counts
+// its dead objects) | gclarge; released = 0 | 1 (returned to the OS).
 import CGoAllocShim
 
 // `fragmentation` sums over the span registry (MHeap.forEachSpanLocked) and the page
@@ -31,6 +34,8 @@ public struct HeapRegion {
   public var cached = false
   public var onPartialList = false
   public var released = false
+  public var collected = false      // a GC mode span (spanclass is its shape; noscan bit as usual)
+  public var unswept = false        // collected, and not swept since the last collection
 }
 
 extension UnsafeMutablePointer where Pointee == MHeap {
@@ -66,11 +71,20 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       if !isFree, let s = spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), addr),
          s.pointee.startAddr == addr {
         let fs = atomicLoad64(&s.pointee.freeState)
-        body(HeapRegion(kind: .span, base: addr, npages: s.pointee.npages,
-                        spanclass: Int(s.pointee.spanclass), elemsize: s.pointee.elemsize,
-                        nelems: s.pointee.nelems,
-                        allocated: s.isLarge ? (atomicLoad32(&s.pointee.state) == spanInUse ? 1 : 0) : s.liveObjects,
-                        cached: fs & fsCached != 0, onPartialList: fs & fsPartial != 0))
+        var r = HeapRegion(kind: .span, base: addr, npages: s.pointee.npages,
+                           spanclass: Int(s.pointee.spanclass), elemsize: s.pointee.elemsize,
+                           nelems: s.pointee.nelems,
+                           allocated: s.isLarge ? (atomicLoad32(&s.pointee.state) == spanInUse ? 1 : 0) : s.liveObjects,
+                           cached: fs & fsCached != 0, onPartialList: fs & fsPartial != 0)
+        if s.pointee.collected != 0, let gc = gcExisting {
+          // (Its lists and sweep state change under its central lock: a snapshot.)
+          let sg = atomicLoad32(&s.pointee.sweepgen), h = atomicLoad32(&gc.pointee.sweepgen)
+          r.collected = true
+          r.cached = atomicLoadRelaxedUInt(&s.pointee.owner) != 0
+          r.onPartialList = s.pointee.list == gcListCode(full: false, parity: 0) || s.pointee.list == gcListCode(full: false, parity: 1)
+          r.unswept = !r.cached && sg != h && sg != h &+ 3
+        }
+        body(r)
         addr += UInt(s.pointee.npages * pageSize)
         continue
       }
@@ -107,8 +121,13 @@ extension UnsafeMutablePointer where Pointee == MHeap {
         func num(_ v: Int) { writeStatic(fd, " "); goalloc_write_u64(fd, UInt64(v)) }
         writeStatic(fd, "span "); goalloc_write_hex(fd, UInt64(r.base))
         num(r.npages); num(r.spanclass); num(r.elemsize); num(r.nelems); num(r.allocated)
-        writeStatic(fd, SpanClass(index: r.spanclass).isLarge ? " large\n" : r.cached ? " cached\n"
-                        : r.onPartialList ? " partial\n" : " full\n")
+        if r.collected {
+          writeStatic(fd, SpanClass(index: r.spanclass).isLarge ? " gclarge\n" : r.cached ? " gccached\n"
+                          : r.unswept ? " gcunswept\n" : r.onPartialList ? " gcpartial\n" : " gcfull\n")
+        } else {
+          writeStatic(fd, SpanClass(index: r.spanclass).isLarge ? " large\n" : r.cached ? " cached\n"
+                          : r.onPartialList ? " partial\n" : " full\n")
+        }
       case .free:
         writeStatic(fd, "free "); goalloc_write_hex(fd, UInt64(r.base)); writeStatic(fd, " ")
         goalloc_write_u64(fd, UInt64(r.npages)); writeStatic(fd, r.released ? " 1\n" : " 0\n")

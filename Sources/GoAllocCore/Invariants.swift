@@ -7,6 +7,8 @@
 //   MCentral.checkInvariants     partial-list links, tags, counts and flags
 //   MCache.checkInvariants       current spans, ready lists, free lists, tiny block, LargeBins
 //                                (owner only)
+//   GCState.checkLists           the collected spans' lists (MGCCentral): links, tags, sweep
+//                                states against sweepgen, counts
 //   MHeap.checkHeap              all of the above that another thread may check, plus the span
 //                                registry, the arena index and the LargeCache
 // The heap check takes one lock at a time, so it runs while other threads allocate. A span a
@@ -188,6 +190,50 @@ extension MCache {
   }
 }
 
+extension UnsafeMutablePointer where Pointee == GCState {
+  /// Every GC list (MGCCentral), under every collected central's lock at once (taken in
+  /// lockAll's order): each span tagged with its list, in use (a large one may be being freed),
+  /// of the list's shape, held by no cache, swept or unswept as its list's parity says, with a
+  /// free slot on a partial list and counts that match its bitmaps; the counters match.
+  func checkLists(_ h: UnsafeMutablePointer<MHeap>, _ r: inout HeapCheckResult) {
+    for shape in 0..<Self.gcShapes { lockAcquire(&gcCentral(h, shape).pointee.lock) }
+    let sg = pointee.sweepgen
+    let sp = sweptParity(sg)
+    var listed: UInt64 = 0, pages: UInt64 = 0, unswept: UInt64 = 0
+    for shape in 0..<Self.gcShapes {
+      for kind in 0..<4 {
+        let full = kind >= 2, parity = kind & 1
+        var prev: SpanPtr? = nil
+        var it = listHead(shape, full: full, parity: parity).pointee
+        while let s = it {
+          it = s.pointee.next
+          if s.pointee.list != gcListCode(full: full, parity: parity) { r.fail("GC span on a list it is not tagged with") }
+          if s.pointee.prev != prev { r.fail("broken GC list links") }
+          prev = s
+          let state = atomicLoad32(&s.pointee.state)
+          if state != spanInUse && !(s.isLarge && state == spanFreeing) { r.fail("dead span on a GC list") }
+          if s.pointee.collected == 0 || Int(s.pointee.spanclass) != shape { r.fail("GC list holds a span of another shape") }
+          if atomicLoadRelaxedUInt(&s.pointee.owner) != 0 { r.fail("GC list holds a cached span") }
+          if atomicLoad32(&s.pointee.sweepgen) != (parity == sp ? sg : sg &- 2) { r.fail("GC span's sweepgen disagrees with its list") }
+          if !s.isLarge {
+            if !full && s.pointee.allocCount >= s.pointee.nelems { r.fail("full span on a GC partial list") }
+            s.checkCounts(&r)
+          }
+          listed += 1
+          pages &+= UInt64(s.pointee.npages)
+          if parity != sp { unswept += 1 }
+          if listed > 1 << 26 { r.fail("GC list does not end"); break }
+        }
+      }
+    }
+    if listed != atomicLoad64(&pointee.listed) || pages != atomicLoad64(&pointee.listedPages) {
+      r.fail("GC list counts disagree with the lists")
+    }
+    if unswept != atomicLoad64(&pointee.unswept) { r.fail("unswept count disagrees with the lists") }
+    for shape in (0..<Self.gcShapes).reversed() { lockRelease(&gcCentral(h, shape).pointee.lock) }
+  }
+}
+
 extension UnsafeMutablePointer where Pointee == MHeap {
   public func checkHeap() -> HeapCheckResult {
     var r = HeapCheckResult()
@@ -218,6 +264,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       let spc = SpanClass(index: i)
       central(spc).checkInvariants(self, spc, &r)
     }
+    if let gc = gcExisting { gc.checkLists(self, &r) }
     return r
   }
 

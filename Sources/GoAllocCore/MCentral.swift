@@ -195,10 +195,12 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// A new span from the heap (MHeap.allocSpan) for an mcentral or a large object: when no run
   /// of free pages fits, the empty spans parked on the mcentrals and the large spans binned by
   /// the threads (LargeBins) go back first, and the heap grows only if that did not make room.
-  func allocSpanReclaiming(_ npages: Int, spanclass spc: SpanClass, alignPages: Int = 1) -> SpanPtr? {
-    if let s = allocSpan(npages, spanclass: spc, alignPages: alignPages, grow: false) { return s }
+  /// `collected`: for the GC mode (never registered as a root span: MHeap.forEachSpanLocked).
+  func allocSpanReclaiming(_ npages: Int, spanclass spc: SpanClass, alignPages: Int = 1,
+                           collected: Bool = false) -> SpanPtr? {
+    if let s = allocSpan(npages, spanclass: spc, alignPages: alignPages, grow: false, collected: collected) { return s }
     if reclaim() + takeBackBins() > 0,
-       let s = allocSpan(npages, spanclass: spc, alignPages: alignPages, grow: false) { return s }
-    return allocSpan(npages, spanclass: spc, alignPages: alignPages, grow: true)
+       let s = allocSpan(npages, spanclass: spc, alignPages: alignPages, grow: false, collected: collected) { return s }
+    return allocSpan(npages, spanclass: spc, alignPages: alignPages, grow: true, collected: collected)
   }
 }

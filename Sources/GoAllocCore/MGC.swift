@@ -1,26 +1,34 @@
 // MGC: the GC mode's collector (Go's mgc.go): its state, the cycle, and the core of its API.
 //
-// Stage 1 collects with the world stopped. One cycle (`gcCollect`), under the collector's lock:
-//   1. off:         the images' writable segments are listed (dl_iterate_phdr, before any lock:
-//                   the loader's lock may be held by a thread we are about to stop);
+// Stage 1 marks with the world stopped and sweeps lazily. One cycle (`gcCollect`), under the
+// collector's lock:
+//   1. off:         sweep termination: the collecting thread sweeps what the last cycle left
+//                   unswept, the world running (MGCSweep); the images' writable segments are
+//                   listed (dl_iterate_phdr, before any lock: the loader's lock may be held by a
+//                   thread we are about to stop);
 //   2. stop:        every allocator lock is taken (the fork handler's order, `lockAll`), then
 //                   every registered thread (every thread with an mcache: Process.swift) gets the
 //                   stop signal and acknowledges from its handler (stw.c). A thread inside a GC
 //                   allocation's critical section stops when it leaves it, so no GC cache is
 //                   caught half-updated; the malloc fast paths need no such section (the
-//                   collector reads nothing of theirs that can be half-updated: MGCMark);
+//                   collector reads nothing of theirs that can be half-updated: MGCMark). Any
+//                   span still unswept is swept now (normally none);
 //   3. mark:        roots, then the span queue and the large-object queue (MGCMark.swift);
-//   4. sweep:       every collected span, eagerly, still in the stop (MGCSweep.swift), and
-//                   `sweepgen` advances by 2;
-//   5. pace:        the next heap goal (MGCPacer.swift); the world restarts.
+//   4. flip:        `sweepgen` advances by 2, so every listed span reads unswept; the spans GC
+//                   caches hold (slots and handoff words: threads x shapes at most) are swept
+//                   now, nothing else (MGCSweep.swift);
+//   5. pace:        the next heap goal (MGCPacer.swift) and the proportional sweep's pace; the
+//                   world restarts. Sweeping goes on lazily, proportionally and in the
+//                   background; goalloc_gc_collect finishes it before it returns.
 // Phases for stage 2 (concurrent mark) are named by `GCPhase`; the stop above is what stage 2
 // splits into sweep termination, concurrent mark with assists charged at GC refill
 // (`gcRefillCharge`), and mark termination.
 //
 // Invariants: at most one cycle at a time (`lock`); while the world is stopped only the
-// collector touches spans, centrals and the heap; a collected span is owned by one GC cache
-// (owner = cache | 2), or sits on its mcentral's partial list (free slots), or floats (full);
-// `heapLive` counts a cached span's free slots as allocated (Go's heapLive).
+// collector touches spans, centrals and the heap; a collected span is held by one GC cache
+// (owner = cache | 2: a slot, or the cache's handoff word), or sits on one of its shape's lists
+// (MGCCentral); every collected span is swept when a mark begins; `heapLive` counts a held
+// span's free slots as allocated (Go's heapLive).
 import CGoAllocShim
 
 /// The collector's phase (Go's gcphase). Stage 1 goes off -> stopped (mark and sweep) -> off.
@@ -61,6 +69,24 @@ public struct GCState {
   var nroots = 0
   var images: UnsafeMutablePointer<UInt>  // the images' writable segments of this cycle
   var nimages = 0
+  // Sweeping (MGCSweep, MGCCentral).
+  var spanSets: UnsafeMutablePointer<SpanPtr?>  // [shape][partial/full][parity] list heads
+  var sweepMode: UInt32 = 0    // GCSweepMode
+  var listed: UInt64 = 0       // atomic: spans on the lists
+  var listedPages: UInt64 = 0  // atomic: their pages
+  var unswept: UInt64 = 0      // atomic: spans on unswept lists
+  var unsweptAtFlip: UInt64 = 0
+  var sweepCursor: UInt64 = 0  // atomic: sweepgen << 32 | first shape that may hold unswept spans
+  var pagesSwept: UInt64 = 0   // atomic: since the flip
+  var sweepPagesPerByte: UInt64 = 0  // atomic: a Double's bits (0: no proportional sweep due)
+  var sweepLiveBasis: UInt64 = 0     // atomic: heapLive at the flip
+  // gctrace and the last cycle's figures.
+  var trace = false
+  var lastClock: (UInt64, UInt64, UInt64) = (0, 0, 0)  // stop + sweep termination, mark, flip + restart (ns)
+  var lastCPU: UInt64 = 0      // the collector's CPU time in the pause (ns)
+  var lastHeapStart: UInt64 = 0  // heapLive when the cycle began
+  var lastHeapEnd: UInt64 = 0    // heapLive after the flip
+  var lastThreads: Int = 0
 
   static let pauseRing = 256
   static let maxRoots = 4096
@@ -74,12 +100,18 @@ enum GCCache {
   static let spans = 0                          // [numSizeClasses * 2] SpanPtr
   static let mallocs = numSizeClasses * 2       // word index of the counters
   static let bytes = mallocs + 1
-  static let words = bytes + 1
+  static let handoffWord = bytes + 1            // a span held outside the slots (MGCCentral)
+  static let words = handoffWord + 1
   @inline(__always) static func span(_ g: UnsafeMutableRawPointer, _ shape: Int) -> UnsafeMutablePointer<SpanPtr> {
     g.assumingMemoryBound(to: SpanPtr.self) + shape
   }
   @inline(__always) static func counter(_ g: UnsafeMutableRawPointer, _ i: Int) -> UnsafeMutablePointer<UInt64> {
     g.assumingMemoryBound(to: UInt64.self) + i
+  }
+  /// The span g holds while it moves between a slot and a list (nil: none). Written inside the
+  /// critical section or under the span's central lock; read by the flip.
+  @inline(__always) static func handoff(_ g: UnsafeMutableRawPointer) -> UnsafeMutablePointer<SpanPtr?> {
+    (g + handoffWord * 8).assumingMemoryBound(to: SpanPtr?.self)
   }
   /// MSpan.owner of a span cached by g: never an mcache's tag (those are 64-aligned, | 0 or 1).
   @inline(__always) static func ownerTag(_ g: UnsafeMutableRawPointer) -> UInt { UInt(bitPattern: g) | 2 }
@@ -100,7 +132,8 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     let rings = 2 * GCState.pauseRing * 8
     let roots = 2 * GCState.maxRoots * 8, images = 2 * GCState.maxImages * 8
     let spanQ = GCWork.spanCapacity * 8, largeQ = 2 * GCWork.chunkCapacity * 8
-    let bytes = roundUp(head + rings + roots + images + spanQ + largeQ, 4096)
+    let sets = numSizeClasses * 2 * 4 * 8
+    let bytes = roundUp(head + rings + roots + images + spanQ + largeQ + sets, 4096)
     guard let mem = sysMap(bytes) else { return nil }
     let g = mem.bindMemory(to: GCState.self, capacity: 1)
     var at = head
@@ -109,10 +142,15 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     let r = (mem + at).bindMemory(to: UInt.self, capacity: 2 * GCState.maxRoots); at += roots
     let im = (mem + at).bindMemory(to: UInt.self, capacity: 2 * GCState.maxImages); at += images
     let sq = (mem + at).bindMemory(to: SpanPtr?.self, capacity: GCWork.spanCapacity); at += spanQ
-    let lq = (mem + at).bindMemory(to: UInt.self, capacity: 2 * GCWork.chunkCapacity)
+    let lq = (mem + at).bindMemory(to: UInt.self, capacity: 2 * GCWork.chunkCapacity); at += largeQ
+    let ss = (mem + at).bindMemory(to: SpanPtr?.self, capacity: numSizeClasses * 2 * 4)
     g.initialize(to: GCState(pauseNs: pauseNs, pauseEnd: pauseEnd,
                              cachealloc: FixAlloc(size: GCCache.words * 8),
-                             work: GCWork(spans: sq, chunks: lq), roots: r, images: im))
+                             work: GCWork(spans: sq, chunks: lq), roots: r, images: im, spanSets: ss))
+    let flags = goalloc_debug_flags_from_env()
+    g.pointee.trace = flags & UInt32(GOALLOC_DEBUG_GCTRACE) != 0
+    g.pointee.work.objectQueue = flags & UInt32(GOALLOC_DEBUG_GC_OBJQUEUE) != 0
+    g.pointee.sweepMode = UInt32(goalloc_debug_gcsweep())
     g.pointee.percent = Int32(goalloc_gc_percent_from_env(100))
     g.pointee.memLimit = goalloc_memlimit_from_env()
     g.pointee.sys = UInt64(bytes)
@@ -166,10 +204,18 @@ func gcCollect(forced: Bool) -> Int32 {
     return gcRefused
   }
   gc.pointee.forcedNext = forced
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_START))
+  // Sweep termination, the world running: what the last cycle left unswept.
+  gc.gcFinishSweep(h)
+  gc.pointee.lastHeapStart = atomicLoad64(&gc.pointee.heapLive)
   // Before any lock: the loader's lock may be held by a thread about to be stopped.
   gc.pointee.nimages = min(GCState.maxImages, Int(goalloc_image_ranges(gc.pointee.images, Int32(GCState.maxImages))))
   // The caller's callee-saved registers go onto its stack; the cycle scans from below them.
   goalloc_gc_with_registers(gcCycleEntry, UnsafeMutableRawPointer(gc))
+  // Go's runtime.GC: the caller sees every unreachable object freed.
+  if forced && gc.pointee.sweepMode == GCSweepMode.lazy.rawValue { gc.gcFinishSweep(h) }
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_END))
+  if gc.pointee.trace { gcTraceLine(gc) }
   lockRelease(&gc.pointee.lock)
   // Pools: what they held goes to their victim caches, what those held is freed (Go 1.13's
   // victim rule). After the cycle, with no lock held: the pools free objects.
@@ -185,6 +231,8 @@ func gcCycleEntry(_ arg: UnsafeMutableRawPointer?, _ sp: UInt) {
 
 func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, callerSP: UInt) {
   let t0 = goalloc_nanotime()
+  let cpu0 = goalloc_thread_cputime()
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_PRE_STOP_WORLD))
   h.lockAll()
   // Stop every registered thread but this one.
   goalloc_gc_begin_stop()
@@ -199,24 +247,94 @@ func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCStat
     }
   }
   goalloc_gc_wait_stopped(sent)
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_POST_STOP_WORLD))
+  gc.pointee.lastThreads = Int(sent) + 1
+  gc.gcSweepAllLocked(h)  // (normally nothing: the caller swept before the stop)
+  let t1 = goalloc_nanotime()
   atomicStore32(&gc.pointee.phase, GCPhase.mark.rawValue)
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_START))
   gc.gcMark(h, callerSP: callerSP, me: me)
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_END))
+  let t2 = goalloc_nanotime()
   atomicStore32(&gc.pointee.phase, GCPhase.sweep.rawValue)
-  let live = gc.gcSweep(h)
-  atomicStore64(&gc.pointee.heapLive, live.live)
-  gc.gcMeasureNonHeap(h, collectedSpanBytes: live.spanBytes)
-  gc.gcSetGoal(marked: live.marked)
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_RECLAIM_START))
+  var r = gcFlip(h, gc)
+  atomicStore64(&gc.pointee.heapLive, r.live)
+  gc.pointee.lastHeapEnd = r.live
+  gc.gcMeasureNonHeap(h, collectedSpanBytes: r.spanBytes)
+  gc.gcSetGoal(marked: r.marked)
+  if gc.pointee.sweepMode == GCSweepMode.eager.rawValue {
+    gc.gcSweepAllLocked(h)
+    r.spanBytes = 0
+  }
+  gc.gcSetSweepPace()
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_RECLAIM_END))
   atomicStore32(&gc.pointee.phase, GCPhase.off.rawValue)
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_PRE_START_WORLD))
   goalloc_gc_start_world()
   h.unlockAll()
-  let t1 = goalloc_nanotime()
+  let t3 = goalloc_nanotime()
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_POST_START_WORLD))
+  gc.pointee.lastClock = (t1 - t0, t2 - t1, t3 - t2)
+  let cpu1 = goalloc_thread_cputime()
+  gc.pointee.lastCPU = cpu1 > cpu0 ? cpu1 - cpu0 : 0
   let n = Int(atomicLoad32(&gc.pointee.numGC))
-  gc.pointee.pauseNs[n % GCState.pauseRing] = t1 - t0
+  gc.pointee.pauseNs[n % GCState.pauseRing] = t3 - t0
   gc.pointee.pauseEnd[n % GCState.pauseRing] = goalloc_walltime()
-  gc.pointee.pauseTotalNs &+= t1 - t0
+  gc.pointee.pauseTotalNs &+= t3 - t0
   gc.pointee.lastGC = goalloc_walltime()
   if gc.pointee.forcedNext { gc.pointee.numForcedGC &+= 1 }
   atomicStore32(&gc.pointee.numGC, UInt32(n + 1))
+}
+
+/// The flip (MGCSweep), world stopped: sweepgen += 2, then every span a GC cache holds (its
+/// slots, and its handoff word: a span between a slot and a list) is swept, so its thread
+/// allocates from swept state on restart; everything else waits on the lists, unswept.
+func gcFlip(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>) -> GCSweepResult {
+  var r = gc.gcFlipSweepgen()
+  let empty = h.pointee.emptySpan
+  var it = h.pointee.caches.pointee.head
+  while let raw = it {
+    let c = MCache(raw)
+    it = c.link.pointee.next
+    guard let g = c.header.pointee.gc else { continue }
+    for shape in 0..<(numSizeClasses * 2) {
+      let s = GCCache.span(g, shape).pointee
+      if s != empty { gc.sweepHeld(h, s, &r) }
+    }
+    if let s = GCCache.handoff(g).pointee, s.pointee.collected != 0, s.pointee.list == listNone,
+       atomicLoad32(&s.pointee.state) == spanInUse {
+      gc.sweepHeld(h, s, &r)
+    }
+  }
+  gc.gcFlipLists(&r)
+  return r
+}
+
+/// GOALLOC_DEBUG=gctrace=1: the last cycle's line on stderr (after the cycle; collector lock).
+func gcTraceLine(_ gc: UnsafeMutablePointer<GCState>) {
+  var t = goalloc_gctrace()
+  let since = goalloc_nanotime() &- gc.pointee.startNanos
+  t.cycle = UInt64(atomicLoad32(&gc.pointee.numGC))
+  t.since_ns = since
+  t.percent = since > 0 ? gc.pointee.pauseTotalNs / (since / 100 + 1) : 0
+  t.clock_ns = gc.pointee.lastClock
+  t.cpu_ns = gc.pointee.lastCPU
+  t.heap_start = gc.pointee.lastHeapStart
+  t.heap_end = gc.pointee.lastHeapEnd
+  t.heap_marked = gc.pointee.heapMarked
+  t.goal = atomicLoad64(&gc.pointee.heapGoal)
+  t.stacks = gc.pointee.stackBytes
+  t.globals = gc.pointee.globalsBytes
+  t.procs = UInt64(gc.pointee.lastThreads)
+  t.forced = gc.pointee.forcedNext ? 1 : 0
+  goalloc_write_gctrace(&t)
+}
+
+/// The scavenger's tick (Process.swift): the background sweeper's turn, once the GC mode runs.
+func gcBackgroundSweepTick(_ h: UnsafeMutablePointer<MHeap>) {
+  guard let gc = h.gcExisting else { return }
+  gc.gcBackgroundSweep(h)
 }
 
 // MARK: threads
@@ -226,13 +344,15 @@ func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCStat
 func gcReleaseCache(_ c: MCache) {
   guard let g = c.header.pointee.gc, let gc = c.heap.gcExisting else { return }
   let h = c.heap
+  let handoff = GCCache.handoff(g)
   for i in 0..<(numSizeClasses * 2) {
     goalloc_gc_enter_busy()
     let slot = GCCache.span(g, i)
     let s = slot.pointee
     slot.pointee = h.pointee.emptySpan
+    if s != h.pointee.emptySpan { handoff.pointee = s }
     goalloc_gc_leave_busy()
-    if s != h.pointee.emptySpan { gcUncacheSpan(h, gc, s) }
+    if s != h.pointee.emptySpan { gcUncacheSpan(h, gc, handoff: handoff, s) }
   }
   let list = h.pointee.caches
   lockAcquire(&list.pointee.lock)
@@ -260,6 +380,7 @@ func gcReleaseCache(_ c: MCache) {
   lockRelease(&h.pointee.lock)
   guard let g = m else { return nil }
   for i in 0..<(numSizeClasses * 2) { GCCache.span(g, i).pointee = h.pointee.emptySpan }
+  GCCache.handoff(g).pointee = nil
   // Published under the caches lock: MemStats reads the counters through it.
   let list = h.pointee.caches
   lockAcquire(&list.pointee.lock)
@@ -282,6 +403,37 @@ func gcForkPrepare(_ h: UnsafeMutablePointer<MHeap>) {
 func gcForkParent(_ h: UnsafeMutablePointer<MHeap>) {
   if let gc = h.gcExisting { lockRelease(&gc.pointee.lock) }
 }
+/// In a fork child, before the caches of threads that do not exist here are abandoned: the
+/// spans their GC caches held go onto their full lists (never offered to a cache before a sweep
+/// rebuilds their bitmaps: such a thread may have been anywhere in its critical section), so
+/// every collected span is still swept before each mark. Locks are free again (afterForkChild).
+func gcForkChildAdopt(_ h: UnsafeMutablePointer<MHeap>, _ c: MCache) {
+  guard let gc = h.gcExisting, let g = c.header.pointee.gc else { return }
+  let empty = h.pointee.emptySpan
+  for i in 0..<(numSizeClasses * 2) {
+    let slot = GCCache.span(g, i)
+    let s = slot.pointee
+    if s == empty { continue }
+    slot.pointee = empty
+    gcAdoptSpan(h, gc, s)
+  }
+  if let s = GCCache.handoff(g).pointee {
+    GCCache.handoff(g).pointee = nil
+    gcAdoptSpan(h, gc, s)
+  }
+}
+
+/// gcForkChildAdopt's step for one span: onto its full list unless a list has it already.
+func gcAdoptSpan(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, _ s: SpanPtr) {
+  if s.pointee.collected == 0 || s.pointee.list != listNone || atomicLoad32(&s.pointee.state) != spanInUse { return }
+  let central = gc.gcCentral(h, Int(s.pointee.spanclass))
+  lockAcquire(&central.pointee.lock)
+  atomicStoreRelaxedUInt(&s.pointee.owner, 0)
+  atomicStore32(&s.pointee.sweepgen, gc.pointee.sweepgen)
+  gc.gcListPush(s, full: true)
+  lockRelease(&central.pointee.lock)
+}
+
 func gcForkChild(_ h: UnsafeMutablePointer<MHeap>) {
   if let gc = h.gcExisting { lockReset(&gc.pointee.lock) }
   lockReset(&gcInitLock)
@@ -403,6 +555,7 @@ func gcAddStats(_ h: UnsafeMutablePointer<MHeap>, _ m: inout MemStats) {
   m.gcMallocs = mallocs
   m.gcFrees = frees
   m.gcHeapLive = atomicLoad64(&gc.pointee.heapLive)
+  m.gcUnsweptSpans = atomicLoad64(&gc.pointee.unswept)
   m.nextGC = atomicLoad64(&gc.pointee.heapGoal)
   m.numGC = atomicLoad32(&gc.pointee.numGC)
   m.numForcedGC = gc.pointee.numForcedGC

@@ -10,7 +10,8 @@
 //     mapped), except GoAlloc's own when it is a library (its data is allocator metadata);
 //   - the added root ranges;
 //   - live malloc memory in *scan* spans (GoAlloc.allocate(scan: true), and
-//     goalloc_gc_malloc_uncollectable): every slot ever handed out (below highWater) whose word
+//     goalloc_gc_malloc_uncollectable; found on MHeap.rootspans, so the mark never walks the
+//     heap's other spans): every slot ever handed out (below highWater) whose word
 //     1 does not hold a FreeList mark. That reads nothing a thread stopped anywhere in the
 //     malloc fast path can have half-written (allocCache and freeindex are not trusted), and
 //     errs only towards keeping. Noscan malloc memory (everything C's malloc returns) is never
@@ -24,6 +25,9 @@
 // localFreeBits words) is scanned in address order. A large object is pushed onto the *chunk
 // queue* as pieces of at most 128 KiB. Interior pointers keep an object; one past its end is the
 // next slot's (or no slot's).
+// GOALLOC_DEBUG=gcobjqueue=1 replaces the span queue with a classic object queue (a stack of
+// object addresses in the same memory, each marked scanned as it is pushed, its span looked up
+// again when it is popped), for the benchmark's side-by-side (`goalloc bench gc`).
 // Both queues are fixed (mapped once, `GCWork`); when one is full the object stays marked and
 // unscanned and `overflow` is set; once the queues drain, every collected span is searched for
 // marked-unscanned objects again until a pass finds none (bdwgc's recovery). So the mark never
@@ -51,6 +55,7 @@ struct GCWork {
   var markedBytes: UInt64 = 0
   var spansScanned = 0          // span-queue visits of the last cycle (Green Tea's unit of work)
   var objectsScanned = 0
+  var objectQueue = false       // GOALLOC_DEBUG=gcobjqueue=1: small objects through an object queue
 
   init(spans: UnsafeMutablePointer<SpanPtr?>, chunks: UnsafeMutablePointer<UInt>) {
     self.spans = spans
@@ -136,7 +141,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
   func scanMallocScanSpans(_ h: UnsafeMutablePointer<MHeap>) -> UInt64 {
     var bytes: UInt64 = 0
     let key = h.pointee.freeKey
-    var it = h.pointee.allspans
+    var it = h.pointee.rootspans  // (every malloc span of a scan class, and nothing else)
     while let s = it {
       it = s.pointee.allnext
       if s.pointee.collected != 0 || atomicLoad32(&s.pointee.state) != spanInUse { continue }
@@ -194,8 +199,24 @@ extension UnsafeMutablePointer where Pointee == GCState {
     if m.pointee & bit != 0 { return }
     m.pointee |= bit
     pointee.work.markedBytes &+= UInt64(s.pointee.elemsize)
-    if s.spanClass.noscan || s.pointee.gcqueued != 0 { return }
+    if s.spanClass.noscan { return }
+    if pointee.work.objectQueue { return pushObject(s, w, bit, s.pointee.startAddr &+ UInt(idx) &* UInt(s.pointee.elemsize)) }
+    if s.pointee.gcqueued != 0 { return }
     if enqueueSpan(s) { s.pointee.gcqueued = 1 } else { pointee.work.overflow = true }
+  }
+
+  /// GOALLOC_DEBUG=gcobjqueue=1: the object at p (slot bit `bit` of word w of s) onto the object
+  /// stack (the span queue's memory, last in first out, as a classic marker's work list), marked
+  /// scanned as it is queued; when the stack is full it stays unscanned for the recovery.
+  func pushObject(_ s: SpanPtr, _ w: Int, _ bit: UInt64, _ p: UInt) {
+    let n = pointee.work.spanCount
+    if n == pointee.work.spanLimit {
+      pointee.work.overflow = true
+      return
+    }
+    UnsafeMutableRawPointer(pointee.work.spans).assumingMemoryBound(to: UInt.self)[n] = p
+    pointee.work.spanCount = n + 1
+    s.localWord(w).pointee |= bit
   }
 
   func enqueueSpan(_ s: SpanPtr) -> Bool {
@@ -233,6 +254,15 @@ extension UnsafeMutablePointer where Pointee == GCState {
         let n = pointee.work.chunkCount - 1
         pointee.work.chunkCount = n
         scanRange(h, pointee.work.chunks[2 * n], pointee.work.chunks[2 * n + 1])
+        continue
+      }
+      if pointee.work.objectQueue && pointee.work.spanCount > 0 {
+        let n = pointee.work.spanCount - 1
+        pointee.work.spanCount = n
+        let p = UnsafeMutableRawPointer(pointee.work.spans).assumingMemoryBound(to: UInt.self)[n]
+        let s = spanOfIndex(UnsafeMutableRawPointer(h.pointee.arenas), p).unsafelyUnwrapped  // (as a classic scanobject)
+        pointee.work.objectsScanned += 1
+        scanRange(h, p, p &+ UInt(s.pointee.elemsize))
         continue
       }
       if pointee.work.spanCount > 0 {
@@ -275,6 +305,17 @@ extension UnsafeMutablePointer where Pointee == GCState {
       if s.pointee.collected == 0 || atomicLoad32(&s.pointee.state) != spanInUse || s.spanClass.noscan { continue }
       if s.isLarge {
         if s.gcmarkWord(0).pointee & 1 != 0 && s.localWord(0).pointee & 1 == 0 { pushLarge(s) }
+        continue
+      }
+      if pointee.work.objectQueue {
+        for w in 0..<s.usedWords {
+          var todo = s.gcmarkWord(w).pointee & ~s.localWord(w).pointee
+          while todo != 0 && !pointee.work.overflow {
+            let i = w &<< 6 &+ todo.trailingZeroBitCount
+            todo &= todo &- 1
+            pushObject(s, w, 1 &<< UInt64(i & 63), s.pointee.startAddr &+ UInt(i) &* UInt(s.pointee.elemsize))
+          }
+        }
         continue
       }
       if s.pointee.gcqueued != 0 { continue }

@@ -71,7 +71,8 @@ public struct MHeap {
   var largeSlots: UnsafeMutablePointer<SpanPtr?>  // LargeCache: [largeCacheSlots], oldest first
   var largeCached = 0
   var largeCachedPages = 0
-  var allspans: SpanPtr? = nil                    // the span registry (heap lock): see MHeap.spans
+  var allspans: SpanPtr? = nil                    // the span registry (heap lock): see forEachSpanLocked
+  var rootspans: SpanPtr? = nil                   // its part of malloc spans of scan classes (GC roots)
   var secure: UInt32 = 0                          // atomic: GOALLOC_SECURE=1 (SecureMode.swift)
   /// Takes the threads' LargeBins back to the page heap (argument: this heap; idle caches only?);
   /// returns the pages. Installed by the heap's first MCache (set once, under the heap lock).
@@ -285,7 +286,8 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// free pages near a memory limit and then adding arenas when none fit. Nil when out of
   /// memory. (The mcentral tier reclaims parked empty spans before it asks to grow:
   /// `allocSpanReclaiming`.)
-  func allocSpan(_ npages: Int, spanclass spc: SpanClass, alignPages: Int = 1, grow mayGrow: Bool = true) -> SpanPtr? {
+  func allocSpan(_ npages: Int, spanclass spc: SpanClass, alignPages: Int = 1, grow mayGrow: Bool = true,
+                 collected: Bool = false) -> SpanPtr? {
     // GOALLOC_SECURE=1: one more page, made inaccessible, ends the span (SecureMode.swift).
     let usable = npages
     let guardPages = atomicLoad32(&pointee.secure) != 0 ? 1 : 0
@@ -293,6 +295,10 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     lockAcquire(&pointee.lock)
     if spc.isLarge && pointee.largeCached > 0 {
       if alignPages == 1, let s = takeCachedLargeLocked(npages, spanclass: spc) {
+        if (s.pointee.rootReg != 0) != (!spc.noscan && !collected) {
+          unregister(s)
+          register(s, root: !spc.noscan && !collected)
+        }
         lockRelease(&pointee.lock)
         return s
       }
@@ -361,7 +367,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       s.pointee.guardPages = UInt8(guardPages)
     }
     setSpans(pointee.arenas, base, npages, s)
-    register(s)
+    register(s, root: !spc.noscan && !collected)
     pointee.pagesInUse += npages
     pointee.spansInUse += 1
     updateNearLimitLocked()
@@ -461,25 +467,41 @@ extension UnsafeMutablePointer where Pointee == MHeap {
 
   /// Every span that holds heap pages (in use, or kept by the LargeCache), whatever list it is
   /// on or none (a floating span, a thread's current or ready span), most recent first: what a
-  /// collector, the heap checker and the fragmentation figures enumerate. Heap lock held by the
-  /// caller and by `body` (which must not allocate from this heap).
+  /// collector, the heap checker and the fragmentation figures enumerate. Two lists: `rootspans`
+  /// holds the malloc spans of scan classes (what the GC mode scans as roots, without walking
+  /// the rest: MGCMark), `allspans` every other span (the class decides at allocation; a
+  /// collected span is never a root). Heap lock held by the caller and by `body` (which must
+  /// not allocate from this heap).
   func forEachSpanLocked(_ body: (SpanPtr) -> Void) {
     var it = pointee.allspans
     while let s = it {
       it = s.pointee.allnext
       body(s)
     }
+    it = pointee.rootspans
+    while let s = it {
+      it = s.pointee.allnext
+      body(s)
+    }
   }
 
-  private func register(_ s: SpanPtr) {
+  private func register(_ s: SpanPtr, root: Bool) {
+    s.pointee.rootReg = root ? 1 : 0
+    let head = root ? pointee.rootspans : pointee.allspans
     s.pointee.allprev = nil
-    s.pointee.allnext = pointee.allspans
-    pointee.allspans?.pointee.allprev = s
-    pointee.allspans = s
+    s.pointee.allnext = head
+    head?.pointee.allprev = s
+    if root { pointee.rootspans = s } else { pointee.allspans = s }
   }
 
   private func unregister(_ s: SpanPtr) {
-    if let p = s.pointee.allprev { p.pointee.allnext = s.pointee.allnext } else { pointee.allspans = s.pointee.allnext }
+    if let p = s.pointee.allprev {
+      p.pointee.allnext = s.pointee.allnext
+    } else if s.pointee.rootReg != 0 {
+      pointee.rootspans = s.pointee.allnext
+    } else {
+      pointee.allspans = s.pointee.allnext
+    }
     s.pointee.allnext?.pointee.allprev = s.pointee.allprev
     s.pointee.allnext = nil
     s.pointee.allprev = nil

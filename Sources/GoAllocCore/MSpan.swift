@@ -83,9 +83,10 @@ public struct MSpan {
   //   none     floating: full, owned by nobody          -> CACHED or PARTIAL: the first remote
   //                                                        free claims it (MSpan.claim)
   @usableFromInline var freeState: UInt64 = 0
-  @usableFromInline var list: UInt8 = 0          // 0 none, 1 partial (central lock)
+  @usableFromInline var list: UInt8 = 0          // 0 none, 1 partial (central lock); GC lists: MGCCentral
   @usableFromInline var bitsOrder: UInt8 = 0     // bitmaps are 1 << bitsOrder words each
   @usableFromInline var guardPages: UInt8 = 0    // secure mode: inaccessible pages at the end
+  @usableFromInline var rootReg: UInt8 = 0       // 1: registered on MHeap.rootspans (heap lock)
   @usableFromInline var next: SpanPtr? = nil      // mcentral partial list links (large: LargeBins batches)
   @usableFromInline var prev: SpanPtr? = nil
   @usableFromInline var tinyCounts: UnsafeMutablePointer<UInt8>? = nil  // tiny spans: sub-objects per block

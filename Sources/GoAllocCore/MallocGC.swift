@@ -7,17 +7,20 @@
 // holds, happen inside a *critical section* (`goalloc_gc_enter_busy` / `leave_busy`, stw.c): a
 // stop signal that lands there is honoured when the section ends, so the collector always sees
 // a GC cache and its spans whole. No lock is ever taken inside the section.
-// Refill (the section left): the exhausted span goes back to its mcentral (`gcUncacheSpan`),
-// the pacer's trigger is checked (`heapLive >= heapGoal`; the place stage 2 charges an assist,
-// `gcRefillCharge`), and a span with free slots comes from the mcentral's partial list or the
-// page heap (`gcCacheSpan`); heapLive grows by its free bytes (Go's accounting).
+// Refill (the section left): the exhausted span goes back to its shape's lists (`gcUncacheSpan`,
+// MGCCentral), the pacer's trigger is checked (`heapLive >= heapGoal`; the place stage 2 charges
+// an assist, `gcRefillCharge`), and a span with free slots comes from a swept partial span, a
+// lazily swept one or the page heap (`gcCacheSpan`, after the proportional sweep's due); heapLive
+// grows by its free bytes (Go's accounting). While the span in hand is in no slot it sits in the
+// cache's handoff word, so the collector's flip sweeps it with the slots.
 // Sizes: C's alignment (malloc mode: 16 B for 16 B and more); scan objects are zeroed, noscan
 // ones are not (bdwgc's GC_malloc_atomic). More than 32 KiB: a span of its own, zeroed whole if
 // scanned (a conservative scan reads all of it).
 // Explicit free (goalloc_gc_free, and free() of a collected object, which arrives here from
 // Free.swift because a collected span is never at home in an mcache): a bit in the span's
 // freeBits (atomic OR; a bit already set is a double free), applied by the next sweep; a large
-// object's span goes back at once. Uncollectable objects are malloc objects of a scan class
+// object's span goes back at once. An object the last mark did not reach, in a span not swept
+// yet, is not allocated: its free is reported as a double free, as after an eager sweep. Uncollectable objects are malloc objects of a scan class
 // (scanned as roots while allocated: MGCMark), freed by the ordinary free.
 import CGoAllocShim
 
@@ -33,6 +36,7 @@ func gcMalloc(_ size: Int, noscan: Bool) -> UnsafeMutableRawPointer? {
   let sc = sizeToClass(n, mallocMode: true)
   let shape = SpanClass(sizeclass: sc, noscan: noscan)
   let slot = GCCache.span(g, shape.index)
+  let handoff = GCCache.handoff(g)
   let empty = h.pointee.emptySpan
   var p: UInt = 0
   var zero = false
@@ -52,16 +56,20 @@ func gcMalloc(_ size: Int, noscan: Bool) -> UnsafeMutableRawPointer? {
       zero = s.pointee.needzero != 0
       break
     }
-    // Refill, outside the critical section (locks; perhaps a collection).
+    // Refill, outside the critical section (locks; perhaps a collection). The span in hand is
+    // in the handoff word whenever it is in no slot and on no list (MGCCentral).
     slot.pointee = empty
+    if s != empty { handoff.pointee = s }
     goalloc_gc_leave_busy()
-    if s != empty { gcUncacheSpan(h, gc, s) }
+    if s != empty { gcUncacheSpan(h, gc, handoff: handoff, s) }
     gcRefillCharge(gc)
-    guard let ns = gcCacheSpan(h, gc, g, SpanClass(sizeclass: sc, noscan: noscan, collected: true)) else {
+    guard let ns = gcCacheSpan(h, gc, owner: GCCache.ownerTag(g), handoff: handoff,
+                               SpanClass(sizeclass: sc, noscan: noscan, collected: true)) else {
       return enomem()
     }
     goalloc_gc_enter_busy()
     slot.pointee = ns
+    handoff.pointee = nil
   }
   goalloc_gc_leave_busy()
   let es = classSize(sc)
@@ -82,9 +90,9 @@ func gcMallocLarge(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<
                    noscan: Bool) -> UnsafeMutableRawPointer? {
   gcRefillCharge(gc)
   let npages = (size + pageSize - 1) >> pageShift
-  guard let s = h.allocSpanReclaiming(npages, spanclass: .large(noscan: noscan)) else { return enomem() }
-  s.pointee.sweepgen = gc.pointee.sweepgen
-  s.pointee.collected = 1
+  gc.gcDeductSweepCredit(h, UInt64(npages * pageSize))
+  if atomicLoad64(&gc.pointee.unswept) > 0 { gc.gcReclaim(h, npages) }
+  guard let s = h.allocSpanReclaiming(npages, spanclass: .large(noscan: noscan), collected: true) else { return enomem() }
   let bytes = UInt64(s.pointee.elemsize)
   atomicAdd64(&gc.pointee.heapLive, bytes)
   atomicAdd64(&gc.pointee.largeMallocs, 1)
@@ -92,85 +100,45 @@ func gcMallocLarge(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<
   if !noscan && s.pointee.needzero != 0 {
     goalloc_memset(UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr), 0, s.pointee.elemsize)
   }
+  // Collected, and on its full list, under the lock a stop waits for (MGCCentral).
+  let central = gc.gcCentral(h, Int(s.pointee.spanclass))
+  lockAcquire(&central.pointee.lock)
+  atomicStore32(&s.pointee.sweepgen, gc.pointee.sweepgen)
+  s.pointee.collected = 1
+  gc.gcListPush(s, full: true)
+  lockRelease(&central.pointee.lock)
   return UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr)
 }
 
-/// A collected span of class spc with free slots for GC cache g: from the partial list, else
-/// from the page heap. heapLive grows by its free bytes.
-func gcCacheSpan(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>,
-                 _ g: UnsafeMutableRawPointer, _ spc: SpanClass) -> SpanPtr? {
-  let central = h.central(spc)
-  var got: SpanPtr? = nil
-  lockAcquire(&central.pointee.lock)
-  while let s = central.pointee.partial {
-    central.remove(s)
-    if s.pointee.allocCount < s.pointee.nelems {
-      atomicStoreRelaxedUInt(&s.pointee.owner, GCCache.ownerTag(g))
-      got = s
-      break
-    }
-    // Full (its free slots went to a cache before): it floats until a sweep frees some.
-  }
-  lockRelease(&central.pointee.lock)
-  if got == nil {
-    let sc = spc.sizeclass
-    guard let s = h.allocSpanReclaiming(spanPages(sc), spanclass: spc.shape) else { return nil }
-    s.pointee.sweepgen = gc.pointee.sweepgen
-    atomicStoreRelaxedUInt(&s.pointee.owner, GCCache.ownerTag(g))
-    s.pointee.collected = 1
-    got = s
-  }
-  let s = got.unsafelyUnwrapped
-  atomicAdd64(&gc.pointee.heapLive, UInt64(s.pointee.nelems - s.pointee.allocCount) &* UInt64(s.pointee.elemsize))
-  return s
-}
-
-/// A GC cache lets span s go (exhausted, or the thread is leaving): onto the partial list if it
-/// has free slots, back to the page heap if it is empty, else it floats. Its free slots leave
-/// heapLive.
-func gcUncacheSpan(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, _ s: SpanPtr) {
-  let central = h.central(SpanClass(index: Int(s.pointee.spanclass) | SpanClass.collectedBit))
-  lockAcquire(&central.pointee.lock)
-  atomicStoreRelaxedUInt(&s.pointee.owner, 0)
-  s.pointee.sweepgen = gc.pointee.sweepgen
-  let free = s.pointee.nelems - s.pointee.allocCount
-  let empty = s.pointee.allocCount == 0
-  if !empty && free > 0 { central.push(s) }
-  lockRelease(&central.pointee.lock)
-  if free > 0 {
-    let bytes = UInt64(free) &* UInt64(s.pointee.elemsize)
-    let live = atomicLoad64(&gc.pointee.heapLive)
-    atomicStore64(&gc.pointee.heapLive, live > bytes ? live - bytes : 0)  // (a race only blurs the pacer)
-  }
-  if empty {
-    s.pointee.collected = 0
-    h.freeSpan(s)
-  }
-}
-
-/// An explicit free of address a in collected span s (goalloc_gc_free, free, realloc).
+/// An explicit free of address a in collected span s (goalloc_gc_free, free, realloc). An
+/// object the last mark found unreachable is no longer allocated, swept or not: freeing it is a
+/// double free.
 @inline(never)
 func gcFreeObject(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op: StaticString) {
+  let gc = h.gcExisting
   if s.isLarge {
     if a != s.pointee.startAddr { return h.badFree(op, "invalid pointer (interior pointer)", a) }
+    if let gc, gc.gcIsDead(s, 0) { return h.badFree(op, "double free detected (the collector freed it)", a) }
     if !atomicCAS32(&s.pointee.state, spanInUse, spanFreeing) { return h.badFree(op, "double free detected", a) }
-    if let gc = h.gcExisting {
-      let bytes = UInt64(s.pointee.elemsize)
-      atomicAdd64(&gc.pointee.frees, 1)
-      atomicAdd64(&gc.pointee.freedBytes, bytes)
-      let live = atomicLoad64(&gc.pointee.heapLive)
-      atomicStore64(&gc.pointee.heapLive, live > bytes ? live - bytes : 0)
-    }
-    lockAcquire(&h.pointee.lock)
-    s.pointee.collected = 0
-    h.freeSpanLocked(s)
-    lockRelease(&h.pointee.lock)
+    guard let gc else { return }
+    let bytes = UInt64(s.pointee.elemsize)
+    atomicAdd64(&gc.pointee.frees, 1)
+    atomicAdd64(&gc.pointee.freedBytes, bytes)
+    let live = atomicLoad64(&gc.pointee.heapLive)
+    atomicStore64(&gc.pointee.heapLive, live > bytes ? live - bytes : 0)
+    // Off its list, unless a sweeper took it off already (it then leaves the span to us).
+    let central = gc.gcCentral(h, Int(s.pointee.spanclass))
+    lockAcquire(&central.pointee.lock)
+    if s.pointee.list != listNone { gc.gcListRemove(s) }
+    lockRelease(&central.pointee.lock)
+    h.freeCollectedSpan(s)
     return
   }
   guard let idx = s.slotIndex(a) else { return h.badFree(op, "invalid pointer (interior pointer)", a) }
   if UInt(bitPattern: idx) >= s.highWater {
     return h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
   }
+  if let gc, gc.gcIsDead(s, idx) { return h.badFree(op, "double free detected (the collector freed it)", a) }
   let bit: UInt64 = 1 &<< UInt64(idx & 63)
   if atomicOr64(s.freeWord(idx &>> 6), bit) & bit != 0 { h.badFree(op, "double free detected", a) }
 }

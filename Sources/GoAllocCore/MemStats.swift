@@ -64,6 +64,7 @@ public struct MemStats {
   public var gcMallocs: UInt64 = 0     // collected objects allocated
   public var gcFrees: UInt64 = 0       // collected objects freed (by sweeps, or explicitly)
   public var gcHeapLive: UInt64 = 0    // the pacer's heapLive
+  public var gcUnsweptSpans: UInt64 = 0  // collected spans the lazy sweep has not reached yet
   /// The last 256 pauses (ns) and their ends (ns since 1970): cycle n at [(n - 1) % 256].
   public var pauseNs = InlineArray<256, UInt64>(repeating: 0)
   public var pauseEnd = InlineArray<256, UInt64>(repeating: 0)

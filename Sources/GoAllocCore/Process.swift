@@ -179,6 +179,8 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// unlinked (their counters flushed) but their spans are left alone: such a thread may have
   /// been halfway through the lock-free fast path when fork copied it, so its spans cannot be
   /// trusted. They stay "cached" forever in the child (a bounded leak, like glibc's arenas).
+  /// (Their GC caches' spans go to their full lists: a sweep rebuilds those from the marks, and
+  /// every collected span must be swept before each mark: gcForkChildAdopt.)
   /// Their LargeBins go back to the page heap first: a slot is either a binned span or empty at
   /// every instant (LargeBins), so taking them is safe (a span halfway into or out of a slot
   /// stays lost).
@@ -204,7 +206,10 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     while let raw = it {
       let c = MCache(raw)
       it = c.link.pointee.next
-      if raw != current { c.abandon() }
+      if raw != current {
+        gcForkChildAdopt(self, c)
+        c.abandon()
+      }
     }
   }
 }
@@ -250,6 +255,7 @@ func scavengerMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? 
     if atomicLoad64(&h.pointee.scavenger.pointee.memLimit) != 0 { h.noteLiveBytes(MemStats.read(h).heapAlloc) }
     h.scavengerTick(reclaimSpans: reclaimParkedSpans)
     reportPoolEvent(h, PoolEvent.tick)  // pools rotate every few ticks without the GC mode
+    gcBackgroundSweepTick(h)
   }
   return nil
 }

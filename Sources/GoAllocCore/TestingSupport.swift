@@ -22,6 +22,41 @@ package func _gcSetWorkLimitsForTesting(spans: Int, chunks: Int) {
   lockRelease(&gc.pointee.lock)
 }
 
+/// Marks small objects through the object queue (GOALLOC_DEBUG=gcobjqueue=1) or Green Tea's
+/// span queue; returns the old setting.
+package func _gcSetObjectQueueForTesting(_ on: Bool) -> Bool {
+  guard let h = globalHeap(), let gc = h.gcState() else { return false }
+  lockAcquire(&gc.pointee.lock)
+  defer { lockRelease(&gc.pointee.lock) }
+  let old = gc.pointee.work.objectQueue
+  gc.pointee.work.objectQueue = on
+  return old
+}
+
+/// Sets the GC mode's sweep mode (GCSweepMode: 0 lazy, 1 eager, 2 ondemand); returns the old one.
+package func _gcSetSweepModeForTesting(_ mode: UInt32) -> UInt32 {
+  guard let h = globalHeap(), let gc = h.gcState() else { return 0 }
+  lockAcquire(&gc.pointee.lock)
+  defer { lockRelease(&gc.pointee.lock) }
+  let old = gc.pointee.sweepMode
+  gc.pointee.sweepMode = mode
+  return old
+}
+
+/// The lazy sweep's state: spans on unswept lists, spans on any list, the heap's sweepgen, and
+/// pages swept since the last flip.
+package func _gcSweepStateForTesting() -> (unswept: UInt64, listed: UInt64, sweepgen: UInt32, pagesSwept: UInt64) {
+  guard let h = globalHeap(), let gc = h.gcExisting else { return (0, 0, 0, 0) }
+  return (atomicLoad64(&gc.pointee.unswept), atomicLoad64(&gc.pointee.listed),
+          atomicLoad32(&gc.pointee.sweepgen), atomicLoad64(&gc.pointee.pagesSwept))
+}
+
+/// Sweeps one unswept span, as the background sweeper does; -1 when none is left.
+package func _gcSweepOneForTesting() -> Int {
+  guard let h = globalHeap(), let gc = h.gcExisting else { return -1 }
+  return gc.gcSweepOne(h)
+}
+
 /// The last cycle's mark work: overflow recovery passes, span-queue visits, objects scanned.
 package func _gcLastMarkForTesting() -> (overflows: Int, spansScanned: Int, objectsScanned: Int) {
   guard let h = globalHeap(), let gc = h.gcState() else { return (0, 0, 0) }

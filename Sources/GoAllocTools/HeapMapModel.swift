@@ -8,7 +8,8 @@
 //   span <base> <npages> <spanclass> <elemsize> <nelems> <allocated> <where>
 //   free <base> <npages> <released>
 // Addresses 0x-hex, the rest decimal; spanclass = sizeclass << 1 | noscan (0/1: large, 136: tiny
-// blocks); where = cached | partial | full | large; released = 0 | 1.
+// blocks); where = cached | partial | full | large, or for the GC mode's collected spans gccached |
+// gcpartial | gcfull | gcunswept | gclarge; released = 0 | 1.
 //
 // A large span can run past the end of its arena into the next one. The regions that the walk
 // reports inside such a span's tail (they are not free pages) are dropped here, so every page is
@@ -28,9 +29,14 @@ public struct HeapMap: Sendable, Equatable {
   public static let tinySpanClass = SpanClass.tiny.index  // 136
 
   /// Where an in-use span is: owned by a thread (its current span or on its ready list), on its
-  /// mcentral's partial list, full and owned by nobody ("full": floating), or a large object.
+  /// mcentral's partial list, full and owned by nobody ("full": floating), or a large object;
+  /// the GC mode's collected spans: held by a thread's GC cache, swept with free slots, swept
+  /// and full, not swept since the last collection, or a large collected object.
   public enum SpanState: String, Sendable, Equatable {
     case cached, partial, full, large
+    case gccached, gcpartial, gcfull, gcunswept, gclarge
+    /// A GC mode span (collected objects).
+    public var isCollected: Bool { rawValue.hasPrefix("gc") }
   }
 
   /// A span: `npages` pages from `base`, cut into `nelems` slots of `elemSize` bytes of which
@@ -302,7 +308,10 @@ extension HeapMap {
       case .arena:
         arenas.append(Arena(base: r.base, bytes: r.npages * HeapMap.pageBytes))
       case .span:
-        let state: SpanState = SpanClass(index: r.spanclass).isLarge ? .large : r.cached ? .cached : r.onPartialList ? .partial : .full
+        let large = SpanClass(index: r.spanclass).isLarge
+        let state: SpanState = r.collected
+          ? (large ? .gclarge : r.cached ? .gccached : r.unswept ? .gcunswept : r.onPartialList ? .gcpartial : .gcfull)
+          : (large ? .large : r.cached ? .cached : r.onPartialList ? .partial : .full)
         arenas[arenas.count - 1].regions.append(.span(Span(
           base: r.base, npages: r.npages, spanClass: r.spanclass, elemSize: r.elemsize, nelems: r.nelems,
           allocated: r.allocated, state: state)))

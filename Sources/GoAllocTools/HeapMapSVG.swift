@@ -9,7 +9,8 @@
 // of `compressRows` or more whole rows that belong to one region (the long free tail of an
 // arena, the middle of a huge object) are folded into one thin band with a label. A title with
 // the totals and a legend of the classes present come first; hovering a span in a browser shows
-// its details (<title>).
+// its details (<title>). The GC mode's collected spans are outlined, dashed while they wait for
+// the lazy sweep.
 import GoAllocCore
 
 #if canImport(Glibc)
@@ -173,6 +174,11 @@ private struct SVGWriter {
     swatch("url(#released)", "released to the OS", into: &self, at: &x)
     swatch(HeapMapSVG.baseColour(spanClass: HeapMap.tinySpanClass, elemSize: 16).hex, "tiny blocks (16 B)", into: &self, at: &x)
     swatch(HeapMapSVG.baseColour(spanClass: 0, elemSize: 0).hex, "large objects", into: &self, at: &x)
+    if map.spans.contains(where: { $0.state.isCollected }) {
+      out += "<rect class=\"key\" x=\"\(n(x))\" y=\"\(n(y))\" width=\"\(n(sw))\" height=\"\(n(sw))\" fill=\"#ffffff\" stroke=\"#202020\" stroke-width=\"0.8\"/>\n"
+      text(x + sw + 4, y + sw - 2, "GC spans (outlined; dashed: not swept yet)")
+      x += sw + 10 + textWidth("GC spans (outlined; dashed: not swept yet)", 11)
+    }
     x += 8
     text(x, y + sw - 2, "span fullness:")
     x += textWidth("span fullness:", 11) + 6
@@ -350,6 +356,11 @@ private struct SVGWriter {
       case .span(let s):
         let fill = HeapMapSVG.fill(spanClass: s.spanClass, elemSize: s.elemSize, fullness: s.fullness).hex
         out += "<path class=\"span\" data-class=\"\(s.sizeClass)\" data-elemsize=\"\(s.elemSize)\" data-allocated=\"\(s.allocated)\" data-nelems=\"\(s.nelems)\" fill=\"\(fill)\" d=\"\(paths[id])\""
+        if s.state.isCollected {
+          // GC mode spans: outlined (dashed while not swept), scan or noscan in data-gc.
+          out += " data-gc=\"\(s.spanClass & 1 == 1 ? "noscan" : "scan")\" stroke=\"#202020\" stroke-width=\"0.8\""
+          if s.state == .gcunswept { out += " stroke-dasharray=\"2,1.5\"" }
+        }
         if options.tooltips {
           out += "><title>\(escape(spanTooltip(s)))</title></path>\n"
         } else {
@@ -373,8 +384,9 @@ private struct SVGWriter {
   func spanTooltip(_ s: HeapMap.Span) -> String {
     let addr = "0x" + String(s.base, radix: 16)
     let pages = "\(s.npages) page\(s.npages == 1 ? "" : "s")"
-    if s.isLarge { return "\(addr): large object, \(pages) (\(formatBytes(s.bytes)))" }
-    let what = s.isTiny ? "tiny blocks (16 B)" : "class \(s.sizeClass) (\(s.elemSize) B slots)"
+    let gc = s.state.isCollected ? (s.spanClass & 1 == 1 ? "collected noscan " : "collected scan ") : ""
+    if s.isLarge { return "\(addr): \(gc)large object, \(pages) (\(formatBytes(s.bytes)))" }
+    let what = s.isTiny ? "tiny blocks (16 B)" : "\(gc)class \(s.sizeClass) (\(s.elemSize) B slots)"
     return "\(addr): \(pages), \(what), \(s.allocated)/\(s.nelems) allocated (\(percent(s.fullness))), \(s.state.rawValue)"
   }
 

@@ -19,6 +19,7 @@
 // 4. Writes OUT/results.md (the tables), OUT/results.svg (bar chart of the ratios) and
 //    OUT/results.tsv (every sample), and prints the Markdown.
 //
+// `goalloc bench gc` (BenchGC.swift) runs the GC benchmark instead: the GC mode against bdwgc.
 // This file holds the command (options, and the rounds in order); the rest of the suite is
 // BenchWorkloads.swift (what is run), BenchRunner.swift (how one step runs), BenchApps.swift and
 // BenchAppInputs.swift (the application rows and their inputs), BenchResults.swift
@@ -37,15 +38,24 @@ import Musl
 struct BenchCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench",
-    abstract: "Benchmark libgoalloc.so against glibc, jemalloc, tcmalloc and mimalloc.",
+    abstract: "Benchmark libgoalloc.so against glibc, jemalloc, tcmalloc and mimalloc (`goalloc bench gc`: the collector against bdwgc).",
     discussion: """
       Run from the repository root after `swift build -c release` (Scripts/bench.sh does both). \
       Peers come from Debian (Scripts/install-peers.sh installs them); a missing one is skipped. \
       Writes results.md, results.svg and results.tsv to --out. Workloads: \
       \(Workload.all.filter { $0.app == nil }.map(\.name).joined(separator: ", ")); applications (run \
-      when installed): \(Workload.all.filter { $0.app != nil }.map(\.name).joined(separator: ", ")).
+      when installed): \(Workload.all.filter { $0.app != nil }.map(\.name).joined(separator: ", ")). \
+
+
+      `goalloc bench gc` benchmarks the GC mode against bdwgc instead, on GC workloads \
+      (\(GCWorkload.all.map(\.name).joined(separator: ", "))) under the collectors \
+      \(GCCollector.all.map(\.name).joined(separator: ", ")) (--allocator picks among them), \
+      writing to out/bench-gc unless --out says otherwise (BenchGC.swift). It needs libgc-dev.
       """
   )
+
+  @Argument(help: "`gc`: benchmark the GC mode against bdwgc instead of the allocators.")
+  var suite: String?
 
   @Option(help: "Runs of each workload under each allocator; medians are reported.")
   var runs = 5
@@ -56,8 +66,11 @@ struct BenchCommand: ParsableCommand {
   @Flag(help: "Also count instructions per operation with valgrind --tool=callgrind (single-thread workloads).")
   var callgrind = false
 
-  @Option(help: "Output folder (created): results.md, results.svg, results.tsv, bin/, logs/.")
-  var out = "out/bench"
+  @Option(help: "Output folder (created): results.md, results.svg, results.tsv, bin/, logs/ (default out/bench; for gc, out/bench-gc).")
+  var out: String?
+
+  /// --out, or the default of the suite being run.
+  var outPath: String { out ?? (suite == "gc" ? "out/bench-gc" : "out/bench") }
 
   @Option(name: .customLong("workload"), help: "Run only this workload (repeatable).")
   var workloadFilter: [String] = []
@@ -81,8 +94,12 @@ struct BenchCommand: ParsableCommand {
     if runs < 1 { throw ValidationError("--runs must be at least 1.") }
     // The private copy of libgoalloc.so under --out goes into LD_PRELOAD, which splits on spaces
     // and colons: such a path would silently measure glibc in the goalloc column.
-    if out.contains(where: { $0 == " " || $0 == ":" || $0 == "\t" }) {
-      throw ValidationError("--out \(out): the path may not contain spaces or colons (it goes into LD_PRELOAD).")
+    if outPath.contains(where: { $0 == " " || $0 == ":" || $0 == "\t" }) {
+      throw ValidationError("--out \(outPath): the path may not contain spaces or colons (it goes into LD_PRELOAD).")
+    }
+    if let suite {
+      guard suite == "gc" else { throw ValidationError("unknown benchmark \(suite); known: gc (or none: the allocators)") }
+      return try validateGC()
     }
     for name in workloadFilter where !Workload.all.contains(where: { $0.name == name }) {
       throw ValidationError("unknown workload \(name); known: \(Workload.all.map(\.name).joined(separator: ", "))")
@@ -93,9 +110,10 @@ struct BenchCommand: ParsableCommand {
   }
 
   func run() throws {
+    if suite == "gc" { return try runGC() }
     let started = Clock.now()
     let root = try locateSourceRoot()
-    let outDir = Files.absolute(out)
+    let outDir = Files.absolute(outPath)
     let bin = Files.join(outDir, "bin"), logs = Files.join(outDir, "logs")
     try Files.makeDirectories(bin, command: "goalloc bench")
     try Files.makeDirectories(logs, command: "goalloc bench")

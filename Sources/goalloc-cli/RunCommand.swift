@@ -1,6 +1,6 @@
-// `goalloc run [--stats] [--heapmap FILE.svg] -- CMD [ARGS...]`: replaces this process (execvp,
-// no child) with CMD, with libgoalloc.so prepended to LD_PRELOAD and, for --stats, `stats=1`
-// added to GOALLOC_DEBUG. With --heapmap it cannot replace itself: it runs CMD as a child with
+// `goalloc run [--stats] [--gctrace] [--heapmap FILE.svg] -- CMD [ARGS...]`: replaces this process
+// (execvp, no child) with CMD, with libgoalloc.so prepended to LD_PRELOAD and, for --stats,
+// `stats=1` (for --gctrace, `gctrace=1`) added to GOALLOC_DEBUG. With --heapmap it cannot replace itself: it runs CMD as a child with
 // `heapmap=<temporary file>`, waits, draws the heap map CMD wrote at exit as an SVG, and exits
 // with CMD's status.
 
@@ -33,6 +33,9 @@ struct RunCommand: ParsableCommand {
   @Flag(help: "Print allocator statistics when the program exits (adds stats=1 to GOALLOC_DEBUG).")
   var stats = false
 
+  @Flag(help: "Print one line per garbage collection to stderr (GC mode; adds gctrace=1 to GOALLOC_DEBUG).")
+  var gctrace = false
+
   @Option(name: .customLong("heapmap"), help: ArgumentHelp(
     "Draw the program's heap at exit as an SVG picture in this file.", valueName: "file.svg"))
   var heapmap: String?
@@ -54,7 +57,7 @@ struct RunCommand: ParsableCommand {
   func run() throws {
     let argv = command
     guard let program = argv.first else {
-      throw ValidationError("missing command; usage: goalloc run [--stats] [--heapmap FILE.svg] -- CMD [ARGS...]")
+      throw ValidationError("missing command; usage: goalloc run [--stats] [--gctrace] [--heapmap FILE.svg] -- CMD [ARGS...]")
     }
     let library = try Preload.libraryPath()
     if let heapmap {
@@ -63,6 +66,9 @@ struct RunCommand: ParsableCommand {
     setenv("LD_PRELOAD", Self.prepending(library, to: Self.environment("LD_PRELOAD"), separator: ":"), 1)
     if stats {
       setenv("GOALLOC_DEBUG", Self.appending("stats=1", to: Self.environment("GOALLOC_DEBUG"), separator: ","), 1)
+    }
+    if gctrace {
+      setenv("GOALLOC_DEBUG", Self.appending("gctrace=1", to: Self.environment("GOALLOC_DEBUG"), separator: ","), 1)
     }
     throw ExitCode(Self.exec(program, argv))
   }
@@ -102,6 +108,7 @@ struct RunCommand: ParsableCommand {
     let mapFile = Files.join(dir, "heapmap.txt")
     var settings: [(String, String)] = [("heapmap", mapFile)]
     if stats { settings.append(("stats", "1")) }
+    if gctrace { settings.append(("gctrace", "1")) }
     let env = ChildProcess.preloadEnvironment(library: library, debug: settings)
     let pid = try ChildProcess.spawn(argv, env: env, command: "goalloc run")
     let end = ChildProcess.wait(pid)

@@ -4,10 +4,19 @@ import Foundation
 import Testing
 import GoAlloc
 import CGoAllocShim
+import GoAllocTools
 @testable import GoAllocCore
 
 /// Roots for these tests: globals are scanned (the test executable's data segment).
 nonisolated(unsafe) var gcTestRoot: UnsafeMutableRawPointer? = nil
+
+/// GCFrees once the sweep of the last cycle has finished: a cycle the allocations of a test
+/// triggered leaves its garbage to the lazy sweep, which the next collection's sweep
+/// termination would count with that collection's own frees.
+func settledFrees() -> UInt64 {
+  while _gcSweepOneForTesting() >= 0 {}
+  return MemStats.read().gcFrees
+}
 
 /// Not under ThreadSanitizer: it defers an asynchronous signal until the receiving thread enters
 /// one of its interceptors, so a registered thread waiting in a plain futex system call
@@ -24,7 +33,7 @@ struct GCSwiftTests {
 
   @Test func keptWhileHeldReclaimedWhenDropped() { _withExclusiveGlobalHeapForTesting {
     buildHeld(1000, 48)
-    let f0 = MemStats.read().gcFrees
+    let f0 = settledFrees()
     #expect(GC.collect())
     let f1 = MemStats.read().gcFrees
     #expect(f1 - f0 < 50, "freed \(f1 - f0) while held")
@@ -45,21 +54,30 @@ struct GCSwiftTests {
   } }
 
   /// A wide structure (one scan block pointing at 4000 objects in ~100 spans) marked with a
-  /// span queue of 4 entries: the overflow recovery finds every marked-unscanned span.
-  @Test func markQueueOverflowIsRecovered() { _withExclusiveGlobalHeapForTesting {
+  /// span queue of 4 entries: the overflow recovery finds every marked-unscanned span. With the
+  /// object queue (an object stack of 4), the objects hold no links (a chain would let a stale
+  /// root reach them all one at a time, with no overflow).
+  @Test(arguments: [false, true]) func markQueueOverflowIsRecovered(objectQueue: Bool) { _withExclusiveGlobalHeapForTesting {
+    let oldQueue = _gcSetObjectQueueForTesting(objectQueue)
+    defer { _ = _gcSetObjectQueueForTesting(oldQueue) }
+    GC.collect()  // (garbage of earlier tests, which a stale root may have kept, first)
     buildHeld(4000, 64)
     let block = gcTestRoot!.assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
-    for i in 0..<4000 { block[i]!.storeBytes(of: block[(i + 1) % 4000], as: UnsafeMutableRawPointer?.self) }
+    for i in 0..<4000 {
+      block[i]!.storeBytes(of: objectQueue ? nil : block[(i + 1) % 4000], as: UnsafeMutableRawPointer?.self)
+      block[i]!.storeBytes(of: i, toByteOffset: 8, as: Int.self)
+    }
     _gcSetWorkLimitsForTesting(spans: 4, chunks: 2)
-    let f0 = MemStats.read().gcFrees
+    let f0 = settledFrees()
     #expect(GC.collect())
     let mark = _gcLastMarkForTesting()
     _gcSetWorkLimitsForTesting(spans: 0, chunks: 0)
     let f1 = MemStats.read().gcFrees
-    #expect(mark.overflows > 0, "no overflow with a 4-span queue")
+    #expect(mark.overflows > 0, "no overflow with a 4-entry queue: \(mark)")
     #expect(f1 - f0 < 50, "freed \(f1 - f0) reachable objects after an overflow")
     var intact = 0
-    for i in 0..<4000 where block[i]!.load(as: UnsafeMutableRawPointer?.self) == block[(i + 1) % 4000] { intact += 1 }
+    for i in 0..<4000 where block[i]!.load(fromByteOffset: 8, as: Int.self) == i
+      && block[i]!.load(as: UnsafeMutableRawPointer?.self) == (objectQueue ? nil : block[(i + 1) % 4000]) { intact += 1 }
     #expect(intact == 4000)
     gcTestRoot = nil
     GC.collect()
@@ -85,7 +103,7 @@ struct GCSwiftTests {
     buildHeld(500, 100)
     area.storeBytes(of: gcTestRoot, as: UnsafeMutableRawPointer?.self)
     gcTestRoot = nil
-    let f0 = MemStats.read().gcFrees
+    let f0 = settledFrees()
     GC.collect()
     #expect(MemStats.read().gcFrees - f0 < 100, "objects held by an added root were freed")
     #expect(GC.removeRoots(area, area + 64))
@@ -163,6 +181,123 @@ struct GCSwiftTests {
   } }
 }
 
+/// Lazy sweep (MGCSweep): what a collection leaves unswept, who sweeps it, and the modes.
+@Suite(.serialized, .enabled(if: goalloc_built_with_tsan() == 0, "stop-the-world signals are deferred by ThreadSanitizer"))
+struct GCLazySweepTests {
+  /// n collected objects of `size` bytes, dropped at once (garbage for the next collection).
+  @inline(never) func makeGarbage(_ n: Int, _ size: Int) {
+    for i in 0..<n { GC.allocate(size)!.storeBytes(of: i, as: Int.self) }
+  }
+
+  /// Runs body with the sweep mode set (0 lazy, 1 eager, 2 ondemand), then restores the mode and
+  /// collects what body dropped (the other GC tests count the frees of their own collections).
+  func inMode(_ mode: UInt32, _ body: () -> Void) {
+    _withExclusiveGlobalHeapForTesting {
+      GC.collect()
+      let old = _gcSetSweepModeForTesting(mode)
+      body()
+      while _gcSweepOneForTesting() >= 0 {}
+      _ = _gcSetSweepModeForTesting(old)
+      gcTestRoot = nil
+      GC.collect()
+      while _gcSweepOneForTesting() >= 0 {}
+    }
+  }
+
+  @Test func collectionLeavesGarbageUnsweptUntilReached() { inMode(2) {
+    makeGarbage(3000, 80)
+    let f0 = MemStats.read().gcFrees
+    #expect(GC.collect())
+    let s = _gcSweepStateForTesting()
+    let m = MemStats.read()
+    #expect(s.unswept > 10, "only \(s.unswept) spans left unswept")
+    #expect(m.gcUnsweptSpans == s.unswept)
+    #expect(m.gcFrees - f0 < 1000, "\(m.gcFrees - f0) freed at once")
+    #expect(globalHeap()!.checkHeap().ok)
+    var swept = 0
+    while _gcSweepOneForTesting() >= 0 { swept += 1 }
+    #expect(UInt64(swept) == s.unswept)
+    #expect(_gcSweepStateForTesting().unswept == 0)
+    #expect(MemStats.read().gcFrees - f0 >= 2990, "\(MemStats.read().gcFrees - f0) freed once swept")
+    #expect(globalHeap()!.checkHeap().ok)
+  } }
+
+  @Test func allocationPaysProportionalSweep() { inMode(2) {
+    makeGarbage(40000, 96)
+    #expect(GC.collect())
+    let before = _gcSweepStateForTesting()
+    #expect(before.unswept > 50 && before.pagesSwept == 0)
+    // Another size class: its refills sweep other classes' spans only as the pace asks.
+    let n0 = MemStats.read().numGC
+    makeGarbage(1000, 1024)
+    let after = _gcSweepStateForTesting()
+    if MemStats.read().numGC == n0 {
+      #expect(after.pagesSwept > 0 && after.unswept < before.unswept, "\(before) -> \(after)")
+    }
+    #expect(globalHeap()!.checkHeap().ok)
+  } }
+
+  @Test func refillSweepsItsOwnClassFirst() { inMode(2) {
+    // Survivors in every span, so the lazy sweep hands out the dead slots between them.
+    let block = GC.allocate(4000 * 8)!.assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+    gcTestRoot = UnsafeMutableRawPointer(block)
+    for i in 0..<4000 {
+      let p = GC.allocate(112)!
+      p.storeBytes(of: i, as: Int.self)
+      block[i] = i % 4 == 0 ? p : nil
+    }
+    #expect(GC.collect())
+    let heapBefore = MemStats.read().heapInuse
+    var kept = Set<UInt>()
+    for i in stride(from: 0, to: 4000, by: 4) { kept.insert(UInt(bitPattern: block[i]!)) }
+    var overlaps = 0, dirty = 0
+    for _ in 0..<2500 {
+      let p = GC.allocate(112)!
+      if kept.contains(UInt(bitPattern: p)) { overlaps += 1 }
+      if p.load(as: Int.self) != 0 { dirty += 1 }
+    }
+    #expect(overlaps == 0 && dirty == 0)
+    #expect(MemStats.read().heapInuse <= heapBefore, "the heap grew while dead slots waited")
+    for i in stride(from: 0, to: 4000, by: 4) { #expect(block[i]!.load(as: Int.self) == i) }
+    gcTestRoot = nil
+  } }
+
+  /// The heap map tells collected spans apart: held by a GC cache, waiting for the sweep,
+  /// swept; scan or noscan by their class; outlined in the SVG (dashed while unswept).
+  @Test func heapMapShowsCollectedSpans() { inMode(2) {
+    makeGarbage(3000, 80)
+    gcTestRoot = GC.allocate(5000, scan: false)
+    #expect(GC.collect())
+    let map = HeapMap.current()
+    let states = Set(map.spans.map(\.state.rawValue))
+    #expect(states.contains("gcunswept") && states.contains("gccached"), "\(states)")
+    #expect(map.spans.contains { $0.state.isCollected && $0.spanClass & 1 == 1 }, "no noscan GC span")
+    #expect((try? HeapMap(parsing: map.text)) == map)
+    let svg = HeapMapSVG.render(map)
+    #expect(svg.contains("data-gc=\"scan\"") && svg.contains("data-gc=\"noscan\"") && svg.contains("stroke-dasharray"))
+    while _gcSweepOneForTesting() >= 0 {}
+    let after = Set(HeapMap.current().spans.map(\.state.rawValue))
+    #expect(!after.contains("gcunswept") && after.contains("gccached"), "\(after)")  // (the dead spans went back)
+  } }
+
+  @Test func eagerModeSweepsInThePause() { inMode(1) {
+    makeGarbage(3000, 80)
+    let f0 = MemStats.read().gcFrees
+    #expect(GC.collect())
+    #expect(_gcSweepStateForTesting().unswept == 0)
+    #expect(MemStats.read().gcFrees - f0 >= 2990)
+  } }
+
+  @Test func collectFinishesTheSweep() { inMode(0) {
+    makeGarbage(3000, 80)
+    let f0 = MemStats.read().gcFrees
+    #expect(GC.collect())
+    #expect(_gcSweepStateForTesting().unswept == 0)
+    #expect(MemStats.read().gcFrees - f0 >= 2990)
+    #expect(globalHeap()!.checkHeap().ok)
+  } }
+}
+
 /// The GC mode's pure parts (also under ThreadSanitizer).
 @Suite struct GCFormulaTests {
   @Test func heapGoalFollowsGoFormula() {
@@ -176,6 +311,23 @@ struct GCSwiftTests {
     #expect(gcHeapGoal(marked: 50 * mib, stacks: 0, globals: 0, percent: 100, memLimit: 100 * mib, nonHeap: 20 * mib) == 77 * mib)
     // Never below marked + 1 MiB.
     #expect(gcHeapGoal(marked: 90 * mib, stacks: 0, globals: 0, percent: 100, memLimit: 100 * mib, nonHeap: 20 * mib) == 91 * mib)
+  }
+
+  /// GOALLOC_DEBUG=gctrace=1's line (output.c), field by field.
+  @Test func gctraceLineFormat() {
+    var t = goalloc_gctrace()
+    t.cycle = 3; t.since_ns = 512_345_678; t.percent = 2
+    t.clock_ns = (10_000, 1_234_567, 20_000); t.cpu_ns = 12_500_000
+    t.heap_start = 4 << 20; t.heap_end = (4 << 20) + 5; t.heap_marked = 2 << 20; t.goal = 5 << 20
+    t.stacks = 0; t.globals = 1 << 20; t.procs = 2; t.forced = 1
+    var buf = [CChar](repeating: 0, count: 512)
+    let n = goalloc_format_gctrace(&t, &buf, 512)
+    let line = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    #expect(line == "gc 3 @0.512s 2%: 0.010+1.2+0.020 ms clock, 12 ms cpu, 4->4->2 MB, 5 MB goal, 0 MB stacks, 1 MB globals, 2 P (forced)\n")
+    t.forced = 0; t.clock_ns = (0, 99_999, 10_000_000); t.cpu_ns = 999
+    let m = goalloc_format_gctrace(&t, &buf, 512)
+    let plain = String(decoding: buf[0..<m].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    #expect(plain.hasPrefix("gc 3 @0.512s 2%: 0+0.099+10 ms clock, 0 ms cpu,") && plain.hasSuffix(" 2 P\n"), "\(plain)")
   }
 
   @Test func collectedSpanClassEncoding() {

@@ -52,6 +52,15 @@ struct CLITests {
     #expect(r.stdoutLines == ["\(Paths.library.path)|badfree=warn,stats=1"], "\(r)")
   }
 
+  @Test("run --gctrace appends gctrace=1 to GOALLOC_DEBUG")
+  func runGCTrace() async throws {
+    let cli = try Paths.requireCLI()
+    let r = try await Subprocess.run(
+      cli.path, ["run", "--gctrace", "--", "/bin/sh", "-c", "printf '%s\\n' \"$GOALLOC_DEBUG\""],
+      environment: ["GOALLOC_DEBUG": "check=0"], timeout: 30)
+    #expect(r.exitedCleanly && r.stdoutLines == ["check=0,gctrace=1"], "\(r)")
+  }
+
   @Test("run without a command fails with one error line")
   func runWithoutCommand() async throws {
     let cli = try Paths.requireCLI()
@@ -181,6 +190,26 @@ struct CLITests {
     }
     let width = try #require(chart.width)
     #expect(width >= 800, "room for the title and the legend: \(width)")
+  }
+
+  @Test("bench gc --quick: the -lgc workloads run under bdwgc and under GoAlloc's collector, one table each")
+  func benchGCQuick() async throws {
+    guard FileManager.default.fileExists(atPath: "/usr/include/gc.h") else { return }  // (test.sh installs libgc-dev)
+    let cli = try Paths.requireCLI()
+    let dir = try Paths.freshDirectory("bench-gc")
+    let r = try await Subprocess.run(cli.path, ["bench", "gc", "--quick", "--runs", "1", "--workload", "binarytrees",
+                                                "--workload", "gcheap", "--allocator", "bdwgc", "--allocator", "goalloc",
+                                                "--allocator", "goalloc-objq", "--source", Paths.packageRoot.path,
+                                                "--out", dir.path], timeout: 300)
+    #expect(r.exitedCleanly, "\(r)")
+    let md = try String(contentsOf: dir.appendingPathComponent("results.md"), encoding: .utf8)
+    #expect(md.contains("## binarytrees 14") && md.contains("## gcheap 20"), "\(md)")
+    #expect(md.components(separatedBy: "Result line identical under every collector").count == 3, "\(md)")
+    for c in ["bdwgc", "goalloc", "goalloc-objq"] {
+      #expect(md.split(separator: "\n").filter { $0.hasPrefix("| \(c) | ") && !$0.contains("failed") }.count == 2, "\(c)\n\(md)")
+    }
+    let bad = try await Subprocess.run(cli.path, ["bench", "gc", "--allocator", "jemalloc"], timeout: 30)
+    #expect(bad.status == 64 && bad.stderr.contains("unknown collector jemalloc"), "\(bad)")
   }
 }
 

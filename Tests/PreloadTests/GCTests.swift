@@ -61,6 +61,62 @@ struct GCTests {
   @Test("the memory limit triggers collections with GOGC off and holds the heap under it")
   func memoryLimit() async throws { Self.expectAllOK(try await Self.run("memlimit"), atLeast: 3) }
 
+  // Lazy sweep (MGCSweep): gcsweep=ondemand leaves every collected span unswept after a
+  // collection until an allocation or the next cycle reaches it.
+  static let onDemand = ["GOALLOC_DEBUG": "gcsweep=ondemand,badfree=warn,scavenger=0"]
+
+  @Test("lazy sweep: gc_base, free of live and of collected objects, reuse and zeroing while spans are unswept")
+  func lazySweep() async throws {
+    let r = try await Self.run("lazy", environment: Self.onDemand)
+    Self.expectAllOK(r, atLeast: 16)
+    #expect(r.stderr.contains("double free detected (the collector freed it)"), "\(r)")
+  }
+
+  @Test("random allocate/drop/free/realloc/collect interleavings keep every held object, in each sweep mode and with the object queue",
+        arguments: ["gcsweep=ondemand", "gcsweep=lazy", "gcsweep=eager", "gcobjqueue=1"])
+  func sweepFuzz(mode: String) async throws {
+    Self.expectAllOK(try await Self.run("fuzz", ["60000"], environment: ["GOALLOC_DEBUG": mode]), atLeast: 3)
+  }
+
+  @Test("threads allocate and free while the main thread collects: refills meet unswept spans",
+        arguments: ["gcsweep=ondemand", "gcsweep=lazy"])
+  func lazySweepThreads(mode: String) async throws {
+    Self.expectAllOK(try await Self.run("lazythreads", ["100"], environment: ["GOALLOC_DEBUG": mode]), atLeast: 3)
+  }
+
+  @Test("torture with the sweep left to allocation (gcsweep=ondemand)")
+  func tortureOnDemand() async throws {
+    Self.expectAllOK(try await Self.run("torture", ["100"], environment: ["GOALLOC_DEBUG": "gcsweep=ondemand"]), atLeast: 4)
+  }
+
+  /// gc <n> @<s>s <p>%: <a>+<b>+<c> ms clock, <cpu> ms cpu, <x>-><y>-><z> MB, <g> MB goal,
+  /// <s> MB stacks, <g> MB globals, <p> P[ (forced)]
+  nonisolated(unsafe) static let gctraceLine = #/gc (\d+) @\d+\.\d{3}s \d+%: [0-9.]+\+[0-9.]+\+[0-9.]+ ms clock, [0-9.]+ ms cpu, \d+->\d+->\d+ MB, \d+ MB goal, \d+ MB stacks, \d+ MB globals, \d+ P( \(forced\))?/#
+
+  @Test("GOALLOC_DEBUG=gctrace=1: one line per collection in Go's format, numbered from 1, (forced) for explicit ones")
+  func gctrace() async throws {
+    let r = try await Self.run("reach", environment: ["GOALLOC_DEBUG": "gctrace=1"])
+    Self.expectAllOK(r, atLeast: 18)
+    let lines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("gc ") }
+    #expect(lines.count >= 12, "\(r)")
+    var expected = 1
+    for line in lines {
+      let m = try #require(try Self.gctraceLine.wholeMatch(in: String(line)), "\(line)")
+      #expect(Int(m.output.1) == expected, "\(line)")
+      expected += 1
+    }
+    #expect(lines.allSatisfy { $0.hasSuffix(" (forced)") }, "\(r)")
+    // Collections the pacer starts are not forced.
+    let paced = try await Self.run("pacing", environment: ["GOALLOC_DEBUG": "gctrace=1"])
+    Self.expectAllOK(paced, atLeast: 2)
+    let pacedLines = paced.stderr.split(separator: "\n").filter { $0.hasPrefix("gc ") }
+    #expect(pacedLines.count >= 5 && pacedLines.contains { !$0.hasSuffix("(forced)") }, "\(paced)")
+    #expect(pacedLines.allSatisfy { (try? Self.gctraceLine.wholeMatch(in: String($0))) != nil }, "\(paced)")
+    // Without the setting: no line.
+    let quiet = try await Self.run("pacing")
+    #expect(!quiet.stderr.contains("gc 1 @"), "\(quiet)")
+  }
+
   @Test("GOALLOC_GC sets the percent; a malformed value warns and keeps 100")
   func percentFromEnvironment() async throws {
     let r = try await Self.run("percent", environment: ["GOALLOC_GC": "50"])

@@ -21,6 +21,8 @@ enum {
   GOALLOC_DEBUG_NO_SCAVENGER = 1u << 3,
   GOALLOC_DEBUG_FIXED_HEAP = 1u << 4,  // the heap at Go's 0x00c000000000, not at a random base
   GOALLOC_SECURE_MODE = 1u << 5,  /* GOALLOC_SECURE=1 (not a GOALLOC_DEBUG key) */
+  GOALLOC_DEBUG_GCTRACE = 1u << 6,     // one line per collection on stderr
+  GOALLOC_DEBUG_GC_OBJQUEUE = 1u << 7, // mark small objects through an object queue, not Green Tea's span queue
   GOALLOC_DEBUG_PARSED = 1u << 31,
 };
 /// Parses GOALLOC_DEBUG (when the environment is readable). Returns flags with PARSED set once the
@@ -35,6 +37,8 @@ int goalloc_built_with_tsan(void);
 /// Copies the value of `key` in GOALLOC_DEBUG (e.g. allocfreetrace=FILE; the last one given)
 /// into buf. 1 if present and not refused by the check (a refused setting reads as absent).
 int goalloc_debug_value(const char *key, char *buf, size_t len);
+/// GOALLOC_DEBUG=gcsweep=lazy|eager|ondemand: 0, 1 or 2 (lazy, the default, when unset or bad).
+int goalloc_debug_gcsweep(void);
 /// One warning line: the file of setting `key` (e.g. heapmap) could not be opened (errno `err`).
 void goalloc_warn_output(const char *key, const char *path, int err);
 /// GOALLOC_MEMLIMIT: bytes, or with a B/KiB/MiB/GiB/TiB (or K/M/G/T, KB/MB/GB/TB) unit. 0 = none

@@ -33,6 +33,10 @@ int goalloc_sys_protect(void *p, size_t len, int readWrite);
 void goalloc_futex_wait(uint32_t *addr, uint32_t expected);
 void goalloc_futex_wake(uint32_t *addr, int n);
 uint64_t goalloc_nanotime(void);
+/// The calling thread's CPU time (user + system), ns; 0 when the clock is not available.
+uint64_t goalloc_thread_cputime(void);
+/// Gives the processor to another runnable thread (sched_yield).
+void goalloc_yield(void);
 void goalloc_sleep_ns(uint64_t ns);
 void goalloc_set_errno(int e);
 int goalloc_errno_enomem(void);
@@ -46,8 +50,6 @@ int goalloc_membarrier_register(void);
 int goalloc_membarrier(void);
 /// Registers membarrier(2) once per process: 1 when it can be used, else 0.
 int goalloc_membarrier_ok(void);
-/// Lets another thread run (sched_yield).
-void goalloc_yield(void);
 
 #ifdef __cplusplus
 }

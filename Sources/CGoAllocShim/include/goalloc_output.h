@@ -43,6 +43,24 @@ void goalloc_text_u64(struct goalloc_text *t, uint64_t v);
 /// Builds a block on this function's stack with `fill(block, context)`, then writes it to fd.
 void goalloc_text_write_block(int fd, void (*fill)(struct goalloc_text *, void *), void *context);
 
+/// One collection's GOALLOC_DEBUG=gctrace=1 line (README, "gctrace"), fields in its order.
+struct goalloc_gctrace {
+  uint64_t cycle;         // 1 for the first collection
+  uint64_t since_ns;      // since the GC mode started
+  uint64_t percent;       // pause time so far / time since the GC mode started, in percent
+  uint64_t clock_ns[3];   // stop + sweep termination, mark, flip + restart
+  uint64_t cpu_ns;        // the collecting thread's CPU time in the pause
+  uint64_t heap_start, heap_end, heap_marked, goal, stacks, globals;  // bytes
+  uint64_t procs;         // threads stopped, and the collector
+  int forced;             // goalloc_gc_collect (GC_gcollect)
+};
+/// Writes g's line to stderr with one write, without allocating:
+///   gc 3 @0.512s 2%: 0.010+1.2+0.020 ms clock, 1.2 ms cpu, 4->4->2 MB, 5 MB goal, 0 MB stacks,
+///   1 MB globals, 2 P (forced)
+void goalloc_write_gctrace(const struct goalloc_gctrace *g);
+/// The same line (with its newline) into out; returns its length (at most cap bytes written).
+size_t goalloc_format_gctrace(const struct goalloc_gctrace *g, char *out, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

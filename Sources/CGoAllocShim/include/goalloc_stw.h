@@ -69,6 +69,22 @@ static inline __attribute__((always_inline)) void goalloc_gc_leave_busy(void) {
   if (__builtin_expect(goalloc_gc_self.pending != 0, 0)) goalloc_gc_suspend_pending();
 }
 
+/// A collection's events, numbered as bdwgc's GC_EventType (gc.h), for a hook that wants them
+/// (bdwgc.c's GC_set_on_collection_event). The hook runs on the collecting thread; from
+/// POST_STOP_WORLD to PRE_START_WORLD the world is stopped and the allocator's locks are held,
+/// so it must not allocate.
+enum {
+  GOALLOC_GC_EVENT_START = 0, GOALLOC_GC_EVENT_MARK_START = 1, GOALLOC_GC_EVENT_MARK_END = 2,
+  GOALLOC_GC_EVENT_RECLAIM_START = 3, GOALLOC_GC_EVENT_RECLAIM_END = 4, GOALLOC_GC_EVENT_END = 5,
+  GOALLOC_GC_EVENT_PRE_STOP_WORLD = 6, GOALLOC_GC_EVENT_POST_STOP_WORLD = 7,
+  GOALLOC_GC_EVENT_PRE_START_WORLD = 8, GOALLOC_GC_EVENT_POST_START_WORLD = 9,
+};
+extern void (*goalloc_gc_event_hook)(int event);
+static inline __attribute__((always_inline)) void goalloc_gc_event(int event) {
+  void (*f)(int) = __atomic_load_n(&goalloc_gc_event_hook, __ATOMIC_ACQUIRE);
+  if (f) f(event);
+}
+
 /// Finds the calling thread's stack mapping (the one holding `sp`) in /proc/self/maps, without
 /// allocating; fills lo/hi. 1 on success.
 int goalloc_stack_bounds(uintptr_t sp, uintptr_t *lo, uintptr_t *hi);

@@ -412,6 +412,192 @@ static void torture(int rounds) {
   CHECK("torture: heap check", goalloc_check_heap() == 1, "broken");
 }
 
+// ---- lazy sweep ------------------------------------------------------------------------------
+// Run with GOALLOC_DEBUG=gcsweep=ondemand (goalloc_gc_collect returns with the collected spans
+// unswept, and no background sweeper runs), badfree=warn (a free of an object the collector
+// freed is counted, not fatal), scavenger=0.
+
+static uint64_t bad_frees(void) { goalloc_read_memstats(&ms); return ms.bad_frees; }
+
+enum { LN = 4000, LSIZE = 704 };
+
+__attribute__((noinline)) static void lazy_fill(void **table) {
+  for (long i = 0; i < LN; i++) {
+    long *p = goalloc_gc_malloc(LSIZE);
+    p[0] = i; p[1] = ~i; p[LSIZE / 8 - 1] = i;
+    table[i] = p;
+  }
+}
+
+static int lazy_intact(void **table) {
+  for (long i = 0; i < LN; i++) {
+    long *p = table[i];
+    if (p && (p[0] != i || p[1] != ~i || p[LSIZE / 8 - 1] != i)) return 0;
+  }
+  return 1;
+}
+
+__attribute__((noinline)) static uintptr_t lazy_large(int keep) {
+  char *p = goalloc_gc_malloc(100000);
+  memset(p, keep ? 0x31 : 0x32, 100000);
+  if (keep) g_mmap = (void **)p;  // (a global: kept)
+  return hide(p);
+}
+
+static void lazy(void) {
+  void **table = goalloc_gc_malloc(LN * sizeof(void *));
+  g_root = table;
+  lazy_fill(table);
+  uintptr_t dead = hide(table[1]), live = hide(table[2]), victim = hide(table[4]);
+  for (int i = 1; i < LN; i += 2) table[i] = 0;  // odd ones die
+  uint64_t f0 = gc_frees();
+  collect();
+  uint64_t f1 = gc_frees();
+  CHECK("lazy: the collection leaves dead objects unswept", f1 - f0 < LN / 4, "freed %llu at once", (unsigned long long)(f1 - f0));
+  CHECK("lazy: gc_base of a live object in an unswept span", goalloc_gc_base((char *)unhide(live) + 100) == unhide(live), "wrong base");
+  CHECK("lazy: heap check with spans unswept", goalloc_check_heap() == 1, "broken");
+  uint64_t b0 = bad_frees();
+  table[4] = 0;  // live at the collection, freed now
+  goalloc_gc_free(unhide(victim));
+  CHECK("lazy: free of a live object in an unswept span", bad_frees() == b0, "reported");
+  goalloc_gc_free(unhide(dead));
+  CHECK("lazy: free of an object the collector freed (unswept) is a double free", bad_frees() == b0 + 1, "bad frees %llu -> %llu",
+        (unsigned long long)b0, (unsigned long long)bad_frees());
+  CHECK("lazy: heap check after those frees", goalloc_check_heap() == 1, "broken");
+  // Allocation reaches the unswept spans: their dead slots come back, zeroed; live ones stay.
+  int dirty = 0, found_dead = 0, found_victim = 0;
+  for (int i = 0; i < 2 * LN; i++) {
+    unsigned char *p = goalloc_gc_malloc(LSIZE);
+    for (int j = 0; j < LSIZE; j++) if (p[j]) { dirty++; break; }
+    if ((uintptr_t)p == (uintptr_t)unhide(dead)) found_dead = 1;
+    if ((uintptr_t)p == (uintptr_t)unhide(victim)) found_victim = 1;
+  }
+  CHECK("lazy: the lazy sweep hands out dead slots again", found_dead, "not reused");
+  CHECK("lazy: and the explicitly freed one", found_victim, "not reused");
+  CHECK("lazy: reused slots are zeroed", dirty == 0, "%d not zeroed", dirty);
+  CHECK("lazy: live objects intact", lazy_intact(table), "overwritten");
+  collect();  // sweep termination finishes the last cycle's sweep first
+  CHECK("lazy: every dead object counted once swept", gc_frees() - f0 >= LN / 2, "freed %llu", (unsigned long long)(gc_frees() - f0));
+  CHECK("lazy: heap check after the next cycle", goalloc_check_heap() == 1, "broken");
+  // Large objects: a live one stays and can be freed; a dead one's free is a double free.
+  uintptr_t big = lazy_large(1), gone = lazy_large(0);
+  collect();
+  CHECK("lazy: gc_base inside a live large object in an unswept span", goalloc_gc_base((char *)unhide(big) + 5000) == unhide(big), "wrong base");
+  b0 = bad_frees();
+  goalloc_gc_free(unhide(gone));
+  CHECK("lazy: free of a large object the collector freed is a double free", bad_frees() == b0 + 1, "not reported");
+  g_mmap = 0;
+  goalloc_gc_free(unhide(big));
+  CHECK("lazy: free of a live large object in an unswept span", bad_frees() == b0 + 1, "reported");
+  CHECK("lazy: heap check at the end", goalloc_check_heap() == 1, "broken");
+  g_root = 0;
+}
+
+// A random interleaving of allocations (small and large, scan and noscan), drops, explicit
+// frees, reallocs and collections against a model: every held object keeps its contents.
+enum { FN = 3000 };
+struct fobj { uint64_t tag; size_t size; };
+static struct fobj model[FN];
+
+static void fz_fill(void *p, size_t size, uint64_t tag) {
+  uint64_t *w = p;
+  w[0] = tag;
+  w[size / 8 - 1] = tag ^ 0xfeed;
+}
+static int fz_ok(void *p, size_t size, uint64_t tag) {
+  uint64_t *w = p;
+  return w[0] == tag && w[size / 8 - 1] == (tag ^ 0xfeed);
+}
+
+static void fuzz(int ops) {
+  void **table = goalloc_gc_malloc(FN * sizeof(void *));
+  g_root = table;
+  uint64_t rng = 88172645463325252ull, tag = 1;
+  long bad = 0, collections = 0, heapbad = 0;
+  for (int op = 0; op < ops; op++) {
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    int i = (int)(rng % FN);
+    int what = (int)((rng >> 20) % 100);
+    if (table[i] && !fz_ok(table[i], model[i].size, model[i].tag)) bad++;
+    if (what < 55) {  // allocate (the old one, if any, is dropped)
+      size_t size = (rng >> 32) % 16 == 0 ? 33000 + (rng >> 40) % 90000 : 16 + ((rng >> 40) % 2000) / 8 * 8;
+      void *p = (rng >> 50) & 1 ? goalloc_gc_malloc_noscan(size) : goalloc_gc_malloc(size);
+      fz_fill(p, size, tag);
+      table[i] = p; model[i].tag = tag++; model[i].size = size;
+    } else if (what < 75) {
+      table[i] = 0;
+    } else if (what < 90) {
+      if (table[i]) { void *p = table[i]; table[i] = 0; goalloc_gc_free(p); }
+    } else if (what < 98) {
+      if (table[i]) {
+        size_t size = 16 + ((rng >> 40) % 3000) / 8 * 8;
+        uint64_t *p = goalloc_gc_realloc(table[i], size);
+        if (p[0] != model[i].tag) bad++;  // (realloc keeps the first min(old, new) bytes)
+        fz_fill(p, size, tag);
+        table[i] = p; model[i].tag = tag++; model[i].size = size;
+      }
+    } else {
+      clear_stack();
+      goalloc_gc_collect();
+      collections++;
+      if (collections % 8 == 0 && goalloc_check_heap() != 1) heapbad++;
+    }
+  }
+  for (int i = 0; i < FN; i++) if (table[i] && !fz_ok(table[i], model[i].size, model[i].tag)) bad++;
+  CHECK("fuzz: every held object intact", bad == 0, "%ld bad", bad);
+  CHECK("fuzz: collections ran", collections > 10, "%ld", collections);
+  CHECK("fuzz: heap checks", heapbad == 0 && goalloc_check_heap() == 1, "%ld failed", heapbad);
+  g_root = 0;
+}
+
+// Threads allocate, drop and free their own collected objects (held on their stacks) while the
+// main thread collects: spans are unswept whenever a thread refills.
+static void *lazy_worker(void *arg) {
+  long id = (long)arg;
+  void *keep[128] = {0};
+  uint64_t tags[128] = {0};
+  size_t sizes[128] = {0};
+  uint64_t rng = 0x9e3779b97f4a7c15ull * (uint64_t)(id + 1), tag = (uint64_t)id << 40;
+  long bad = 0;
+  while (!stop_torture) {
+    for (int k = 0; k < 256; k++) {
+      rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+      int i = (int)(rng % 128);
+      if (keep[i] && !fz_ok(keep[i], sizes[i], tags[i])) bad++;
+      if ((rng >> 30) % 4 == 0 && keep[i]) { goalloc_gc_free(keep[i]); keep[i] = 0; continue; }
+      size_t size = 16 + ((rng >> 40) % 1200) / 8 * 8;
+      keep[i] = goalloc_gc_malloc(size);
+      fz_fill(keep[i], size, ++tag);
+      tags[i] = tag; sizes[i] = size;
+    }
+    progress[id]++;
+  }
+  for (int i = 0; i < 128; i++) if (keep[i] && !fz_ok(keep[i], sizes[i], tags[i])) bad++;
+  return (void *)bad;
+}
+
+static void lazythreads(int rounds) {
+  pthread_t t[4];
+  for (long i = 0; i < 4; i++) pthread_create(&t[i], 0, lazy_worker, (void *)i);
+  struct timespec ts = { 0, 1000 * 1000 };
+  for (int i = 0; i < rounds; i++) {
+    if (goalloc_gc_collect() != 0) failures++;
+    nanosleep(&ts, 0);
+    if (i % 25 == 0 && goalloc_check_heap() != 1) { printf("FAIL lazythreads: heap check in round %d\n", i); failures++; }
+  }
+  // Every worker finishes a batch at least once, however the threads were scheduled meanwhile.
+  while (!(progress[0] && progress[1] && progress[2] && progress[3])) {
+    if (goalloc_gc_collect() != 0) failures++;
+    nanosleep(&ts, 0);
+  }
+  stop_torture = 1;
+  long bad = 0;
+  for (int i = 0; i < 4; i++) { void *r; pthread_join(t[i], &r); bad += (long)r; }
+  CHECK("lazythreads: objects intact", bad == 0, "%ld bad", bad);
+  CHECK("lazythreads: every thread ran", progress[0] && progress[1] && progress[2] && progress[3], "no progress");
+  CHECK("lazythreads: heap check", goalloc_check_heap() == 1, "broken");
+}
+
 // ---- fork ------------------------------------------------------------------------------------
 
 static void forks(void) {
@@ -512,6 +698,9 @@ int main(int argc, char **argv) {
   else if (!strcmp(what, "fork")) forks();
   else if (!strcmp(what, "pacing")) pacing();
   else if (!strcmp(what, "memlimit")) memlimit();
+  else if (!strcmp(what, "lazy")) lazy();
+  else if (!strcmp(what, "fuzz")) fuzz(argc > 2 ? atoi(argv[2]) : 100000);
+  else if (!strcmp(what, "lazythreads")) lazythreads(argc > 2 ? atoi(argv[2]) : 100);
   else if (!strcmp(what, "percent")) printf("percent %d\n", goalloc_gc_set_percent(100));
   else { printf("unknown scenario %s\n", what); return 2; }
   return failures ? 1 : 0;

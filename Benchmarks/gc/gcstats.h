@@ -1,0 +1,57 @@
+/* What every GC workload of `goalloc bench gc` reports at its end, the same way under every
+ * collector it runs on (Debian's bdwgc, or GoAlloc's collector through LD_PRELOAD=libgoalloc.so):
+ *   gcstats: collections=N pause_max_ns=N pause_total_ns=N
+ * A pause is the time from GC_EVENT_PRE_STOP_WORLD to GC_EVENT_POST_START_WORLD (gc.h's
+ * collection events; the callback only reads the clock: it may not allocate). Collections are
+ * GC_get_gc_no()'s count. Header only; built with: cc -O2 -pthread -o NAME NAME.c -lgc */
+#ifndef GOALLOC_GCSTATS_H
+#define GOALLOC_GCSTATS_H
+
+#include <gc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static uint64_t gcstats_stop_ns, gcstats_max_ns, gcstats_total_ns;
+
+static uint64_t gcstats_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static void gcstats_event(GC_EventType e) {
+  if (e == GC_EVENT_PRE_STOP_WORLD) {
+    gcstats_stop_ns = gcstats_now();
+  } else if (e == GC_EVENT_POST_START_WORLD && gcstats_stop_ns != 0) {
+    uint64_t d = gcstats_now() - gcstats_stop_ns;
+    gcstats_stop_ns = 0;
+    gcstats_total_ns += d;
+    if (d > gcstats_max_ns) gcstats_max_ns = d;
+  }
+}
+
+/* After GC_INIT(). */
+static void gcstats_start(void) { GC_set_on_collection_event(gcstats_event); }
+
+static void gcstats_report(void) {
+  printf("gcstats: collections=%lu pause_max_ns=%llu pause_total_ns=%llu\n", (unsigned long)GC_get_gc_no(),
+         (unsigned long long)gcstats_max_ns, (unsigned long long)gcstats_total_ns);
+}
+
+/* xorshift64*: every run does the same work. */
+static uint64_t gcstats_rng = 0x9E3779B97F4A7C15ull;
+static uint64_t rnd(void) {
+  uint64_t x = gcstats_rng;
+  x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
+  gcstats_rng = x;
+  return x * 0x2545F4914F6CDD1Dull;
+}
+
+static void *checked(void *p) {
+  if (!p) { fprintf(stderr, "out of memory\n"); exit(3); }
+  return p;
+}
+
+#endif

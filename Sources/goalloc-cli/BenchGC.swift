@@ -1,0 +1,240 @@
+// `goalloc bench gc` (BenchCommand's `gc` argument): GoAlloc's collector side by side with the
+// Boehm-Demers-Weiser collector, on GC workloads of our own (Benchmarks/gc/: GCBench-shaped
+// trees, binary-trees, a large heap's death, list and graph churn), all written against bdwgc's API (gc.h) and built
+// once with `-lgc`; --workload and --allocator pick among them and these collectors:
+//   bdwgc          the binary as built: Debian's libgc.so.1 (parallel marking on every core)
+//   bdwgc-1        the same with GC_MARKERS=1 (one marking thread, as GoAlloc's stage 1)
+//   goalloc        the same binary with LD_PRELOAD=libgoalloc.so: its GC_* calls reach GoAlloc's
+//                  collector through the Boehm layer (Sources/CGoAllocABI/bdwgc.c)
+//   goalloc-objq   GoAlloc with GOALLOC_DEBUG=gcobjqueue=1: a classic object queue instead of
+//                  Green Tea's span queue (what the span queue buys)
+//   goalloc-eager  GoAlloc with GOALLOC_DEBUG=gcsweep=eager: the whole sweep in the pause (what
+//                  the lazy sweep buys)
+// Each run goes through Benchmarks/harness/measure.c (wall and CPU time, peak RSS), rotating the
+// collectors' order from round to round; the program itself reports its collections and its
+// stop-the-world pauses (gcstats.h: GC_EVENT_PRE_STOP_WORLD to GC_EVENT_POST_START_WORLD, the
+// same clock under every collector), and a checksum line that must be the same under all of
+// them. Writes OUT/results.md (medians) and OUT/results.tsv (every run), prints the Markdown.
+
+import ArgumentParser
+import GoAllocTools
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+extension BenchCommand {
+  /// --workload and --allocator name GC workloads and collectors here; the allocator suite's own
+  /// flags have no meaning.
+  func validateGC() throws {
+    for name in workloadFilter where !GCWorkload.all.contains(where: { $0.name == name }) {
+      throw ValidationError("unknown GC workload \(name); known: \(GCWorkload.all.map(\.name).joined(separator: ", "))")
+    }
+    for name in allocatorFilter where !GCCollector.all.contains(where: { $0.name == name }) {
+      throw ValidationError("unknown collector \(name); known: \(GCCollector.all.map(\.name).joined(separator: ", "))")
+    }
+    if callgrind { throw ValidationError("--callgrind is for the allocator suite, not `bench gc`.") }
+  }
+
+  func runGC() throws {
+    let started = Clock.now()
+    let root = try locateSourceRoot()
+    let outDir = Files.absolute(outPath)
+    let bin = Files.join(outDir, "bin"), logs = Files.join(outDir, "logs")
+    try Files.makeDirectories(bin, command: "goalloc bench gc")
+    try Files.makeDirectories(logs, command: "goalloc bench gc")
+    guard access("/usr/include/gc.h", R_OK) == 0 || access("/usr/include/gc/gc.h", R_OK) == 0 else {
+      printError("goalloc bench gc: gc.h not found: install Debian's libgc-dev")
+      throw ExitCode.failure
+    }
+    let library = try Preload.libraryPath()
+    if library.contains("/debug/") {
+      printError("goalloc bench gc: libgoalloc.so is a debug build (\(library)): build with `swift build -c release`.")
+    }
+    let frozen = Files.join(bin, "libgoalloc.so")
+    guard BenchChild.run(["cp", library, frozen], stdout: nil, stderr: nil).exitCode == 0 else {
+      printError("goalloc bench gc: cannot copy \(library) to \(frozen)")
+      throw ExitCode.failure
+    }
+    let workloads = GCWorkload.all.filter { workloadFilter.isEmpty || workloadFilter.contains($0.name) }
+    let collectors = GCCollector.all.filter { allocatorFilter.isEmpty || allocatorFilter.contains($0.name) }
+    for w in workloads {
+      let err = Files.join(logs, "cc-\(w.name).err")
+      let status = BenchChild.run([cc, "-O2", "-pthread", "-I", Files.join(root, "Benchmarks/gc"), "-o", Files.join(bin, w.name),
+                                   Files.join(root, "Benchmarks/gc/\(w.name).c"), "-lgc"], stdout: err, stderr: err)
+      guard status.exitCode == 0 else {
+        printError("goalloc bench gc: \(cc) failed on \(w.name).c:\n" + (Files.read(err) ?? ""))
+        throw ExitCode.failure
+      }
+    }
+    try compileC(Files.join(root, "Benchmarks/harness/measure.c"), to: Files.join(bin, "measure"), logs: logs)
+
+    var table = GCResults(workloads: workloads, collectors: collectors)
+    var tsv = "workload\tcollector\tround\twall_s\tcpu_s\tmaxrss_kib\tcollections\tpause_max_ms\tpause_total_ms\tstatus\n"
+    let loadBefore = Machine.loadAverage()
+    for round in 0..<runs {
+      for (wi, w) in workloads.enumerated() {
+        let shift = (round + wi) % collectors.count
+        for ci in Array(collectors.indices[shift...]) + Array(collectors.indices[..<shift]) {
+          let c = collectors[ci]
+          let base = Files.join(logs, "\(w.name).\(c.name).\(round + 1)")
+          let invocation = BenchCommand.Invocation(argv: [Files.join(bin, w.name)] + (quick ? w.quickArgs : w.args),
+                                                   preload: c.preload ? frozen : nil, env: c.env)
+          let m = runMeasured(invocation, base: base, bin: bin)
+          var run = GCRun(sample: m.sample, failure: m.failure)
+          if m.failure == nil {
+            let lines = m.output.split(separator: "\n").map(String.init)
+            let stats = Report.parseFields(lines.last { $0.hasPrefix("gcstats:") } ?? "")
+            run.check = lines.last { $0.hasPrefix("\(w.name):") } ?? ""
+            if let n = stats["collections"].flatMap(Double.init), let mx = stats["pause_max_ns"].flatMap(Double.init),
+               let total = stats["pause_total_ns"].flatMap(Double.init), !run.check.isEmpty {
+              run.collections = n
+              run.pauseMaxMs = mx / 1e6
+              run.pauseTotalMs = total / 1e6
+            } else {
+              run.failure = "no gcstats or result line (see \(base).out)"
+            }
+          }
+          table.record(run, workload: wi, collector: ci)
+          tsv += "\(w.name)\t\(c.name)\t\(round + 1)\t\(GoAllocFormat.fixed(run.sample.wallNs / 1e9, 4))\t"
+            + "\(GoAllocFormat.fixed(run.sample.cpuUs / 1e6, 4))\t\(Int(run.sample.maxRssKiB))\t\(Int(run.collections))\t"
+            + "\(GoAllocFormat.fixed(run.pauseMaxMs, 3))\t\(GoAllocFormat.fixed(run.pauseTotalMs, 3))\t"
+            + "\(run.failure ?? m.status)\n"
+          printError("[\(round + 1)/\(runs)] \(w.name.pad(12)) \(c.name.pad(14)) "
+            + (run.failure == nil
+               ? "\(Fmt.seconds(run.sample.wallNs / 1e9).pad(9)) \(Fmt.mib(run.sample.maxRssKiB).pad(10)) "
+                 + "\(Int(run.collections)) GCs, max pause \(GoAllocFormat.fixed(run.pauseMaxMs, 2)) ms"
+               : "FAILED: \(run.failure!)"))
+        }
+      }
+    }
+    let markdown = table.markdown(
+      runs: runs, quick: quick, elapsedS: Clock.now() - started, loadBefore: loadBefore, loadAfter: Machine.loadAverage(),
+      command: CommandLine.arguments.dropFirst().joined(separator: " "),
+      revision: BenchChild.capture(["git", "-C", root, "describe", "--always", "--dirty"])?.trimmed ?? "unknown",
+      bdwgc: BenchChild.capture(["dpkg-query", "-W", "-f", "${Version}", "libgc1"])?.trimmed ?? "?")
+    try Files.writeFile(Files.join(outDir, "results.md"), markdown, command: "goalloc bench gc")
+    try Files.writeFile(Files.join(outDir, "results.tsv"), tsv, command: "goalloc bench gc")
+    print(markdown)
+    printError("goalloc bench gc: wrote \(outDir)/results.md, results.tsv")
+    if table.anyFailure { throw ExitCode(1) }
+  }
+}
+
+/// A GC workload: Benchmarks/gc/NAME.c and its arguments.
+struct GCWorkload {
+  let name: String
+  let args: [String]
+  let quickArgs: [String]
+  let what: String
+
+  static let all = [
+    GCWorkload(name: "gcbench", args: ["18"], quickArgs: ["14"],
+               what: "GCBench-shaped (argument: the maximum depth): a long-lived tree and array, trees of depth 4, 6, ... built top-down and bottom-up"),
+    GCWorkload(name: "binarytrees", args: ["18"], quickArgs: ["14"],
+               what: "binary-trees (argument: the depth): 16 B nodes, one long-lived tree"),
+    GCWorkload(name: "gcheap", args: ["200"], quickArgs: ["20"],
+               what: "the pause of collecting a heap that just died (argument: MB of 64 B objects allocated with collections off, 1 in 100 kept): its only collection"),
+    GCWorkload(name: "gcchurn", args: ["200000", "4096"], quickArgs: ["20000", "1024"],
+               what: "list and graph churn (arguments: steps, lists): linked lists of 40-248 B nodes with 8-120 B pointer-free payloads and links within each list, one replaced per step"),
+  ]
+}
+
+/// A collector: how the -lgc binary runs.
+struct GCCollector {
+  let name: String
+  let preload: Bool
+  let env: [(String, String?)]
+
+  static let all = [
+    GCCollector(name: "bdwgc", preload: false, env: []),
+    GCCollector(name: "bdwgc-1", preload: false, env: [("GC_MARKERS", "1")]),
+    GCCollector(name: "goalloc", preload: true, env: []),
+    GCCollector(name: "goalloc-objq", preload: true, env: [("GOALLOC_DEBUG", "gcobjqueue=1")]),
+    GCCollector(name: "goalloc-eager", preload: true, env: [("GOALLOC_DEBUG", "gcsweep=eager")]),
+  ]
+}
+
+struct GCRun {
+  var sample = Sample()
+  var failure: String?
+  var check = ""
+  var collections = 0.0
+  var pauseMaxMs = 0.0
+  var pauseTotalMs = 0.0
+}
+
+/// Every run, per workload and collector, and the report of their medians.
+struct GCResults {
+  let workloads: [GCWorkload]
+  let collectors: [GCCollector]
+  var runs: [[[GCRun]]]
+
+  init(workloads: [GCWorkload], collectors: [GCCollector]) {
+    self.workloads = workloads
+    self.collectors = collectors
+    runs = Array(repeating: Array(repeating: [], count: collectors.count), count: workloads.count)
+  }
+
+  mutating func record(_ r: GCRun, workload: Int, collector: Int) { runs[workload][collector].append(r) }
+
+  var anyFailure: Bool { runs.contains { $0.contains { $0.contains { $0.failure != nil } } } }
+
+  func median(_ w: Int, _ c: Int, _ value: (GCRun) -> Double) -> Double? {
+    let ok = runs[w][c].filter { $0.failure == nil }
+    return ok.isEmpty ? nil : Stats.median(ok.map(value))
+  }
+
+  /// Whether every successful run of workload w printed the same result line.
+  func checksAgree(_ w: Int) -> Bool {
+    Set(runs[w].flatMap { $0.filter { $0.failure == nil }.map(\.check) }).count <= 1
+  }
+
+  func markdown(runs n: Int, quick: Bool, elapsedS: Double, loadBefore: String, loadAfter: String,
+                command: String, revision: String, bdwgc: String) -> String {
+    var s = "# goalloc bench gc\n\n"
+    s += "\(Machine.date()); \(Machine.description()); GoAlloc \(revision); bdwgc: Debian libgc1 \(bdwgc).\n"
+    s += "`goalloc \(command)`: \(n) run(s) of each workload under each collector\(quick ? " (--quick)" : ""), "
+      + "medians; \(GoAllocFormat.fixed(elapsedS, 0)) s; load average \(loadBefore) before, \(loadAfter) after.\n\n"
+    s += "Collectors: " + GCCollector.all.map { c in
+      switch c.name {
+      case "bdwgc": return "`bdwgc` (the -lgc binary as built)"
+      case "bdwgc-1": return "`bdwgc-1` (GC_MARKERS=1: one marking thread)"
+      case "goalloc": return "`goalloc` (the same binary, LD_PRELOAD=libgoalloc.so)"
+      case "goalloc-objq": return "`goalloc-objq` (GOALLOC_DEBUG=gcobjqueue=1: an object queue, not Green Tea's span queue)"
+      default: return "`goalloc-eager` (GOALLOC_DEBUG=gcsweep=eager: the sweep in the pause)"
+      }
+    }.joined(separator: "; ") + ". Pauses: stop-the-world, as the program's GC_EVENT_PRE_STOP_WORLD .. "
+      + "GC_EVENT_POST_START_WORLD callback measures them.\n\n"
+    for (w, workload) in workloads.enumerated() {
+      s += "## \(workload.name) \((quick ? workload.quickArgs : workload.args).joined(separator: " "))\n\n\(workload.what)."
+      s += checksAgree(w) ? " Result line identical under every collector.\n\n" : " **Result lines differ between collectors.**\n\n"
+      s += "| collector | time s | CPU s | peak RSS MiB | collections | max pause ms | total pause ms | time vs bdwgc | RSS vs bdwgc |\n"
+      s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+      let b = collectors.firstIndex { $0.name == "bdwgc" }
+      for (c, collector) in collectors.enumerated() {
+        guard let t = median(w, c, { $0.sample.wallNs / 1e9 }) else {
+          s += "| \(collector.name) | failed: \(runs[w][c].compactMap(\.failure).first ?? "?") | | | | | | | |\n"
+          continue
+        }
+        let cpu = median(w, c) { $0.sample.cpuUs / 1e6 } ?? 0
+        let rss = median(w, c) { $0.sample.maxRssKiB } ?? 0
+        let gcs = median(w, c) { $0.collections } ?? 0
+        let mx = median(w, c) { $0.pauseMaxMs } ?? 0
+        let total = median(w, c) { $0.pauseTotalMs } ?? 0
+        var vsTime = "", vsRSS = ""
+        if let b, let bt = median(w, b, { $0.sample.wallNs / 1e9 }), let br = median(w, b, { $0.sample.maxRssKiB }), bt > 0, br > 0 {
+          vsTime = Fmt.ratio(t / bt)
+          vsRSS = Fmt.ratio(rss / br)
+        }
+        s += "| \(collector.name) | \(GoAllocFormat.fixed(t, 2)) | \(GoAllocFormat.fixed(cpu, 2)) | "
+          + "\(GoAllocFormat.fixed(rss / 1024, 1)) | \(Int(gcs)) | \(GoAllocFormat.fixed(mx, 2)) | "
+          + "\(GoAllocFormat.fixed(total, 1)) | \(vsTime) | \(vsRSS) |\n"
+      }
+      s += "\n"
+    }
+    return s
+  }
+}
