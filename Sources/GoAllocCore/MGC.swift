@@ -198,6 +198,7 @@ func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCStat
   goalloc_gc_wait_stopped(sent)
   atomicStore32(&gc.pointee.phase, GCPhase.mark.rawValue)
   gc.gcMark(h, callerSP: callerSP, me: me)
+  gc.gcMarkSpecials(h)  // finalizers, cleanups, weak handles (MGCSpecialsMark.swift)
   atomicStore32(&gc.pointee.phase, GCPhase.sweep.rawValue)
   let live = gc.gcSweep(h)
   atomicStore64(&gc.pointee.heapLive, live.live)
@@ -283,6 +284,7 @@ func gcForkChild(_ h: UnsafeMutablePointer<MHeap>) {
   if let gc = h.gcExisting { lockReset(&gc.pointee.lock) }
   lockReset(&gcInitLock)
   goalloc_gc_after_fork_child()
+  specialsForkChild()
 }
 
 // MARK: the API's core (MallocGC.swift has allocation and free)

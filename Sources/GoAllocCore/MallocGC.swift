@@ -154,6 +154,7 @@ func gcFreeObject(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op:
   if s.isLarge {
     if a != s.pointee.startAddr { return h.badFree(op, "invalid pointer (interior pointer)", a) }
     if !atomicCAS32(&s.pointee.state, spanInUse, spanFreeing) { return h.badFree(op, "double free detected", a) }
+    if atomicLoad32(&s.pointee.specials) != 0 { gcSpecialsObjectFreed(h, s, a, s.pointee.elemsize) }
     if let gc = h.gcExisting {
       let bytes = UInt64(s.pointee.elemsize)
       atomicAdd64(&gc.pointee.frees, 1)
@@ -171,6 +172,7 @@ func gcFreeObject(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op:
   if UInt(bitPattern: idx) >= s.highWater {
     return h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
   }
+  if atomicLoad32(&s.pointee.specials) != 0 { gcSpecialsObjectFreed(h, s, a, s.pointee.elemsize) }
   let bit: UInt64 = 1 &<< UInt64(idx & 63)
   if atomicOr64(s.freeWord(idx &>> 6), bit) & bit != 0 { h.badFree(op, "double free detected", a) }
 }
