@@ -43,6 +43,7 @@ static const struct setting settings[] = {
   {"memprofile", KIND_FILE, 0, "no heap profile"},
   {"memprofilerate", KIND_COUNT, 0, "memprofilerate=524288"},
   {"heapmap", KIND_FILE, 0, "no heap map"},
+  {"cleanupcheck", KIND_BOOL, GOALLOC_DEBUG_CLEANUP_CHECK, "cleanupcheck=0"},
 };
 enum { SETTING_COUNT = sizeof settings / sizeof settings[0] };
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,12 @@ void goalloc_specials_call_finalizer(const void *fn, void *obj, void *arg) {
 
 void goalloc_specials_call_cleanup(const void *fn, void *arg) {
   ((void (*)(void *))fn)(arg);
+}
+
+__attribute__((noinline)) void goalloc_specials_clear_stack(void) {
+  volatile char buf[32 * 1024];
+  memset((char *)buf, 0, sizeof buf);
+  __asm__ __volatile__("" : : "r"(buf) : "memory");
 }
 
 void goalloc_specials_wait(uint32_t *addr, uint32_t expected, uint64_t ns) {

@@ -103,6 +103,9 @@ func cleanupThreadMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPoint
     }
     let seen = atomicLoad32(&sp.pointee.wake)
     lockRelease(&gc.pointee.lock)
+    // The calls' frames lie below this one: no object they saw stays reachable from a stale slot
+    // while this thread sleeps.
+    goalloc_specials_clear_stack()
     goalloc_specials_wait(&sp.pointee.wake, seen, cleanupThreadPollNanos)
     // The program's threads are all gone (its main thread left by pthread_exit): leave too,
     // or this thread alone would keep the process alive.
@@ -136,8 +139,16 @@ func runOneCleanup(_ gc: UnsafeMutablePointer<GCState>) -> Bool {
   return true
 }
 
-/// In a fork child: no cleanup thread runs here; the next finalizer or cleanup starts one.
-func specialsForkChild() { atomicStore32(&cleanupThreadState, 0) }
+/// In a fork child (one thread, locks free): no cleanup thread runs here, the next finalizer or
+/// cleanup starts one; a call the parent's thread was making is not pending here.
+func specialsForkChild() {
+  atomicStore32(&cleanupThreadState, 0)
+  guard let sp = specialsExisting else { return }
+  var n: UInt64 = 0
+  var q = sp.pointee.runHead
+  while let r = q { n += 1; q = r.pointee.next }
+  atomicStore64(&sp.pointee.pending, n)
+}
 
 /// Refusals of the API, one line each.
 private func refuse(_ line: StaticString) -> Int32 {

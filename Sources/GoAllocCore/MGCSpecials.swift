@@ -50,6 +50,9 @@ enum SpecialFlag {
   static let orderAfterLinks: UInt8 = 2  // GC_register_finalizer: the same, once links are cleared
   static let ignoreSelf: UInt8 = 4     // GC_register_finalizer_ignore_self
   static let noOrder: UInt8 = 6        // GC_register_finalizer_no_order
+  // Cleanups: GOALLOC_DEBUG=cleanupcheck's marks (MGCSpecialsMark).
+  static let suspect: UInt8 = 0x40
+  static let reported: UInt8 = 0x80
   // Links.
   static let long: UInt8 = 1           // GC_register_long_link: cleared when the object is freed
   static let attached: UInt8 = 2       // the target is a collected object (else never cleared)

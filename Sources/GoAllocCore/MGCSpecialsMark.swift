@@ -28,8 +28,10 @@ extension UnsafeMutablePointer where Pointee == GCState {
   func gcMarkSpecials(_ h: UnsafeMutablePointer<MHeap>) {
     guard let sp = specialsExisting else { return }
     if sp.pointee.spans == 0 && sp.pointee.nlinks == 0 && sp.pointee.runHead == nil && sp.pointee.bdwHead == nil { return }
-    markSpecialRoots(h, sp)
+    let check = h.debugFlags & UInt32(GOALLOC_DEBUG_CLEANUP_CHECK) != 0
+    markSpecialRoots(h, sp, cleanupArgs: !check)
     drainAll(h)
+    if check { checkCleanupArgs(h, sp) }
     clearWeak(h, sp)
     markOrderedReferents(h, sp)
     drainAll(h)
@@ -50,8 +52,8 @@ extension UnsafeMutablePointer where Pointee == GCState {
     if v >= pointee.work.heapLo && v < pointee.work.heapHi { grey(h, v) }
   }
 
-  /// Step 1.
-  func markSpecialRoots(_ h: UnsafeMutablePointer<MHeap>, _ sp: UnsafeMutablePointer<SpecialsState>) {
+  /// Step 1 (without the arguments of registered cleanups for the cleanup check).
+  func markSpecialRoots(_ h: UnsafeMutablePointer<MHeap>, _ sp: UnsafeMutablePointer<SpecialsState>, cleanupArgs: Bool) {
     let table = sp.pointee.table
     var i = 1
     while i < sp.pointee.used {
@@ -67,7 +69,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
             let o = s.object(r.pointee.offset)
             scanRange(h, o.base, o.base &+ UInt(s.pointee.elemsize))
           }
-        case SpecialKind.cleanup: greyWord(h, r.pointee.arg)
+        case SpecialKind.cleanup: if cleanupArgs { greyWord(h, r.pointee.arg) }
         case SpecialKind.weak: greyWord(h, r.pointee.arg)
         default: break
         }
@@ -84,6 +86,40 @@ extension UnsafeMutablePointer where Pointee == GCState {
       q = r.pointee.next
       greyWord(h, r.pointee.obj)
       greyWord(h, r.pointee.arg)
+    }
+  }
+
+  /// GOALLOC_DEBUG=cleanupcheck=1, the rest of step 1 (Go's GODEBUG=checkfinalizers, for
+  /// cleanups): the objects with cleanups still unmarked once everything but the cleanups'
+  /// arguments is marked are noted; the arguments are marked; a noted object marked now is kept
+  /// only by cleanup arguments (its own or another's), so its cleanups can never run: one line
+  /// each, once per record.
+  func checkCleanupArgs(_ h: UnsafeMutablePointer<MHeap>, _ sp: UnsafeMutablePointer<SpecialsState>) {
+    let table = sp.pointee.table
+    for pass in 0..<3 {  // note the unmarked, mark the arguments, look again
+      var i = 1
+      while i < sp.pointee.used {
+        defer { i += 1 }
+        guard let s = table.unsafelyUnwrapped[i].span else { continue }
+        var it = table.unsafelyUnwrapped[i].head
+        while let r = it {
+          it = r.pointee.next
+          if r.pointee.kind != SpecialKind.cleanup { continue }
+          let o = s.object(r.pointee.offset)
+          if pass == 0 {
+            if !s.isMarked(o.index) && r.pointee.flags & SpecialFlag.reported == 0 { r.pointee.flags |= SpecialFlag.suspect }
+          } else if pass == 1 {
+            greyWord(h, r.pointee.arg)
+          } else if r.pointee.flags & SpecialFlag.suspect != 0 {
+            r.pointee.flags &= ~SpecialFlag.suspect
+            if s.isMarked(o.index) {
+              r.pointee.flags |= SpecialFlag.reported
+              report("gc: cleanupcheck", "an object with a cleanup is reachable only from cleanup arguments (its cleanups can never run)", o.base)
+            }
+          }
+        }
+      }
+      if pass == 1 { drainAll(h) }
     }
   }
 

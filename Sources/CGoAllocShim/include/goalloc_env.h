@@ -21,6 +21,7 @@ enum {
   GOALLOC_DEBUG_NO_SCAVENGER = 1u << 3,
   GOALLOC_DEBUG_FIXED_HEAP = 1u << 4,  // the heap at Go's 0x00c000000000, not at a random base
   GOALLOC_SECURE_MODE = 1u << 5,  /* GOALLOC_SECURE=1 (not a GOALLOC_DEBUG key) */
+  GOALLOC_DEBUG_CLEANUP_CHECK = 1u << 6,  // GC mode: report objects kept alive by cleanup arguments
   GOALLOC_DEBUG_PARSED = 1u << 31,
 };
 /// Parses GOALLOC_DEBUG (when the environment is readable). Returns flags with PARSED set once the

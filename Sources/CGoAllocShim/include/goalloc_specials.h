@@ -26,6 +26,9 @@ int goalloc_specials_start_thread(void *(*fn)(void *), void *arg);
 void goalloc_specials_call_finalizer(const void *fn, void *obj, void *arg);
 /// Calls a cleanup, fn(arg) (void (*)(void *)).
 void goalloc_specials_call_cleanup(const void *fn, void *arg);
+/// Zeroes 32 KiB of stack below the caller: the frames of the calls it made keep no stale
+/// pointers (a conservative collector would see them) while the thread sleeps.
+void goalloc_specials_clear_stack(void);
 /// Sleeps while *addr == expected, at most `ns` nanoseconds (a wake, a signal or the timeout
 /// ends it).
 void goalloc_specials_wait(uint32_t *addr, uint32_t expected, uint64_t ns);

@@ -525,6 +525,24 @@ static void scenario_fork(void) {
   CHECK("fork: the parent's object is still reachable here", runs(51) == 0, "ran %d", runs(51));
 }
 
+// ---- GOALLOC_DEBUG=cleanupcheck=1: an object kept only by a cleanup's argument ----
+static void ignore(void *arg) { (void)arg; }
+__attribute__((noinline)) static void kept_by_arg(void) {
+  struct node *a = goalloc_gc_malloc(sizeof *a), *b = goalloc_gc_malloc(sizeof *b);
+  b->e[0] = a;                                  // the argument reaches the object
+  goalloc_gc_add_cleanup(a, ignore, b);
+  struct node *c = goalloc_gc_malloc(sizeof *c), *d = goalloc_gc_malloc(sizeof *d);
+  goalloc_gc_add_cleanup(c, count_cleanup, (void *)(intptr_t)60);  // a fine one
+  (void)d;
+}
+static void scenario_cleanupcheck(void) {
+  kept_by_arg();
+  for (int i = 0; i < 10 && runs(60) == 0; i++) settle();
+  settle();
+  CHECK("cleanupcheck: the fine cleanup ran", runs(60) == 1, "ran %d", runs(60));
+  // The report itself is on stderr (checked by the test): one line for the object kept by b.
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   const char *what = argc > 1 ? argv[1] : "cleanup";
@@ -535,6 +553,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(what, "fuzz")) scenario_fuzz(argc > 2 ? strtoull(argv[2], 0, 10) : 1, argc > 3 ? atoi(argv[3]) : 30);
   else if (!strcmp(what, "threads")) scenario_threads();
   else if (!strcmp(what, "fork")) scenario_fork();
+  else if (!strcmp(what, "cleanupcheck")) scenario_cleanupcheck();
   else { printf("FAIL unknown scenario %s\n", what); return 2; }
   return failures ? 1 : 0;
 }
