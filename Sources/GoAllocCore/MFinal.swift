@@ -178,7 +178,7 @@ private func setFinalizerLocked(_ h: UnsafeMutablePointer<MHeap>, _ a: UInt, _ f
   let off = a &- o.span.pointee.startAddr
   if let at = sp.find(o.span, offset: off, kind: SpecialKind.finalizer) {
     if fn != nil { return refuse("goalloc: gc: set_finalizer: the object already has a finalizer (remove it with fn NULL first); ignored\n") }
-    sp.freeRecord(sp.unlink(at))
+    sp.freeRecord(sp.unlink(o.span, at))
     sp.releaseIfEmpty(o.span)
     return 0
   }
@@ -243,7 +243,7 @@ public func goGCCancelCleanup(_ id: UInt64, _ hidden: UInt) -> Int32 {
   let off = a &- s.pointee.startAddr
   while let q = at.pointee, q.pointee.offset <= off {
     if q.pointee.offset == off && q.pointee.kind == SpecialKind.cleanup && q.pointee.id == id {
-      sp.freeRecord(sp.unlink(at))
+      sp.freeRecord(sp.unlink(s, at))
       sp.releaseIfEmpty(s)
       return 1
     }
@@ -286,7 +286,7 @@ public func goGCBdwgcRegisterFinalizer(_ p: UnsafeMutableRawPointer?, _ fn: Unsa
           r.pointee.arg = UInt(bitPattern: cd)
           r.pointee.flags = SpecialFlag.bdwgc | order
         } else {
-          sp.freeRecord(sp.unlink(at))
+          sp.freeRecord(sp.unlink(o.span, at))
           sp.releaseIfEmpty(o.span)
         }
       } else if let fn {

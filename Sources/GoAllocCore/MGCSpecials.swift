@@ -6,8 +6,9 @@
 // A record (`Special`, 64 bytes, from this file's FixAlloc over its own PersistentAlloc, never
 // from the heap) sits on the list of the span holding its object, sorted by the byte offset it
 // was set at. A span with records has an entry in the *specials table*, and MSpan.specials is
-// the entry's index (0: none); the table doubles as the list of spans that have specials, so
-// the collector visits only those. bdwgc's disappearing links are also found by their link's
+// the entry's index (0: none; MSpan has no room for a pointer); the table doubles as the list
+// of spans that have specials, so the collector visits only those. An entry also keeps its
+// list's tail: records set in address order (the usual case) are appended in O(1). bdwgc's disappearing links are also found by their link's
 // address, in the *link index* (open addressing; key = link | 1 for a long link).
 //
 // Locking: everything here is guarded by the collector's lock (GCState.lock). A cycle holds it
@@ -58,9 +59,11 @@ enum SpecialFlag {
   static let attached: UInt8 = 2       // the target is a collected object (else never cleared)
 }
 
-/// One span with specials: its list's head (at offset 0, like Special.next) and the span.
+/// One span with specials: its list's head (at offset 0, like Special.next), its last record
+/// (records are mostly set in address order: appending is O(1)) and the span.
 struct SpecialsEntry {
   var head: SpecialPtr? = nil
+  var tail: SpecialPtr? = nil
   var span: SpanPtr? = nil
   var nextFree: UInt32 = 0
 }
@@ -76,6 +79,9 @@ struct SpecialsState {
   var freeEntry: UInt32 = 0    // a free entry (linked through nextFree), 0: none
   var spans = 0                // entries in use
   var count = 0                // records on spans' lists
+  var finalizers = 0           // of them, finalizers (a cycle skips the steps a kind needs
+  var cleanups = 0             // when there is none of it)
+  var weaks = 0                // weak handles and links
   var nextID: UInt64 = 0       // the last cleanup id handed out
   var links: UnsafeMutablePointer<UInt>? = nil  // [2 * linkCapacity]: key, record (key 0: empty)
   var linkCapacity = 0
@@ -167,24 +173,45 @@ extension UnsafeMutablePointer where Pointee == SpecialsState {
   func insert(_ s: SpanPtr, _ r: SpecialPtr) -> Bool {
     if s.pointee.specials == 0 {
       guard let i = newEntry() else { return false }
-      pointee.table.unsafelyUnwrapped[Int(i)] = SpecialsEntry(head: nil, span: s, nextFree: 0)
+      pointee.table.unsafelyUnwrapped[Int(i)] = SpecialsEntry(head: nil, tail: nil, span: s, nextFree: 0)
       atomicStore32(&s.pointee.specials, i)
       pointee.spans += 1
     }
+    let e = pointee.table.unsafelyUnwrapped + Int(s.pointee.specials)
     var at = listHead(s).unsafelyUnwrapped
-    while let q = at.pointee, q.pointee.offset <= r.pointee.offset { at = q.link }
+    if let t = e.pointee.tail, t.pointee.offset <= r.pointee.offset {
+      at = t.link
+    } else {
+      while let q = at.pointee, q.pointee.offset <= r.pointee.offset { at = q.link }
+    }
     r.pointee.next = at.pointee
     at.pointee = r
-    pointee.count += 1
+    if r.pointee.next == nil { e.pointee.tail = r }
+    count(r.pointee.kind, 1)
     return true
   }
 
-  /// Takes the record `at` points to off its list (the caller frees or queues it).
-  @inline(__always) func unlink(_ at: UnsafeMutablePointer<SpecialPtr?>) -> SpecialPtr {
+  /// Counts n records of `kind` onto (1) or off (-1) the lists.
+  @inline(__always) private func count(_ kind: UInt8, _ n: Int) {
+    pointee.count += n
+    switch kind {
+    case SpecialKind.finalizer: pointee.finalizers += n
+    case SpecialKind.cleanup: pointee.cleanups += n
+    default: pointee.weaks += n
+    }
+  }
+
+  /// Takes the record `at` points to off span s's list (the caller frees or queues it).
+  @inline(__always) func unlink(_ s: SpanPtr, _ at: UnsafeMutablePointer<SpecialPtr?>) -> SpecialPtr {
     let r = at.pointee.unsafelyUnwrapped
     at.pointee = r.pointee.next
+    if r.pointee.next == nil {
+      // The tail goes: the new one is the record `at` lies in (links sit at offset 0), or none.
+      let e = pointee.table.unsafelyUnwrapped + Int(s.pointee.specials)
+      e.pointee.tail = UnsafeMutableRawPointer(at) == UnsafeMutableRawPointer(e) ? nil : SpecialPtr(OpaquePointer(at))
+    }
     r.pointee.next = nil
-    pointee.count -= 1
+    count(r.pointee.kind, -1)
     return r
   }
 
@@ -192,7 +219,7 @@ extension UnsafeMutablePointer where Pointee == SpecialsState {
   func releaseIfEmpty(_ s: SpanPtr) {
     let i = Int(s.pointee.specials)
     if i == 0 || pointee.table.unsafelyUnwrapped[i].head != nil { return }
-    pointee.table.unsafelyUnwrapped[i] = SpecialsEntry(head: nil, span: nil, nextFree: pointee.freeEntry)
+    pointee.table.unsafelyUnwrapped[i] = SpecialsEntry(head: nil, tail: nil, span: nil, nextFree: pointee.freeEntry)
     pointee.freeEntry = UInt32(i)
     atomicStore32(&s.pointee.specials, 0)
     pointee.spans -= 1
@@ -201,6 +228,7 @@ extension UnsafeMutablePointer where Pointee == SpecialsState {
   /// The first record of span s at exactly `offset` of `kind`, as the link pointing to it.
   func find(_ s: SpanPtr, offset: UInt, kind: UInt8) -> UnsafeMutablePointer<SpecialPtr?>? {
     guard var at = listHead(s) else { return nil }
+    if let t = pointee.table.unsafelyUnwrapped[Int(s.pointee.specials)].tail, t.pointee.offset < offset { return nil }
     while let q = at.pointee, q.pointee.offset <= offset {
       if q.pointee.offset == offset && q.pointee.kind == kind { return at }
       at = q.link
@@ -343,7 +371,7 @@ extension UnsafeMutablePointer where Pointee == SpecialsState {
     let lo = base &- s.pointee.startAddr, hi = lo &+ UInt(size)
     while let q = at.pointee, q.pointee.offset < hi {
       if q.pointee.offset < lo { at = q.link; continue }
-      let r = unlink(at)
+      let r = unlink(s, at)
       if r.pointee.kind == SpecialKind.weak || r.pointee.kind == SpecialKind.link { dropWeak(r) } else { freeRecord(r) }
     }
     releaseIfEmpty(s)

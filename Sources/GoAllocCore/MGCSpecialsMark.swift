@@ -20,7 +20,8 @@
 // objects that reach each other all run in the same cycle. A cleanup never runs while its
 // object can still be reached, even from a finalizer: finalizers go first.
 // Cost: nothing unless some special was ever set; then one pass over the spans that have
-// specials per step (and over the link index when there are links).
+// specials per step that some kind present needs (cleanups only: steps 1 and 5), and one over
+// the link index when there are links.
 import CGoAllocShim
 
 extension UnsafeMutablePointer where Pointee == GCState {
@@ -32,13 +33,15 @@ extension UnsafeMutablePointer where Pointee == GCState {
     markSpecialRoots(h, sp, cleanupArgs: !check)
     drainAll(h)
     if check { checkCleanupArgs(h, sp) }
-    clearWeak(h, sp)
-    markOrderedReferents(h, sp)
-    drainAll(h)
+    if sp.pointee.weaks > 0 { clearWeak(h, sp) }
     let run = sp.pointee.runTail, bdw = sp.pointee.bdwTail
-    queueFinalizers(h, sp)
-    drainAll(h)
-    queueCleanups(h, sp)
+    if sp.pointee.finalizers > 0 {
+      markOrderedReferents(h, sp)
+      drainAll(h)
+      queueFinalizers(h, sp)
+      drainAll(h)
+    }
+    if sp.pointee.cleanups > 0 || sp.pointee.weaks > 0 { queueCleanups(h, sp) }
     if sp.pointee.nlinks > 0 { dropDanglingLinks(h, sp) }
     if sp.pointee.runTail != run { sp.wakeCleanupThread() }
     if sp.pointee.bdwTail != bdw {
@@ -134,7 +137,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
         let k = r.pointee.kind
         let short = k == SpecialKind.weak || (k == SpecialKind.link && r.pointee.flags & SpecialFlag.long == 0)
         if short && !s.isMarked(s.object(r.pointee.offset).index) {
-          sp.dropWeak(sp.unlink(at))
+          sp.dropWeak(sp.unlink(s, at))
           sp.pointee.cleared &+= 1
         } else {
           at = r.link
@@ -186,7 +189,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
         if r.pointee.kind != SpecialKind.finalizer { at = r.link; continue }
         let o = s.object(r.pointee.offset)
         if s.isMarked(o.index) { at = r.link; continue }
-        _ = sp.unlink(at)
+        _ = sp.unlink(s, at)
         r.pointee.obj = o.base
         if let l = last { l.pointee.next = r } else { fresh = r }
         last = r
@@ -211,7 +214,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
       guard let s = table.unsafelyUnwrapped[i].span, var at = sp.listHead(s) else { continue }
       while let r = at.pointee {
         if s.isMarked(s.object(r.pointee.offset).index) { at = r.link; continue }
-        _ = sp.unlink(at)
+        _ = sp.unlink(s, at)
         switch r.pointee.kind {
         case SpecialKind.cleanup: sp.enqueue(r)
         case SpecialKind.link:

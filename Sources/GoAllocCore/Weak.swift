@@ -30,7 +30,7 @@ extension UnsafeMutablePointer where Pointee == SpecialsState {
     guard let s = spanOfIndex(UnsafeMutableRawPointer(h.pointee.arenas), r.pointee.obj), var at = listHead(s) else { return }
     while let q = at.pointee {
       if q == r {
-        _ = unlink(at)
+        _ = unlink(s, at)
         releaseIfEmpty(s)
         return
       }

@@ -49,6 +49,9 @@ struct GCSpecialsTests {
     GCTests.expectAllOK(r, atLeast: 3)
   }
 
+  @Test("README's weak-keyed cache: hits for live keys, entries die with their keys, dead slots are reused")
+  func weakKeyedCache() async throws { GCTests.expectAllOK(try await Self.run("cache"), atLeast: 3) }
+
   @Test("threads add and cancel cleanups and make weak pointers while collecting")
   func threads() async throws { GCTests.expectAllOK(try await Self.run("threads"), atLeast: 3) }
 

@@ -525,6 +525,65 @@ static void scenario_fork(void) {
   CHECK("fork: the parent's object is still reachable here", runs(51) == 0, "ran %d", runs(51));
 }
 
+// ---- README's weak-keyed cache, as printed there ----
+#define SLOTS 1024
+struct entry { goalloc_gc_weak *key; void *value; };
+static struct entry *table;  /* collected and scanned: it keeps the values and handles, never the keys */
+
+void *cache_get(void *key, void *(*compute)(void *key)) {
+  if (!table) table = goalloc_gc_malloc(SLOTS * sizeof *table);
+  goalloc_gc_weak *w = goalloc_gc_weak_make(key);            /* one handle per key: compare with == */
+  size_t i = ((uintptr_t)w >> 4) % SLOTS, reuse = SLOTS;
+  for (size_t n = 0; n < SLOTS && table[i].key; n++, i = (i + 1) % SLOTS) {
+    if (table[i].key == w) return table[i].value;                         /* a hit */
+    if (reuse == SLOTS && !goalloc_gc_weak_get(table[i].key)) reuse = i;  /* a dead key's slot */
+  }
+  if (reuse == SLOTS) reuse = i;  /* (a table full of live keys would grow: not shown) */
+  table[reuse].key = w;
+  return table[reuse].value = compute(key);                  /* the value must not reach the key */
+}
+
+static int computed;
+static void *derive(void *key) {
+  computed++;
+  long *v = goalloc_gc_malloc_noscan(sizeof(long));
+  *v = *(long *)key * 2;
+  return v;
+}
+void *cache_keys[100];  // live keys (data segment)
+__attribute__((noinline)) static void cache_fill(int n, long base) {
+  for (int i = 0; i < n; i++) {
+    long *k = goalloc_gc_malloc(sizeof(long));
+    *k = base + i;
+    cache_keys[i] = k;
+    cache_get(k, derive);
+  }
+}
+__attribute__((noinline)) static int cache_hits(int n) {
+  int ok = 0;
+  for (int i = 0; i < n; i++) ok += *(long *)cache_get(cache_keys[i], derive) == *(long *)cache_keys[i] * 2;
+  return ok;
+}
+static int cache_used(void) {
+  int used = 0;
+  for (int i = 0; i < SLOTS; i++) used += table[i].key && goalloc_gc_weak_get(table[i].key);
+  return used;
+}
+static void scenario_cache(void) {
+  cache_fill(100, 1000);
+  int before = computed;
+  CHECK("cache: live keys hit, nothing computed again", cache_hits(100) == 100 && computed == before, "computed %d", computed - before);
+  memset(cache_keys, 0, sizeof cache_keys);  // every key dies
+  for (int i = 0; i < 10 && cache_used() > 0; i++) settle();
+  CHECK("cache: the entries of dead keys die with them", cache_used() == 0, "%d live entries", cache_used());
+  for (int round = 0; round < 20; round++) {  // 2000 keys through 1024 slots: dead slots are reused
+    cache_fill(100, round * 100);
+    memset(cache_keys, 0, sizeof cache_keys);
+    settle();
+  }
+  CHECK("cache: 2000 keys later the table still takes new ones", cache_used() <= 200 && computed == 2100, "%d live, %d computed", cache_used(), computed);
+}
+
 // ---- GOALLOC_DEBUG=cleanupcheck=1: an object kept only by a cleanup's argument ----
 static void ignore(void *arg) { (void)arg; }
 __attribute__((noinline)) static void kept_by_arg(void) {
@@ -554,6 +613,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(what, "threads")) scenario_threads();
   else if (!strcmp(what, "fork")) scenario_fork();
   else if (!strcmp(what, "cleanupcheck")) scenario_cleanupcheck();
+  else if (!strcmp(what, "cache")) scenario_cache();
   else { printf("FAIL unknown scenario %s\n", what); return 2; }
   return failures ? 1 : 0;
 }
