@@ -387,3 +387,55 @@ func gcSpecialsObjectFreed(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ bas
   sp.objectFreed(s, base, size)
   lockRelease(&gc.pointee.lock)
 }
+
+// MARK: invariants
+
+extension UnsafeMutablePointer where Pointee == SpecialsState {
+  /// The invariants above (collector's lock held): nil when they hold, else what broke.
+  func check(_ h: UnsafeMutablePointer<MHeap>) -> StaticString? {
+    var spans = 0, count = 0, finalizers = 0, cleanups = 0, weaks = 0, links = 0
+    var i = 1
+    while i < pointee.used {
+      defer { i += 1 }
+      let e = pointee.table.unsafelyUnwrapped[i]
+      guard let s = e.span else { continue }
+      spans += 1
+      if Int(s.pointee.specials) != i { return "a span and its specials entry disagree" }
+      if e.head == nil { return "an empty specials entry" }
+      var last: SpecialPtr? = nil
+      var it = e.head
+      while let r = it {
+        if let l = last, l.pointee.offset > r.pointee.offset { return "a specials list out of order" }
+        guard collectedObject(h, s.pointee.startAddr &+ r.pointee.offset)?.span == s else { return "a special of an object that is not allocated" }
+        count += 1
+        switch r.pointee.kind {
+        case SpecialKind.finalizer: finalizers += 1
+        case SpecialKind.cleanup: cleanups += 1
+        case SpecialKind.weak: weaks += 1
+        case SpecialKind.link:
+          weaks += 1
+          if r.pointee.flags & SpecialFlag.attached == 0 || linkFind(linkKey(r)) != r { return "a listed link not in the link index" }
+        default: return "a special of no kind"
+        }
+        last = r
+        it = r.pointee.next
+      }
+      if e.tail != last { return "a specials list's tail is not its last record" }
+    }
+    for j in 0..<pointee.linkCapacity where linkRecord(at: j) != nil { links += 1 }
+    if spans != pointee.spans || count != pointee.count { return "the specials counts disagree with the lists" }
+    if finalizers != pointee.finalizers || cleanups != pointee.cleanups || weaks != pointee.weaks {
+      return "the specials' kind counts disagree with the lists"
+    }
+    if links != pointee.nlinks { return "the link count disagrees with the index" }
+    return nil
+  }
+}
+
+/// The specials' invariants, under the collector's lock (tests): nil when they hold.
+package func _gcCheckSpecialsForTesting() -> StaticString? {
+  guard let h = globalHeap(), let gc = h.gcExisting, let sp = specialsExisting else { return nil }
+  lockAcquire(&gc.pointee.lock)
+  defer { lockRelease(&gc.pointee.lock) }
+  return sp.check(h)
+}

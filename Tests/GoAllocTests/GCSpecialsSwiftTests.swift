@@ -86,6 +86,44 @@ struct GCSpecialsSwiftTests {
     #expect(specialsCalls.count(3) == 1)
   } }
 
+  /// Random registrations, cancels, explicit frees and collections in this process; the
+  /// specials' invariants (sorted lists, tails, counts, only allocated objects) after each step.
+  @Test func invariantsHoldThroughRandomOperations() { _withExclusiveGlobalHeapForTesting {
+    let n = 600
+    let block = GC.allocate(n * 8)!.assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+    specialsTestRoot = UnsafeMutableRawPointer(block)
+    var handles: [GC.Cleanup?] = Array(repeating: nil, count: n)
+    var rng = SystemRandomNumberGenerator()
+    for step in 0..<6000 {
+      let i = Int.random(in: 0..<n, using: &rng)
+      switch Int.random(in: 0..<10, using: &rng) {
+      case 0...2:
+        block[i] = GC.allocate(Int.random(in: 8...600, using: &rng))
+      case 3:
+        if let p = block[i] { handles[i] = GC.addCleanup(p + Int.random(in: 0..<8, using: &rng), arg: nil) { _ in } }
+      case 4:
+        if let p = block[i] { _ = GC.WeakPointer(p) }
+      case 5:
+        if let p = block[i] {
+          GC.setFinalizer(p, nil)  // (a second finalizer would be refused with a line)
+          if Bool.random(using: &rng) { GC.setFinalizer(p) { _, _ in } }
+        }
+      case 6:
+        _ = handles[i]?.cancel()
+      case 7:
+        if let p = block[i] { GC.free(p); block[i] = nil }
+      case 8:
+        block[i] = nil
+      default:
+        if step % 40 == 0 { GC.collect() }
+      }
+      if let broken = _gcCheckSpecialsForTesting() { Issue.record("step \(step): \(broken)"); break }
+    }
+    specialsTestRoot = nil
+    collectUntil { false }
+    #expect(_gcCheckSpecialsForTesting() == nil)
+  } }
+
   /// The link index (bdwgc's disappearing links by address): linear probing with backward-shift
   /// deletion, against a dictionary, through growth and many removals.
   @Test func linkIndexMatchesADictionary() {
