@@ -19,7 +19,8 @@ TIERS = {
     # entry points, process and thread lifecycle, and the tools that read every tier
     6: ["Malloc", "Free", "Realloc", "Process", "TestingSupport",
         "MemStats", "HeapMap", "Invariants", "AllocTrace", "HeapProfile",
-        "MGC", "MallocGC"],                                # (GC mode: the cycle, its API, collected allocation)
+        "MGC", "MallocGC",                                 # (GC mode: the cycle, its API, collected allocation,
+        "MGCSpecials", "MGCSpecialsMark", "MFinal", "Weak"],  #  specials: finalizers, cleanups, weak pointers)
     5: ["MCache", "FreeList", "SecureMode", "LargeBins",   # per-thread cache, its free lists, secure mode, large bins,
         "MemoryLimit",                                     # the cache near the memory limit
         "MGCMark", "MGCSweep", "MGCPacer", "MGCCentral"],  # GC mode: marking, sweeping, pacing, span lists

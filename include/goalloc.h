@@ -196,6 +196,71 @@ struct goalloc_pool_stats {
 /* Fills *out (pooled and victims are exact when no thread uses the pool meanwhile). */
 void goalloc_pool_stats(goalloc_pool *pool, struct goalloc_pool_stats *out);
 
+/* ---- Finalizers, cleanups and weak pointers (Go's SetFinalizer, AddCleanup, weak.Pointer) ---
+ *
+ * Each is a record attached to one collected object ("special", as Go's): objects without any
+ * cost nothing. Finalizers and cleanups run on one dedicated thread that GoAlloc starts with
+ * the first of them (registered with the collector), one call at a time, never inside a thread
+ * that is allocating or collecting; they may allocate, free, collect and add cleanups. A cycle
+ * decides, with the world stopped, in this order: weak pointers of unreachable objects are
+ * cleared; finalizers of unreachable objects are queued, and those objects resurrected (they,
+ * and everything they reach, survive this cycle); cleanups of objects that are still
+ * unreachable are queued (the object is gone for good: a cleanup runs after the object's
+ * finalizer, if any, and a later cycle). A call's argument is a root until the call ran.
+ * goalloc_gc_free (or free) of an object drops its finalizer and cleanups without calling
+ * them, and clears its weak pointers. Fork: the child starts the thread again with its next
+ * finalizer or cleanup. */
+
+/* Runs fn(p, arg) on the cleanup thread once p, the start of a collected object, is
+ * unreachable; p is then resurrected for the call (a finalizer may store it somewhere to keep
+ * it; otherwise a later cycle frees it) and the finalizer is unregistered. One per object; fn
+ * NULL removes p's finalizer. Ordering: what p points to survives as long as p has a
+ * finalizer, so of two unreachable objects where a points to b, a is finalized first and b in
+ * a later cycle; an object with a finalizer that reaches itself (a cycle) is never finalized
+ * nor freed. 0; -1 with one line on stderr when p is not the start of a live collected object,
+ * already has a finalizer, or arg points into it (it would keep p alive for ever). */
+int goalloc_gc_set_finalizer(void *p, void (*fn)(void *obj, void *arg), void *arg);
+
+/* A cleanup's cancel handle: id 0 when goalloc_gc_add_cleanup refused. `hidden` is the
+ * object's address complemented: a handle stored in scanned memory keeps nothing alive. */
+typedef struct goalloc_gc_cleanup {
+  uint64_t id;
+  uintptr_t hidden;
+} goalloc_gc_cleanup;
+
+/* Runs fn(arg) on the cleanup thread once the collected object holding p (any pointer into it)
+ * is unreachable for good. The object is not resurrected and fn never sees it: arg must not
+ * reach it. arg pointing into the object is refused (id 0, one line on stderr); reaching it
+ * through other objects keeps the object alive for ever (the cleanup never runs). Any number
+ * per object, run in no particular order, each exactly once. Also refused: p not in a live
+ * collected object (one line); fn NULL or out of memory (no line). */
+goalloc_gc_cleanup goalloc_gc_add_cleanup(void *p, void (*fn)(void *arg), void *arg);
+
+/* Cancels the cleanup of handle c unless it was queued already: 1 when cancelled, else 0
+ * (queued, run, cancelled before, or refused). To be sure to cancel it, keep the object
+ * reachable across the call. */
+int goalloc_gc_cancel_cleanup(goalloc_gc_cleanup c);
+
+/* Cleanups and finalizers queued for the cleanup thread or running on it (0: none pending).
+ * Tests and orderly shutdowns poll it after goalloc_gc_collect. */
+size_t goalloc_gc_cleanups_pending(void);
+
+/* A weak pointer: a handle that does not keep its object alive. */
+typedef struct goalloc_gc_weak goalloc_gc_weak;
+
+/* The weak pointer to p (any pointer into a live collected object): the same handle for every
+ * call with the same p, so weak pointers compare equal with == exactly when they were made
+ * from the same pointer. The handle is itself a small collected object: hold it where a
+ * collected pointer is seen (stack, globals, collected scan memory, roots), never only in
+ * malloc memory. NULL when p is NULL, out of memory, or not in a live collected object (one
+ * line on stderr). */
+goalloc_gc_weak *goalloc_gc_weak_make(void *p);
+
+/* The pointer w was made from while its object is reachable, NULL for ever once a cycle found
+ * it unreachable (before its finalizer, if any, is queued: a resurrected object is not seen
+ * again through its weak pointers) or it was freed explicitly. w NULL: NULL. */
+void *goalloc_gc_weak_get(goalloc_gc_weak *w);
+
 #ifdef __cplusplus
 }
 #endif

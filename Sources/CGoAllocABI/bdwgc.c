@@ -11,6 +11,8 @@
 //   *_ignore_off_page    as without the hint (GoAlloc honours every interior pointer anyway)
 //   out of memory        (*GC_oom_fn)(n), whose default returns NULL
 //   GC_dont_gc / GC_disable  no collections (GOGC off, GC_gcollect does nothing) until enabled
+//   finalizers, links    bdwgc_finalize.c; queued finalizers run (or the notifier is called)
+//                        at the end of GC_gcollect and of the GC_malloc family, as bdwgc does
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +26,15 @@ typedef void (*GC_warn_proc)(char *, GC_word);
 typedef int (*GC_stop_func)(void);
 
 size_t goalloc_malloc_usable_size(void *);
+void goalloc_bdwgc_finalizers_due(void);         // bdwgc_finalize.c
+uint32_t *goalloc_specials_bdwgc_counters(void);  // [0]: bdwgc finalizers queued
+
+/// bdwgc runs queued finalizers (or calls its notifier) from its allocation calls; so do these.
+static void *fin_check(void *p) {
+  if (__builtin_expect(__atomic_load_n(goalloc_specials_bdwgc_counters(), __ATOMIC_RELAXED) != 0, 0))
+    goalloc_bdwgc_finalizers_due();
+  return p;
+}
 
 // ---- bdwgc's public variables (gc.h declares them; programs may read or set them) ----
 static void *default_oom(size_t n) { (void)n; return NULL; }
@@ -31,7 +42,7 @@ EXPORT GC_word GC_gc_no;              // brought up to date by GC_gcollect and t
 EXPORT int GC_dont_gc;                // != 0: no collections (a counter: GC_disable/GC_enable)
 EXPORT int GC_all_interior_pointers = 1;  // GoAlloc always recognises interior pointers
 EXPORT GC_oom_func GC_oom_fn = default_oom;
-EXPORT int GC_java_finalization = 1;  // no finalization here: read only for compatibility
+EXPORT int GC_java_finalization = 1;  // always in effect here (bdwgc_finalize.c)
 EXPORT int GC_no_dls;                 // ignored: scanning libraries' data retains more, never less
 EXPORT GC_word GC_non_gc_bytes;       // ignored (bdwgc's own bookkeeping figure)
 EXPORT GC_word GC_free_space_divisor = 3;  // ignored: pacing is GOGC's (GOALLOC_GC)
@@ -80,11 +91,11 @@ static size_t padded(size_t n) { return n == SIZE_MAX ? SIZE_MAX : n + 1; }
 EXPORT void GC_init(void) { sync_dont_gc(); }
 EXPORT int GC_is_init_called(void) { return 1; }
 
-EXPORT void *GC_malloc(size_t n) { sync_dont_gc(); return or_oom(goalloc_gc_malloc(padded(n)), n); }
-EXPORT void *GC_malloc_atomic(size_t n) { sync_dont_gc(); return or_oom(goalloc_gc_malloc_noscan(padded(n)), n); }
+EXPORT void *GC_malloc(size_t n) { sync_dont_gc(); return fin_check(or_oom(goalloc_gc_malloc(padded(n)), n)); }
+EXPORT void *GC_malloc_atomic(size_t n) { sync_dont_gc(); return fin_check(or_oom(goalloc_gc_malloc_noscan(padded(n)), n)); }
 EXPORT void *GC_malloc_uncollectable(size_t n) {
   sync_dont_gc();
-  return or_oom(goalloc_gc_malloc_uncollectable(padded(n)), n);
+  return fin_check(or_oom(goalloc_gc_malloc_uncollectable(padded(n)), n));
 }
 EXPORT void *GC_malloc_ignore_off_page(size_t n) { return GC_malloc(n); }
 EXPORT void *GC_malloc_atomic_ignore_off_page(size_t n) { return GC_malloc_atomic(n); }
@@ -124,6 +135,7 @@ EXPORT void GC_gcollect(void) {
   sync_dont_gc();
   if (__atomic_load_n(&GC_dont_gc, __ATOMIC_RELAXED) == 0) goalloc_gc_collect();
   refresh_gc_no();
+  goalloc_bdwgc_finalizers_due();
 }
 EXPORT void GC_gcollect_and_unmap(void) { GC_gcollect(); goalloc_release_free_memory(); }
 /// The stop function is not polled: the collection always completes (1, as bdwgc on success).

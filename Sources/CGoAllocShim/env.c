@@ -50,6 +50,7 @@ static const struct setting settings[] = {
   {"gctrace", KIND_BOOL, GOALLOC_DEBUG_GCTRACE, "gctrace=0"},
   {"gcsweep", KIND_CHOICE, 0, "gcsweep=lazy", gcsweep_choices},
   {"gcobjqueue", KIND_BOOL, GOALLOC_DEBUG_GC_OBJQUEUE, "gcobjqueue=0"},
+  {"cleanupcheck", KIND_BOOL, GOALLOC_DEBUG_CLEANUP_CHECK, "cleanupcheck=0"},
 };
 enum { SETTING_COUNT = sizeof settings / sizeof settings[0] };
 

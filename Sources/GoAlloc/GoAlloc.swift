@@ -131,4 +131,87 @@ public enum GC {
   }
   /// The start of the object holding `p`, or nil when it is not in GoAlloc's heap.
   public static func base(of p: UnsafeRawPointer) -> UnsafeMutableRawPointer? { goGCBase(p) }
+
+  // MARK: finalizers, cleanups, weak pointers (goalloc.h documents each contract)
+
+  /// A finalizer: `fn(p, arg)` runs on GoAlloc's cleanup thread once `p`, the start of a
+  /// collected object, is unreachable; `p` is resurrected for the call. One per object; `fn` nil
+  /// removes it. False when refused (one line on stderr: not the start of a live collected
+  /// object, a finalizer already set, or `arg` pointing into the object).
+  @discardableResult
+  public static func setFinalizer(_ p: UnsafeMutableRawPointer, arg: UnsafeMutableRawPointer? = nil,
+                                  _ fn: (@convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void)?) -> Bool {
+    goGCSetFinalizer(p, fn.map { unsafeBitCast($0, to: UnsafeRawPointer.self) }, arg) == 0
+  }
+
+  /// A registered cleanup, to cancel it. Holds the object's address complemented: keeping it
+  /// keeps nothing alive.
+  public struct Cleanup: Hashable, @unchecked Sendable {
+    let id: UInt64
+    let hidden: UInt
+    let box: UnsafeMutableRawPointer?  // the closure of `addCleanup(_:_:)`, released once
+
+    /// Cancels the cleanup unless it was queued already: true when cancelled. Keep the object
+    /// reachable across the call to be sure it is.
+    @discardableResult public func cancel() -> Bool {
+      if goGCCancelCleanup(id, hidden) == 0 { return false }
+      if let box { Unmanaged<CleanupBox>.fromOpaque(box).release() }
+      return true
+    }
+  }
+
+  /// A cleanup: `fn(arg)` runs on GoAlloc's cleanup thread once the collected object holding
+  /// `p` is unreachable for good; the object is gone by then, so `arg` must not reach it (one
+  /// pointing into it is refused). Nil when refused (one line on stderr for a `p` outside live
+  /// collected objects and for such an `arg`).
+  public static func addCleanup(_ p: UnsafeRawPointer, arg: UnsafeMutableRawPointer? = nil,
+                                _ fn: @convention(c) (UnsafeMutableRawPointer?) -> Void) -> Cleanup? {
+    let c = goGCAddCleanup(UnsafeMutableRawPointer(mutating: p), unsafeBitCast(fn, to: UnsafeRawPointer.self), arg)
+    return c.id == 0 ? nil : Cleanup(id: c.id, hidden: c.hidden, box: nil)
+  }
+
+  /// A cleanup running `body` once the collected object holding `p` is unreachable for good.
+  /// `body` must not capture `p` (nor anything that reaches the object): Swift memory is not
+  /// scanned, so a capture would not keep the object alive, and `body` would meet freed memory.
+  public static func addCleanup(_ p: UnsafeRawPointer, _ body: @escaping @Sendable () -> Void) -> Cleanup? {
+    let box = Unmanaged.passRetained(CleanupBox(body)).toOpaque()
+    let c = goGCAddCleanup(UnsafeMutableRawPointer(mutating: p), unsafeBitCast(runCleanupBox, to: UnsafeRawPointer.self), box)
+    if c.id == 0 {
+      Unmanaged<CleanupBox>.fromOpaque(box).release()
+      return nil
+    }
+    return Cleanup(id: c.id, hidden: c.hidden, box: box)
+  }
+
+  /// Cleanups and finalizers queued for the cleanup thread or running on it.
+  public static var cleanupsPending: Int { goGCCleanupsPending() }
+
+  /// A weak pointer (Go's weak.Pointer): does not keep its object alive; `pointer` is the
+  /// pointer it was made from until a cycle finds the object unreachable (or it is freed), nil
+  /// for ever after. Two made from the same pointer are equal. It holds a small collected
+  /// handle: keep it where collected pointers are seen (stack, globals, collected scan memory),
+  /// not only in Swift objects or arrays, which are never scanned.
+  public struct WeakPointer: Hashable, @unchecked Sendable {
+    public let handle: UnsafeMutableRawPointer
+
+    /// Nil when `p` is not in a live collected object (one line on stderr) or memory ran out.
+    public init?(_ p: UnsafeMutableRawPointer) {
+      guard let h = goGCWeakMake(p) else { return nil }
+      handle = h
+    }
+
+    /// The object's pointer, or nil once it is gone.
+    public var pointer: UnsafeMutableRawPointer? { goGCWeakGet(handle) }
+  }
+}
+
+/// A Swift closure registered as a cleanup (retained until it runs or is cancelled).
+final class CleanupBox {
+  let body: @Sendable () -> Void
+  init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+}
+
+private let runCleanupBox: @convention(c) (UnsafeMutableRawPointer?) -> Void = { arg in
+  guard let arg else { return }
+  Unmanaged<CleanupBox>.fromOpaque(arg).takeRetainedValue().body()
 }

@@ -254,6 +254,7 @@ func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCStat
   atomicStore32(&gc.pointee.phase, GCPhase.mark.rawValue)
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_START))
   gc.gcMark(h, callerSP: callerSP, me: me)
+  gc.gcMarkSpecials(h)  // finalizers, cleanups, weak handles (MGCSpecialsMark.swift)
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_END))
   let t2 = goalloc_nanotime()
   atomicStore32(&gc.pointee.phase, GCPhase.sweep.rawValue)
@@ -438,6 +439,7 @@ func gcForkChild(_ h: UnsafeMutablePointer<MHeap>) {
   if let gc = h.gcExisting { lockReset(&gc.pointee.lock) }
   lockReset(&gcInitLock)
   goalloc_gc_after_fork_child()
+  specialsForkChild()
 }
 
 // MARK: the API's core (MallocGC.swift has allocation and free)

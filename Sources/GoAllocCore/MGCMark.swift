@@ -127,6 +127,11 @@ extension UnsafeMutablePointer where Pointee == GCState {
     globals &+= scanMallocScanSpans(h)
     pointee.stackBytes = stacks
     pointee.globalsBytes = globals
+    drainAll(h)
+  }
+
+  /// Drains both queues, then recovers from overflows until nothing marked is left unscanned.
+  func drainAll(_ h: UnsafeMutablePointer<MHeap>) {
     drain(h)
     while pointee.work.overflow {
       pointee.work.overflow = false

@@ -87,6 +87,9 @@ public struct MSpan {
   @usableFromInline var bitsOrder: UInt8 = 0     // bitmaps are 1 << bitsOrder words each
   @usableFromInline var guardPages: UInt8 = 0    // secure mode: inaccessible pages at the end
   @usableFromInline var rootReg: UInt8 = 0       // 1: registered on MHeap.rootspans (heap lock)
+  // GC mode: the span's entry in the specials table (MGCSpecials: finalizers, cleanups, weak
+  // handles of its objects), 0 when it has none. Written under the collector's lock.
+  @usableFromInline var specials: UInt32 = 0
   @usableFromInline var next: SpanPtr? = nil      // mcentral partial list links (large: LargeBins batches)
   @usableFromInline var prev: SpanPtr? = nil
   @usableFromInline var tinyCounts: UnsafeMutablePointer<UInt8>? = nil  // tiny spans: sub-objects per block

@@ -120,6 +120,7 @@ func gcFreeObject(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op:
     if a != s.pointee.startAddr { return h.badFree(op, "invalid pointer (interior pointer)", a) }
     if let gc, gc.gcIsDead(s, 0) { return h.badFree(op, "double free detected (the collector freed it)", a) }
     if !atomicCAS32(&s.pointee.state, spanInUse, spanFreeing) { return h.badFree(op, "double free detected", a) }
+    if atomicLoad32(&s.pointee.specials) != 0 { gcSpecialsObjectFreed(h, s, a, s.pointee.elemsize) }
     guard let gc else { return }
     let bytes = UInt64(s.pointee.elemsize)
     atomicAdd64(&gc.pointee.frees, 1)
@@ -139,6 +140,7 @@ func gcFreeObject(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op:
     return h.badFree(op, "invalid pointer (not allocated by goalloc)", a)
   }
   if let gc, gc.gcIsDead(s, idx) { return h.badFree(op, "double free detected (the collector freed it)", a) }
+  if atomicLoad32(&s.pointee.specials) != 0 { gcSpecialsObjectFreed(h, s, a, s.pointee.elemsize) }
   let bit: UInt64 = 1 &<< UInt64(idx & 63)
   if atomicOr64(s.freeWord(idx &>> 6), bit) & bit != 0 { h.badFree(op, "double free detected", a) }
 }

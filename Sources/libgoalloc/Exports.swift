@@ -208,4 +208,56 @@ func writeOutput(_ path: UnsafePointer<CChar>?,
   out[3] = s.created
   out[4] = s.dropped
   out[5] = s.rotations
+
+// MARK: finalizers, cleanups, weak pointers (GoAllocCore/MFinal.swift, Weak.swift)
+// Function pointers arrive as raw pointers (the same registers as goalloc.h's typed ones).
+
+@c public func goalloc_gc_set_finalizer(_ p: UnsafeMutableRawPointer?, _ fn: UnsafeRawPointer?,
+                                        _ arg: UnsafeMutableRawPointer?) -> Int32 { goGCSetFinalizer(p, fn, arg) }
+
+@c public func goalloc_gc_add_cleanup(_ p: UnsafeMutableRawPointer?, _ fn: UnsafeRawPointer?,
+                                      _ arg: UnsafeMutableRawPointer?) -> goalloc_cleanup_handle {
+  let c = goGCAddCleanup(p, fn, arg)
+  return goalloc_cleanup_handle(id: c.id, hidden: c.hidden)
+}
+
+@c public func goalloc_gc_cancel_cleanup(_ c: goalloc_cleanup_handle) -> Int32 { goGCCancelCleanup(c.id, c.hidden) }
+
+@c public func goalloc_gc_cleanups_pending() -> Int { goGCCleanupsPending() }
+
+@c public func goalloc_gc_weak_make(_ p: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? { goGCWeakMake(p) }
+
+@c public func goalloc_gc_weak_get(_ w: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? { goGCWeakGet(w) }
+
+// bdwgc's finalization and links (Sources/CGoAllocABI/bdwgc_finalize.c; not exported from the
+// library: exports.map lists only goalloc.h's names and GC_*).
+
+@c public func goalloc_gc_bdwgc_register_finalizer(_ p: UnsafeMutableRawPointer?, _ fn: UnsafeRawPointer?,
+                                                   _ cd: UnsafeMutableRawPointer?, _ order: Int32,
+                                                   _ ofn: UnsafeMutablePointer<UnsafeRawPointer?>?,
+                                                   _ ocd: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) {
+  goGCBdwgcRegisterFinalizer(p, fn, cd, UInt8(truncatingIfNeeded: order), ofn, ocd)
+}
+
+@c public func goalloc_gc_bdwgc_take_finalizer(_ fn: UnsafeMutablePointer<UnsafeRawPointer?>?,
+                                               _ obj: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+                                               _ cd: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
+  guard let fn, let obj, let cd else { return 0 }
+  return goGCBdwgcTakeFinalizer(fn, obj, cd)
+}
+
+@c public func goalloc_gc_bdwgc_register_link(_ link: UnsafeMutableRawPointer?, _ obj: UnsafeRawPointer?,
+                                              _ long: Int32) -> Int32 {
+  guard let link else { return 2 }
+  return goGCRegisterLink(link, obj, long: long != 0)
+}
+
+@c public func goalloc_gc_bdwgc_unregister_link(_ link: UnsafeMutableRawPointer?, _ long: Int32) -> Int32 {
+  goGCUnregisterLink(link, long: long != 0)
+}
+
+@c public func goalloc_gc_bdwgc_move_link(_ link: UnsafeMutableRawPointer?, _ newLink: UnsafeMutableRawPointer?,
+                                          _ long: Int32) -> Int32 {
+  guard let newLink else { return 4 }
+  return goGCMoveLink(link, newLink, long: long != 0)
 }

@@ -18,5 +18,6 @@
 #include "goalloc_unwind.h"       // unwind entries for the library's own Swift code
 #include "goalloc_sample.h"       // random numbers and the heap profile's sampling maths
 #include "goalloc_stw.h"          // the GC mode: stopping the world, stack bounds, image segments
+#include "goalloc_specials.h"     // the GC mode: the cleanup thread, calls to finalizers and cleanups
 
 #endif

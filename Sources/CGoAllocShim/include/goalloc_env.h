@@ -23,6 +23,7 @@ enum {
   GOALLOC_SECURE_MODE = 1u << 5,  /* GOALLOC_SECURE=1 (not a GOALLOC_DEBUG key) */
   GOALLOC_DEBUG_GCTRACE = 1u << 6,     // one line per collection on stderr
   GOALLOC_DEBUG_GC_OBJQUEUE = 1u << 7, // mark small objects through an object queue, not Green Tea's span queue
+  GOALLOC_DEBUG_CLEANUP_CHECK = 1u << 8,  // GC mode: report objects kept alive by cleanup arguments
   GOALLOC_DEBUG_PARSED = 1u << 31,
 };
 /// Parses GOALLOC_DEBUG (when the environment is readable). Returns flags with PARSED set once the
