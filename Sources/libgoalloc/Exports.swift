@@ -208,6 +208,7 @@ func writeOutput(_ path: UnsafePointer<CChar>?,
   out[3] = s.created
   out[4] = s.dropped
   out[5] = s.rotations
+}
 
 // MARK: finalizers, cleanups, weak pointers (GoAllocCore/MFinal.swift, Weak.swift)
 // Function pointers arrive as raw pointers (the same registers as goalloc.h's typed ones).
