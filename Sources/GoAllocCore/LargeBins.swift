@@ -155,7 +155,11 @@ enum LargeBins {
       let w = c.binWords
       let r = atomicLoadRelaxed64(w + LargeBins.revoke)
       if r & LargeBins.revokeThief == 0 { continue }
-      while atomicLoad64(w + LargeBins.busy) != 0 { goalloc_cpu_relax() }
+      var spins = 0
+      while atomicLoad64(w + LargeBins.busy) != 0 {  // (a take is a few instructions, unless its thread is descheduled)
+        spins &+= 1
+        if spins & 63 == 0 { goalloc_yield() } else { goalloc_cpu_relax() }
+      }
       pages += c.stealBins(into: &batch)
       atomicStoreRelaxed64(w + LargeBins.revoke, r & ~LargeBins.revokeThief)
     }
