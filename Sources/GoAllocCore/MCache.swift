@@ -70,7 +70,6 @@ public struct MCacheHeader {
   var gc: UnsafeMutableRawPointer? = nil        // the thread's GC cache (MGC.swift), once it used one
   var gcThread: UnsafeMutableRawPointer? = nil  // its goalloc_gc_thread (stw.c): set for the global heap's caches
   var lean = false             // MemoryLimit: near the heap's memory limit (lists closed)
-  var poolOffset = 0           // Pool.swift: the byte offset of this thread's local in every pool (0: no slot yet)
 }
 
 public struct MCacheLink {
@@ -88,6 +87,14 @@ public struct MCacheLink {
   @usableFromInline static let countersOffset = 1152
   /// FreeList's mask of valid links, in the padding after `alloc` (a literal, as above).
   @usableFromInline static let linkMaskOffset = 1096
+  /// Pool.swift's word: the byte offset of this thread's local in every pool (0: no slot yet;
+  /// negative: locked access only). Next to linkMask, inside what the idle cache covers (there
+  /// it reads 0), so a pool's fast path reads the TLS word with no null or idle test.
+  @usableFromInline static let poolOffsetOffset = 1104
+  @inline(__always) @usableFromInline var poolOffset: Int {
+    get { (raw + MCache.poolOffsetOffset).load(as: Int.self) }
+    nonmutating set { (raw + MCache.poolOffsetOffset).storeBytes(of: newValue, as: Int.self) }
+  }
   /// Per span class one 64-byte group (ClassGroup; a malloc or free of the class touches one
   /// line of the cache); then the tiny allocator's four counters.
   @inline(__always) @usableFromInline static func listIdx(_ spc: SpanClass) -> Int { spc.index &* ClassGroup.words }
@@ -118,6 +125,7 @@ public struct MCacheLink {
     countersOffset == roundUp(SpanClass.count * MemoryLayout<SpanPtr>.stride, 64)
       && ClassGroup.words * 8 == 64 && countersOffset % 64 == 0 && countersOffset == cacheGroupsOffset
       && linkMaskOffset >= SpanClass.count * MemoryLayout<SpanPtr>.stride && linkMaskOffset + 8 <= countersOffset
+      && poolOffsetOffset == linkMaskOffset + 8 && poolOffsetOffset + 8 <= countersOffset
   }
   /// Per span class: the ready list head and length.
   static let readyOffset = roundUp(countersOffset + counterWords * 8, 64)
@@ -199,6 +207,7 @@ public struct MCacheLink {
     // LargeBins' handshake needs membarrier(2); without it the owner's takes always use CASes.
     c.binWords[LargeBins.revoke] = goalloc_membarrier_ok() != 0 ? 0 : LargeBins.revokeAlways
     c.binWords[LargeBins.busy] = 0
+    c.poolOffset = 0
     if atomicLoad32(&h.pointee.secure) != 0 { c.becomeSecure() }
     let list = h.pointee.caches
     lockAcquire(&list.pointee.lock)

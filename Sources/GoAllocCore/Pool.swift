@@ -199,8 +199,9 @@ public func poolCreate(size: Int, constructor: PoolConstructor?, arg: UnsafeMuta
 /// The fast path: the thread's private object, plain loads and stores, no stack frame.
 @inline(__always)
 public func poolGet(_ pool: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-  if let pool, let raw = goalloc_tls_get() {
-    let off = MCache(raw).header.pointee.poolOffset
+  // (A thread without a cache reads the idle cache, whose poolOffset is 0.)
+  if let pool {
+    let off = MCache(goalloc_tls_fast().unsafelyUnwrapped).poolOffset
     if off > 0 {
       let l = pool + off
       let busy = (l + PoolLocal.busyOffset).assumingMemoryBound(to: UInt32.self)
@@ -225,8 +226,9 @@ public func poolGet(_ pool: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer
 /// empty private slot, plain loads and stores. Returns whether the fast path took it (tests).
 @inline(__always) @discardableResult
 public func poolPut(_ pool: UnsafeMutableRawPointer?, _ obj: UnsafeMutableRawPointer?) -> Bool {
-  if let pool, let raw = goalloc_tls_get() {
-    let off = MCache(raw).header.pointee.poolOffset
+  // (A thread without a cache reads the idle cache, whose poolOffset is 0.)
+  if let pool {
+    let off = MCache(goalloc_tls_fast().unsafelyUnwrapped).poolOffset
     if off > 0 {
       let l = pool + off
       let busy = (l + PoolLocal.busyOffset).assumingMemoryBound(to: UInt32.self)
@@ -255,13 +257,13 @@ func poolLocalOfThread(_ p: UnsafeMutablePointer<PoolHeader>) -> (local: UnsafeM
   var cache: MCache? = nil
   if let raw = existingThreadCache() { cache = MCache(raw) } else if goalloc_tls_state_get() == 0 { cache = currentCache() }
   if let c = cache, let r = existingPoolRegistry {
-    var off = c.header.pointee.poolOffset
+    var off = c.poolOffset
     if off == 0 {
       let s = poolTakeSlot(r)
       off = PoolHeader.offset(ofSlot: s)
       // Slot 0 is shared, and without membarrier no private slot may be used without the lock.
       if s == 0 || !r.pointee.fastPaths { off = -off }
-      c.header.pointee.poolOffset = off
+      c.poolOffset = off
     }
     slot = PoolHeader.slot(ofOffset: off < 0 ? -off : off)
   }
@@ -604,8 +606,8 @@ func poolEvent(_ event: Int32, _ arg: UnsafeMutableRawPointer?) {
   case PoolEvent.cacheGone:
     guard let raw = arg else { return }
     let c = MCache(raw)
-    let off = c.header.pointee.poolOffset
-    c.header.pointee.poolOffset = 0
+    let off = c.poolOffset
+    c.poolOffset = 0
     let slot = off == 0 ? 0 : PoolHeader.slot(ofOffset: off < 0 ? -off : off)
     if slot == 0 { return }
     // The thread's private objects onto its chains, where others find them.
@@ -646,8 +648,8 @@ func poolEvent(_ event: Int32, _ arg: UnsafeMutableRawPointer?) {
     lockReset(&r.pointee.rotateLock)
     lockReset(&poolInitLock)
     var mine = 0
-    if let raw = existingThreadCache(), MCache(raw).header.pointee.poolOffset != 0 {
-      mine = PoolHeader.slot(ofOffset: abs(MCache(raw).header.pointee.poolOffset))
+    if let raw = existingThreadCache(), MCache(raw).poolOffset != 0 {
+      mine = PoolHeader.slot(ofOffset: abs(MCache(raw).poolOffset))
     }
     for w in 0..<(PoolHeader.slots / 64) { r.pointee.slotBits[w] = 0 }
     r.pointee.slotBits[0] = 1
@@ -708,8 +710,8 @@ package func _poolsTickForTesting(_ ticks: Int) -> Int {
 
 /// The calling thread's slot in every pool (-1: none yet), for tests.
 package func _poolSlotForTesting() -> Int {
-  guard let raw = existingThreadCache(), MCache(raw).header.pointee.poolOffset != 0 else { return -1 }
-  return PoolHeader.slot(ofOffset: abs(MCache(raw).header.pointee.poolOffset))
+  guard let raw = existingThreadCache(), MCache(raw).poolOffset != 0 else { return -1 }
+  return PoolHeader.slot(ofOffset: abs(MCache(raw).poolOffset))
 }
 
 /// Whether threads that take a slot from now on get the fast paths (as when membarrier(2) is

@@ -31,7 +31,8 @@ import CGoAllocShim
       #expect((64..<128).contains(MemoryLayout<MSpan>.offset(of: k)!))
     }
     // The idle cache covers every word the malloc fast path reads of a cache.
-    #expect(Int(GOALLOC_IDLE_CACHE_SPANS) >= SpanClass.count)
+    #expect(Int(GOALLOC_IDLE_CACHE_SPANS) == SpanClass.count)  // (the pool's word after them reads 0)
+    #expect(Int(GOALLOC_IDLE_CACHE_SPANS) * 8 <= MCache.poolOffsetOffset)
     #expect(Int(GOALLOC_IDLE_CACHE_WORDS) * 8 >= MCache.countersOffset + SpanClass.count * ClassGroup.words * 8)
     #expect(Chunk.words == 2 * Chunk.bitmapWords + 1 && Chunk.summary == Chunk.scav + Chunk.bitmapWords)
     let b = HeapBlock()

@@ -20,8 +20,9 @@ extern __thread uint32_t goalloc_tls_state __attribute__((tls_model("initial-exe
 /// after its exit flush), instead of NULL, so the malloc fast path needs no null test: its lists
 /// are empty and every current span is `goalloc_idle_span` (no free slot), so every malloc
 /// misses into the slow path, which sees "no cache" (goalloc_tls_get). It covers the cache's
-/// fast-path words (span pointers and class groups: MCache's layout, checked by a test).
-#define GOALLOC_IDLE_CACHE_SPANS 144
+/// fast-path words (span pointers and class groups: MCache's layout, checked by a test); the
+/// words between them (FreeList's link mask, Pool's offset word) read 0.
+#define GOALLOC_IDLE_CACHE_SPANS 137
 #define GOALLOC_IDLE_CACHE_WORDS 1240
 extern void *goalloc_idle_cache[GOALLOC_IDLE_CACHE_WORDS] __attribute__((visibility("hidden")));
 
