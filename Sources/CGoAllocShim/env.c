@@ -30,7 +30,7 @@ struct setting {
   enum kind kind;
   uint32_t flag;
   const char *fallback;  // what a rejected value falls back to, for the warning
-  const char *const *choices;  // KIND_CHOICE: the words it takes (NULL-terminated), the default first
+  const char *const *choices;  // KIND_CHOICE: the words it takes (NULL-terminated; the default is in `fallback`)
 };
 
 static const char *const gcsweep_choices[] = {"lazy", "eager", "ondemand", 0};
@@ -48,7 +48,7 @@ static const struct setting settings[] = {
   {"memprofilerate", KIND_COUNT, 0, "memprofilerate=524288"},
   {"heapmap", KIND_FILE, 0, "no heap map"},
   {"gctrace", KIND_BOOL, GOALLOC_DEBUG_GCTRACE, "gctrace=0"},
-  {"gcsweep", KIND_CHOICE, 0, "gcsweep=lazy", gcsweep_choices},
+  {"gcsweep", KIND_CHOICE, 0, "gcsweep=eager", gcsweep_choices},
   {"gcobjqueue", KIND_BOOL, GOALLOC_DEBUG_GC_OBJQUEUE, "gcobjqueue=0"},
   {"cleanupcheck", KIND_BOOL, GOALLOC_DEBUG_CLEANUP_CHECK, "cleanupcheck=0"},
 };
@@ -258,9 +258,9 @@ int goalloc_debug_fixed_heap(void) {
 
 int goalloc_debug_gcsweep(void) {
   char buf[16];
-  if (!goalloc_debug_value("gcsweep", buf, sizeof buf)) return 0;
+  if (!goalloc_debug_value("gcsweep", buf, sizeof buf)) return 1;
   for (int i = 0; gcsweep_choices[i]; i++) if (strcmp(buf, gcsweep_choices[i]) == 0) return i;
-  return 0;
+  return 1;
 }
 
 int goalloc_debug_value(const char *key, char *buf, size_t len) {
