@@ -79,7 +79,7 @@ public struct MHeap {
   var binThief: (@convention(c) (UnsafeMutableRawPointer, Bool) -> Int)? = nil
   /// The pools' handler of the heap's events (PoolEvent; argument: the cache for `cacheGone`),
   /// installed by the process's first pool (Pool.swift); nil while there is none.
-  var poolEvents: (@convention(c) (Int32, UnsafeMutableRawPointer?) -> Void)? = nil
+  var poolEvents: UInt = 0  // atomic: a PoolEventHandler, or 0 (installed once, read by any thread)
 
   /// A new heap in its own mappings, or nil when the OS refuses memory.
   public static func create() -> UnsafeMutablePointer<MHeap>? {
@@ -170,8 +170,12 @@ enum PoolEvent {
 
 /// Sends a PoolEvent to the pools, if there are any.
 @inline(__always) func reportPoolEvent(_ h: UnsafeMutablePointer<MHeap>, _ event: Int32, _ arg: UnsafeMutableRawPointer? = nil) {
-  if let e = h.pointee.poolEvents { e(event, arg) }
+  let w = atomicLoadUInt(&h.pointee.poolEvents)
+  if w != 0 { unsafeBitCast(w, to: PoolEventHandler.self)(event, arg) }
 }
+
+/// MHeap.poolEvents' function.
+typealias PoolEventHandler = @convention(c) (Int32, UnsafeMutableRawPointer?) -> Void
 
 public struct CacheList {
   var _first: UInt64 = 0  // no atomics at offset 0 (see MHeap)

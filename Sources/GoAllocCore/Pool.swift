@@ -149,7 +149,7 @@ func poolRegistry() -> UnsafeMutablePointer<PoolRegistry>? {
   r.pointee.membarrier = goalloc_membarrier_register() == 0
   r.pointee.fastPaths = r.pointee.membarrier
   atomicStoreUInt(&poolRegistryWord, UInt(bitPattern: r))
-  h.pointee.poolEvents = poolEvent
+  atomicStoreUInt(&h.pointee.poolEvents, unsafeBitCast(poolEvent as PoolEventHandler, to: UInt.self))
   return r
 }
 
