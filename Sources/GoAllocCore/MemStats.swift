@@ -89,8 +89,10 @@ public struct MemStats {
       let counted = counterSum(h, list, MCache.mallocsIdx(scan)) &+ counterSum(h, list, MCache.mallocsIdx(noscan))
       let flow = listFlowSum(list, scan), flowNoscan = listFlowSum(list, noscan)
       let mallocs = counted &+ flow.pops &+ flowNoscan.pops
-      let frees = counterSum(h, list, MCache.freesIdx(scan)) &+ counterSum(h, list, MCache.freesIdx(noscan))
-        &+ flow.pushes &+ flowNoscan.pushes
+      // (Another thread's list may move between the reads of its room and its pushes, so a pop
+      // can be missed for an instant: a class never shows more frees than mallocs.)
+      let frees = min(mallocs, counterSum(h, list, MCache.freesIdx(scan)) &+ counterSum(h, list, MCache.freesIdx(noscan))
+        &+ flow.pushes &+ flowNoscan.pushes)
       // Requested bytes are counted by the mallocs that the lists do not serve: the pops are
       // taken at their average.
       var requested = counterSum(h, list, MCache.requestedIdx(scan)) &+ counterSum(h, list, MCache.requestedIdx(noscan))
