@@ -230,7 +230,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
   func gcFlipSweepgen() -> GCSweepResult {
     atomicStore32(&pointee.sweepgen, pointee.sweepgen &+ 2)
     var r = GCSweepResult()
-    r.marked = pointee.work.markedBytes
+    r.marked = pointee.work.pointee.markedBytes
     r.live = r.marked
     return r
   }
