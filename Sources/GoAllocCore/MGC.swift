@@ -233,6 +233,11 @@ func gcCollect(forced: Bool) -> Int32 {
   if forced && gc.pointee.sweepMode == GCSweepMode.lazy.rawValue { gc.gcFinishSweep(h) }
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_END))
   if gc.pointee.trace { gcTraceLine(gc) }
+  let n = UInt64(atomicLoad32(&gc.pointee.numGC))
+  h.recordCollection(n, ns: goalloc_nanotime() &- gc.pointee.startNanos, before: gc.pointee.lastHeapStart,
+                     after: gc.pointee.lastHeapEnd, marked: gc.pointee.heapMarked,
+                     goal: atomicLoad64(&gc.pointee.heapGoal),
+                     pauseNs: gc.pointee.pauseNs[Int((n &- 1) % UInt64(GCState.pauseRing))], forced: forced)
   lockRelease(&gc.pointee.lock)
   // Pools: what they held goes to their victim caches, what those held is freed (Go 1.13's
   // victim rule). After the cycle, with no lock held: the pools free objects.

@@ -121,6 +121,28 @@ struct GCTests {
     #expect(r.stderr.contains("GOALLOC_GC_PROCS must be a number of mark workers"), "\(r)")
   }
 
+  @Test("the allocation trace records each collection as a g line; trace summarize counts them")
+  func traceRecordsCollections() async throws {
+    let dir = try Paths.freshDirectory("gc-trace")
+    let file = dir.appendingPathComponent("gc.trace").path
+    let r = try await Self.run("free", environment: ["GOALLOC_DEBUG": "allocfreetrace=\(file)"])
+    Self.expectAllOK(r, atLeast: 6)
+    let text = try String(contentsOfFile: file, encoding: .utf8)
+    let g = text.split(separator: "\n").filter { $0.hasPrefix("g ") }.map { $0.split(separator: " ").compactMap { Int($0) } }
+    #expect(g.count >= 2 && g.allSatisfy { $0.count == 8 }, "\(g)")
+    // Numbered 1, 2, ... in order; time never goes back; heap after <= heap before plus the
+    // held spans' slack; explicit collections marked forced.
+    #expect(g.map { $0[0] } == Array(1...g.count), "\(g)")
+    #expect(zip(g, g.dropFirst()).allSatisfy { $0[1] <= $1[1] }, "\(g)")
+    #expect(g.allSatisfy { $0[7] == 1 && $0[6] > 0 && $0[5] > 0 }, "\(g)")
+    let cli = try Paths.requireCLI()
+    let sum = try await Subprocess.run(cli.path, ["trace", "summarize", "--no-symbols", file], timeout: 60)
+    #expect(sum.exitedCleanly, "\(sum)")
+    #expect(sum.stdoutLines.contains { $0.hasPrefix("  collections") && $0.contains(" \(g.count) (\(g.count) forced)") }, "\(sum)")
+    let replay = try await Subprocess.run(cli.path, ["trace", "replay", file, "--runs", "1", "--allocator", "glibc"], timeout: 120)
+    #expect(replay.exitedCleanly, "g lines are skipped by replay\n\(replay)")
+  }
+
   /// gc <n> @<s>s <p>%: <a>+<b>+<c> ms clock, <cpu> ms cpu, <x>-><y>-><z> MB, <g> MB goal,
   /// <s> MB stacks, <g> MB globals, <p> P[ (forced)]
   nonisolated(unsafe) static let gctraceLine = #/gc (\d+) @\d+\.\d{3}s \d+%: [0-9.]+\+[0-9.]+\+[0-9.]+ ms clock, [0-9.]+ ms cpu, \d+->\d+->\d+ MB, \d+ MB goal, \d+ MB stacks, \d+ MB globals, \d+ P( \(forced\))?/#
