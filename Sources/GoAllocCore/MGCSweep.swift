@@ -104,6 +104,10 @@ extension UnsafeMutablePointer where Pointee == GCState {
       atomicAdd64(&pointee.freedBytes, UInt64(s.pointee.elemsize))
       return s
     }
+    // Being swept (Go's sg - 1) before any bitmap changes: a free that reads "unswept" and then
+    // a mark word the sweep already cleared reads sweepgen again and sees this, not a dead
+    // object (gcIsDead). (The acquire keeps the bitmap stores below after this one.)
+    _ = atomicExchange32(&s.pointee.sweepgen, sg &- 1, acquire: true)
     let n = sweepSmallBits(h, s)
     atomicStore32(&s.pointee.sweepgen, sg)
     if n == 0 { return s }

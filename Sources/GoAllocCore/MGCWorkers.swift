@@ -5,9 +5,12 @@
 // Helpers are started once, by the collecting thread before it takes any allocator lock
 // (pthread_create may allocate), and park on a futex (`gen`) between marks. They keep no cache
 // (goalloc_tls_state_set(1)), so they are never registered, never sent the stop signal, never
-// scanned, and they allocate nothing. A mark wakes `active` of them (`gen` + 1); each runs the
-// worker loop (MGCWork, MGCMark) and counts itself in `done`; the collector waits for all of them
-// before it reads the totals or the overflow flag, so no helper touches a span after the mark.
+// scanned, and they allocate nothing. A mark wakes `active` of them (`gen` + 1); each that wakes
+// while the round is open joins it (`join`), runs the worker loop (MGCWork, MGCMark) and counts
+// itself in `done`. When its own loop ends the collector closes the round and waits for the
+// helpers that joined, so no helper touches a span after the mark, and a helper the scheduler
+// did not run in time (a loaded machine) costs nothing: it finds the round closed and parks
+// again (it was counted idle from the start and held no work).
 // Helpers belong to a `crew`: a fork child has none (crew + 1), and when the main thread has
 // left with pthread_exit they end (crew + 1, taken only between cycles, under the collector's
 // lock), since parked threads would keep the process alive. A later cycle starts a new crew.
@@ -21,6 +24,7 @@ struct GCWorkers {
   var gen: UInt32 = 0        // atomic, futex: + 1 per round of marking
   var active: UInt32 = 0     // helpers that mark this round (ids 1...active)
   var done: UInt32 = 0       // atomic, futex: helpers that finished this round
+  var join: UInt64 = 0       // atomic: this round's gen << 32 | closed bit 31 | helpers joined
   var startGen: UInt32 = 0   // gen when the helpers were started
   var failed = false         // a thread could not be created: no more tries
   static let parkNanos: UInt64 = 1_000_000_000
@@ -54,14 +58,16 @@ extension UnsafeMutablePointer where Pointee == GCState {
     let ws = pointee.workers
     ws.pointee.active = UInt32(n - 1)
     atomicStore32(&ws.pointee.done, 0)
+    let g = atomicLoad32(&ws.pointee.gen) &+ 1
+    atomicStore64(&ws.pointee.join, UInt64(g) << 32)
     _ = atomicAdd32(&ws.pointee.gen, 1)
     goalloc_futex_wake(&ws.pointee.gen, Int32.max)
   }
 
-  /// Waits until the helpers of this round finished.
+  /// Closes the round and waits until the helpers that joined it finished.
   func gcWaitWorkers() {
     let ws = pointee.workers
-    let n = ws.pointee.active
+    let n = UInt32(truncatingIfNeeded: atomicOr64(&ws.pointee.join, 1 << 31) & 0xffff)
     while true {
       let d = atomicLoad32(&ws.pointee.done)
       if d >= n { return }
@@ -108,6 +114,14 @@ func gcWorkerMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     }
     seen = g
     if UInt32(id) > ws.pointee.active { continue }
+    // Join the round unless it is closed (or already another one).
+    var joined = false
+    while true {
+      let j = atomicLoad64(&ws.pointee.join)
+      if UInt32(truncatingIfNeeded: j >> 32) != g || j & (1 << 31) != 0 { break }
+      if atomicCAS64(&ws.pointee.join, j, j &+ 1) { joined = true; break }
+    }
+    if !joined { continue }
     gc.gcHelperMark(id)
     _ = atomicAdd32(&ws.pointee.done, 1)
     goalloc_futex_wake(&ws.pointee.done, 1)
