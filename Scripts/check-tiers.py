@@ -23,7 +23,8 @@ TIERS = {
         "MGCSpecials", "MGCSpecialsMark", "MFinal", "Weak"],  #  specials: finalizers, cleanups, weak pointers)
     5: ["MCache", "FreeList", "SecureMode", "LargeBins",   # per-thread cache, its free lists, secure mode, large bins,
         "MemoryLimit",                                     # the cache near the memory limit
-        "MGCMark", "MGCSweep", "MGCPacer", "MGCCentral"],  # GC mode: marking, sweeping, pacing, span lists
+        "MGCMark", "MGCWork", "MGCWorkers",                # GC mode: marking, its queues and helper threads,
+        "MGCSweep", "MGCPacer", "MGCCentral"],             # sweeping, pacing, span lists
     4: ["MCentral"],                                       # per span class
     3: ["MHeap", "LargeCache", "Scavenger", "HeapArena", "HeapAddress"],  # the page heap, its services
     2: ["PageAlloc", "PageCache"],                         # runs of pages

@@ -1,7 +1,8 @@
 /* gcbench: GCBench-shaped work for `goalloc bench gc` (written for GoAlloc): a long-lived binary
  * tree and a long-lived array of doubles stay reachable while trees of growing depth are built
  * top-down (populated in place) and bottom-up, and dropped. Nodes are 32 B scanned objects
- * (GC_MALLOC), the array is pointer-free (GC_MALLOC_ATOMIC). Prints a checksum line that does
+ * (GC_MALLOC), the array is pointer-free (GC_MALLOC_ATOMIC); -DGCSTATS_EXPLICIT_FREE frees each
+ * tree once walked. Prints a checksum line that does
  * not depend on the collector, then gcstats.h's line.
  * Usage: gcbench [MAX_DEPTH]   (default 18) */
 #include "gcstats.h"
@@ -29,12 +30,26 @@ static Node *make(int depth) { return depth <= 0 ? node(NULL, NULL) : node(make(
 
 static long walk(Node *n) { return n ? 1 + walk(n->left) + walk(n->right) : 0; }
 
+/* Explicit-free build only: frees a tree (the GC build drops it). */
+static void drop(Node *n) {
+#ifdef GCSTATS_EXPLICIT_FREE
+  if (!n) return;
+  drop(n->left);
+  drop(n->right);
+  GCSTATS_FREE(n);
+#else
+  (void)n;
+#endif
+}
+
 int main(int argc, char **argv) {
   GC_INIT();
   gcstats_start();
   int maxDepth = argc > 1 ? atoi(argv[1]) : 18;
   int longLived = maxDepth - 2, stretch = maxDepth + 1, minDepth = 4;
-  long total = walk(make(stretch));
+  Node *s = make(stretch);
+  long total = walk(s);
+  drop(s);
   Node *keep = node(NULL, NULL);
   populate(longLived, keep);
   long n = 1L << (maxDepth + 1);
@@ -46,11 +61,16 @@ int main(int argc, char **argv) {
       Node *a = node(NULL, NULL);
       populate(d, a);
       total += walk(a);
-      total += walk(make(d));
+      drop(a);
+      Node *b = make(d);
+      total += walk(b);
+      drop(b);
     }
   }
   if (walk(keep) != nodes(longLived) || array[1000] != 1.0 / 1001.0) { fprintf(stderr, "long-lived data lost\n"); return 3; }
   printf("gcbench: depth=%d nodes=%ld\n", maxDepth, total);
+  drop(keep);
+  GCSTATS_FREE(array);
   gcstats_report();
   return 0;
 }

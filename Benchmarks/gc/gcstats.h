@@ -3,17 +3,34 @@
  *   gcstats: collections=N pause_max_ns=N pause_total_ns=N
  * A pause is the time from GC_EVENT_PRE_STOP_WORLD to GC_EVENT_POST_START_WORLD (gc.h's
  * collection events; the callback only reads the clock: it may not allocate). Collections are
- * GC_get_gc_no()'s count. Header only; built with: cc -O2 -pthread -o NAME NAME.c -lgc */
+ * GC_get_gc_no()'s count. Header only; built with: cc -O2 -pthread -o NAME NAME.c -lgc
+ * With -DGCSTATS_EXPLICIT_FREE (no -lgc) the same work runs on plain malloc/free, for the malloc
+ * peers' rows: GC_MALLOC is calloc, GC_MALLOC_ATOMIC malloc, and GCSTATS_FREE(p) frees what the
+ * GC build just drops; no collections, no pauses. */
 #ifndef GOALLOC_GCSTATS_H
 #define GOALLOC_GCSTATS_H
 
+#ifdef GCSTATS_EXPLICIT_FREE
+#include <stdlib.h>
+#define GC_INIT() ((void)0)
+#define GC_MALLOC(n) calloc(1, (n))
+#define GC_MALLOC_ATOMIC(n) malloc(n)
+#define GCSTATS_FREE(p) free(p)
+#else
 #include <gc.h>
+#define GCSTATS_FREE(p) ((void)(p))
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 static uint64_t gcstats_stop_ns, gcstats_max_ns, gcstats_total_ns;
+
+#ifdef GCSTATS_EXPLICIT_FREE
+static void gcstats_start(void) {}
+static void gcstats_report(void) { printf("gcstats: collections=0 pause_max_ns=0 pause_total_ns=0\n"); }
+#else
 
 static uint64_t gcstats_now(void) {
   struct timespec t;
@@ -39,6 +56,7 @@ static void gcstats_report(void) {
   printf("gcstats: collections=%lu pause_max_ns=%llu pause_total_ns=%llu\n", (unsigned long)GC_get_gc_no(),
          (unsigned long long)gcstats_max_ns, (unsigned long long)gcstats_total_ns);
 }
+#endif
 
 /* xorshift64*: every run does the same work. */
 static uint64_t gcstats_rng = 0x9E3779B97F4A7C15ull;

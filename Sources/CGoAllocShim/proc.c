@@ -49,6 +49,13 @@ int goalloc_only_live_thread(void) {
   return (state == 'Z' || state == 'X') && threads <= 2;
 }
 
+int goalloc_main_thread_exited(void) {
+  char buf[512];
+  if (!read_proc("/proc/self/stat", buf, sizeof buf)) return 0;
+  const char *p = strrchr(buf, ')');
+  return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
 void goalloc_write_maps(int fd) {
   int saved = errno;
   int m = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);

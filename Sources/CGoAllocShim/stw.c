@@ -296,3 +296,35 @@ int goalloc_gc_percent_from_env(int dflt) {
   }
   return (int)n;
 }
+
+static int default_procs(void) {
+  cpu_set_t set;
+  int n = 1;
+  int saved = errno;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+  errno = saved;
+  if (n < 1) n = 1;
+  return n > 8 ? 8 : n;
+}
+
+int goalloc_gc_procs_from_env(void) {
+  if (!environ) return default_procs();
+  const char *v = getenv("GOALLOC_GC_PROCS");
+  if (!v || !*v) return default_procs();
+  char *end = 0;
+  long n = strtol(v, &end, 10);
+  if (end == v || *end != 0 || n < 1 || n > 64) {
+    goalloc_write(2, "goalloc: GOALLOC_GC_PROCS must be a number of mark workers from 1 to 64; using the CPU count (at most 8)\n");
+    return default_procs();
+  }
+  return (int)n;
+}
+
+int goalloc_gc_park(uint32_t *addr, uint32_t expected, uint64_t timeout_ns) {
+  struct timespec ts = { (time_t)(timeout_ns / 1000000000ull), (long)(timeout_ns % 1000000000ull) };
+  int saved = errno;
+  long r = futex(addr, FUTEX_WAIT, expected, &ts);
+  int timedout = r != 0 && errno == ETIMEDOUT;
+  errno = saved;
+  return timedout;
+}

@@ -71,6 +71,29 @@ void goalloc_trace_event(int fd, char op, long tid, uintptr_t addr, size_t size,
   goalloc_trace_unlock();
 }
 
+void goalloc_trace_gc(int fd, uint64_t n, uint64_t ns, uint64_t before, uint64_t after, uint64_t marked,
+                      uint64_t goal, uint64_t pause_ns, int forced) {
+  char line[16 + 7 * 21];
+  char *p = line;
+  *p++ = 'g';
+  uint64_t v[7] = { n, ns, before, after, marked, goal, pause_ns };
+  for (int i = 0; i < 7; i++) { *p++ = ' '; p = put_dec(p, v[i]); }
+  *p++ = ' '; *p++ = forced ? '1' : '0';
+  *p++ = '\n';
+  size_t len = (size_t)(p - line);
+  goalloc_trace_lock();
+  if (!trace_buf && !(trace_buf = goalloc_sys_map(TRACE_BUF_BYTES))) {
+    goalloc_write_len(fd, line, len);
+    goalloc_trace_unlock();
+    return;
+  }
+  if (trace_buf_fd != fd) { trace_flush_locked(); trace_buf_fd = fd; }
+  if (trace_len + len > TRACE_BUF_BYTES) trace_flush_locked();
+  memcpy(trace_buf + trace_len, line, len);
+  trace_len += len;
+  goalloc_trace_unlock();
+}
+
 void goalloc_write_sample(int fd, uint64_t size, const uintptr_t *pcs, int npcs) {
   char line[32 + 19 * 64];
   char *p = line;

@@ -5,12 +5,21 @@
 //   # goalloc allocfreetrace v1
 //   a <tid> <addr> <size> <class> [<pc> ...]    allocation of <size> requested bytes
 //   f <tid> <addr> [<pc> ...]                   free
+//   g <n> <ns> <before> <after> <marked> <goal> <pause ns> <forced>
+//                                               a collection of the GC mode (MGC): its number
+//                                               (NumGC), ns since the GC mode started, the
+//                                               collected heap (bytes) when it began and after
+//                                               it, bytes marked, the next heap goal, its pause,
+//                                               1 if the program asked for it
 //   # map <start> <end> <offset> <path>        at the end: executable mappings, to symbolize pcs
 // class is the size class (0: large object); realloc appears as its allocation and free (an
 // in-place realloc as "f" then "a" of the same address). pcs (return addresses, innermost first)
 // follow when GOALLOC_DEBUG has tracestack=1. Events of all threads go through one buffer under
 // one lock, so the file order is a valid order of the program's requests: a free is written
-// before the memory can be handed out again, an allocation after it was made.
+// before the memory can be handed out again, an allocation after it was made. A collection is
+// written when it has ended (the world restarted: a stopped thread may hold the trace's lock),
+// so an event of another thread just after it may come before its line. Collected objects
+// themselves are not traced (GC allocations take no malloc path; sweeps free them in bulk).
 //
 // Instrumented mode: while tracing or heap profiling is on, a thread's cache is kept out of the
 // fast-path TLS slot, so every malloc and free takes the slow path that records it. Allocations
@@ -138,6 +147,14 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       }
     }
     if ins.pointee.profileRate != 0 { removeSample(p) }
+  }
+
+  /// Records a collection of the GC mode (after it, world running) when the trace is on.
+  func recordCollection(_ n: UInt64, ns: UInt64, before: UInt64, after: UInt64, marked: UInt64,
+                        goal: UInt64, pauseNs: UInt64, forced: Bool) {
+    if !instrumented { return }
+    let fd = pointee.instrumentation.pointee.traceFD
+    if fd >= 0 { goalloc_trace_gc(fd, n, ns, before, after, marked, goal, pauseNs, forced ? 1 : 0) }
   }
 
   /// Flushes the trace and writes the heap profile and heap map requested in GOALLOC_DEBUG.

@@ -118,3 +118,28 @@ func atomicSub8(_ p: UnsafeMutablePointer<UInt8>, _ v: UInt8) -> UInt8 {
 @inline(__always) @usableFromInline func counterBump(_ p: UnsafeMutablePointer<UInt64>, _ v: UInt64 = 1) {
   atomicStoreRelaxed64(p, atomicLoadRelaxed64(p) &+ v)
 }
+
+// Sequentially consistent forms (the parallel mark's handshake on a span's mark bits and its
+// queued byte, MGCMark), and a 32-bit add.
+@inline(__always) @usableFromInline
+func atomicOrSeqCst64(_ p: UnsafeMutablePointer<UInt64>, _ v: UInt64) -> UInt64 {
+  _atomic64(p).pointee.bitwiseOr(v, ordering: .sequentiallyConsistent).oldValue
+}
+@inline(__always) @usableFromInline func atomicLoadSeqCst64(_ p: UnsafeMutablePointer<UInt64>) -> UInt64 {
+  _atomic64(p).pointee.load(ordering: .sequentiallyConsistent)
+}
+@inline(__always) @usableFromInline func atomicLoadSeqCst8(_ p: UnsafeMutablePointer<UInt8>) -> UInt8 {
+  _atomic8(p).pointee.load(ordering: .sequentiallyConsistent)
+}
+@inline(__always) @usableFromInline func atomicStoreSeqCst8(_ p: UnsafeMutablePointer<UInt8>, _ v: UInt8) {
+  _atomic8(p).pointee.store(v, ordering: .sequentiallyConsistent)
+}
+@inline(__always) @usableFromInline
+func atomicCASSeqCst8(_ p: UnsafeMutablePointer<UInt8>, _ expected: UInt8, _ desired: UInt8) -> Bool {
+  _atomic8(p).pointee.compareExchange(expected: expected, desired: desired, ordering: .sequentiallyConsistent).exchanged
+}
+/// Returns the old value.
+@inline(__always) @usableFromInline @discardableResult
+func atomicAdd32(_ p: UnsafeMutablePointer<UInt32>, _ v: UInt32) -> UInt32 {
+  _atomic32(p).pointee.wrappingAdd(v, ordering: .acquiringAndReleasing).oldValue
+}

@@ -1,6 +1,7 @@
 // MGC: the GC mode's collector (Go's mgc.go): its state, the cycle, and the core of its API.
 //
-// Stage 1 marks with the world stopped and sweeps lazily. One cycle (`gcCollect`), under the
+// Stage 1 marks with the world stopped (on GOALLOC_GC_PROCS workers: MGCWorkers) and sweeps
+// lazily. One cycle (`gcCollect`), under the
 // collector's lock:
 //   1. off:         sweep termination: the collecting thread sweeps what the last cycle left
 //                   unswept, the world running (MGCSweep); the images' writable segments are
@@ -13,7 +14,9 @@
 //                   caught half-updated; the malloc fast paths need no such section (the
 //                   collector reads nothing of theirs that can be half-updated: MGCMark). Any
 //                   span still unswept is swept now (normally none);
-//   3. mark:        roots, then the span queue and the large-object queue (MGCMark.swift);
+//   3. mark:        roots, then the span queue and the large-object queue (MGCMark.swift), on
+//                   the collecting thread and the parked helper threads (MGCWorkers.swift,
+//                   started before step 2), sharing work through MGCWork.swift;
 //   4. flip:        `sweepgen` advances by 2, so every listed span reads unswept; the spans GC
 //                   caches hold (slots and handoff words: threads x shapes at most) are swept
 //                   now, nothing else (MGCSweep.swift);
@@ -61,10 +64,12 @@ public struct GCState {
   var flushedBytes: UInt64 = 0
   var sys: UInt64 = 0          // GCSys: this mapping and the GC caches
   var forcedNext = false       // the cycle being started was asked for
+  var markWorkers = 1          // mark workers of the cycle being run (MGCWorkers)
   var pauseNs: UnsafeMutablePointer<UInt64>
   var pauseEnd: UnsafeMutablePointer<UInt64>
   var cachealloc: FixAlloc     // GC caches (heap lock)
-  var work: GCWork             // the mark's queues (MGCMark)
+  var work: UnsafeMutablePointer<GCWork>        // the mark's queues (MGCWork)
+  var workers: UnsafeMutablePointer<GCWorkers>  // its helper threads (MGCWorkers)
   var roots: UnsafeMutablePointer<UInt>   // added roots: [lo, hi) pairs
   var nroots = 0
   var images: UnsafeMutablePointer<UInt>  // the images' writable segments of this cycle
@@ -133,7 +138,10 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     let roots = 2 * GCState.maxRoots * 8, images = 2 * GCState.maxImages * 8
     let spanQ = GCWork.spanCapacity * 8, largeQ = 2 * GCWork.chunkCapacity * 8
     let sets = numSizeClasses * 2 * 4 * 8
-    let bytes = roundUp(head + rings + roots + images + spanQ + largeQ + sets, 4096)
+    let workB = roundUp(MemoryLayout<GCWork>.stride, 64), workersB = roundUp(MemoryLayout<GCWorkers>.stride, 64)
+    let markersB = GCWork.maxWorkers * roundUp(MemoryLayout<GCMarker>.stride, 64)
+    let bytes = roundUp(head + rings + roots + images + spanQ + largeQ + sets + workB + workersB + markersB
+                        + GCWork.localBytes, 4096)
     guard let mem = sysMap(bytes) else { return nil }
     let g = mem.bindMemory(to: GCState.self, capacity: 1)
     var at = head
@@ -141,15 +149,22 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     let pauseEnd = (mem + at).bindMemory(to: UInt64.self, capacity: GCState.pauseRing); at += GCState.pauseRing * 8
     let r = (mem + at).bindMemory(to: UInt.self, capacity: 2 * GCState.maxRoots); at += roots
     let im = (mem + at).bindMemory(to: UInt.self, capacity: 2 * GCState.maxImages); at += images
-    let sq = (mem + at).bindMemory(to: SpanPtr?.self, capacity: GCWork.spanCapacity); at += spanQ
+    let sq = (mem + at).bindMemory(to: UInt.self, capacity: GCWork.spanCapacity); at += spanQ
     let lq = (mem + at).bindMemory(to: UInt.self, capacity: 2 * GCWork.chunkCapacity); at += largeQ
-    let ss = (mem + at).bindMemory(to: SpanPtr?.self, capacity: numSizeClasses * 2 * 4)
+    let ss = (mem + at).bindMemory(to: SpanPtr?.self, capacity: numSizeClasses * 2 * 4); at += sets
+    let wk = (mem + at).bindMemory(to: GCWork.self, capacity: 1); at += workB
+    let wks = (mem + at).bindMemory(to: GCWorkers.self, capacity: 1); at += workersB
+    let mk = (mem + at).bindMemory(to: GCMarker.self, capacity: GCWork.maxWorkers); at += markersB
+    let local = (mem + at).bindMemory(to: UInt.self, capacity: GCWork.localBytes / 8)
+    wk.initialize(to: GCWork(spans: sq, chunks: lq, markers: mk, localMemory: local))
+    wks.initialize(to: GCWorkers())
+    wks.pointee.procs = Int(goalloc_gc_procs_from_env())
     g.initialize(to: GCState(pauseNs: pauseNs, pauseEnd: pauseEnd,
                              cachealloc: FixAlloc(size: GCCache.words * 8),
-                             work: GCWork(spans: sq, chunks: lq), roots: r, images: im, spanSets: ss))
+                             work: wk, workers: wks, roots: r, images: im, spanSets: ss))
     let flags = goalloc_debug_flags_from_env()
     g.pointee.trace = flags & UInt32(GOALLOC_DEBUG_GCTRACE) != 0
-    g.pointee.work.objectQueue = flags & UInt32(GOALLOC_DEBUG_GC_OBJQUEUE) != 0
+    g.pointee.work.pointee.objectQueue = flags & UInt32(GOALLOC_DEBUG_GC_OBJQUEUE) != 0
     g.pointee.sweepMode = UInt32(goalloc_debug_gcsweep())
     g.pointee.percent = Int32(goalloc_gc_percent_from_env(100))
     g.pointee.memLimit = goalloc_memlimit_from_env()
@@ -210,12 +225,19 @@ func gcCollect(forced: Bool) -> Int32 {
   gc.pointee.lastHeapStart = atomicLoad64(&gc.pointee.heapLive)
   // Before any lock: the loader's lock may be held by a thread about to be stopped.
   gc.pointee.nimages = min(GCState.maxImages, Int(goalloc_image_ranges(gc.pointee.images, Int32(GCState.maxImages))))
+  // Mark workers, before any allocator lock (creating a thread may allocate).
+  gc.pointee.markWorkers = gc.gcStartWorkers()
   // The caller's callee-saved registers go onto its stack; the cycle scans from below them.
   goalloc_gc_with_registers(gcCycleEntry, UnsafeMutableRawPointer(gc))
   // Go's runtime.GC: the caller sees every unreachable object freed.
   if forced && gc.pointee.sweepMode == GCSweepMode.lazy.rawValue { gc.gcFinishSweep(h) }
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_END))
   if gc.pointee.trace { gcTraceLine(gc) }
+  let n = UInt64(atomicLoad32(&gc.pointee.numGC))
+  h.recordCollection(n, ns: goalloc_nanotime() &- gc.pointee.startNanos, before: gc.pointee.lastHeapStart,
+                     after: gc.pointee.lastHeapEnd, marked: gc.pointee.heapMarked,
+                     goal: atomicLoad64(&gc.pointee.heapGoal),
+                     pauseNs: gc.pointee.pauseNs[Int((n &- 1) % UInt64(GCState.pauseRing))], forced: forced)
   lockRelease(&gc.pointee.lock)
   // Pools: what they held goes to their victim caches, what those held is freed (Go 1.13's
   // victim rule). After the cycle, with no lock held: the pools free objects.
@@ -253,7 +275,7 @@ func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCStat
   let t1 = goalloc_nanotime()
   atomicStore32(&gc.pointee.phase, GCPhase.mark.rawValue)
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_START))
-  gc.gcMark(h, callerSP: callerSP, me: me)
+  gc.gcMark(h, callerSP: callerSP, me: me, workers: gc.pointee.markWorkers)
   gc.gcMarkSpecials(h)  // finalizers, cleanups, weak handles (MGCSpecialsMark.swift)
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_END))
   let t2 = goalloc_nanotime()
@@ -436,7 +458,10 @@ func gcAdoptSpan(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GC
 }
 
 func gcForkChild(_ h: UnsafeMutablePointer<MHeap>) {
-  if let gc = h.gcExisting { lockReset(&gc.pointee.lock) }
+  if let gc = h.gcExisting {
+    lockReset(&gc.pointee.lock)
+    gc.gcWorkersAfterFork()
+  }
   lockReset(&gcInitLock)
   goalloc_gc_after_fork_child()
   specialsForkChild()

@@ -28,52 +28,26 @@
 // GOALLOC_DEBUG=gcobjqueue=1 replaces the span queue with a classic object queue (a stack of
 // object addresses in the same memory, each marked scanned as it is pushed, its span looked up
 // again when it is popped), for the benchmark's side-by-side (`goalloc bench gc`).
-// Both queues are fixed (mapped once, `GCWork`); when one is full the object stays marked and
-// unscanned and `overflow` is set; once the queues drain, every collected span is searched for
+// The queues (MGCWork) are fixed memory; when one is full the object stays marked and unscanned
+// and `overflow` is set; once the queues drain, every collected span is searched for
 // marked-unscanned objects again until a pass finds none (bdwgc's recovery). So the mark never
 // allocates and never overflows.
-// Single-threaded in stage 1; parallel workers (stage 3) take spans off the same queue with
-// atomic mark bits (`gcMarkBit`) and per-worker queues.
+// Parallel (GOALLOC_GC_PROCS=n > 1, MGCWorkers): the collecting thread scans the roots while n-1
+// helpers take the spans and pieces it finds; every worker drains its local queue and shares
+// through the global one (MGCWork). Mark bits are then set with an atomic OR (the setter of a
+// bit owns the object's marking), a span's `gcqueued` byte is taken with a CAS, and a span
+// scan claims its objects with an atomic OR on the scanned bits, so two workers scanning one
+// span (it was queued again meanwhile) never scan an object twice. The span queue's handshake:
+// a marker sets the mark bit then reads `gcqueued`; a scanner clears `gcqueued` then reads the
+// mark bits (both sequentially consistent): either the scanner sees the new mark, or the
+// marker sees the span unqueued and queues it again. One worker uses plain operations.
 import CGoAllocShim
 
-/// The mark's work queues (in the GC state's mapping).
-struct GCWork {
-  static let spanCapacity = 1 << 16
-  static let chunkCapacity = 1 << 14
-  static let chunkBytes = 128 << 10
-  var spans: UnsafeMutablePointer<SpanPtr?>
-  var chunks: UnsafeMutablePointer<UInt>   // [lo, hi) pairs
-  var spanLimit = GCWork.spanCapacity      // (tests lower the limits to force overflows)
-  var chunkLimit = GCWork.chunkCapacity
-  var spanHead = 0
-  var spanCount = 0
-  var chunkCount = 0
-  var overflow = false
-  var overflows = 0             // recovery passes of the last cycle
-  var heapLo: UInt = 0          // the heap's address range (a candidate outside is no pointer)
-  var heapHi: UInt = 0
-  var markedBytes: UInt64 = 0
-  var spansScanned = 0          // span-queue visits of the last cycle (Green Tea's unit of work)
-  var objectsScanned = 0
-  var objectQueue = false       // GOALLOC_DEBUG=gcobjqueue=1: small objects through an object queue
-
-  init(spans: UnsafeMutablePointer<SpanPtr?>, chunks: UnsafeMutablePointer<UInt>) {
-    self.spans = spans
-    self.chunks = chunks
-  }
-}
-
 extension UnsafeMutablePointer where Pointee == GCState {
-  /// Marks everything reachable from the roots. World stopped, every allocator lock held.
-  func gcMark(_ h: UnsafeMutablePointer<MHeap>, callerSP: UInt, me: Int) {
-    pointee.work.spanHead = 0
-    pointee.work.spanCount = 0
-    pointee.work.chunkCount = 0
-    pointee.work.overflow = false
-    pointee.work.overflows = 0
-    pointee.work.markedBytes = 0
-    pointee.work.spansScanned = 0
-    pointee.work.objectsScanned = 0
+  /// Marks everything reachable from the roots. World stopped, every allocator lock held;
+  /// `workers` mark workers (the helpers among them parked, MGCWorkers).
+  func gcMark(_ h: UnsafeMutablePointer<MHeap>, callerSP: UInt, me: Int, workers: Int) {
+    let w = pointee.work
     var lo = UInt.max, hi: UInt = 0
     var r = h.pointee.ranges
     while let x = r {
@@ -81,8 +55,15 @@ extension UnsafeMutablePointer where Pointee == GCState {
       hi = max(hi, x.pointee.end)
       r = x.pointee.next
     }
-    pointee.work.heapLo = lo
-    pointee.work.heapHi = hi
+    w.pointee.heapLo = lo
+    w.pointee.heapHi = hi
+    w.prepare(h, workers: workers)
+    let n = w.pointee.nworkers
+    let m = w.pointee.markers  // worker 0: this thread
+    if n > 1 {
+      atomicStore64(&w.pointee.nwait, UInt64(n - 1))  // the helpers start idle
+      gcWakeWorkers(n)
+    }
     var stacks: UInt64 = 0, globals: UInt64 = 0
     // Threads' stacks.
     var it = h.pointee.caches.pointee.head
@@ -105,7 +86,8 @@ extension UnsafeMutablePointer where Pointee == GCState {
       }
       let top = t.pointee.stack_hi
       if from != 0 && top > from {
-        scanRange(h, from, top)
+        m.scanRange(from, top)
+        m.balance()
         stacks &+= UInt64(top - from)
       }
     }
@@ -113,31 +95,69 @@ extension UnsafeMutablePointer where Pointee == GCState {
     for i in 0..<pointee.nimages {
       let a = pointee.images[2 * i], b = pointee.images[2 * i + 1]
       if goalloc_range_mapped(a, b) != 0 {
-        scanRange(h, a, b)
+        m.scanRange(a, b)
+        m.balance()
         globals &+= UInt64(b - a)
       }
     }
     // Added roots.
     for i in 0..<pointee.nroots {
       let a = pointee.roots[2 * i], b = pointee.roots[2 * i + 1]
-      scanRange(h, a, b)
+      m.scanRange(a, b)
+      m.balance()
       globals &+= UInt64(b &- a)
     }
     // Live malloc memory in scan spans (uncollectable objects among it).
-    globals &+= scanMallocScanSpans(h)
+    globals &+= m.scanMallocScanSpans(h)
     pointee.stackBytes = stacks
     pointee.globalsBytes = globals
-    drainAll(h)
+    finishMark(h, helpersAwake: true)
   }
 
-  /// Drains both queues, then recovers from overflows until nothing marked is left unscanned.
-  func drainAll(_ h: UnsafeMutablePointer<MHeap>) {
-    drain(h)
-    while pointee.work.overflow {
-      pointee.work.overflow = false
-      pointee.work.overflows += 1
-      requeueUnscanned(h)
-      drain(h)
+  /// Marks until nothing marked is left unscanned: a round on every worker (waking the helpers
+  /// unless they are awake already), then overflow recovery rounds until one ends clean; sums
+  /// the markers' counters.
+  func finishMark(_ h: UnsafeMutablePointer<MHeap>, helpersAwake: Bool) {
+    let w = pointee.work
+    let n = w.pointee.nworkers, m = w.pointee.markers
+    var awake = helpersAwake
+    while true {
+      if n > 1 && !awake {
+        atomicStore64(&w.pointee.nwait, UInt64(n - 1))
+        gcWakeWorkers(n)
+      }
+      m.markLoop(startIdle: false)
+      if n > 1 { gcWaitWorkers() }
+      awake = false
+      if atomicLoad32(&w.pointee.overflow) == 0 { break }
+      atomicStore32(&w.pointee.overflow, 0)
+      w.pointee.overflows += 1
+      m.requeueUnscanned(h)
+    }
+    w.collectTotals()
+  }
+
+  /// Marking from roots found after gcMark (mark termination's specials, MGCSpecialsMark): the
+  /// collecting thread greys through worker 0 (`marker0`), then every worker drains as in gcMark.
+  func drainAll(_ h: UnsafeMutablePointer<MHeap>) { finishMark(h, helpersAwake: false) }
+
+  /// Worker 0: the collecting thread's marker.
+  @inline(__always) var marker0: UnsafeMutablePointer<GCMarker> { pointee.work.pointee.markers }
+
+  /// A helper's part of a round (MGCWorkers): it starts idle, counted in nwait.
+  func gcHelperMark(_ id: Int) {
+    (pointee.work.pointee.markers + id).markLoop(startIdle: true)
+  }
+}
+
+extension UnsafeMutablePointer where Pointee == GCMarker {
+  /// Drains work until the mark (this round) is done: for one worker, until its queue is
+  /// empty; for several, until every worker is idle (MGCWork).
+  func markLoop(startIdle: Bool) {
+    if startIdle && !waitForWork() { return }
+    while true {
+      drain()
+      if !getWork() { return }
     }
   }
 
@@ -154,8 +174,9 @@ extension UnsafeMutablePointer where Pointee == GCState {
       if spc.noscan { continue }
       let es = s.pointee.elemsize, base = s.pointee.startAddr
       if spc.isLarge {
-        scanRange(h, base, base + UInt(es))
+        scanRange(base, base + UInt(es))
         bytes &+= UInt64(es)
+        balance()
         continue
       }
       let n = Int(s.highWater)
@@ -163,36 +184,55 @@ extension UnsafeMutablePointer where Pointee == GCState {
         let p = base + UInt(i * es)
         // A listed or bitmap-free slot (FreeList's marks in word 1) holds no live pointer.
         if es >= 16 && MCache.isFreeMark(UnsafePointer<UInt>(bitPattern: p).unsafelyUnwrapped[1], key: key) { continue }
-        scanRange(h, p, p + UInt(es))
+        scanRange(p, p + UInt(es))
         bytes &+= UInt64(es)
       }
+      balance()
     }
     return bytes
   }
 
   /// Conservative scan of [lo, hi): every 8-byte-aligned word is a candidate pointer.
-  func scanRange(_ h: UnsafeMutablePointer<MHeap>, _ lo: UInt, _ hi: UInt) {
+  func scanRange(_ lo: UInt, _ hi: UInt) {
     var p = (lo &+ 7) & ~7
-    let heapLo = pointee.work.heapLo, heapHi = pointee.work.heapHi
+    let heapLo = pointee.heapLo, heapHi = pointee.heapHi
     while p &+ 8 <= hi {
       let v = UnsafePointer<UInt>(bitPattern: p).unsafelyUnwrapped.pointee
-      if v >= heapLo && v < heapHi { grey(h, v) }
+      if v >= heapLo && v < heapHi { grey(v) }
       p &+= 8
     }
+  }
+
+  /// Sets `bit` in the mark word m; true when this call set it (it was clear).
+  @inline(__always) func setMark(_ m: UnsafeMutablePointer<UInt64>, _ bit: UInt64) -> Bool {
+    let v = atomicLoadRelaxed64(m)
+    if v & bit != 0 { return false }
+    if !pointee.parallel {
+      m.pointee = v | bit
+      return true
+    }
+    return atomicOrSeqCst64(m, bit) & bit == 0
+  }
+
+  /// Sets bits in a scanned word; returns those this call set.
+  @inline(__always) func claimScanned(_ sw: UnsafeMutablePointer<UInt64>, _ bits: UInt64) -> UInt64 {
+    if !pointee.parallel {
+      sw.pointee |= bits
+      return bits
+    }
+    return bits & ~atomicOr64(sw, bits)
   }
 
   /// Marks the object holding p, if p points into a live collected object, and queues it for
   /// scanning (Go's greyobject).
   @inline(__always)
-  func grey(_ h: UnsafeMutablePointer<MHeap>, _ p: UInt) {
-    guard let s = spanOfIndex(UnsafeMutableRawPointer(h.pointee.arenas), p) else { return }
+  func grey(_ p: UInt) {
+    guard let s = spanOfIndex(pointee.arenas, p) else { return }
     if s.pointee.collected == 0 || atomicLoad32(&s.pointee.state) != spanInUse { return }
     if s.isLarge {
       if p >= s.pointee.startAddr &+ UInt(s.pointee.elemsize) { return }  // a guard page
-      let m = s.gcmarkWord(0)
-      if m.pointee & 1 != 0 { return }
-      m.pointee |= 1
-      pointee.work.markedBytes &+= UInt64(s.pointee.elemsize)
+      if !setMark(s.gcmarkWord(0), 1) { return }
+      pointee.markedBytes &+= UInt64(s.pointee.elemsize)
       if !s.spanClass.noscan { pushLarge(s) }
       return
     }
@@ -200,110 +240,103 @@ extension UnsafeMutablePointer where Pointee == GCState {
     if idx >= s.pointee.nelems || !s.isAllocated(idx) { return }
     let w = idx &>> 6, bit: UInt64 = 1 &<< UInt64(idx & 63)
     if atomicLoadRelaxed64(s.freeWord(w)) & bit != 0 { return }  // freed explicitly
-    let m = s.gcmarkWord(w)
-    if m.pointee & bit != 0 { return }
-    m.pointee |= bit
-    pointee.work.markedBytes &+= UInt64(s.pointee.elemsize)
+    if !setMark(s.gcmarkWord(w), bit) { return }
+    pointee.markedBytes &+= UInt64(s.pointee.elemsize)
     if s.spanClass.noscan { return }
-    if pointee.work.objectQueue { return pushObject(s, w, bit, s.pointee.startAddr &+ UInt(idx) &* UInt(s.pointee.elemsize)) }
-    if s.pointee.gcqueued != 0 { return }
-    if enqueueSpan(s) { s.pointee.gcqueued = 1 } else { pointee.work.overflow = true }
+    if pointee.objectQueue { return pushObject(s, w, bit, s.pointee.startAddr &+ UInt(idx) &* UInt(s.pointee.elemsize)) }
+    queueSpan(s)
+  }
+
+  /// Puts s on the span queue unless it is there already.
+  @inline(__always) func queueSpan(_ s: SpanPtr) {
+    if !pointee.parallel {
+      if s.pointee.gcqueued != 0 { return }
+      if push(UInt(bitPattern: s)) { s.pointee.gcqueued = 1 } else { noteOverflow() }
+      return
+    }
+    if atomicLoadSeqCst8(&s.pointee.gcqueued) != 0 { return }
+    if !atomicCASSeqCst8(&s.pointee.gcqueued, 0, 1) { return }
+    if !push(UInt(bitPattern: s)) {
+      atomicStoreSeqCst8(&s.pointee.gcqueued, 0)
+      noteOverflow()
+    }
   }
 
   /// GOALLOC_DEBUG=gcobjqueue=1: the object at p (slot bit `bit` of word w of s) onto the object
-  /// stack (the span queue's memory, last in first out, as a classic marker's work list), marked
-  /// scanned as it is queued; when the stack is full it stays unscanned for the recovery.
+  /// stack (last in first out, as a classic marker's work list), marked scanned as it is
+  /// queued; when every stack is full it stays unscanned for the recovery.
   func pushObject(_ s: SpanPtr, _ w: Int, _ bit: UInt64, _ p: UInt) {
-    let n = pointee.work.spanCount
-    if n == pointee.work.spanLimit {
-      pointee.work.overflow = true
+    if !push(p) {
+      noteOverflow()
       return
     }
-    UnsafeMutableRawPointer(pointee.work.spans).assumingMemoryBound(to: UInt.self)[n] = p
-    pointee.work.spanCount = n + 1
-    s.localWord(w).pointee |= bit
-  }
-
-  func enqueueSpan(_ s: SpanPtr) -> Bool {
-    let n = pointee.work.spanCount
-    if n == pointee.work.spanLimit { return false }
-    pointee.work.spans[(pointee.work.spanHead + n) % pointee.work.spanLimit] = s
-    pointee.work.spanCount = n + 1
-    return true
+    _ = claimScanned(s.localWord(w), bit)
   }
 
   /// Queues a marked large object's pieces; when they do not all fit, none is queued and the
   /// object stays unscanned (the overflow recovery finds it).
   func pushLarge(_ s: SpanPtr) {
-    let base = s.pointee.startAddr, size = s.pointee.elemsize
-    let pieces = (size + GCWork.chunkBytes - 1) / GCWork.chunkBytes
-    if pointee.work.chunkCount + pieces > pointee.work.chunkLimit {
-      pointee.work.overflow = true
+    if !pushChunks(s.pointee.startAddr, s.pointee.elemsize) {
+      noteOverflow()
       return
     }
-    var off = 0
-    while off < size {
-      let n = pointee.work.chunkCount
-      pointee.work.chunks[2 * n] = base + UInt(off)
-      pointee.work.chunks[2 * n + 1] = base + UInt(min(size, off + GCWork.chunkBytes))
-      pointee.work.chunkCount = n + 1
-      off += GCWork.chunkBytes
-    }
-    s.localWord(0).pointee |= 1  // scanned (its pieces are queued)
+    _ = claimScanned(s.localWord(0), 1)  // scanned (its pieces are queued)
   }
 
-  /// Scans until both queues are empty.
-  func drain(_ h: UnsafeMutablePointer<MHeap>) {
+  /// Scans until the local queue is empty (sharing work when others are idle).
+  func drain() {
+    let q = queue
     while true {
-      if pointee.work.chunkCount > 0 {
-        let n = pointee.work.chunkCount - 1
-        pointee.work.chunkCount = n
-        scanRange(h, pointee.work.chunks[2 * n], pointee.work.chunks[2 * n + 1])
+      balance()
+      if q.pointee.chunkCount > 0 {
+        let (lo, hi) = q.popChunk()
+        scanRange(lo, hi)
         continue
       }
-      if pointee.work.objectQueue && pointee.work.spanCount > 0 {
-        let n = pointee.work.spanCount - 1
-        pointee.work.spanCount = n
-        let p = UnsafeMutableRawPointer(pointee.work.spans).assumingMemoryBound(to: UInt.self)[n]
-        let s = spanOfIndex(UnsafeMutableRawPointer(h.pointee.arenas), p).unsafelyUnwrapped  // (as a classic scanobject)
-        pointee.work.objectsScanned += 1
-        scanRange(h, p, p &+ UInt(s.pointee.elemsize))
+      if q.pointee.count == 0 { return }
+      if pointee.objectQueue {
+        let p = q.popLast()
+        let s = spanOfIndex(pointee.arenas, p).unsafelyUnwrapped  // (as a classic scanobject)
+        pointee.objectsScanned += 1
+        scanRange(p, p &+ UInt(s.pointee.elemsize))
         continue
       }
-      if pointee.work.spanCount > 0 {
-        let s = pointee.work.spans[pointee.work.spanHead].unsafelyUnwrapped
-        pointee.work.spanHead = (pointee.work.spanHead + 1) % pointee.work.spanLimit
-        pointee.work.spanCount -= 1
+      let s = SpanPtr(bitPattern: q.popFirst()).unsafelyUnwrapped
+      if pointee.parallel {
+        atomicStoreSeqCst8(&s.pointee.gcqueued, 0)
+      } else {
         s.pointee.gcqueued = 0
-        scanSpan(h, s)
-        continue
       }
-      return
+      scanSpan(s)
     }
   }
 
   /// Green Tea: scans every object of s marked since s was last scanned, in address order.
-  func scanSpan(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr) {
-    pointee.work.spansScanned += 1
+  func scanSpan(_ s: SpanPtr) {
+    pointee.spansScanned += 1
     let es = UInt(s.pointee.elemsize), base = s.pointee.startAddr
+    let par = pointee.parallel
     for w in 0..<s.usedWords {
-      let scanned = s.localWord(w)
-      var todo = s.gcmarkWord(w).pointee & ~scanned.pointee
+      let sw = s.localWord(w)
+      let marks = par ? atomicLoadSeqCst64(s.gcmarkWord(w)) : s.gcmarkWord(w).pointee
+      var todo = marks & ~(par ? atomicLoadRelaxed64(sw) : sw.pointee)
       if todo == 0 { continue }
-      scanned.pointee |= todo
+      todo = claimScanned(sw, todo)
       while todo != 0 {
         let i = UInt(w &<< 6 &+ todo.trailingZeroBitCount)
         todo &= todo &- 1
         let p = base &+ i &* es
-        pointee.work.objectsScanned += 1
-        scanRange(h, p, p &+ es)
+        pointee.objectsScanned += 1
+        scanRange(p, p &+ es)
       }
     }
   }
 
-  /// Overflow recovery: queues every collected scan span (and large object) with objects marked
-  /// and not yet scanned; sets overflow again if the queues fill meanwhile.
+  /// Overflow recovery (one worker, the others parked): queues every collected scan span (and
+  /// large object) with objects marked and not yet scanned; sets overflow again if the queues
+  /// fill meanwhile.
   func requeueUnscanned(_ h: UnsafeMutablePointer<MHeap>) {
+    let work = pointee.work
     var it = h.pointee.allspans
     while let s = it {
       it = s.pointee.allnext
@@ -312,10 +345,10 @@ extension UnsafeMutablePointer where Pointee == GCState {
         if s.gcmarkWord(0).pointee & 1 != 0 && s.localWord(0).pointee & 1 == 0 { pushLarge(s) }
         continue
       }
-      if pointee.work.objectQueue {
+      if pointee.objectQueue {
         for w in 0..<s.usedWords {
           var todo = s.gcmarkWord(w).pointee & ~s.localWord(w).pointee
-          while todo != 0 && !pointee.work.overflow {
+          while todo != 0 && atomicLoad32(&work.pointee.overflow) == 0 {
             let i = w &<< 6 &+ todo.trailingZeroBitCount
             todo &= todo &- 1
             pushObject(s, w, 1 &<< UInt64(i & 63), s.pointee.startAddr &+ UInt(i) &* UInt(s.pointee.elemsize))
@@ -325,7 +358,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
       }
       if s.pointee.gcqueued != 0 { continue }
       for w in 0..<s.usedWords where s.gcmarkWord(w).pointee & ~s.localWord(w).pointee != 0 {
-        if enqueueSpan(s) { s.pointee.gcqueued = 1 } else { pointee.work.overflow = true }
+        queueSpan(s)
         break
       }
     }

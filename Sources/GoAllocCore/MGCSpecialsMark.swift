@@ -52,7 +52,8 @@ extension UnsafeMutablePointer where Pointee == GCState {
 
   /// Greys v if it may point into the heap.
   @inline(__always) func greyWord(_ h: UnsafeMutablePointer<MHeap>, _ v: UInt) {
-    if v >= pointee.work.heapLo && v < pointee.work.heapHi { grey(h, v) }
+    let m = marker0
+    if v >= m.pointee.heapLo && v < m.pointee.heapHi { m.grey(v) }
   }
 
   /// Step 1 (without the arguments of registered cleanups for the cleanup check).
@@ -70,7 +71,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
           greyWord(h, r.pointee.arg)
           if r.pointee.flags & SpecialFlag.orderMask == SpecialFlag.orderGo && !s.spanClass.noscan {
             let o = s.object(r.pointee.offset)
-            scanRange(h, o.base, o.base &+ UInt(s.pointee.elemsize))
+            marker0.scanRange(o.base, o.base &+ UInt(s.pointee.elemsize))
           }
         case SpecialKind.cleanup: if cleanupArgs { greyWord(h, r.pointee.arg) }
         case SpecialKind.weak: greyWord(h, r.pointee.arg)
@@ -164,7 +165,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
         if s.isMarked(o.index) { continue }
         let end = o.base &+ UInt(s.pointee.elemsize)
         if order == SpecialFlag.orderAfterLinks {
-          scanRange(h, o.base, end)
+          marker0.scanRange(o.base, end)
           continue
         }
         var p = o.base
@@ -200,7 +201,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
     var q = fresh
     while let r = q {
       q = r.pointee.next
-      grey(h, r.pointee.obj)
+      marker0.grey(r.pointee.obj)
       sp.enqueue(r)
     }
   }

@@ -104,6 +104,10 @@ extension UnsafeMutablePointer where Pointee == GCState {
       atomicAdd64(&pointee.freedBytes, UInt64(s.pointee.elemsize))
       return s
     }
+    // Being swept (Go's sg - 1) before any bitmap changes: a free that reads "unswept" and then
+    // a mark word the sweep already cleared reads sweepgen again and sees this, not a dead
+    // object (gcIsDead). (The acquire keeps the bitmap stores below after this one.)
+    _ = atomicExchange32(&s.pointee.sweepgen, sg &- 1, acquire: true)
     let n = sweepSmallBits(h, s)
     atomicStore32(&s.pointee.sweepgen, sg)
     if n == 0 { return s }
@@ -230,7 +234,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
   func gcFlipSweepgen() -> GCSweepResult {
     atomicStore32(&pointee.sweepgen, pointee.sweepgen &+ 2)
     var r = GCSweepResult()
-    r.marked = pointee.work.markedBytes
+    r.marked = pointee.work.pointee.markedBytes
     r.live = r.marked
     return r
   }

@@ -17,9 +17,25 @@ package func _withExclusiveGlobalHeapForTesting<T>(_ body: () -> T) -> T {
 package func _gcSetWorkLimitsForTesting(spans: Int, chunks: Int) {
   guard let h = globalHeap(), let gc = h.gcState() else { return }
   lockAcquire(&gc.pointee.lock)
-  gc.pointee.work.spanLimit = spans > 0 ? min(spans, GCWork.spanCapacity) : GCWork.spanCapacity
-  gc.pointee.work.chunkLimit = chunks > 0 ? min(chunks, GCWork.chunkCapacity) : GCWork.chunkCapacity
+  gc.pointee.work.pointee.spanLimit = spans > 0 ? min(spans, GCWork.spanCapacity) : GCWork.spanCapacity
+  gc.pointee.work.pointee.chunkLimit = chunks > 0 ? min(chunks, GCWork.chunkCapacity) : GCWork.chunkCapacity
   lockRelease(&gc.pointee.lock)
+}
+
+/// The number of mark workers (GOALLOC_GC_PROCS); returns the old one.
+package func _gcSetProcsForTesting(_ n: Int) -> Int {
+  guard let h = globalHeap(), let gc = h.gcState() else { return 1 }
+  lockAcquire(&gc.pointee.lock)
+  defer { lockRelease(&gc.pointee.lock) }
+  let old = gc.pointee.workers.pointee.procs
+  gc.pointee.workers.pointee.procs = max(1, min(n, GCWork.maxWorkers))
+  return old
+}
+
+/// Mark workers the last cycle used.
+package func _gcLastMarkWorkersForTesting() -> Int {
+  guard let h = globalHeap(), let gc = h.gcExisting else { return 0 }
+  return gc.pointee.work.pointee.workersUsed
 }
 
 /// Marks small objects through the object queue (GOALLOC_DEBUG=gcobjqueue=1) or Green Tea's
@@ -28,8 +44,8 @@ package func _gcSetObjectQueueForTesting(_ on: Bool) -> Bool {
   guard let h = globalHeap(), let gc = h.gcState() else { return false }
   lockAcquire(&gc.pointee.lock)
   defer { lockRelease(&gc.pointee.lock) }
-  let old = gc.pointee.work.objectQueue
-  gc.pointee.work.objectQueue = on
+  let old = gc.pointee.work.pointee.objectQueue
+  gc.pointee.work.pointee.objectQueue = on
   return old
 }
 
@@ -62,5 +78,5 @@ package func _gcLastMarkForTesting() -> (overflows: Int, spansScanned: Int, obje
   guard let h = globalHeap(), let gc = h.gcState() else { return (0, 0, 0) }
   lockAcquire(&gc.pointee.lock)
   defer { lockRelease(&gc.pointee.lock) }
-  return (gc.pointee.work.overflows, gc.pointee.work.spansScanned, gc.pointee.work.objectsScanned)
+  return (gc.pointee.work.pointee.overflows, gc.pointee.work.pointee.spansScanned, gc.pointee.work.pointee.objectsScanned)
 }

@@ -36,6 +36,21 @@ public struct AllocationTraceEvent: Sendable {
   public var stack: [UInt]
 }
 
+/// A collection of the GC mode, from a `g` line (AllocTrace.swift has the format).
+public struct TraceCollection: Sendable, Equatable {
+  public var number: Int
+  /// Nanoseconds since the GC mode started.
+  public var timeNs: Int
+  public var heapBefore: Int
+  public var heapAfter: Int
+  public var marked: Int
+  public var goal: Int
+  public var pauseNs: Int
+  public var forced: Bool
+  /// How many allocation and free events came before it in the trace.
+  public var afterEvents: Int
+}
+
 /// An executable mapping from a `# map` line: pc - start + offset is the file offset in `path`.
 public struct TraceMapping: Sendable, Equatable {
   public var start: UInt
@@ -61,6 +76,12 @@ public enum AllocationTrace {
   /// An unterminated last line that does not parse (a trace cut short) is ignored.
   @discardableResult
   public static func read(path: String, _ body: (AllocationTraceEvent) throws -> Void) throws -> [TraceMapping] {
+    try readAll(path: path, body).mappings
+  }
+
+  /// `read`, also returning the trace's collections (`g` lines), in order.
+  public static func readAll(path: String, _ body: (AllocationTraceEvent) throws -> Void) throws
+    -> (mappings: [TraceMapping], collections: [TraceCollection]) {
     guard let f = fopen(path, "rb") else {
       throw AllocationTraceError(line: 0, message: "cannot read \(path): \(String(cString: strerror(errno)))")
     }
@@ -96,19 +117,24 @@ public enum AllocationTrace {
       try carry.withUnsafeBufferPointer { try reader.feed($0, final: true, body) }
     }
     try reader.finish()
-    return reader.mappings
+    return (reader.mappings, reader.collections)
   }
 
   /// The same for a trace held in a string.
   @discardableResult
   public static func read(text: String, _ body: (AllocationTraceEvent) throws -> Void) throws -> [TraceMapping] {
+    try readAll(text: text, body).mappings
+  }
+
+  public static func readAll(text: String, _ body: (AllocationTraceEvent) throws -> Void) throws
+    -> (mappings: [TraceMapping], collections: [TraceCollection]) {
     var reader = LineParser()
     var bytes = Array(text.utf8)
     let terminated = bytes.last == 0x0A
     if !terminated { bytes.append(0x0A) }
     try bytes.withUnsafeBufferPointer { try reader.feed($0, final: !terminated, body) }
     try reader.finish()
-    return reader.mappings
+    return (reader.mappings, reader.collections)
   }
 }
 
@@ -117,6 +143,8 @@ struct LineParser {
   var lineNo = 0
   var sawHeader = false
   var mappings: [TraceMapping] = []
+  var collections: [TraceCollection] = []
+  var events = 0
   var event = AllocationTraceEvent(kind: .alloc, thread: 0, address: 0, size: 0, sizeClass: 0, stack: [])
 
   /// `buf` holds complete lines (each ends in "\n"); with `final`, its last line was unterminated
@@ -214,6 +242,7 @@ struct LineParser {
       event.size = try decimal()
       event.sizeClass = try decimal()
       try stack()
+      events += 1
       try body(event)
     case 0x66:  // 'f'
       guard sawHeader else { throw fail("event before the \"\(AllocationTrace.header)\" line") }
@@ -225,7 +254,18 @@ struct LineParser {
       event.size = 0
       event.sizeClass = 0
       try stack()
+      events += 1
       try body(event)
+    case 0x67:  // 'g': a collection
+      guard sawHeader else { throw fail("event before the \"\(AllocationTrace.header)\" line") }
+      guard i + 1 < end, b[i + 1] == 0x20 else { throw fail("unknown event") }
+      i += 1
+      let n = try decimal(), ns = try decimal(), before = try decimal(), after = try decimal()
+      let marked = try decimal(), goal = try decimal(), pause = try decimal(), forced = try decimal()
+      skipSpaces()
+      if i != end { throw fail("unexpected text after a collection") }
+      collections.append(TraceCollection(number: n, timeNs: ns, heapBefore: before, heapAfter: after, marked: marked,
+                                         goal: goal, pauseNs: pause, forced: forced != 0, afterEvents: events))
     default:
       throw fail("unknown event")
     }
@@ -294,21 +334,25 @@ public struct AllocationTraceSummary: Sendable {
   /// Allocation sites by bytes requested, largest first (with stacks only).
   public var sites: [Site] = []
   public var mappings: [TraceMapping] = []
+  /// The GC mode's collections (`g` lines), in order.
+  public var collections: [TraceCollection] = []
 
   public init() {}
 
   /// Reads and summarizes the trace at `path`.
   public init(path: String) throws {
     var b = Builder()
-    let maps = try AllocationTrace.read(path: path) { b.add($0) }
-    self = b.finish(mappings: maps)
+    let r = try AllocationTrace.readAll(path: path) { b.add($0) }
+    self = b.finish(mappings: r.mappings)
+    collections = r.collections
   }
 
   /// Summarizes a trace held in a string.
   public init(text: String) throws {
     var b = Builder()
-    let maps = try AllocationTrace.read(text: text) { b.add($0) }
-    self = b.finish(mappings: maps)
+    let r = try AllocationTrace.readAll(text: text) { b.add($0) }
+    self = b.finish(mappings: r.mappings)
+    collections = r.collections
   }
 
   /// The mapping that holds `pc`.

@@ -47,7 +47,7 @@ struct BenchCommand: ParsableCommand {
       when installed): \(Workload.all.filter { $0.app != nil }.map(\.name).joined(separator: ", ")). \
 
 
-      `goalloc bench gc` benchmarks the GC mode against bdwgc instead, on GC workloads \
+      `goalloc bench gc` benchmarks the GC mode against bdwgc, plain malloc/free and Go instead, on GC workloads \
       (\(GCWorkload.all.map(\.name).joined(separator: ", "))) under the collectors \
       \(GCCollector.all.map(\.name).joined(separator: ", ")) (--allocator picks among them), \
       writing to out/bench-gc unless --out says otherwise (BenchGC.swift). It needs libgc-dev.

@@ -10,6 +10,13 @@
 //                  Green Tea's span queue (what the span queue buys)
 //   goalloc-eager  GoAlloc with GOALLOC_DEBUG=gcsweep=eager: the whole sweep in the pause (what
 //                  the lazy sweep buys)
+//   goalloc-1      GoAlloc with GOALLOC_GC_PROCS=1: one mark worker (what parallel marking buys)
+//   go             Go's own collector: Benchmarks/go/gcwork.go, the same work in Go (when `go` is
+//                  installed; gcbench, binarytrees and gc17)
+// and, where a workload has an explicit-free build (-DGCSTATS_EXPLICIT_FREE: calloc/malloc, and
+// free where the GC build drops: gcbench, binarytrees, gc17), the same work on plain malloc/free
+// under glibc, GoAlloc (`goalloc-free`, its malloc), jemalloc, tcmalloc and mimalloc (LD_PRELOAD,
+// the allocator suite's peer libraries; a missing one is skipped).
 // Each run goes through Benchmarks/harness/measure.c (wall and CPU time, peak RSS), rotating the
 // collectors' order from round to round; the program itself reports its collections and its
 // stop-the-world pauses (gcstats.h: GC_EVENT_PRE_STOP_WORLD to GC_EVENT_POST_START_WORLD, the
@@ -59,14 +66,33 @@ extension BenchCommand {
       throw ExitCode.failure
     }
     let workloads = GCWorkload.all.filter { workloadFilter.isEmpty || workloadFilter.contains($0.name) }
-    let collectors = GCCollector.all.filter { allocatorFilter.isEmpty || allocatorFilter.contains($0.name) }
+    var collectors = GCCollector.all.filter { allocatorFilter.isEmpty || allocatorFilter.contains($0.name) }
     for w in workloads {
-      let err = Files.join(logs, "cc-\(w.name).err")
-      let status = BenchChild.run([cc, "-O2", "-pthread", "-I", Files.join(root, "Benchmarks/gc"), "-o", Files.join(bin, w.name),
-                                   Files.join(root, "Benchmarks/gc/\(w.name).c"), "-lgc"], stdout: err, stderr: err)
-      guard status.exitCode == 0 else {
-        printError("goalloc bench gc: \(cc) failed on \(w.name).c:\n" + (Files.read(err) ?? ""))
-        throw ExitCode.failure
+      for explicit in w.explicitFree ? [false, true] : [false] {
+        let name = explicit ? "\(w.name)-free" : w.name
+        let err = Files.join(logs, "cc-\(name).err")
+        let status = BenchChild.run([cc, "-O2", "-pthread", "-I", Files.join(root, "Benchmarks/gc"), "-o", Files.join(bin, name),
+                                     Files.join(root, "Benchmarks/gc/\(w.name).c")] + (explicit ? ["-DGCSTATS_EXPLICIT_FREE"] : ["-lgc"]),
+                                    stdout: err, stderr: err)
+        guard status.exitCode == 0 else {
+          printError("goalloc bench gc: \(cc) failed on \(w.name).c:\n" + (Files.read(err) ?? ""))
+          throw ExitCode.failure
+        }
+      }
+    }
+    // The malloc peers that are installed; Go when it is.
+    collectors = collectors.filter { c in
+      guard let peer = c.peer else { return true }
+      if access(peer, R_OK) == 0 { return true }
+      printError("goalloc bench gc: \(c.name) skipped: \(peer) is missing (Scripts/install-peers.sh installs it).")
+      return false
+    }
+    if collectors.contains(where: { $0.kind == .go }) {
+      let go = Which.find("go")
+      if go == nil || !buildGo(go: go!, source: Files.join(root, "Benchmarks/go/gcwork.go"), output: Files.join(bin, "gcwork"),
+                               outDir: outDir, logs: logs) {
+        printError("goalloc bench gc: go skipped: " + (go == nil ? "`go` is not installed" : "building Benchmarks/go/gcwork.go failed (see \(logs)/go-build.err)"))
+        collectors.removeAll { $0.kind == .go }
       }
     }
     try compileC(Files.join(root, "Benchmarks/harness/measure.c"), to: Files.join(bin, "measure"), logs: logs)
@@ -79,9 +105,16 @@ extension BenchCommand {
         let shift = (round + wi) % collectors.count
         for ci in Array(collectors.indices[shift...]) + Array(collectors.indices[..<shift]) {
           let c = collectors[ci]
+          if !c.runs(w) { continue }
           let base = Files.join(logs, "\(w.name).\(c.name).\(round + 1)")
-          let invocation = BenchCommand.Invocation(argv: [Files.join(bin, w.name)] + (quick ? w.quickArgs : w.args),
-                                                   preload: c.preload ? frozen : nil, env: c.env)
+          let args = quick ? w.quickArgs : w.args
+          let argv: [String]
+          switch c.kind {
+          case .gc: argv = [Files.join(bin, w.name)] + args
+          case .explicitFree: argv = [Files.join(bin, "\(w.name)-free")] + args
+          case .go: argv = [Files.join(bin, "gcwork"), w.name] + args
+          }
+          let invocation = BenchCommand.Invocation(argv: argv, preload: c.preloadGoAlloc ? frozen : c.peer, env: c.env)
           let m = runMeasured(invocation, base: base, bin: bin)
           var run = GCRun(sample: m.sample, failure: m.failure)
           if m.failure == nil {
@@ -129,12 +162,20 @@ struct GCWorkload {
   let args: [String]
   let quickArgs: [String]
   let what: String
+  var explicitFree = false   // has a malloc/free build (the malloc peers' rows)
+  var go = false             // Benchmarks/go/gcwork.go does it too
+  var objects: Int? = nil    // objects allocated (a ns-per-object line): args[0]
 
   static let all = [
     GCWorkload(name: "gcbench", args: ["18"], quickArgs: ["14"],
-               what: "GCBench-shaped (argument: the maximum depth): a long-lived tree and array, trees of depth 4, 6, ... built top-down and bottom-up"),
+               what: "GCBench-shaped (argument: the maximum depth): a long-lived tree and array, trees of depth 4, 6, ... built top-down and bottom-up",
+               explicitFree: true, go: true),
     GCWorkload(name: "binarytrees", args: ["18"], quickArgs: ["14"],
-               what: "binary-trees (argument: the depth): 16 B nodes, one long-lived tree"),
+               what: "binary-trees (argument: the depth): 16 B nodes, one long-lived tree",
+               explicitFree: true, go: true),
+    GCWorkload(name: "gc17", args: ["50000000", "10000"], quickArgs: ["5000000", "10000"],
+               what: "17 B objects, most dying young (arguments: objects, kept): pointer-free 17 B objects (Go: `new` of a [17]byte struct), each kept in a ring of 10 000 until replaced",
+               explicitFree: true, go: true, objects: 1),
     GCWorkload(name: "gcheap", args: ["200"], quickArgs: ["20"],
                what: "the pause of collecting a heap that just died (argument: MB of 64 B objects allocated with collections off, 1 in 100 kept): its only collection"),
     GCWorkload(name: "gcchurn", args: ["200000", "4096"], quickArgs: ["20000", "1024"],
@@ -142,18 +183,38 @@ struct GCWorkload {
   ]
 }
 
-/// A collector: how the -lgc binary runs.
+/// A collector (or a malloc peer, or Go): which build of the workload runs, and how.
 struct GCCollector {
+  enum Kind { case gc, explicitFree, go }
   let name: String
-  let preload: Bool
-  let env: [(String, String?)]
+  var kind = Kind.gc
+  var preloadGoAlloc = false  // LD_PRELOAD=libgoalloc.so
+  var peer: String? = nil     // LD_PRELOAD=this peer library
+  var env: [(String, String?)] = []
+
+  func runs(_ w: GCWorkload) -> Bool {
+    switch kind {
+    case .gc: return true
+    case .explicitFree: return w.explicitFree
+    case .go: return w.go
+    }
+  }
+
+  static func peerPath(_ name: String) -> String? { Allocator.peerLibraries.first { $0.0 == name }?.1 }
 
   static let all = [
-    GCCollector(name: "bdwgc", preload: false, env: []),
-    GCCollector(name: "bdwgc-1", preload: false, env: [("GC_MARKERS", "1")]),
-    GCCollector(name: "goalloc", preload: true, env: []),
-    GCCollector(name: "goalloc-objq", preload: true, env: [("GOALLOC_DEBUG", "gcobjqueue=1")]),
-    GCCollector(name: "goalloc-eager", preload: true, env: [("GOALLOC_DEBUG", "gcsweep=eager")]),
+    GCCollector(name: "bdwgc"),
+    GCCollector(name: "bdwgc-1", env: [("GC_MARKERS", "1")]),
+    GCCollector(name: "goalloc", preloadGoAlloc: true),
+    GCCollector(name: "goalloc-1", preloadGoAlloc: true, env: [("GOALLOC_GC_PROCS", "1")]),
+    GCCollector(name: "goalloc-objq", preloadGoAlloc: true, env: [("GOALLOC_DEBUG", "gcobjqueue=1")]),
+    GCCollector(name: "goalloc-eager", preloadGoAlloc: true, env: [("GOALLOC_DEBUG", "gcsweep=eager")]),
+    GCCollector(name: "go", kind: .go),
+    GCCollector(name: "glibc", kind: .explicitFree),
+    GCCollector(name: "goalloc-free", kind: .explicitFree, preloadGoAlloc: true),
+    GCCollector(name: "jemalloc", kind: .explicitFree, peer: peerPath("jemalloc")),
+    GCCollector(name: "tcmalloc", kind: .explicitFree, peer: peerPath("tcmalloc")),
+    GCCollector(name: "mimalloc", kind: .explicitFree, peer: peerPath("mimalloc")),
   ]
 }
 
@@ -198,23 +259,28 @@ struct GCResults {
     s += "\(Machine.date()); \(Machine.description()); GoAlloc \(revision); bdwgc: Debian libgc1 \(bdwgc).\n"
     s += "`goalloc \(command)`: \(n) run(s) of each workload under each collector\(quick ? " (--quick)" : ""), "
       + "medians; \(GoAllocFormat.fixed(elapsedS, 0)) s; load average \(loadBefore) before, \(loadAfter) after.\n\n"
-    s += "Collectors: " + GCCollector.all.map { c in
+    s += "Collectors: " + collectors.map { c in
       switch c.name {
       case "bdwgc": return "`bdwgc` (the -lgc binary as built)"
       case "bdwgc-1": return "`bdwgc-1` (GC_MARKERS=1: one marking thread)"
       case "goalloc": return "`goalloc` (the same binary, LD_PRELOAD=libgoalloc.so)"
       case "goalloc-objq": return "`goalloc-objq` (GOALLOC_DEBUG=gcobjqueue=1: an object queue, not Green Tea's span queue)"
-      default: return "`goalloc-eager` (GOALLOC_DEBUG=gcsweep=eager: the sweep in the pause)"
+      case "goalloc-eager": return "`goalloc-eager` (GOALLOC_DEBUG=gcsweep=eager: the sweep in the pause)"
+      case "goalloc-1": return "`goalloc-1` (GOALLOC_GC_PROCS=1: one mark worker)"
+      case "go": return "`go` (Benchmarks/go/gcwork.go: the same work in Go, its collector at GOGC=100)"
+      case "goalloc-free": return "`goalloc-free` (the explicit-free build on GoAlloc's malloc/free)"
+      default: return "`\(c.name)` (the explicit-free build on \(c.name)'s malloc/free)"
       }
     }.joined(separator: "; ") + ". Pauses: stop-the-world, as the program's GC_EVENT_PRE_STOP_WORLD .. "
-      + "GC_EVENT_POST_START_WORLD callback measures them.\n\n"
+      + "GC_EVENT_POST_START_WORLD callback measures them (Go: its runtime's PauseNs).\n\n"
     for (w, workload) in workloads.enumerated() {
       s += "## \(workload.name) \((quick ? workload.quickArgs : workload.args).joined(separator: " "))\n\n\(workload.what)."
       s += checksAgree(w) ? " Result line identical under every collector.\n\n" : " **Result lines differ between collectors.**\n\n"
       s += "| collector | time s | CPU s | peak RSS MiB | collections | max pause ms | total pause ms | time vs bdwgc | RSS vs bdwgc |\n"
       s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
       let b = collectors.firstIndex { $0.name == "bdwgc" }
-      for (c, collector) in collectors.enumerated() {
+      var perObject: [String] = []
+      for (c, collector) in collectors.enumerated() where collector.runs(workload) {
         guard let t = median(w, c, { $0.sample.wallNs / 1e9 }) else {
           s += "| \(collector.name) | failed: \(runs[w][c].compactMap(\.failure).first ?? "?") | | | | | | | |\n"
           continue
@@ -232,6 +298,12 @@ struct GCResults {
         s += "| \(collector.name) | \(GoAllocFormat.fixed(t, 2)) | \(GoAllocFormat.fixed(cpu, 2)) | "
           + "\(GoAllocFormat.fixed(rss / 1024, 1)) | \(Int(gcs)) | \(GoAllocFormat.fixed(mx, 2)) | "
           + "\(GoAllocFormat.fixed(total, 1)) | \(vsTime) | \(vsRSS) |\n"
+        if workload.objects != nil, let n = Double((quick ? workload.quickArgs : workload.args)[0]), n > 0 {
+          perObject.append("\(collector.name) \(GoAllocFormat.fixed(t * 1e9 / n, 1))")
+        }
+      }
+      if !perObject.isEmpty {
+        s += "\nns per object (wall time / objects, collection and process start included): " + perObject.joined(separator: ", ") + ".\n"
       }
       s += "\n"
     }

@@ -78,8 +78,9 @@ struct TraceRecordCommand: ParsableCommand {
     let end = ChildProcess.wait(pid)
     let counts = Self.countEvents(path)
     if counts.header {
-      printError("goalloc trace record: \(output): \(counts.allocs) allocations, \(counts.frees) frees "
-                 + "(\(command[0]): \(end.description))")
+      printError("goalloc trace record: \(output): \(counts.allocs) allocations, \(counts.frees) frees"
+                 + (counts.collections > 0 ? ", \(counts.collections) collections" : "")
+                 + " (\(command[0]): \(end.description))")
     } else {
       printError("goalloc trace record: \(command[0]) wrote no trace to \(output) (\(end.description)); "
                  + "it must be dynamically linked and allocate at least once")
@@ -88,13 +89,13 @@ struct TraceRecordCommand: ParsableCommand {
     throw ExitCode(end.exitCode)
   }
 
-  /// Lines starting "a " and "f ", and whether the header is there (a fast scan, no parsing).
-  static func countEvents(_ path: String) -> (header: Bool, allocs: Int, frees: Int) {
-    guard let f = fopen(path, "rb") else { return (false, 0, 0) }
+  /// Lines starting "a ", "f " and "g ", and whether the header is there (a fast scan, no parsing).
+  static func countEvents(_ path: String) -> (header: Bool, allocs: Int, frees: Int, collections: Int) {
+    guard let f = fopen(path, "rb") else { return (false, 0, 0, 0) }
     defer { fclose(f) }
     var chunk = [UInt8](repeating: 0, count: 1 << 20)
     var atLineStart = true, header = false, first = true
-    var allocs = 0, frees = 0
+    var allocs = 0, frees = 0, collections = 0
     var firstLine: [UInt8] = []
     while true {
       let n = fread(&chunk, 1, chunk.count, f)
@@ -110,12 +111,12 @@ struct TraceRecordCommand: ParsableCommand {
           }
         }
         if atLineStart {
-          if c == 0x61 { allocs += 1 } else if c == 0x66 { frees += 1 }
+          if c == 0x61 { allocs += 1 } else if c == 0x66 { frees += 1 } else if c == 0x67 { collections += 1 }
         }
         atLineStart = c == 0x0A
       }
     }
-    return (header, allocs, frees)
+    return (header, allocs, frees, collections)
   }
 }
 
@@ -168,6 +169,17 @@ struct TraceSummarizeCommand: ParsableCommand {
     row("bytes requested", "\(b(s.bytesRequested)) (\(s.bytesRequested) B)")
     row("live at the end", "\(s.liveObjects) objects, \(b(s.liveBytes)) (\(s.liveBytes) B)")
     row("peak live", "\(b(s.peakLiveBytes)) (\(s.peakLiveBytes) B) at event \(s.peakEvent + 1); at most \(s.peakLiveObjects) objects")
+    if !s.collections.isEmpty {
+      let c = s.collections
+      let forced = c.filter(\.forced).count
+      let pauses = c.map(\.pauseNs)
+      row("collections", "\(c.count) (\(forced) forced); pause max \(GoAllocFormat.fixed(Double(pauses.max() ?? 0) / 1e6, 3)) ms, "
+          + "total \(GoAllocFormat.fixed(Double(pauses.reduce(0, +)) / 1e6, 3)) ms")
+      if let last = c.last {
+        row("", "last: gc \(last.number) at event \(last.afterEvents), heap \(b(last.heapBefore)) -> \(b(last.heapAfter)), "
+            + "\(b(last.marked)) marked, goal \(b(last.goal))")
+      }
+    }
     if let l = s.lifetimes {
       row("lifetime (events)", "p50 \(l.p50), p90 \(l.p90), p99 \(l.p99), max \(l.max), mean \(GoAllocFormat.fixed(l.mean, 1)) over \(l.count) freed objects")
     } else {

@@ -192,24 +192,29 @@ struct CLITests {
     #expect(width >= 800, "room for the title and the legend: \(width)")
   }
 
-  @Test("bench gc --quick: the -lgc workloads run under bdwgc and under GoAlloc's collector, one table each")
+  @Test("bench gc --quick: the -lgc workloads under bdwgc and GoAlloc's collector, their explicit-free builds under malloc peers, Go's mirror; one table each")
   func benchGCQuick() async throws {
     guard FileManager.default.fileExists(atPath: "/usr/include/gc.h") else { return }  // (test.sh installs libgc-dev)
     let cli = try Paths.requireCLI()
     let dir = try Paths.freshDirectory("bench-gc")
+    let hasGo = ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":")
+      .contains { FileManager.default.isExecutableFile(atPath: "\($0)/go") } ?? false
     let r = try await Subprocess.run(cli.path, ["bench", "gc", "--quick", "--runs", "1", "--workload", "binarytrees",
-                                                "--workload", "gcheap", "--allocator", "bdwgc", "--allocator", "goalloc",
-                                                "--allocator", "goalloc-objq", "--source", Paths.packageRoot.path,
-                                                "--out", dir.path], timeout: 300)
+                                                "--workload", "gcheap", "--workload", "gc17", "--allocator", "bdwgc",
+                                                "--allocator", "goalloc", "--allocator", "goalloc-objq", "--allocator", "glibc",
+                                                "--allocator", "goalloc-free", "--allocator", "go",
+                                                "--source", Paths.packageRoot.path, "--out", dir.path], timeout: 400)
     #expect(r.exitedCleanly, "\(r)")
     let md = try String(contentsOf: dir.appendingPathComponent("results.md"), encoding: .utf8)
-    #expect(md.contains("## binarytrees 14") && md.contains("## gcheap 20"), "\(md)")
-    #expect(md.components(separatedBy: "Result line identical under every collector").count == 3, "\(md)")
-    for c in ["bdwgc", "goalloc", "goalloc-objq"] {
-      #expect(md.split(separator: "\n").filter { $0.hasPrefix("| \(c) | ") && !$0.contains("failed") }.count == 2, "\(c)\n\(md)")
-    }
-    let bad = try await Subprocess.run(cli.path, ["bench", "gc", "--allocator", "jemalloc"], timeout: 30)
-    #expect(bad.status == 64 && bad.stderr.contains("unknown collector jemalloc"), "\(bad)")
+    #expect(md.contains("## binarytrees 14") && md.contains("## gcheap 20") && md.contains("## gc17 5000000 10000"), "\(md)")
+    #expect(md.components(separatedBy: "Result line identical under every collector").count == 4, "\(md)")
+    func rows(_ c: String) -> Int { md.split(separator: "\n").filter { $0.hasPrefix("| \(c) | ") && !$0.contains("failed") }.count }
+    for c in ["bdwgc", "goalloc", "goalloc-objq"] { #expect(rows(c) == 3, "\(c)\n\(md)") }
+    // gcheap has no explicit-free build and no Go mirror.
+    for c in ["glibc", "goalloc-free"] + (hasGo ? ["go"] : []) { #expect(rows(c) == 2, "\(c)\n\(md)") }
+    #expect(md.contains("ns per object") && md.contains("goalloc "), "\(md)")
+    let bad = try await Subprocess.run(cli.path, ["bench", "gc", "--allocator", "hoard"], timeout: 30)
+    #expect(bad.status == 64 && bad.stderr.contains("unknown collector hoard"), "\(bad)")
   }
 }
 

@@ -96,6 +96,60 @@ struct GCTests {
     Self.expectAllOK(try await Self.run("torture", ["100"], environment: ["GOALLOC_DEBUG": "gcsweep=ondemand"]), atLeast: 4)
   }
 
+  // Parallel marking (GOALLOC_GC_PROCS): the scenarios again with one mark worker (the
+  // collecting thread alone) and with four (three helper threads, more than this machine may
+  // have CPUs: the work is shared whatever the scheduling).
+  @Test("the GC scenarios with 1 and with 4 mark workers", arguments: ["1", "4"])
+  func markWorkers(procs: String) async throws {
+    let env = ["GOALLOC_GC_PROCS": procs]
+    Self.expectAllOK(try await Self.run("reach", environment: env), atLeast: 18)
+    Self.expectAllOK(try await Self.run("noscan", environment: env), atLeast: 2)
+    Self.expectAllOK(try await Self.run("interior", environment: env), atLeast: 4)
+    Self.expectAllOK(try await Self.run("zero", environment: env), atLeast: 2)
+    Self.expectAllOK(try await Self.run("free", environment: env), atLeast: 6)
+    Self.expectAllOK(try await Self.run("fuzz", ["30000"], environment: env), atLeast: 3)
+    Self.expectAllOK(try await Self.run("lazythreads", ["50"], environment: env), atLeast: 3)
+    Self.expectAllOK(try await Self.run("torture", ["50"], environment: env), atLeast: 4)
+    Self.expectAllOK(try await Self.run("fork", environment: env), atLeast: 1)
+    Self.expectAllOK(try await Self.run("pacing", environment: env), atLeast: 2)
+  }
+
+  @Test("a random graph against a shadow model, with 1, 2 and 4 mark workers, and with the object queue",
+        arguments: [["GOALLOC_GC_PROCS": "1"], ["GOALLOC_GC_PROCS": "2"], ["GOALLOC_GC_PROCS": "4"],
+                    ["GOALLOC_GC_PROCS": "4", "GOALLOC_DEBUG": "gcobjqueue=1"]])
+  func randomGraph(environment: [String: String]) async throws {
+    Self.expectAllOK(try await Self.run("graph", ["120000"], environment: environment), atLeast: 4)
+  }
+
+  @Test("GOALLOC_GC_PROCS: a malformed value warns and marks with the default")
+  func badProcs() async throws {
+    let r = try await Self.run("noscan", environment: ["GOALLOC_GC_PROCS": "0"])
+    Self.expectAllOK(r, atLeast: 2)
+    #expect(r.stderr.contains("GOALLOC_GC_PROCS must be a number of mark workers"), "\(r)")
+  }
+
+  @Test("the allocation trace records each collection as a g line; trace summarize counts them")
+  func traceRecordsCollections() async throws {
+    let dir = try Paths.freshDirectory("gc-trace")
+    let file = dir.appendingPathComponent("gc.trace").path
+    let r = try await Self.run("free", environment: ["GOALLOC_DEBUG": "allocfreetrace=\(file)"])
+    Self.expectAllOK(r, atLeast: 6)
+    let text = try String(contentsOfFile: file, encoding: .utf8)
+    let g = text.split(separator: "\n").filter { $0.hasPrefix("g ") }.map { $0.split(separator: " ").compactMap { Int($0) } }
+    #expect(g.count >= 2 && g.allSatisfy { $0.count == 8 }, "\(g)")
+    // Numbered 1, 2, ... in order; time never goes back; heap after <= heap before plus the
+    // held spans' slack; explicit collections marked forced.
+    #expect(g.map { $0[0] } == Array(1...g.count), "\(g)")
+    #expect(zip(g, g.dropFirst()).allSatisfy { $0[1] <= $1[1] }, "\(g)")
+    #expect(g.allSatisfy { $0[7] == 1 && $0[6] > 0 && $0[5] > 0 }, "\(g)")
+    let cli = try Paths.requireCLI()
+    let sum = try await Subprocess.run(cli.path, ["trace", "summarize", "--no-symbols", file], timeout: 60)
+    #expect(sum.exitedCleanly, "\(sum)")
+    #expect(sum.stdoutLines.contains { $0.hasPrefix("  collections") && $0.contains(" \(g.count) (\(g.count) forced)") }, "\(sum)")
+    let replay = try await Subprocess.run(cli.path, ["trace", "replay", file, "--runs", "1", "--allocator", "glibc"], timeout: 120)
+    #expect(replay.exitedCleanly, "g lines are skipped by replay\n\(replay)")
+  }
+
   /// gc <n> @<s>s <p>%: <a>+<b>+<c> ms clock, <cpu> ms cpu, <x>-><y>-><z> MB, <g> MB goal,
   /// <s> MB stacks, <g> MB globals, <p> P[ (forced)]
   nonisolated(unsafe) static let gctraceLine = #/gc (\d+) @\d+\.\d{3}s \d+%: [0-9.]+\+[0-9.]+\+[0-9.]+ ms clock, [0-9.]+ ms cpu, \d+->\d+->\d+ MB, \d+ MB goal, \d+ MB stacks, \d+ MB globals, \d+ P( \(forced\))?/#

@@ -16,6 +16,9 @@ uint64_t goalloc_rss_bytes(void);
 /// thread ended with pthread_exit and every other thread is gone. A background thread of ours
 /// must then end too, or the process never exits.
 int goalloc_only_live_thread(void);
+/// 1 when the main thread ended with pthread_exit (it stays a zombie while other threads live):
+/// the GC's parked mark workers then end, so they do not keep the process alive.
+int goalloc_main_thread_exited(void);
 /// Appends "# map <start> <end> <file offset> <path>" lines for the executable mappings of this
 /// process (from /proc/self/maps), so pcs in a trace or profile can be symbolized offline.
 void goalloc_write_maps(int fd);

@@ -105,6 +105,13 @@ int goalloc_in_signal_handler(void);
 uint64_t goalloc_walltime(void);
 /// GOALLOC_GC: the GC percent (GOGC), "off" = -1; `dflt` when unset or malformed (one warning).
 int goalloc_gc_percent_from_env(int dflt);
+/// GOALLOC_GC_PROCS: the number of mark workers (1 to 64; 1 marks on the collecting thread
+/// alone). Unset: the CPUs this process may run on (sched_getaffinity), at most 8. A malformed
+/// value warns once and uses that default.
+int goalloc_gc_procs_from_env(void);
+/// A parked mark worker's wait: sleeps while *addr == expected, at most timeout_ns. Returns 1
+/// when the time ran out.
+int goalloc_gc_park(uint32_t *addr, uint32_t expected, uint64_t timeout_ns);
 
 #ifdef __cplusplus
 }

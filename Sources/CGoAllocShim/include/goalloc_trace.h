@@ -14,6 +14,9 @@ extern "C" {
 void goalloc_trace_event(int fd, char op, long tid, uintptr_t addr, size_t size, unsigned cls,
                          void *const *pcs, int npcs);
 void goalloc_trace_flush(void);
+/// One collection of the GC mode (a "g" line: see AllocTrace.swift), into the same buffer.
+void goalloc_trace_gc(int fd, uint64_t n, uint64_t ns, uint64_t before, uint64_t after, uint64_t marked,
+                      uint64_t goal, uint64_t pause_ns, int forced);
 /// One sample line of the heap profile, "s <size> <pc>...", in one write (format: HeapProfile.swift).
 void goalloc_write_sample(int fd, uint64_t size, const uintptr_t *pcs, int npcs);
 void goalloc_trace_lock(void);

@@ -681,6 +681,120 @@ static void memlimit(void) {
   g_root = 0;
 }
 
+// A random graph against a shadow model: nodes (collected, scan) point at each other; the model
+// knows every node's edges by number only (no pointers), and where each node is (hidden). Edges
+// are added, redirected and dropped, roots replaced, and after each collection every node the
+// model reaches from the roots is checked: its number, tag and edges. Meant for several mark
+// workers (GOALLOC_GC_PROCS), with big fan-out so work is shared.
+enum { GK = 4, GR = 32, GMAX = 200000 };
+struct gnode { uint64_t id, tag; struct gnode *e[GK]; uint64_t pad[2]; };
+static int32_t g_edges[GMAX][GK];
+static uint64_t g_tags[GMAX];
+static uintptr_t g_where[GMAX];
+static int32_t g_roots[GR];
+static uint32_t g_seen[GMAX], g_epoch;
+static int32_t g_queue[GMAX];
+static uint64_t g_rng = 0x2545f4914f6cdd1dull;
+static uint64_t grand(void) { g_rng ^= g_rng << 13; g_rng ^= g_rng >> 7; g_rng ^= g_rng << 17; return g_rng; }
+static struct gnode *gnode_at(int32_t id) { return id < 0 ? 0 : unhide(g_where[id]); }
+
+/// A node reachable in the model (a random walk from a random root), or -1.
+static int32_t g_walk(void) {
+  int32_t at = g_roots[grand() % GR];
+  if (at < 0) return -1;
+  for (int steps = (int)(grand() % 6); steps > 0; steps--) {
+    int32_t next = g_edges[at][grand() % GK];
+    if (next < 0) break;
+    at = next;
+  }
+  return at;
+}
+
+/// Checks every node the model reaches; returns the number of bad ones.
+__attribute__((noinline)) static long g_verify(long *reached) {
+  long bad = 0, n = 0, head = 0;
+  g_epoch++;
+  for (int r = 0; r < GR; r++) {
+    int32_t id = g_roots[r];
+    if (id < 0 || g_seen[id] == g_epoch) continue;
+    g_seen[id] = g_epoch;
+    g_queue[n++] = id;
+  }
+  while (head < n) {
+    int32_t id = g_queue[head++];
+    struct gnode *p = gnode_at(id);
+    if (p->id != (uint64_t)id || p->tag != g_tags[id]) { bad++; continue; }
+    for (int k = 0; k < GK; k++) {
+      int32_t t = g_edges[id][k];
+      if (p->e[k] != gnode_at(t)) { bad++; break; }
+      if (t >= 0 && g_seen[t] != g_epoch) { g_seen[t] = g_epoch; g_queue[n++] = t; }
+    }
+  }
+  *reached = n;
+  return bad;
+}
+
+static void graph(int ops) {
+  struct gnode **rt = goalloc_gc_malloc(GR * sizeof(void *));
+  g_root = rt;
+  for (int r = 0; r < GR; r++) g_roots[r] = -1;
+  int32_t next = 0;
+  long bad = 0, collections = 0, reachedMax = 0;
+  uint64_t f0 = gc_frees();
+  for (int op = 0; op < ops && next < GMAX; op++) {
+    int what = (int)(grand() % 100);
+    if (what < 55) {  // a new node with edges to reachable ones, hung from a root or a node
+      int32_t id = next++;
+      struct gnode *p = goalloc_gc_malloc(sizeof *p);
+      p->id = (uint64_t)id; p->tag = grand(); g_tags[id] = p->tag;
+      g_where[id] = hide(p);
+      for (int k = 0; k < GK; k++) {
+        int32_t t = grand() % 3 ? g_walk() : -1;
+        g_edges[id][k] = t;
+        p->e[k] = gnode_at(t);
+      }
+      int32_t host = grand() % 2 ? g_walk() : -1;
+      if (host >= 0) {
+        int k = (int)(grand() % GK);
+        g_edges[host][k] = id;
+        gnode_at(host)->e[k] = p;
+      } else {
+        int r = (int)(grand() % GR);
+        g_roots[r] = id;
+        rt[r] = p;
+      }
+    } else if (what < 85) {  // redirect or drop an edge
+      int32_t a = g_walk();
+      if (a < 0) continue;
+      int k = (int)(grand() % GK);
+      int32_t t = grand() % 4 ? g_walk() : -1;
+      g_edges[a][k] = t;
+      gnode_at(a)->e[k] = gnode_at(t);
+    } else if (what < 88) {  // drop a root
+      int r = (int)(grand() % GR);
+      g_roots[r] = -1;
+      rt[r] = 0;
+    }
+    if (op % 4000 == 3999) {
+      clear_stack();
+      goalloc_gc_collect();
+      collections++;
+      long reached = 0;
+      bad += g_verify(&reached);
+      if (reached > reachedMax) reachedMax = reached;
+    }
+  }
+  clear_stack();
+  goalloc_gc_collect();
+  long reached = 0;
+  bad += g_verify(&reached);
+  CHECK("graph: every reachable node intact", bad == 0, "%ld bad", bad);
+  CHECK("graph: collections ran and freed garbage", collections > 5 && gc_frees() > f0, "%ld collections, %llu freed", collections, (unsigned long long)(gc_frees() - f0));
+  CHECK("graph: the graph was big", reachedMax > 1000, "at most %ld reachable", reachedMax);
+  CHECK("graph: heap check", goalloc_check_heap() == 1, "broken");
+  g_root = 0;
+}
+
 int main(int argc, char **argv) {
   // The test runner starts us with some signals blocked (the mask is inherited across exec); a
   // thread that blocks the GC's stop signal blocks every collection (goalloc.h), so start clean.
@@ -700,6 +814,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(what, "memlimit")) memlimit();
   else if (!strcmp(what, "lazy")) lazy();
   else if (!strcmp(what, "fuzz")) fuzz(argc > 2 ? atoi(argv[2]) : 100000);
+  else if (!strcmp(what, "graph")) graph(argc > 2 ? atoi(argv[2]) : 100000);
   else if (!strcmp(what, "lazythreads")) lazythreads(argc > 2 ? atoi(argv[2]) : 100);
   else if (!strcmp(what, "percent")) printf("percent %d\n", goalloc_gc_set_percent(100));
   else { printf("unknown scenario %s\n", what); return 2; }

@@ -1,0 +1,1 @@
+../GoAllocCore/MGCWorkers.swift
