@@ -84,6 +84,19 @@ extension UnsafeMutablePointer where Pointee == GCState {
     return n
   }
 
+  /// Sweeps small span s, taken off an unswept list while the world may run, and marks it swept
+  /// (sweepgen h); returns the survivors. Central lock held.
+  func sweepUnsweptSmall(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr) -> Int {
+    let sg = pointee.sweepgen
+    // Being swept (Go's sg - 1) before any bitmap changes: a free that reads "unswept" and then
+    // a mark word the sweep already cleared reads sweepgen again and sees this, not a dead
+    // object (gcIsDead). (The acquire keeps the bitmap stores below after this one.)
+    _ = atomicExchange32(&s.pointee.sweepgen, sg &- 1, acquire: true)
+    let n = sweepSmallBits(h, s)
+    atomicStore32(&s.pointee.sweepgen, sg)
+    return n
+  }
+
   /// Sweeps span s, just taken off an unswept list: back onto its swept list, or returned for
   /// the caller to free (nothing survived; a large object's span in the freeing state), or nil
   /// with s on no list (a large object being freed explicitly: its freer frees it). Central
@@ -104,12 +117,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
       atomicAdd64(&pointee.freedBytes, UInt64(s.pointee.elemsize))
       return s
     }
-    // Being swept (Go's sg - 1) before any bitmap changes: a free that reads "unswept" and then
-    // a mark word the sweep already cleared reads sweepgen again and sees this, not a dead
-    // object (gcIsDead). (The acquire keeps the bitmap stores below after this one.)
-    _ = atomicExchange32(&s.pointee.sweepgen, sg &- 1, acquire: true)
-    let n = sweepSmallBits(h, s)
-    atomicStore32(&s.pointee.sweepgen, sg)
+    let n = sweepUnsweptSmall(h, s)
     if n == 0 { return s }
     gcListPush(s, full: n == s.pointee.nelems)
     return nil
@@ -129,8 +137,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
         budget -= 1
         gcListRemove(s)
         atomicAdd64(&pointee.pagesSwept, UInt64(s.pointee.npages))
-        let n = sweepSmallBits(h, s)
-        atomicStore32(&s.pointee.sweepgen, pointee.sweepgen)
+        let n = sweepUnsweptSmall(h, s)
         if n < s.pointee.nelems { return s }
         gcListPush(s, full: true)
       }
