@@ -134,8 +134,10 @@ extension MCache {
   /// Objects on class spc's list. (A secure cache's rooms are biased below zero: SecureMode.)
   @inline(__always) func listLength(_ spc: SpanClass) -> Int {
     if !MCache.hasList(spc) { return 0 }
-    let room = Int(bitPattern: MCache.room(list(spc)))
-    return MCache.listLimit(spc) &- (room < 0 ? room &+ secureRoomBias : room)
+    var room = Int(bitPattern: MCache.room(list(spc)))
+    if room < -(secureRoomBias >> 1) { room &+= secureRoomBias }
+    // (A full list's room reads -1 for an instant while its owner's free finds it full.)
+    return MCache.listLimit(spc) &- max(room, 0)
   }
 
   /// The mask of valid links, kept in the cache (a memory operand for the pop's test).
