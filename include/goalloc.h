@@ -75,7 +75,10 @@ int goalloc_write_heap_profile(const char *path);
  * Roots, scanned conservatively (any aligned word that points into an object keeps it; one
  * past its end does not):
  *   - every registered thread's stack (from its stack pointer at the stop to the top of its
- *     stack mapping, which holds a pthread's static TLS) and its registers. Every thread that
+ *     stack mapping, which holds a pthread's static TLS), its registers, and its static TLS
+ *     (every __thread variable of the program and of the libraries loaded at start-up, the
+ *     dlopen surplus, and the first 32 pthread_setspecific values) wherever it lies: the main
+ *     thread's is allocated apart by the loader. Every thread that
  *     ever called malloc, free or a goalloc_gc_* function is registered automatically until it
  *     exits; a thread that holds collected pointers without ever allocating must call
  *     goalloc_gc_register_thread();
@@ -84,7 +87,8 @@ int goalloc_write_heap_profile(const char *path);
  *   - uncollectable objects, and memory from GoAlloc's Swift API allocated with scan: true.
  * NOT roots: memory from malloc/calloc/realloc (C's malloc memory is never scanned: keep
  * collected pointers there only in uncollectable objects), memory of other allocators or
- * mmap, the main thread's static TLS, pointers hidden by tagging, XOR or compression, and a
+ * mmap, the dynamic TLS of a library dlopen'ed later (glibc allocates it with malloc),
+ * pthread_setspecific values past the first 32 keys (likewise), pointers hidden by tagging, XOR or compression, and a
  * library loaded (dlopen) while a collection is starting (from its next collection on).
  *
  * Threads are stopped with a signal: SIGRTMIN+6 by default, GOALLOC_GC_SIGNAL=<number> to

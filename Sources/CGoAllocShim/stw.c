@@ -65,6 +65,41 @@ int goalloc_stack_bounds(uintptr_t sp, uintptr_t *lo, uintptr_t *hi) {
   return found;
 }
 
+// glibc's own: the static TLS size (thread descriptor included) and the descriptor's size, as
+// sanitizers and libthread_db read them. Weak: absent elsewhere (a guess is clipped instead).
+extern void _dl_get_tls_static_info(size_t *size, size_t *align) __attribute__((weak));
+extern const unsigned int _thread_db_sizeof_pthread __attribute__((weak));
+
+void goalloc_gc_tls_bounds(struct goalloc_gc_thread *t) {
+  if (t->tls_known) return;
+  uintptr_t tp = 0;
+#if defined(__x86_64__)
+  __asm__ volatile("mov %%fs:0, %0" : "=r"(tp));
+#elif defined(__aarch64__)
+  __asm__ volatile("mrs %0, tpidr_el0" : "=r"(tp));
+#endif
+  size_t size = 0, align = 0, tcb = 4096;
+  if (_dl_get_tls_static_info) _dl_get_tls_static_info(&size, &align);
+  if (&_thread_db_sizeof_pthread) tcb = _thread_db_sizeof_pthread;
+  if (size == 0) size = 16384;
+  uintptr_t lo = 0, hi = 0, mlo = 0, mhi = 0;
+  if (tp != 0 && goalloc_stack_bounds(tp, &mlo, &mhi)) {
+#if defined(__x86_64__)
+    lo = tp - size; hi = tp + tcb;  // variant II: the blocks below the thread pointer
+#else
+    lo = tp - tcb; hi = tp + size;  // variant I: the descriptor below, the blocks above
+#endif
+    if (lo < mlo || lo > tp) lo = mlo;
+    if (hi > mhi || hi < tp) hi = mhi;
+    uintptr_t slo = 0, shi = 0;
+    goalloc_stack_bounds((uintptr_t)&slo, &slo, &shi);
+    if (lo >= slo && hi <= shi) lo = hi = 0;  // inside the stack mapping: scanned with the stack
+  }
+  t->tls_lo = lo & ~(uintptr_t)7;
+  t->tls_hi = hi;
+  __atomic_store_n(&t->tls_known, 1, __ATOMIC_RELEASE);
+}
+
 /// Records where this thread's stack is, acknowledges the stop, and waits until it ends.
 __attribute__((noinline)) static void suspend_here(void) {
   struct goalloc_gc_thread *t = &goalloc_gc_self;
@@ -74,6 +109,7 @@ __attribute__((noinline)) static void suspend_here(void) {
     uintptr_t lo = 0, hi = 0;
     if (goalloc_stack_bounds(sp, &lo, &hi)) { t->stack_lo = lo; t->stack_hi = hi; }
   }
+  goalloc_gc_tls_bounds(t);
   uint32_t e = __atomic_load_n(&world_epoch, __ATOMIC_ACQUIRE);
   __atomic_store_n(&t->sp, sp, __ATOMIC_RELAXED);
   __atomic_store_n(&t->stopped, e, __ATOMIC_RELEASE);

@@ -5,7 +5,8 @@
 //   - each registered thread's stack, from the stack pointer saved at the stop (its signal frame,
 //     which holds every register, lies above it) to the top of its stack mapping (which, for a
 //     pthread, also holds its static TLS); the collecting thread from below its spilled
-//     registers;
+//     registers; and its static TLS with its thread descriptor where they lie elsewhere (the
+//     main thread's, allocated by ld.so: goalloc_gc_tls_bounds);
 //   - the writable segments of every loaded image (listed before the stop; each checked still
 //     mapped), except GoAlloc's own when it is a library (its data is allocator metadata);
 //   - the added root ranges;
@@ -89,6 +90,12 @@ extension UnsafeMutablePointer where Pointee == GCState {
         m.scanRange(from, top)
         m.balance()
         stacks &+= UInt64(top - from)
+      }
+      if c.header.pointee.tid == me { goalloc_gc_tls_bounds(t) }
+      if atomicLoad32(&t.pointee.tls_known) != 0 && t.pointee.tls_hi > t.pointee.tls_lo {
+        m.scanRange(t.pointee.tls_lo, t.pointee.tls_hi)
+        m.balance()
+        stacks &+= UInt64(t.pointee.tls_hi - t.pointee.tls_lo)
       }
     }
     // Images' writable segments.

@@ -30,6 +30,9 @@ struct goalloc_gc_thread {
   uint32_t pending;     // a stop arrived while busy
   uint32_t stopped;     // the epoch of the stop it acknowledged last
   uint32_t in_handler;  // inside the stop handler
+  uint32_t tls_known;   // tls_lo/tls_hi computed (by the thread itself: goalloc_gc_tls_bounds)
+  uintptr_t tls_lo;     // its static TLS and thread descriptor where they lie outside the stack
+  uintptr_t tls_hi;     //   mapping (the main thread's); empty (0, 0) otherwise
 };
 extern __thread struct goalloc_gc_thread goalloc_gc_self __attribute__((tls_model("initial-exec")));
 static inline __attribute__((always_inline)) struct goalloc_gc_thread *goalloc_gc_thread_self(void) { return &goalloc_gc_self; }
@@ -88,6 +91,12 @@ static inline __attribute__((always_inline)) void goalloc_gc_event(int event) {
 /// Finds the calling thread's stack mapping (the one holding `sp`) in /proc/self/maps, without
 /// allocating; fills lo/hi. 1 on success.
 int goalloc_stack_bounds(uintptr_t sp, uintptr_t *lo, uintptr_t *hi);
+/// Computes, once per thread and in that thread, t's static TLS range (every module's static
+/// TLS block, the surplus, and the thread descriptor with its first pthread_setspecific values)
+/// when it lies outside the thread's stack mapping, as the main thread's does (ld.so allocates
+/// it at start-up; a pthread's sits at the top of its stack mapping, scanned with the stack).
+/// Clipped to the mapping that holds it. Async-signal-safe (raw syscalls only).
+void goalloc_gc_tls_bounds(struct goalloc_gc_thread *t);
 /// Spills the callee-saved registers onto the stack, then calls fn(arg, sp) with sp below them.
 void goalloc_gc_with_registers(void (*fn)(void *, uintptr_t), void *arg);
 

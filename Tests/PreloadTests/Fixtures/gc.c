@@ -193,6 +193,50 @@ static void reach_thread(void) {
   CHECK("thread gone: reclaimed", reused((uintptr_t)unhide(thread_obj), 2048, 2000), "not reused");
 }
 
+// Static TLS: the main thread's block lies outside its stack (ld.so allocates it at start-up);
+// a pthread's sits at the top of its stack mapping.
+static __thread void *volatile t_root;
+__attribute__((noinline)) static uintptr_t alloc_into_tls(size_t size, int byte) {
+  void *b = goalloc_gc_malloc(size);
+  fill(b, size, byte);
+  t_root = b;
+  return hide(b);
+}
+
+static uintptr_t tls_thread_obj;
+static void *tls_holder(void *arg) {
+  (void)arg;
+  tls_thread_obj = alloc_into_tls(2176, 0x99);
+  clear_stack();
+  char c = 1;
+  if (write(pipe_done[1], &c, 1) != 1) abort();
+  if (read(pipe_go[0], &c, 1) != 1) abort();  // blocked while main collects
+  int ok = holds(t_root, 2176, 0x99);
+  t_root = 0;
+  return (void *)(intptr_t)ok;
+}
+
+static void reach_tls(void) {
+  uintptr_t h = alloc_into_tls(1664, 0xaa);
+  clear_stack();
+  collect();
+  CHECK("the main thread's static TLS keeps", !reused((uintptr_t)unhide(h), 1664, 200) && holds(unhide(h), 1664, 0xaa), "reused");
+  t_root = 0;
+  collect();
+  CHECK("TLS dropped reclaims", reused((uintptr_t)unhide(h), 1664, 2000), "not reused");
+  pthread_t t;
+  pthread_create(&t, 0, tls_holder, 0);
+  char c;
+  if (read(pipe_done[0], &c, 1) != 1) abort();
+  collect();
+  CHECK("another thread's static TLS keeps", !reused((uintptr_t)unhide(tls_thread_obj), 2176, 100), "reused");
+  c = 1;
+  if (write(pipe_go[1], &c, 1) != 1) abort();
+  void *ok;
+  pthread_join(t, &ok);
+  CHECK("the object kept by TLS is intact", ok != 0, "overwritten");
+}
+
 static void reach(void) {
   uint64_t n0 = num_gc();
   reach_global();
@@ -201,6 +245,7 @@ static void reach(void) {
   reach_uncollectable();
   reach_added_root();
   reach_thread();
+  reach_tls();
   goalloc_read_memstats(&ms);
   CHECK("NumGC counts collections", ms.num_gc >= n0 + 12 && ms.num_forced_gc >= 12, "num_gc %llu forced %llu",
         (unsigned long long)ms.num_gc, (unsigned long long)ms.num_forced_gc);
