@@ -48,7 +48,7 @@ static const struct setting settings[] = {
   {"memprofilerate", KIND_COUNT, 0, "memprofilerate=524288"},
   {"heapmap", KIND_FILE, 0, "no heap map"},
   {"gctrace", KIND_BOOL, GOALLOC_DEBUG_GCTRACE, "gctrace=0"},
-  {"gcsweep", KIND_CHOICE, 0, "gcsweep=eager", gcsweep_choices},
+  {"gcsweep", KIND_CHOICE, 0, "gcsweep=lazy", gcsweep_choices},
   {"gcobjqueue", KIND_BOOL, GOALLOC_DEBUG_GC_OBJQUEUE, "gcobjqueue=0"},
   {"cleanupcheck", KIND_BOOL, GOALLOC_DEBUG_CLEANUP_CHECK, "cleanupcheck=0"},
 };
@@ -258,9 +258,9 @@ int goalloc_debug_fixed_heap(void) {
 
 int goalloc_debug_gcsweep(void) {
   char buf[16];
-  if (!goalloc_debug_value("gcsweep", buf, sizeof buf)) return 1;
+  if (!goalloc_debug_value("gcsweep", buf, sizeof buf)) return 0;
   for (int i = 0; gcsweep_choices[i]; i++) if (strcmp(buf, gcsweep_choices[i]) == 0) return i;
-  return 1;
+  return 0;
 }
 
 int goalloc_debug_value(const char *key, char *buf, size_t len) {

@@ -38,8 +38,7 @@ int goalloc_built_with_tsan(void);
 /// Copies the value of `key` in GOALLOC_DEBUG (e.g. allocfreetrace=FILE; the last one given)
 /// into buf. 1 if present and not refused by the check (a refused setting reads as absent).
 int goalloc_debug_value(const char *key, char *buf, size_t len);
-/// GOALLOC_DEBUG=gcsweep=lazy|eager|ondemand: 0, 1 or 2 (eager, the default, when unset or bad:
-/// the lazy modes have an open race, see docs/DESIGN.md "Sweeping").
+/// GOALLOC_DEBUG=gcsweep=lazy|eager|ondemand: 0, 1 or 2 (lazy, the default, when unset or bad).
 int goalloc_debug_gcsweep(void);
 /// One warning line: the file of setting `key` (e.g. heapmap) could not be opened (errno `err`).
 void goalloc_warn_output(const char *key, const char *path, int err);
