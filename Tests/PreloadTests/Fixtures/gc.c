@@ -161,34 +161,48 @@ static void reach_added_root(void) {
   CHECK("add_roots lo > hi refused", goalloc_gc_add_roots((char *)g_mmap + 8, g_mmap) == -1, "accepted");
 }
 
+// A thread that holds an object while the main thread collects: `fn` allocates it, then calls
+// holder_wait (blocked in read, a system call); start_holder returns once it waits, and
+// finish_holder lets it check the object and end (its result: intact or not).
 static int pipe_go[2], pipe_done[2];
+static void holder_wait(void) {
+  char c = 1;
+  if (write(pipe_done[1], &c, 1) != 1) abort();
+  if (read(pipe_go[0], &c, 1) != 1) abort();  // blocked in a system call while main collects
+}
+static pthread_t start_holder(void *(*fn)(void *)) {
+  if (!pipe_go[0] && (pipe(pipe_go) || pipe(pipe_done))) abort();
+  pthread_t t;
+  pthread_create(&t, 0, fn, 0);
+  char c;
+  if (read(pipe_done[0], &c, 1) != 1) abort();
+  return t;
+}
+static int finish_holder(pthread_t t) {
+  char c = 1;
+  if (write(pipe_go[1], &c, 1) != 1) abort();
+  void *ok;
+  pthread_join(t, &ok);
+  return ok != 0;
+}
+
 static uintptr_t thread_obj;
 static void *holder(void *arg) {
   (void)arg;
   volatile uintptr_t keep = (uintptr_t)goalloc_gc_malloc(2048);
   fill((void *)keep, 2048, 0x88);
   thread_obj = hide((void *)keep);
-  char c = 1;
-  if (write(pipe_done[1], &c, 1) != 1) abort();
-  if (read(pipe_go[0], &c, 1) != 1) abort();  // blocked in a system call while main collects
+  holder_wait();
   int ok = holds((void *)keep, 2048, 0x88);
   keep = 0;
   return (void *)(intptr_t)ok;
 }
 
 static void reach_thread(void) {
-  if (pipe(pipe_go) || pipe(pipe_done)) abort();
-  pthread_t t;
-  pthread_create(&t, 0, holder, 0);
-  char c;
-  if (read(pipe_done[0], &c, 1) != 1) abort();
+  pthread_t t = start_holder(holder);
   collect();
   CHECK("another thread's stack keeps (thread blocked in read)", !reused((uintptr_t)unhide(thread_obj), 2048, 100), "reused");
-  c = 1;
-  if (write(pipe_go[1], &c, 1) != 1) abort();
-  void *ok;
-  pthread_join(t, &ok);
-  CHECK("the kept object is intact", ok != 0, "overwritten");
+  CHECK("the kept object is intact", finish_holder(t), "overwritten");
   collect();
   CHECK("thread gone: reclaimed", reused((uintptr_t)unhide(thread_obj), 2048, 2000), "not reused");
 }
@@ -208,9 +222,7 @@ static void *tls_holder(void *arg) {
   (void)arg;
   tls_thread_obj = alloc_into_tls(2176, 0x99);
   clear_stack();
-  char c = 1;
-  if (write(pipe_done[1], &c, 1) != 1) abort();
-  if (read(pipe_go[0], &c, 1) != 1) abort();  // blocked while main collects
+  holder_wait();
   int ok = holds(t_root, 2176, 0x99);
   t_root = 0;
   return (void *)(intptr_t)ok;
@@ -224,17 +236,10 @@ static void reach_tls(void) {
   t_root = 0;
   collect();
   CHECK("TLS dropped reclaims", reused((uintptr_t)unhide(h), 1664, 2000), "not reused");
-  pthread_t t;
-  pthread_create(&t, 0, tls_holder, 0);
-  char c;
-  if (read(pipe_done[0], &c, 1) != 1) abort();
+  pthread_t t = start_holder(tls_holder);
   collect();
   CHECK("another thread's static TLS keeps", !reused((uintptr_t)unhide(tls_thread_obj), 2176, 100), "reused");
-  c = 1;
-  if (write(pipe_go[1], &c, 1) != 1) abort();
-  void *ok;
-  pthread_join(t, &ok);
-  CHECK("the object kept by TLS is intact", ok != 0, "overwritten");
+  CHECK("the object kept by TLS is intact", finish_holder(t), "overwritten");
 }
 
 static void reach(void) {
