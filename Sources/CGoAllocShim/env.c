@@ -48,6 +48,7 @@ static const struct setting settings[] = {
   {"memprofilerate", KIND_COUNT, 0, "memprofilerate=524288"},
   {"heapmap", KIND_FILE, 0, "no heap map"},
   {"gctrace", KIND_BOOL, GOALLOC_DEBUG_GCTRACE, "gctrace=0"},
+  {"gclog", KIND_FILE, 0, "no GC log"},
   {"gcsweep", KIND_CHOICE, 0, "gcsweep=lazy", gcsweep_choices},
   {"gcobjqueue", KIND_BOOL, GOALLOC_DEBUG_GC_OBJQUEUE, "gcobjqueue=0"},
   {"cleanupcheck", KIND_BOOL, GOALLOC_DEBUG_CLEANUP_CHECK, "cleanupcheck=0"},

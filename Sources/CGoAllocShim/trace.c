@@ -71,16 +71,28 @@ void goalloc_trace_event(int fd, char op, long tid, uintptr_t addr, size_t size,
   goalloc_trace_unlock();
 }
 
-void goalloc_trace_gc(int fd, uint64_t n, uint64_t ns, uint64_t before, uint64_t after, uint64_t marked,
-                      uint64_t goal, uint64_t pause_ns, int forced) {
-  char line[16 + 7 * 21];
+enum { GC_LINE_MAX = 16 + 7 * 21 };
+static size_t format_gc_line(char *line, uint64_t n, uint64_t ns, uint64_t before, uint64_t after,
+                             uint64_t marked, uint64_t goal, uint64_t pause_ns, int forced) {
   char *p = line;
   *p++ = 'g';
   uint64_t v[7] = { n, ns, before, after, marked, goal, pause_ns };
   for (int i = 0; i < 7; i++) { *p++ = ' '; p = put_dec(p, v[i]); }
   *p++ = ' '; *p++ = forced ? '1' : '0';
   *p++ = '\n';
-  size_t len = (size_t)(p - line);
+  return (size_t)(p - line);
+}
+
+void goalloc_write_gc_line(int fd, uint64_t n, uint64_t ns, uint64_t before, uint64_t after, uint64_t marked,
+                           uint64_t goal, uint64_t pause_ns, int forced) {
+  char line[GC_LINE_MAX];
+  goalloc_write_len(fd, line, format_gc_line(line, n, ns, before, after, marked, goal, pause_ns, forced));
+}
+
+void goalloc_trace_gc(int fd, uint64_t n, uint64_t ns, uint64_t before, uint64_t after, uint64_t marked,
+                      uint64_t goal, uint64_t pause_ns, int forced) {
+  char line[GC_LINE_MAX];
+  size_t len = format_gc_line(line, n, ns, before, after, marked, goal, pause_ns, forced);
   goalloc_trace_lock();
   if (!trace_buf && !(trace_buf = goalloc_sys_map(TRACE_BUF_BYTES))) {
     goalloc_write_len(fd, line, len);

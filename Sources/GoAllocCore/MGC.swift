@@ -87,6 +87,7 @@ public struct GCState {
   var sweepLiveBasis: UInt64 = 0     // atomic: heapLive at the flip
   // gctrace and the last cycle's figures.
   var trace = false
+  var logFD: Int32 = -1          // GOALLOC_DEBUG=gclog: the collections' log (gcOpenLog)
   var lastClock: (UInt64, UInt64, UInt64) = (0, 0, 0)  // stop + sweep termination, mark, flip + restart (ns)
   var lastCPU: UInt64 = 0      // the collector's CPU time in the pause (ns)
   var lastHeapStart: UInt64 = 0  // heapLive when the cycle began
@@ -164,6 +165,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
                              work: wk, workers: wks, roots: r, images: im, spanSets: ss))
     let flags = goalloc_debug_flags_from_env()
     g.pointee.trace = flags & UInt32(GOALLOC_DEBUG_GCTRACE) != 0
+    g.pointee.logFD = gcOpenLog()
     g.pointee.work.pointee.objectQueue = flags & UInt32(GOALLOC_DEBUG_GC_OBJQUEUE) != 0
     g.pointee.sweepMode = UInt32(goalloc_debug_gcsweep())
     g.pointee.percent = Int32(goalloc_gc_percent_from_env(100))
@@ -234,10 +236,14 @@ func gcCollect(forced: Bool) -> Int32 {
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_END))
   if gc.pointee.trace { gcTraceLine(gc) }
   let n = UInt64(atomicLoad32(&gc.pointee.numGC))
-  h.recordCollection(n, ns: goalloc_nanotime() &- gc.pointee.startNanos, before: gc.pointee.lastHeapStart,
-                     after: gc.pointee.lastHeapEnd, marked: gc.pointee.heapMarked,
-                     goal: atomicLoad64(&gc.pointee.heapGoal),
-                     pauseNs: gc.pointee.pauseNs[Int((n &- 1) % UInt64(GCState.pauseRing))], forced: forced)
+  let ns = goalloc_nanotime() &- gc.pointee.startNanos, goal = atomicLoad64(&gc.pointee.heapGoal)
+  let pause = gc.pointee.pauseNs[Int((n &- 1) % UInt64(GCState.pauseRing))]
+  h.recordCollection(n, ns: ns, before: gc.pointee.lastHeapStart, after: gc.pointee.lastHeapEnd,
+                     marked: gc.pointee.heapMarked, goal: goal, pauseNs: pause, forced: forced)
+  if gc.pointee.logFD >= 0 {
+    goalloc_write_gc_line(gc.pointee.logFD, n, ns, gc.pointee.lastHeapStart, gc.pointee.lastHeapEnd,
+                          gc.pointee.heapMarked, goal, pause, forced ? 1 : 0)
+  }
   lockRelease(&gc.pointee.lock)
   // Pools: what they held goes to their victim caches, what those held is freed (Go 1.13's
   // victim rule). After the cycle, with no lock held: the pools free objects.
@@ -332,6 +338,21 @@ func gcFlip(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState
   }
   gc.gcFlipLists(&r)
   return r
+}
+
+/// GOALLOC_DEBUG=gclog=FILE: an allocation trace's header, then a `g` line per collection
+/// (AllocTrace's format) written as it ends; `goalloc gc-timeline` draws it. -1: none.
+func gcOpenLog() -> Int32 {
+  var buf: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+            UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
+    (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+  return withUnsafeMutableBytes(of: &buf) { b -> Int32 in
+    let s = b.baseAddress!.assumingMemoryBound(to: CChar.self)
+    if goalloc_debug_value("gclog", s, b.count) == 0 { return -1 }
+    let fd = openSettingOutput("gclog", s)
+    if fd >= 0 { writeStatic(fd, "# goalloc allocfreetrace v1\n") }
+    return fd
+  }
 }
 
 /// GOALLOC_DEBUG=gctrace=1: the last cycle's line on stderr (after the cycle; collector lock).

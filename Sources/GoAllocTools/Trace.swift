@@ -49,6 +49,19 @@ public struct TraceCollection: Sendable, Equatable {
   public var forced: Bool
   /// How many allocation and free events came before it in the trace.
   public var afterEvents: Int
+
+  public init(number: Int, timeNs: Int, heapBefore: Int, heapAfter: Int, marked: Int, goal: Int, pauseNs: Int,
+              forced: Bool, afterEvents: Int) {
+    self.number = number
+    self.timeNs = timeNs
+    self.heapBefore = heapBefore
+    self.heapAfter = heapAfter
+    self.marked = marked
+    self.goal = goal
+    self.pauseNs = pauseNs
+    self.forced = forced
+    self.afterEvents = afterEvents
+  }
 }
 
 /// An executable mapping from a `# map` line: pc - start + offset is the file offset in `path`.

@@ -37,7 +37,7 @@ struct GoallocCommand: ParsableCommand {
       """,
     version: GoallocVersion.number,
     subcommands: [SizeClassesCommand.self, ExplainCommand.self, PreloadPathCommand.self, RunCommand.self, StatsCommand.self,
-                  CompareCommand.self, HeapMapCommand.self, TraceCommand.self, ProfileCommand.self, BenchCommand.self]
+                  CompareCommand.self, HeapMapCommand.self, GCTimelineCommand.self, TraceCommand.self, ProfileCommand.self, BenchCommand.self]
   )
 
   /// As ArgumentParser's main, except that a bad command line gets one line on stderr (the

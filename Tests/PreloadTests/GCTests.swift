@@ -5,16 +5,44 @@ import Testing
 
 @Suite("GC mode: collection through the C API")
 struct GCTests {
-  static func run(_ scenario: String, _ extra: [String] = [], environment: [String: String] = [:],
-                  timeout: Double = 120) async throws -> ProcessResult {
+  static func executable() async throws -> URL {
     let lib = try Paths.requireLibrary()
     let include = Paths.packageRoot.appendingPathComponent("include").path
-    let exe = try await FixtureBuilder.shared.executable(
+    return try await FixtureBuilder.shared.executable(
       name: "gc", source: try Paths.fixture("gc.c"), compiler: "cc",
       flags: ["-O1", "-pthread", "-fno-builtin", "-g", "-I", include],
       libraries: [lib.path, "-Wl,-rpath," + lib.deletingLastPathComponent().path, "-ldl"])
-    return try await Subprocess.run(exe.path, [scenario] + extra, preload: .goalloc, environment: environment,
-                                    timeout: timeout)
+  }
+
+  static func run(_ scenario: String, _ extra: [String] = [], environment: [String: String] = [:],
+                  timeout: Double = 120) async throws -> ProcessResult {
+    try await Subprocess.run(try await executable().path, [scenario] + extra, preload: .goalloc, environment: environment,
+                             timeout: timeout)
+  }
+
+  @Test("gc-timeline: a run's collections logged (gclog) and drawn, one pause bar each; --from draws the log again")
+  func gcTimeline() async throws {
+    let cli = try Paths.requireCLI()
+    let dir = try Paths.freshDirectory("gctimeline")
+    let svg = dir.appendingPathComponent("t.svg"), log = dir.appendingPathComponent("gc.log")
+    let r = try await Subprocess.run(cli.path, ["gc-timeline", "-o", svg.path, "--log", log.path, "--",
+                                                try await Self.executable().path, "reach"], timeout: 120)
+    #expect(r.exitedCleanly, "\(r)")
+    let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+    #expect(lines.first == "# goalloc allocfreetrace v1", "\(lines.prefix(3))")
+    let numbers = lines.dropFirst().compactMap { $0.split(separator: " ").dropFirst().first.flatMap { Int($0) } }
+    #expect(numbers.count >= 14 && numbers == Array(1...numbers.count), "\(numbers)")
+    #expect(lines.dropFirst().allSatisfy { $0.hasPrefix("g ") && $0.split(separator: " ").count == 9 && $0.hasSuffix(" 1") },
+            "every collection forced: \(lines.prefix(4))")
+    let summary = try #require(r.stderrLines.first { $0.hasPrefix("goalloc gc-timeline: ") }, "\(r)")
+    #expect(summary.contains("\(numbers.count) collections (\(numbers.count) forced)"), "\(summary)")
+    let text = try String(contentsOf: svg, encoding: .utf8)
+    #expect(text.hasPrefix("<svg") && text.components(separatedBy: "data-series=\"pause\"").count - 1 == numbers.count)
+    #expect(text.contains("data-series=\"heap\"") && text.contains("data-series=\"goal\""))
+    let again = try await Subprocess.run(cli.path, ["gc-timeline", "-o", svg.path, "--from", log.path], timeout: 30)
+    #expect(again.exitedCleanly && again.stderrLines.contains { $0.hasSuffix(summary.split(separator: ":", maxSplits: 2).last.map(String.init) ?? "?") }, "\(again)")
+    let bad = try await Subprocess.run(cli.path, ["gc-timeline", "-o", svg.path], timeout: 30)
+    #expect(bad.status == 64 && bad.stderrLines.count == 1, "\(bad)")
   }
 
   static func expectAllOK(_ r: ProcessResult, atLeast n: Int, sourceLocation: SourceLocation = #_sourceLocation) {

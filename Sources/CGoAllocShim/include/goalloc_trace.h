@@ -17,6 +17,9 @@ void goalloc_trace_flush(void);
 /// One collection of the GC mode (a "g" line: see AllocTrace.swift), into the same buffer.
 void goalloc_trace_gc(int fd, uint64_t n, uint64_t ns, uint64_t before, uint64_t after, uint64_t marked,
                       uint64_t goal, uint64_t pause_ns, int forced);
+/// The same line written at once (GOALLOC_DEBUG=gclog: a trace of collections alone).
+void goalloc_write_gc_line(int fd, uint64_t n, uint64_t ns, uint64_t before, uint64_t after, uint64_t marked,
+                           uint64_t goal, uint64_t pause_ns, int forced);
 /// One sample line of the heap profile, "s <size> <pc>...", in one write (format: HeapProfile.swift).
 void goalloc_write_sample(int fd, uint64_t size, const uintptr_t *pcs, int npcs);
 void goalloc_trace_lock(void);
