@@ -13,8 +13,10 @@
 //   free <base> <npages> <released>
 //
 // Addresses in 0x-hex, the rest decimal; spanclass = sizeclass << 1 | noscan (0/1: large,
-// 136: tiny blocks); where = cached | partial | full | large for malloc spans, and for the GC
-// mode's collected spans (MGCCentral) gccached (a thread's GC cache holds it) | gcpartial |
+// 136: tiny blocks); where = cached | partial | full | large | idle for malloc spans (idle: a
+// freed large span kept whole for reuse by the heap's LargeCache or a thread's LargeBins, whose
+// pages MemStats counts in HeapIdle, not HeapInuse, and which is not in SpansInUse), and for the
+// GC mode's collected spans (MGCCentral) gccached (a thread's GC cache holds it) | gcpartial |
 // gcfull (swept, on its lists) | gcunswept (waiting for the lazy sweep: `allocated` still counts
 // its dead objects) | gclarge; released = 0 | 1 (returned to the OS).
 import CGoAllocShim
@@ -36,6 +38,7 @@ public struct HeapRegion {
   public var released = false
   public var collected = false      // a GC mode span (spanclass is its shape; noscan bit as usual)
   public var unswept = false        // collected, and not swept since the last collection
+  public var idle = false           // a freed large span kept whole (LargeCache, LargeBins): HeapIdle
 }
 
 extension UnsafeMutablePointer where Pointee == MHeap {
@@ -71,11 +74,14 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       if !isFree, let s = spanOfIndex(UnsafeMutableRawPointer(pointee.arenas), addr),
          s.pointee.startAddr == addr {
         let fs = atomicLoad64(&s.pointee.freeState)
+        // (A thread's bins take and give back spans without the heap lock: a snapshot.)
+        let st = atomicLoad32(&s.pointee.state)
         var r = HeapRegion(kind: .span, base: addr, npages: s.pointee.npages,
                            spanclass: Int(s.pointee.spanclass), elemsize: s.pointee.elemsize,
                            nelems: s.pointee.nelems,
-                           allocated: s.isLarge ? (atomicLoad32(&s.pointee.state) == spanInUse ? 1 : 0) : s.liveObjects,
+                           allocated: s.isLarge ? (st == spanInUse ? 1 : 0) : s.liveObjects,
                            cached: fs & fsCached != 0, onPartialList: fs & fsPartial != 0)
+        r.idle = s.isLarge && (st == spanCached || st == spanBinned)
         if s.pointee.collected != 0, let gc = gcExisting {
           // (Its lists and sweep state change under its central lock: a snapshot.)
           let sg = atomicLoad32(&s.pointee.sweepgen), h = atomicLoad32(&gc.pointee.sweepgen)
@@ -125,7 +131,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
           writeStatic(fd, SpanClass(index: r.spanclass).isLarge ? " gclarge\n" : r.cached ? " gccached\n"
                           : r.unswept ? " gcunswept\n" : r.onPartialList ? " gcpartial\n" : " gcfull\n")
         } else {
-          writeStatic(fd, SpanClass(index: r.spanclass).isLarge ? " large\n" : r.cached ? " cached\n"
+          writeStatic(fd, SpanClass(index: r.spanclass).isLarge ? (r.idle ? " idle\n" : " large\n") : r.cached ? " cached\n"
                           : r.onPartialList ? " partial\n" : " full\n")
         }
       case .free:

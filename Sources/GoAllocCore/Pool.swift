@@ -6,7 +6,9 @@
 // size, the constructor, the victim chain, counters), then `PoolHeader.slots` PoolLocals of one
 // cache line each, one per thread slot (Go's per-P poolLocal; untouched locals cost no RSS).
 // The objects come from malloc of the pool's size, so dropping one is a plain free; the chains'
-// blocks come from the registry's FixAlloc.
+// blocks come from the registry's FixAlloc. The registry's, a header's and a local's fields are
+// reached through pointers of their own (`r.ticks.pointee`, `lockAcquire(l.lock)`: "Fields by
+// address" below), never as `x.pointee.field`, which is an access of the whole struct.
 //   PoolLocal   a private object, which only the slot's thread touches (and a rotation, by the
 //               protocol below), and a shared chain of PoolBlocks (62 object pointers each)
 //               under the local's lock, which other threads steal from when theirs is empty.
@@ -119,13 +121,67 @@ struct PoolRegistry {
   var rotateLock: LockWord = 0                 // rotations; creating, destroying; slots taken; fork
   var head: UnsafeMutablePointer<PoolHeader>? = nil   // live pools
   var free: UnsafeMutablePointer<PoolHeader>? = nil   // mappings of destroyed pools, for reuse
-  var persistent = PersistentAlloc()
-  var blocks = FixAlloc(size: PoolBlock.bytes)
   var slotBits: UnsafeMutablePointer<UInt64>    // [slots / 64]: slots held by live threads
   var highSlot: UInt = 0                        // atomic: the highest slot ever handed out
   var membarrier = false                        // membarrier(2) is registered (rotations use it)
   var fastPaths = false                         // threads get fast paths (= membarrier; tests change it)
   var ticks = 0                                 // scavenger ticks seen (rotateLock)
+  var persistent = PersistentAlloc()            // (lock)
+  var blocks = FixAlloc(size: PoolBlock.bytes)  // (lock)
+}
+
+// Fields by address. The registry, a pool's header and its locals are reached through pointers
+// from several threads, each field under its own lock or atomically; `x.pointee.field` would be
+// an access of the whole struct (Swift's access instrumentation, and ThreadSanitizer with it,
+// sees two threads writing one struct), so every field is reached through a pointer of its own:
+// `r.ticks.pointee += 1`, `lockAcquire(r.lock)`. The offsets are the fields' (LayoutAndInvariantTests
+// checks each against MemoryLayout.offset(of:)).
+extension UnsafeMutablePointer {
+  /// The field of type T at byte `offset` of the pointee.
+  @inline(__always) func poolField<T>(_ offset: Int, _: T.Type) -> UnsafeMutablePointer<T> {
+    (UnsafeMutableRawPointer(self) + offset).assumingMemoryBound(to: T.self)
+  }
+}
+
+extension UnsafeMutablePointer where Pointee == PoolRegistry {
+  @inline(__always) var lock: UnsafeMutablePointer<LockWord> { poolField(8, LockWord.self) }
+  @inline(__always) var rotateLock: UnsafeMutablePointer<LockWord> { poolField(12, LockWord.self) }
+  @inline(__always) var head: UnsafeMutablePointer<UnsafeMutablePointer<PoolHeader>?> { poolField(16, UnsafeMutablePointer<PoolHeader>?.self) }
+  @inline(__always) var free: UnsafeMutablePointer<UnsafeMutablePointer<PoolHeader>?> { poolField(24, UnsafeMutablePointer<PoolHeader>?.self) }
+  @inline(__always) var slotBits: UnsafeMutablePointer<UnsafeMutablePointer<UInt64>> { poolField(32, UnsafeMutablePointer<UInt64>.self) }
+  @inline(__always) var highSlot: UnsafeMutablePointer<UInt> { poolField(40, UInt.self) }
+  @inline(__always) var membarrier: UnsafeMutablePointer<Bool> { poolField(48, Bool.self) }
+  @inline(__always) var fastPaths: UnsafeMutablePointer<Bool> { poolField(49, Bool.self) }
+  @inline(__always) var ticks: UnsafeMutablePointer<Int> { poolField(56, Int.self) }
+  @inline(__always) var persistent: UnsafeMutablePointer<PersistentAlloc> { poolField(64, PersistentAlloc.self) }
+  @inline(__always) var blocks: UnsafeMutablePointer<FixAlloc> {
+    poolField(64 + MemoryLayout<PersistentAlloc>.stride, FixAlloc.self)
+  }
+}
+
+extension UnsafeMutablePointer where Pointee == PoolHeader {
+  @inline(__always) var size: UnsafeMutablePointer<Int> { poolField(8, Int.self) }
+  @inline(__always) var ctor: UnsafeMutablePointer<PoolConstructor?> { poolField(16, PoolConstructor?.self) }
+  @inline(__always) var arg: UnsafeMutablePointer<UnsafeMutableRawPointer?> { poolField(24, UnsafeMutableRawPointer?.self) }
+  @inline(__always) var next: UnsafeMutablePointer<UnsafeMutablePointer<PoolHeader>?> { poolField(32, UnsafeMutablePointer<PoolHeader>?.self) }
+  @inline(__always) var prev: UnsafeMutablePointer<UnsafeMutablePointer<PoolHeader>?> { poolField(40, UnsafeMutablePointer<PoolHeader>?.self) }
+  @inline(__always) var victimTop: UnsafeMutablePointer<UnsafeMutableRawPointer?> { poolField(48, UnsafeMutableRawPointer?.self) }
+  @inline(__always) var victimCount: UnsafeMutablePointer<UInt> { poolField(56, UInt.self) }
+  @inline(__always) var victimLock: UnsafeMutablePointer<LockWord> { poolField(64, LockWord.self) }
+  @inline(__always) var created: UnsafeMutablePointer<UInt64> { poolField(72, UInt64.self) }
+  @inline(__always) var dropped: UnsafeMutablePointer<UInt64> { poolField(80, UInt64.self) }
+  @inline(__always) var rotations: UnsafeMutablePointer<UInt64> { poolField(88, UInt64.self) }
+  @inline(__always) var magic: UnsafeMutablePointer<UInt64> { poolField(96, UInt64.self) }
+}
+
+extension UnsafeMutablePointer where Pointee == PoolLocal {
+  @inline(__always) var privateObj: UnsafeMutablePointer<UInt> { poolField(0, UInt.self) }
+  @inline(__always) var busy: UnsafeMutablePointer<UInt32> { poolField(PoolLocal.busyOffset, UInt32.self) }
+  @inline(__always) var revoke: UnsafeMutablePointer<UInt32> { poolField(PoolLocal.revokeOffset, UInt32.self) }
+  @inline(__always) var lock: UnsafeMutablePointer<LockWord> { poolField(16, LockWord.self) }
+  @inline(__always) var top: UnsafeMutablePointer<UnsafeMutableRawPointer?> { poolField(24, UnsafeMutableRawPointer?.self) }
+  @inline(__always) var count: UnsafeMutablePointer<UInt> { poolField(32, UInt.self) }
+  @inline(__always) var spare: UnsafeMutablePointer<UnsafeMutableRawPointer?> { poolField(40, UnsafeMutableRawPointer?.self) }
 }
 
 /// Scavenger ticks (100 ms each) between two rotations when the GC mode is not in use.
@@ -145,9 +201,9 @@ func poolRegistry() -> UnsafeMutablePointer<PoolRegistry>? {
   guard let mem = sysMap(head + PoolHeader.slots / 8) else { return nil }
   let r = mem.bindMemory(to: PoolRegistry.self, capacity: 1)
   r.initialize(to: PoolRegistry(slotBits: (mem + head).bindMemory(to: UInt64.self, capacity: PoolHeader.slots / 64)))
-  r.pointee.slotBits[0] = 1  // slot 0: shared by threads without a slot of their own
-  r.pointee.membarrier = goalloc_membarrier_register() == 0
-  r.pointee.fastPaths = r.pointee.membarrier
+  r.slotBits.pointee[0] = 1  // slot 0: shared by threads without a slot of their own
+  r.membarrier.pointee = goalloc_membarrier_register() == 0
+  r.fastPaths.pointee = r.membarrier.pointee
   atomicStoreUInt(&poolRegistryWord, UInt(bitPattern: r))
   atomicStoreUInt(&h.pointee.poolEvents, unsafeBitCast(poolEvent as PoolEventHandler, to: UInt.self))
   return r
@@ -165,7 +221,7 @@ func poolLocalAt(_ p: UnsafeMutablePointer<PoolHeader>, _ i: Int) -> UnsafeMutab
 
 /// One past the highest slot any thread has had: the locals a scan of a pool visits.
 @inline(__always)
-func poolSlotLimit(_ r: UnsafeMutablePointer<PoolRegistry>) -> Int { Int(atomicLoadUInt(&r.pointee.highSlot)) + 1 }
+func poolSlotLimit(_ r: UnsafeMutablePointer<PoolRegistry>) -> Int { Int(atomicLoadUInt(r.highSlot)) + 1 }
 
 // MARK: the API's core (Exports.swift: goalloc_pool_*; GoAlloc's Pool<T>)
 
@@ -174,23 +230,23 @@ func poolSlotLimit(_ r: UnsafeMutablePointer<PoolRegistry>) -> Int { Int(atomicL
 public func poolCreate(size: Int, constructor: PoolConstructor?, arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
   if size < 0 || size > maxAllocSize { return enomem() }
   guard let r = poolRegistry() else { return enomem() }
-  lockAcquire(&r.pointee.rotateLock)
-  defer { lockRelease(&r.pointee.rotateLock) }
-  lockAcquire(&r.pointee.lock)
-  var p = r.pointee.free
-  if let f = p { r.pointee.free = f.pointee.next }
-  lockRelease(&r.pointee.lock)
+  lockAcquire(r.rotateLock)
+  defer { lockRelease(r.rotateLock) }
+  lockAcquire(r.lock)
+  var p = r.free.pointee
+  if let f = p { r.free.pointee = f.next.pointee }
+  lockRelease(r.lock)
   if p == nil {
     guard let m = sysMap(PoolHeader.mappingBytes) else { return enomem() }
     p = m.bindMemory(to: PoolHeader.self, capacity: 1)
   }
   let pool = p!
   pool.initialize(to: PoolHeader(size: max(size, 1), ctor: constructor, arg: arg))
-  lockAcquire(&r.pointee.lock)
-  pool.pointee.next = r.pointee.head
-  if let n = r.pointee.head { n.pointee.prev = pool }
-  r.pointee.head = pool
-  lockRelease(&r.pointee.lock)
+  lockAcquire(r.lock)
+  pool.next.pointee = r.head.pointee
+  if let n = r.head.pointee { n.prev.pointee = pool }
+  r.head.pointee = pool
+  lockRelease(r.lock)
   return UnsafeMutableRawPointer(pool)
 }
 
@@ -262,7 +318,7 @@ func poolLocalOfThread(_ p: UnsafeMutablePointer<PoolHeader>) -> (local: UnsafeM
       let s = poolTakeSlot(r)
       off = PoolHeader.offset(ofSlot: s)
       // Slot 0 is shared, and without membarrier no private slot may be used without the lock.
-      if s == 0 || !r.pointee.fastPaths { off = -off }
+      if s == 0 || !r.fastPaths.pointee { off = -off }
       c.poolOffset = off
     }
     slot = PoolHeader.slot(ofOffset: off < 0 ? -off : off)
@@ -272,17 +328,17 @@ func poolLocalOfThread(_ p: UnsafeMutablePointer<PoolHeader>) -> (local: UnsafeM
 
 /// A free slot (1...4095), or 0 (shared) when all are taken.
 func poolTakeSlot(_ r: UnsafeMutablePointer<PoolRegistry>) -> Int {
-  lockAcquire(&r.pointee.rotateLock)
-  lockAcquire(&r.pointee.lock)
+  lockAcquire(r.rotateLock)
+  lockAcquire(r.lock)
   defer {
-    lockRelease(&r.pointee.lock)
-    lockRelease(&r.pointee.rotateLock)
+    lockRelease(r.lock)
+    lockRelease(r.rotateLock)
   }
-  for w in 0..<(PoolHeader.slots / 64) where r.pointee.slotBits[w] != ~0 {
-    let b = (~r.pointee.slotBits[w]).trailingZeroBitCount
-    r.pointee.slotBits[w] |= 1 << UInt64(b)
+  for w in 0..<(PoolHeader.slots / 64) where r.slotBits.pointee[w] != ~0 {
+    let b = (~r.slotBits.pointee[w]).trailingZeroBitCount
+    r.slotBits.pointee[w] |= 1 << UInt64(b)
     let slot = w * 64 + b
-    if UInt(slot) > atomicLoadUInt(&r.pointee.highSlot) { atomicStoreUInt(&r.pointee.highSlot, UInt(slot)) }
+    if UInt(slot) > atomicLoadUInt(r.highSlot) { atomicStoreUInt(r.highSlot, UInt(slot)) }
     return slot
   }
   return 0
@@ -297,17 +353,17 @@ func poolGetSlow(_ pool: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
   let (own, slot) = poolLocalOfThread(p)
   // The thread's own local under its lock: its private object (the fast path did not look when
   // the thread had no slot yet, or a rotation was taking it), then its chain.
-  lockAcquire(&own.pointee.lock)
-  var x = atomicLoadRelaxedUInt(&own.pointee.privateObj)
+  lockAcquire(own.lock)
+  var x = atomicLoadRelaxedUInt(own.privateObj)
   if x != 0 {
-    atomicStoreRelaxedUInt(&own.pointee.privateObj, 0)
+    atomicStoreRelaxedUInt(own.privateObj, 0)
   } else {
-    var chain = PoolChain(top: own.pointee.top, count: own.pointee.count)
-    x = UInt(bitPattern: poolChainPop(&chain, spare: &own.pointee.spare))
-    own.pointee.top = chain.top
-    atomicStoreRelaxedUInt(&own.pointee.count, chain.count)
+    var chain = PoolChain(top: own.top.pointee, count: own.count.pointee)
+    x = UInt(bitPattern: poolChainPop(&chain, spare: own.spare))
+    own.top.pointee = chain.top
+    atomicStoreRelaxedUInt(own.count, chain.count)
   }
-  lockRelease(&own.pointee.lock)
+  lockRelease(own.lock)
   if x != 0 { return UnsafeMutableRawPointer(bitPattern: x) }
   // Steal from every other local's chain, starting after this one (Go's order; private
   // objects are their owners').
@@ -319,13 +375,13 @@ func poolGetSlow(_ pool: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     if let x = poolPopShared(l) { return x }
   }
   // The victim chain: what the last rotation moved aside.
-  if atomicLoadRelaxedUInt(&p.pointee.victim.count) != 0 {
-    lockAcquire(&p.pointee.victimLock)
-    var chain = PoolChain(top: p.pointee.victim.top, count: p.pointee.victim.count)
+  if atomicLoadRelaxedUInt(p.victimCount) != 0 {
+    lockAcquire(p.victimLock)
+    var chain = PoolChain(top: p.victimTop.pointee, count: p.victimCount.pointee)
     let x = poolChainPop(&chain, spare: nil)
-    p.pointee.victim.top = chain.top
-    atomicStoreRelaxedUInt(&p.pointee.victim.count, chain.count)
-    lockRelease(&p.pointee.victimLock)
+    p.victimTop.pointee = chain.top
+    atomicStoreRelaxedUInt(p.victimCount, chain.count)
+    lockRelease(p.victimLock)
     if let x { return x }
   }
   return poolNew(p)
@@ -333,16 +389,16 @@ func poolGetSlow(_ pool: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
 
 /// A fresh object for the constructor, or nil without one.
 func poolNew(_ p: UnsafeMutablePointer<PoolHeader>) -> UnsafeMutableRawPointer? {
-  guard let ctor = p.pointee.ctor else { return nil }
+  guard let ctor = p.ctor.pointee else { return nil }
   guard let obj = poolAllocate(UnsafeMutableRawPointer(p)) else { return nil }
-  ctor(obj, p.pointee.arg)
-  atomicAdd64(&p.pointee.created, 1)
+  ctor(obj, p.arg.pointee)
+  atomicAdd64(p.created, 1)
   return obj
 }
 
 /// malloc of the pool's size (malloc mode: 16-byte aligned from 16 B up). Not zeroed.
 public func poolAllocate(_ pool: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer? {
-  goMalloc(pool.assumingMemoryBound(to: PoolHeader.self).pointee.size, noscan: true, mallocMode: true)
+  goMalloc(pool.assumingMemoryBound(to: PoolHeader.self).size.pointee, noscan: true, mallocMode: true)
 }
 
 /// Put past the fast path: under the local's lock, into the private slot if it is empty, else
@@ -351,30 +407,30 @@ public func poolAllocate(_ pool: UnsafeMutableRawPointer) -> UnsafeMutableRawPoi
 func poolPutSlow(_ pool: UnsafeMutableRawPointer?, _ obj: UnsafeMutableRawPointer?) -> Bool {
   guard let pool, let obj, existingPoolRegistry != nil else { return false }
   let (l, _) = poolLocalOfThread(pool.assumingMemoryBound(to: PoolHeader.self))
-  lockAcquire(&l.pointee.lock)
-  if atomicLoadRelaxedUInt(&l.pointee.privateObj) == 0 {
-    atomicStoreRelaxedUInt(&l.pointee.privateObj, UInt(bitPattern: obj))
-    lockRelease(&l.pointee.lock)
+  lockAcquire(l.lock)
+  if atomicLoadRelaxedUInt(l.privateObj) == 0 {
+    atomicStoreRelaxedUInt(l.privateObj, UInt(bitPattern: obj))
+    lockRelease(l.lock)
     return false
   }
-  var chain = PoolChain(top: l.pointee.top, count: l.pointee.count)
-  let ok = poolChainPush(&chain, obj, spare: &l.pointee.spare)
-  l.pointee.top = chain.top
-  atomicStoreRelaxedUInt(&l.pointee.count, chain.count)
-  lockRelease(&l.pointee.lock)
+  var chain = PoolChain(top: l.top.pointee, count: l.count.pointee)
+  let ok = poolChainPush(&chain, obj, spare: l.spare)
+  l.top.pointee = chain.top
+  atomicStoreRelaxedUInt(l.count, chain.count)
+  lockRelease(l.lock)
   if !ok { goFree(obj) }  // no memory for a block: the object goes back to the heap
   return false
 }
 
 /// The newest object of l's chain, or nil.
 func poolPopShared(_ l: UnsafeMutablePointer<PoolLocal>) -> UnsafeMutableRawPointer? {
-  if atomicLoadRelaxedUInt(&l.pointee.count) == 0 { return nil }
-  lockAcquire(&l.pointee.lock)
-  var chain = PoolChain(top: l.pointee.top, count: l.pointee.count)
-  let x = poolChainPop(&chain, spare: &l.pointee.spare)
-  l.pointee.top = chain.top
-  atomicStoreRelaxedUInt(&l.pointee.count, chain.count)
-  lockRelease(&l.pointee.lock)
+  if atomicLoadRelaxedUInt(l.count) == 0 { return nil }
+  lockAcquire(l.lock)
+  var chain = PoolChain(top: l.top.pointee, count: l.count.pointee)
+  let x = poolChainPop(&chain, spare: l.spare)
+  l.top.pointee = chain.top
+  atomicStoreRelaxedUInt(l.count, chain.count)
+  lockRelease(l.lock)
   return x
 }
 
@@ -419,17 +475,17 @@ func poolChainPop(_ c: inout PoolChain, spare: UnsafeMutablePointer<UnsafeMutabl
 
 func poolBlockAlloc() -> UnsafeMutableRawPointer? {
   guard let r = existingPoolRegistry else { return nil }
-  lockAcquire(&r.pointee.lock)
-  let b = r.pointee.blocks.alloc(&r.pointee.persistent)
-  lockRelease(&r.pointee.lock)
+  lockAcquire(r.lock)
+  let b = r.blocks.pointee.alloc(&r.persistent.pointee)
+  lockRelease(r.lock)
   return b
 }
 
 func poolBlockFree(_ b: UnsafeMutableRawPointer) {
   guard let r = existingPoolRegistry else { return }
-  lockAcquire(&r.pointee.lock)
-  r.pointee.blocks.free(b)
-  lockRelease(&r.pointee.lock)
+  lockAcquire(r.lock)
+  r.blocks.pointee.free(b)
+  lockRelease(r.lock)
 }
 
 // MARK: rotation and trimming
@@ -441,24 +497,24 @@ func poolBlockFree(_ b: UnsafeMutableRawPointer) {
 func poolsRotate(times: Int) -> Int {
   guard let r = existingPoolRegistry else { return 0 }
   var freed = 0
-  lockAcquire(&r.pointee.rotateLock)
+  lockAcquire(r.rotateLock)
   for _ in 0..<times {
-    var it = r.pointee.head  // (the list changes only under rotateLock)
+    var it = r.head.pointee  // (the list changes only under rotateLock)
     while let p = it {
-      it = p.pointee.next
+      it = p.next.pointee
       let moved = poolTakeAll(r, p)
-      lockAcquire(&p.pointee.victimLock)
-      let old = PoolChain(top: p.pointee.victim.top, count: p.pointee.victim.count)
-      p.pointee.victim.top = moved.top
-      atomicStoreRelaxedUInt(&p.pointee.victim.count, moved.count)
-      lockRelease(&p.pointee.victimLock)
-      atomicAdd64(&p.pointee.rotations, 1)
+      lockAcquire(p.victimLock)
+      let old = PoolChain(top: p.victimTop.pointee, count: p.victimCount.pointee)
+      p.victimTop.pointee = moved.top
+      atomicStoreRelaxedUInt(p.victimCount, moved.count)
+      lockRelease(p.victimLock)
+      atomicAdd64(p.rotations, 1)
       let n = poolDropChain(old)
-      atomicAdd64(&p.pointee.dropped, UInt64(n))
+      atomicAdd64(p.dropped, UInt64(n))
       freed += n
     }
   }
-  lockRelease(&r.pointee.rotateLock)
+  lockRelease(r.rotateLock)
   return freed
 }
 
@@ -471,23 +527,23 @@ func poolTakeAll(_ r: UnsafeMutablePointer<PoolRegistry>, _ p: UnsafeMutablePoin
   let limit = poolSlotLimit(r)
   for i in 0..<limit {
     let l = poolLocalAt(p, i)
-    lockAcquire(&l.pointee.lock)
-    atomicStoreRelaxed32(&l.pointee.revoke, 1)
+    lockAcquire(l.lock)
+    atomicStoreRelaxed32(l.revoke, 1)
   }
-  if r.pointee.membarrier && goalloc_membarrier() != 0 {
+  if r.membarrier.pointee && goalloc_membarrier() != 0 {
     // (Registered, so it cannot fail; if it did, a full fence on this side alone would not do.)
     fatal("goalloc_pool", "membarrier failed after it was registered")
   }
   for i in 0..<limit {
     let l = poolLocalAt(p, i)
-    while atomicLoad32(&l.pointee.busy) != 0 { goalloc_yield() }
-    let taken = PoolChain(top: l.pointee.top, count: l.pointee.count)
-    l.pointee.top = nil
-    atomicStoreRelaxedUInt(&l.pointee.count, 0)
-    let x = atomicLoadRelaxedUInt(&l.pointee.privateObj)
-    atomicStoreRelaxedUInt(&l.pointee.privateObj, 0)
-    atomicStore32(&l.pointee.revoke, 0)
-    lockRelease(&l.pointee.lock)
+    while atomicLoad32(l.busy) != 0 { goalloc_yield() }
+    let taken = PoolChain(top: l.top.pointee, count: l.count.pointee)
+    l.top.pointee = nil
+    atomicStoreRelaxedUInt(l.count, 0)
+    let x = atomicLoadRelaxedUInt(l.privateObj)
+    atomicStoreRelaxedUInt(l.privateObj, 0)
+    atomicStore32(l.revoke, 0)
+    lockRelease(l.lock)
     poolChainAppend(&moved, taken)
     if x != 0, let obj = UnsafeMutableRawPointer(bitPattern: x), !poolChainPush(&moved, obj, spare: nil) {
       goFree(obj)
@@ -526,39 +582,40 @@ func poolDropChain(_ c: PoolChain) -> Int {
 public func poolDestroy(_ pool: UnsafeMutableRawPointer?) {
   guard let pool else { return }
   let p = pool.assumingMemoryBound(to: PoolHeader.self)
-  guard let r = existingPoolRegistry, atomicLoad64(&p.pointee.magic) == PoolHeader.liveMagic else {
+  guard let r = existingPoolRegistry, atomicLoad64(p.magic) == PoolHeader.liveMagic else {
     writeStatic(2, "goalloc: goalloc_pool_destroy: not a live pool (destroyed already?); ignored\n")
     return
   }
-  lockAcquire(&r.pointee.rotateLock)
-  lockAcquire(&r.pointee.lock)
-  if let q = p.pointee.prev { q.pointee.next = p.pointee.next } else { r.pointee.head = p.pointee.next }
-  if let n = p.pointee.next { n.pointee.prev = p.pointee.prev }
-  atomicStore64(&p.pointee.magic, 0)
-  lockRelease(&r.pointee.lock)
+  lockAcquire(r.rotateLock)
+  lockAcquire(r.lock)
+  if let q = p.prev.pointee { q.next.pointee = p.next.pointee } else { r.head.pointee = p.next.pointee }
+  if let n = p.next.pointee { n.prev.pointee = p.prev.pointee }
+  atomicStore64(p.magic, 0)
+  lockRelease(r.lock)
   var all = poolTakeAll(r, p)
-  poolChainAppend(&all, PoolChain(top: p.pointee.victim.top, count: p.pointee.victim.count))
-  p.pointee.victim = PoolChain()
+  poolChainAppend(&all, PoolChain(top: p.victimTop.pointee, count: p.victimCount.pointee))
+  p.victimTop.pointee = nil
+  p.victimCount.pointee = 0
   for i in 0..<poolSlotLimit(r) {
     let l = poolLocalAt(p, i)
-    if let s = l.pointee.spare { poolBlockFree(s) }
+    if let s = l.spare.pointee { poolBlockFree(s) }
   }
   _ = poolDropChain(all)
   // The locals' pages back to the OS (they read as zero again); the header stays, dead.
   let locals = UnsafeMutableRawPointer(p) + 4096
   _ = goalloc_sys_release(locals, PoolHeader.mappingBytes - 4096)
   goalloc_memset(UnsafeMutableRawPointer(p) + PoolHeader.localsOffset, 0, 4096 - PoolHeader.localsOffset)
-  lockAcquire(&r.pointee.lock)
-  p.pointee.next = r.pointee.free
-  p.pointee.prev = nil
-  r.pointee.free = p
-  lockRelease(&r.pointee.lock)
-  lockRelease(&r.pointee.rotateLock)
+  lockAcquire(r.lock)
+  p.next.pointee = r.free.pointee
+  p.prev.pointee = nil
+  r.free.pointee = p
+  lockRelease(r.lock)
+  lockRelease(r.rotateLock)
 }
 
 /// Whether `pool` is a live pool.
 public func poolIsLive(_ pool: UnsafeMutableRawPointer) -> Bool {
-  atomicLoad64(&pool.assumingMemoryBound(to: PoolHeader.self).pointee.magic) == PoolHeader.liveMagic
+  atomicLoad64(pool.assumingMemoryBound(to: PoolHeader.self).magic) == PoolHeader.liveMagic
 }
 
 /// What a pool holds and has done (goalloc_pool_stats). `pooled` and `victims` are read while
@@ -578,16 +635,16 @@ public func poolStats(_ pool: UnsafeMutableRawPointer?) -> PoolStats {
   var s = PoolStats()
   guard let pool, let r = existingPoolRegistry, poolIsLive(pool) else { return s }
   let p = pool.assumingMemoryBound(to: PoolHeader.self)
-  s.size = UInt64(p.pointee.size)
+  s.size = UInt64(p.size.pointee)
   for i in 0..<poolSlotLimit(r) {
     let l = poolLocalAt(p, i)
-    s.pooled += UInt64(atomicLoadRelaxedUInt(&l.pointee.count))
-    if atomicLoadRelaxedUInt(&l.pointee.privateObj) != 0 { s.pooled += 1 }
+    s.pooled += UInt64(atomicLoadRelaxedUInt(l.count))
+    if atomicLoadRelaxedUInt(l.privateObj) != 0 { s.pooled += 1 }
   }
-  s.victims = UInt64(atomicLoadRelaxedUInt(&p.pointee.victim.count))
-  s.created = atomicLoad64(&p.pointee.created)
-  s.dropped = atomicLoad64(&p.pointee.dropped)
-  s.rotations = atomicLoad64(&p.pointee.rotations)
+  s.victims = UInt64(atomicLoadRelaxedUInt(p.victimCount))
+  s.created = atomicLoad64(p.created)
+  s.dropped = atomicLoad64(p.dropped)
+  s.rotations = atomicLoad64(p.rotations)
   return s
 }
 
@@ -611,49 +668,49 @@ func poolEvent(_ event: Int32, _ arg: UnsafeMutableRawPointer?) {
     let slot = off == 0 ? 0 : PoolHeader.slot(ofOffset: off < 0 ? -off : off)
     if slot == 0 { return }
     // The thread's private objects onto its chains, where others find them.
-    lockAcquire(&r.pointee.rotateLock)
-    var it = r.pointee.head
+    lockAcquire(r.rotateLock)
+    var it = r.head.pointee
     while let p = it {
-      it = p.pointee.next
+      it = p.next.pointee
       let l = poolLocalAt(p, slot)
-      lockAcquire(&l.pointee.lock)
-      let x = atomicLoadRelaxedUInt(&l.pointee.privateObj)
-      atomicStoreRelaxedUInt(&l.pointee.privateObj, 0)
+      lockAcquire(l.lock)
+      let x = atomicLoadRelaxedUInt(l.privateObj)
+      atomicStoreRelaxedUInt(l.privateObj, 0)
       var ok = true
       if x != 0 {
-        var chain = PoolChain(top: l.pointee.top, count: l.pointee.count)
-        ok = poolChainPush(&chain, UnsafeMutableRawPointer(bitPattern: x)!, spare: &l.pointee.spare)
-        l.pointee.top = chain.top
-        atomicStoreRelaxedUInt(&l.pointee.count, chain.count)
+        var chain = PoolChain(top: l.top.pointee, count: l.count.pointee)
+        ok = poolChainPush(&chain, UnsafeMutableRawPointer(bitPattern: x)!, spare: l.spare)
+        l.top.pointee = chain.top
+        atomicStoreRelaxedUInt(l.count, chain.count)
       }
-      lockRelease(&l.pointee.lock)
+      lockRelease(l.lock)
       if !ok { goFree(UnsafeMutableRawPointer(bitPattern: x)) }
     }
-    lockRelease(&r.pointee.rotateLock)
-    lockAcquire(&r.pointee.lock)
-    r.pointee.slotBits[slot &>> 6] &= ~(1 << UInt64(slot & 63))
-    lockRelease(&r.pointee.lock)
+    lockRelease(r.rotateLock)
+    lockAcquire(r.lock)
+    r.slotBits.pointee[slot &>> 6] &= ~(1 << UInt64(slot & 63))
+    lockRelease(r.lock)
   case PoolEvent.forkPrepare:
-    lockAcquire(&r.pointee.rotateLock)
+    lockAcquire(r.rotateLock)
     poolsForEachLock(r, .acquire)
-    lockAcquire(&r.pointee.lock)
+    lockAcquire(r.lock)
   case PoolEvent.forkParent:
-    lockRelease(&r.pointee.lock)
+    lockRelease(r.lock)
     poolsForEachLock(r, .release)
-    lockRelease(&r.pointee.rotateLock)
+    lockRelease(r.rotateLock)
   case PoolEvent.forkChild:
     // Only the forking thread exists here: every lock is free, the other threads' slots too.
-    lockReset(&r.pointee.lock)
+    lockReset(r.lock)
     poolsForEachLock(r, .reset)  // (busy and revoke too)
-    lockReset(&r.pointee.rotateLock)
+    lockReset(r.rotateLock)
     lockReset(&poolInitLock)
     var mine = 0
     if let raw = existingThreadCache(), MCache(raw).poolOffset != 0 {
       mine = PoolHeader.slot(ofOffset: abs(MCache(raw).poolOffset))
     }
-    for w in 0..<(PoolHeader.slots / 64) { r.pointee.slotBits[w] = 0 }
-    r.pointee.slotBits[0] = 1
-    if mine > 0 { r.pointee.slotBits[mine &>> 6] |= 1 << UInt64(mine & 63) }
+    for w in 0..<(PoolHeader.slots / 64) { r.slotBits.pointee[w] = 0 }
+    r.slotBits.pointee[0] = 1
+    if mine > 0 { r.slotBits.pointee[mine &>> 6] |= 1 << UInt64(mine & 63) }
   default:
     return
   }
@@ -664,10 +721,10 @@ func poolEvent(_ event: Int32, _ arg: UnsafeMutableRawPointer?) {
 @discardableResult
 func poolTick(_ r: UnsafeMutablePointer<PoolRegistry>, gcMode: Bool) -> Int {
   if gcMode { return 0 }
-  lockAcquire(&r.pointee.rotateLock)
-  r.pointee.ticks += 1
-  let due = r.pointee.ticks % ticksPerRotation == 0
-  lockRelease(&r.pointee.rotateLock)
+  lockAcquire(r.rotateLock)
+  r.ticks.pointee += 1
+  let due = r.ticks.pointee % ticksPerRotation == 0
+  lockRelease(r.rotateLock)
   return due ? poolsRotate(times: 1) : 0
 }
 
@@ -676,18 +733,18 @@ enum PoolLockAction { case acquire, release, reset }
 /// Every local's lock (slots below the limit) and every victim lock of every pool, in the lock
 /// order (rotateLock held: no pool or slot appears meanwhile).
 func poolsForEachLock(_ r: UnsafeMutablePointer<PoolRegistry>, _ action: PoolLockAction) {
-  var it = r.pointee.head
+  var it = r.head.pointee
   while let p = it {
-    it = p.pointee.next
+    it = p.next.pointee
     for i in 0..<poolSlotLimit(r) {
       let l = poolLocalAt(p, i)
-      poolLockDo(&l.pointee.lock, action)
+      poolLockDo(l.lock, action)
       if action == .reset {
-        atomicStoreRelaxed32(&l.pointee.busy, 0)
-        atomicStoreRelaxed32(&l.pointee.revoke, 0)
+        atomicStoreRelaxed32(l.busy, 0)
+        atomicStoreRelaxed32(l.revoke, 0)
       }
     }
-    poolLockDo(&p.pointee.victimLock, action)
+    poolLockDo(p.victimLock, action)
   }
 }
 
@@ -718,10 +775,10 @@ package func _poolSlotForTesting() -> Int {
 /// refused: false), for tests; returns the old setting.
 package func _poolSetFastPathsForTesting(_ on: Bool) -> Bool {
   guard let r = existingPoolRegistry else { return false }
-  lockAcquire(&r.pointee.rotateLock)
-  defer { lockRelease(&r.pointee.rotateLock) }
-  let old = r.pointee.fastPaths
-  r.pointee.fastPaths = on && r.pointee.membarrier
+  lockAcquire(r.rotateLock)
+  defer { lockRelease(r.rotateLock) }
+  let old = r.fastPaths.pointee
+  r.fastPaths.pointee = on && r.membarrier.pointee
   return old
 }
 

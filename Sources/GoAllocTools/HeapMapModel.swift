@@ -30,10 +30,12 @@ public struct HeapMap: Sendable, Equatable {
 
   /// Where an in-use span is: owned by a thread (its current span or on its ready list), on its
   /// mcentral's partial list, full and owned by nobody ("full": floating), or a large object;
+  /// a freed large span kept whole for reuse ("idle": the heap's LargeCache or a thread's
+  /// LargeBins; its pages count as idle, as in MemStats' HeapIdle);
   /// the GC mode's collected spans: held by a thread's GC cache, swept with free slots, swept
   /// and full, not swept since the last collection, or a large collected object.
   public enum SpanState: String, Sendable, Equatable {
-    case cached, partial, full, large
+    case cached, partial, full, large, idle
     case gccached, gcpartial, gcfull, gcunswept, gclarge
     /// A GC mode span (collected objects).
     public var isCollected: Bool { rawValue.hasPrefix("gc") }
@@ -141,13 +143,15 @@ public struct HeapMap: Sendable, Equatable {
     public var arenas = 0
     public var spans = 0
     public var largeSpans = 0
-    public var inUseBytes = 0       // pages in spans
+    public var inUseBytes = 0       // pages in spans (idle spans not included: MemStats' HeapInuse)
+    public var idleSpans = 0        // freed large spans kept whole (state idle), not in `spans`
+    public var idleSpanBytes = 0    // their pages (in MemStats' HeapIdle with the free and released pages)
     public var allocatedBytes = 0   // allocated slots x slot size
     public var slots = 0
     public var allocatedSlots = 0
     public var freeBytes = 0        // free pages still backed by memory
     public var releasedBytes = 0    // free pages returned to the OS
-    public var mappedBytes: Int { inUseBytes + freeBytes + releasedBytes }
+    public var mappedBytes: Int { inUseBytes + idleSpanBytes + freeBytes + releasedBytes }
   }
 
   public var totals: Totals {
@@ -156,6 +160,9 @@ public struct HeapMap: Sendable, Equatable {
     for a in arenas {
       for r in a.regions {
         switch r {
+        case .span(let s) where s.state == .idle:
+          t.idleSpans += 1
+          t.idleSpanBytes += s.bytes
         case .span(let s):
           t.spans += 1
           if s.isLarge { t.largeSpans += 1 }
@@ -311,7 +318,7 @@ extension HeapMap {
         let large = SpanClass(index: r.spanclass).isLarge
         let state: SpanState = r.collected
           ? (large ? .gclarge : r.cached ? .gccached : r.unswept ? .gcunswept : r.onPartialList ? .gcpartial : .gcfull)
-          : (large ? .large : r.cached ? .cached : r.onPartialList ? .partial : .full)
+          : (large ? (r.idle ? .idle : .large) : r.cached ? .cached : r.onPartialList ? .partial : .full)
         arenas[arenas.count - 1].regions.append(.span(Span(
           base: r.base, npages: r.npages, spanClass: r.spanclass, elemSize: r.elemsize, nelems: r.nelems,
           allocated: r.allocated, state: state)))

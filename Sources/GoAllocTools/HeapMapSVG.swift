@@ -154,6 +154,7 @@ private struct SVGWriter {
     let share = t.inUseBytes > 0 ? " (\(percent(Double(t.allocatedBytes) / Double(t.inUseBytes))) of it)" : ""
     var line = "in use \(formatBytes(t.inUseBytes)) in \(t.spans) span\(t.spans == 1 ? "" : "s")"
     line += " · in allocated slots \(formatBytes(t.allocatedBytes))\(share)"
+    if t.idleSpans > 0 { line += " · \(t.idleSpans) idle large span\(t.idleSpans == 1 ? "" : "s") \(formatBytes(t.idleSpanBytes))" }
     line += " · free \(formatBytes(t.freeBytes)) · released \(formatBytes(t.releasedBytes))"
     line += " · \(t.arenas) arena\(t.arenas == 1 ? "" : "s") of \(formatBytes(map.arenas.first?.bytes ?? 0))"
     text(pad, y, line, size: 12)
@@ -385,6 +386,7 @@ private struct SVGWriter {
     let addr = "0x" + String(s.base, radix: 16)
     let pages = "\(s.npages) page\(s.npages == 1 ? "" : "s")"
     let gc = s.state.isCollected ? (s.spanClass & 1 == 1 ? "collected noscan " : "collected scan ") : ""
+    if s.state == .idle { return "\(addr): freed large span kept for reuse, \(pages) (\(formatBytes(s.bytes))), idle" }
     if s.isLarge { return "\(addr): \(gc)large object, \(pages) (\(formatBytes(s.bytes)))" }
     let what = s.isTiny ? "tiny blocks (16 B)" : "\(gc)class \(s.sizeClass) (\(s.elemSize) B slots)"
     return "\(addr): \(pages), \(what), \(s.allocated)/\(s.nelems) allocated (\(percent(s.fullness))), \(s.state.rawValue)"

@@ -20,6 +20,45 @@ import CGoAllocShim
     #expect(SpanClass.large(noscan: true).isLarge && SpanClass.large(noscan: true).noscan)
   }
 
+  /// Pool.swift reaches its structs' fields through pointers at fixed offsets (no whole-struct
+  /// accesses): each must be the field's own offset.
+  @Test func poolFieldPointersMatchTheLayouts() {
+    func off<S, T>(_ base: UnsafeMutablePointer<S>, _ f: UnsafeMutablePointer<T>) -> Int {
+      UnsafeMutableRawPointer(f) - UnsafeMutableRawPointer(base)
+    }
+    let r = UnsafeMutablePointer<PoolRegistry>.allocate(capacity: 1)
+    let p = UnsafeMutablePointer<PoolHeader>.allocate(capacity: 1)
+    let l = UnsafeMutablePointer<PoolLocal>.allocate(capacity: 1)
+    defer { r.deallocate(); p.deallocate(); l.deallocate() }
+    typealias R = PoolRegistry
+    typealias H = PoolHeader
+    typealias L = PoolLocal
+    let registry: [(Int, Int?)] = [
+      (off(r, r.lock), MemoryLayout<R>.offset(of: \R.lock)), (off(r, r.rotateLock), MemoryLayout<R>.offset(of: \R.rotateLock)),
+      (off(r, r.head), MemoryLayout<R>.offset(of: \R.head)), (off(r, r.free), MemoryLayout<R>.offset(of: \R.free)),
+      (off(r, r.slotBits), MemoryLayout<R>.offset(of: \R.slotBits)), (off(r, r.highSlot), MemoryLayout<R>.offset(of: \R.highSlot)),
+      (off(r, r.membarrier), MemoryLayout<R>.offset(of: \R.membarrier)), (off(r, r.fastPaths), MemoryLayout<R>.offset(of: \R.fastPaths)),
+      (off(r, r.ticks), MemoryLayout<R>.offset(of: \R.ticks)), (off(r, r.persistent), MemoryLayout<R>.offset(of: \R.persistent)),
+      (off(r, r.blocks), MemoryLayout<R>.offset(of: \R.blocks)),
+    ]
+    let header: [(Int, Int?)] = [
+      (off(p, p.size), MemoryLayout<H>.offset(of: \H.size)), (off(p, p.ctor), MemoryLayout<H>.offset(of: \H.ctor)),
+      (off(p, p.arg), MemoryLayout<H>.offset(of: \H.arg)), (off(p, p.next), MemoryLayout<H>.offset(of: \H.next)),
+      (off(p, p.prev), MemoryLayout<H>.offset(of: \H.prev)), (off(p, p.victimTop), MemoryLayout<H>.offset(of: \H.victim.top)),
+      (off(p, p.victimCount), MemoryLayout<H>.offset(of: \H.victim.count)), (off(p, p.victimLock), MemoryLayout<H>.offset(of: \H.victimLock)),
+      (off(p, p.created), MemoryLayout<H>.offset(of: \H.created)), (off(p, p.dropped), MemoryLayout<H>.offset(of: \H.dropped)),
+      (off(p, p.rotations), MemoryLayout<H>.offset(of: \H.rotations)), (off(p, p.magic), MemoryLayout<H>.offset(of: \H.magic)),
+    ]
+    let local: [(Int, Int?)] = [
+      (off(l, l.privateObj), MemoryLayout<L>.offset(of: \L.privateObj)), (off(l, l.busy), MemoryLayout<L>.offset(of: \L.busy)),
+      (off(l, l.revoke), MemoryLayout<L>.offset(of: \L.revoke)), (off(l, l.lock), MemoryLayout<L>.offset(of: \L.lock)),
+      (off(l, l.top), MemoryLayout<L>.offset(of: \L.top)), (off(l, l.count), MemoryLayout<L>.offset(of: \L.count)),
+      (off(l, l.spare), MemoryLayout<L>.offset(of: \L.spare)),
+    ]
+    for (i, (a, b)) in (registry + header + local).enumerated() { #expect(a == b, "field \(i): \(a) against \(String(describing: b))") }
+    #expect(MemoryLayout<PoolLocal>.stride == 64 && MemoryLayout<PoolHeader>.stride <= PoolHeader.localsOffset)
+  }
+
   @Test func fixedLayouts() {
     #expect(MCache.layoutIsConsistent)
     #expect(MemoryLayout<MCentral>.stride == 64)          // one central per cache line

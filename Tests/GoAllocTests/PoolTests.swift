@@ -45,14 +45,7 @@ func startThreads(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) -> () -> 
   return { for t in tids { pthread_join(t, nil) } }
 }
 
-/// Not under ThreadSanitizer for now: Pool.swift reaches its registry's fields through
-/// `UnsafeMutablePointer.pointee` under different locks (the rotation's tick counter under
-/// rotateLock, the chain blocks' allocator under the registry lock), and TSan's Swift access
-/// checks see two modify accesses of the whole registry from two threads (distinct fields: not a
-/// data race). To do: field pointers for those two, then this suite runs under TSan again.
-/// (The C-level pool tests, PoolCTests, run on the release library as before.)
-@Suite(.serialized, .enabled(if: goalloc_built_with_tsan() == 0, "registry field accesses look like whole-struct races to TSan's Swift access checks"))
-struct PoolTests {
+@Suite(.serialized) struct PoolTests {
   @Test("get makes a value when empty; a put value comes back as it was")
   func getPut() { _withExclusiveGlobalHeapForTesting {
     let pool = Pool<PoolItem> { PoolItem(owner: 0, id: 7) }
