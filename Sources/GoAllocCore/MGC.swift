@@ -89,7 +89,7 @@ public struct GCState {
   var trace = false
   var logFD: Int32 = -1          // GOALLOC_DEBUG=gclog: the collections' log (gcOpenLog)
   var lastClock: (UInt64, UInt64, UInt64) = (0, 0, 0)  // stop + sweep termination, mark, flip + restart (ns)
-  var lastCPU: UInt64 = 0      // the collector's CPU time in the pause (ns)
+  var lastCPU: UInt64 = 0      // CPU time in the pause: the collecting thread and the mark helpers (ns)
   var lastHeapStart: UInt64 = 0  // heapLive when the cycle began
   var lastHeapEnd: UInt64 = 0    // heapLive after the flip
   var lastThreads: Int = 0
@@ -306,7 +306,8 @@ func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCStat
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_POST_START_WORLD))
   gc.pointee.lastClock = (t1 - t0, t2 - t1, t3 - t2)
   let cpu1 = goalloc_thread_cputime()
-  gc.pointee.lastCPU = cpu1 > cpu0 ? cpu1 - cpu0 : 0
+  // The collecting thread's and the mark helpers' (they all finished: gcWaitWorkers).
+  gc.pointee.lastCPU = (cpu1 > cpu0 ? cpu1 - cpu0 : 0) &+ atomicExchange64(&gc.pointee.workers.pointee.cpuNs, 0)
   let n = Int(atomicLoad32(&gc.pointee.numGC))
   gc.pointee.pauseNs[n % GCState.pauseRing] = t3 - t0
   gc.pointee.pauseEnd[n % GCState.pauseRing] = goalloc_walltime()

@@ -27,6 +27,7 @@ struct GCWorkers {
   var join: UInt64 = 0       // atomic: this round's gen << 32 | closed bit 31 | helpers joined
   var startGen: UInt32 = 0   // gen when the helpers were started
   var failed = false         // a thread could not be created: no more tries
+  var cpuNs: UInt64 = 0      // atomic: the helpers' CPU time in marking (gctrace's cpu)
   static let parkNanos: UInt64 = 1_000_000_000
 }
 
@@ -122,7 +123,10 @@ func gcWorkerMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
       if atomicCAS64(&ws.pointee.join, j, j &+ 1) { joined = true; break }
     }
     if !joined { continue }
+    let cpu0 = goalloc_thread_cputime()
     gc.gcHelperMark(id)
+    let cpu1 = goalloc_thread_cputime()
+    if cpu1 > cpu0 { _ = atomicAdd64(&ws.pointee.cpuNs, cpu1 - cpu0) }
     _ = atomicAdd32(&ws.pointee.done, 1)
     goalloc_futex_wake(&ws.pointee.done, 1)
   }

@@ -49,7 +49,7 @@ struct goalloc_gctrace {
   uint64_t since_ns;      // since the GC mode started
   uint64_t percent;       // pause time so far / time since the GC mode started, in percent
   uint64_t clock_ns[3];   // stop + sweep termination, mark, flip + restart
-  uint64_t cpu_ns;        // the collecting thread's CPU time in the pause
+  uint64_t cpu_ns;        // CPU time in the pause: the collecting thread and the mark helpers
   uint64_t heap_start, heap_end, heap_marked, goal, stacks, globals;  // bytes
   uint64_t procs;         // threads stopped, and the collector
   int forced;             // goalloc_gc_collect (GC_gcollect)
