@@ -68,6 +68,42 @@ struct SpecialsEntry {
   var nextFree: UInt32 = 0
 }
 
+/// The spans with specials, in table order (mark termination's walks, MGCSpecialsMark): a
+/// span's entry may be released while the walk is at it.
+struct SpecialSpans {
+  let sp: UnsafeMutablePointer<SpecialsState>
+  var i = 0
+  init(_ sp: UnsafeMutablePointer<SpecialsState>) { self.sp = sp }
+  /// The next span with specials, and its first record.
+  mutating func next() -> (span: SpanPtr, head: SpecialPtr?)? {
+    while true {
+      i += 1
+      if i >= sp.pointee.used { return nil }
+      let e = sp.pointee.table.unsafelyUnwrapped + i
+      if let s = e.pointee.span { return (s, e.pointee.head) }
+    }
+  }
+}
+
+/// Every record of every span with specials, read where it is (none is taken off meanwhile).
+struct SpecialRecords {
+  var spans: SpecialSpans
+  var span: SpanPtr? = nil
+  var at: SpecialPtr? = nil
+  init(_ sp: UnsafeMutablePointer<SpecialsState>) { spans = SpecialSpans(sp) }
+  mutating func next() -> (span: SpanPtr, record: SpecialPtr)? {
+    while true {
+      if let r = at, let s = span {
+        at = r.pointee.next
+        return (s, r)
+      }
+      guard let n = spans.next() else { return nil }
+      span = n.span
+      at = n.head
+    }
+  }
+}
+
 /// The specials of the process-wide heap, mapped on first use.
 struct SpecialsState {
   var _first: UInt64 = 0

@@ -58,25 +58,18 @@ extension UnsafeMutablePointer where Pointee == GCState {
 
   /// Step 1 (without the arguments of registered cleanups for the cleanup check).
   func markSpecialRoots(_ h: UnsafeMutablePointer<MHeap>, _ sp: UnsafeMutablePointer<SpecialsState>, cleanupArgs: Bool) {
-    let table = sp.pointee.table
-    var i = 1
-    while i < sp.pointee.used {
-      defer { i += 1 }
-      guard let s = table.unsafelyUnwrapped[i].span else { continue }
-      var it = table.unsafelyUnwrapped[i].head
-      while let r = it {
-        it = r.pointee.next
-        switch r.pointee.kind {
-        case SpecialKind.finalizer:
-          greyWord(h, r.pointee.arg)
-          if r.pointee.flags & SpecialFlag.orderMask == SpecialFlag.orderGo && !s.spanClass.noscan {
-            let o = s.object(r.pointee.offset)
-            marker0.scanRange(o.base, o.base &+ UInt(s.pointee.elemsize))
-          }
-        case SpecialKind.cleanup: if cleanupArgs { greyWord(h, r.pointee.arg) }
-        case SpecialKind.weak: greyWord(h, r.pointee.arg)
-        default: break
+    var walk = SpecialRecords(sp)
+    while let (s, r) = walk.next() {
+      switch r.pointee.kind {
+      case SpecialKind.finalizer:
+        greyWord(h, r.pointee.arg)
+        if r.pointee.flags & SpecialFlag.orderMask == SpecialFlag.orderGo && !s.spanClass.noscan {
+          let o = s.object(r.pointee.offset)
+          marker0.scanRange(o.base, o.base &+ UInt(s.pointee.elemsize))
         }
+      case SpecialKind.cleanup: if cleanupArgs { greyWord(h, r.pointee.arg) }
+      case SpecialKind.weak: greyWord(h, r.pointee.arg)
+      default: break
       }
     }
     var q = sp.pointee.runHead
@@ -99,27 +92,20 @@ extension UnsafeMutablePointer where Pointee == GCState {
   /// only by cleanup arguments (its own or another's), so its cleanups can never run: one line
   /// each, once per record.
   func checkCleanupArgs(_ h: UnsafeMutablePointer<MHeap>, _ sp: UnsafeMutablePointer<SpecialsState>) {
-    let table = sp.pointee.table
     for pass in 0..<3 {  // note the unmarked, mark the arguments, look again
-      var i = 1
-      while i < sp.pointee.used {
-        defer { i += 1 }
-        guard let s = table.unsafelyUnwrapped[i].span else { continue }
-        var it = table.unsafelyUnwrapped[i].head
-        while let r = it {
-          it = r.pointee.next
-          if r.pointee.kind != SpecialKind.cleanup { continue }
-          let o = s.object(r.pointee.offset)
-          if pass == 0 {
-            if !s.isMarked(o.index) && r.pointee.flags & SpecialFlag.reported == 0 { r.pointee.flags |= SpecialFlag.suspect }
-          } else if pass == 1 {
-            greyWord(h, r.pointee.arg)
-          } else if r.pointee.flags & SpecialFlag.suspect != 0 {
-            r.pointee.flags &= ~SpecialFlag.suspect
-            if s.isMarked(o.index) {
-              r.pointee.flags |= SpecialFlag.reported
-              report("gc: cleanupcheck", "an object with a cleanup is reachable only from cleanup arguments (its cleanups can never run)", o.base)
-            }
+      var walk = SpecialRecords(sp)
+      while let (s, r) = walk.next() {
+        if r.pointee.kind != SpecialKind.cleanup { continue }
+        let o = s.object(r.pointee.offset)
+        if pass == 0 {
+          if !s.isMarked(o.index) && r.pointee.flags & SpecialFlag.reported == 0 { r.pointee.flags |= SpecialFlag.suspect }
+        } else if pass == 1 {
+          greyWord(h, r.pointee.arg)
+        } else if r.pointee.flags & SpecialFlag.suspect != 0 {
+          r.pointee.flags &= ~SpecialFlag.suspect
+          if s.isMarked(o.index) {
+            r.pointee.flags |= SpecialFlag.reported
+            report("gc: cleanupcheck", "an object with a cleanup is reachable only from cleanup arguments (its cleanups can never run)", o.base)
           }
         }
       }
@@ -129,11 +115,9 @@ extension UnsafeMutablePointer where Pointee == GCState {
 
   /// Step 2.
   func clearWeak(_ h: UnsafeMutablePointer<MHeap>, _ sp: UnsafeMutablePointer<SpecialsState>) {
-    let table = sp.pointee.table
-    var i = 1
-    while i < sp.pointee.used {
-      defer { i += 1 }
-      guard let s = table.unsafelyUnwrapped[i].span, var at = sp.listHead(s) else { continue }
+    var spans = SpecialSpans(sp)
+    while let (s, _) = spans.next() {
+      guard var at = sp.listHead(s) else { continue }
       while let r = at.pointee {
         let k = r.pointee.kind
         let short = k == SpecialKind.weak || (k == SpecialKind.link && r.pointee.flags & SpecialFlag.long == 0)
@@ -150,30 +134,23 @@ extension UnsafeMutablePointer where Pointee == GCState {
 
   /// Step 3.
   func markOrderedReferents(_ h: UnsafeMutablePointer<MHeap>, _ sp: UnsafeMutablePointer<SpecialsState>) {
-    let table = sp.pointee.table
-    var i = 1
-    while i < sp.pointee.used {
-      defer { i += 1 }
-      guard let s = table.unsafelyUnwrapped[i].span, !s.spanClass.noscan else { continue }
-      var it = table.unsafelyUnwrapped[i].head
-      while let r = it {
-        it = r.pointee.next
-        if r.pointee.kind != SpecialKind.finalizer { continue }
-        let order = r.pointee.flags & SpecialFlag.orderMask
-        if order != SpecialFlag.orderAfterLinks && order != SpecialFlag.ignoreSelf { continue }
-        let o = s.object(r.pointee.offset)
-        if s.isMarked(o.index) { continue }
-        let end = o.base &+ UInt(s.pointee.elemsize)
-        if order == SpecialFlag.orderAfterLinks {
-          marker0.scanRange(o.base, end)
-          continue
-        }
-        var p = o.base
-        while p < end {
-          let v = UnsafePointer<UInt>(bitPattern: p).unsafelyUnwrapped.pointee
-          if v < o.base || v >= end { greyWord(h, v) }
-          p &+= 8
-        }
+    var walk = SpecialRecords(sp)
+    while let (s, r) = walk.next() {
+      if s.spanClass.noscan || r.pointee.kind != SpecialKind.finalizer { continue }
+      let order = r.pointee.flags & SpecialFlag.orderMask
+      if order != SpecialFlag.orderAfterLinks && order != SpecialFlag.ignoreSelf { continue }
+      let o = s.object(r.pointee.offset)
+      if s.isMarked(o.index) { continue }
+      let end = o.base &+ UInt(s.pointee.elemsize)
+      if order == SpecialFlag.orderAfterLinks {
+        marker0.scanRange(o.base, end)
+        continue
+      }
+      var p = o.base
+      while p < end {
+        let v = UnsafePointer<UInt>(bitPattern: p).unsafelyUnwrapped.pointee
+        if v < o.base || v >= end { greyWord(h, v) }
+        p &+= 8
       }
     }
   }
@@ -181,11 +158,9 @@ extension UnsafeMutablePointer where Pointee == GCState {
   /// Step 4.
   func queueFinalizers(_ h: UnsafeMutablePointer<MHeap>, _ sp: UnsafeMutablePointer<SpecialsState>) {
     var fresh: SpecialPtr? = nil, last: SpecialPtr? = nil
-    let table = sp.pointee.table
-    var i = 1
-    while i < sp.pointee.used {
-      defer { i += 1 }
-      guard let s = table.unsafelyUnwrapped[i].span, var at = sp.listHead(s) else { continue }
+    var spans = SpecialSpans(sp)
+    while let (s, _) = spans.next() {
+      guard var at = sp.listHead(s) else { continue }
       while let r = at.pointee {
         if r.pointee.kind != SpecialKind.finalizer { at = r.link; continue }
         let o = s.object(r.pointee.offset)
@@ -208,11 +183,9 @@ extension UnsafeMutablePointer where Pointee == GCState {
 
   /// Step 5.
   func queueCleanups(_ h: UnsafeMutablePointer<MHeap>, _ sp: UnsafeMutablePointer<SpecialsState>) {
-    let table = sp.pointee.table
-    var i = 1
-    while i < sp.pointee.used {
-      defer { i += 1 }
-      guard let s = table.unsafelyUnwrapped[i].span, var at = sp.listHead(s) else { continue }
+    var spans = SpecialSpans(sp)
+    while let (s, _) = spans.next() {
+      guard var at = sp.listHead(s) else { continue }
       while let r = at.pointee {
         if s.isMarked(s.object(r.pointee.offset).index) { at = r.link; continue }
         _ = sp.unlink(s, at)
