@@ -8,12 +8,7 @@ import Testing
 struct GCSpecialsTests {
   static func run(_ scenario: String, _ extra: [String] = [], environment: [String: String] = [:],
                   timeout: Double = 180) async throws -> ProcessResult {
-    let lib = try Paths.requireLibrary()
-    let include = Paths.packageRoot.appendingPathComponent("include").path
-    let exe = try await FixtureBuilder.shared.executable(
-      name: "gcspecials", source: try Paths.fixture("gcspecials.c"), compiler: "cc",
-      flags: ["-O1", "-pthread", "-fno-builtin", "-g", "-I", include],
-      libraries: [lib.path, "-Wl,-rpath," + lib.deletingLastPathComponent().path])
+    let exe = try await FixtureBuilder.shared.linkedToLibrary("gcspecials")
     return try await Subprocess.run(exe.path, [scenario] + extra, preload: .goalloc, environment: environment,
                                     timeout: timeout)
   }

@@ -5,14 +5,7 @@ import Testing
 
 @Suite("GC mode: collection through the C API")
 struct GCTests {
-  static func executable() async throws -> URL {
-    let lib = try Paths.requireLibrary()
-    let include = Paths.packageRoot.appendingPathComponent("include").path
-    return try await FixtureBuilder.shared.executable(
-      name: "gc", source: try Paths.fixture("gc.c"), compiler: "cc",
-      flags: ["-O1", "-pthread", "-fno-builtin", "-g", "-I", include],
-      libraries: [lib.path, "-Wl,-rpath," + lib.deletingLastPathComponent().path, "-ldl"])
-  }
+  static func executable() async throws -> URL { try await FixtureBuilder.shared.linkedToLibrary("gc") }
 
   static func run(_ scenario: String, _ extra: [String] = [], environment: [String: String] = [:],
                   timeout: Double = 120) async throws -> ProcessResult {
@@ -46,9 +39,7 @@ struct GCTests {
   }
 
   static func expectAllOK(_ r: ProcessResult, atLeast n: Int, sourceLocation: SourceLocation = #_sourceLocation) {
-    #expect(r.exitedCleanly, "\(r)", sourceLocation: sourceLocation)
-    let ok = r.stdoutLines.filter { $0.hasPrefix("ok ") }.count
-    #expect(ok >= n && !r.stdout.contains("FAIL"), "\(r)", sourceLocation: sourceLocation)
+    expectScenarioOK(r, atLeast: n, sourceLocation: sourceLocation)
   }
 
   @Test("kept from a global, a deep stack frame, another GC object, an uncollectable object, an added root, another thread's stack; reclaimed once dropped")

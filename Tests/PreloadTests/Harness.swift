@@ -267,6 +267,13 @@ enum Subprocess {
 
 /// Compiles each fixture once per test process into the scratch folder (concurrent requests
 /// for the same fixture share one compilation).
+/// A scenario fixture's verdict: it exited cleanly, printed at least n `ok ` lines and no `FAIL`.
+func expectScenarioOK(_ r: ProcessResult, atLeast n: Int, sourceLocation: SourceLocation = #_sourceLocation) {
+  #expect(r.exitedCleanly, "\(r)", sourceLocation: sourceLocation)
+  let ok = r.stdoutLines.filter { $0.hasPrefix("ok ") }.count
+  #expect(ok >= n && !r.stdout.contains("FAIL"), "\(r)", sourceLocation: sourceLocation)
+}
+
 actor FixtureBuilder {
   static let shared = FixtureBuilder()
   private var builds: [String: Task<URL, any Error>] = [:]
@@ -283,6 +290,17 @@ actor FixtureBuilder {
 
   /// The executable `name` built from `src` by `compiler` (a name on PATH, or a path) with
   /// `flags`, linked with `libraries`; built once per process for each compiler, source and flags.
+  /// A C fixture written against goalloc.h's own API (the GC mode, pools) and linked with
+  /// libgoalloc.so: `Fixtures/<name>.c`, built as `executable(_:)` builds.
+  func linkedToLibrary(_ name: String) async throws -> URL {
+    let lib = try Paths.requireLibrary()
+    let include = Paths.packageRoot.appendingPathComponent("include").path
+    return try await executable(
+      name: name, source: try Paths.fixture(name + ".c"), compiler: "cc",
+      flags: ["-O1", "-pthread", "-fno-builtin", "-g", "-I", include],
+      libraries: [lib.path, "-Wl,-rpath," + lib.deletingLastPathComponent().path, "-ldl"])
+  }
+
   func executable(name: String, source src: URL, compiler: String, flags: [String],
                   libraries: [String] = []) async throws -> URL {
     let key = ([compiler, src.path] + flags + libraries).joined(separator: " ")

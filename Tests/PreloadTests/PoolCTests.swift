@@ -7,20 +7,13 @@ import Testing
 @Suite("Pools: the C API")
 struct PoolCTests {
   static func run(_ scenario: String, timeout: Double = 120) async throws -> ProcessResult {
-    let lib = try Paths.requireLibrary()
-    let include = Paths.packageRoot.appendingPathComponent("include").path
-    let exe = try await FixtureBuilder.shared.executable(
-      name: "pool", source: try Paths.fixture("pool.c"), compiler: "cc",
-      flags: ["-O1", "-pthread", "-fno-builtin", "-g", "-I", include],
-      libraries: [lib.path, "-Wl,-rpath," + lib.deletingLastPathComponent().path, "-ldl"])
+    let exe = try await FixtureBuilder.shared.linkedToLibrary("pool")
     return try await Subprocess.run(exe.path, [scenario], preload: .goalloc,
                                     environment: ["GOALLOC_DEBUG": "scavenger=0"], timeout: timeout)
   }
 
   static func expectAllOK(_ r: ProcessResult, atLeast n: Int, sourceLocation: SourceLocation = #_sourceLocation) {
-    #expect(r.exitedCleanly, "\(r)", sourceLocation: sourceLocation)
-    let ok = r.stdoutLines.filter { $0.hasPrefix("ok ") }.count
-    #expect(ok >= n && !r.stdout.contains("FAIL"), "\(r)", sourceLocation: sourceLocation)
+    expectScenarioOK(r, atLeast: n, sourceLocation: sourceLocation)
   }
 
   @Test("get, put, init, stats, NULL arguments, destroy (twice: one line)")
