@@ -94,7 +94,7 @@ struct GCTests {
   @Test("random allocate/drop/free/realloc/collect interleavings keep every held object, in each sweep mode and with the object queue",
         arguments: ["gcsweep=ondemand", "gcsweep=lazy", "gcsweep=eager", "gcobjqueue=1"])
   func sweepFuzz(mode: String) async throws {
-    Self.expectAllOK(try await Self.run("fuzz", ["60000"], environment: ["GOALLOC_DEBUG": mode]), atLeast: 3)
+    Self.expectAllOK(try await Self.run("fuzz", ["60000"], environment: ["GOALLOC_DEBUG": mode], timeout: 300), atLeast: 3)
   }
 
   @Test("threads allocate and free while the main thread collects: refills meet unswept spans",
