@@ -8,8 +8,8 @@
 //                  collector through the Boehm layer (Sources/CGoAllocABI/bdwgc.c)
 //   goalloc-objq   GoAlloc with GOALLOC_DEBUG=gcobjqueue=1: a classic object queue instead of
 //                  Green Tea's span queue (what the span queue buys)
-//   goalloc-eager  GoAlloc with GOALLOC_DEBUG=gcsweep=eager: the whole sweep in the pause (what
-//                  the lazy sweep buys)
+//   goalloc-lazy   GoAlloc with GOALLOC_DEBUG=gcsweep=lazy: the sweep left to allocation and the
+//                  background sweeper, Go's design (the default, `goalloc`, sweeps in the pause)
 //   goalloc-1      GoAlloc with GOALLOC_GC_PROCS=1: one mark worker (what parallel marking buys)
 //   go             Go's own collector: Benchmarks/go/gcwork.go, the same work in Go (when `go` is
 //                  installed; gcbench, binarytrees and gc17)
@@ -208,7 +208,7 @@ struct GCCollector {
     GCCollector(name: "goalloc", preloadGoAlloc: true),
     GCCollector(name: "goalloc-1", preloadGoAlloc: true, env: [("GOALLOC_GC_PROCS", "1")]),
     GCCollector(name: "goalloc-objq", preloadGoAlloc: true, env: [("GOALLOC_DEBUG", "gcobjqueue=1")]),
-    GCCollector(name: "goalloc-eager", preloadGoAlloc: true, env: [("GOALLOC_DEBUG", "gcsweep=eager")]),
+    GCCollector(name: "goalloc-lazy", preloadGoAlloc: true, env: [("GOALLOC_DEBUG", "gcsweep=lazy")]),
     GCCollector(name: "go", kind: .go),
     GCCollector(name: "glibc", kind: .explicitFree),
     GCCollector(name: "goalloc-free", kind: .explicitFree, preloadGoAlloc: true),
@@ -265,7 +265,7 @@ struct GCResults {
       case "bdwgc-1": return "`bdwgc-1` (GC_MARKERS=1: one marking thread)"
       case "goalloc": return "`goalloc` (the same binary, LD_PRELOAD=libgoalloc.so)"
       case "goalloc-objq": return "`goalloc-objq` (GOALLOC_DEBUG=gcobjqueue=1: an object queue, not Green Tea's span queue)"
-      case "goalloc-eager": return "`goalloc-eager` (GOALLOC_DEBUG=gcsweep=eager: the sweep in the pause)"
+      case "goalloc-lazy": return "`goalloc-lazy` (GOALLOC_DEBUG=gcsweep=lazy: the sweep out of the pause)"
       case "goalloc-1": return "`goalloc-1` (GOALLOC_GC_PROCS=1: one mark worker)"
       case "go": return "`go` (Benchmarks/go/gcwork.go: the same work in Go, its collector at GOGC=100)"
       case "goalloc-free": return "`goalloc-free` (the explicit-free build on GoAlloc's malloc/free)"
