@@ -14,7 +14,10 @@
 // grows by its free bytes (Go's accounting). While the span in hand is in no slot it sits in the
 // cache's handoff word, so the collector's flip sweeps it with the slots.
 // Sizes: C's alignment (malloc mode: 16 B for 16 B and more); scan objects are zeroed, noscan
-// ones are not (bdwgc's GC_malloc_atomic). More than 32 KiB: a span of its own, zeroed whole if
+// ones are not (bdwgc's GC_malloc_atomic). Zeroing: a refill that takes a scan span with
+// needzero set zeroes all its free slots there (runs of them at once, inside the critical
+// section) and clears needzero, so only a span swept at the flip while held (needzero set
+// again) zeroes object by object until its next refill. More than 32 KiB: a span of its own, zeroed whole if
 // scanned (a conservative scan reads all of it).
 // Explicit free (goalloc_gc_free, and free() of a collected object, which arrives here from
 // Free.swift because a collected span is never at home in an mcache): a bit in the span's
