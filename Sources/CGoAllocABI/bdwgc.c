@@ -27,11 +27,13 @@ typedef int (*GC_stop_func)(void);
 
 size_t goalloc_malloc_usable_size(void *);
 void goalloc_bdwgc_finalizers_due(void);         // bdwgc_finalize.c
-uint32_t *goalloc_specials_bdwgc_counters(void);  // [0]: bdwgc finalizers queued
+// goalloc_specials_bdwgc_counters()'s array (specials.c, this library): [0] bdwgc finalizers
+// queued. Read here directly: every GC_malloc checks it.
+extern __attribute__((visibility("hidden"))) uint32_t goalloc_bdwgc_counters_[2];
 
 /// bdwgc runs queued finalizers (or calls its notifier) from its allocation calls; so do these.
-static void *fin_check(void *p) {
-  if (__builtin_expect(__atomic_load_n(goalloc_specials_bdwgc_counters(), __ATOMIC_RELAXED) != 0, 0))
+static inline void *fin_check(void *p) {
+  if (__builtin_expect(__atomic_load_n(&goalloc_bdwgc_counters_[0], __ATOMIC_RELAXED) != 0, 0))
     goalloc_bdwgc_finalizers_due();
   return p;
 }

@@ -43,5 +43,6 @@ void goalloc_specials_wait(uint32_t *addr, uint32_t expected, uint64_t ns) {
   errno = saved;
 }
 
-static uint32_t bdwgc_counters[2];
-uint32_t *goalloc_specials_bdwgc_counters(void) { return bdwgc_counters; }
+// Hidden, not static: GC_malloc and its family (bdwgc.c, in the same library) read [0] inline.
+__attribute__((visibility("hidden"))) uint32_t goalloc_bdwgc_counters_[2];
+uint32_t *goalloc_specials_bdwgc_counters(void) { return goalloc_bdwgc_counters_; }

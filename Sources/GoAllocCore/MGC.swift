@@ -128,9 +128,14 @@ nonisolated(unsafe) var gcInitLock: LockWord = 0
 nonisolated(unsafe) var gcStateWord: UInt = 0
 
 extension UnsafeMutablePointer where Pointee == MHeap {
-  /// The GC state, created on first use (nil when the OS refuses memory).
-  func gcState() -> UnsafeMutablePointer<GCState>? {
+  /// The GC state, created on first use (nil when the OS refuses memory). Inline: every GC
+  /// allocation asks (one load once it exists).
+  @inline(__always) func gcState() -> UnsafeMutablePointer<GCState>? {
     if let g = gcExisting { return g }
+    return gcCreateState()
+  }
+
+  @inline(never) func gcCreateState() -> UnsafeMutablePointer<GCState>? {
     lockAcquire(&gcInitLock)
     defer { lockRelease(&gcInitLock) }
     if let g = gcExisting { return g }

@@ -309,6 +309,7 @@ extension UnsafeMutablePointer where Pointee == GCMarker {
         continue
       }
       let s = SpanPtr(bitPattern: q.popFirst()).unsafelyUnwrapped
+      if q.pointee.count > 0 { goalloc_prefetch(q.pointee.items[q.pointee.head]) }  // the next span
       if pointee.parallel {
         atomicStoreSeqCst8(&s.pointee.gcqueued, 0)
       } else {
@@ -333,6 +334,8 @@ extension UnsafeMutablePointer where Pointee == GCMarker {
         let i = UInt(w &<< 6 &+ todo.trailingZeroBitCount)
         todo &= todo &- 1
         let p = base &+ i &* es
+        // The next object's memory, while this one is scanned (the mark waits on memory).
+        if todo != 0 { goalloc_prefetch(base &+ UInt(w &<< 6 &+ todo.trailingZeroBitCount) &* es) }
         pointee.objectsScanned += 1
         scanRange(p, p &+ es)
       }

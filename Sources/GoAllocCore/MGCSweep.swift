@@ -58,7 +58,10 @@ extension UnsafeMutablePointer where Pointee == GCState {
       let lo = w &<< 6
       var allocated = s.allocWord(w).pointee
       if fi >= lo &+ 64 { allocated = ~0 } else if fi > lo { allocated |= (1 &<< UInt64(fi &- lo)) &- 1 }
-      let freed = atomicExchange64(s.freeWord(w), 0)
+      // (No locked exchange for a word without frees, the usual case: a free that lands after
+      // the load stays in freeBits for the next sweep, as one after the exchange would.)
+      let fw = s.freeWord(w)
+      let freed = atomicLoadRelaxed64(fw) == 0 ? 0 : atomicExchange64(fw, 0)
       if _slowPath(freed & ~allocated != 0) {
         // Freed twice (the first free was applied by an earlier sweep).
         h.badFree("goalloc_gc_free", "double free detected (found by sweep)",

@@ -14,7 +14,10 @@
 // grows by its free bytes (Go's accounting). While the span in hand is in no slot it sits in the
 // cache's handoff word, so the collector's flip sweeps it with the slots.
 // Sizes: C's alignment (malloc mode: 16 B for 16 B and more); scan objects are zeroed, noscan
-// ones are not (bdwgc's GC_malloc_atomic). More than 32 KiB: a span of its own, zeroed whole if
+// ones are not (bdwgc's GC_malloc_atomic). Zeroing: a refill that takes a scan span with
+// needzero set zeroes all its free slots there (runs of them at once, inside the critical
+// section) and clears needzero, so only a span swept at the flip while held (needzero set
+// again) zeroes object by object until its next refill. More than 32 KiB: a span of its own, zeroed whole if
 // scanned (a conservative scan reads all of it).
 // Explicit free (goalloc_gc_free, and free() of a collected object, which arrives here from
 // Free.swift because a collected span is never at home in an mcache): a bit in the span's
@@ -70,6 +73,13 @@ func gcMalloc(_ size: Int, noscan: Bool) -> UnsafeMutableRawPointer? {
     goalloc_gc_enter_busy()
     slot.pointee = ns
     handoff.pointee = nil
+    // Scan objects are handed out zeroed: a span that needs it is zeroed here, its free slots
+    // in runs, once, instead of object by object below (inside the section: a flip cannot
+    // free more of its slots meanwhile and set needzero again).
+    if !noscan && ns.pointee.needzero != 0 {
+      gcZeroFreeSlots(ns)
+      ns.pointee.needzero = 0
+    }
   }
   goalloc_gc_leave_busy()
   let es = classSize(sc)
@@ -77,6 +87,40 @@ func gcMalloc(_ size: Int, noscan: Bool) -> UnsafeMutableRawPointer? {
   counterBump(GCCache.counter(g, GCCache.bytes), UInt64(es))
   if zero && !noscan { goalloc_memset(UnsafeMutableRawPointer(bitPattern: p), 0, es) }
   return UnsafeMutableRawPointer(bitPattern: p)
+}
+
+/// Zeroes every free slot of small span s (slots at or past freeindex whose alloc bit is
+/// clear), a run of adjacent free slots with one memset. s is the caller's (a GC cache's, in
+/// its critical section).
+@inline(never)
+func gcZeroFreeSlots(_ s: SpanPtr) {
+  let n = s.pointee.nelems, es = s.pointee.elemsize, base = s.pointee.startAddr
+  var i = s.pointee.freeindex
+  while i < n {
+    // The first free slot at or after i.
+    let w = i &>> 6
+    let free = ~s.allocWord(w).pointee & (~UInt64(0) &<< UInt64(i & 63))
+    if free == 0 {
+      i = (w &+ 1) &<< 6
+      continue
+    }
+    let start = w &<< 6 &+ free.trailingZeroBitCount
+    if start >= n { return }
+    // The first allocated slot after it (slots past nelems read as allocated).
+    var j = start
+    while j < n {
+      let wj = j &>> 6
+      let used = s.allocWord(wj).pointee & (~UInt64(0) &<< UInt64(j & 63))
+      if used != 0 {
+        j = wj &<< 6 &+ used.trailingZeroBitCount
+        break
+      }
+      j = (wj &+ 1) &<< 6
+    }
+    let end = min(j, n)
+    goalloc_memset(UnsafeMutableRawPointer(bitPattern: base &+ UInt(start &* es)), 0, (end &- start) &* es)
+    i = end
+  }
 }
 
 /// The refill's hook for the pacer: starts a cycle when heapLive reached the goal. (Stage 2:

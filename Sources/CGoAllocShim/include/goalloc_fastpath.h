@@ -112,6 +112,8 @@ static inline __attribute__((always_inline)) void goalloc_signal_fence(void) {
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 static inline __attribute__((always_inline)) void goalloc_memset(void *p, int c, size_t n) { __builtin_memset(p, c, n); }
+/// A hint that p will be read soon (the mark's next object: MGCMark.scanSpan).
+static inline __attribute__((always_inline)) void goalloc_prefetch(uintptr_t p) { __builtin_prefetch((const void *)p); }
 static inline __attribute__((always_inline)) void goalloc_memcpy(void *d, const void *s, size_t n) { __builtin_memcpy(d, s, n); }
 
 #ifdef __cplusplus
