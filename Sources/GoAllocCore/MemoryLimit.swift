@@ -12,7 +12,7 @@
 //     (placeSparse). A refill takes the ready list first (oldest first, passing over nearly full
 //     spans as always), then the newest sparse span (the one that crossed 1/8 last: the fullest,
 //     roughly), then the mcentral: allocation gathers in the fuller spans and the sparser ones
-//     are left to empty. (Measured on memchurn.c: at 1/2 instead of 1/8, 0.5 MiB more at the
+//     are left to empty. (Measured on memchurn.c: at 1/2 instead of 1/8, 0.6 MiB more at the
 //     peak. A fullest-first choice over every span, simulated, came out about 2% lower in peak
 //     pages than these two lists, and scanning the list at each refill made the run 2.5 times
 //     slower; nor did holding back, in the span a refill takes, the free slots of its kernel
@@ -21,7 +21,7 @@
 //     which releases it to the OS at once.
 //   - the kernel pages of a sparse span that hold only free slots (or its tail) are released
 //     (`releaseFreePages`): all of them when it turns sparse, then those of each slot freed into
-//     it (near the limit already, not only over it: 0.3 MiB less at memchurn's peak). A released slot's free mark (word 1) reads zero; a double free of it is
+//     it (near the limit already, not only over it: 0.1 MiB less at memchurn's peak). A released slot's free mark (word 1) reads zero; a double free of it is
 //     then caught by the span's bitmaps instead: at once by a lean owner, else at the owner's next
 //     fold or when a list holding it is flushed.
 //     Slots of 16..64 B seldom free a whole 4 KiB page; those of 1 KiB and more often do.
