@@ -25,7 +25,7 @@
 // back to the mcentral (the mheap can reuse its pages), unless the thread filled it itself and it
 // is the class's only ready span.
 // Refill order: the ready list (passing over up to `readySkips` spans with under 1/8 of their
-// slots free), then the sparse list (spans at least half free, filled only near the memory
+// slots free), then the sparse list (spans at least 1/8 free, filled only near the memory
 // limit: MemoryLimit.swift), then the mcentral.
 // `releaseAll` hands every span back (thread exit, fork child), binned large ones included;
 // `destroy` also flushes the counters into the heap.

@@ -15,7 +15,7 @@
 // and in any run length, in the background tick and synchronously before the heap grows.
 // `releaseAll` (goalloc_release_free_memory, malloc_trim) does the same on demand. A scavenge
 // (but for the gradual one of a tick) first takes back every thread's LargeBins.
-// `nearLimit` (set at 7/8 of the limit, cleared below 3/4, recomputed whenever the heap takes or
+// `nearLimit` (set at 13/16 of the limit, cleared below 3/4, recomputed whenever the heap takes or
 // gives back a span; never set while the live objects, measured each tick, fill 15/16 of the
 // limit) says the heap is near its limit; then a span given back to the page heap is released at
 // once (`freeSpan`), the LargeCache and the mcentrals keep no free span, and the threads' caches
@@ -49,7 +49,7 @@ public struct ScavengerState {
   var peakPages = 0               // decaying recent peak of in-use pages
   var ticks = 0
   var memLimit: UInt64 = 0        // atomic: bytes; 0 = none
-  var nearLimit: UInt32 = 0       // atomic: 0; 1 near memLimit (from 7/8 of it down to 3/4); 2 over it
+  var nearLimit: UInt32 = 0       // atomic: 0; 1 near memLimit (from 13/16 of it down to 3/4); 2 over it
   var releasedAtFree: UInt64 = 0  // atomic: bytes of spans released as they were freed (near the limit)
   var releasedInSpans: UInt64 = 0 // atomic: bytes of free slots' pages released inside spans (over it)
   var liveBytes: UInt64 = 0       // atomic: HeapAlloc at the last tick (with a limit only)
@@ -122,7 +122,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// Do the heap's spans and free pages not released add up to more than its memory limit?
   @inline(__always) var overLimit: Bool { atomicLoad32(&pointee.scavenger.pointee.nearLimit) == 2 }
 
-  /// Sets `nearLimit` from the pages the heap retains now: near from 7/8 of the limit until it
+  /// Sets `nearLimit` from the pages the heap retains now: near from 13/16 of the limit until it
   /// falls below 3/4 (so a heap hovering at the threshold does not flip the caches' mode at every
   /// span), over at the limit; never while the live objects (`liveBytes`, measured each tick)
   /// fill 15/16 of the limit or more: no span would empty for long, and the lean caches' frees
@@ -138,7 +138,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     }
     let retained = UInt64((pointee.pagesInUse + pointee.largeCachedPages + pointee.pages.freePages
                            - pointee.pages.scavPages) * pageSize)
-    var v: UInt32 = cur == 0 ? (retained >= limit - limit / 8 ? 1 : 0) : (retained < limit - limit / 4 ? 0 : 1)
+    var v: UInt32 = cur == 0 ? (retained >= limit - limit / 16 * 3 ? 1 : 0) : (retained < limit - limit / 4 ? 0 : 1)
     if v == 1 && retained >= limit { v = 2 }
     if v != cur { atomicStore32(&sc.pointee.nearLimit, v) }
   }

@@ -21,11 +21,11 @@ import CGoAllocShim
     let h = MHeap.create()!
     setLimit(h, 64 * pageSize)
     var spans: [SpanPtr] = []
-    for _ in 0..<55 { spans.append(h.allocSpan(1, spanclass: .large(noscan: true))!) }
+    for _ in 0..<51 { spans.append(h.allocSpan(1, spanclass: .large(noscan: true))!) }
     #expect(state(h) == 0)  // fresh pages are released ones: only the spans count
     spans.append(h.allocSpan(1, spanclass: .large(noscan: true))!)
-    #expect(state(h) == 1)  // 56 pages: 7/8 of the limit
-    for _ in 0..<8 { spans.append(h.allocSpan(1, spanclass: .large(noscan: true))!) }
+    #expect(state(h) == 1)  // 52 pages: 13/16 of the limit
+    for _ in 0..<12 { spans.append(h.allocSpan(1, spanclass: .large(noscan: true))!) }
     #expect(state(h) == 2)  // 64: at the limit
     // Near the limit a span given back is released at once (it does not count as retained).
     let scav = h.pointee.pages.scavPages
@@ -78,8 +78,8 @@ import CGoAllocShim
     #expect(c.header.pointee.lean && c.listLength(spc) == 0)
     #expect(span[0].pointee.place == placeReady && span[0].pointee.localFreed == 1)
     expectInvariants(h, c)
-    // A ready span left half free moves to the sparse list; over the limit, its kernel pages
-    // holding only free slots are released (the first 4 KiB: slots 0..63).
+    // A ready span left at least 1/8 free (here half) moves to the sparse list; near the limit,
+    // its kernel pages holding only free slots are released (the first 4 KiB: slots 0..63).
     let inSpans = atomicLoad64(&h.pointee.scavenger.pointee.releasedInSpans)
     for q in spans[1].prefix(64) { free(h, c, q) }
     #expect(span[1].pointee.place == placeSparse && c.readyCounts[spc.index] == 2)
@@ -87,9 +87,11 @@ import CGoAllocShim
       #expect(atomicLoad64(&h.pointee.scavenger.pointee.releasedInSpans) - inSpans == 4096)
       #expect(UnsafePointer<UInt>(bitPattern: spans[1][0])![1] == 0)  // its free mark went with the page
     }
-    for q in spans[2].prefix(20) { free(h, c, q) }  // a ready span with 20 free slots
+    for q in spans[2].prefix(20) { free(h, c, q) }  // 20 free slots (1/8 is 16): sparse too, newer
+    #expect(span[2].pointee.place == placeSparse && c.readyCounts[spc.index] == 3)
     expectInvariants(h, c)
-    // Refills take the ready span with enough free slots, then the sparse one, before any new span.
+    // Refills take the newest sparse span (the fullest, roughly), then the older one, before any
+    // new span.
     let inUse = h.pointee.spansInUse
     while c.alloc[spc.index] == fifth { _ = c.nextFree(spc) }
     #expect(c.alloc[spc.index] == span[2])
