@@ -196,6 +196,18 @@ long goalloc_dirty_scan(uintptr_t *lo, uintptr_t hi, uintptr_t *out, long max) {
   return -1;
 }
 
+long goalloc_dirty_scan_reset(uintptr_t *lo, uintptr_t hi, uintptr_t *out, long max) {
+  uintptr_t at = *lo;
+  if (at >= hi) return 0;
+  if (goalloc_dirty_mode() != GOALLOC_DIRTY_UFFD || max < VEC) return -1;
+  uintptr_t end = hi;
+  long n = pm_scan(at, hi, PM_SCAN_WP_MATCHING_ | PM_SCAN_CHECK_WPASYNC_, &end);
+  if (n < 0 || end <= at) return -1;
+  for (long i = 0; i < n; i++) { out[2 * i] = (uintptr_t)vec[i].start; out[2 * i + 1] = (uintptr_t)vec[i].end; }
+  *lo = end;
+  return n;
+}
+
 const char *goalloc_dirty_name(int m) {
   return m == GOALLOC_DIRTY_UFFD ? "uffd" : m == GOALLOC_DIRTY_SOFTDIRTY ? "softdirty" : "full";
 }

@@ -56,6 +56,7 @@ static const struct setting settings[] = {
   {"gccheckmark", KIND_BOOL, GOALLOC_DEBUG_GC_CHECKMARK, "gccheckmark=0"},
   {"gcconcbroken", KIND_BOOL, GOALLOC_DEBUG_GC_CONC_BROKEN, "gcconcbroken=0"},
   {"gcdirty", KIND_CHOICE, 0, "gcdirty=auto", gcdirty_choices},
+  {"gcpreclean", KIND_BOOL, GOALLOC_DEBUG_GC_PRECLEAN, "gcpreclean=0"},
 };
 enum { SETTING_COUNT = sizeof settings / sizeof settings[0] };
 

@@ -101,6 +101,7 @@ public struct GCState {
   var conc = false             // GOALLOC_DEBUG=gcconc=1
   var checkmark = false        // GOALLOC_DEBUG=gccheckmark=1
   var concBroken = false       // GOALLOC_DEBUG=gcconcbroken=1 (tests: no dirty-page rescan)
+  var preclean = false         // GOALLOC_DEBUG=gcpreclean=1 (experimental: MGCDirty's preclean)
   var dirtyMode: Int32 = -1    // goalloc_dirty_mode() once a concurrent cycle ran
   var dirtyRanges: UnsafeMutablePointer<UInt>  // [lo, hi) pairs protected at the period's start
   var ndirtyRanges = 0
@@ -211,6 +212,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     g.pointee.conc = flags & UInt32(GOALLOC_DEBUG_GC_CONC) != 0
     g.pointee.checkmark = flags & UInt32(GOALLOC_DEBUG_GC_CHECKMARK) != 0
     g.pointee.concBroken = flags & UInt32(GOALLOC_DEBUG_GC_CONC_BROKEN) != 0
+    g.pointee.preclean = flags & UInt32(GOALLOC_DEBUG_GC_PRECLEAN) != 0
     g.pointee.sweepMode = UInt32(goalloc_debug_gcsweep())
     g.pointee.percent = Int32(goalloc_gc_percent_from_env(100))
     g.pointee.memLimit = goalloc_memlimit_from_env()

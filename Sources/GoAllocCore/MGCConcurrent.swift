@@ -112,8 +112,10 @@ func gcConcFinish(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<G
   let cpu0 = goalloc_thread_cputime()
   let me = goalloc_gettid()
   let (t0, t1) = gc.pointee.concT
-  // Concurrent mark: this thread and the helpers, beside the program.
+  // Concurrent mark: this thread and the helpers, beside the program; then the pages written
+  // meanwhile, once (MGCDirty's preclean), so that stop 2 has only the last ones to rescan.
   gc.gcMarkConcurrent()
+  gc.gcPreclean(h)
   // Stop 2: mark termination.
   let t2 = goalloc_nanotime()
   _ = gcStopTheWorld(h, me)
@@ -266,6 +268,20 @@ extension UnsafeMutablePointer where Pointee == GCState {
     let w = pointee.work
     marker0.markLoop(startIdle: false)
     if w.pointee.nworkers > 1 { gcWaitWorkers() }
+  }
+
+  /// The concurrent mark's last round: the pages written so far are rescanned (and tracked
+  /// again: MGCDirty.gcPreclean), then every worker drains once more.
+  func gcPreclean(_ h: UnsafeMutablePointer<MHeap>) {
+    if !pointee.preclean || pointee.concBroken || !gcPrecleanWritten(h) { return }
+    let w = pointee.work
+    let n = w.pointee.nworkers
+    if n > 1 {
+      atomicStore64(&w.pointee.nwait, UInt64(n - 1))
+      gcWakeWorkers(n)
+    }
+    marker0.markLoop(startIdle: false)
+    if n > 1 { gcWaitWorkers() }
   }
 
   /// Stop 2's mark: roots again, the pages written since T0, then a full drain. World stopped,

@@ -20,6 +20,17 @@
 // collector's lock is held from the period's start to its end.
 import CGoAllocShim
 
+// Preclean (uffd only; bdwgc's and the mostly-concurrent papers' precleaning): after the
+// concurrent mark, the world still running, the written pages are read and write-protected again
+// in one step (PAGEMAP_SCAN with WP_MATCHING: a write after that step is reported at stop 2),
+// and every *allocated* slot on them (marked or not: an object allocated during the mark is not
+// marked until its span leaves its cache or stop 2, and must not be missed; an unmarked old
+// object only keeps what it points to for one more cycle) is scanned, then the workers drain.
+// Stop 2 then rescans only what was written after that. A page written before the preclean and
+// not after holds nothing the preclean did not see: its writes precede the step that reported
+// it, and an object's slot is allocated (freeindex moved, under x86's store order) before any
+// write to it.
+
 /// Flag in a dirtyRanges low word: the mechanism refused this range (it reads written whole).
 let dirtyUntracked: UInt = 1
 
@@ -44,6 +55,31 @@ extension UnsafeMutablePointer where Pointee == GCState {
       let lo = pointee.dirtyRanges[2 * i], hi = pointee.dirtyRanges[2 * i + 1]
       if !began || goalloc_dirty_protect(lo, hi) != 0 { pointee.dirtyRanges[2 * i] = lo | dirtyUntracked }
     }
+  }
+
+  /// The preclean's scan (world running); false when the mechanism cannot re-protect (stop 2
+  /// then does it all).
+  func gcPrecleanWritten(_ h: UnsafeMutablePointer<MHeap>) -> Bool {
+    if pointee.dirtyMode != Int32(GOALLOC_DIRTY_UFFD) { return false }
+    let m = marker0
+    let key = h.pointee.freeKey
+    for i in 0..<pointee.ndirtyRanges {
+      let raw = pointee.dirtyRanges[2 * i], hi = pointee.dirtyRanges[2 * i + 1]
+      if raw & dirtyUntracked != 0 { continue }
+      var at = raw
+      while at < hi {
+        let before = at
+        let n = goalloc_dirty_scan_reset(&at, hi, pointee.dirtyOut, GCState.maxDirtyRanges)
+        if n < 0 || (n == 0 && at <= before) {
+          pointee.dirtyRanges[2 * i] = raw | dirtyUntracked  // (stop 2 rescans it whole)
+          break
+        }
+        for j in 0..<n {
+          _ = m.rescanWritten(pointee.dirtyOut[2 * j], pointee.dirtyOut[2 * j + 1], key: key, allocated: true)
+        }
+      }
+    }
+    return true
   }
 
   /// Mark termination: scans again what lies on pages written since the period began (through
@@ -99,8 +135,9 @@ extension UnsafeMutablePointer where Pointee == GCState {
 
 extension UnsafeMutablePointer where Pointee == GCMarker {
   /// Scans, within the written heap memory [lo, hi), the marked objects of collected scan spans
-  /// and the live slots of malloc scan spans; returns the bytes scanned.
-  func rescanWritten(_ lo: UInt, _ hi: UInt, key: UInt) -> UInt64 {
+  /// (with `allocated`, the world running: every allocated one) and the live slots of malloc
+  /// scan spans; returns the bytes scanned.
+  func rescanWritten(_ lo: UInt, _ hi: UInt, key: UInt, allocated: Bool = false) -> UInt64 {
     var bytes: UInt64 = 0
     var p = lo
     while p < hi {
@@ -113,10 +150,11 @@ extension UnsafeMutablePointer where Pointee == GCMarker {
       defer { p = b }
       if atomicLoad32(&s.pointee.state) != spanInUse || s.spanClass.noscan { continue }
       let es = UInt(s.pointee.elemsize)
+      if es == 0 { continue }  // (a malloc span being set up or freed meanwhile: preclean)
       let collected = s.pointee.collected != 0
       if s.isLarge {
         let a2 = Swift.max(p, start), b2 = Swift.min(b, start &+ es)
-        if a2 < b2 && (!collected || s.gcmarkWord(0).pointee & 1 != 0) {
+        if a2 < b2 && (!collected || allocated || s.gcmarkWord(0).pointee & 1 != 0) {
           scanRange(a2, b2)
           bytes &+= UInt64(b2 - a2)
         }
@@ -130,7 +168,8 @@ extension UnsafeMutablePointer where Pointee == GCMarker {
         var live: Bool
         if collected {
           let w = i &>> 6, bit: UInt64 = 1 &<< UInt64(i & 63)
-          live = s.gcmarkWord(w).pointee & bit != 0 && atomicLoadRelaxed64(s.freeWord(w)) & bit == 0
+          live = (allocated ? s.isAllocated(i) : atomicLoadRelaxed64(s.gcmarkWord(w)) & bit != 0)
+            && atomicLoadRelaxed64(s.freeWord(w)) & bit == 0
         } else {
           live = !(es >= 16 && MCache.isFreeMark(UnsafePointer<UInt>(bitPattern: o).unsafelyUnwrapped[1], key: key))
         }

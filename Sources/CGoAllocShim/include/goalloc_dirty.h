@@ -31,6 +31,9 @@ int goalloc_dirty_protect(uintptr_t lo, uintptr_t hi);
 /// pairs into `out`; *lo moves to where the walk stopped (hi once done). Returns the pairs, or
 /// -1 (the rest of the range must be taken as written).
 long goalloc_dirty_scan(uintptr_t *lo, uintptr_t hi, uintptr_t *out, long max);
+/// As goalloc_dirty_scan, and each page reported is write-protected again in the same step (a
+/// write after it is reported by the next scan). uffd only; -1 otherwise.
+long goalloc_dirty_scan_reset(uintptr_t *lo, uintptr_t hi, uintptr_t *out, long max);
 /// The mechanism's name ("uffd", "softdirty", "full") for gctrace and the stats.
 const char *goalloc_dirty_name(int mode);
 /// In a fork child: the userfaultfd belongs to the parent's address space; the next period

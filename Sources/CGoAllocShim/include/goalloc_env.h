@@ -27,6 +27,7 @@ enum {
   GOALLOC_DEBUG_GC_CONC = 1u << 9,        // GC mode: concurrent marking (MGCConcurrent.swift)
   GOALLOC_DEBUG_GC_CHECKMARK = 1u << 10,  // GC mode: re-mark with the world stopped after each mark and compare
   GOALLOC_DEBUG_GC_CONC_BROKEN = 1u << 11,  // GC mode, tests only: mark termination skips the dirty-page rescan
+  GOALLOC_DEBUG_GC_PRECLEAN = 1u << 12,   // GC mode, experimental: concurrent preclean of written pages
   GOALLOC_DEBUG_PARSED = 1u << 31,
 };
 /// Parses GOALLOC_DEBUG (when the environment is readable). Returns flags with PARSED set once the
