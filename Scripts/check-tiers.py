@@ -19,12 +19,13 @@ TIERS = {
     # entry points, process and thread lifecycle, and the tools that read every tier
     6: ["Malloc", "Free", "Realloc", "Process", "TestingSupport",
         "MemStats", "HeapMap", "Invariants", "AllocTrace", "HeapProfile",
-        "MGC", "MallocGC",                                 # (GC mode: the cycle, its API, collected allocation,
+        "MGC", "MallocGC", "MGCConcurrent",                # (GC mode: the cycle, its API, collected allocation,
         "MGCSpecials", "MGCSpecialsMark", "MFinal", "Weak"],  #  specials: finalizers, cleanups, weak pointers)
     5: ["MCache", "FreeList", "SecureMode", "LargeBins",   # per-thread cache, its free lists, secure mode, large bins,
         "MemoryLimit",                                     # the cache near the memory limit
         "MGCMark", "MGCWork", "MGCWorkers",                # GC mode: marking, its queues and helper threads,
-        "MGCSweep", "MGCPacer", "MGCCentral"],             # sweeping, pacing, span lists
+        "MGCSweep", "MGCPacer", "MGCCentral",              # sweeping, pacing, span lists,
+        "MGCDirty", "MGCCheckmark"],                       # written pages, the checkmark mode
     4: ["MCentral"],                                       # per span class
     3: ["MHeap", "LargeCache", "Scavenger", "HeapArena", "HeapAddress"],  # the page heap, its services
     2: ["PageAlloc", "PageCache"],                         # runs of pages

@@ -38,6 +38,10 @@ struct goalloc_memstats {
   uint64_t gc_mallocs, gc_frees;  /* collected objects allocated; freed (by sweeps or explicitly) */
   uint64_t gc_heap_live;   /* the pacer's live heap (a cached span counts whole) */
   uint64_t gc_cpu_fraction_ppm;  /* pause time / time since the GC mode started, in millionths */
+  uint64_t num_pauses;     /* pauses in the rings: one per cycle, two per concurrent cycle */
+  uint64_t gc_conc;        /* GOALLOC_DEBUG=gcconc=1: 1 + how written pages are found (1 userfaultfd
+                            * write-protect, 2 soft-dirty bits, 3 none: a full re-mark); 0 off */
+  uint64_t gc_dirty_pages; /* concurrent: pages rescanned at the last mark termination */
   /* The struct only grows at its end, and stays small (Go's 256-entry pause rings are read
    * with goalloc_gc_read_pauses): a program built against an older header gets a prefix of
    * what it knows, as long as it passes a buffer of the size it was built with. */
@@ -46,7 +50,9 @@ struct goalloc_memstats {
 /* Fills *out with a consistent snapshot (allocation goes on meanwhile). */
 void goalloc_read_memstats(struct goalloc_memstats *out);
 /* Go's MemStats.PauseNs and PauseEnd: the last 256 stop-the-world pauses (ns) and when they
- * ended (ns since 1970), cycle n's at [(n + 255) % 256]; either pointer may be NULL. */
+ * ended (ns since 1970), the last at [(num_pauses + 255) % 256] (cycle n's at [(n + 255) % 256]
+ * when the world stops once per cycle; a concurrent cycle records its two stops); either
+ * pointer may be NULL. */
 void goalloc_gc_read_pauses(uint64_t pause_ns[256], uint64_t pause_end[256]);
 /* Prints the snapshot to stderr with one write: a heading "goalloc: MemStats of pid <pid>
  * (<command line>)", then one "goalloc: Name value" line per field (GC fields once a GC ran). */

@@ -34,6 +34,7 @@ struct setting {
 };
 
 static const char *const gcsweep_choices[] = {"lazy", "eager", "ondemand", 0};
+static const char *const gcdirty_choices[] = {"auto", "uffd", "softdirty", "full", 0};
 
 /// Every GOALLOC_DEBUG key (README.md, "Settings", documents each).
 static const struct setting settings[] = {
@@ -52,6 +53,11 @@ static const struct setting settings[] = {
   {"gcsweep", KIND_CHOICE, 0, "gcsweep=lazy", gcsweep_choices},
   {"gcobjqueue", KIND_BOOL, GOALLOC_DEBUG_GC_OBJQUEUE, "gcobjqueue=0"},
   {"cleanupcheck", KIND_BOOL, GOALLOC_DEBUG_CLEANUP_CHECK, "cleanupcheck=0"},
+  {"gcconc", KIND_BOOL, GOALLOC_DEBUG_GC_CONC, "gcconc=0"},
+  {"gccheckmark", KIND_BOOL, GOALLOC_DEBUG_GC_CHECKMARK, "gccheckmark=0"},
+  {"gcconcbroken", KIND_BOOL, GOALLOC_DEBUG_GC_CONC_BROKEN, "gcconcbroken=0"},
+  {"gcdirty", KIND_CHOICE, 0, "gcdirty=auto", gcdirty_choices},
+  {"gcpreclean", KIND_BOOL, GOALLOC_DEBUG_GC_PRECLEAN, "gcpreclean=0"},
 };
 enum { SETTING_COUNT = sizeof settings / sizeof settings[0] };
 
@@ -131,7 +137,7 @@ static int valid(const struct setting *s, const char *v, size_t n, const char **
       *why = "expected abort or warn";
       return equals(v, n, "abort") || equals(v, n, "warn");
     case KIND_CHOICE:
-      *why = "expected lazy, eager or ondemand";  // (gcsweep: the only choice so far)
+      *why = s->choices == gcsweep_choices ? "expected lazy, eager or ondemand" : "expected auto, uffd, softdirty or full";
       for (const char *const *c = s->choices; *c; c++) if (equals(v, n, *c)) return 1;
       return 0;
     case KIND_COUNT: {
@@ -261,6 +267,13 @@ int goalloc_debug_gcsweep(void) {
   char buf[16];
   if (!goalloc_debug_value("gcsweep", buf, sizeof buf)) return 0;
   for (int i = 0; gcsweep_choices[i]; i++) if (strcmp(buf, gcsweep_choices[i]) == 0) return i;
+  return 0;
+}
+
+int goalloc_debug_gcdirty(void) {
+  char buf[16];
+  if (!goalloc_debug_value("gcdirty", buf, sizeof buf)) return 0;
+  for (int i = 0; gcdirty_choices[i]; i++) if (strcmp(buf, gcdirty_choices[i]) == 0) return i;
   return 0;
 }
 

@@ -201,7 +201,15 @@ static void gctrace_text(struct goalloc_text *tp, const struct goalloc_gctrace *
   goalloc_text_u64(&t, g->globals >> 20);
   goalloc_text_str(&t, " MB globals, ");
   goalloc_text_u64(&t, g->procs);
-  goalloc_text_str(&t, g->forced ? " P (forced)\n" : " P\n");
+  goalloc_text_str(&t, " P");
+  if (g->conc) {
+    goalloc_text_str(&t, ", conc ");
+    goalloc_text_str(&t, g->conc);
+    goalloc_text_str(&t, " ");
+    goalloc_text_u64(&t, g->dirty_pages);
+    goalloc_text_str(&t, " pages");
+  }
+  goalloc_text_str(&t, g->forced ? " (forced)\n" : "\n");
   *tp = t;
 }
 

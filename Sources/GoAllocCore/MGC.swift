@@ -35,7 +35,9 @@
 import CGoAllocShim
 
 /// The collector's phase (Go's gcphase). Stage 1 goes off -> stopped (mark and sweep) -> off.
-enum GCPhase: UInt32 { case off = 0, mark = 1, sweep = 2 }
+/// The concurrent mode (MGCConcurrent) goes off -> mark (world running, allocation black) ->
+/// markTermination (world stopped) -> sweep (the flip) -> off.
+enum GCPhase: UInt32 { case off = 0, mark = 1, sweep = 2, markTermination = 3 }
 
 /// The GC mode's state, one mapping per heap (created on first use).
 public struct GCState {
@@ -46,7 +48,8 @@ public struct GCState {
   var sweepgen: UInt32 = 0     // Go's mheap_.sweepgen: +2 per cycle (spans: see MSpan)
   var memLimit: UInt64 = 0     // bytes; 0 = none (atomic)
   var heapLive: UInt64 = 0     // atomic: bytes of collected objects, at span granularity
-  var heapGoal: UInt64 = 0     // atomic: the heap size that triggers the next cycle
+  var heapGoal: UInt64 = 0     // atomic: the heap size the next cycle should end by
+  var heapTrigger: UInt64 = 0  // atomic: the heap size that starts it (MGCPacer; the goal unless gcconc)
   var heapMarked: UInt64 = 0   // bytes marked by the last cycle
   var stackBytes: UInt64 = 0   // stacks scanned by the last cycle
   var globalsBytes: UInt64 = 0 // image segments, added roots and scanned malloc memory
@@ -93,8 +96,33 @@ public struct GCState {
   var lastHeapStart: UInt64 = 0  // heapLive when the cycle began
   var lastHeapEnd: UInt64 = 0    // heapLive after the flip
   var lastThreads: Int = 0
+  var numPauses: UInt32 = 0    // pauses recorded in the ring (STW: one per cycle; concurrent: two)
+  var lastCyclePauseNs: UInt64 = 0  // the last cycle's pauses, summed
+  // Concurrent marking (MGCConcurrent, MGCDirty, MGCCheckmark).
+  var conc = false             // GOALLOC_DEBUG=gcconc=1
+  var checkmark = false        // GOALLOC_DEBUG=gccheckmark=1
+  var concBroken = false       // GOALLOC_DEBUG=gcconcbroken=1 (tests: no dirty-page rescan)
+  var preclean = false         // GOALLOC_DEBUG=gcpreclean=1 (experimental: MGCDirty's preclean)
+  var dirtyMode: Int32 = -1    // goalloc_dirty_mode() once a concurrent cycle ran
+  var dirtyRanges: UnsafeMutablePointer<UInt>  // [lo, hi) pairs protected at the period's start
+  var ndirtyRanges = 0
+  var dirtyOut: UnsafeMutablePointer<UInt>     // goalloc_dirty_scan's pairs
+  var blackBytes: UInt64 = 0   // atomic: bytes allocated black during the mark
+  var lastDirtyPages: UInt64 = 0   // pages rescanned at the last mark termination
+  var lastDirtyBytes: UInt64 = 0   // bytes of marked objects (and root slots) rescanned there
+  var lastPauses: (UInt64, UInt64) = (0, 0)  // the last concurrent cycle's two pauses
+  var checkmarks: UInt64 = 0   // cycles verified by gccheckmark
+  // The background collector thread (MGCConcurrent): finishes cycles the pacer started.
+  var bgWord: UInt32 = 0       // atomic, futex: 1 while a cycle is handed to it
+  var bgCrew: UInt32 = 0       // atomic: + 1 when the thread must end (fork child, orphaned)
+  var bgStarted = false        // collector's lock
+  var bgFailed = false
+  var poolPending: UInt32 = 0  // atomic: a background cycle ended; the pools' turn is due
+  var concCPU: UInt64 = 0      // the current cycle's collector CPU so far (ns)
+  var concT: (UInt64, UInt64) = (0, 0)  // the current cycle's stop 1 start and end (ns)
 
   static let pauseRing = 256
+  static let maxDirtyRanges = 1024
   static let maxRoots = 4096
   static let maxImages = 2048
 }
@@ -107,7 +135,19 @@ enum GCCache {
   static let mallocs = numSizeClasses * 2       // word index of the counters
   static let bytes = mallocs + 1
   static let handoffWord = bytes + 1            // a span held outside the slots (MGCCentral)
-  static let words = handoffWord + 1
+  static let handoffFromWord = handoffWord + 1  // its markFrom (below)
+  static let fromWords = handoffFromWord + 1    // [numSizeClasses * 2] Int: each slot's markFrom
+  static let words = fromWords + numSizeClasses * 2
+  /// A cached span's *markFrom* (MGCConcurrent): its freeindex when the mark began or when this
+  /// cache took it, whichever came later; slots from there to its freeindex that are not in its
+  /// allocBits were allocated during the mark (allocated black).
+  @inline(__always) static func from(_ g: UnsafeMutableRawPointer, _ shape: Int) -> UnsafeMutablePointer<Int> {
+    g.assumingMemoryBound(to: Int.self) + fromWords + shape
+  }
+  /// The handoff span's markFrom, from the address of the handoff word.
+  @inline(__always) static func handoffFrom(_ handoff: UnsafeMutablePointer<SpanPtr?>) -> UnsafeMutablePointer<Int> {
+    gcHandoffFrom(handoff)
+  }
   @inline(__always) static func span(_ g: UnsafeMutableRawPointer, _ shape: Int) -> UnsafeMutablePointer<SpanPtr> {
     g.assumingMemoryBound(to: SpanPtr.self) + shape
   }
@@ -144,9 +184,10 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     let roots = 2 * GCState.maxRoots * 8, images = 2 * GCState.maxImages * 8
     let spanQ = GCWork.spanCapacity * 8, largeQ = 2 * GCWork.chunkCapacity * 8
     let sets = numSizeClasses * 2 * 4 * 8
+    let dirty = 2 * GCState.maxDirtyRanges * 8 * 2
     let workB = roundUp(MemoryLayout<GCWork>.stride, 64), workersB = roundUp(MemoryLayout<GCWorkers>.stride, 64)
     let markersB = GCWork.maxWorkers * roundUp(MemoryLayout<GCMarker>.stride, 64)
-    let bytes = roundUp(head + rings + roots + images + spanQ + largeQ + sets + workB + workersB + markersB
+    let bytes = roundUp(head + rings + roots + images + spanQ + largeQ + sets + dirty + workB + workersB + markersB
                         + GCWork.localBytes, 4096)
     guard let mem = sysMap(bytes) else { return nil }
     let g = mem.bindMemory(to: GCState.self, capacity: 1)
@@ -158,6 +199,8 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     let sq = (mem + at).bindMemory(to: UInt.self, capacity: GCWork.spanCapacity); at += spanQ
     let lq = (mem + at).bindMemory(to: UInt.self, capacity: 2 * GCWork.chunkCapacity); at += largeQ
     let ss = (mem + at).bindMemory(to: SpanPtr?.self, capacity: numSizeClasses * 2 * 4); at += sets
+    let dr = (mem + at).bindMemory(to: UInt.self, capacity: 2 * GCState.maxDirtyRanges); at += dirty / 2
+    let dout = (mem + at).bindMemory(to: UInt.self, capacity: 2 * GCState.maxDirtyRanges); at += dirty / 2
     let wk = (mem + at).bindMemory(to: GCWork.self, capacity: 1); at += workB
     let wks = (mem + at).bindMemory(to: GCWorkers.self, capacity: 1); at += workersB
     let mk = (mem + at).bindMemory(to: GCMarker.self, capacity: GCWork.maxWorkers); at += markersB
@@ -167,12 +210,20 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     wks.pointee.procs = Int(goalloc_gc_procs_from_env())
     g.initialize(to: GCState(pauseNs: pauseNs, pauseEnd: pauseEnd,
                              cachealloc: FixAlloc(size: GCCache.words * 8),
-                             work: wk, workers: wks, roots: r, images: im, spanSets: ss))
+                             work: wk, workers: wks, roots: r, images: im, spanSets: ss,
+                             dirtyRanges: dr, dirtyOut: dout))
     let flags = goalloc_debug_flags_from_env()
     g.pointee.trace = flags & UInt32(GOALLOC_DEBUG_GCTRACE) != 0
     g.pointee.logFD = gcOpenLog()
     g.pointee.work.pointee.objectQueue = flags & UInt32(GOALLOC_DEBUG_GC_OBJQUEUE) != 0
+    g.pointee.conc = flags & UInt32(GOALLOC_DEBUG_GC_CONC) != 0
+    g.pointee.checkmark = flags & UInt32(GOALLOC_DEBUG_GC_CHECKMARK) != 0
+    g.pointee.concBroken = flags & UInt32(GOALLOC_DEBUG_GC_CONC_BROKEN) != 0
+    g.pointee.preclean = flags & UInt32(GOALLOC_DEBUG_GC_PRECLEAN) != 0
     g.pointee.sweepMode = UInt32(goalloc_debug_gcsweep())
+    // Concurrent marking sweeps in its second stop unless gcsweep says otherwise: with the lazy
+    // sweep its checkmark has caught a miss (docs/DESIGN.md, "Concurrent marking").
+    if g.pointee.conc && !gcSettingPresent("gcsweep") { g.pointee.sweepMode = GCSweepMode.eager.rawValue }
     g.pointee.percent = Int32(goalloc_gc_percent_from_env(100))
     g.pointee.memLimit = goalloc_memlimit_from_env()
     g.pointee.sys = UInt64(bytes)
@@ -210,13 +261,23 @@ func gcCollect(forced: Bool) -> Int32 {
   }
   // The calling thread is a root too: it must be registered (have a cache).
   guard currentCache() != nil else { return 0 }
+  // A background cycle ended since (MGCConcurrent): the pools' turn, here (no lock held, a
+  // thread with a cache).
+  if atomicLoad32(&gc.pointee.poolPending) != 0 && atomicExchange32(&gc.pointee.poolPending, 0, acquire: true) != 0 {
+    reportPoolEvent(h, PoolEvent.collected)
+  }
   let seen = atomicLoad32(&gc.pointee.numGC)
+  // A cycle marking beside the program (gcconc): the allocation trigger does not wait for it
+  // (the heap grows past its goal meanwhile; assists are stage 2's next step).
+  // Once the heap reaches its goal the allocation waits for the cycle to end (below).
+  if !forced && atomicLoad32(&gc.pointee.phase) != GCPhase.off.rawValue
+     && atomicLoad64(&gc.pointee.heapLive) < atomicLoad64(&gc.pointee.heapGoal) { return 0 }
   lockAcquire(&gc.pointee.lock)
   if !forced && atomicLoad32(&gc.pointee.numGC) != seen {
     lockRelease(&gc.pointee.lock)
     return 0
   }
-  if !forced && atomicLoad64(&gc.pointee.heapLive) < atomicLoad64(&gc.pointee.heapGoal) {
+  if !forced && atomicLoad64(&gc.pointee.heapLive) < atomicLoad64(&gc.pointee.heapTrigger) {
     lockRelease(&gc.pointee.lock)
     return 0
   }
@@ -235,25 +296,41 @@ func gcCollect(forced: Bool) -> Int32 {
   // Mark workers, before any allocator lock (creating a thread may allocate).
   gc.pointee.markWorkers = gc.gcStartWorkers()
   // The caller's callee-saved registers go onto its stack; the cycle scans from below them.
-  goalloc_gc_with_registers(gcCycleEntry, UnsafeMutableRawPointer(gc))
+  if gc.pointee.conc && !forced && gc.gcBackgroundStart() {
+    // Stop 1 here, then the background thread marks beside the program, runs mark
+    // termination, and releases the collector's lock (gcBackgroundMain).
+    goalloc_gc_with_registers(gcConcStartEntry, UnsafeMutableRawPointer(gc))
+    return 0
+  }
+  if gc.pointee.conc {
+    goalloc_gc_with_registers(gcConcCycleEntry, UnsafeMutableRawPointer(gc))
+  } else {
+    goalloc_gc_with_registers(gcCycleEntry, UnsafeMutableRawPointer(gc))
+  }
+  gcCollectTail(h, gc, forced: forced)
+  lockRelease(&gc.pointee.lock)
+  // Pools: what they held goes to their victim caches, what those held is freed (Go 1.13's
+  // victim rule). After the cycle, with no lock held: the pools free objects.
+  reportPoolEvent(h, PoolEvent.collected)
+  return 0
+}
+
+/// After a cycle, the collector's lock held: a forced cycle's sweep finished, the END event,
+/// gctrace, the allocation trace's record.
+func gcCollectTail(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, forced: Bool) {
   // Go's runtime.GC: the caller sees every unreachable object freed.
   if forced && gc.pointee.sweepMode == GCSweepMode.lazy.rawValue { gc.gcFinishSweep(h) }
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_END))
   if gc.pointee.trace { gcTraceLine(gc) }
   let n = UInt64(atomicLoad32(&gc.pointee.numGC))
   let ns = goalloc_nanotime() &- gc.pointee.startNanos, goal = atomicLoad64(&gc.pointee.heapGoal)
-  let pause = gc.pointee.pauseNs[Int((n &- 1) % UInt64(GCState.pauseRing))]
+  let pause = gc.pointee.lastCyclePauseNs
   h.recordCollection(n, ns: ns, before: gc.pointee.lastHeapStart, after: gc.pointee.lastHeapEnd,
                      marked: gc.pointee.heapMarked, goal: goal, pauseNs: pause, forced: forced)
   if gc.pointee.logFD >= 0 {
     goalloc_write_gc_line(gc.pointee.logFD, n, ns, gc.pointee.lastHeapStart, gc.pointee.lastHeapEnd,
                           gc.pointee.heapMarked, goal, pause, forced ? 1 : 0)
   }
-  lockRelease(&gc.pointee.lock)
-  // Pools: what they held goes to their victim caches, what those held is freed (Go 1.13's
-  // victim rule). After the cycle, with no lock held: the pools free objects.
-  reportPoolEvent(h, PoolEvent.collected)
-  return 0
 }
 
 /// goalloc_gc_with_registers' callback: the cycle, with the caller's stack pointer.
@@ -265,11 +342,35 @@ func gcCycleEntry(_ arg: UnsafeMutableRawPointer?, _ sp: UInt) {
 func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, callerSP: UInt) {
   let t0 = goalloc_nanotime()
   let cpu0 = goalloc_thread_cputime()
+  let me = goalloc_gettid()
+  gc.pointee.lastThreads = Int(gcStopTheWorld(h, me)) + 1
+  gc.gcSweepAllLocked(h)  // (normally nothing: the caller swept before the stop)
+  let t1 = goalloc_nanotime()
+  atomicStore32(&gc.pointee.phase, GCPhase.mark.rawValue)
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_START))
+  gc.gcMark(h, callerSP: callerSP, me: me, workers: gc.pointee.markWorkers)
+  if gc.pointee.checkmark { gc.gcCheckmark(h, callerSP: callerSP, me: me) }
+  gc.gcMarkSpecials(h)  // finalizers, cleanups, weak handles (MGCSpecialsMark.swift)
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_END))
+  let t2 = goalloc_nanotime()
+  gcReclaimAndStart(h, gc)
+  let t3 = goalloc_nanotime()
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_POST_START_WORLD))
+  gc.pointee.lastClock = (t1 - t0, t2 - t1, t3 - t2)
+  let cpu1 = goalloc_thread_cputime()
+  // The collecting thread's and the mark helpers' (they all finished: gcWaitWorkers).
+  gc.pointee.lastCPU = (cpu1 > cpu0 ? cpu1 - cpu0 : 0) &+ atomicExchange64(&gc.pointee.workers.pointee.cpuNs, 0)
+  gc.gcRecordPause(t3 - t0)
+  gc.pointee.lastCyclePauseNs = t3 - t0
+  gc.gcCycleDone()
+}
+
+/// Every registered thread but `me` gets the stop signal (allocator locks held); returns when
+/// they have all stopped, with how many there were.
+func gcStopTheWorld(_ h: UnsafeMutablePointer<MHeap>, _ me: Int) -> Int32 {
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_PRE_STOP_WORLD))
   h.lockAll()
-  // Stop every registered thread but this one.
   goalloc_gc_begin_stop()
-  let me = goalloc_gettid()
   var sent: Int32 = 0
   var it = h.pointee.caches.pointee.head
   while let raw = it {
@@ -281,15 +382,12 @@ func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCStat
   }
   goalloc_gc_wait_stopped(sent)
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_POST_STOP_WORLD))
-  gc.pointee.lastThreads = Int(sent) + 1
-  gc.gcSweepAllLocked(h)  // (normally nothing: the caller swept before the stop)
-  let t1 = goalloc_nanotime()
-  atomicStore32(&gc.pointee.phase, GCPhase.mark.rawValue)
-  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_START))
-  gc.gcMark(h, callerSP: callerSP, me: me, workers: gc.pointee.markWorkers)
-  gc.gcMarkSpecials(h)  // finalizers, cleanups, weak handles (MGCSpecialsMark.swift)
-  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_END))
-  let t2 = goalloc_nanotime()
+  return sent
+}
+
+/// The end of every cycle's last stop, after the mark: the flip, the pacer, then the world
+/// restarts and the locks are released.
+func gcReclaimAndStart(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>) {
   atomicStore32(&gc.pointee.phase, GCPhase.sweep.rawValue)
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_RECLAIM_START))
   var r = gcFlip(h, gc)
@@ -307,19 +405,24 @@ func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCStat
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_PRE_START_WORLD))
   goalloc_gc_start_world()
   h.unlockAll()
-  let t3 = goalloc_nanotime()
-  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_POST_START_WORLD))
-  gc.pointee.lastClock = (t1 - t0, t2 - t1, t3 - t2)
-  let cpu1 = goalloc_thread_cputime()
-  // The collecting thread's and the mark helpers' (they all finished: gcWaitWorkers).
-  gc.pointee.lastCPU = (cpu1 > cpu0 ? cpu1 - cpu0 : 0) &+ atomicExchange64(&gc.pointee.workers.pointee.cpuNs, 0)
-  let n = Int(atomicLoad32(&gc.pointee.numGC))
-  gc.pointee.pauseNs[n % GCState.pauseRing] = t3 - t0
-  gc.pointee.pauseEnd[n % GCState.pauseRing] = goalloc_walltime()
-  gc.pointee.pauseTotalNs &+= t3 - t0
-  gc.pointee.lastGC = goalloc_walltime()
-  if gc.pointee.forcedNext { gc.pointee.numForcedGC &+= 1 }
-  atomicStore32(&gc.pointee.numGC, UInt32(n + 1))
+}
+
+extension UnsafeMutablePointer where Pointee == GCState {
+  /// One pause into the ring (MemStats' PauseNs: a concurrent cycle records its two stops).
+  func gcRecordPause(_ ns: UInt64) {
+    let n = Int(pointee.numPauses)
+    pointee.pauseNs[n % GCState.pauseRing] = ns
+    pointee.pauseEnd[n % GCState.pauseRing] = goalloc_walltime()
+    pointee.pauseTotalNs &+= ns
+    atomicStore32(&pointee.numPauses, UInt32(truncatingIfNeeded: n + 1))
+  }
+
+  /// The cycle is over: counted (numGC last: gcCollect's callers wait on it).
+  func gcCycleDone() {
+    pointee.lastGC = goalloc_walltime()
+    if pointee.forcedNext { pointee.numForcedGC &+= 1 }
+    atomicStore32(&pointee.numGC, atomicLoad32(&pointee.numGC) &+ 1)
+  }
 }
 
 /// The flip (MGCSweep), world stopped: sweepgen += 2, then every span a GC cache holds (its
@@ -344,6 +447,15 @@ func gcFlip(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState
   }
   gc.gcFlipLists(&r)
   return r
+}
+
+/// Whether GOALLOC_DEBUG names setting `key` (with any value).
+func gcSettingPresent(_ key: StaticString) -> Bool {
+  var buf: (UInt64, UInt64) = (0, 0)
+  return withUnsafeMutableBytes(of: &buf) { b in
+    goalloc_debug_value(UnsafeRawPointer(key.utf8Start).assumingMemoryBound(to: CChar.self),
+                        b.baseAddress!.assumingMemoryBound(to: CChar.self), b.count) != 0
+  }
 }
 
 /// GOALLOC_DEBUG=gclog=FILE: an allocation trace's header, then a `g` line per collection
@@ -378,6 +490,10 @@ func gcTraceLine(_ gc: UnsafeMutablePointer<GCState>) {
   t.globals = gc.pointee.globalsBytes
   t.procs = UInt64(gc.pointee.lastThreads)
   t.forced = gc.pointee.forcedNext ? 1 : 0
+  if gc.pointee.conc {
+    t.conc = goalloc_dirty_name(gc.pointee.dirtyMode)
+    t.dirty_pages = gc.pointee.lastDirtyPages
+  }
   goalloc_write_gctrace(&t)
 }
 
@@ -400,7 +516,10 @@ func gcReleaseCache(_ c: MCache) {
     let slot = GCCache.span(g, i)
     let s = slot.pointee
     slot.pointee = h.pointee.emptySpan
-    if s != h.pointee.emptySpan { handoff.pointee = s }
+    if s != h.pointee.emptySpan {
+      handoff.pointee = s
+      GCCache.handoffFrom(handoff).pointee = GCCache.from(g, i).pointee
+    }
     goalloc_gc_leave_busy()
     if s != h.pointee.emptySpan { gcUncacheSpan(h, gc, handoff: handoff, s) }
   }
@@ -429,8 +548,12 @@ func gcReleaseCache(_ c: MCache) {
   gc.pointee.sys &+= UInt64(gc.pointee.cachealloc.sys - before)
   lockRelease(&h.pointee.lock)
   guard let g = m else { return nil }
-  for i in 0..<(numSizeClasses * 2) { GCCache.span(g, i).pointee = h.pointee.emptySpan }
+  for i in 0..<(numSizeClasses * 2) {
+    GCCache.span(g, i).pointee = h.pointee.emptySpan
+    GCCache.from(g, i).pointee = 0
+  }
   GCCache.handoff(g).pointee = nil
+  GCCache.handoffFrom(GCCache.handoff(g)).pointee = 0
   // Published under the caches lock: MemStats reads the counters through it.
   let list = h.pointee.caches
   lockAcquire(&list.pointee.lock)
@@ -488,9 +611,14 @@ func gcForkChild(_ h: UnsafeMutablePointer<MHeap>) {
   if let gc = h.gcExisting {
     lockReset(&gc.pointee.lock)
     gc.gcWorkersAfterFork()
+    gc.pointee.dirtyMode = -1
+    _ = atomicAdd32(&gc.pointee.bgCrew, 1)  // (no background thread here)
+    gc.pointee.bgStarted = false
+    atomicStore32(&gc.pointee.bgWord, 0)
   }
   lockReset(&gcInitLock)
   goalloc_gc_after_fork_child()
+  goalloc_dirty_after_fork_child()
   specialsForkChild()
 }
 
@@ -613,6 +741,11 @@ func gcAddStats(_ h: UnsafeMutablePointer<MHeap>, _ m: inout MemStats) {
   m.nextGC = atomicLoad64(&gc.pointee.heapGoal)
   m.numGC = atomicLoad32(&gc.pointee.numGC)
   m.numForcedGC = gc.pointee.numForcedGC
+  m.numPauses = atomicLoad32(&gc.pointee.numPauses)
+  if gc.pointee.conc {
+    m.gcConc = gc.pointee.dirtyMode < 0 ? 0 : UInt64(gc.pointee.dirtyMode == Int32(GOALLOC_DIRTY_FULL) ? 3 : gc.pointee.dirtyMode)
+    m.gcDirtyPages = gc.pointee.lastDirtyPages
+  }
   m.pauseTotalNs = gc.pointee.pauseTotalNs
   m.lastGC = gc.pointee.lastGC
   m.gcSys = gc.pointee.sys

@@ -115,11 +115,18 @@ func gcCacheSpan(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GC
   return s
 }
 
+/// The markFrom of the span in a GC cache's handoff word (MGCConcurrent): the word after it
+/// (GCCache's layout: handoffFromWord follows handoffWord).
+@inline(__always) func gcHandoffFrom(_ handoff: UnsafeMutablePointer<SpanPtr?>) -> UnsafeMutablePointer<Int> {
+  UnsafeMutableRawPointer(handoff).advanced(by: 8).assumingMemoryBound(to: Int.self)
+}
+
 /// s (swept, on no list) becomes a GC cache's. Central lock held.
 @inline(__always) func gcTakeSpan(_ gc: UnsafeMutablePointer<GCState>, _ owner: UInt,
                                   _ handoff: UnsafeMutablePointer<SpanPtr?>, _ s: SpanPtr) {
   atomicStore32(&s.pointee.sweepgen, gc.pointee.sweepgen &+ 3)
   atomicStoreRelaxedUInt(&s.pointee.owner, owner)
+  gcHandoffFrom(handoff).pointee = s.pointee.freeindex  // (MGCConcurrent: markFrom)
   handoff.pointee = s
 }
 
@@ -134,7 +141,12 @@ func gcUncacheSpan(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<
   atomicStoreRelaxedUInt(&s.pointee.owner, 0)
   atomicStore32(&s.pointee.sweepgen, gc.pointee.sweepgen)
   let free = s.pointee.nelems - s.pointee.allocCount
-  let empty = s.pointee.allocCount == 0
+  // During a concurrent mark (the phase changes only under every central lock): what this cache
+  // allocated from s since the mark began is black; and s is not freed even when empty (a
+  // marker may be reading it: MGCConcurrent).
+  let marking = atomicLoad32(&gc.pointee.phase) == GCPhase.mark.rawValue
+  if marking, let handoff { gc.gcBlacken(s, from: gcHandoffFrom(handoff).pointee) }
+  let empty = s.pointee.allocCount == 0 && !marking
   if !empty { gc.gcListPush(s, full: free == 0) }
   handoff?.pointee = nil
   lockRelease(&central.pointee.lock)

@@ -49,6 +49,20 @@ extension UnsafeMutablePointer where Pointee == GCState {
   /// `workers` mark workers (the helpers among them parked, MGCWorkers).
   func gcMark(_ h: UnsafeMutablePointer<MHeap>, callerSP: UInt, me: Int, workers: Int) {
     let w = pointee.work
+    gcSetHeapBounds(h)
+    w.prepare(h, workers: workers)
+    let n = w.pointee.nworkers
+    if n > 1 {
+      atomicStore64(&w.pointee.nwait, UInt64(n - 1))  // the helpers start idle
+      gcWakeWorkers(n)
+    }
+    gcScanRoots(h, callerSP: callerSP, me: me, mallocSpans: true)
+    finishMark(h, helpersAwake: true)
+  }
+
+  /// The heap's address range (a candidate outside it is no pointer), into the work state.
+  /// Every allocator lock held.
+  func gcSetHeapBounds(_ h: UnsafeMutablePointer<MHeap>) {
     var lo = UInt.max, hi: UInt = 0
     var r = h.pointee.ranges
     while let x = r {
@@ -56,15 +70,15 @@ extension UnsafeMutablePointer where Pointee == GCState {
       hi = max(hi, x.pointee.end)
       r = x.pointee.next
     }
-    w.pointee.heapLo = lo
-    w.pointee.heapHi = hi
-    w.prepare(h, workers: workers)
-    let n = w.pointee.nworkers
-    let m = w.pointee.markers  // worker 0: this thread
-    if n > 1 {
-      atomicStore64(&w.pointee.nwait, UInt64(n - 1))  // the helpers start idle
-      gcWakeWorkers(n)
-    }
+    pointee.work.pointee.heapLo = lo
+    pointee.work.pointee.heapHi = hi
+  }
+
+  /// Scans the roots through worker 0 (world stopped, every allocator lock held): each stopped
+  /// thread's stack, the images' writable segments, the added roots and, with `mallocSpans`,
+  /// the live memory of malloc scan spans. Sets stackBytes and globalsBytes.
+  func gcScanRoots(_ h: UnsafeMutablePointer<MHeap>, callerSP: UInt, me: Int, mallocSpans: Bool) {
+    let m = pointee.work.pointee.markers  // worker 0: this thread
     var stacks: UInt64 = 0, globals: UInt64 = 0
     // Threads' stacks.
     var it = h.pointee.caches.pointee.head
@@ -115,10 +129,9 @@ extension UnsafeMutablePointer where Pointee == GCState {
       globals &+= UInt64(b &- a)
     }
     // Live malloc memory in scan spans (uncollectable objects among it).
-    globals &+= m.scanMallocScanSpans(h)
+    if mallocSpans { globals &+= m.scanMallocScanSpans(h) }
     pointee.stackBytes = stacks
     pointee.globalsBytes = globals
-    finishMark(h, helpersAwake: true)
   }
 
   /// Marks until nothing marked is left unscanned: a round on every worker (waking the helpers
@@ -372,5 +385,38 @@ extension UnsafeMutablePointer where Pointee == GCMarker {
         break
       }
     }
+  }
+}
+
+// MARK: allocate-black (MGCConcurrent: objects allocated during a concurrent mark)
+
+extension UnsafeMutablePointer where Pointee == GCState {
+  /// Allocate-black for small span s: the slots of [from, freeindex) not in allocBits get their
+  /// mark and scanned bits. Its holder's thread, or the world stopped.
+  func gcBlacken(_ s: SpanPtr, from: Int) {
+    let to = s.pointee.freeindex
+    if s.pointee.collected == 0 || s.isLarge || to <= from || from < 0 { return }
+    var bytes: UInt64 = 0
+    var w = from >> 6
+    while w << 6 < to {
+      let lo = w << 6
+      let a = Swift.max(from, lo) - lo, b = Swift.min(to, lo + 64) - lo
+      let range: UInt64 = (b == 64 ? ~0 : (1 &<< UInt64(b)) &- 1) & ~((1 &<< UInt64(a)) &- 1)
+      let black = range & ~s.allocWord(w).pointee
+      if black != 0 {
+        let old = atomicOr64(s.gcmarkWord(w), black)
+        _ = atomicOr64(s.localWord(w), black)
+        bytes &+= UInt64((black & ~old).nonzeroBitCount) &* UInt64(s.pointee.elemsize)
+      }
+      w += 1
+    }
+    if bytes != 0 { atomicAdd64(&pointee.blackBytes, bytes) }
+  }
+
+  /// Allocate-black for a large object allocated during the mark: marked, and scanned (it is
+  /// zeroed: a write the dirty-page rescan sees).
+  func gcBlackenLarge(_ s: SpanPtr) {
+    if atomicOr64(s.gcmarkWord(0), 1) & 1 == 0 { atomicAdd64(&pointee.blackBytes, UInt64(s.pointee.elemsize)) }
+    _ = atomicOr64(s.localWord(0), 1)
   }
 }

@@ -9,8 +9,11 @@
 // last mark scanned as roots (globals: image segments, added roots and scanned malloc memory).
 // The trigger is `heapLive >= goal`, checked only where a GC cache refills (a span's worth of
 // allocation at a time) or a large collected object is allocated, never on a malloc or free
-// fast path. Stage 2 starts earlier (goal minus Go's runway, clamped to 0.7..0.95 of the way
-// from marked to goal) and charges assists at the same refill (`gcRefillCharge`).
+// fast path. With concurrent marking (gcconc=1) the trigger comes earlier, 7/8 of the way from
+// marked to goal (Go clamps its measured runway to 0.7..0.95 of that way; the runway is not
+// measured yet), so the mark runs while the heap grows towards its goal; an allocation that
+// finds the heap at its goal while the mark still runs waits for the cycle to end (MGC.gcCollect:
+// an allocation stall standing in for Go's assists, not built yet).
 import CGoAllocShim
 
 /// Go's heapMinimum at GOGC = 100.
@@ -35,13 +38,19 @@ func gcHeapGoal(marked: UInt64, stacks: UInt64, globals: UInt64, percent: Int32,
   return goal
 }
 
+/// The concurrent mode's trigger: 7/8 of the way from marked to goal.
+func gcConcTrigger(marked: UInt64, goal: UInt64) -> UInt64 {
+  goal > marked ? marked &+ (goal - marked) / 8 &* 7 : goal
+}
+
 extension UnsafeMutablePointer where Pointee == GCState {
   /// Sets heapGoal from the last cycle's figures and the settings.
   func gcSetGoal(marked: UInt64) {
     pointee.heapMarked = marked
-    atomicStore64(&pointee.heapGoal, gcHeapGoal(marked: marked, stacks: pointee.stackBytes,
-                                                 globals: pointee.globalsBytes, percent: pointee.percent,
-                                                 memLimit: atomicLoad64(&pointee.memLimit), nonHeap: pointee.nonHeap))
+    let goal = gcHeapGoal(marked: marked, stacks: pointee.stackBytes, globals: pointee.globalsBytes,
+                          percent: pointee.percent, memLimit: atomicLoad64(&pointee.memLimit), nonHeap: pointee.nonHeap)
+    atomicStore64(&pointee.heapGoal, goal)
+    atomicStore64(&pointee.heapTrigger, pointee.conc ? gcConcTrigger(marked: marked, goal: goal) : goal)
   }
 
   /// Memory the collector cannot free, for the memory limit: pages of spans that are not
@@ -53,6 +62,6 @@ extension UnsafeMutablePointer where Pointee == GCState {
 
   /// Whether an allocation that just grew heapLive should start a cycle.
   @inline(__always) func gcTriggered() -> Bool {
-    atomicLoad64(&pointee.heapLive) >= atomicLoad64(&pointee.heapGoal)
+    atomicLoad64(&pointee.heapLive) >= atomicLoad64(&pointee.heapTrigger)
   }
 }

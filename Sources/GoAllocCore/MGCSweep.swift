@@ -109,15 +109,21 @@ extension UnsafeMutablePointer where Pointee == GCState {
     atomicAdd64(&pointee.pagesSwept, UInt64(s.pointee.npages))
     if s.isLarge {
       atomicStore32(&s.pointee.sweepgen, sg)
-      if s.gcmarkWord(0).pointee & 1 != 0 {
+      // Freed explicitly during a concurrent mark (MGCConcurrent: counted then, freed now).
+      let freed = atomicExchange64(s.freeWord(0), 0) & 1 != 0
+      if s.gcmarkWord(0).pointee & 1 != 0 && !freed {
         s.gcmarkWord(0).pointee = 0
         s.localWord(0).pointee = 0
         gcListPush(s, full: true)
         return nil
       }
+      s.gcmarkWord(0).pointee = 0
+      s.localWord(0).pointee = 0
       if !atomicCAS32(&s.pointee.state, spanInUse, spanFreeing) { return nil }  // being freed explicitly
-      atomicAdd64(&pointee.frees, 1)
-      atomicAdd64(&pointee.freedBytes, UInt64(s.pointee.elemsize))
+      if !freed {
+        atomicAdd64(&pointee.frees, 1)
+        atomicAdd64(&pointee.freedBytes, UInt64(s.pointee.elemsize))
+      }
       return s
     }
     let n = sweepUnsweptSmall(h, s)
@@ -270,7 +276,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
   /// over the bytes allocation may add before the goal, less 1 MiB (Go's sweepMinHeapDistance).
   func gcSetSweepPace() {
     let pages = atomicLoad64(&pointee.listedPages)
-    let live = atomicLoad64(&pointee.heapLive), goal = atomicLoad64(&pointee.heapGoal)
+    let live = atomicLoad64(&pointee.heapLive), goal = atomicLoad64(&pointee.heapTrigger)  // (the next cycle's start)
     var distance = goal > live ? goal - live : 0
     distance = distance > (1 << 20) + UInt64(pageSize) ? distance - (1 << 20) : UInt64(pageSize)
     let perByte = pages == 0 || atomicLoad64(&pointee.unswept) == 0 ? 0 : Double(pages) / Double(distance)

@@ -62,7 +62,10 @@ func gcMalloc(_ size: Int, noscan: Bool) -> UnsafeMutableRawPointer? {
     // Refill, outside the critical section (locks; perhaps a collection). The span in hand is
     // in the handoff word whenever it is in no slot and on no list (MGCCentral).
     slot.pointee = empty
-    if s != empty { handoff.pointee = s }
+    if s != empty {
+      handoff.pointee = s
+      GCCache.handoffFrom(handoff).pointee = GCCache.from(g, shape.index).pointee
+    }
     goalloc_gc_leave_busy()
     if s != empty { gcUncacheSpan(h, gc, handoff: handoff, s) }
     gcRefillCharge(gc)
@@ -72,6 +75,7 @@ func gcMalloc(_ size: Int, noscan: Bool) -> UnsafeMutableRawPointer? {
     }
     goalloc_gc_enter_busy()
     slot.pointee = ns
+    GCCache.from(g, shape.index).pointee = GCCache.handoffFrom(handoff).pointee
     handoff.pointee = nil
     // Scan objects are handed out zeroed: a span that needs it is zeroed here, its free slots
     // in runs, once, instead of object by object below (inside the section: a flip cannot
@@ -150,6 +154,8 @@ func gcMallocLarge(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<
   atomicStore32(&s.pointee.sweepgen, gc.pointee.sweepgen)
   s.pointee.collected = 1
   gc.gcListPush(s, full: true)
+  // Allocated black during a concurrent mark (the phase changes only under every central lock).
+  if atomicLoad32(&gc.pointee.phase) == GCPhase.mark.rawValue { gc.gcBlackenLarge(s) }
   lockRelease(&central.pointee.lock)
   return UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr)
 }
@@ -163,6 +169,7 @@ func gcFreeObject(_ h: UnsafeMutablePointer<MHeap>, _ s: SpanPtr, _ a: UInt, op:
   if s.isLarge {
     if a != s.pointee.startAddr { return h.badFree(op, "invalid pointer (interior pointer)", a) }
     if let gc, gc.gcIsDead(s, 0) { return h.badFree(op, "double free detected (the collector freed it)", a) }
+    if let gc, gcFreeLargeDuringMark(h, gc, s, a, op: op) { return }
     if !atomicCAS32(&s.pointee.state, spanInUse, spanFreeing) { return h.badFree(op, "double free detected", a) }
     if atomicLoad32(&s.pointee.specials) != 0 { gcSpecialsObjectFreed(h, s, a, s.pointee.elemsize) }
     guard let gc else { return }

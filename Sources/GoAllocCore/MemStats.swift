@@ -65,7 +65,15 @@ public struct MemStats {
   public var gcFrees: UInt64 = 0       // collected objects freed (by sweeps, or explicitly)
   public var gcHeapLive: UInt64 = 0    // the pacer's heapLive
   public var gcUnsweptSpans: UInt64 = 0  // collected spans the lazy sweep has not reached yet
-  /// The last 256 pauses (ns) and their ends (ns since 1970): cycle n at [(n - 1) % 256].
+  /// Pauses recorded in the rings: one per cycle with the world stopped for the mark, two per
+  /// concurrent cycle (gcconc=1: its stop 1 and its mark termination, in that order).
+  public var numPauses: UInt32 = 0
+  /// Concurrent marking: 0 off, else 1 + the dirty-page mechanism (1 uffd, 2 softdirty, 3 full
+  /// re-mark: none available; MGCDirty).
+  public var gcConc: UInt64 = 0
+  public var gcDirtyPages: UInt64 = 0  // pages rescanned at the last mark termination
+  /// The last 256 pauses (ns) and their ends (ns since 1970): pause k (from 1) at [(k - 1) % 256];
+  /// with the world stopped for the mark, pause k is cycle k's.
   public var pauseNs = InlineArray<256, UInt64>(repeating: 0)
   public var pauseEnd = InlineArray<256, UInt64>(repeating: 0)
 
@@ -205,6 +213,10 @@ public struct MemStats {
     withUnsafeBytes(of: gc) { b in
       UnsafeMutableRawPointer(out + 27).copyMemory(from: b.baseAddress!, byteCount: b.count)
     }
+    let conc = (UInt64(numPauses), gcConc, gcDirtyPages)
+    withUnsafeBytes(of: conc) { b in
+      UnsafeMutableRawPointer(out + 34).copyMemory(from: b.baseAddress!, byteCount: b.count)
+    }
   }
 
   /// Writes the snapshot to fd with one write, with no allocation:
@@ -241,10 +253,11 @@ func fillMemStatsBlock(_ t: UnsafeMutablePointer<goalloc_text>?, _ context: Unsa
     statLine(t, "NextGC", m.nextGC); statLine(t, "NumGC", UInt64(m.numGC)); statLine(t, "NumForcedGC", UInt64(m.numForcedGC))
     statLine(t, "PauseTotalNs", m.pauseTotalNs); statLine(t, "LastGC", m.lastGC); statLine(t, "GCSys", m.gcSys)
     statLine(t, "GCMallocs", m.gcMallocs); statLine(t, "GCFrees", m.gcFrees); statLine(t, "GCHeapLive", m.gcHeapLive)
-    if m.numGC > 0 {
-      let last = Int(m.numGC - 1) % 256
+    if m.numPauses > 0 {
+      let last = Int(m.numPauses - 1) % 256
       statLine(t, "PauseNs", m.pauseNs[last])  // the last pause
     }
+    if m.gcConc > 0 { statLine(t, "GCConcurrent", m.gcConc); statLine(t, "GCDirtyPages", m.gcDirtyPages) }
   }
 }
 

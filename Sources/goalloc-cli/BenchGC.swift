@@ -11,6 +11,8 @@
 //   goalloc-eager  GoAlloc with GOALLOC_DEBUG=gcsweep=eager: the whole sweep in the pause (what
 //                  the lazy sweep buys)
 //   goalloc-1      GoAlloc with GOALLOC_GC_PROCS=1: one mark worker (what parallel marking buys)
+//   goalloc-conc   GoAlloc with GOALLOC_DEBUG=gcconc=1: concurrent marking, two short stops per
+//                  cycle (what concurrent marking buys over the stop-the-world mark)
 //   go             Go's own collector: Benchmarks/go/gcwork.go, the same work in Go (when `go` is
 //                  installed; gcbench, binarytrees and gc17)
 // and, where a workload has an explicit-free build (-DGCSTATS_EXPLICIT_FREE: calloc/malloc, and
@@ -209,6 +211,7 @@ struct GCCollector {
     GCCollector(name: "goalloc-1", preloadGoAlloc: true, env: [("GOALLOC_GC_PROCS", "1")]),
     GCCollector(name: "goalloc-objq", preloadGoAlloc: true, env: [("GOALLOC_DEBUG", "gcobjqueue=1")]),
     GCCollector(name: "goalloc-eager", preloadGoAlloc: true, env: [("GOALLOC_DEBUG", "gcsweep=eager")]),
+    GCCollector(name: "goalloc-conc", preloadGoAlloc: true, env: [("GOALLOC_DEBUG", "gcconc=1")]),
     GCCollector(name: "go", kind: .go),
     GCCollector(name: "glibc", kind: .explicitFree),
     GCCollector(name: "goalloc-free", kind: .explicitFree, preloadGoAlloc: true),
@@ -267,6 +270,7 @@ struct GCResults {
       case "goalloc-objq": return "`goalloc-objq` (GOALLOC_DEBUG=gcobjqueue=1: an object queue, not Green Tea's span queue)"
       case "goalloc-eager": return "`goalloc-eager` (GOALLOC_DEBUG=gcsweep=eager: the sweep in the pause)"
       case "goalloc-1": return "`goalloc-1` (GOALLOC_GC_PROCS=1: one mark worker)"
+      case "goalloc-conc": return "`goalloc-conc` (GOALLOC_DEBUG=gcconc=1: concurrent marking; each of a cycle's two stops is a pause)"
       case "go": return "`go` (Benchmarks/go/gcwork.go: the same work in Go, its collector at GOGC=100)"
       case "goalloc-free": return "`goalloc-free` (the explicit-free build on GoAlloc's malloc/free)"
       default: return "`\(c.name)` (the explicit-free build on \(c.name)'s malloc/free)"

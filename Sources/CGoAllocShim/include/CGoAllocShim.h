@@ -19,5 +19,6 @@
 #include "goalloc_sample.h"       // random numbers and the heap profile's sampling maths
 #include "goalloc_stw.h"          // the GC mode: stopping the world, stack bounds, image segments
 #include "goalloc_specials.h"     // the GC mode: the cleanup thread, calls to finalizers and cleanups
+#include "goalloc_dirty.h"        // the GC mode: pages written during a concurrent mark (userfaultfd, soft-dirty)
 
 #endif

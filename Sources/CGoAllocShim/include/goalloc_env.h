@@ -24,6 +24,10 @@ enum {
   GOALLOC_DEBUG_GCTRACE = 1u << 6,     // one line per collection on stderr
   GOALLOC_DEBUG_GC_OBJQUEUE = 1u << 7, // mark small objects through an object queue, not Green Tea's span queue
   GOALLOC_DEBUG_CLEANUP_CHECK = 1u << 8,  // GC mode: report objects kept alive by cleanup arguments
+  GOALLOC_DEBUG_GC_CONC = 1u << 9,        // GC mode: concurrent marking (MGCConcurrent.swift)
+  GOALLOC_DEBUG_GC_CHECKMARK = 1u << 10,  // GC mode: re-mark with the world stopped after each mark and compare
+  GOALLOC_DEBUG_GC_CONC_BROKEN = 1u << 11,  // GC mode, tests only: mark termination skips the dirty-page rescan
+  GOALLOC_DEBUG_GC_PRECLEAN = 1u << 12,   // GC mode, experimental: concurrent preclean of written pages
   GOALLOC_DEBUG_PARSED = 1u << 31,
 };
 /// Parses GOALLOC_DEBUG (when the environment is readable). Returns flags with PARSED set once the
@@ -40,6 +44,9 @@ int goalloc_built_with_tsan(void);
 int goalloc_debug_value(const char *key, char *buf, size_t len);
 /// GOALLOC_DEBUG=gcsweep=lazy|eager|ondemand: 0, 1 or 2 (lazy, the default, when unset or bad).
 int goalloc_debug_gcsweep(void);
+/// GOALLOC_DEBUG=gcdirty=auto|uffd|softdirty|full: 0..3 (auto when unset or bad): how the
+/// concurrent mark finds the pages written while it ran (goalloc_dirty.h).
+int goalloc_debug_gcdirty(void);
 /// One warning line: the file of setting `key` (e.g. heapmap) could not be opened (errno `err`).
 void goalloc_warn_output(const char *key, const char *path, int err);
 /// GOALLOC_MEMLIMIT: bytes, or with a B/KiB/MiB/GiB/TiB (or K/M/G/T, KB/MB/GB/TB) unit. 0 = none

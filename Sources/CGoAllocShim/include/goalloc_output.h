@@ -53,10 +53,14 @@ struct goalloc_gctrace {
   uint64_t heap_start, heap_end, heap_marked, goal, stacks, globals;  // bytes
   uint64_t procs;         // threads stopped, and the collector
   int forced;             // goalloc_gc_collect (GC_gcollect)
+  const char *conc;       // concurrent mark: the dirty-page mechanism ("uffd", ...); NULL: stopped
+  uint64_t dirty_pages;   // concurrent mark: 4 KiB pages rescanned at mark termination
 };
 /// Writes g's line to stderr with one write, without allocating:
 ///   gc 3 @0.512s 2%: 0.010+1.2+0.020 ms clock, 1.2 ms cpu, 4->4->2 MB, 5 MB goal, 0 MB stacks,
 ///   1 MB globals, 2 P (forced)
+/// and for a concurrent cycle (the clock's three parts: stop 1, concurrent mark, stop 2), before
+/// "(forced)": ", conc uffd 12 pages".
 void goalloc_write_gctrace(const struct goalloc_gctrace *g);
 /// The same line (with its newline) into out; returns its length (at most cap bytes written).
 size_t goalloc_format_gctrace(const struct goalloc_gctrace *g, char *out, size_t cap);

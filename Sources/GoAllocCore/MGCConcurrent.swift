@@ -1,0 +1,311 @@
+// MGCConcurrent: the concurrent cycle (GOALLOC_DEBUG=gcconc=1; Go's gcStart / gcBgMarkWorker /
+// gcMarkDone / gcMarkTermination), mostly-concurrent in bdwgc's sense: no write barrier, the
+// pages the program wrote while the mark ran are found afterwards (MGCDirty) and rescanned.
+//
+// One cycle, under the collector's lock (gcCollect):
+//   0. world running: sweep termination (as stage 1), then the dirty-page period starts: the
+//      heap's ranges are write-protected for tracking (MGCDirty.gcDirtyBegin, time T0);
+//   1. stop 1 (short): every lock taken, the world stopped; phase = mark; every span a GC cache
+//      holds gets its *markFrom* (its freeindex now); the roots are scanned (stacks, images'
+//      writable segments, added roots, malloc scan spans) into the mark's queues; the helpers
+//      are woken; the world restarts and the locks are released;
+//   2. concurrent mark: the collecting thread and the helpers (MGCWorkers) drain the queues
+//      while the program runs (the program's threads do not wait for the cycle: an allocation
+//      trigger during it returns at once; stage 2's assists are not built yet);
+//   3. stop 2, mark termination: phase = markTermination; allocate-black is settled (below);
+//      every thread's stack is scanned again, and the images' segments and added roots; then
+//      every marked object of a collected scan span, and every live slot of a malloc scan span,
+//      on a page written since T0 is scanned again (MGCDirty); the queues drain (with the
+//      overflow recovery); GOALLOC_DEBUG=gccheckmark=1 verifies (MGCCheckmark); the specials
+//      (MGCSpecialsMark); the flip and the pacer as stage 1 (MGC.gcReclaimAndStart). Sweeping
+//      then runs beside the program as in stage 1.
+//
+// Why this is enough (the mostly-concurrent argument; Boehm, Demers, Shenker 1991). Take an
+// object X reachable when stop 2 begins, through a chain root -> O1 -> ... -> X, and suppose X
+// ends the drain unmarked. Every root is scanned in stop 2 (stacks and registers whole; images
+// and added roots whole), so some Ok is marked and Ok+1 is not. Had Ok been scanned in stop 2,
+// Ok+1 would be marked; so Ok was scanned only during the concurrent mark, at some time t > T0,
+// or never (allocated black). If its word pointing to Ok+1 was written after t, the page was
+// written after T0 and stop 2 scanned Ok again; if not, the scan at t read that pointer and
+// marked Ok+1. An object allocated black is never scanned unless its page was written after T0:
+// a scan object is zeroed when handed out (a write), or its span's memory was never used (zero);
+// either way a page not written since T0 holds no pointer in it. So every reachable object is
+// marked: objects unreachable at stop 1 but resurrected by a thread storing a pointer it read
+// earlier are covered by the same argument (the store is to a stack, rescanned whole, or to a
+// page, which is then written). The dirty-page mechanisms (uffd write-protect, soft-dirty, or
+// none: every page written) are MGCDirty's.
+//
+// Allocate-black without a single instruction on the allocation fast path: an object allocated
+// during the mark is a slot of a span some GC cache held then, and a cache only hands out slots
+// in increasing index order from freeindex (a slot below freeindex is allocated; above it, the
+// allocBits say). So each cached span carries a *markFrom* (GCCache.from / handoffFrom): its
+// freeindex when stop 1 ran, or when the cache took it during the mark (gcTakeSpan records it,
+// under the central lock, so before or after stop 1 exactly). The slots of [markFrom,
+// freeindex) not in allocBits are the ones handed out during the mark; they get their mark bit
+// (and their scanned bit: they need no scan) when the cache lets the span go during the mark
+// (gcUncacheSpan, under the central lock) or in stop 2 for the spans still held (gcBlackenCaches)
+// - always before the dirty-page rescan, which must see them marked. A large object allocated
+// during the mark is marked at its allocation (a slow path). Nothing is ever swept during the
+// mark (sweep termination left nothing unswept, and the flip comes after), so a slot cannot be
+// freed and handed out again within one mark, and freeindex only grows.
+//
+// Memory a marker may be reading is never freed during the mark: a GC cache's empty span goes
+// onto its partial list instead of the page heap, and the explicit free of a large collected
+// object only sets its free bit (the sweep after the flip frees it; counted as freed at once).
+// Explicit frees of small objects set freeBits as ever: a marker skips such an object, and the
+// sweep frees it even if it was marked (black or not).
+//
+// Invariants: phase changes only with every central lock held (both stops); spans cached
+// during the mark have their markFrom set before any slot of theirs is handed out; black marks
+// are set with atomic ORs (markers set mark bits concurrently).
+import CGoAllocShim
+
+/// goalloc_gc_with_registers' callback in the concurrent mode.
+func gcConcCycleEntry(_ arg: UnsafeMutableRawPointer?, _ sp: UInt) {
+  guard let arg, let h = globalHeap() else { return }
+  gcConcCycle(h, arg.assumingMemoryBound(to: GCState.self), callerSP: sp)
+}
+
+func gcConcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, callerSP: UInt) {
+  gcConcStart(h, gc, callerSP: callerSP)
+  gcConcFinish(h, gc, callerSP: callerSP)
+}
+
+/// goalloc_gc_with_registers' callback for a cycle handed to the background thread: stop 1
+/// on the calling thread, then the hand-off.
+func gcConcStartEntry(_ arg: UnsafeMutableRawPointer?, _ sp: UInt) {
+  guard let arg, let h = globalHeap() else { return }
+  let gc = arg.assumingMemoryBound(to: GCState.self)
+  gcConcStart(h, gc, callerSP: sp)
+  atomicStore32(&gc.pointee.bgWord, 1)
+  goalloc_futex_wake(&gc.pointee.bgWord, 1)
+}
+
+/// The dirty-page period's start and stop 1 (the caller's stack scanned from callerSP).
+func gcConcStart(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, callerSP: UInt) {
+  let cpu0 = goalloc_thread_cputime()
+  gc.gcDirtyBegin(h)  // T0: writes from here on are seen
+  // Stop 1: roots.
+  let t0 = goalloc_nanotime()
+  let me = goalloc_gettid()
+  gc.pointee.lastThreads = Int(gcStopTheWorld(h, me)) + 1
+  gc.gcSweepAllLocked(h)  // (normally nothing: the caller swept before the stop)
+  atomicStore32(&gc.pointee.phase, GCPhase.mark.rawValue)
+  atomicStore64(&gc.pointee.blackBytes, 0)
+  gcSetMarkFrom(h, gc)
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_START))
+  gc.gcMarkStart(h, callerSP: callerSP, me: me, workers: gc.pointee.markWorkers)
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_PRE_START_WORLD))
+  goalloc_gc_start_world()
+  h.unlockAll()
+  let t1 = goalloc_nanotime()
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_POST_START_WORLD))
+  gc.gcRecordPause(t1 - t0)
+  gc.pointee.concT = (t0, t1)
+  let cpu1 = goalloc_thread_cputime()
+  gc.pointee.concCPU = cpu1 > cpu0 ? cpu1 - cpu0 : 0
+}
+
+/// The concurrent mark and mark termination, on the thread that ran stop 1 (callerSP: its
+/// stack's scan starts there) or on the background thread (which has no stack to scan).
+func gcConcFinish(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, callerSP: UInt) {
+  let cpu0 = goalloc_thread_cputime()
+  let me = goalloc_gettid()
+  let (t0, t1) = gc.pointee.concT
+  // Concurrent mark: this thread and the helpers, beside the program; then the pages written
+  // meanwhile, once (MGCDirty's preclean), so that stop 2 has only the last ones to rescan.
+  gc.gcMarkConcurrent()
+  gc.gcPreclean(h)
+  // Stop 2: mark termination.
+  let t2 = goalloc_nanotime()
+  _ = gcStopTheWorld(h, me)
+  atomicStore32(&gc.pointee.phase, GCPhase.markTermination.rawValue)
+  gcBlackenCaches(h, gc)
+  gc.gcMarkTermination(h, callerSP: callerSP, me: me)
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_END))
+  gcReclaimAndStart(h, gc)
+  let t3 = goalloc_nanotime()
+  goalloc_gc_event(Int32(GOALLOC_GC_EVENT_POST_START_WORLD))
+  gc.pointee.lastClock = (t1 - t0, t2 - t1, t3 - t2)
+  gc.pointee.lastPauses = (t1 - t0, t3 - t2)
+  let cpu1 = goalloc_thread_cputime()
+  gc.pointee.lastCPU = gc.pointee.concCPU &+ (cpu1 > cpu0 ? cpu1 - cpu0 : 0) &+ atomicExchange64(&gc.pointee.workers.pointee.cpuNs, 0)
+  gc.gcRecordPause(t3 - t2)
+  gc.pointee.lastCyclePauseNs = (t1 - t0) + (t3 - t2)
+  gc.gcCycleDone()
+}
+
+// MARK: the background collector thread
+
+extension UnsafeMutablePointer where Pointee == GCState {
+  /// The background thread, started once (collector's lock held, no allocator lock: creating a
+  /// thread may allocate). False when it cannot be had (the cycle then runs on the caller).
+  func gcBackgroundStart() -> Bool {
+    if pointee.bgStarted { return true }
+    if pointee.bgFailed { return false }
+    let crew = atomicLoad32(&pointee.bgCrew)
+    if goalloc_start_thread(gcBackgroundMain, UnsafeMutableRawPointer(bitPattern: UInt(crew) << 8 | 1)) == 0 {
+      pointee.bgFailed = true
+      return false
+    }
+    pointee.bgStarted = true
+    return true
+  }
+}
+
+/// The background collector (Go's dedicated background mark worker and the gcMarkDone /
+/// gcMarkTermination it runs): parked until a cycle's stop 1 hands it the rest, which it runs
+/// with the collector's lock (taken by the thread that started the cycle) and then releases.
+/// It keeps no cache (never registered, stopped or scanned; it allocates nothing). When the
+/// main thread has left with pthread_exit it ends between cycles, as the mark helpers do.
+func gcBackgroundMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+  goalloc_tls_state_set(1)  // no cache
+  let crew = UInt32(truncatingIfNeeded: UInt(bitPattern: arg) >> 8)
+  guard let h = globalHeap(), let gc = UnsafeMutablePointer<GCState>(bitPattern: atomicLoadUInt(&gcStateWord)) else { return nil }
+  while true {
+    if atomicLoad32(&gc.pointee.bgCrew) != crew { return nil }
+    if atomicLoad32(&gc.pointee.bgWord) == 0 {
+      if goalloc_gc_park(&gc.pointee.bgWord, 0, GCWorkers.parkNanos) != 0 && goalloc_main_thread_exited() != 0
+        && atomicLoad32(&gc.pointee.bgWord) == 0 && atomicCAS32(&gc.pointee.lock, 0, 1) {
+        _ = atomicAdd32(&gc.pointee.bgCrew, 1)
+        gc.pointee.bgStarted = false
+        lockRelease(&gc.pointee.lock)
+        return nil
+      }
+      continue
+    }
+    gcConcFinish(h, gc, callerSP: 0)
+    gcCollectTail(h, gc, forced: false)
+    atomicStore32(&gc.pointee.poolPending, 1)
+    atomicStore32(&gc.pointee.bgWord, 0)
+    lockRelease(&gc.pointee.lock)
+  }
+}
+
+/// Stop 1: every span a GC cache holds (slots and handoff word) gets markFrom = its freeindex.
+/// World stopped, every lock held.
+func gcSetMarkFrom(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>) {
+  let empty = h.pointee.emptySpan
+  var it = h.pointee.caches.pointee.head
+  while let raw = it {
+    let c = MCache(raw)
+    it = c.link.pointee.next
+    guard let g = c.header.pointee.gc else { continue }
+    for shape in 0..<(numSizeClasses * 2) {
+      let s = GCCache.span(g, shape).pointee
+      if s != empty { GCCache.from(g, shape).pointee = s.pointee.freeindex }
+    }
+    let handoff = GCCache.handoff(g)
+    if let s = handoff.pointee { GCCache.handoffFrom(handoff).pointee = s.pointee.freeindex }
+  }
+}
+
+/// Stop 2: the slots the GC caches handed out during the mark from the spans they still hold
+/// become black. World stopped, every lock held (so a handoff span is on no list yet).
+func gcBlackenCaches(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>) {
+  let empty = h.pointee.emptySpan
+  var it = h.pointee.caches.pointee.head
+  while let raw = it {
+    let c = MCache(raw)
+    it = c.link.pointee.next
+    guard let g = c.header.pointee.gc else { continue }
+    for shape in 0..<(numSizeClasses * 2) {
+      let s = GCCache.span(g, shape).pointee
+      if s != empty { gc.gcBlacken(s, from: GCCache.from(g, shape).pointee) }
+    }
+    let handoff = GCCache.handoff(g)
+    if let s = handoff.pointee, s.pointee.collected != 0, s.pointee.list == listNone,
+       atomicLoad32(&s.pointee.state) == spanInUse {
+      gc.gcBlacken(s, from: GCCache.handoffFrom(handoff).pointee)
+    }
+  }
+}
+
+/// An explicit free of large collected object s (at a) during a concurrent mark: its free bit,
+/// applied by the sweep after the flip (a marker may be reading the span now). False when no
+/// mark is running (the caller frees it now). Counted as freed at once.
+func gcFreeLargeDuringMark(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, _ s: SpanPtr,
+                           _ a: UInt, op: StaticString) -> Bool {
+  let central = gc.gcCentral(h, Int(s.pointee.spanclass))
+  lockAcquire(&central.pointee.lock)
+  if atomicLoad32(&gc.pointee.phase) != GCPhase.mark.rawValue {
+    lockRelease(&central.pointee.lock)
+    return false
+  }
+  let ok = atomicLoad32(&s.pointee.state) == spanInUse && atomicOr64(s.freeWord(0), 1) & 1 == 0
+  lockRelease(&central.pointee.lock)
+  if !ok {
+    h.badFree(op, "double free detected", a)
+    return true
+  }
+  if atomicLoad32(&s.pointee.specials) != 0 { gcSpecialsObjectFreed(h, s, a, s.pointee.elemsize) }
+  let bytes = UInt64(s.pointee.elemsize)
+  atomicAdd64(&gc.pointee.frees, 1)
+  atomicAdd64(&gc.pointee.freedBytes, bytes)
+  let live = atomicLoad64(&gc.pointee.heapLive)
+  atomicStore64(&gc.pointee.heapLive, live > bytes ? live - bytes : 0)
+  return true
+}
+
+extension UnsafeMutablePointer where Pointee == GCState {
+  /// Stop 1's part of the mark: the markers prepared, the helpers woken, every root scanned.
+  /// World stopped, every allocator lock held.
+  func gcMarkStart(_ h: UnsafeMutablePointer<MHeap>, callerSP: UInt, me: Int, workers: Int) {
+    let w = pointee.work
+    gcSetHeapBounds(h)
+    w.prepare(h, workers: workers)
+    let n = w.pointee.nworkers
+    if n > 1 {
+      atomicStore64(&w.pointee.nwait, UInt64(n - 1))  // the helpers start idle
+      gcWakeWorkers(n)
+    }
+    gcScanRoots(h, callerSP: callerSP, me: me, mallocSpans: true)
+  }
+
+  /// The concurrent mark: drains until every worker is idle (the overflow recovery waits for
+  /// mark termination). The world runs.
+  func gcMarkConcurrent() {
+    let w = pointee.work
+    marker0.markLoop(startIdle: false)
+    if w.pointee.nworkers > 1 { gcWaitWorkers() }
+  }
+
+  /// The concurrent mark's last round: the pages written so far are rescanned (and tracked
+  /// again: MGCDirty.gcPreclean), then every worker drains once more.
+  func gcPreclean(_ h: UnsafeMutablePointer<MHeap>) {
+    if !pointee.preclean || pointee.concBroken || !gcPrecleanWritten(h) { return }
+    let w = pointee.work
+    let n = w.pointee.nworkers
+    if n > 1 {
+      atomicStore64(&w.pointee.nwait, UInt64(n - 1))
+      gcWakeWorkers(n)
+    }
+    marker0.markLoop(startIdle: false)
+    if n > 1 { gcWaitWorkers() }
+  }
+
+  /// Stop 2's mark: roots again, the pages written since T0, then a full drain. World stopped,
+  /// every lock held, the helpers parked.
+  func gcMarkTermination(_ h: UnsafeMutablePointer<MHeap>, callerSP: UInt, me: Int) {
+    gcSetHeapBounds(h)  // (the heap may have grown: new arenas)
+    let w = pointee.work
+    for i in 0..<w.pointee.nworkers {
+      (w.pointee.markers + i).pointee.heapLo = w.pointee.heapLo
+      (w.pointee.markers + i).pointee.heapHi = w.pointee.heapHi
+    }
+    let stacks = pointee.stackBytes, globals = pointee.globalsBytes
+    gcScanRoots(h, callerSP: callerSP, me: me, mallocSpans: false)
+    pointee.stackBytes = stacks
+    pointee.globalsBytes = globals
+    if pointee.concBroken {
+      pointee.lastDirtyPages = 0
+      pointee.lastDirtyBytes = 0
+    } else {
+      gcRescanDirty(h)
+    }
+    finishMark(h, helpersAwake: false)
+    w.pointee.markedBytes &+= atomicLoad64(&pointee.blackBytes)
+    if pointee.checkmark { gcCheckmark(h, callerSP: callerSP, me: me) }
+    gcMarkSpecials(h)  // finalizers, cleanups, weak handles (MGCSpecialsMark.swift)
+  }
+}

@@ -1,0 +1,1 @@
+../GoAllocCore/MGCCheckmark.swift
