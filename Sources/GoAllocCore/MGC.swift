@@ -163,6 +163,43 @@ enum GCCache {
   @inline(__always) static func ownerTag(_ g: UnsafeMutableRawPointer) -> UInt { UInt(bitPattern: g) | 2 }
 }
 
+/// Every span the GC caches hold (world stopped, every lock held): each cache's slots but the
+/// empty span, and its handoff word's span while it is between a slot and a list; with the word
+/// that holds where the current mark began in it (concurrent marking's markFrom).
+struct GCHeldSpans {
+  let empty: SpanPtr
+  var cache: UnsafeMutableRawPointer?
+  var g: UnsafeMutableRawPointer? = nil
+  var shape = numSizeClasses * 2
+  init(_ h: UnsafeMutablePointer<MHeap>) {
+    empty = h.pointee.emptySpan
+    cache = h.pointee.caches.pointee.head
+  }
+  mutating func next() -> (span: SpanPtr, from: UnsafeMutablePointer<Int>)? {
+    while true {
+      if let g {
+        if shape < numSizeClasses * 2 {
+          let s = GCCache.span(g, shape).pointee, from = GCCache.from(g, shape)
+          shape += 1
+          if s != empty { return (s, from) }
+          continue
+        }
+        self.g = nil
+        let handoff = GCCache.handoff(g)
+        if let s = handoff.pointee, s.pointee.collected != 0, s.pointee.list == listNone,
+           atomicLoad32(&s.pointee.state) == spanInUse {
+          return (s, GCCache.handoffFrom(handoff))
+        }
+      }
+      guard let raw = cache else { return nil }
+      let c = MCache(raw)
+      cache = c.link.pointee.next
+      g = c.header.pointee.gc
+      shape = 0
+    }
+  }
+}
+
 nonisolated(unsafe) var gcInitLock: LockWord = 0
 /// The GC state of the process-wide heap (the only heap the GC mode serves), once created.
 nonisolated(unsafe) var gcStateWord: UInt = 0
@@ -430,21 +467,8 @@ extension UnsafeMutablePointer where Pointee == GCState {
 /// allocates from swept state on restart; everything else waits on the lists, unswept.
 func gcFlip(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>) -> GCSweepResult {
   var r = gc.gcFlipSweepgen()
-  let empty = h.pointee.emptySpan
-  var it = h.pointee.caches.pointee.head
-  while let raw = it {
-    let c = MCache(raw)
-    it = c.link.pointee.next
-    guard let g = c.header.pointee.gc else { continue }
-    for shape in 0..<(numSizeClasses * 2) {
-      let s = GCCache.span(g, shape).pointee
-      if s != empty { gc.sweepHeld(h, s, &r) }
-    }
-    if let s = GCCache.handoff(g).pointee, s.pointee.collected != 0, s.pointee.list == listNone,
-       atomicLoad32(&s.pointee.state) == spanInUse {
-      gc.sweepHeld(h, s, &r)
-    }
-  }
+  var held = GCHeldSpans(h)
+  while let (s, _) = held.next() { gc.sweepHeld(h, s, &r) }
   gc.gcFlipLists(&r)
   return r
 }

@@ -185,40 +185,15 @@ func gcBackgroundMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointe
 /// Stop 1: every span a GC cache holds (slots and handoff word) gets markFrom = its freeindex.
 /// World stopped, every lock held.
 func gcSetMarkFrom(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>) {
-  let empty = h.pointee.emptySpan
-  var it = h.pointee.caches.pointee.head
-  while let raw = it {
-    let c = MCache(raw)
-    it = c.link.pointee.next
-    guard let g = c.header.pointee.gc else { continue }
-    for shape in 0..<(numSizeClasses * 2) {
-      let s = GCCache.span(g, shape).pointee
-      if s != empty { GCCache.from(g, shape).pointee = s.pointee.freeindex }
-    }
-    let handoff = GCCache.handoff(g)
-    if let s = handoff.pointee { GCCache.handoffFrom(handoff).pointee = s.pointee.freeindex }
-  }
+  var held = GCHeldSpans(h)
+  while let (s, from) = held.next() { from.pointee = s.pointee.freeindex }
 }
 
 /// Stop 2: the slots the GC caches handed out during the mark from the spans they still hold
 /// become black. World stopped, every lock held (so a handoff span is on no list yet).
 func gcBlackenCaches(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>) {
-  let empty = h.pointee.emptySpan
-  var it = h.pointee.caches.pointee.head
-  while let raw = it {
-    let c = MCache(raw)
-    it = c.link.pointee.next
-    guard let g = c.header.pointee.gc else { continue }
-    for shape in 0..<(numSizeClasses * 2) {
-      let s = GCCache.span(g, shape).pointee
-      if s != empty { gc.gcBlacken(s, from: GCCache.from(g, shape).pointee) }
-    }
-    let handoff = GCCache.handoff(g)
-    if let s = handoff.pointee, s.pointee.collected != 0, s.pointee.list == listNone,
-       atomicLoad32(&s.pointee.state) == spanInUse {
-      gc.gcBlacken(s, from: GCCache.handoffFrom(handoff).pointee)
-    }
-  }
+  var held = GCHeldSpans(h)
+  while let (s, from) = held.next() { gc.gcBlacken(s, from: from.pointee) }
 }
 
 /// An explicit free of large collected object s (at a) during a concurrent mark: its free bit,
@@ -248,20 +223,6 @@ func gcFreeLargeDuringMark(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutable
 }
 
 extension UnsafeMutablePointer where Pointee == GCState {
-  /// Stop 1's part of the mark: the markers prepared, the helpers woken, every root scanned.
-  /// World stopped, every allocator lock held.
-  func gcMarkStart(_ h: UnsafeMutablePointer<MHeap>, callerSP: UInt, me: Int, workers: Int) {
-    let w = pointee.work
-    gcSetHeapBounds(h)
-    w.prepare(h, workers: workers)
-    let n = w.pointee.nworkers
-    if n > 1 {
-      atomicStore64(&w.pointee.nwait, UInt64(n - 1))  // the helpers start idle
-      gcWakeWorkers(n)
-    }
-    gcScanRoots(h, callerSP: callerSP, me: me, mallocSpans: true)
-  }
-
   /// The concurrent mark: drains until every worker is idle (the overflow recovery waits for
   /// mark termination). The world runs.
   func gcMarkConcurrent() {

@@ -48,6 +48,13 @@ extension UnsafeMutablePointer where Pointee == GCState {
   /// Marks everything reachable from the roots. World stopped, every allocator lock held;
   /// `workers` mark workers (the helpers among them parked, MGCWorkers).
   func gcMark(_ h: UnsafeMutablePointer<MHeap>, callerSP: UInt, me: Int, workers: Int) {
+    gcMarkStart(h, callerSP: callerSP, me: me, workers: workers)
+    finishMark(h, helpersAwake: true)
+  }
+
+  /// Stop 1's part of the mark: the markers prepared, the helpers woken, every root scanned.
+  /// World stopped, every allocator lock held.
+  func gcMarkStart(_ h: UnsafeMutablePointer<MHeap>, callerSP: UInt, me: Int, workers: Int) {
     let w = pointee.work
     gcSetHeapBounds(h)
     w.prepare(h, workers: workers)
@@ -57,7 +64,6 @@ extension UnsafeMutablePointer where Pointee == GCState {
       gcWakeWorkers(n)
     }
     gcScanRoots(h, callerSP: callerSP, me: me, mallocSpans: true)
-    finishMark(h, helpersAwake: true)
   }
 
   /// The heap's address range (a candidate outside it is no pointer), into the work state.
