@@ -113,17 +113,20 @@ struct GCTests {
   // have CPUs: the work is shared whatever the scheduling).
   @Test("the GC scenarios with 1 and with 4 mark workers", arguments: ["1", "4"])
   func markWorkers(procs: String) async throws {
-    let env = ["GOALLOC_GC_PROCS": procs]
-    Self.expectAllOK(try await Self.run("reach", environment: env), atLeast: 22)
-    Self.expectAllOK(try await Self.run("noscan", environment: env), atLeast: 2)
-    Self.expectAllOK(try await Self.run("interior", environment: env), atLeast: 4)
-    Self.expectAllOK(try await Self.run("zero", environment: env), atLeast: 2)
-    Self.expectAllOK(try await Self.run("free", environment: env), atLeast: 6)
-    Self.expectAllOK(try await Self.run("fuzz", ["30000"], environment: env), atLeast: 3)
-    Self.expectAllOK(try await Self.run("lazythreads", ["50"], environment: env), atLeast: 3)
-    Self.expectAllOK(try await Self.run("torture", ["50"], environment: env), atLeast: 4)
-    Self.expectAllOK(try await Self.run("fork", environment: env), atLeast: 1)
-    Self.expectAllOK(try await Self.run("pacing", environment: env), atLeast: 2)
+    try await Self.battery(["GOALLOC_GC_PROCS": procs], fuzz: "30000", lazythreads: "50", torture: "50")
+  }
+
+  /// The scenarios every marking configuration must pass, at the sizes given.
+  static func battery(_ env: [String: String], fuzz: String, lazythreads: String, torture: String,
+                      sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    let cases: [(String, [String], Int)] = [
+      ("reach", [], 22), ("noscan", [], 2), ("interior", [], 4), ("zero", [], 2), ("free", [], 6),
+      ("fuzz", [fuzz], 3), ("lazythreads", [lazythreads], 3), ("torture", [torture], 4), ("fork", [], 1),
+      ("pacing", [], 2),
+    ]
+    for (scenario, args, n) in cases {
+      Self.expectAllOK(try await Self.run(scenario, args, environment: env), atLeast: n, sourceLocation: sourceLocation)
+    }
   }
 
   @Test("a random graph against a shadow model, with 1, 2 and 4 mark workers, and with the object queue",
@@ -208,17 +211,8 @@ struct GCTests {
   @Test("the GC scenarios with concurrent marking and checkmark (4 mark workers)")
   func concurrentScenarios() async throws {
     let env = ["GOALLOC_GC_PROCS": "4", "GOALLOC_DEBUG": Self.conc]
-    Self.expectAllOK(try await Self.run("reach", environment: env), atLeast: 18)
-    Self.expectAllOK(try await Self.run("noscan", environment: env), atLeast: 2)
-    Self.expectAllOK(try await Self.run("interior", environment: env), atLeast: 4)
-    Self.expectAllOK(try await Self.run("zero", environment: env), atLeast: 2)
-    Self.expectAllOK(try await Self.run("free", environment: env), atLeast: 6)
-    Self.expectAllOK(try await Self.run("fuzz", ["10000"], environment: env), atLeast: 3)
+    try await Self.battery(env, fuzz: "10000", lazythreads: "10", torture: "20")
     Self.expectAllOK(try await Self.run("graph", ["30000"], environment: env), atLeast: 4)
-    Self.expectAllOK(try await Self.run("lazythreads", ["10"], environment: env), atLeast: 3)
-    Self.expectAllOK(try await Self.run("torture", ["20"], environment: env), atLeast: 4)
-    Self.expectAllOK(try await Self.run("fork", environment: env), atLeast: 1)
-    Self.expectAllOK(try await Self.run("pacing", environment: env), atLeast: 2)
     Self.expectAllOK(try await Self.run("memlimit", environment: env), atLeast: 3)
     Self.expectAllOK(try await Self.run("resurrect", ["5"], environment: env), atLeast: 2)
   }
