@@ -91,8 +91,8 @@ void goalloc_gc_tls_bounds(struct goalloc_gc_thread *t) {
 #endif
     if (lo < mlo || lo > tp) lo = mlo;
     if (hi > mhi || hi < tp) hi = mhi;
-    uintptr_t slo = 0, shi = 0;
-    goalloc_stack_bounds((uintptr_t)&slo, &slo, &shi);
+    uintptr_t slo = t->stack_lo, shi = t->stack_hi;  // (known by now: both callers set them first)
+    if (shi == 0) goalloc_stack_bounds((uintptr_t)&slo, &slo, &shi);
     if (lo >= slo && hi <= shi) lo = hi = 0;  // inside the stack mapping: scanned with the stack
   }
   t->tls_lo = lo & ~(uintptr_t)7;

@@ -100,6 +100,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
           var l: UInt = 0, u: UInt = 0
           if goalloc_stack_bounds(from, &l, &u) != 0 { t.pointee.stack_lo = l; t.pointee.stack_hi = u }
         }
+        goalloc_gc_tls_bounds(t)  // (a stopped thread computed its own in the stop handler)
       } else {
         // Stopped in this cycle: its handler saved sp (a thread that died meanwhile did not).
         if atomicLoad32(&t.pointee.stopped) != epoch { continue }
@@ -111,7 +112,6 @@ extension UnsafeMutablePointer where Pointee == GCState {
         m.balance()
         stacks &+= UInt64(top - from)
       }
-      if c.header.pointee.tid == me { goalloc_gc_tls_bounds(t) }
       if atomicLoad32(&t.pointee.tls_known) != 0 && t.pointee.tls_hi > t.pointee.tls_lo {
         m.scanRange(t.pointee.tls_lo, t.pointee.tls_hi)
         m.balance()

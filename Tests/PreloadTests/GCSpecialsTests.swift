@@ -16,7 +16,7 @@ struct GCSpecialsTests {
   @Test("cleanups: never while reachable, once each after, on one dedicated thread; cancel; refusals; large objects; explicit frees drop them")
   func cleanups() async throws {
     let r = try await Self.run("cleanup")
-    GCTests.expectAllOK(r, atLeast: 13)
+    expectScenarioOK(r, atLeast: 13)
     #expect(r.stderr.contains("goalloc: gc: add_cleanup: arg points into the object"), "\(r)")
     #expect(r.stderr.contains("goalloc: gc: add_cleanup: not a pointer into a live collected object"), "\(r)")
   }
@@ -24,15 +24,15 @@ struct GCSpecialsTests {
   @Test("finalizers: resurrect the object and its referents for one call, run before its cleanups, clear weak pointers first; one per object")
   func finalizers() async throws {
     let r = try await Self.run("finalizer")
-    GCTests.expectAllOK(r, atLeast: 8)
+    expectScenarioOK(r, atLeast: 8)
     #expect(r.stderr.contains("goalloc: gc: set_finalizer: the object already has a finalizer"), "\(r)")
   }
 
   @Test("finalizer order: a chain is finalized head first, one link per cycle; a self-reaching object never")
-  func chains() async throws { GCTests.expectAllOK(try await Self.run("chain"), atLeast: 2) }
+  func chains() async throws { expectScenarioOK(try await Self.run("chain"), atLeast: 2) }
 
   @Test("weak pointers: equal for one pointer, kept handle, cleared exactly when the object dies or is freed")
-  func weakPointers() async throws { GCTests.expectAllOK(try await Self.run("weak"), atLeast: 9) }
+  func weakPointers() async throws { expectScenarioOK(try await Self.run("weak"), atLeast: 9) }
 
   /// The acceptance fuzzer: random graphs (cycles, noscan leaves, finalizable objects,
   /// explicit frees) mutated between collections; after each, nothing reachable was cleaned up,
@@ -41,19 +41,19 @@ struct GCSpecialsTests {
   @Test("fuzz: random graphs with cleanups, finalizers and weak pointers", arguments: [("11", "100"), ("12", "100"), ("13", "5")])
   func fuzz(seed: String, gogc: String) async throws {
     let r = try await Self.run("fuzz", [seed, "150"], environment: ["GOALLOC_GC": gogc])
-    GCTests.expectAllOK(r, atLeast: 3)
+    expectScenarioOK(r, atLeast: 3)
   }
 
   @Test("README's weak-keyed cache: hits for live keys, entries die with their keys, dead slots are reused")
-  func weakKeyedCache() async throws { GCTests.expectAllOK(try await Self.run("cache"), atLeast: 3) }
+  func weakKeyedCache() async throws { expectScenarioOK(try await Self.run("cache"), atLeast: 3) }
 
   @Test("threads add and cancel cleanups and make weak pointers while collecting")
-  func threads() async throws { GCTests.expectAllOK(try await Self.run("threads"), atLeast: 3) }
+  func threads() async throws { expectScenarioOK(try await Self.run("threads"), atLeast: 3) }
 
   @Test("GOALLOC_DEBUG=cleanupcheck=1 reports, once, an object kept alive only by a cleanup's argument")
   func cleanupCheck() async throws {
     let r = try await Self.run("cleanupcheck", environment: ["GOALLOC_DEBUG": "cleanupcheck=1"])
-    GCTests.expectAllOK(r, atLeast: 1)
+    expectScenarioOK(r, atLeast: 1)
     let lines = r.stderr.split(separator: "\n").filter { $0.contains("cleanupcheck") }
     #expect(lines.count == 1 && lines[0].hasPrefix("goalloc: gc: cleanupcheck(): an object with a cleanup is reachable only from cleanup arguments"),
             "\(r)")
@@ -62,5 +62,5 @@ struct GCSpecialsTests {
   }
 
   @Test("fork: the child starts a cleanup thread of its own")
-  func forkChild() async throws { GCTests.expectAllOK(try await Self.run("fork"), atLeast: 2) }
+  func forkChild() async throws { expectScenarioOK(try await Self.run("fork"), atLeast: 2) }
 }

@@ -38,47 +38,43 @@ struct GCTests {
     #expect(bad.status == 64 && bad.stderrLines.count == 1, "\(bad)")
   }
 
-  static func expectAllOK(_ r: ProcessResult, atLeast n: Int, sourceLocation: SourceLocation = #_sourceLocation) {
-    expectScenarioOK(r, atLeast: n, sourceLocation: sourceLocation)
-  }
-
   @Test("kept from a global, a deep stack frame, another GC object, an uncollectable object, an added root, another thread's stack; reclaimed once dropped")
   func reachability() async throws {
-    Self.expectAllOK(try await Self.run("reach"), atLeast: 22)
+    expectScenarioOK(try await Self.run("reach"), atLeast: 22)
   }
 
   @Test("a noscan block full of pointers retains nothing; a scan block retains")
-  func noscanHonesty() async throws { Self.expectAllOK(try await Self.run("noscan"), atLeast: 2) }
+  func noscanHonesty() async throws { expectScenarioOK(try await Self.run("noscan"), atLeast: 2) }
 
   @Test("interior pointers keep an object, one past the end does not; goalloc_gc_base")
-  func interiorPointers() async throws { Self.expectAllOK(try await Self.run("interior"), atLeast: 4) }
+  func interiorPointers() async throws { expectScenarioOK(try await Self.run("interior"), atLeast: 4) }
 
   @Test("scan memory is zeroed when reused (small and large)")
-  func zeroedOnReuse() async throws { Self.expectAllOK(try await Self.run("zero"), atLeast: 2) }
+  func zeroedOnReuse() async throws { expectScenarioOK(try await Self.run("zero"), atLeast: 2) }
 
   @Test("free() and goalloc_gc_free of collected objects, realloc keeps kind, set_percent")
-  func explicitFree() async throws { Self.expectAllOK(try await Self.run("free"), atLeast: 6) }
+  func explicitFree() async throws { expectScenarioOK(try await Self.run("free"), atLeast: 6) }
 
   @Test("a collection from a signal handler is refused with one line")
   func signalHandlerRefused() async throws {
     let r = try await Self.run("signal")
-    Self.expectAllOK(r, atLeast: 2)
+    expectScenarioOK(r, atLeast: 2)
     #expect(r.stderr.contains("goalloc: gc: collection refused: called from a signal handler"), "\(r)")
   }
 
   @Test("stop-the-world torture: malloc/free loops, GC loops and a thread blocked in read while 200 collections run")
   func stopTheWorldTorture() async throws {
-    Self.expectAllOK(try await Self.run("torture", ["200"], timeout: 120), atLeast: 4)
+    expectScenarioOK(try await Self.run("torture", ["200"], timeout: 120), atLeast: 4)
   }
 
   @Test("fork while other threads allocate and collect")
-  func forkWhileAllocating() async throws { Self.expectAllOK(try await Self.run("fork"), atLeast: 1) }
+  func forkWhileAllocating() async throws { expectScenarioOK(try await Self.run("fork"), atLeast: 1) }
 
   @Test("pacing: with live L at GOGC=100 the collected heap peaks near 2L")
-  func pacing() async throws { Self.expectAllOK(try await Self.run("pacing"), atLeast: 2) }
+  func pacing() async throws { expectScenarioOK(try await Self.run("pacing"), atLeast: 2) }
 
   @Test("the memory limit triggers collections with GOGC off and holds the heap under it")
-  func memoryLimit() async throws { Self.expectAllOK(try await Self.run("memlimit"), atLeast: 3) }
+  func memoryLimit() async throws { expectScenarioOK(try await Self.run("memlimit"), atLeast: 3) }
 
   // Lazy sweep (MGCSweep): gcsweep=ondemand leaves every collected span unswept after a
   // collection until an allocation or the next cycle reaches it.
@@ -87,25 +83,25 @@ struct GCTests {
   @Test("lazy sweep: gc_base, free of live and of collected objects, reuse and zeroing while spans are unswept")
   func lazySweep() async throws {
     let r = try await Self.run("lazy", environment: Self.onDemand)
-    Self.expectAllOK(r, atLeast: 16)
+    expectScenarioOK(r, atLeast: 16)
     #expect(r.stderr.contains("double free detected (the collector freed it)"), "\(r)")
   }
 
   @Test("random allocate/drop/free/realloc/collect interleavings keep every held object, in each sweep mode and with the object queue",
         arguments: ["gcsweep=ondemand", "gcsweep=lazy", "gcsweep=eager", "gcobjqueue=1"])
   func sweepFuzz(mode: String) async throws {
-    Self.expectAllOK(try await Self.run("fuzz", ["60000"], environment: ["GOALLOC_DEBUG": mode], timeout: 300), atLeast: 3)
+    expectScenarioOK(try await Self.run("fuzz", ["60000"], environment: ["GOALLOC_DEBUG": mode], timeout: 300), atLeast: 3)
   }
 
   @Test("threads allocate and free while the main thread collects: refills meet unswept spans",
         arguments: ["gcsweep=ondemand", "gcsweep=lazy"])
   func lazySweepThreads(mode: String) async throws {
-    Self.expectAllOK(try await Self.run("lazythreads", ["100"], environment: ["GOALLOC_DEBUG": mode]), atLeast: 3)
+    expectScenarioOK(try await Self.run("lazythreads", ["100"], environment: ["GOALLOC_DEBUG": mode]), atLeast: 3)
   }
 
   @Test("torture with the sweep left to allocation (gcsweep=ondemand)")
   func tortureOnDemand() async throws {
-    Self.expectAllOK(try await Self.run("torture", ["100"], environment: ["GOALLOC_DEBUG": "gcsweep=ondemand"]), atLeast: 4)
+    expectScenarioOK(try await Self.run("torture", ["100"], environment: ["GOALLOC_DEBUG": "gcsweep=ondemand"]), atLeast: 4)
   }
 
   // Parallel marking (GOALLOC_GC_PROCS): the scenarios again with one mark worker (the
@@ -125,7 +121,7 @@ struct GCTests {
       ("pacing", [], 2),
     ]
     for (scenario, args, n) in cases {
-      Self.expectAllOK(try await Self.run(scenario, args, environment: env), atLeast: n, sourceLocation: sourceLocation)
+      expectScenarioOK(try await Self.run(scenario, args, environment: env), atLeast: n, sourceLocation: sourceLocation)
     }
   }
 
@@ -133,13 +129,13 @@ struct GCTests {
         arguments: [["GOALLOC_GC_PROCS": "1"], ["GOALLOC_GC_PROCS": "2"], ["GOALLOC_GC_PROCS": "4"],
                     ["GOALLOC_GC_PROCS": "4", "GOALLOC_DEBUG": "gcobjqueue=1"]])
   func randomGraph(environment: [String: String]) async throws {
-    Self.expectAllOK(try await Self.run("graph", ["120000"], environment: environment), atLeast: 4)
+    expectScenarioOK(try await Self.run("graph", ["120000"], environment: environment), atLeast: 4)
   }
 
   @Test("GOALLOC_GC_PROCS: a malformed value warns and marks with the default")
   func badProcs() async throws {
     let r = try await Self.run("noscan", environment: ["GOALLOC_GC_PROCS": "0"])
-    Self.expectAllOK(r, atLeast: 2)
+    expectScenarioOK(r, atLeast: 2)
     #expect(r.stderr.contains("GOALLOC_GC_PROCS must be a number of mark workers"), "\(r)")
   }
 
@@ -148,7 +144,7 @@ struct GCTests {
     let dir = try Paths.freshDirectory("gc-trace")
     let file = dir.appendingPathComponent("gc.trace").path
     let r = try await Self.run("free", environment: ["GOALLOC_DEBUG": "allocfreetrace=\(file)"])
-    Self.expectAllOK(r, atLeast: 6)
+    expectScenarioOK(r, atLeast: 6)
     let text = try String(contentsOfFile: file, encoding: .utf8)
     let g = text.split(separator: "\n").filter { $0.hasPrefix("g ") }.map { $0.split(separator: " ").compactMap { Int($0) } }
     #expect(g.count >= 2 && g.allSatisfy { $0.count == 8 }, "\(g)")
@@ -172,7 +168,7 @@ struct GCTests {
   @Test("GOALLOC_DEBUG=gctrace=1: one line per collection in Go's format, numbered from 1, (forced) for explicit ones")
   func gctrace() async throws {
     let r = try await Self.run("reach", environment: ["GOALLOC_DEBUG": "gctrace=1"])
-    Self.expectAllOK(r, atLeast: 18)
+    expectScenarioOK(r, atLeast: 18)
     let lines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("gc ") }
     #expect(lines.count >= 12, "\(r)")
     var expected = 1
@@ -184,7 +180,7 @@ struct GCTests {
     #expect(lines.allSatisfy { $0.hasSuffix(" (forced)") }, "\(r)")
     // Collections the pacer starts are not forced.
     let paced = try await Self.run("pacing", environment: ["GOALLOC_DEBUG": "gctrace=1"])
-    Self.expectAllOK(paced, atLeast: 2)
+    expectScenarioOK(paced, atLeast: 2)
     let pacedLines = paced.stderr.split(separator: "\n").filter { $0.hasPrefix("gc ") }
     #expect(pacedLines.count >= 5 && pacedLines.contains { !$0.hasSuffix("(forced)") }, "\(paced)")
     #expect(pacedLines.allSatisfy { (try? Self.gctraceLine.wholeMatch(in: String($0))) != nil }, "\(paced)")
@@ -212,9 +208,9 @@ struct GCTests {
   func concurrentScenarios() async throws {
     let env = ["GOALLOC_GC_PROCS": "4", "GOALLOC_DEBUG": Self.conc]
     try await Self.battery(env, fuzz: "10000", lazythreads: "10", torture: "20")
-    Self.expectAllOK(try await Self.run("graph", ["30000"], environment: env), atLeast: 4)
-    Self.expectAllOK(try await Self.run("memlimit", environment: env), atLeast: 3)
-    Self.expectAllOK(try await Self.run("resurrect", ["5"], environment: env), atLeast: 2)
+    expectScenarioOK(try await Self.run("graph", ["30000"], environment: env), atLeast: 4)
+    expectScenarioOK(try await Self.run("memlimit", environment: env), atLeast: 3)
+    expectScenarioOK(try await Self.run("resurrect", ["5"], environment: env), atLeast: 2)
   }
 
   @Test("threads mutate linked lists without barriers while concurrent collections run: every list matches its shadow",
@@ -222,12 +218,12 @@ struct GCTests {
   func concurrentMutators(mode: String) async throws {
     let ops = mode == "gccheckmark=1" ? "10000" : "100000"  // (stopped marks: many more cycles)
     let r = try await Self.run("mutate", ["3", ops], environment: ["GOALLOC_DEBUG": mode])
-    Self.expectAllOK(r, atLeast: 3)
+    expectScenarioOK(r, atLeast: 3)
   }
 
   @Test("an object made reachable during the concurrent mark survives; without the dirty-page rescan checkmark catches it")
   func checkmarkCatchesMissingRescan() async throws {
-    Self.expectAllOK(try await Self.run("resurrect", environment: ["GOALLOC_DEBUG": "gcconc=1"]), atLeast: 2)
+    expectScenarioOK(try await Self.run("resurrect", environment: ["GOALLOC_DEBUG": "gcconc=1"]), atLeast: 2)
     // gcconcbroken=1: mark termination skips the dirty-page rescan (tests only).
     let broken = try await Self.run("resurrect", environment: ["GOALLOC_DEBUG": "gcconc=1,gcconcbroken=1"])
     #expect(broken.stdout.contains("FAIL resurrect: an object stored into a scanned object"), "\(broken)")
@@ -241,7 +237,7 @@ struct GCTests {
   @Test("gctrace with concurrent marking: three clock phases (stop, concurrent mark, stop) and the dirty-page mechanism")
   func concurrentTrace() async throws {
     let r = try await Self.run("pacing", environment: ["GOALLOC_DEBUG": "gcconc=1,gctrace=1"])
-    Self.expectAllOK(r, atLeast: 2)
+    expectScenarioOK(r, atLeast: 2)
     let lines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("gc ") }
     #expect(lines.count >= 5, "\(r)")
     let conc = #/gc \d+ @\d+\.\d{3}s \d+%: [0-9.]+\+[0-9.]+\+[0-9.]+ ms clock, .* \d+ P, conc (uffd|softdirty|full) \d+ pages( \(forced\))?/#

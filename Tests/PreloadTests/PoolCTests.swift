@@ -12,35 +12,31 @@ struct PoolCTests {
                                     environment: ["GOALLOC_DEBUG": "scavenger=0"], timeout: timeout)
   }
 
-  static func expectAllOK(_ r: ProcessResult, atLeast n: Int, sourceLocation: SourceLocation = #_sourceLocation) {
-    expectScenarioOK(r, atLeast: n, sourceLocation: sourceLocation)
-  }
-
   @Test("get, put, init, stats, NULL arguments, destroy (twice: one line)")
   func basic() async throws {
     let r = try await Self.run("basic")
-    Self.expectAllOK(r, atLeast: 16)
+    expectScenarioOK(r, atLeast: 16)
     #expect(r.stderrLines == ["goalloc: goalloc_pool_destroy: not a live pool (destroyed already?); ignored"], "\(r)")
   }
 
   @Test("8 threads get, put and hand objects across: none lost, none handed to two callers")
-  func threads() async throws { Self.expectAllOK(try await Self.run("threads"), atLeast: 4) }
+  func threads() async throws { expectScenarioOK(try await Self.run("threads"), atLeast: 4) }
 
   @Test("the same while 40 collections rotate the pool: every object is pooled or was freed once")
-  func threadsWithCollections() async throws { Self.expectAllOK(try await Self.run("threads-gc"), atLeast: 4) }
+  func threadsWithCollections() async throws { expectScenarioOK(try await Self.run("threads-gc"), atLeast: 4) }
 
   @Test("the same while 200 malloc_trims take the threads' private objects (membarrier protocol)")
-  func threadsWithTrims() async throws { Self.expectAllOK(try await Self.run("threads-trim"), atLeast: 4) }
+  func threadsWithTrims() async throws { expectScenarioOK(try await Self.run("threads-trim"), atLeast: 4) }
 
   @Test("victim rule over collections: moved aside by one, freed by the next")
-  func victim() async throws { Self.expectAllOK(try await Self.run("victim"), atLeast: 4) }
+  func victim() async throws { expectScenarioOK(try await Self.run("victim"), atLeast: 4) }
 
   @Test("malloc_trim and goalloc_release_free_memory free what pools hold")
-  func trim() async throws { Self.expectAllOK(try await Self.run("trim"), atLeast: 3) }
+  func trim() async throws { expectScenarioOK(try await Self.run("trim"), atLeast: 3) }
 
   @Test("objects put by threads that exited are found (slots are reused)")
-  func exitingThreads() async throws { Self.expectAllOK(try await Self.run("exit"), atLeast: 1) }
+  func exitingThreads() async throws { expectScenarioOK(try await Self.run("exit"), atLeast: 1) }
 
   @Test("fork while threads use a pool")
-  func fork() async throws { Self.expectAllOK(try await Self.run("fork"), atLeast: 1) }
+  func fork() async throws { expectScenarioOK(try await Self.run("fork"), atLeast: 1) }
 }
