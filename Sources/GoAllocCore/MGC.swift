@@ -49,7 +49,8 @@ public struct GCState {
   var memLimit: UInt64 = 0     // bytes; 0 = none (atomic)
   var heapLive: UInt64 = 0     // atomic: bytes of collected objects, at span granularity
   var heapGoal: UInt64 = 0     // atomic: the heap size the next cycle should end by
-  var heapTrigger: UInt64 = 0  // atomic: the heap size that starts it (MGCPacer; the goal unless gcconc)
+  var heapTrigger: UInt64 = 0  // atomic: the heap size that starts it (MGCPacer.gcTrigger)
+  var runway: UInt64 = 0       // the pacer's: bytes allocated while a cycle marks (0 with the world stopped)
   var heapMarked: UInt64 = 0   // bytes marked by the last cycle
   var stackBytes: UInt64 = 0   // stacks scanned by the last cycle
   var globalsBytes: UInt64 = 0 // image segments, added roots and scanned malloc memory
@@ -265,6 +266,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     g.pointee.memLimit = goalloc_memlimit_from_env()
     g.pointee.sys = UInt64(bytes)
     g.pointee.startNanos = goalloc_nanotime()
+    g.pointee.runway = g.pointee.conc ? UInt64.max : 0  // (concurrent: none measured yet)
     g.gcSetGoal(marked: 0)
     atomicStoreUInt(&gcStateWord, UInt(bitPattern: g))
     // The stop handler from the start: every thread registered from now on unblocks its signal

@@ -91,7 +91,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
 func gcCacheSpan(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, owner: UInt,
                  handoff: UnsafeMutablePointer<SpanPtr?>, _ spc: SpanClass) -> SpanPtr? {
   let shape = spc.shape.index
-  let npages = spanPages(spc.sizeclass)
+  let npages = gcSpanPages(spc.sizeclass)
   gc.gcDeductSweepCredit(h, UInt64(npages * pageSize))
   let central = h.central(spc)
   lockAcquire(&central.pointee.lock)

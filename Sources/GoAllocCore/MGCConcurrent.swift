@@ -123,6 +123,10 @@ func gcConcFinish(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<G
   gcBlackenCaches(h, gc)
   gc.gcMarkTermination(h, callerSP: callerSP, me: me)
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_END))
+  // The pacer's runway: what the program allocated while this cycle marked, and an eighth more.
+  let live = atomicLoad64(&gc.pointee.heapLive), start = gc.pointee.lastHeapStart
+  let grown = live > start ? live - start : 0
+  gc.pointee.runway = grown &+ grown / 8
   gcReclaimAndStart(h, gc)
   let t3 = goalloc_nanotime()
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_POST_START_WORLD))

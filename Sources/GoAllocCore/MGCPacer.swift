@@ -7,13 +7,16 @@
 //   GOGC = off (-1): no goal but the memory limit's.
 // `marked` is what the last sweep left in collected objects; stacks and globals are the bytes the
 // last mark scanned as roots (globals: image segments, added roots and scanned malloc memory).
-// The trigger is `heapLive >= goal`, checked only where a GC cache refills (a span's worth of
-// allocation at a time) or a large collected object is allocated, never on a malloc or free
-// fast path. With concurrent marking (gcconc=1) the trigger comes earlier, 7/8 of the way from
-// marked to goal (Go clamps its measured runway to 0.7..0.95 of that way; the runway is not
-// measured yet), so the mark runs while the heap grows towards its goal; an allocation that
-// finds the heap at its goal while the mark still runs waits for the cycle to end (MGC.gcCollect:
-// an allocation stall standing in for Go's assists, not built yet).
+// The trigger (Go 1.19+'s clamp): goal - runway, kept between 0.7 and 0.95 of the way from marked
+// to goal (45/64 and 61/64; on heaps over 4 MiB the upper bound is at least goal - 4 MiB). The
+// runway is what the program allocates while a cycle marks: 0 with the world stopped for the
+// mark (so the trigger is the upper bound: the heap's peak stays short of its goal), and with
+// concurrent marking (gcconc=1) the bytes allocated during the last concurrent mark, plus an
+// eighth (the first cycle, with none measured, uses the lower bound). Checked only where a GC
+// cache refills (a span's worth of allocation at a time) or a large collected object is
+// allocated, never on a malloc or free fast path. An allocation that finds the heap at its goal
+// while a concurrent mark still runs waits for the cycle to end (MGC.gcCollect: an allocation
+// stall standing in for Go's assists, not built yet).
 import CGoAllocShim
 
 /// Go's heapMinimum at GOGC = 100.
@@ -38,9 +41,15 @@ func gcHeapGoal(marked: UInt64, stacks: UInt64, globals: UInt64, percent: Int32,
   return goal
 }
 
-/// The concurrent mode's trigger: 7/8 of the way from marked to goal.
-func gcConcTrigger(marked: UInt64, goal: UInt64) -> UInt64 {
-  goal > marked ? marked &+ (goal - marked) / 8 &* 7 : goal
+/// The heap size that starts the next cycle (pure: the tests check the clamp).
+func gcTrigger(marked: UInt64, goal: UInt64, runway: UInt64) -> UInt64 {
+  if marked >= goal { return goal }
+  let way = goal - marked
+  let lower = marked &+ way / 64 &* 45
+  var upper = marked &+ way / 64 &* 61
+  if goal > gcHeapMinimum && goal - gcHeapMinimum > upper { upper = goal - gcHeapMinimum }
+  let t = runway >= goal ? lower : goal - runway
+  return min(max(t, lower), max(upper, lower))
 }
 
 extension UnsafeMutablePointer where Pointee == GCState {
@@ -50,7 +59,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
     let goal = gcHeapGoal(marked: marked, stacks: pointee.stackBytes, globals: pointee.globalsBytes,
                           percent: pointee.percent, memLimit: atomicLoad64(&pointee.memLimit), nonHeap: pointee.nonHeap)
     atomicStore64(&pointee.heapGoal, goal)
-    atomicStore64(&pointee.heapTrigger, pointee.conc ? gcConcTrigger(marked: marked, goal: goal) : goal)
+    atomicStore64(&pointee.heapTrigger, gcTrigger(marked: marked, goal: goal, runway: pointee.runway))
   }
 
   /// Memory the collector cannot free, for the memory limit: pages of spans that are not

@@ -96,6 +96,18 @@ func spanPages(_ c: Int) -> Int {
   let k = max(1, min((minSpanObjects + n - 1) / n, maxScaledSpanPages / np))
   return np * k
 }
+/// Pages per collected span of class c (MGCCentral): spanPages(c), grown by whole multiples up to
+/// `maxCollectedSpanPages` while the span keeps at most `maxCollectedSpanObjects` slots (16-word
+/// bitmaps). A collected span's metadata (its MSpan, 192 B) is then a quarter of the heap's share
+/// it has at 8 KiB: 1.1 MiB less on a 64 MiB heap of 32 B objects. Collected spans are emptied by
+/// the sweep, not by frees scattered over time, so the larger span costs no reuse.
+func gcSpanPages(_ c: Int) -> Int {
+  let np = spanPages(c), n = np * pageSize / classSize(c)
+  let k = max(1, min(maxCollectedSpanPages / np, maxCollectedSpanObjects / n))
+  return np * k
+}
+let maxCollectedSpanPages = 4
+let maxCollectedSpanObjects = 1024
 /// Slots in a span of class c (spanPages(c) pages).
 func spanObjects(_ c: Int) -> Int { spanPages(c) * pageSize / classSize(c) }
 let minSpanObjects = 12
