@@ -42,6 +42,11 @@ struct goalloc_memstats {
   uint64_t gc_conc;        /* GOALLOC_DEBUG=gcconc=1: 1 + how written pages are found (1 userfaultfd
                             * write-protect, 2 soft-dirty bits, 3 none: a full re-mark); 0 off */
   uint64_t gc_dirty_pages; /* concurrent: pages rescanned at the last mark termination */
+  uint64_t gc_assists;     /* concurrent: mark assists that marked (allocating threads paying for */
+  uint64_t gc_assist_ns;   /* their allocation by marking), their time, and the bytes they marked, */
+  uint64_t gc_assist_bytes;/* since the GC mode started */
+  uint64_t gc_stalls;      /* concurrent: allocations that found the heap at its goal during a mark
+                            * and waited for the cycle's end */
   /* The struct only grows at its end, and stays small (Go's 256-entry pause rings are read
    * with goalloc_gc_read_pauses): a program built against an older header gets a prefix of
    * what it knows, as long as it passes a buffer of the size it was built with. */

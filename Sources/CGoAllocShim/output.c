@@ -186,7 +186,15 @@ static void gctrace_text(struct goalloc_text *tp, const struct goalloc_gctrace *
     text_ms(&t, g->clock_ns[i]);
   }
   goalloc_text_str(&t, " ms clock, ");
-  text_ms(&t, g->cpu_ns);
+  if (g->conc) {
+    static const char seps[5] = {'+', '/', '/', '+', 0};
+    for (int i = 0; i < 5; i++) {
+      text_ms(&t, g->cpu_split_ns[i]);
+      if (seps[i]) goalloc_text_put(&t, &seps[i], 1);
+    }
+  } else {
+    text_ms(&t, g->cpu_ns);
+  }
   goalloc_text_str(&t, " ms cpu, ");
   goalloc_text_u64(&t, g->heap_start >> 20);
   goalloc_text_str(&t, "->");

@@ -47,6 +47,16 @@ func atomicAddRelaxed64(_ p: UnsafeMutablePointer<UInt64>, _ v: UInt64) -> UInt6
 func atomicOr64(_ p: UnsafeMutablePointer<UInt64>, _ v: UInt64) -> UInt64 {
   _atomic64(p).pointee.bitwiseOr(v, ordering: .acquiringAndReleasing).oldValue
 }
+/// Returns the old value.
+@inline(__always) @usableFromInline @discardableResult
+func atomicAnd64(_ p: UnsafeMutablePointer<UInt64>, _ v: UInt64) -> UInt64 {
+  _atomic64(p).pointee.bitwiseAnd(v, ordering: .acquiringAndReleasing).oldValue
+}
+/// Returns the old value.
+@inline(__always) @usableFromInline @discardableResult
+func atomicAnd32(_ p: UnsafeMutablePointer<UInt32>, _ v: UInt32) -> UInt32 {
+  _atomic32(p).pointee.bitwiseAnd(v, ordering: .acquiringAndReleasing).oldValue
+}
 @inline(__always) @usableFromInline
 func atomicExchange64(_ p: UnsafeMutablePointer<UInt64>, _ v: UInt64) -> UInt64 {
   _atomic64(p).pointee.exchange(v, ordering: .acquiringAndReleasing)

@@ -51,6 +51,14 @@ public struct GCState {
   var heapGoal: UInt64 = 0     // atomic: the heap size the next cycle should end by
   var heapTrigger: UInt64 = 0  // atomic: the heap size that starts it (MGCPacer.gcTrigger)
   var runway: UInt64 = 0       // the pacer's: bytes allocated while a cycle marks (0 with the world stopped)
+  var assistExpected: UInt64 = 0  // the concurrent mark's expected work: the last cycle's marked bytes
+  var assistNs: UInt64 = 0     // atomic: this cycle's time in assists (MGCAssist)
+  var assistBytes: UInt64 = 0  // atomic: this cycle's bytes marked by assists
+  var assistCount: UInt64 = 0  // atomic: this cycle's assists that marked
+  var lastAssist: (ns: UInt64, bytes: UInt64, count: UInt64) = (0, 0, 0)  // the last cycle's
+  var totalAssists: (ns: UInt64, bytes: UInt64, count: UInt64) = (0, 0, 0)  // every cycle's but this one's
+  var stalls: UInt64 = 0       // atomic: allocations that waited for a concurrent cycle at the goal
+  var stallsSeen: UInt64 = 0   // stalls when the last concurrent cycle's runway was measured
   var heapMarked: UInt64 = 0   // bytes marked by the last cycle
   var stackBytes: UInt64 = 0   // stacks scanned by the last cycle
   var globalsBytes: UInt64 = 0 // image segments, added roots and scanned malloc memory
@@ -94,6 +102,7 @@ public struct GCState {
   var logFD: Int32 = -1          // GOALLOC_DEBUG=gclog: the collections' log (gcOpenLog)
   var lastClock: (UInt64, UInt64, UInt64) = (0, 0, 0)  // stop + sweep termination, mark, flip + restart (ns)
   var lastCPU: UInt64 = 0      // CPU time in the pause: the collecting thread and the mark helpers (ns)
+  var lastCPUSplit: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)  // concurrent: gctrace's split
   var lastHeapStart: UInt64 = 0  // heapLive when the cycle began
   var lastHeapEnd: UInt64 = 0    // heapLive after the flip
   var lastThreads: Int = 0
@@ -138,7 +147,9 @@ enum GCCache {
   static let handoffWord = bytes + 1            // a span held outside the slots (MGCCentral)
   static let handoffFromWord = handoffWord + 1  // its markFrom (below)
   static let fromWords = handoffFromWord + 1    // [numSizeClasses * 2] Int: each slot's markFrom
-  static let words = fromWords + numSizeClasses * 2
+  static let assistDebtWord = fromWords + numSizeClasses * 2  // Int64: the thread's assist debt (MGCAssist)
+  static let assistCycleWord = assistDebtWord + 1             // the cycle (numGC) that debt is of
+  static let words = assistCycleWord + 1
   /// A cached span's *markFrom* (MGCConcurrent): its freeindex when the mark began or when this
   /// cache took it, whichever came later; slots from there to its freeindex that are not in its
   /// allocBits were allocated during the mark (allocated black).
@@ -307,10 +318,13 @@ func gcCollect(forced: Bool) -> Int32 {
   }
   let seen = atomicLoad32(&gc.pointee.numGC)
   // A cycle marking beside the program (gcconc): the allocation trigger does not wait for it
-  // (the heap grows past its goal meanwhile; assists are stage 2's next step).
-  // Once the heap reaches its goal the allocation waits for the cycle to end (below).
-  if !forced && atomicLoad32(&gc.pointee.phase) != GCPhase.off.rawValue
-     && atomicLoad64(&gc.pointee.heapLive) < atomicLoad64(&gc.pointee.heapGoal) { return 0 }
+  // (the allocating threads pay by assisting: MGCAssist). Once the heap reaches its goal the
+  // allocation waits for the cycle to end (below: a stall, counted; the pacer then starts the
+  // next cycle earlier).
+  if !forced && atomicLoad32(&gc.pointee.phase) != GCPhase.off.rawValue {
+    if atomicLoad64(&gc.pointee.heapLive) < atomicLoad64(&gc.pointee.heapGoal) { return 0 }
+    atomicAdd64(&gc.pointee.stalls, 1)
+  }
   lockAcquire(&gc.pointee.lock)
   if !forced && atomicLoad32(&gc.pointee.numGC) != seen {
     lockRelease(&gc.pointee.lock)
@@ -519,6 +533,7 @@ func gcTraceLine(_ gc: UnsafeMutablePointer<GCState>) {
   if gc.pointee.conc {
     t.conc = goalloc_dirty_name(gc.pointee.dirtyMode)
     t.dirty_pages = gc.pointee.lastDirtyPages
+    t.cpu_split_ns = gc.pointee.lastCPUSplit
   }
   goalloc_write_gctrace(&t)
 }
@@ -771,6 +786,10 @@ func gcAddStats(_ h: UnsafeMutablePointer<MHeap>, _ m: inout MemStats) {
   if gc.pointee.conc {
     m.gcConc = gc.pointee.dirtyMode < 0 ? 0 : UInt64(gc.pointee.dirtyMode == Int32(GOALLOC_DIRTY_FULL) ? 3 : gc.pointee.dirtyMode)
     m.gcDirtyPages = gc.pointee.lastDirtyPages
+    m.gcAssists = gc.pointee.totalAssists.count &+ atomicLoad64(&gc.pointee.assistCount)
+    m.gcAssistNs = gc.pointee.totalAssists.ns &+ atomicLoad64(&gc.pointee.assistNs)
+    m.gcAssistBytes = gc.pointee.totalAssists.bytes &+ atomicLoad64(&gc.pointee.assistBytes)
+    m.gcStalls = atomicLoad64(&gc.pointee.stalls)
   }
   m.pauseTotalNs = gc.pointee.pauseTotalNs
   m.lastGC = gc.pointee.lastGC

@@ -10,8 +10,8 @@
 //      writable segments, added roots, malloc scan spans) into the mark's queues; the helpers
 //      are woken; the world restarts and the locks are released;
 //   2. concurrent mark: the collecting thread and the helpers (MGCWorkers) drain the queues
-//      while the program runs (the program's threads do not wait for the cycle: an allocation
-//      trigger during it returns at once; stage 2's assists are not built yet);
+//      while the program runs; the program's threads do not wait for the cycle, they pay for
+//      their allocation with mark assists (MGCAssist) and wait only at the heap goal;
 //   3. stop 2, mark termination: phase = markTermination; allocate-black is settled (below);
 //      every thread's stack is scanned again, and the images' segments and added roots; then
 //      every marked object of a collected scan span, and every live slot of a malloc scan span,
@@ -94,7 +94,8 @@ func gcConcStart(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GC
   atomicStore64(&gc.pointee.blackBytes, 0)
   gcSetMarkFrom(h, gc)
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_START))
-  gc.gcMarkStart(h, callerSP: callerSP, me: me, workers: gc.pointee.markWorkers)
+  gc.gcMarkStart(h, callerSP: callerSP, me: me, workers: gc.pointee.markWorkers, concurrent: true)
+  gc.gcAssistsOpen()
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_PRE_START_WORLD))
   goalloc_gc_start_world()
   h.unlockAll()
@@ -116,6 +117,8 @@ func gcConcFinish(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<G
   // meanwhile, once (MGCDirty's preclean), so that stop 2 has only the last ones to rescan.
   gc.gcMarkConcurrent()
   gc.gcPreclean(h)
+  let cpuMid = goalloc_thread_cputime()
+  let helpersCPU = atomicLoad64(&gc.pointee.workers.pointee.cpuNs)
   // Stop 2: mark termination.
   let t2 = goalloc_nanotime()
   _ = gcStopTheWorld(h, me)
@@ -123,17 +126,30 @@ func gcConcFinish(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<G
   gcBlackenCaches(h, gc)
   gc.gcMarkTermination(h, callerSP: callerSP, me: me)
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_END))
-  // The pacer's runway: what the program allocated while this cycle marked, and an eighth more.
+  // The pacer's runway: what the program allocated while this cycle marked, and an eighth more;
+  // if an allocation stalled at the goal that growth was cut short: twice the last runway.
   let live = atomicLoad64(&gc.pointee.heapLive), start = gc.pointee.lastHeapStart
   let grown = live > start ? live - start : 0
-  gc.pointee.runway = grown &+ grown / 8
+  let stalls = atomicLoad64(&gc.pointee.stalls)
+  if stalls != gc.pointee.stallsSeen && gc.pointee.runway != UInt64.max {
+    gc.pointee.runway = Swift.min(Swift.max(grown, gc.pointee.runway) &* 2, UInt64.max / 4)
+  } else {
+    gc.pointee.runway = grown &+ grown / 8
+  }
+  gc.pointee.stallsSeen = stalls
   gcReclaimAndStart(h, gc)
   let t3 = goalloc_nanotime()
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_POST_START_WORLD))
   gc.pointee.lastClock = (t1 - t0, t2 - t1, t3 - t2)
   gc.pointee.lastPauses = (t1 - t0, t3 - t2)
   let cpu1 = goalloc_thread_cputime()
-  gc.pointee.lastCPU = gc.pointee.concCPU &+ (cpu1 > cpu0 ? cpu1 - cpu0 : 0) &+ atomicExchange64(&gc.pointee.workers.pointee.cpuNs, 0)
+  let helpersAll = atomicExchange64(&gc.pointee.workers.pointee.cpuNs, 0)
+  gc.pointee.lastCPU = gc.pointee.concCPU &+ (cpu1 > cpu0 ? cpu1 - cpu0 : 0) &+ helpersAll
+  // Go's split: stop 1, assists, background workers (this thread and the helpers), idle
+  // workers (none), stop 2 (this thread and the helpers in it).
+  gc.pointee.lastCPUSplit = (gc.pointee.concCPU, gc.pointee.lastAssist.ns,
+                             (cpuMid > cpu0 ? cpuMid - cpu0 : 0) &+ helpersCPU, 0,
+                             (cpu1 > cpuMid ? cpu1 - cpuMid : 0) &+ (helpersAll &- helpersCPU))
   gc.gcRecordPause(t3 - t2)
   gc.pointee.lastCyclePauseNs = (t1 - t0) + (t3 - t2)
   gc.gcCycleDone()
@@ -232,6 +248,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
   func gcMarkConcurrent() {
     let w = pointee.work
     marker0.markLoop(startIdle: false)
+    gcAssistsClose()
     if w.pointee.nworkers > 1 { gcWaitWorkers() }
   }
 
@@ -241,10 +258,8 @@ extension UnsafeMutablePointer where Pointee == GCState {
     if !pointee.preclean || pointee.concBroken || !gcPrecleanWritten(h) { return }
     let w = pointee.work
     let n = w.pointee.nworkers
-    if n > 1 {
-      atomicStore64(&w.pointee.nwait, UInt64(n - 1))
-      gcWakeWorkers(n)
-    }
+    atomicStore64(&w.pointee.nwait, UInt64(n - 1))
+    if n > 1 { gcWakeWorkers(n) }
     marker0.markLoop(startIdle: false)
     if n > 1 { gcWaitWorkers() }
   }

@@ -54,10 +54,10 @@ extension UnsafeMutablePointer where Pointee == GCState {
 
   /// Stop 1's part of the mark: the markers prepared, the helpers woken, every root scanned.
   /// World stopped, every allocator lock held.
-  func gcMarkStart(_ h: UnsafeMutablePointer<MHeap>, callerSP: UInt, me: Int, workers: Int) {
+  func gcMarkStart(_ h: UnsafeMutablePointer<MHeap>, callerSP: UInt, me: Int, workers: Int, concurrent: Bool = false) {
     let w = pointee.work
     gcSetHeapBounds(h)
-    w.prepare(h, workers: workers)
+    w.prepare(h, workers: workers, concurrent: concurrent)
     let n = w.pointee.nworkers
     if n > 1 {
       atomicStore64(&w.pointee.nwait, UInt64(n - 1))  // the helpers start idle
@@ -148,9 +148,9 @@ extension UnsafeMutablePointer where Pointee == GCState {
     let n = w.pointee.nworkers, m = w.pointee.markers
     var awake = helpersAwake
     while true {
-      if n > 1 && !awake {
-        atomicStore64(&w.pointee.nwait, UInt64(n - 1))
-        gcWakeWorkers(n)
+      if !awake {
+        atomicStore64(&w.pointee.nwait, UInt64(n - 1))  // (one worker in a concurrent cycle: parallel too)
+        if n > 1 { gcWakeWorkers(n) }
       }
       m.markLoop(startIdle: false)
       if n > 1 { gcWaitWorkers() }
@@ -310,9 +310,20 @@ extension UnsafeMutablePointer where Pointee == GCMarker {
   }
 
   /// Scans until the local queue is empty (sharing work when others are idle).
-  func drain() {
+  /// Scans local work until the local queue is empty, or (an assist) until it has marked
+  /// `budget` bytes. In a concurrent mark the bytes marked are flushed to the shared counters
+  /// (MGCAssist) every 64 items and at the end.
+  func drain(budget: UInt64 = UInt64.max) {
     let q = queue
+    let stop = UInt64.max - pointee.markedBytes > budget ? pointee.markedBytes &+ budget : UInt64.max
+    var ticks = 0
+    defer { if pointee.work.pointee.credits { flushCredit() } }
     while true {
+      if pointee.markedBytes >= stop { return }  // (an assist's budget)
+      if pointee.work.pointee.credits {
+        ticks &+= 1
+        if ticks & 63 == 0 { flushCredit() }
+      }
       balance()
       if q.pointee.chunkCount > 0 {
         let (lo, hi) = q.popChunk()

@@ -12,11 +12,12 @@
 // runway is what the program allocates while a cycle marks: 0 with the world stopped for the
 // mark (so the trigger is the upper bound: the heap's peak stays short of its goal), and with
 // concurrent marking (gcconc=1) the bytes allocated during the last concurrent mark, plus an
-// eighth (the first cycle, with none measured, uses the lower bound). Checked only where a GC
+// eighth, or twice the last runway when an allocation stalled at the goal (which cut that growth
+// short); the first cycle, with none measured, uses the lower bound. Checked only where a GC
 // cache refills (a span's worth of allocation at a time) or a large collected object is
-// allocated, never on a malloc or free fast path. An allocation that finds the heap at its goal
-// while a concurrent mark still runs waits for the cycle to end (MGC.gcCollect: an allocation
-// stall standing in for Go's assists, not built yet).
+// allocated, never on a malloc or free fast path. While a concurrent mark runs, allocation pays
+// for it with mark assists (MGCAssist); an allocation that still finds the heap at its goal
+// waits for the cycle to end (MGC.gcCollect's stall, counted in MemStats.gcStalls).
 import CGoAllocShim
 
 /// Go's heapMinimum at GOGC = 100.

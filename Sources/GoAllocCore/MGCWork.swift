@@ -13,9 +13,11 @@
 // guarded by `lock`; `globalCount` mirrors its size for lock-free peeking.
 // Termination: a worker that finds its local queue and the global queue empty (under the lock)
 // becomes idle (`nwait` + 1, under the lock); an idle worker leaves idleness only by taking work
-// from the global queue under the lock. Idle workers hold no work and push none, so when every
-// worker is idle (`nwait == nworkers`) no work is left anywhere, and it stays so: the mark is
-// done. A push that finds both its local and the global queue full sets `overflow`: the object
+// from the global queue under the lock. Idle workers hold no work and push none. A mark assist
+// (MGCAssist) takes work from the global queue and gives back what it has left, both under the
+// lock, counted meanwhile in `assistHolders`. So when every worker is idle, no assist holds work
+// and the global queue is empty (all three read under the lock: `markIsDone`), no work is left
+// anywhere, and it stays so: the mark is done. A push that finds both its local and the global queue full sets `overflow`: the object
 // stays marked and unscanned, and the recovery (MGCMark) finds it after the workers stop.
 import CGoAllocShim
 
@@ -138,6 +140,16 @@ struct GCWork {
   var spansScanned = 0                     // span-queue visits (Green Tea's unit of work)
   var objectsScanned = 0
   var workersUsed = 1
+  // Mark assists (MGCAssist) use the last `assistSlots` markers; the workers the others.
+  static let assistSlots = 4
+  static let maxMarkWorkers = maxWorkers - assistSlots
+  var assistOpen: UInt32 = 0               // atomic: the concurrent mark takes assists (changed under `lock`)
+  var assistBusy: UInt32 = 0               // atomic: assist markers in use (bit j: marker maxMarkWorkers + j)
+  var assistHolders: UInt64 = 0            // atomic, changed under `lock`: assists holding work
+  var assistWanted: UInt32 = 0             // atomic: an assist found no work (workers then share theirs)
+  var markDone: UInt64 = 0                 // atomic: bytes marked this cycle so far (the markers' flushes)
+  var bgCredit: UInt64 = 0                 // atomic: bytes the workers marked that no assist has claimed
+  var credits = false                      // the markers flush markDone and bgCredit (a concurrent mark)
 
   init(spans: UnsafeMutablePointer<UInt>, chunks: UnsafeMutablePointer<UInt>,
        markers: UnsafeMutablePointer<GCMarker>, localMemory: UnsafeMutablePointer<UInt>) {
@@ -158,16 +170,21 @@ struct GCMarker {
   var heapHi: UInt = 0
   var parallel = false        // n > 1 workers: atomic mark bits, the global queue
   var objectQueue = false
+  var background = false      // a worker, not an assist: its marking is credit for assists
   var markedBytes: UInt64 = 0
   var spansScanned = 0
   var objectsScanned = 0
-  var _pad: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+  var flushed: UInt64 = 0     // markedBytes already added to markDone (credits)
+  var _pad: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0)
 }
 
 extension UnsafeMutablePointer where Pointee == GCWork {
   /// Prepares `n` workers for a mark (the collector, world stopped, helpers parked).
-  func prepare(_ h: UnsafeMutablePointer<MHeap>, workers n: Int) {
-    let n = Swift.max(1, Swift.min(n, GCWork.maxWorkers))
+  /// `concurrent`: the mark runs beside the program, so every marker uses atomic mark bits and
+  /// the global queue (mutators blacken and assist), and the assist markers are made ready.
+  func prepare(_ h: UnsafeMutablePointer<MHeap>, workers n: Int, concurrent: Bool = false) {
+    let n = Swift.max(1, Swift.min(n, GCWork.maxMarkWorkers))
+    let parallel = n > 1 || concurrent
     pointee.nworkers = n
     pointee.workersUsed = n
     pointee.global.itemLimit = pointee.spanLimit
@@ -178,18 +195,28 @@ extension UnsafeMutablePointer where Pointee == GCWork {
     atomicStore32(&pointee.overflow, 0)
     atomicStore32(&pointee.sleepers, 0)
     pointee.overflows = 0
-    for i in 0..<n {
+    atomicStore32(&pointee.assistOpen, 0)
+    atomicStore32(&pointee.assistBusy, 0)
+    atomicStore64(&pointee.assistHolders, 0)
+    atomicStore32(&pointee.assistWanted, 0)
+    atomicStore64(&pointee.markDone, 0)
+    atomicStore64(&pointee.bgCredit, 0)
+    pointee.credits = concurrent
+    let slots = concurrent ? GCWork.assistSlots : 0
+    for k in 0..<(n + slots) {
+      let i = k < n ? k : GCWork.maxMarkWorkers + (k - n)
       let m = pointee.markers + i
       var q = pointee.global
-      if n > 1 {
+      if parallel {
         let base = pointee.localMemory + i * (GCWork.localItems + 2 * GCWork.localChunks)
         q = GCQueue(items: base, chunks: base + GCWork.localItems,
                     itemLimit: Swift.min(GCWork.localItems, pointee.spanLimit),
                     chunkLimit: Swift.min(GCWork.localChunks, pointee.chunkLimit))
       }
       m.initialize(to: GCMarker(q: q, work: self, arenas: UnsafeMutableRawPointer(h.pointee.arenas),
-                                heapLo: pointee.heapLo, heapHi: pointee.heapHi, parallel: n > 1,
+                                heapLo: pointee.heapLo, heapHi: pointee.heapHi, parallel: parallel,
                                 objectQueue: pointee.objectQueue))
+      m.pointee.background = k < n
     }
   }
 
@@ -207,8 +234,9 @@ extension UnsafeMutablePointer where Pointee == GCWork {
   /// Sums the markers' counters into the last cycle's totals (after the workers stopped).
   func collectTotals() {
     var marked: UInt64 = 0, spans = 0, objects = 0
-    for i in 0..<pointee.nworkers {
-      let m = pointee.markers + i
+    let slots = pointee.credits ? GCWork.assistSlots : 0
+    for k in 0..<(pointee.nworkers + slots) {
+      let m = pointee.markers + (k < pointee.nworkers ? k : GCWork.maxMarkWorkers + (k - pointee.nworkers))
       marked &+= m.pointee.markedBytes
       spans += m.pointee.spansScanned
       objects += m.pointee.objectsScanned
@@ -275,12 +303,17 @@ extension UnsafeMutablePointer where Pointee == GCMarker {
     return moved > 0
   }
 
-  /// Gives half of the local work away when another worker is idle and the global queue is
-  /// empty (cheap to call often: two relaxed loads when there is nothing to do).
+  /// Gives half of the local work away when another worker is idle, or a mark assist found no
+  /// work (MGCAssist), and the global queue is empty (cheap to call often: a few relaxed loads
+  /// when there is nothing to do).
   @inline(__always) func balance() {
     if !pointee.parallel || queue.pointee.size < 2 { return }
     let w = pointee.work
-    if atomicLoadRelaxed64(&w.pointee.nwait) == 0 || atomicLoadRelaxed64(&w.pointee.globalCount) != 0 { return }
+    if atomicLoadRelaxed64(&w.pointee.globalCount) != 0 { return }
+    if atomicLoadRelaxed64(&w.pointee.nwait) == 0 {
+      if atomicLoadRelaxed32(&w.pointee.assistWanted) == 0 { return }
+      atomicStoreRelaxed32(&w.pointee.assistWanted, 0)
+    }
     _ = spill()
   }
 
@@ -308,12 +341,26 @@ extension UnsafeMutablePointer where Pointee == GCMarker {
       return true
     }
     let idle = atomicAdd64(&w.pointee.nwait, 1) + 1
+    let holders = atomicLoad64(&w.pointee.assistHolders)
     lockRelease(&w.pointee.lock)
-    if idle == UInt64(w.pointee.nworkers) {  // the last one: the mark is done
+    if idle == UInt64(w.pointee.nworkers) && holders == 0 {  // the last one: the mark is done
       w.wakeIdle()
       return false
     }
     return waitForWork()
+  }
+
+  /// Whether the mark is done: every worker idle, no assist holding work, the global queue
+  /// empty; once true it stays so (idle workers and assists without work push nothing). Read
+  /// under the lock, where all three change.
+  func markIsDone() -> Bool {
+    let w = pointee.work
+    if atomicLoad64(&w.pointee.nwait) != UInt64(w.pointee.nworkers) { return false }
+    lockAcquire(&w.pointee.lock)
+    let done = atomicLoad64(&w.pointee.nwait) == UInt64(w.pointee.nworkers)
+      && atomicLoad64(&w.pointee.assistHolders) == 0 && w.globalQueue.pointee.isEmpty
+    lockRelease(&w.pointee.lock)
+    return done
   }
 
   /// Idle: spins a little, then sleeps on `wakeSeq`, until the global queue has work (taken:
@@ -324,14 +371,15 @@ extension UnsafeMutablePointer where Pointee == GCMarker {
     let w = pointee.work
     var spins = 0
     while true {
-      if atomicLoad64(&w.pointee.nwait) == UInt64(w.pointee.nworkers) { return false }
+      if atomicLoad64(&w.pointee.nwait) == UInt64(w.pointee.nworkers) && markIsDone() { return false }
       if spins >= 64 {
         // (sleepers before the sequence, the sequence before the checks: a waker that changes
         // the queue or nwait after our checks bumps the sequence after our read, so the wait
         // returns at once or is woken.)
         _ = atomicAdd32(&w.pointee.sleepers, 1)
         let seq = atomicLoad32(&w.pointee.wakeSeq)
-        if atomicLoad64(&w.pointee.nwait) != UInt64(w.pointee.nworkers) && atomicLoad64(&w.pointee.globalCount) == 0 {
+        if atomicLoad64(&w.pointee.globalCount) == 0
+           && (atomicLoad64(&w.pointee.nwait) != UInt64(w.pointee.nworkers) || atomicLoad64(&w.pointee.assistHolders) != 0) {
           _ = goalloc_gc_park(&w.pointee.wakeSeq, seq, 2_000_000)  // (a bound, in case a wake is missed)
         }
         _ = atomicAdd32(&w.pointee.sleepers, UInt32.max)

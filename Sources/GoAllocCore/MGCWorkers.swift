@@ -36,7 +36,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
   /// number of workers the mark can use.
   func gcStartWorkers() -> Int {
     let ws = pointee.workers
-    let want = Swift.min(ws.pointee.procs, GCWork.maxWorkers)
+    let want = Swift.min(ws.pointee.procs, GCWork.maxMarkWorkers)
     if want <= 1 { return 1 }
     if ws.pointee.started < want - 1 && !ws.pointee.failed {
       ws.pointee.startGen = atomicLoad32(&ws.pointee.gen)

@@ -35,7 +35,7 @@ func gcMalloc(_ size: Int, noscan: Bool) -> UnsafeMutableRawPointer? {
   guard let h = globalHeap(), let gc = h.gcState(), let c = currentCache(), let g = gcCache(c, gc) else {
     return enomem()
   }
-  if n > maxSmallSize { return gcMallocLarge(h, gc, n, noscan: noscan) }
+  if n > maxSmallSize { return gcMallocLarge(h, gc, g, n, noscan: noscan) }
   let sc = sizeToClass(n, mallocMode: true)
   let shape = SpanClass(sizeclass: sc, noscan: noscan)
   let slot = GCCache.span(g, shape.index)
@@ -68,7 +68,7 @@ func gcMalloc(_ size: Int, noscan: Bool) -> UnsafeMutableRawPointer? {
     }
     goalloc_gc_leave_busy()
     if s != empty { gcUncacheSpan(h, gc, handoff: handoff, s) }
-    gcRefillCharge(gc)
+    gcRefillCharge(gc, g, bytes: gcSpanPages(sc) &* pageSize)
     guard let ns = gcCacheSpan(h, gc, owner: GCCache.ownerTag(g), handoff: handoff,
                                SpanClass(sizeclass: sc, noscan: noscan, collected: true)) else {
       return enomem()
@@ -127,16 +127,21 @@ func gcZeroFreeSlots(_ s: SpanPtr) {
   }
 }
 
-/// The refill's hook for the pacer: starts a cycle when heapLive reached the goal. (Stage 2:
-/// charges the mark assist here instead.)
+/// The refill's hook for the pacer: while a concurrent mark runs, charges the `bytes` the
+/// thread whose GC cache is g is about to allocate (MGCAssist); starts a cycle when heapLive
+/// reached the trigger.
 @inline(__always)
-func gcRefillCharge(_ gc: UnsafeMutablePointer<GCState>) {
+func gcRefillCharge(_ gc: UnsafeMutablePointer<GCState>, _ g: UnsafeMutableRawPointer, bytes: Int) {
+  if _slowPath(atomicLoadRelaxed32(&gc.pointee.work.pointee.assistOpen) != 0) {
+    gc.gcAssistAlloc(debtWord: GCCache.counter(g, GCCache.assistDebtWord),
+                     cycleWord: GCCache.counter(g, GCCache.assistCycleWord), bytes: bytes)
+  }
   if _slowPath(gc.gcTriggered()) { gcCollect(forced: false) }
 }
 
-func gcMallocLarge(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, _ size: Int,
-                   noscan: Bool) -> UnsafeMutableRawPointer? {
-  gcRefillCharge(gc)
+func gcMallocLarge(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, _ g: UnsafeMutableRawPointer,
+                   _ size: Int, noscan: Bool) -> UnsafeMutableRawPointer? {
+  gcRefillCharge(gc, g, bytes: size)
   let npages = (size + pageSize - 1) >> pageShift
   gc.gcDeductSweepCredit(h, UInt64(npages * pageSize))
   if atomicLoad64(&gc.pointee.unswept) > 0 { gc.gcReclaim(h, npages) }

@@ -72,6 +72,13 @@ public struct MemStats {
   /// re-mark: none available; MGCDirty).
   public var gcConc: UInt64 = 0
   public var gcDirtyPages: UInt64 = 0  // pages rescanned at the last mark termination
+  /// Concurrent marking's mark assists (MGCAssist), since the GC mode started: how many marked,
+  /// the time they took and the bytes they marked.
+  public var gcAssists: UInt64 = 0
+  public var gcAssistNs: UInt64 = 0
+  public var gcAssistBytes: UInt64 = 0
+  /// Allocations that found the heap at its goal while a concurrent mark ran, and waited for it.
+  public var gcStalls: UInt64 = 0
   /// The last 256 pauses (ns) and their ends (ns since 1970): pause k (from 1) at [(k - 1) % 256];
   /// with the world stopped for the mark, pause k is cycle k's.
   public var pauseNs = InlineArray<256, UInt64>(repeating: 0)
@@ -213,7 +220,7 @@ public struct MemStats {
     withUnsafeBytes(of: gc) { b in
       UnsafeMutableRawPointer(out + 27).copyMemory(from: b.baseAddress!, byteCount: b.count)
     }
-    let conc = (UInt64(numPauses), gcConc, gcDirtyPages)
+    let conc = (UInt64(numPauses), gcConc, gcDirtyPages, gcAssists, gcAssistNs, gcAssistBytes, gcStalls)
     withUnsafeBytes(of: conc) { b in
       UnsafeMutableRawPointer(out + 34).copyMemory(from: b.baseAddress!, byteCount: b.count)
     }
@@ -257,7 +264,11 @@ func fillMemStatsBlock(_ t: UnsafeMutablePointer<goalloc_text>?, _ context: Unsa
       let last = Int(m.numPauses - 1) % 256
       statLine(t, "PauseNs", m.pauseNs[last])  // the last pause
     }
-    if m.gcConc > 0 { statLine(t, "GCConcurrent", m.gcConc); statLine(t, "GCDirtyPages", m.gcDirtyPages) }
+    if m.gcConc > 0 {
+      statLine(t, "GCConcurrent", m.gcConc); statLine(t, "GCDirtyPages", m.gcDirtyPages)
+      statLine(t, "GCAssists", m.gcAssists); statLine(t, "GCAssistNs", m.gcAssistNs); statLine(t, "GCAssistBytes", m.gcAssistBytes)
+      statLine(t, "GCStalls", m.gcStalls)
+    }
   }
 }
 

@@ -28,7 +28,7 @@ package func _gcSetProcsForTesting(_ n: Int) -> Int {
   lockAcquire(&gc.pointee.lock)
   defer { lockRelease(&gc.pointee.lock) }
   let old = gc.pointee.workers.pointee.procs
-  gc.pointee.workers.pointee.procs = max(1, min(n, GCWork.maxWorkers))
+  gc.pointee.workers.pointee.procs = max(1, min(n, GCWork.maxMarkWorkers))
   return old
 }
 

@@ -339,6 +339,22 @@ struct GCLazySweepTests {
     #expect(gcTrigger(marked: 10 * mib, goal: .max, runway: 0) > UInt64.max / 2)
   }
 
+  /// Mark assists (MGCAssist): Go's assistWorkPerByte, and a debt paid from the workers' credit.
+  @Test func assistDebtAndCredit() {
+    let mib: UInt64 = 1 << 20
+    // 8 MiB of mark work left, 16 MiB of runway: half a byte of marking per byte allocated.
+    #expect(gcAssistWorkPerByte(expected: 10 * mib, done: 2 * mib, goal: 40 * mib, live: 24 * mib) == 0.5)
+    // Past the expected work, a sixteenth of it is still owed; the runway is never below 64 KiB.
+    #expect(gcAssistWorkPerByte(expected: 16 * mib, done: 20 * mib, goal: 40 * mib, live: 39 * mib) == 1.0)
+    #expect(gcAssistWorkPerByte(expected: 1 * mib, done: 0, goal: 10 * mib, live: 12 * mib) == 16.0)
+    // A charge is paid from the credit first; what the credit cannot pay stays owed.
+    #expect(gcAssistSettle(debt: 0, charge: 1000, credit: 600) == (debt: 400, taken: 600))
+    #expect(gcAssistSettle(debt: 0, charge: 1000, credit: 5000) == (debt: 0, taken: 1000))
+    // A thread's own credit (negative debt, from an assist that marked more than it owed) pays first.
+    #expect(gcAssistSettle(debt: -3000, charge: 1000, credit: 5000) == (debt: -2000, taken: 0))
+    #expect(gcAssistSettle(debt: -500, charge: 1000, credit: 0) == (debt: 500, taken: 0))
+  }
+
   /// GOALLOC_DEBUG=gctrace=1's line (output.c), field by field.
   @Test func gctraceLineFormat() {
     var t = goalloc_gctrace()
@@ -354,6 +370,15 @@ struct GCLazySweepTests {
     let m = goalloc_format_gctrace(&t, &buf, 512)
     let plain = String(decoding: buf[0..<m].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     #expect(plain.hasPrefix("gc 3 @0.512s 2%: 0+0.099+10 ms clock, 0 ms cpu,") && plain.hasSuffix(" 2 P\n"), "\(plain)")
+    // A concurrent cycle: Go's cpu split (stop 1 + assist/background/idle + stop 2) and the mechanism.
+    t.cpu_split_ns = (40_000, 500_000, 1_000_000, 0, 80_000); t.dirty_pages = 12
+    let c = "uffd".withCString { name -> String in
+      t.conc = name
+      let k = goalloc_format_gctrace(&t, &buf, 512)
+      return String(decoding: buf[0..<k].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+    #expect(c.hasPrefix("gc 3 @0.512s 2%: 0+0.099+10 ms clock, 0.040+0.50/1.0/0+0.080 ms cpu, 4->4->2 MB,")
+            && c.hasSuffix(" 2 P, conc uffd 12 pages\n"), "\(c)")
   }
 
   @Test func collectedSpanClassEncoding() {

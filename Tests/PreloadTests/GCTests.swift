@@ -118,7 +118,7 @@ struct GCTests {
     let cases: [(String, [String], Int)] = [
       ("reach", [], 22), ("noscan", [], 2), ("interior", [], 4), ("zero", [], 2), ("free", [], 6),
       ("fuzz", [fuzz], 3), ("lazythreads", [lazythreads], 3), ("torture", [torture], 4), ("fork", [], 1),
-      ("pacing", [], 2),
+      ("pacing", [], 2), ("assist", ["2500000"], 4),
     ]
     for (scenario, args, n) in cases {
       expectScenarioOK(try await Self.run(scenario, args, environment: env), atLeast: n, sourceLocation: sourceLocation)
@@ -240,7 +240,7 @@ struct GCTests {
     expectScenarioOK(r, atLeast: 2)
     let lines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("gc ") }
     #expect(lines.count >= 5, "\(r)")
-    let conc = #/gc \d+ @\d+\.\d{3}s \d+%: [0-9.]+\+[0-9.]+\+[0-9.]+ ms clock, .* \d+ P, conc (uffd|softdirty|full) \d+ pages( \(forced\))?/#
+    let conc = #/gc \d+ @\d+\.\d{3}s \d+%: [0-9.]+\+[0-9.]+\+[0-9.]+ ms clock, [0-9.]+\+[0-9.]+/[0-9.]+/[0-9.]+\+[0-9.]+ ms cpu, .* \d+ P, conc (uffd|softdirty|full) \d+ pages( \(forced\))?/#
     #expect(lines.allSatisfy { (try? conc.wholeMatch(in: String($0))) != nil }, "\(r)")
   }
 }

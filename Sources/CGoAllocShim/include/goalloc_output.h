@@ -55,12 +55,14 @@ struct goalloc_gctrace {
   int forced;             // goalloc_gc_collect (GC_gcollect)
   const char *conc;       // concurrent mark: the dirty-page mechanism ("uffd", ...); NULL: stopped
   uint64_t dirty_pages;   // concurrent mark: 4 KiB pages rescanned at mark termination
+  uint64_t cpu_split_ns[5]; // concurrent mark (conc set): stop 1, assists, background workers, idle workers, stop 2
 };
 /// Writes g's line to stderr with one write, without allocating:
 ///   gc 3 @0.512s 2%: 0.010+1.2+0.020 ms clock, 1.2 ms cpu, 4->4->2 MB, 5 MB goal, 0 MB stacks,
 ///   1 MB globals, 2 P (forced)
-/// and for a concurrent cycle (the clock's three parts: stop 1, concurrent mark, stop 2), before
-/// "(forced)": ", conc uffd 12 pages".
+/// and for a concurrent cycle (the clock's three parts: stop 1, concurrent mark, stop 2) the cpu
+/// is Go's split, stop 1 + assist/background/idle + stop 2 ("0.04+0.5/1.0/0+0.08 ms cpu"), and
+/// before "(forced)" comes ", conc uffd 12 pages".
 void goalloc_write_gctrace(const struct goalloc_gctrace *g);
 /// The same line (with its newline) into out; returns its length (at most cap bytes written).
 size_t goalloc_format_gctrace(const struct goalloc_gctrace *g, char *out, size_t cap);
