@@ -5,8 +5,9 @@
 // --workload and --allocator pick among them and these collectors:
 //   bdwgc          the binary as built: Debian's libgc.so.1 (parallel marking on every core)
 //   bdwgc-1        the same with GC_MARKERS=1 (one marking thread, as GoAlloc's stage 1)
-//   bdwgc-inc      the same with GC_ENABLE_INCREMENTAL=1: bdwgc's incremental mode (dirty pages
-//                  from mprotect; the program's gcstats line must say incremental=1)
+//   bdwgc-inc      the same with GC_ENABLE_INCREMENTAL=1: bdwgc's incremental mode (mark steps
+//                  inside allocations, one stop per collection to finish; the program's gcstats
+//                  line must say incremental=1)
 //   goalloc        the same binary with LD_PRELOAD=libgoalloc.so: its GC_* calls reach GoAlloc's
 //                  collector through the Boehm layer (Sources/CGoAllocABI/bdwgc.c)
 //   goalloc-objq   GoAlloc with GOALLOC_DEBUG=gcobjqueue=1: a classic object queue instead of
@@ -19,14 +20,15 @@
 //   go             Go's own collector: Benchmarks/go/gcwork.go, the same work in Go (when `go` is
 //                  installed; gcbench, binarytrees, gc17 and gcbig)
 // and, where a workload has an explicit-free build (-DGCSTATS_EXPLICIT_FREE: calloc/malloc, and
-// free where the GC build drops: gcbench, binarytrees, gc17, gcbig), the same work on plain malloc/free
-// under glibc, GoAlloc (`goalloc-free`, its malloc), jemalloc, tcmalloc and mimalloc (LD_PRELOAD,
-// the allocator suite's peer libraries; a missing one is skipped).
+// free where the GC build drops: gcbench, binarytrees, gc17, gcbig), the same work on plain
+// malloc/free under glibc, GoAlloc (`goalloc-free`, its malloc), jemalloc, tcmalloc and mimalloc
+// (LD_PRELOAD, the allocator suite's peer libraries; a missing one is skipped).
 // Each run goes through Benchmarks/harness/measure.c (wall and CPU time, peak RSS), rotating the
 // collectors' order from round to round; the program itself reports its collections and its
 // stop-the-world pauses, max, total and 99th percentile (gcstats.h: GC_EVENT_PRE_STOP_WORLD to
 // GC_EVENT_POST_START_WORLD, the same clock under every collector), and a checksum line that must
-// be the same under all of them. Writes OUT/results.md (medians) and OUT/results.tsv (every run), prints the Markdown.
+// be the same under all of them. Writes OUT/results.md (medians) and OUT/results.tsv (every
+// run), prints the Markdown.
 
 import ArgumentParser
 import GoAllocTools
@@ -288,7 +290,7 @@ struct GCResults {
       switch c.name {
       case "bdwgc": return "`bdwgc` (the -lgc binary as built)"
       case "bdwgc-1": return "`bdwgc-1` (GC_MARKERS=1: one marking thread)"
-      case "bdwgc-inc": return "`bdwgc-inc` (GC_ENABLE_INCREMENTAL=1: bdwgc's incremental mode; its mark steps run inside allocations between the stops)"
+      case "bdwgc-inc": return "`bdwgc-inc` (GC_ENABLE_INCREMENTAL=1: bdwgc's incremental mode; its mark steps run inside allocations between the stops, not counted as pauses)"
       case "goalloc": return "`goalloc` (the same binary, LD_PRELOAD=libgoalloc.so)"
       case "goalloc-objq": return "`goalloc-objq` (GOALLOC_DEBUG=gcobjqueue=1: an object queue, not Green Tea's span queue)"
       case "goalloc-eager": return "`goalloc-eager` (GOALLOC_DEBUG=gcsweep=eager: the sweep in the pause)"
