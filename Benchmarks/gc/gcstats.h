@@ -1,9 +1,13 @@
 /* What every GC workload of `goalloc bench gc` reports at its end, the same way under every
  * collector it runs on (Debian's bdwgc, or GoAlloc's collector through LD_PRELOAD=libgoalloc.so):
- *   gcstats: collections=N pause_max_ns=N pause_total_ns=N
+ *   gcstats: collections=N pause_max_ns=N pause_total_ns=N pause_p99_ns=N incremental=0|1
  * A pause is the time from GC_EVENT_PRE_STOP_WORLD to GC_EVENT_POST_START_WORLD (gc.h's
- * collection events; the callback only reads the clock: it may not allocate). Collections are
- * GC_get_gc_no()'s count. Header only; built with: cc -O2 -pthread -o NAME NAME.c -lgc
+ * collection events; the callback only reads the clock and bumps a counter of a static
+ * histogram: it may not allocate). pause_p99_ns is the 99th percentile (nearest rank) of all the
+ * pauses, from that histogram: buckets 1/128 of an octave wide, reported as the bucket's upper
+ * end (at most the max). Collections are GC_get_gc_no()'s count; incremental is
+ * GC_is_incremental_mode() (bdwgc turns it on for GC_ENABLE_INCREMENTAL=1 in the environment).
+ * Header only; built with: cc -O2 -pthread -o NAME NAME.c -lgc
  * With -DGCSTATS_EXPLICIT_FREE (no -lgc) the same work runs on plain malloc/free, for the malloc
  * peers' rows: GC_MALLOC is calloc, GC_MALLOC_ATOMIC malloc, and GCSTATS_FREE(p) frees what the
  * GC build just drops; no collections, no pauses. */
@@ -29,8 +33,42 @@ static uint64_t gcstats_stop_ns, gcstats_max_ns, gcstats_total_ns;
 
 #ifdef GCSTATS_EXPLICIT_FREE
 static void gcstats_start(void) {}
-static void gcstats_report(void) { printf("gcstats: collections=0 pause_max_ns=0 pause_total_ns=0\n"); }
+static void gcstats_report(void) {
+  printf("gcstats: collections=0 pause_max_ns=0 pause_total_ns=0 pause_p99_ns=0 incremental=0\n");
+}
 #else
+
+/* Pause histogram: values below 256 ns exactly, above that 128 buckets per power of two. */
+enum { GCSTATS_SUB = 7, GCSTATS_BUCKETS = (64 - GCSTATS_SUB) * (1 << GCSTATS_SUB) + (1 << GCSTATS_SUB) };
+static uint64_t gcstats_hist[GCSTATS_BUCKETS], gcstats_pauses;
+
+static unsigned gcstats_bucket(uint64_t d) {
+  if (d < (2u << GCSTATS_SUB)) return (unsigned)d;
+  unsigned shift = (unsigned)(63 - __builtin_clzll(d)) - GCSTATS_SUB;  /* d >> shift is in [128, 256) */
+  return shift * (1u << GCSTATS_SUB) + (unsigned)(d >> shift);
+}
+
+/* The largest value bucket b holds. */
+static uint64_t gcstats_bucket_top(unsigned b) {
+  if (b < (2u << GCSTATS_SUB)) return b;
+  unsigned shift = b / (1u << GCSTATS_SUB) - 1;
+  uint64_t lead = (1u << GCSTATS_SUB) + b % (1u << GCSTATS_SUB);
+  return ((lead + 1) << shift) - 1;
+}
+
+/* Nearest rank: the smallest recorded value with at least 99 % of the pauses at or below it. */
+static uint64_t gcstats_p99(void) {
+  if (gcstats_pauses == 0) return 0;
+  uint64_t rank = (gcstats_pauses * 99 + 99) / 100, seen = 0;
+  for (unsigned b = 0; b < GCSTATS_BUCKETS; b++) {
+    seen += gcstats_hist[b];
+    if (seen >= rank) {
+      uint64_t top = gcstats_bucket_top(b);
+      return top < gcstats_max_ns ? top : gcstats_max_ns;
+    }
+  }
+  return gcstats_max_ns;
+}
 
 static uint64_t gcstats_now(void) {
   struct timespec t;
@@ -46,6 +84,8 @@ static void gcstats_event(GC_EventType e) {
     gcstats_stop_ns = 0;
     gcstats_total_ns += d;
     if (d > gcstats_max_ns) gcstats_max_ns = d;
+    gcstats_hist[gcstats_bucket(d)]++;
+    gcstats_pauses++;
   }
 }
 
@@ -53,8 +93,9 @@ static void gcstats_event(GC_EventType e) {
 static void gcstats_start(void) { GC_set_on_collection_event(gcstats_event); }
 
 static void gcstats_report(void) {
-  printf("gcstats: collections=%lu pause_max_ns=%llu pause_total_ns=%llu\n", (unsigned long)GC_get_gc_no(),
-         (unsigned long long)gcstats_max_ns, (unsigned long long)gcstats_total_ns);
+  printf("gcstats: collections=%lu pause_max_ns=%llu pause_total_ns=%llu pause_p99_ns=%llu incremental=%d\n",
+         (unsigned long)GC_get_gc_no(), (unsigned long long)gcstats_max_ns, (unsigned long long)gcstats_total_ns,
+         (unsigned long long)gcstats_p99(), GC_is_incremental_mode());
 }
 #endif
 

@@ -1,16 +1,19 @@
 // gcwork: the GC workloads of `goalloc bench gc` (Benchmarks/gc/binarytrees.c, gcbench.c,
-// gc17.c) in Go, on Go's own allocator and collector (default GOGC), for the bench's `go` rows.
+// gc17.c, gcbig.c) in Go, on Go's own allocator and collector (default GOGC), for the bench's
+// `go` rows.
 // Each prints the C program's result line (the same numbers) and its gcstats line: the number
 // of collections and the stop-the-world pauses Go's runtime records (MemStats.PauseNs, the
-// last 256; Go marks concurrently, so its pauses are only the phase changes).
+// last 256: their max and 99th percentile; Go marks concurrently, so its pauses are only the
+// phase changes).
 //
-// Usage: gcwork binarytrees [N] | gcwork gcbench [MAX_DEPTH] | gcwork gc17 [N] [K]
+// Usage: gcwork binarytrees [N] | gcwork gcbench [MAX_DEPTH] | gcwork gc17 [N] [K] | gcwork gcbig [MIB] [CHURN]
 package main
 
 import (
 	"fmt"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 )
 
@@ -124,6 +127,102 @@ func gc17(n, k int64) {
 	fmt.Printf("gc17: objects=%d kept=%d check=%d\n", n, k, sum)
 }
 
+// gcbig's nodes: 32 B, or 48 or 64 B with a tail; a chain links their embedded headers.
+type bigNode struct {
+	next, other *bigNode
+	chain, pos  uint32
+	tag         uint64
+}
+type bigNode48 struct {
+	bigNode
+	tail [2]uint64
+}
+type bigNode64 struct {
+	bigNode
+	tail [4]uint64
+}
+
+// gcstats.h's xorshift64*, so the chains are the C program's.
+var rngState uint64 = 0x9E3779B97F4A7C15
+
+func rnd() uint64 {
+	x := rngState
+	x ^= x >> 12
+	x ^= x << 25
+	x ^= x >> 27
+	rngState = x
+	return x * 0x2545F4914F6CDD1D
+}
+
+const bigChain = 32
+
+func bigTag(chain, pos int64) uint64 { return uint64(chain)*0x9E3779B1 + uint64(pos) }
+
+func bigBuild(chain int64) *bigNode {
+	var built [bigChain]*bigNode
+	var next *bigNode
+	for i := int64(bigChain - 1); i >= 0; i-- {
+		var n *bigNode
+		switch rnd() % 3 {
+		case 0:
+			n = &bigNode{}
+		case 1:
+			n = &(&bigNode48{}).bigNode
+		default:
+			n = &(&bigNode64{}).bigNode
+		}
+		n.next, n.chain, n.pos, n.tag = next, uint32(chain), uint32(i), bigTag(chain, i)
+		built[i] = n
+		next = n
+	}
+	for i := 0; i < bigChain; i++ {
+		built[i].other = built[rnd()%uint64(i+1)]
+	}
+	return built[0]
+}
+
+func bigVerify(head *bigNode, chain int64) uint64 {
+	var sum uint64
+	pos := int64(0)
+	for n := head; n != nil; n = n.next {
+		if n.chain != uint32(chain) || n.pos != uint32(pos) || n.tag != bigTag(chain, pos) ||
+			n.other.chain != uint32(chain) || n.other.pos > n.pos {
+			fmt.Fprintf(os.Stderr, "chain %d: node %d is corrupt\n", chain, pos)
+			os.Exit(3)
+		}
+		sum += n.tag
+		pos++
+	}
+	if pos != bigChain {
+		fmt.Fprintf(os.Stderr, "chain %d: %d nodes\n", chain, pos)
+		os.Exit(3)
+	}
+	return sum
+}
+
+// gcbig: Benchmarks/gc/gcbig.c's large live heap of chains, churned.
+func gcbig(mib, churn int64) {
+	chains := (mib << 20) / (48 * bigChain)
+	if chains < 1 {
+		chains = 1
+	}
+	heads := make([]*bigNode, chains)
+	for c := int64(0); c < chains; c++ {
+		heads[c] = bigBuild(c)
+	}
+	steps := chains * churn / 100
+	var sum uint64
+	for s := int64(0); s < steps; s++ {
+		c := int64(rnd() % uint64(chains))
+		sum += bigVerify(heads[c], c)
+		heads[c] = bigBuild(c)
+	}
+	for c := int64(0); c < chains; c++ {
+		sum += bigVerify(heads[c], c)
+	}
+	fmt.Printf("gcbig: mib=%d chains=%d nodes=%d replaced=%d sum=%d\n", mib, chains, chains*bigChain, steps, sum)
+}
+
 func arg(i int, dflt int64) int64 {
 	if len(os.Args) > i {
 		if v, err := strconv.ParseInt(os.Args[i], 10, 64); err == nil {
@@ -135,7 +234,7 @@ func arg(i int, dflt int64) int64 {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: gcwork binarytrees|gcbench|gc17 [args]")
+		fmt.Fprintln(os.Stderr, "usage: gcwork binarytrees|gcbench|gc17|gcbig [args]")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -145,17 +244,25 @@ func main() {
 		gcbench(int(arg(2, 18)))
 	case "gc17":
 		gc17(arg(2, 50000000), arg(3, 10000))
+	case "gcbig":
+		gcbig(arg(2, 1228), arg(3, 200))
 	default:
 		fmt.Fprintln(os.Stderr, "unknown workload", os.Args[1])
 		os.Exit(2)
 	}
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	var maxPause uint64
-	for _, p := range m.PauseNs {
-		if p > maxPause {
-			maxPause = p
-		}
+	recent := m.PauseNs[:]
+	if m.NumGC < uint32(len(recent)) {
+		recent = recent[:m.NumGC]
 	}
-	fmt.Printf("gcstats: collections=%d pause_max_ns=%d pause_total_ns=%d\n", m.NumGC, maxPause, m.PauseTotalNs)
+	sorted := append([]uint64(nil), recent...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	var maxPause, p99 uint64
+	if n := len(sorted); n > 0 {
+		maxPause = sorted[n-1]
+		p99 = sorted[(n*99+99)/100-1] // nearest rank
+	}
+	fmt.Printf("gcstats: collections=%d pause_max_ns=%d pause_total_ns=%d pause_p99_ns=%d incremental=0\n",
+		m.NumGC, maxPause, m.PauseTotalNs, p99)
 }

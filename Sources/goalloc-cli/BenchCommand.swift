@@ -72,10 +72,10 @@ struct BenchCommand: ParsableCommand {
   /// --out, or the default of the suite being run.
   var outPath: String { out ?? (suite == "gc" ? "out/bench-gc" : "out/bench") }
 
-  @Option(name: .customLong("workload"), help: "Run only this workload (repeatable).")
+  @Option(name: .customLong("workload"), help: "Run only this workload (repeatable; for `gc`, one of the GC workloads above).")
   var workloadFilter: [String] = []
 
-  @Option(name: .customLong("allocator"), help: "Run only this allocator (repeatable): glibc, goalloc, jemalloc, tcmalloc, mimalloc, go.")
+  @Option(name: .customLong("allocator"), help: "Run only this allocator (repeatable): glibc, goalloc, jemalloc, tcmalloc, mimalloc, go; for `gc`, one of the collectors above.")
   var allocatorFilter: [String] = []
 
   @Flag(name: .customLong("no-go"), help: "Leave out Go's allocator even when `go` is installed.")

@@ -1,9 +1,13 @@
 // `goalloc bench gc` (BenchCommand's `gc` argument): GoAlloc's collector side by side with the
 // Boehm-Demers-Weiser collector, on GC workloads of our own (Benchmarks/gc/: GCBench-shaped
-// trees, binary-trees, a large heap's death, list and graph churn), all written against bdwgc's API (gc.h) and built
-// once with `-lgc`; --workload and --allocator pick among them and these collectors:
+// trees, binary-trees at depths 18 and 20, a large heap's death, list and graph churn, 1.2 GiB
+// live of small objects), all written against bdwgc's API (gc.h) and built once with `-lgc`;
+// --workload and --allocator pick among them and these collectors:
 //   bdwgc          the binary as built: Debian's libgc.so.1 (parallel marking on every core)
 //   bdwgc-1        the same with GC_MARKERS=1 (one marking thread, as GoAlloc's stage 1)
+//   bdwgc-inc      the same with GC_ENABLE_INCREMENTAL=1: bdwgc's incremental mode (mark steps
+//                  inside allocations, one stop per collection to finish; the program's gcstats
+//                  line must say incremental=1)
 //   goalloc        the same binary with LD_PRELOAD=libgoalloc.so: its GC_* calls reach GoAlloc's
 //                  collector through the Boehm layer (Sources/CGoAllocABI/bdwgc.c)
 //   goalloc-objq   GoAlloc with GOALLOC_DEBUG=gcobjqueue=1: a classic object queue instead of
@@ -14,16 +18,17 @@
 //   goalloc-conc   GoAlloc with GOALLOC_DEBUG=gcconc=1: concurrent marking, two short stops per
 //                  cycle (what concurrent marking buys over the stop-the-world mark)
 //   go             Go's own collector: Benchmarks/go/gcwork.go, the same work in Go (when `go` is
-//                  installed; gcbench, binarytrees and gc17)
+//                  installed; gcbench, binarytrees, gc17 and gcbig)
 // and, where a workload has an explicit-free build (-DGCSTATS_EXPLICIT_FREE: calloc/malloc, and
-// free where the GC build drops: gcbench, binarytrees, gc17), the same work on plain malloc/free
-// under glibc, GoAlloc (`goalloc-free`, its malloc), jemalloc, tcmalloc and mimalloc (LD_PRELOAD,
-// the allocator suite's peer libraries; a missing one is skipped).
+// free where the GC build drops: gcbench, binarytrees, gc17, gcbig), the same work on plain
+// malloc/free under glibc, GoAlloc (`goalloc-free`, its malloc), jemalloc, tcmalloc and mimalloc
+// (LD_PRELOAD, the allocator suite's peer libraries; a missing one is skipped).
 // Each run goes through Benchmarks/harness/measure.c (wall and CPU time, peak RSS), rotating the
 // collectors' order from round to round; the program itself reports its collections and its
-// stop-the-world pauses (gcstats.h: GC_EVENT_PRE_STOP_WORLD to GC_EVENT_POST_START_WORLD, the
-// same clock under every collector), and a checksum line that must be the same under all of
-// them. Writes OUT/results.md (medians) and OUT/results.tsv (every run), prints the Markdown.
+// stop-the-world pauses, max, total and 99th percentile (gcstats.h: GC_EVENT_PRE_STOP_WORLD to
+// GC_EVENT_POST_START_WORLD, the same clock under every collector), and a checksum line that must
+// be the same under all of them. Writes OUT/results.md (medians) and OUT/results.tsv (every
+// run), prints the Markdown.
 
 import ArgumentParser
 import GoAllocTools
@@ -69,15 +74,16 @@ extension BenchCommand {
     }
     let workloads = GCWorkload.all.filter { workloadFilter.isEmpty || workloadFilter.contains($0.name) }
     var collectors = GCCollector.all.filter { allocatorFilter.isEmpty || allocatorFilter.contains($0.name) }
-    for w in workloads {
+    var built = Set<String>()
+    for w in workloads where built.insert(w.program).inserted {
       for explicit in w.explicitFree ? [false, true] : [false] {
-        let name = explicit ? "\(w.name)-free" : w.name
+        let name = explicit ? "\(w.program)-free" : w.program
         let err = Files.join(logs, "cc-\(name).err")
         let status = BenchChild.run([cc, "-O2", "-pthread", "-I", Files.join(root, "Benchmarks/gc"), "-o", Files.join(bin, name),
-                                     Files.join(root, "Benchmarks/gc/\(w.name).c")] + (explicit ? ["-DGCSTATS_EXPLICIT_FREE"] : ["-lgc"]),
+                                     Files.join(root, "Benchmarks/gc/\(w.program).c")] + (explicit ? ["-DGCSTATS_EXPLICIT_FREE"] : ["-lgc"]),
                                     stdout: err, stderr: err)
         guard status.exitCode == 0 else {
-          printError("goalloc bench gc: \(cc) failed on \(w.name).c:\n" + (Files.read(err) ?? ""))
+          printError("goalloc bench gc: \(cc) failed on \(w.program).c:\n" + (Files.read(err) ?? ""))
           throw ExitCode.failure
         }
       }
@@ -100,7 +106,7 @@ extension BenchCommand {
     try compileC(Files.join(root, "Benchmarks/harness/measure.c"), to: Files.join(bin, "measure"), logs: logs)
 
     var table = GCResults(workloads: workloads, collectors: collectors)
-    var tsv = "workload\tcollector\tround\twall_s\tcpu_s\tmaxrss_kib\tcollections\tpause_max_ms\tpause_total_ms\tstatus\n"
+    var tsv = "workload\tcollector\tround\twall_s\tcpu_s\tmaxrss_kib\tcollections\tpause_max_ms\tpause_p99_ms\tpause_total_ms\tstatus\n"
     let loadBefore = Machine.loadAverage()
     for round in 0..<runs {
       for (wi, w) in workloads.enumerated() {
@@ -112,9 +118,9 @@ extension BenchCommand {
           let args = quick ? w.quickArgs : w.args
           let argv: [String]
           switch c.kind {
-          case .gc: argv = [Files.join(bin, w.name)] + args
-          case .explicitFree: argv = [Files.join(bin, "\(w.name)-free")] + args
-          case .go: argv = [Files.join(bin, "gcwork"), w.name] + args
+          case .gc: argv = [Files.join(bin, w.program)] + args
+          case .explicitFree: argv = [Files.join(bin, "\(w.program)-free")] + args
+          case .go: argv = [Files.join(bin, "gcwork"), w.program] + args
           }
           let invocation = BenchCommand.Invocation(argv: argv, preload: c.preloadGoAlloc ? frozen : c.peer, env: c.env)
           let m = runMeasured(invocation, base: base, bin: bin)
@@ -122,12 +128,17 @@ extension BenchCommand {
           if m.failure == nil {
             let lines = m.output.split(separator: "\n").map(String.init)
             let stats = Report.parseFields(lines.last { $0.hasPrefix("gcstats:") } ?? "")
-            run.check = lines.last { $0.hasPrefix("\(w.name):") } ?? ""
+            run.check = lines.last { $0.hasPrefix("\(w.program):") } ?? ""
             if let n = stats["collections"].flatMap(Double.init), let mx = stats["pause_max_ns"].flatMap(Double.init),
-               let total = stats["pause_total_ns"].flatMap(Double.init), !run.check.isEmpty {
+               let total = stats["pause_total_ns"].flatMap(Double.init), let p99 = stats["pause_p99_ns"].flatMap(Double.init),
+               !run.check.isEmpty {
               run.collections = n
               run.pauseMaxMs = mx / 1e6
+              run.pauseP99Ms = p99 / 1e6
               run.pauseTotalMs = total / 1e6
+              if c.incremental && stats["incremental"] != "1" {
+                run.failure = "bdwgc's incremental mode is off (gcstats: incremental=\(stats["incremental"] ?? "?"); see \(base).out)"
+              }
             } else {
               run.failure = "no gcstats or result line (see \(base).out)"
             }
@@ -135,12 +146,12 @@ extension BenchCommand {
           table.record(run, workload: wi, collector: ci)
           tsv += "\(w.name)\t\(c.name)\t\(round + 1)\t\(GoAllocFormat.fixed(run.sample.wallNs / 1e9, 4))\t"
             + "\(GoAllocFormat.fixed(run.sample.cpuUs / 1e6, 4))\t\(Int(run.sample.maxRssKiB))\t\(Int(run.collections))\t"
-            + "\(GoAllocFormat.fixed(run.pauseMaxMs, 3))\t\(GoAllocFormat.fixed(run.pauseTotalMs, 3))\t"
+            + "\(GoAllocFormat.fixed(run.pauseMaxMs, 3))\t\(GoAllocFormat.fixed(run.pauseP99Ms, 3))\t\(GoAllocFormat.fixed(run.pauseTotalMs, 3))\t"
             + "\(run.failure ?? m.status)\n"
           printError("[\(round + 1)/\(runs)] \(w.name.pad(12)) \(c.name.pad(14)) "
             + (run.failure == nil
                ? "\(Fmt.seconds(run.sample.wallNs / 1e9).pad(9)) \(Fmt.mib(run.sample.maxRssKiB).pad(10)) "
-                 + "\(Int(run.collections)) GCs, max pause \(GoAllocFormat.fixed(run.pauseMaxMs, 2)) ms"
+                 + "\(Int(run.collections)) GCs, max pause \(GoAllocFormat.fixed(run.pauseMaxMs, 2)) ms, p99 \(GoAllocFormat.fixed(run.pauseP99Ms, 2)) ms"
                : "FAILED: \(run.failure!)"))
         }
       }
@@ -158,15 +169,19 @@ extension BenchCommand {
   }
 }
 
-/// A GC workload: Benchmarks/gc/NAME.c and its arguments.
+/// A GC workload: Benchmarks/gc/PROGRAM.c (the row's name unless it says otherwise) and its arguments.
 struct GCWorkload {
   let name: String
+  var source: String? = nil  // the program, where the row runs another's (binarytrees20)
   let args: [String]
   let quickArgs: [String]
   let what: String
   var explicitFree = false   // has a malloc/free build (the malloc peers' rows)
   var go = false             // Benchmarks/go/gcwork.go does it too
   var objects: Int? = nil    // objects allocated (a ns-per-object line): args[0]
+
+  /// Benchmarks/gc/PROGRAM.c, its binaries, its result line's prefix and gcwork.go's argument.
+  var program: String { source ?? name }
 
   static let all = [
     GCWorkload(name: "gcbench", args: ["18"], quickArgs: ["14"],
@@ -175,6 +190,9 @@ struct GCWorkload {
     GCWorkload(name: "binarytrees", args: ["18"], quickArgs: ["14"],
                what: "binary-trees (argument: the depth): 16 B nodes, one long-lived tree",
                explicitFree: true, go: true),
+    GCWorkload(name: "binarytrees20", source: "binarytrees", args: ["20"], quickArgs: ["15"],
+               what: "binary-trees at depth 20 (issue 20 quotes its pause target there): binarytrees.c, 16 B nodes, one long-lived tree",
+               explicitFree: true, go: true),
     GCWorkload(name: "gc17", args: ["50000000", "10000"], quickArgs: ["5000000", "10000"],
                what: "17 B objects, most dying young (arguments: objects, kept): pointer-free 17 B objects (Go: `new` of a [17]byte struct), each kept in a ring of 10 000 until replaced",
                explicitFree: true, go: true, objects: 1),
@@ -182,6 +200,9 @@ struct GCWorkload {
                what: "the pause of collecting a heap that just died (argument: MB of 64 B objects allocated with collections off, 1 in 100 kept): its only collection"),
     GCWorkload(name: "gcchurn", args: ["200000", "4096"], quickArgs: ["20000", "1024"],
                what: "list and graph churn (arguments: steps, lists): linked lists of 40-248 B nodes with 8-120 B pointer-free payloads and links within each list, one replaced per step"),
+    GCWorkload(name: "gcbig", args: ["1228", "200"], quickArgs: ["40", "200"],
+               what: "a large live heap (arguments: MiB live, percent of it replaced; the full run keeps 1.2 GiB live): 32-64 B scanned nodes in chains of 32 from one pointer array, random chains replaced until twice the live nodes have been, so every collection marks the whole live set",
+               explicitFree: true, go: true),
   ]
 }
 
@@ -193,6 +214,7 @@ struct GCCollector {
   var preloadGoAlloc = false  // LD_PRELOAD=libgoalloc.so
   var peer: String? = nil     // LD_PRELOAD=this peer library
   var env: [(String, String?)] = []
+  var incremental = false     // the run must report GC_is_incremental_mode() (gcstats: incremental=1)
 
   func runs(_ w: GCWorkload) -> Bool {
     switch kind {
@@ -207,6 +229,7 @@ struct GCCollector {
   static let all = [
     GCCollector(name: "bdwgc"),
     GCCollector(name: "bdwgc-1", env: [("GC_MARKERS", "1")]),
+    GCCollector(name: "bdwgc-inc", env: [("GC_ENABLE_INCREMENTAL", "1")], incremental: true),
     GCCollector(name: "goalloc", preloadGoAlloc: true),
     GCCollector(name: "goalloc-1", preloadGoAlloc: true, env: [("GOALLOC_GC_PROCS", "1")]),
     GCCollector(name: "goalloc-objq", preloadGoAlloc: true, env: [("GOALLOC_DEBUG", "gcobjqueue=1")]),
@@ -227,6 +250,7 @@ struct GCRun {
   var check = ""
   var collections = 0.0
   var pauseMaxMs = 0.0
+  var pauseP99Ms = 0.0
   var pauseTotalMs = 0.0
 }
 
@@ -266,6 +290,7 @@ struct GCResults {
       switch c.name {
       case "bdwgc": return "`bdwgc` (the -lgc binary as built)"
       case "bdwgc-1": return "`bdwgc-1` (GC_MARKERS=1: one marking thread)"
+      case "bdwgc-inc": return "`bdwgc-inc` (GC_ENABLE_INCREMENTAL=1: bdwgc's incremental mode; its mark steps run inside allocations between the stops, not counted as pauses)"
       case "goalloc": return "`goalloc` (the same binary, LD_PRELOAD=libgoalloc.so)"
       case "goalloc-objq": return "`goalloc-objq` (GOALLOC_DEBUG=gcobjqueue=1: an object queue, not Green Tea's span queue)"
       case "goalloc-eager": return "`goalloc-eager` (GOALLOC_DEBUG=gcsweep=eager: the sweep in the pause)"
@@ -276,23 +301,25 @@ struct GCResults {
       default: return "`\(c.name)` (the explicit-free build on \(c.name)'s malloc/free)"
       }
     }.joined(separator: "; ") + ". Pauses: stop-the-world, as the program's GC_EVENT_PRE_STOP_WORLD .. "
-      + "GC_EVENT_POST_START_WORLD callback measures them (Go: its runtime's PauseNs).\n\n"
+      + "GC_EVENT_POST_START_WORLD callback measures them (Go: its runtime's PauseNs); p99 is the 99th percentile of "
+      + "a run's pauses (nearest rank; Go: of the last 256).\n\n"
     for (w, workload) in workloads.enumerated() {
       s += "## \(workload.name) \((quick ? workload.quickArgs : workload.args).joined(separator: " "))\n\n\(workload.what)."
       s += checksAgree(w) ? " Result line identical under every collector.\n\n" : " **Result lines differ between collectors.**\n\n"
-      s += "| collector | time s | CPU s | peak RSS MiB | collections | max pause ms | total pause ms | time vs bdwgc | RSS vs bdwgc |\n"
-      s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+      s += "| collector | time s | CPU s | peak RSS MiB | collections | max pause ms | p99 pause ms | total pause ms | time vs bdwgc | RSS vs bdwgc |\n"
+      s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
       let b = collectors.firstIndex { $0.name == "bdwgc" }
       var perObject: [String] = []
       for (c, collector) in collectors.enumerated() where collector.runs(workload) {
         guard let t = median(w, c, { $0.sample.wallNs / 1e9 }) else {
-          s += "| \(collector.name) | failed: \(runs[w][c].compactMap(\.failure).first ?? "?") | | | | | | | |\n"
+          s += "| \(collector.name) | failed: \(runs[w][c].compactMap(\.failure).first ?? "?") | | | | | | | | |\n"
           continue
         }
         let cpu = median(w, c) { $0.sample.cpuUs / 1e6 } ?? 0
         let rss = median(w, c) { $0.sample.maxRssKiB } ?? 0
         let gcs = median(w, c) { $0.collections } ?? 0
         let mx = median(w, c) { $0.pauseMaxMs } ?? 0
+        let p99 = median(w, c) { $0.pauseP99Ms } ?? 0
         let total = median(w, c) { $0.pauseTotalMs } ?? 0
         var vsTime = "", vsRSS = ""
         if let b, let bt = median(w, b, { $0.sample.wallNs / 1e9 }), let br = median(w, b, { $0.sample.maxRssKiB }), bt > 0, br > 0 {
@@ -300,7 +327,7 @@ struct GCResults {
           vsRSS = Fmt.ratio(rss / br)
         }
         s += "| \(collector.name) | \(GoAllocFormat.fixed(t, 2)) | \(GoAllocFormat.fixed(cpu, 2)) | "
-          + "\(GoAllocFormat.fixed(rss / 1024, 1)) | \(Int(gcs)) | \(GoAllocFormat.fixed(mx, 2)) | "
+          + "\(GoAllocFormat.fixed(rss / 1024, 1)) | \(Int(gcs)) | \(GoAllocFormat.fixed(mx, 2)) | \(GoAllocFormat.fixed(p99, 2)) | "
           + "\(GoAllocFormat.fixed(total, 1)) | \(vsTime) | \(vsRSS) |\n"
         if workload.objects != nil, let n = Double((quick ? workload.quickArgs : workload.args)[0]), n > 0 {
           perObject.append("\(collector.name) \(GoAllocFormat.fixed(t * 1e9 / n, 1))")

@@ -192,7 +192,7 @@ struct CLITests {
     #expect(width >= 800, "room for the title and the legend: \(width)")
   }
 
-  @Test("bench gc --quick: the -lgc workloads under bdwgc and GoAlloc's collector, their explicit-free builds under malloc peers, Go's mirror; one table each")
+  @Test("bench gc --quick: the -lgc workloads under bdwgc (incremental too) and GoAlloc's collector, their explicit-free builds under malloc peers, Go's mirror; one table each, p99 pauses")
   func benchGCQuick() async throws {
     guard FileManager.default.fileExists(atPath: "/usr/include/gc.h") else { return }  // (test.sh installs libgc-dev)
     let cli = try Paths.requireCLI()
@@ -200,21 +200,35 @@ struct CLITests {
     let hasGo = ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":")
       .contains { FileManager.default.isExecutableFile(atPath: "\($0)/go") } ?? false
     let r = try await Subprocess.run(cli.path, ["bench", "gc", "--quick", "--runs", "1", "--workload", "binarytrees",
-                                                "--workload", "gcheap", "--workload", "gc17", "--allocator", "bdwgc",
+                                                "--workload", "gcheap", "--workload", "gc17", "--workload", "gcbig",
+                                                "--allocator", "bdwgc", "--allocator", "bdwgc-inc",
                                                 "--allocator", "goalloc", "--allocator", "goalloc-objq", "--allocator", "glibc",
                                                 "--allocator", "goalloc-free", "--allocator", "go",
                                                 "--source", Paths.packageRoot.path, "--out", dir.path], timeout: 400)
     #expect(r.exitedCleanly, "\(r)")
     let md = try String(contentsOf: dir.appendingPathComponent("results.md"), encoding: .utf8)
-    #expect(md.contains("## binarytrees 14") && md.contains("## gcheap 20") && md.contains("## gc17 5000000 10000"), "\(md)")
-    #expect(md.components(separatedBy: "Result line identical under every collector").count == 4, "\(md)")
+    #expect(md.contains("## binarytrees 14") && md.contains("## gcheap 20") && md.contains("## gc17 5000000 10000")
+            && md.contains("## gcbig 40 200"), "\(md)")
+    #expect(md.components(separatedBy: "Result line identical under every collector").count == 5, "\(md)")
+    #expect(md.components(separatedBy: "| max pause ms | p99 pause ms | total pause ms |").count == 5, "\(md)")
     func rows(_ c: String) -> Int { md.split(separator: "\n").filter { $0.hasPrefix("| \(c) | ") && !$0.contains("failed") }.count }
-    for c in ["bdwgc", "goalloc", "goalloc-objq"] { #expect(rows(c) == 3, "\(c)\n\(md)") }
+    // bdwgc-inc's rows fail unless its gcstats line says bdwgc's incremental mode was on.
+    for c in ["bdwgc", "bdwgc-inc", "goalloc", "goalloc-objq"] { #expect(rows(c) == 4, "\(c)\n\(md)") }
     // gcheap has no explicit-free build and no Go mirror.
-    for c in ["glibc", "goalloc-free"] + (hasGo ? ["go"] : []) { #expect(rows(c) == 2, "\(c)\n\(md)") }
+    for c in ["glibc", "goalloc-free"] + (hasGo ? ["go"] : []) { #expect(rows(c) == 3, "\(c)\n\(md)") }
     #expect(md.contains("ns per object") && md.contains("goalloc "), "\(md)")
+    let tsv = try String(contentsOf: dir.appendingPathComponent("results.tsv"), encoding: .utf8)
+    #expect(tsv.hasPrefix("workload\tcollector\tround\twall_s\tcpu_s\tmaxrss_kib\tcollections\tpause_max_ms\tpause_p99_ms\tpause_total_ms\tstatus\n"), "\(tsv)")
+    // A p99 pause is at most the max.
+    for line in tsv.split(separator: "\n").dropFirst() {
+      let f = line.split(separator: "\t").map(String.init)
+      #expect(f.count == 11 && (Double(f[8]) ?? .infinity) <= (Double(f[7]) ?? 0), "\(line)")
+    }
     let bad = try await Subprocess.run(cli.path, ["bench", "gc", "--allocator", "hoard"], timeout: 30)
-    #expect(bad.status == 64 && bad.stderr.contains("unknown collector hoard"), "\(bad)")
+    #expect(bad.status == 64 && bad.stderr.contains("unknown collector hoard") && bad.stderr.contains("bdwgc-inc"), "\(bad)")
+    let badWorkload = try await Subprocess.run(cli.path, ["bench", "gc", "--workload", "gc99"], timeout: 30)
+    #expect(badWorkload.status == 64 && badWorkload.stderr.contains("binarytrees20") && badWorkload.stderr.contains("gcbig"),
+            "\(badWorkload)")
   }
 }
 
