@@ -77,6 +77,7 @@ public struct GCState {
   var sys: UInt64 = 0          // GCSys: this mapping and the GC caches
   var forcedNext = false       // the cycle being started was asked for
   var markWorkers = 1          // mark workers of the cycle being run (MGCWorkers)
+  var concFraction = 0.0       // a concurrent mark's fractional worker: its share of a CPU (0: none)
   var pauseNs: UnsafeMutablePointer<UInt64>
   var pauseEnd: UnsafeMutablePointer<UInt64>
   var cachealloc: FixAlloc     // GC caches (heap lock)

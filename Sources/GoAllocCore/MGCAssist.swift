@@ -152,9 +152,12 @@ extension UnsafeMutablePointer where Pointee == GCState {
 }
 
 extension UnsafeMutablePointer where Pointee == GCMarker {
-  /// An assist's end: its local work back to the global queue (what does not fit is left to the
-  /// overflow recovery: marked, not scanned), and it stops holding work.
-  func giveBack() {
+  /// An assist's end: its local work back to the global queue, and it stops holding work.
+  func giveBack() { spillAll(holding: true) }
+
+  /// All local work to the global queue (what does not fit is left to the overflow recovery:
+  /// marked, not scanned); `holding`: an assist, which then stops holding work.
+  func spillAll(holding: Bool) {
     let w = pointee.work
     lockAcquire(&w.pointee.lock)
     let g = w.globalQueue
@@ -177,7 +180,7 @@ extension UnsafeMutablePointer where Pointee == GCMarker {
       noteOverflow()
     }
     atomicStore64(&w.pointee.globalCount, UInt64(g.pointee.size))
-    atomicAdd64(&w.pointee.assistHolders, UInt64.max)  // (- 1)
+    if holding { atomicAdd64(&w.pointee.assistHolders, UInt64.max) }  // (- 1)
     lockRelease(&w.pointee.lock)
     w.wakeIdle()
   }

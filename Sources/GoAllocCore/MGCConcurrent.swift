@@ -94,7 +94,11 @@ func gcConcStart(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GC
   atomicStore64(&gc.pointee.blackBytes, 0)
   gcSetMarkFrom(h, gc)
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_START))
-  gc.gcMarkStart(h, callerSP: callerSP, me: me, workers: gc.pointee.markWorkers, concurrent: true)
+  // Go's 25 % background utilisation: the dedicated workers, and this thread as the fractional
+  // one if there is one (mark termination widens to every worker: gcMarkTermination).
+  let split = gcBackgroundWorkers(procs: gc.pointee.markWorkers)
+  gc.pointee.concFraction = split.fraction
+  gc.gcMarkStart(h, callerSP: callerSP, me: me, workers: split.dedicated + (split.fraction > 0 ? 1 : 0), concurrent: true)
   gc.gcAssistsOpen()
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_PRE_START_WORLD))
   goalloc_gc_start_world()
@@ -247,7 +251,11 @@ extension UnsafeMutablePointer where Pointee == GCState {
   /// mark termination). The world runs.
   func gcMarkConcurrent() {
     let w = pointee.work
-    marker0.markLoop(startIdle: false)
+    if pointee.concFraction > 0 {
+      marker0.markLoopFractional(pointee.concFraction)
+    } else {
+      marker0.markLoop(startIdle: false)
+    }
     gcAssistsClose()
     if w.pointee.nworkers > 1 { gcWaitWorkers() }
   }
@@ -269,6 +277,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
   func gcMarkTermination(_ h: UnsafeMutablePointer<MHeap>, callerSP: UInt, me: Int) {
     gcSetHeapBounds(h)  // (the heap may have grown: new arenas)
     let w = pointee.work
+    w.widen(h, to: pointee.markWorkers)
     for i in 0..<w.pointee.nworkers {
       (w.pointee.markers + i).pointee.heapLo = w.pointee.heapLo
       (w.pointee.markers + i).pointee.heapHi = w.pointee.heapHi

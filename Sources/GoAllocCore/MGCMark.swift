@@ -177,6 +177,23 @@ extension UnsafeMutablePointer where Pointee == GCState {
 }
 
 extension UnsafeMutablePointer where Pointee == GCMarker {
+  /// A fractional worker's loop (a concurrent mark, MGCPacer.gcBackgroundWorkers): as markLoop,
+  /// but it keeps its CPU time near `fraction` of the time since it began; over that, it hands
+  /// its local work to the global queue (for assists and the other workers) and sleeps off the
+  /// difference, at most 1 ms at a time. Never idle while it sleeps: the mark cannot end then.
+  func markLoopFractional(_ fraction: Double) {
+    let wall0 = goalloc_nanotime(), cpu0 = goalloc_thread_cputime()
+    while true {
+      drain(budget: 256 << 10)
+      let used = Double(goalloc_thread_cputime() &- cpu0), wall = Double(goalloc_nanotime() &- wall0)
+      if used > fraction * wall {
+        if !queue.pointee.isEmpty { spillAll(holding: false) }
+        goalloc_sleep_ns(UInt64(Swift.min(used / fraction - wall, 1e6)))
+      }
+      if queue.pointee.isEmpty && !getWork() { return }
+    }
+  }
+
   /// Drains work until the mark (this round) is done: for one worker, until its queue is
   /// empty; for several, until every worker is idle (MGCWork).
   func markLoop(startIdle: Bool) {

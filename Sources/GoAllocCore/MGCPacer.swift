@@ -53,6 +53,21 @@ func gcTrigger(marked: UInt64, goal: UInt64, runway: UInt64) -> UInt64 {
   return min(max(t, lower), max(upper, lower))
 }
 
+/// Go's background utilisation goal for a concurrent mark (gcBackgroundUtilization: 25 % of the
+/// `procs` CPUs a mark may use; Go's startCycle): whole dedicated workers when rounding misses
+/// the goal by at most 30 %, else one fewer than rounded up and a fractional worker for the rest
+/// (`fraction` of one CPU, 0 when none).
+func gcBackgroundWorkers(procs: Int) -> (dedicated: Int, fraction: Double) {
+  let goal = Double(Swift.max(procs, 1)) * 0.25
+  var dedicated = Int(goal + 0.5)
+  let err = Double(dedicated) / goal - 1
+  if err < -0.3 || err > 0.3 {
+    if Double(dedicated) > goal { dedicated -= 1 }
+    return (dedicated, goal - Double(dedicated))
+  }
+  return (dedicated, 0)
+}
+
 extension UnsafeMutablePointer where Pointee == GCState {
   /// Sets heapGoal from the last cycle's figures and the settings.
   func gcSetGoal(marked: UInt64) {

@@ -204,20 +204,34 @@ extension UnsafeMutablePointer where Pointee == GCWork {
     pointee.credits = concurrent
     let slots = concurrent ? GCWork.assistSlots : 0
     for k in 0..<(n + slots) {
-      let i = k < n ? k : GCWork.maxMarkWorkers + (k - n)
-      let m = pointee.markers + i
-      var q = pointee.global
-      if parallel {
-        let base = pointee.localMemory + i * (GCWork.localItems + 2 * GCWork.localChunks)
-        q = GCQueue(items: base, chunks: base + GCWork.localItems,
-                    itemLimit: Swift.min(GCWork.localItems, pointee.spanLimit),
-                    chunkLimit: Swift.min(GCWork.localChunks, pointee.chunkLimit))
-      }
-      m.initialize(to: GCMarker(q: q, work: self, arenas: UnsafeMutableRawPointer(h.pointee.arenas),
-                                heapLo: pointee.heapLo, heapHi: pointee.heapHi, parallel: parallel,
-                                objectQueue: pointee.objectQueue))
-      m.pointee.background = k < n
+      initMarker(h, k < n ? k : GCWork.maxMarkWorkers + (k - n), parallel: parallel, background: k < n)
     }
+  }
+
+  /// Marker i, with its local queue (parallel) or the global queue as its own (one worker).
+  func initMarker(_ h: UnsafeMutablePointer<MHeap>, _ i: Int, parallel: Bool, background: Bool) {
+    let m = pointee.markers + i
+    var q = pointee.global
+    if parallel {
+      let base = pointee.localMemory + i * (GCWork.localItems + 2 * GCWork.localChunks)
+      q = GCQueue(items: base, chunks: base + GCWork.localItems,
+                  itemLimit: Swift.min(GCWork.localItems, pointee.spanLimit),
+                  chunkLimit: Swift.min(GCWork.localChunks, pointee.chunkLimit))
+    }
+    m.initialize(to: GCMarker(q: q, work: self, arenas: UnsafeMutableRawPointer(h.pointee.arenas),
+                              heapLo: pointee.heapLo, heapHi: pointee.heapHi, parallel: parallel,
+                              objectQueue: pointee.objectQueue))
+    m.pointee.background = background
+  }
+
+  /// Mark termination of a concurrent cycle (world stopped, no work held anywhere): the mark
+  /// goes on with n workers (the concurrent mark ran fewer: MGCConcurrent's utilisation).
+  func widen(_ h: UnsafeMutablePointer<MHeap>, to n: Int) {
+    let n = Swift.min(n, GCWork.maxMarkWorkers)
+    if n <= pointee.nworkers { return }
+    for i in pointee.nworkers..<n { initMarker(h, i, parallel: true, background: true) }
+    pointee.nworkers = n
+    pointee.workersUsed = n
   }
 
   /// The global queue (GCWork's first field).

@@ -355,6 +355,17 @@ struct GCLazySweepTests {
     #expect(gcAssistSettle(debt: -500, charge: 1000, credit: 0) == (debt: 500, taken: 0))
   }
 
+  /// Go's 25 % background utilisation: dedicated workers, or a fractional one when rounding is off by more than 30 %.
+  @Test func backgroundWorkersFollowGoSplit() {
+    #expect(gcBackgroundWorkers(procs: 1) == (dedicated: 0, fraction: 0.25))
+    #expect(gcBackgroundWorkers(procs: 2) == (dedicated: 0, fraction: 0.5))
+    #expect(gcBackgroundWorkers(procs: 3) == (dedicated: 0, fraction: 0.75))
+    #expect(gcBackgroundWorkers(procs: 4) == (dedicated: 1, fraction: 0))
+    #expect(gcBackgroundWorkers(procs: 6) == (dedicated: 1, fraction: 0.5))
+    #expect(gcBackgroundWorkers(procs: 8) == (dedicated: 2, fraction: 0))
+    #expect(gcBackgroundWorkers(procs: 16) == (dedicated: 4, fraction: 0))
+  }
+
   /// GOALLOC_DEBUG=gctrace=1's line (output.c), field by field.
   @Test func gctraceLineFormat() {
     var t = goalloc_gctrace()
