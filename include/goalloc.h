@@ -47,6 +47,9 @@ struct goalloc_memstats {
   uint64_t gc_assist_bytes;/* since the GC mode started */
   uint64_t gc_stalls;      /* concurrent: allocations that found the heap at its goal during a mark
                             * and waited for the cycle's end */
+  uint64_t gc_limited_cycles; /* cycles that ended with the GC CPU limiter on: the collector had
+                            * taken over half the CPU for about a second (a memory limit the live
+                            * data nearly fills), so the memory limit yields until it drains */
   /* The struct only grows at its end, and stays small (Go's 256-entry pause rings are read
    * with goalloc_gc_read_pauses): a program built against an older header gets a prefix of
    * what it knows, as long as it passes a buffer of the size it was built with. */

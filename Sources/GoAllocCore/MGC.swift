@@ -58,6 +58,14 @@ public struct GCState {
   var lastAssist: (ns: UInt64, bytes: UInt64, count: UInt64) = (0, 0, 0)  // the last cycle's
   var totalAssists: (ns: UInt64, bytes: UInt64, count: UInt64) = (0, 0, 0)  // every cycle's but this one's
   var stalls: UInt64 = 0       // atomic: allocations that waited for a concurrent cycle at the goal
+  // The CPU limiter (MGCLimiter).
+  var limiterFill: UInt64 = 0  // the bucket (CPU ns); collector's lock
+  var limiterLast: UInt64 = 0  // when it was last updated (nanotime)
+  var limiting: UInt32 = 0     // atomic: the limiter is on
+  var limitBound: UInt32 = 0   // atomic: the goal is the memory limit's (GOGC's is further, or off)
+  var limitedCycles: UInt64 = 0  // cycles that ended with the limiter on
+  var lastCycleEnd: UInt64 = 0   // atomic: nanotime
+  var lastCycleGCNs: UInt64 = 0  // atomic: the last cycle's pauses
   var stallsSeen: UInt64 = 0   // stalls when the last concurrent cycle's runway was measured
   var heapMarked: UInt64 = 0   // bytes marked by the last cycle
   var stackBytes: UInt64 = 0   // stacks scanned by the last cycle
@@ -323,9 +331,11 @@ func gcCollect(forced: Bool) -> Int32 {
   // allocation waits for the cycle to end (below: a stall, counted; the pacer then starts the
   // next cycle earlier).
   if !forced && atomicLoad32(&gc.pointee.phase) != GCPhase.off.rawValue {
-    if atomicLoad64(&gc.pointee.heapLive) < atomicLoad64(&gc.pointee.heapGoal) { return 0 }
+    if atomicLoad64(&gc.pointee.heapLive) < atomicLoad64(&gc.pointee.heapGoal) || gc.gcLimiting { return 0 }
     atomicAdd64(&gc.pointee.stalls, 1)
   }
+  // The CPU limiter on: a cycle only the memory limit asks for waits for the program's turn.
+  if !forced && gc.gcLimiting && gc.gcLimiterDefers() { return 0 }
   lockAcquire(&gc.pointee.lock)
   if !forced && atomicLoad32(&gc.pointee.numGC) != seen {
     lockRelease(&gc.pointee.lock)
@@ -416,6 +426,7 @@ func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCStat
   gc.pointee.lastCPU = (cpu1 > cpu0 ? cpu1 - cpu0 : 0) &+ atomicExchange64(&gc.pointee.workers.pointee.cpuNs, 0)
   gc.gcRecordPause(t3 - t0)
   gc.pointee.lastCyclePauseNs = t3 - t0
+  gc.gcLimiterUpdate(concurrent: false)
   gc.gcCycleDone()
 }
 
@@ -792,6 +803,7 @@ func gcAddStats(_ h: UnsafeMutablePointer<MHeap>, _ m: inout MemStats) {
     m.gcAssistBytes = gc.pointee.totalAssists.bytes &+ atomicLoad64(&gc.pointee.assistBytes)
     m.gcStalls = atomicLoad64(&gc.pointee.stalls)
   }
+  m.gcLimitedCycles = gc.pointee.limitedCycles
   m.pauseTotalNs = gc.pointee.pauseTotalNs
   m.lastGC = gc.pointee.lastGC
   m.gcSys = gc.pointee.sys

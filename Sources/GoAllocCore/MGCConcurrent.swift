@@ -156,6 +156,7 @@ func gcConcFinish(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<G
                              (cpu1 > cpuMid ? cpu1 - cpuMid : 0) &+ (helpersAll &- helpersCPU))
   gc.gcRecordPause(t3 - t2)
   gc.pointee.lastCyclePauseNs = (t1 - t0) + (t3 - t2)
+  gc.gcLimiterUpdate(concurrent: true)
   gc.gcCycleDone()
 }
 

@@ -74,6 +74,9 @@ extension UnsafeMutablePointer where Pointee == GCState {
     pointee.heapMarked = marked
     let goal = gcHeapGoal(marked: marked, stacks: pointee.stackBytes, globals: pointee.globalsBytes,
                           percent: pointee.percent, memLimit: atomicLoad64(&pointee.memLimit), nonHeap: pointee.nonHeap)
+    let gogc = gcHeapGoal(marked: marked, stacks: pointee.stackBytes, globals: pointee.globalsBytes,
+                          percent: pointee.percent, memLimit: 0, nonHeap: 0)
+    atomicStore32(&pointee.limitBound, goal < gogc ? 1 : 0)  // (the CPU limiter's business: MGCLimiter)
     atomicStore64(&pointee.heapGoal, goal)
     atomicStore64(&pointee.heapTrigger, gcTrigger(marked: marked, goal: goal, runway: pointee.runway))
   }

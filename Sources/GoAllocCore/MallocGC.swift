@@ -132,7 +132,7 @@ func gcZeroFreeSlots(_ s: SpanPtr) {
 /// reached the trigger.
 @inline(__always)
 func gcRefillCharge(_ gc: UnsafeMutablePointer<GCState>, _ g: UnsafeMutableRawPointer, bytes: Int) {
-  if _slowPath(atomicLoadRelaxed32(&gc.pointee.work.pointee.assistOpen) != 0) {
+  if _slowPath(atomicLoadRelaxed32(&gc.pointee.work.pointee.assistOpen) != 0) && !gc.gcLimiting {
     gc.gcAssistAlloc(debtWord: GCCache.counter(g, GCCache.assistDebtWord),
                      cycleWord: GCCache.counter(g, GCCache.assistCycleWord), bytes: bytes)
   }

@@ -79,6 +79,9 @@ public struct MemStats {
   public var gcAssistBytes: UInt64 = 0
   /// Allocations that found the heap at its goal while a concurrent mark ran, and waited for it.
   public var gcStalls: UInt64 = 0
+  /// Cycles that ended with the GC CPU limiter on (MGCLimiter: the collector took over half the
+  /// CPU for about a second, and the memory limit yielded).
+  public var gcLimitedCycles: UInt64 = 0
   /// The last 256 pauses (ns) and their ends (ns since 1970): pause k (from 1) at [(k - 1) % 256];
   /// with the world stopped for the mark, pause k is cycle k's.
   public var pauseNs = InlineArray<256, UInt64>(repeating: 0)
@@ -220,7 +223,7 @@ public struct MemStats {
     withUnsafeBytes(of: gc) { b in
       UnsafeMutableRawPointer(out + 27).copyMemory(from: b.baseAddress!, byteCount: b.count)
     }
-    let conc = (UInt64(numPauses), gcConc, gcDirtyPages, gcAssists, gcAssistNs, gcAssistBytes, gcStalls)
+    let conc = (UInt64(numPauses), gcConc, gcDirtyPages, gcAssists, gcAssistNs, gcAssistBytes, gcStalls, gcLimitedCycles)
     withUnsafeBytes(of: conc) { b in
       UnsafeMutableRawPointer(out + 34).copyMemory(from: b.baseAddress!, byteCount: b.count)
     }
@@ -264,6 +267,7 @@ func fillMemStatsBlock(_ t: UnsafeMutablePointer<goalloc_text>?, _ context: Unsa
       let last = Int(m.numPauses - 1) % 256
       statLine(t, "PauseNs", m.pauseNs[last])  // the last pause
     }
+    if m.gcLimitedCycles > 0 { statLine(t, "GCLimitedCycles", m.gcLimitedCycles) }
     if m.gcConc > 0 {
       statLine(t, "GCConcurrent", m.gcConc); statLine(t, "GCDirtyPages", m.gcDirtyPages)
       statLine(t, "GCAssists", m.gcAssists); statLine(t, "GCAssistNs", m.gcAssistNs); statLine(t, "GCAssistBytes", m.gcAssistBytes)

@@ -366,6 +366,19 @@ struct GCLazySweepTests {
     #expect(gcBackgroundWorkers(procs: 16) == (dedicated: 4, fraction: 0))
   }
 
+  /// The CPU limiter's bucket (MGCLimiter): fills with collector time, drains with the program's, one second per CPU deep.
+  @Test func limiterBucket() {
+    let s: UInt64 = 1_000_000_000
+    // 2 CPUs, 100 ms: the collector took 150 of the 200 CPU-ms: +100 ms in the bucket.
+    #expect(gcLimiterStep(fill: 0, gcNs: 150_000_000, wallNs: 100_000_000, procs: 2) == (fill: 100_000_000, on: false))
+    // It drains when the program has more than half.
+    #expect(gcLimiterStep(fill: 100_000_000, gcNs: 50_000_000, wallNs: 100_000_000, procs: 2) == (fill: 0, on: false))
+    // Full at one second per CPU: the limiter is on, and the bucket never holds more.
+    #expect(gcLimiterStep(fill: 2 * s - 10, gcNs: 200_000_000, wallNs: 100_000_000, procs: 2) == (fill: 2 * s, on: true))
+    #expect(gcLimiterStep(fill: 2 * s, gcNs: 100_000_000, wallNs: 100_000_000, procs: 2) == (fill: 2 * s, on: true))
+    #expect(gcLimiterStep(fill: 2 * s, gcNs: 90_000_000, wallNs: 100_000_000, procs: 2).on == false)
+  }
+
   /// GOALLOC_DEBUG=gctrace=1's line (output.c), field by field.
   @Test func gctraceLineFormat() {
     var t = goalloc_gctrace()

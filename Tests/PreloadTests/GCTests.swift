@@ -132,6 +132,12 @@ struct GCTests {
     expectScenarioOK(try await Self.run("graph", ["120000"], environment: environment), atLeast: 4)
   }
 
+  @Test("the GC CPU limiter: a memory limit the live data nearly fills takes about half the time, not all of it")
+  func cpuLimiter() async throws {
+    // Without the limiter (before MGCLimiter) the pauses took 89 % of the time here.
+    expectScenarioOK(try await Self.run("limiter", ["3"]), atLeast: 3)
+  }
+
   @Test("GOALLOC_GC_PROCS: a malformed value warns and marks with the default")
   func badProcs() async throws {
     let r = try await Self.run("noscan", environment: ["GOALLOC_GC_PROCS": "0"])

@@ -752,6 +752,51 @@ static void assist(long n) {
   g_root = 0;
 }
 
+// The GC CPU limiter: GOGC off, a 24 MiB memory limit over 20 MiB of live scanned objects, so
+// each cycle frees about 1 MiB and marks 20: without the limiter the collector would take nearly
+// all the time. After its first second it holds the collector near half, and the heap passes the
+// limit only a little. (Stopped-world marking: the limiter's checks are for that mode.)
+static uint64_t mono_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+static void limiter(double seconds) {
+  goalloc_gc_set_percent(-1);
+  goalloc_gc_set_memory_limit(24u << 20);
+  enum { L = 5000 };  // 5000 x 4 KiB = 20 MiB, each pointing at the next
+  void **live = goalloc_gc_malloc(L * sizeof(void *));
+  g_root = live;
+  for (int i = 0; i < L; i++) live[i] = goalloc_gc_malloc(4096);
+  for (int i = 0; i + 1 < L; i++) *(void **)live[i] = live[i + 1];
+  uint64_t t0 = mono_ns(), half = t0 + (uint64_t)(seconds * 0.5e9), end = t0 + (uint64_t)(seconds * 1e9);
+  uint64_t p1 = 0, t1 = 0, peak = 0;
+  long n = 0;
+  for (;;) {
+    void *p = goalloc_gc_malloc(4096);
+    ((char *)p)[0] = 1;
+    if (++n % 64 == 0) {
+      uint64_t now = mono_ns();
+      goalloc_read_memstats(&ms);
+      if (ms.gc_heap_live > peak) peak = ms.gc_heap_live;
+      if (!t1 && now >= half) { t1 = now; p1 = ms.pause_total_ns; }
+      if (now >= end) break;
+    }
+  }
+  goalloc_read_memstats(&ms);
+  double share = (double)(ms.pause_total_ns - p1) / (double)(mono_ns() - t1);
+  printf("limiter: %llu cycles, %llu limited; pauses %.0f %% of the second half; heap peak %.1f MiB (limit 24)\n",
+         (unsigned long long)ms.num_gc, (unsigned long long)ms.gc_limited_cycles, share * 100, peak / 1048576.0);
+  CHECK("limiter: the limiter turned on", ms.gc_limited_cycles > 0, "%llu", (unsigned long long)ms.gc_limited_cycles);
+  CHECK("limiter: the collector's share held near half", share < 0.7, "%.0f %%", share * 100);
+  CHECK("limiter: the heap stayed near the limit", peak < (48u << 20), "%.1f MiB", peak / 1048576.0);
+  for (int i = 0; i + 1 < L; i++)
+    if (*(void **)live[i] != live[i + 1]) { CHECK("limiter: the live objects are intact", 0, "object %d", i); break; }
+  g_root = 0;
+  goalloc_gc_set_memory_limit(0);
+  goalloc_gc_set_percent(100);
+}
+
 static void memlimit(void) {
   // GOGC off, a 32 MiB limit: only the limit triggers, and the heap stays under it.
   goalloc_gc_set_percent(-1);
@@ -1075,6 +1120,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(what, "fork")) forks();
   else if (!strcmp(what, "pacing")) pacing();
   else if (!strcmp(what, "assist")) assist(argc > 2 ? atol(argv[2]) : 3000000);
+  else if (!strcmp(what, "limiter")) limiter(argc > 2 ? atof(argv[2]) : 3.0);
   else if (!strcmp(what, "memlimit")) memlimit();
   else if (!strcmp(what, "lazy")) lazy();
   else if (!strcmp(what, "fuzz")) fuzz(argc > 2 ? atoi(argv[2]) : 100000);
