@@ -25,7 +25,7 @@ TIERS = {
         "MemoryLimit",                                     # the cache near the memory limit
         "MGCMark", "MGCWork", "MGCWorkers",                # GC mode: marking, its queues and helper threads,
         "MGCSweep", "MGCPacer", "MGCCentral",              # sweeping, pacing, span lists,
-        "MGCDirty", "MGCCheckmark"],                       # written pages, the checkmark mode
+        "MGCDirty", "MGCCheckmark", "MGCBarrier"],         # written pages, the checkmark mode, the write barrier
     4: ["MCentral"],                                       # per span class
     3: ["MHeap", "LargeCache", "Scavenger", "HeapArena", "HeapAddress"],  # the page heap, its services
     2: ["PageAlloc", "PageCache"],                         # runs of pages

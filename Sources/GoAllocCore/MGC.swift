@@ -223,7 +223,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     let sets = numSizeClasses * 2 * 4 * 8
     let dirty = 2 * GCState.maxDirtyRanges * 8 * 2
     let workB = roundUp(MemoryLayout<GCWork>.stride, 64), workersB = roundUp(MemoryLayout<GCWorkers>.stride, 64)
-    let markersB = GCWork.maxWorkers * roundUp(MemoryLayout<GCMarker>.stride, 64)
+    let markersB = (GCWork.maxWorkers + 1) * roundUp(MemoryLayout<GCMarker>.stride, 64)
     let bytes = roundUp(head + rings + roots + images + spanQ + largeQ + sets + dirty + workB + workersB + markersB
                         + GCWork.localBytes, 4096)
     guard let mem = sysMap(bytes) else { return nil }
@@ -240,7 +240,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     let dout = (mem + at).bindMemory(to: UInt.self, capacity: 2 * GCState.maxDirtyRanges); at += dirty / 2
     let wk = (mem + at).bindMemory(to: GCWork.self, capacity: 1); at += workB
     let wks = (mem + at).bindMemory(to: GCWorkers.self, capacity: 1); at += workersB
-    let mk = (mem + at).bindMemory(to: GCMarker.self, capacity: GCWork.maxWorkers); at += markersB
+    let mk = (mem + at).bindMemory(to: GCMarker.self, capacity: GCWork.maxWorkers + 1); at += markersB
     let local = (mem + at).bindMemory(to: UInt.self, capacity: GCWork.localBytes / 8)
     wk.initialize(to: GCWork(spans: sq, chunks: lq, markers: mk, localMemory: local))
     wks.initialize(to: GCWorkers())
@@ -385,6 +385,7 @@ func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCStat
   let t1 = goalloc_nanotime()
   atomicStore32(&gc.pointee.phase, GCPhase.mark.rawValue)
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_START))
+  gc.pointee.work.pointee.shared = false
   gc.gcMark(h, callerSP: callerSP, me: me, workers: gc.pointee.markWorkers)
   if gc.pointee.checkmark { gc.gcCheckmark(h, callerSP: callerSP, me: me) }
   gc.gcMarkSpecials(h)  // finalizers, cleanups, weak handles (MGCSpecialsMark.swift)
@@ -402,10 +403,11 @@ func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCStat
   gc.gcCycleDone()
 }
 
-/// Every registered thread but `me` gets the stop signal (allocator locks held); returns when
-/// they have all stopped, with how many there were.
-func gcStopTheWorld(_ h: UnsafeMutablePointer<MHeap>, _ me: Int) -> Int32 {
+/// Every registered thread but `me` gets the stop signal (allocator locks held, and `first`
+/// before them); returns when they have all stopped, with how many there were.
+func gcStopTheWorld(_ h: UnsafeMutablePointer<MHeap>, _ me: Int, first: UnsafeMutablePointer<LockWord>? = nil) -> Int32 {
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_PRE_STOP_WORLD))
+  if let first { lockAcquire(first) }  // (the caller releases it)
   h.lockAll()
   goalloc_gc_begin_stop()
   var sent: Int32 = 0
@@ -767,7 +769,8 @@ func gcAddStats(_ h: UnsafeMutablePointer<MHeap>, _ m: inout MemStats) {
   m.numForcedGC = gc.pointee.numForcedGC
   m.numPauses = atomicLoad32(&gc.pointee.numPauses)
   if gc.pointee.conc {
-    m.gcConc = gc.pointee.dirtyMode < 0 ? 0 : UInt64(gc.pointee.dirtyMode == Int32(GOALLOC_DIRTY_FULL) ? 3 : gc.pointee.dirtyMode)
+    m.gcConc = gc.pointee.dirtyMode < 0 ? 0 : gc.pointee.dirtyMode == Int32(GOALLOC_DIRTY_FULL) ? 3
+      : gc.pointee.dirtyMode == Int32(GOALLOC_DIRTY_BARRIER) ? 4 : UInt64(gc.pointee.dirtyMode)
     m.gcDirtyPages = gc.pointee.lastDirtyPages
   }
   m.pauseTotalNs = gc.pointee.pauseTotalNs

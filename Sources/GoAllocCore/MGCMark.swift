@@ -59,10 +59,8 @@ extension UnsafeMutablePointer where Pointee == GCState {
     gcSetHeapBounds(h)
     w.prepare(h, workers: workers)
     let n = w.pointee.nworkers
-    if n > 1 {
-      atomicStore64(&w.pointee.nwait, UInt64(n - 1))  // the helpers start idle
-      gcWakeWorkers(n)
-    }
+    atomicStore64(&w.pointee.nwait, UInt64(n - 1))  // the helpers start idle
+    if n > 1 { gcWakeWorkers(n) }
     gcScanRoots(h, callerSP: callerSP, me: me, mallocSpans: true)
   }
 
@@ -148,9 +146,9 @@ extension UnsafeMutablePointer where Pointee == GCState {
     let n = w.pointee.nworkers, m = w.pointee.markers
     var awake = helpersAwake
     while true {
-      if n > 1 && !awake {
-        atomicStore64(&w.pointee.nwait, UInt64(n - 1))
-        gcWakeWorkers(n)
+      if !awake {
+        atomicStore64(&w.pointee.nwait, UInt64(n - 1))  // (one shared worker counts itself too)
+        if n > 1 { gcWakeWorkers(n) }
       }
       m.markLoop(startIdle: false)
       if n > 1 { gcWaitWorkers() }

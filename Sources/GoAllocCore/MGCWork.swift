@@ -17,6 +17,10 @@
 // worker is idle (`nwait == nworkers`) no work is left anywhere, and it stays so: the mark is
 // done. A push that finds both its local and the global queue full sets `overflow`: the object
 // stays marked and unscanned, and the recovery (MGCMark) finds it after the workers stop.
+// A concurrent mark is `shared` with the program's write barrier (MGCBarrier): its workers use
+// the parallel protocol even when there is one of them (atomic mark bits, a local queue and the
+// locked global one), and the barrier greys through one more marker (`barrierMarker`, after the
+// workers', under `wbLock`) whose queue it empties into the global one at once.
 import CGoAllocShim
 
 /// One queue of mark work (a worker's local queue, or the global one).
@@ -131,7 +135,9 @@ struct GCWork {
   var heapLo: UInt = 0                     // the heap's address range (a candidate outside is no pointer)
   var heapHi: UInt = 0
   var objectQueue = false                  // GOALLOC_DEBUG=gcobjqueue=1
-  var markers: UnsafeMutablePointer<GCMarker>  // [maxWorkers]
+  var shared = false                       // a concurrent mark: the write barrier greys too (MGCBarrier)
+  var wbLock: LockWord = 0                 // the barrier's marker; stop 2 holds it while it stops the world
+  var markers: UnsafeMutablePointer<GCMarker>  // [maxWorkers + 1]: the workers', then the barrier's
   var localMemory: UnsafeMutablePointer<UInt>  // their local queues
   // The last cycle's totals (summed from the markers).
   var markedBytes: UInt64 = 0
@@ -145,8 +151,10 @@ struct GCWork {
     self.markers = markers
     self.localMemory = localMemory
   }
-  /// Bytes of the local queues of maxWorkers workers.
-  static var localBytes: Int { maxWorkers * (localItems + 2 * localChunks) * 8 }
+  /// Bytes of the local queues of maxWorkers workers and the barrier's marker.
+  static var localBytes: Int { (maxWorkers + 1) * (localItems + 2 * localChunks) * 8 }
+  /// Items the barrier's marker may hold between a barrier's greys and its flush (old and new).
+  static let barrierItems = 2
 }
 
 /// One mark worker's state: its queue and counters (its own cache lines).
@@ -178,20 +186,31 @@ extension UnsafeMutablePointer where Pointee == GCWork {
     atomicStore32(&pointee.overflow, 0)
     atomicStore32(&pointee.sleepers, 0)
     pointee.overflows = 0
+    let parallel = n > 1 || pointee.shared
     for i in 0..<n {
       let m = pointee.markers + i
       var q = pointee.global
-      if n > 1 {
+      if parallel {
         let base = pointee.localMemory + i * (GCWork.localItems + 2 * GCWork.localChunks)
         q = GCQueue(items: base, chunks: base + GCWork.localItems,
                     itemLimit: Swift.min(GCWork.localItems, pointee.spanLimit),
                     chunkLimit: Swift.min(GCWork.localChunks, pointee.chunkLimit))
       }
       m.initialize(to: GCMarker(q: q, work: self, arenas: UnsafeMutableRawPointer(h.pointee.arenas),
-                                heapLo: pointee.heapLo, heapHi: pointee.heapHi, parallel: n > 1,
+                                heapLo: pointee.heapLo, heapHi: pointee.heapHi, parallel: parallel,
                                 objectQueue: pointee.objectQueue))
     }
+    // The barrier's marker: room for its greys' items only (a large object's pieces go to the
+    // global queue directly, as a worker's that do not fit its own).
+    let base = pointee.localMemory + GCWork.maxWorkers * (GCWork.localItems + 2 * GCWork.localChunks)
+    let q = GCQueue(items: base, chunks: base + GCWork.localItems, itemLimit: GCWork.barrierItems, chunkLimit: 0)
+    barrierMarker.initialize(to: GCMarker(q: q, work: self, arenas: UnsafeMutableRawPointer(h.pointee.arenas),
+                                          heapLo: pointee.heapLo, heapHi: pointee.heapHi, parallel: true,
+                                          objectQueue: pointee.objectQueue))
   }
+
+  /// The write barrier's marker (MGCBarrier), after the workers'; used under wbLock.
+  @inline(__always) var barrierMarker: UnsafeMutablePointer<GCMarker> { pointee.markers + GCWork.maxWorkers }
 
   /// The global queue (GCWork's first field).
   @inline(__always) var globalQueue: UnsafeMutablePointer<GCQueue> {
