@@ -155,8 +155,8 @@ void *goalloc_gc_base(void *p);
  * the new value: each that points into a live collected object not marked yet is marked and
  * queued for scanning (NULL, pointers outside collected objects and freed slots are ignored, as
  * the conservative scan ignores them). Outside a mark it is the store and one load of a flag.
- * Any thread, at any time, beside the collector's own threads; slot must be pointer-aligned
- * (anywhere: collected, malloc, stack or global memory). Needed for correctness only under
+ * Any thread, at any time (not from a signal handler that may interrupt one: it can take a
+ * lock); slot must be pointer-aligned (anywhere: collected, malloc, stack or global memory). Needed for correctness only under
  * GOALLOC_DEBUG=gcdirty=barrier, where the program promises that every pointer store into a
  * collected object (initializing ones too; memcpy of pointers: one call per word) goes through
  * it, and the collector then tracks no written pages (a store that bypasses it can get a

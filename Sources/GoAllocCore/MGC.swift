@@ -636,6 +636,9 @@ func gcAdoptSpan(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GC
 func gcForkChild(_ h: UnsafeMutablePointer<MHeap>) {
   if let gc = h.gcExisting {
     lockReset(&gc.pointee.lock)
+    // (A barrier that read its flag during the last cycle may have held wbLock at the fork.)
+    lockReset(&gc.pointee.work.pointee.wbLock)
+    atomicStore32(&gcBarrierOn, 0)
     gc.gcWorkersAfterFork()
     gc.pointee.dirtyMode = -1
     _ = atomicAdd32(&gc.pointee.bgCrew, 1)  // (no background thread here)
@@ -739,9 +742,10 @@ public func goGCRemoveRoots(_ lo: UInt, _ hi: UInt) -> Int32 {
   return 0
 }
 
-/// The GC figures of MemStats (caches lock and heap lock held by the caller).
+/// The GC figures of MemStats (caches lock and heap lock held by the caller). Only the
+/// process's heap has them (a private heap's MemStats, in tests, leaves them out).
 func gcAddStats(_ h: UnsafeMutablePointer<MHeap>, _ m: inout MemStats) {
-  guard let gc = h.gcExisting else { return }
+  guard let gc = h.gcExisting, goalloc_global_heap_get() == UnsafeMutableRawPointer(h) else { return }
   var mallocs = gc.pointee.flushedMallocs &+ atomicLoad64(&gc.pointee.largeMallocs)
   var bytes = gc.pointee.flushedBytes &+ atomicLoad64(&gc.pointee.largeBytes)
   var it = h.pointee.caches.pointee.head

@@ -46,9 +46,8 @@
 // Ok is a collected object, scanned at some t during the mark or allocated black (never
 // scanned; zeroed when handed out, so every word of it was stored after stop 1). Its word
 // pointing to Ok+1 was stored before t, and the scan at t read it, or after t (for a black
-// object: at all), through the barrier while it greyed: Ok+1 was queued then, before stop 2 (a
-// shade holds the barrier's lock, which stop 2 takes before stopping anyone), and the drain
-// marked it. A barrier that loaded its flag before stop 1 and stores after it stores a value its
+// object: at all), through the barrier while it greyed: Ok+1 was marked then (or found marked),
+// before stop 2 (a shade holds the barrier's lock, which stop 2 takes before stopping anyone). A barrier that loaded its flag before stop 1 and stores after it stores a value its
 // thread held at stop 1: a root, greyed by stop 1. goalloc_gc_realloc shades what it copies. A
 // store that bypasses the barrier voids this (gccheckmark=1 shows it: GCTests).
 //

@@ -114,6 +114,19 @@ struct GCWriteBarrierSwiftTests {
     defer {
       _gcRestoreConcurrentForTesting(old)
       _ = _gcSetSweepModeForTesting(oldSweep)
+      // Every link cut, so a stale pointer left on a stack keeps one node, not a list, for the
+      // next tests' counts of frees.
+      if let heads = wbTestHeads {
+        for l in 0..<Self.lists {
+          let h = GC.PointerField(heads, offset: 8 * l)
+          var at = h.load()
+          h.store(nil)
+          while let p = at {
+            at = Node(p: p).next.load()
+            Node(p: p).next.store(nil)
+          }
+        }
+      }
       wbTestHeads = nil
       GC.collect()
     }
