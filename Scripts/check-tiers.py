@@ -26,7 +26,7 @@ TIERS = {
         "MGCMark", "MGCWork", "MGCWorkers",                # GC mode: marking, its queues and helper threads,
         "MGCSweep", "MGCPacer", "MGCCentral",              # sweeping, pacing, span lists,
         "MGCDirty", "MGCCheckmark", "MGCAssist",           # written pages, the checkmark mode, mark assists,
-        "MGCLimiter"],                                     # the GC CPU limiter
+        "MGCLimiter", "MGCBarrier"],                       # the GC CPU limiter, the write barrier
     4: ["MCentral"],                                       # per span class
     3: ["MHeap", "LargeCache", "Scavenger", "HeapArena", "HeapAddress"],  # the page heap, its services
     2: ["PageAlloc", "PageCache"],                         # runs of pages

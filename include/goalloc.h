@@ -39,8 +39,9 @@ struct goalloc_memstats {
   uint64_t gc_heap_live;   /* the pacer's live heap (a cached span counts whole) */
   uint64_t gc_cpu_fraction_ppm;  /* pause time / time since the GC mode started, in millionths */
   uint64_t num_pauses;     /* pauses in the rings: one per cycle, two per concurrent cycle */
-  uint64_t gc_conc;        /* GOALLOC_DEBUG=gcconc=1: 1 + how written pages are found (1 userfaultfd
-                            * write-protect, 2 soft-dirty bits, 3 none: a full re-mark); 0 off */
+  uint64_t gc_conc;        /* GOALLOC_DEBUG=gcconc=1: how written pointers are found (1 userfaultfd
+                            * write-protect, 2 soft-dirty bits, 3 none: a full re-mark, 4 the
+                            * program's write barrier: gcdirty=barrier); 0 off */
   uint64_t gc_dirty_pages; /* concurrent: pages rescanned at the last mark termination */
   uint64_t gc_assists;     /* concurrent: mark assists that marked (allocating threads paying for */
   uint64_t gc_assist_ns;   /* their allocation by marking), their time, and the bytes they marked, */
@@ -157,6 +158,19 @@ int goalloc_gc_remove_roots(void *lo, void *hi);
 /* The start of the object (collected or not) whose memory holds p, or NULL when p is not in
  * GoAlloc's heap (for small objects: any slot ever handed out, free or not). */
 void *goalloc_gc_base(void *p);
+/* The write barrier: performs the store *slot = value, and while a concurrent mark runs
+ * (GOALLOC_DEBUG=gcconc=1) first shades, as Go's hybrid barrier does, the old value *slot and
+ * the new value: each that points into a live collected object not marked yet is marked and
+ * queued for scanning (NULL, pointers outside collected objects and freed slots are ignored, as
+ * the conservative scan ignores them). Outside a mark it is the store and one load of a flag.
+ * Any thread, at any time (not from a signal handler that may interrupt one: it can take a
+ * lock); slot must be pointer-aligned (anywhere: collected, malloc, stack or global memory). Needed for correctness only under
+ * GOALLOC_DEBUG=gcdirty=barrier, where the program promises that every pointer store into a
+ * collected object (initializing ones too; memcpy of pointers: one call per word) goes through
+ * it, and the collector then tracks no written pages (a store that bypasses it can get a
+ * reachable object freed; gccheckmark=1 catches that). In the other modes it is a plain store
+ * that also shades, which does no harm. */
+void goalloc_gc_write_barrier(void **slot, void *value);
 
 /* ---- Pools: objects of one size kept for reuse (Go's sync.Pool) ----------------------------
  *

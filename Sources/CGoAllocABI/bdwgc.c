@@ -219,10 +219,11 @@ EXPORT void GC_clear_roots(void) { goalloc_gc_remove_roots((void *)0, (void *)UI
 /// Excluding a range only lessens retention; scanning it anyway keeps more, never less.
 EXPORT void GC_exclude_static_roots(void *lo, void *hi) { (void)lo; (void)hi; }
 
-// ---- Stores (bdwgc's incremental-mode hooks: no dirty bits here, so stores need nothing) ----
+// ---- Stores (bdwgc's incremental-mode hooks: no dirty bits here; a pointer store goes through
+// GoAlloc's write barrier, which gcdirty=barrier relies on) ----
 EXPORT void GC_end_stubborn_change(const void *p) { (void)p; }
 EXPORT void GC_change_stubborn(const void *p) { (void)p; }
-EXPORT void GC_ptr_store_and_dirty(void *p, const void *q) { *(const void **)p = q; }
+EXPORT void GC_ptr_store_and_dirty(void *p, const void *q) { goalloc_gc_write_barrier((void **)p, (void *)q); }
 EXPORT void GC_noop1(GC_word x) { static volatile GC_word sink; sink = x; }
 
 // ---- GC_DEBUG's names: the same objects, without bdwgc's debug headers and checks ----
@@ -250,4 +251,4 @@ EXPORT void *GC_debug_malloc_replacement(size_t n) { return GC_malloc(n); }
 EXPORT void *GC_debug_realloc_replacement(void *p, size_t n) { return GC_realloc(p, n); }
 EXPORT void GC_debug_end_stubborn_change(const void *p) { (void)p; }
 EXPORT void GC_debug_change_stubborn(const void *p) { (void)p; }
-EXPORT void GC_debug_ptr_store_and_dirty(void *p, const void *q) { *(const void **)p = q; }
+EXPORT void GC_debug_ptr_store_and_dirty(void *p, const void *q) { GC_ptr_store_and_dirty(p, q); }

@@ -117,9 +117,11 @@ static int probe_softdirty(void) {
 
 int goalloc_dirty_mode(void) {
   if (mode >= 0) return mode;
-  int want = goalloc_debug_gcdirty();  // 0 auto, 1 uffd, 2 softdirty, 3 full
+  int want = goalloc_debug_gcdirty();  // 0 auto, 1 uffd, 2 softdirty, 3 full, 4 barrier
   int m = GOALLOC_DIRTY_FULL;
-  if (want != 3) {
+  if (want == 4) {
+    m = GOALLOC_DIRTY_BARRIER;  // (never chosen by auto: it is the program's promise)
+  } else if (want != 3) {
     pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     if (pagemap >= 0) {
       if ((want == 0 || want == 1) && probe_uffd()) m = GOALLOC_DIRTY_UFFD;
@@ -209,7 +211,8 @@ long goalloc_dirty_scan_reset(uintptr_t *lo, uintptr_t hi, uintptr_t *out, long 
 }
 
 const char *goalloc_dirty_name(int m) {
-  return m == GOALLOC_DIRTY_UFFD ? "uffd" : m == GOALLOC_DIRTY_SOFTDIRTY ? "softdirty" : "full";
+  return m == GOALLOC_DIRTY_UFFD ? "uffd" : m == GOALLOC_DIRTY_SOFTDIRTY ? "softdirty"
+       : m == GOALLOC_DIRTY_BARRIER ? "barrier" : "full";
 }
 
 void goalloc_dirty_after_fork_child(void) {

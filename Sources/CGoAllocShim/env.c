@@ -34,7 +34,7 @@ struct setting {
 };
 
 static const char *const gcsweep_choices[] = {"lazy", "eager", "ondemand", 0};
-static const char *const gcdirty_choices[] = {"auto", "uffd", "softdirty", "full", 0};
+static const char *const gcdirty_choices[] = {"auto", "uffd", "softdirty", "full", "barrier", 0};
 
 /// Every GOALLOC_DEBUG key (README.md, "Settings", documents each).
 static const struct setting settings[] = {

@@ -132,6 +132,42 @@ public enum GC {
   /// The start of the object holding `p`, or nil when it is not in GoAlloc's heap.
   public static func base(of p: UnsafeRawPointer) -> UnsafeMutableRawPointer? { goGCBase(p) }
 
+  // MARK: the write barrier (goalloc_gc_write_barrier)
+
+  /// `slot.pointee = value` through the write barrier: while a concurrent mark runs
+  /// (GOALLOC_DEBUG=gcconc=1) the old and the new value are shaded (marked and queued when they
+  /// point into unmarked collected objects), otherwise a plain store. Under
+  /// GOALLOC_DEBUG=gcdirty=barrier every pointer store into collected memory must go through
+  /// it (or through a `PointerField`).
+  public static func writeBarrier(_ slot: UnsafeMutablePointer<UnsafeMutableRawPointer?>, _ value: UnsafeMutableRawPointer?) {
+    goGCWriteBarrier(slot, value)
+  }
+
+  /// A pointer field in collected memory (or anywhere a pointer-aligned word lies) whose stores
+  /// go through the write barrier (`writeBarrier`), so the program keeps gcdirty=barrier's
+  /// promise by construction. It is only an address: copy it freely; it keeps nothing alive
+  /// (the object holding the field must be reachable as usual). Loads are plain.
+  ///
+  ///     let node = GC.allocate(16)!
+  ///     let next = GC.PointerField(node, offset: 0)
+  ///     next.store(GC.allocate(16))
+  public struct PointerField: Hashable, @unchecked Sendable {
+    /// The field's address.
+    public let address: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+
+    public init(_ address: UnsafeMutablePointer<UnsafeMutableRawPointer?>) { self.address = address }
+    /// The field `offset` bytes into the object at `base` (offset a multiple of 8).
+    public init(_ base: UnsafeMutableRawPointer, offset: Int) {
+      precondition(offset & 7 == 0 && UInt(bitPattern: base) & 7 == 0, "a pointer field must be 8-byte aligned")
+      address = (base + offset).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+    }
+
+    /// The field's pointer.
+    @inline(__always) public func load() -> UnsafeMutableRawPointer? { address.pointee }
+    /// Stores `value` through the write barrier.
+    @inline(__always) public func store(_ value: UnsafeMutableRawPointer?) { goGCWriteBarrier(address, value) }
+  }
+
   // MARK: finalizers, cleanups, weak pointers (goalloc.h documents each contract)
 
   /// A finalizer: `fn(p, arg)` runs on GoAlloc's cleanup thread once `p`, the start of a

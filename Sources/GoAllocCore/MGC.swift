@@ -244,7 +244,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     let sets = numSizeClasses * 2 * 4 * 8
     let dirty = 2 * GCState.maxDirtyRanges * 8 * 2
     let workB = roundUp(MemoryLayout<GCWork>.stride, 64), workersB = roundUp(MemoryLayout<GCWorkers>.stride, 64)
-    let markersB = GCWork.maxWorkers * roundUp(MemoryLayout<GCMarker>.stride, 64)
+    let markersB = (GCWork.maxWorkers + 1) * roundUp(MemoryLayout<GCMarker>.stride, 64)
     let bytes = roundUp(head + rings + roots + images + spanQ + largeQ + sets + dirty + workB + workersB + markersB
                         + GCWork.localBytes, 4096)
     guard let mem = sysMap(bytes) else { return nil }
@@ -261,7 +261,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     let dout = (mem + at).bindMemory(to: UInt.self, capacity: 2 * GCState.maxDirtyRanges); at += dirty / 2
     let wk = (mem + at).bindMemory(to: GCWork.self, capacity: 1); at += workB
     let wks = (mem + at).bindMemory(to: GCWorkers.self, capacity: 1); at += workersB
-    let mk = (mem + at).bindMemory(to: GCMarker.self, capacity: GCWork.maxWorkers); at += markersB
+    let mk = (mem + at).bindMemory(to: GCMarker.self, capacity: GCWork.maxWorkers + 1); at += markersB
     let local = (mem + at).bindMemory(to: UInt.self, capacity: GCWork.localBytes / 8)
     wk.initialize(to: GCWork(spans: sq, chunks: lq, markers: mk, localMemory: local))
     wks.initialize(to: GCWorkers())
@@ -412,6 +412,7 @@ func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCStat
   let t1 = goalloc_nanotime()
   atomicStore32(&gc.pointee.phase, GCPhase.mark.rawValue)
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_START))
+  gc.pointee.work.pointee.shared = false
   gc.gcMark(h, callerSP: callerSP, me: me, workers: gc.pointee.markWorkers)
   if gc.pointee.checkmark { gc.gcCheckmark(h, callerSP: callerSP, me: me) }
   gc.gcMarkSpecials(h)  // finalizers, cleanups, weak handles (MGCSpecialsMark.swift)
@@ -430,10 +431,11 @@ func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCStat
   gc.gcCycleDone()
 }
 
-/// Every registered thread but `me` gets the stop signal (allocator locks held); returns when
-/// they have all stopped, with how many there were.
-func gcStopTheWorld(_ h: UnsafeMutablePointer<MHeap>, _ me: Int) -> Int32 {
+/// Every registered thread but `me` gets the stop signal (allocator locks held, and `first`
+/// before them); returns when they have all stopped, with how many there were.
+func gcStopTheWorld(_ h: UnsafeMutablePointer<MHeap>, _ me: Int, first: UnsafeMutablePointer<LockWord>? = nil) -> Int32 {
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_PRE_STOP_WORLD))
+  if let first { lockAcquire(first) }  // (the caller releases it)
   h.lockAll()
   goalloc_gc_begin_stop()
   var sent: Int32 = 0
@@ -663,6 +665,9 @@ func gcAdoptSpan(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GC
 func gcForkChild(_ h: UnsafeMutablePointer<MHeap>) {
   if let gc = h.gcExisting {
     lockReset(&gc.pointee.lock)
+    // (A barrier that read its flag during the last cycle may have held wbLock at the fork.)
+    lockReset(&gc.pointee.work.pointee.wbLock)
+    atomicStore32(&gcBarrierOn, 0)
     gc.gcWorkersAfterFork()
     gc.pointee.dirtyMode = -1
     _ = atomicAdd32(&gc.pointee.bgCrew, 1)  // (no background thread here)
@@ -766,9 +771,10 @@ public func goGCRemoveRoots(_ lo: UInt, _ hi: UInt) -> Int32 {
   return 0
 }
 
-/// The GC figures of MemStats (caches lock and heap lock held by the caller).
+/// The GC figures of MemStats (caches lock and heap lock held by the caller). Only the
+/// process's heap has them (a private heap's MemStats, in tests, leaves them out).
 func gcAddStats(_ h: UnsafeMutablePointer<MHeap>, _ m: inout MemStats) {
-  guard let gc = h.gcExisting else { return }
+  guard let gc = h.gcExisting, goalloc_global_heap_get() == UnsafeMutableRawPointer(h) else { return }
   var mallocs = gc.pointee.flushedMallocs &+ atomicLoad64(&gc.pointee.largeMallocs)
   var bytes = gc.pointee.flushedBytes &+ atomicLoad64(&gc.pointee.largeBytes)
   var it = h.pointee.caches.pointee.head
@@ -796,7 +802,8 @@ func gcAddStats(_ h: UnsafeMutablePointer<MHeap>, _ m: inout MemStats) {
   m.numForcedGC = gc.pointee.numForcedGC
   m.numPauses = atomicLoad32(&gc.pointee.numPauses)
   if gc.pointee.conc {
-    m.gcConc = gc.pointee.dirtyMode < 0 ? 0 : UInt64(gc.pointee.dirtyMode == Int32(GOALLOC_DIRTY_FULL) ? 3 : gc.pointee.dirtyMode)
+    m.gcConc = gc.pointee.dirtyMode < 0 ? 0 : gc.pointee.dirtyMode == Int32(GOALLOC_DIRTY_FULL) ? 3
+      : gc.pointee.dirtyMode == Int32(GOALLOC_DIRTY_BARRIER) ? 4 : UInt64(gc.pointee.dirtyMode)
     m.gcDirtyPages = gc.pointee.lastDirtyPages
     m.gcAssists = gc.pointee.totalAssists.count &+ atomicLoad64(&gc.pointee.assistCount)
     m.gcAssistNs = gc.pointee.totalAssists.ns &+ atomicLoad64(&gc.pointee.assistNs)

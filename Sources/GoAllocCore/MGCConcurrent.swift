@@ -1,6 +1,7 @@
 // MGCConcurrent: the concurrent cycle (GOALLOC_DEBUG=gcconc=1; Go's gcStart / gcBgMarkWorker /
 // gcMarkDone / gcMarkTermination), mostly-concurrent in bdwgc's sense: no write barrier, the
-// pages the program wrote while the mark ran are found afterwards (MGCDirty) and rescanned.
+// pages the program wrote while the mark ran are found afterwards (MGCDirty) and rescanned; or,
+// with gcdirty=barrier, the program's explicit write barrier instead (MGCBarrier; below).
 //
 // One cycle, under the collector's lock (gcCollect):
 //   0. world running: sweep termination (as stage 1), then the dirty-page period starts: the
@@ -15,7 +16,8 @@
 //   3. stop 2, mark termination: phase = markTermination; allocate-black is settled (below);
 //      every thread's stack is scanned again, and the images' segments and added roots; then
 //      every marked object of a collected scan span, and every live slot of a malloc scan span,
-//      on a page written since T0 is scanned again (MGCDirty); the queues drain (with the
+//      on a page written since T0 is scanned again (MGCDirty; gcdirty=barrier: every live slot
+//      of the malloc scan spans, no collected span, below); the queues drain (with the
 //      overflow recovery); GOALLOC_DEBUG=gccheckmark=1 verifies (MGCCheckmark); the specials
 //      (MGCSpecialsMark); the flip and the pacer as stage 1 (MGC.gcReclaimAndStart). Sweeping
 //      then runs beside the program as in stage 1.
@@ -34,6 +36,20 @@
 // earlier are covered by the same argument (the store is to a stack, rescanned whole, or to a
 // page, which is then written). The dirty-page mechanisms (uffd write-protect, soft-dirty, or
 // none: every page written) are MGCDirty's.
+//
+// GOALLOC_DEBUG=gcdirty=barrier: no page is tracked; the program promises that every pointer
+// store into a collected object goes through goalloc_gc_write_barrier (MGCBarrier), which from
+// stop 1 to stop 2 greys the stored value (and the overwritten one, as Go's hybrid barrier does;
+// the argument needs only the first). Stop 2 rescans the roots without barriers whole (stacks
+// and registers, images, added roots, every live slot of the malloc scan spans) and no collected
+// span. The argument as above: an Ok that is a root or a malloc slot was rescanned in stop 2, so
+// Ok is a collected object, scanned at some t during the mark or allocated black (never
+// scanned; zeroed when handed out, so every word of it was stored after stop 1). Its word
+// pointing to Ok+1 was stored before t, and the scan at t read it, or after t (for a black
+// object: at all), through the barrier while it greyed: Ok+1 was marked then (or found marked),
+// before stop 2 (a shade holds the barrier's lock, which stop 2 takes before stopping anyone). A barrier that loaded its flag before stop 1 and stores after it stores a value its
+// thread held at stop 1: a root, greyed by stop 1. goalloc_gc_realloc shades what it copies. A
+// store that bypasses the barrier voids this (gccheckmark=1 shows it: GCTests).
 //
 // Allocate-black without a single instruction on the allocation fast path: an object allocated
 // during the mark is a slot of a span some GC cache held then, and a cache only hands out slots
@@ -96,10 +112,12 @@ func gcConcStart(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GC
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_START))
   // Go's 25 % background utilisation: the dedicated workers, and this thread as the fractional
   // one if there is one (mark termination widens to every worker: gcMarkTermination).
+  gc.pointee.work.pointee.shared = true  // (the write barrier and assists grey beside the workers)
   let split = gcBackgroundWorkers(procs: gc.pointee.markWorkers)
   gc.pointee.concFraction = split.fraction
   gc.gcMarkStart(h, callerSP: callerSP, me: me, workers: split.dedicated + (split.fraction > 0 ? 1 : 0), concurrent: true)
   gc.gcAssistsOpen()
+  gc.gcBarrierOpen()
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_PRE_START_WORLD))
   goalloc_gc_start_world()
   h.unlockAll()
@@ -125,7 +143,8 @@ func gcConcFinish(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<G
   let helpersCPU = atomicLoad64(&gc.pointee.workers.pointee.cpuNs)
   // Stop 2: mark termination.
   let t2 = goalloc_nanotime()
-  _ = gcStopTheWorld(h, me)
+  _ = gcStopTheWorld(h, me, first: &gc.pointee.work.pointee.wbLock)  // (no shade half-done)
+  gc.gcBarrierClose()
   atomicStore32(&gc.pointee.phase, GCPhase.markTermination.rawValue)
   gcBlackenCaches(h, gc)
   gc.gcMarkTermination(h, callerSP: callerSP, me: me)
@@ -263,9 +282,15 @@ extension UnsafeMutablePointer where Pointee == GCState {
 
   /// The concurrent mark's last round: the pages written so far are rescanned (and tracked
   /// again: MGCDirty.gcPreclean), then every worker drains once more.
+  /// With gcdirty=barrier: what the barrier queued after the workers went idle, drained once
+  /// more here (rather than in stop 2).
   func gcPreclean(_ h: UnsafeMutablePointer<MHeap>) {
-    if !pointee.preclean || pointee.concBroken || !gcPrecleanWritten(h) { return }
     let w = pointee.work
+    if barrierMode {
+      if atomicLoad64(&w.pointee.globalCount) == 0 { return }
+    } else if !pointee.preclean || pointee.concBroken || !gcPrecleanWritten(h) {
+      return
+    }
     let n = w.pointee.nworkers
     atomicStore64(&w.pointee.nwait, UInt64(n - 1))
     if n > 1 { gcWakeWorkers(n) }
@@ -284,10 +309,12 @@ extension UnsafeMutablePointer where Pointee == GCState {
       (w.pointee.markers + i).pointee.heapHi = w.pointee.heapHi
     }
     let stacks = pointee.stackBytes, globals = pointee.globalsBytes
-    gcScanRoots(h, callerSP: callerSP, me: me, mallocSpans: false)
+    // gcdirty=barrier: the roots without barriers whole, malloc scan spans included; collected
+    // spans not at all (the barrier greyed what was stored into them).
+    gcScanRoots(h, callerSP: callerSP, me: me, mallocSpans: barrierMode)
     pointee.stackBytes = stacks
     pointee.globalsBytes = globals
-    if pointee.concBroken {
+    if pointee.concBroken || barrierMode {
       pointee.lastDirtyPages = 0
       pointee.lastDirtyBytes = 0
     } else {

@@ -39,6 +39,10 @@ extension UnsafeMutablePointer where Pointee == GCState {
   /// runs; the collector's lock is held.
   func gcDirtyBegin(_ h: UnsafeMutablePointer<MHeap>) {
     if pointee.dirtyMode < 0 { pointee.dirtyMode = Int32(goalloc_dirty_mode()) }
+    if barrierMode {  // (gcdirty=barrier: nothing tracked, MGCBarrier)
+      pointee.ndirtyRanges = 0
+      return
+    }
     lockAcquire(&h.pointee.lock)
     var n = 0
     var r = h.pointee.ranges

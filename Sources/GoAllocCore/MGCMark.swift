@@ -59,10 +59,8 @@ extension UnsafeMutablePointer where Pointee == GCState {
     gcSetHeapBounds(h)
     w.prepare(h, workers: workers, concurrent: concurrent)
     let n = w.pointee.nworkers
-    if n > 1 {
-      atomicStore64(&w.pointee.nwait, UInt64(n - 1))  // the helpers start idle
-      gcWakeWorkers(n)
-    }
+    atomicStore64(&w.pointee.nwait, UInt64(n - 1))  // the helpers start idle
+    if n > 1 { gcWakeWorkers(n) }
     gcScanRoots(h, callerSP: callerSP, me: me, mallocSpans: true)
   }
 

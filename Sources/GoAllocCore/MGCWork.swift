@@ -19,6 +19,10 @@
 // and the global queue is empty (all three read under the lock: `markIsDone`), no work is left
 // anywhere, and it stays so: the mark is done. A push that finds both its local and the global queue full sets `overflow`: the object
 // stays marked and unscanned, and the recovery (MGCMark) finds it after the workers stop.
+// A concurrent mark is `shared` with the program's write barrier (MGCBarrier): its workers use
+// the parallel protocol even when there is one of them (atomic mark bits, a local queue and the
+// locked global one), and the barrier greys through one more marker (`barrierMarker`, after the
+// workers', under `wbLock`) whose queue it empties into the global one at once.
 import CGoAllocShim
 
 /// One queue of mark work (a worker's local queue, or the global one).
@@ -133,7 +137,9 @@ struct GCWork {
   var heapLo: UInt = 0                     // the heap's address range (a candidate outside is no pointer)
   var heapHi: UInt = 0
   var objectQueue = false                  // GOALLOC_DEBUG=gcobjqueue=1
-  var markers: UnsafeMutablePointer<GCMarker>  // [maxWorkers]
+  var shared = false                       // a concurrent mark: the write barrier greys too (MGCBarrier)
+  var wbLock: LockWord = 0                 // the barrier's marker; stop 2 holds it while it stops the world
+  var markers: UnsafeMutablePointer<GCMarker>  // [maxWorkers + 1]: the workers', then the barrier's
   var localMemory: UnsafeMutablePointer<UInt>  // their local queues
   // The last cycle's totals (summed from the markers).
   var markedBytes: UInt64 = 0
@@ -157,8 +163,10 @@ struct GCWork {
     self.markers = markers
     self.localMemory = localMemory
   }
-  /// Bytes of the local queues of maxWorkers workers.
-  static var localBytes: Int { maxWorkers * (localItems + 2 * localChunks) * 8 }
+  /// Bytes of the local queues of maxWorkers workers and the barrier's marker.
+  static var localBytes: Int { (maxWorkers + 1) * (localItems + 2 * localChunks) * 8 }
+  /// Items the barrier's marker may hold between a barrier's greys and its flush (old and new).
+  static let barrierItems = 2
 }
 
 /// One mark worker's state: its queue and counters (its own cache lines).
@@ -184,7 +192,7 @@ extension UnsafeMutablePointer where Pointee == GCWork {
   /// the global queue (mutators blacken and assist), and the assist markers are made ready.
   func prepare(_ h: UnsafeMutablePointer<MHeap>, workers n: Int, concurrent: Bool = false) {
     let n = Swift.max(1, Swift.min(n, GCWork.maxMarkWorkers))
-    let parallel = n > 1 || concurrent
+    let parallel = n > 1 || concurrent || pointee.shared
     pointee.nworkers = n
     pointee.workersUsed = n
     pointee.global.itemLimit = pointee.spanLimit
@@ -206,6 +214,13 @@ extension UnsafeMutablePointer where Pointee == GCWork {
     for k in 0..<(n + slots) {
       initMarker(h, k < n ? k : GCWork.maxMarkWorkers + (k - n), parallel: parallel, background: k < n)
     }
+    // The barrier's marker: room for its greys' items only (a large object's pieces go to the
+    // global queue directly, as a worker's that do not fit its own).
+    let base = pointee.localMemory + GCWork.maxWorkers * (GCWork.localItems + 2 * GCWork.localChunks)
+    let q = GCQueue(items: base, chunks: base + GCWork.localItems, itemLimit: GCWork.barrierItems, chunkLimit: 0)
+    barrierMarker.initialize(to: GCMarker(q: q, work: self, arenas: UnsafeMutableRawPointer(h.pointee.arenas),
+                                          heapLo: pointee.heapLo, heapHi: pointee.heapHi, parallel: true,
+                                          objectQueue: pointee.objectQueue))
   }
 
   /// Marker i, with its local queue (parallel) or the global queue as its own (one worker).
@@ -233,6 +248,9 @@ extension UnsafeMutablePointer where Pointee == GCWork {
     pointee.nworkers = n
     pointee.workersUsed = n
   }
+
+  /// The write barrier's marker (MGCBarrier), after the workers'; used under wbLock.
+  @inline(__always) var barrierMarker: UnsafeMutablePointer<GCMarker> { pointee.markers + GCWork.maxWorkers }
 
   /// The global queue (GCWork's first field).
   @inline(__always) var globalQueue: UnsafeMutablePointer<GCQueue> {

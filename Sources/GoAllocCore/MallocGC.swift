@@ -232,6 +232,7 @@ public func goGCRealloc(_ p: UnsafeMutableRawPointer?, _ size: Int) -> UnsafeMut
   if !s.isLarge && s.slotIndex(a) != nil && size <= old && size > old / 2 { return p }
   guard let q = gcMalloc(size, noscan: s.spanClass.noscan) else { return nil }
   goalloc_memcpy(q, p, min(old, size))
+  if !s.spanClass.noscan { gcBarrierCopied(q, min(old, size)) }  // (a copy the program did not store)
   goGCFree(p)
   return q
 }

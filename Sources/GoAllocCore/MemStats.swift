@@ -68,8 +68,8 @@ public struct MemStats {
   /// Pauses recorded in the rings: one per cycle with the world stopped for the mark, two per
   /// concurrent cycle (gcconc=1: its stop 1 and its mark termination, in that order).
   public var numPauses: UInt32 = 0
-  /// Concurrent marking: 0 off, else 1 + the dirty-page mechanism (1 uffd, 2 softdirty, 3 full
-  /// re-mark: none available; MGCDirty).
+  /// Concurrent marking: 0 off, else how written pointers are found (1 uffd, 2 softdirty, 3 full
+  /// re-mark: none available; MGCDirty; 4 barrier: the program's write barrier, MGCBarrier).
   public var gcConc: UInt64 = 0
   public var gcDirtyPages: UInt64 = 0  // pages rescanned at the last mark termination
   /// Concurrent marking's mark assists (MGCAssist), since the GC mode started: how many marked,

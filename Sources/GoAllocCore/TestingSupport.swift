@@ -80,3 +80,25 @@ package func _gcLastMarkForTesting() -> (overflows: Int, spansScanned: Int, obje
   defer { lockRelease(&gc.pointee.lock) }
   return (gc.pointee.work.pointee.overflows, gc.pointee.work.pointee.spansScanned, gc.pointee.work.pointee.objectsScanned)
 }
+
+/// Concurrent marking (GOALLOC_DEBUG=gcconc=1), with gcdirty=barrier when `barrier` (else the
+/// mechanism is chosen again), and the checkmark mode, set between cycles; returns the old
+/// settings for `_gcRestoreConcurrentForTesting`.
+package func _gcSetConcurrentForTesting(_ on: Bool, barrier: Bool, checkmark: Bool) -> (Bool, Int32, Bool) {
+  guard let h = globalHeap(), let gc = h.gcState() else { return (false, -1, false) }
+  lockAcquire(&gc.pointee.lock)
+  defer { lockRelease(&gc.pointee.lock) }
+  let old = (gc.pointee.conc, gc.pointee.dirtyMode, gc.pointee.checkmark)
+  gc.pointee.conc = on
+  gc.pointee.dirtyMode = barrier ? Int32(GOALLOC_DIRTY_BARRIER) : -1
+  gc.pointee.checkmark = checkmark
+  return old
+}
+
+/// Puts back what `_gcSetConcurrentForTesting` returned.
+package func _gcRestoreConcurrentForTesting(_ old: (Bool, Int32, Bool)) {
+  guard let h = globalHeap(), let gc = h.gcState() else { return }
+  lockAcquire(&gc.pointee.lock)
+  defer { lockRelease(&gc.pointee.lock) }
+  (gc.pointee.conc, gc.pointee.dirtyMode, gc.pointee.checkmark) = old
+}

@@ -186,6 +186,10 @@ func writeOutput(_ path: UnsafePointer<CChar>?,
 
 @c public func goalloc_gc_base(_ p: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? { goGCBase(p) }
 
+@c public func goalloc_gc_write_barrier(_ slot: UnsafeMutablePointer<UnsafeMutableRawPointer?>, _ value: UnsafeMutableRawPointer?) {
+  goGCWriteBarrier(slot, value)
+}
+
 // MARK: pools (Pool.swift; include/goalloc.h has the contracts)
 
 @c public func goalloc_pool_create(_ size: Int, _ initFn: PoolConstructor?, _ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {

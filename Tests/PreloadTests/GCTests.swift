@@ -240,6 +240,36 @@ struct GCTests {
     #expect(!mutators.exitedCleanly && mutators.stderr.contains("goalloc: gc: checkmark: "), "\(mutators)")
   }
 
+  // The explicit write barrier (goalloc_gc_write_barrier, MGCBarrier.swift) under
+  // gcdirty=barrier: no page is tracked; the program stores every pointer into collected memory
+  // through the barrier, and stop 2 rescans only the roots without barriers.
+  @Test("threads mutate linked lists only through the write barrier under gcdirty=barrier: every list matches its shadow",
+        arguments: ["1", "4"])
+  func barrierMutators(procs: String) async throws {
+    let env = ["GOALLOC_GC_PROCS": procs, "GOALLOC_DEBUG": "gcconc=1,gcdirty=barrier,gccheckmark=1,gctrace=1"]
+    let r = try await Self.run("mutate", ["3", "300000", "barrier"], environment: env)
+    expectScenarioOK(r, atLeast: 3)
+    #expect(r.stdout.contains("gc_conc 4,"), "\(r)")
+    let lines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("gc ") }
+    #expect(!lines.isEmpty && lines.allSatisfy { $0.contains(", conc barrier 0 pages") }, "\(r)")
+    // A pointer the program hid during the mark, stored into a scanned object through the barrier.
+    expectScenarioOK(try await Self.run("resurrect", ["5", "barrier"], environment: env), atLeast: 2)
+  }
+
+  @Test("gcdirty=barrier: a store that bypasses the barrier loses a reachable object, and checkmark catches it")
+  func checkmarkCatchesMissingBarrier() async throws {
+    let plain = try await Self.run("resurrect", ["5"], environment: ["GOALLOC_DEBUG": "gcconc=1,gcdirty=barrier"])
+    #expect(plain.stdout.contains("FAIL resurrect: an object stored into a scanned object"), "\(plain)")
+    let caught = try await Self.run("resurrect", ["5"], environment: ["GOALLOC_DEBUG": "gcconc=1,gcdirty=barrier,gccheckmark=1"])
+    #expect(!caught.exitedCleanly && caught.stderr.contains("goalloc: gc: checkmark: ")
+            && caught.stderr.contains("reachable object(s) left unmarked by the mark"), "\(caught)")
+    // The same mutation as barrierMutators with a move's two stores bypassing the barrier.
+    let mutators = try await Self.run("mutate", ["3", "300000", "barrier-but-moves"],
+                                      environment: ["GOALLOC_DEBUG": "gcconc=1,gcdirty=barrier,gccheckmark=1"])
+    #expect(!mutators.exitedCleanly && mutators.stderr.contains("goalloc: gc: checkmark: ")
+            && mutators.stderr.contains("reachable object(s) left unmarked by the mark"), "\(mutators)")
+  }
+
   @Test("gctrace with concurrent marking: three clock phases (stop, concurrent mark, stop) and the dirty-page mechanism")
   func concurrentTrace() async throws {
     let r = try await Self.run("pacing", environment: ["GOALLOC_DEBUG": "gcconc=1,gctrace=1"])

@@ -7,7 +7,11 @@
 //              kernel writes (read(2) into the heap) work as usual;
 //   softdirty  /proc/self/clear_refs (4) at the start, pagemap's bit 55 at the end (kernels
 //              built with CONFIG_MEM_SOFT_DIRTY; bdwgc's MPROTECT_VDB alternative on Linux);
-//   full       none: every page reads written (mark termination then re-marks everything).
+//   full       none: every page reads written (mark termination then re-marks everything);
+//   barrier    none, and none needed (only when GOALLOC_DEBUG=gcdirty=barrier names it): the
+//              program stores every pointer into collected objects through
+//              goalloc_gc_write_barrier, so mark termination rescans only the roots
+//              (MGCBarrier.swift); begin and protect refuse, scan reports nothing.
 // Nothing here allocates. One tracking period at a time (the collector's lock).
 #ifndef GOALLOC_DIRTY_H
 #define GOALLOC_DIRTY_H
@@ -17,7 +21,7 @@
 extern "C" {
 #endif
 
-enum { GOALLOC_DIRTY_FULL = 0, GOALLOC_DIRTY_UFFD = 1, GOALLOC_DIRTY_SOFTDIRTY = 2 };
+enum { GOALLOC_DIRTY_FULL = 0, GOALLOC_DIRTY_UFFD = 1, GOALLOC_DIRTY_SOFTDIRTY = 2, GOALLOC_DIRTY_BARRIER = 3 };
 
 /// The mechanism, chosen on the first call (GOALLOC_DEBUG=gcdirty, else probing the kernel).
 int goalloc_dirty_mode(void);
@@ -34,7 +38,7 @@ long goalloc_dirty_scan(uintptr_t *lo, uintptr_t hi, uintptr_t *out, long max);
 /// As goalloc_dirty_scan, and each page reported is write-protected again in the same step (a
 /// write after it is reported by the next scan). uffd only; -1 otherwise.
 long goalloc_dirty_scan_reset(uintptr_t *lo, uintptr_t hi, uintptr_t *out, long max);
-/// The mechanism's name ("uffd", "softdirty", "full") for gctrace and the stats.
+/// The mechanism's name ("uffd", "softdirty", "full", "barrier") for gctrace and the stats.
 const char *goalloc_dirty_name(int mode);
 /// In a fork child: the userfaultfd belongs to the parent's address space; the next period
 /// probes again.

@@ -44,8 +44,9 @@ int goalloc_built_with_tsan(void);
 int goalloc_debug_value(const char *key, char *buf, size_t len);
 /// GOALLOC_DEBUG=gcsweep=lazy|eager|ondemand: 0, 1 or 2 (lazy, the default, when unset or bad).
 int goalloc_debug_gcsweep(void);
-/// GOALLOC_DEBUG=gcdirty=auto|uffd|softdirty|full: 0..3 (auto when unset or bad): how the
-/// concurrent mark finds the pages written while it ran (goalloc_dirty.h).
+/// GOALLOC_DEBUG=gcdirty=auto|uffd|softdirty|full|barrier: 0..4 (auto when unset or bad): how the
+/// concurrent mark finds the pages written while it ran (goalloc_dirty.h; barrier: none are
+/// tracked, the program stores pointers into collected objects through goalloc_gc_write_barrier).
 int goalloc_debug_gcdirty(void);
 /// One warning line: the file of setting `key` (e.g. heapmap) could not be opened (errno `err`).
 void goalloc_warn_output(const char *key, const char *path, int err);

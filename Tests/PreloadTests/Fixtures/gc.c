@@ -951,13 +951,16 @@ static int conc_mode(void) {
 // it) into an object the mark already scanned: the dirty-page rescan must find it. The store is
 // made from the collection's event hook on the collecting thread, after the concurrent mark
 // (the second PRE_STOP_WORLD of the cycle), where the world runs.
+// With `barrier` the store goes through goalloc_gc_write_barrier, which shades the object (what
+// GOALLOC_DEBUG=gcdirty=barrier rests on: no page is rescanned there).
 static void **volatile r_holder;
 static volatile uintptr_t r_hidden;
-static volatile int r_marking, r_stored;
+static volatile int r_marking, r_stored, r_barrier;
 static void resurrect_hook(int ev) {
   if (ev == EV_MARK_START) r_marking = 1;
   else if (ev == EV_PRE_STOP_WORLD && r_marking && !r_stored) {
-    r_holder[1] = unhide(r_hidden);
+    if (r_barrier) goalloc_gc_write_barrier(&r_holder[1], unhide(r_hidden));
+    else r_holder[1] = unhide(r_hidden);
     r_stored = 1;
   }
 }
@@ -991,7 +994,16 @@ static void resurrect(int rounds) {
 // model kept in malloc memory (never scanned): per list, the count and the sum of its nodes'
 // ids, and in each node a check word. Nodes move between lists by plain pointer stores, so a
 // node can be reachable only through a pointer a thread read earlier while the mark runs.
+// mt_barrier (the third argument): 1 `barrier`, every pointer store into collected memory goes
+// through goalloc_gc_write_barrier (GOALLOC_DEBUG=gcdirty=barrier's promise kept); 2
+// `barrier-but-moves`, the same except a move's two stores (the unlink and the relink), which
+// bypass it (the promise broken: gccheckmark=1 must catch it).
 enum { MT_LISTS = 64, MT_K = 0x9e3779b97f4a7c15ull };
+static int mt_barrier;
+static inline void mstore(void *slot, void *v, int bypass) {
+  if (mt_barrier && !(bypass && mt_barrier == 2)) goalloc_gc_write_barrier((void **)slot, v);
+  else *(void **)slot = v;
+}
 struct mnode { struct mnode *next; uint64_t id, check, pad; };
 struct mstate {
   struct mnode **heads;     // collected scan array (kept by this struct, a global)
@@ -1031,14 +1043,14 @@ static void *mutator(void *arg) {
       n->check = n->id ^ MT_K;
       struct mnode **at = &st->heads[l];
       for (int k = (int)((r >> 24) % 8); k > 0 && *at; k--) at = &(*at)->next;
-      n->next = *at;
-      *at = n;
+      mstore(&n->next, *at, 0);
+      mstore(at, n, 0);
       st->count[l]++;
       st->sum[l] += n->id;
     } else if (what < 65) {  // drop the head
       struct mnode *n = st->heads[l];
       if (n) {
-        st->heads[l] = n->next;
+        mstore(&st->heads[l], n->next, 0);
         st->count[l]--;
         st->sum[l] -= n->id;
       }
@@ -1047,14 +1059,14 @@ static void *mutator(void *arg) {
       for (int k = (int)((r >> 24) % 16); k > 0 && *at && (*at)->next; k--) at = &(*at)->next;
       struct mnode *n = *at;
       if (n) {
-        *at = n->next;
+        mstore(at, n->next, 1);
         st->count[l]--;
         st->sum[l] -= n->id;
         for (volatile int spin = (int)((r >> 40) % 64); spin > 0; spin--) {}
         struct mnode **to = &st->heads[l2];
         for (int k = (int)((r >> 32) % 16); k > 0 && *to; k--) to = &(*to)->next;
-        n->next = *to;
-        *to = n;
+        mstore(&n->next, *to, 0);
+        mstore(to, n, 1);
         st->count[l2]++;
         st->sum[l2] += n->id;
       }
@@ -1067,7 +1079,8 @@ static void *mutator(void *arg) {
   st->done = 1;
   return 0;
 }
-static void mutate(int threads, long ops) {
+static void mutate(int threads, long ops, const char *barrier) {
+  mt_barrier = !barrier ? 0 : !strcmp(barrier, "barrier") ? 1 : !strcmp(barrier, "barrier-but-moves") ? 2 : 0;
   if (threads > 4) threads = 4;
   pthread_t t[4];
   for (int i = 0; i < threads; i++) {
@@ -1094,8 +1107,9 @@ static void mutate(int threads, long ops) {
   }
   uint64_t cycles = num_gc() - n0;
   goalloc_read_memstats(&ms);
-  printf("mutate: %ld forced collections, %llu cycles, %ld lists verified, gc_conc %llu, %llu pauses\n", collections,
-         (unsigned long long)cycles, verified, (unsigned long long)ms.gc_conc, (unsigned long long)ms.num_pauses);
+  printf("mutate: %ld forced collections, %llu cycles, %ld lists verified, gc_conc %llu, %llu pauses, barrier %d\n",
+         collections, (unsigned long long)cycles, verified, (unsigned long long)ms.gc_conc,
+         (unsigned long long)ms.num_pauses, mt_barrier);
   CHECK("mutate: every list matches its shadow", bad == 0, "%ld bad", bad);
   CHECK("mutate: collections ran while the threads mutated", cycles >= 3, "%llu cycles", (unsigned long long)cycles);
   CHECK("mutate: concurrent cycles record two pauses each", !conc_mode() || ms.num_pauses == 2 * ms.num_gc,
@@ -1126,8 +1140,11 @@ int main(int argc, char **argv) {
   else if (!strcmp(what, "fuzz")) fuzz(argc > 2 ? atoi(argv[2]) : 100000);
   else if (!strcmp(what, "graph")) graph(argc > 2 ? atoi(argv[2]) : 100000);
   else if (!strcmp(what, "lazythreads")) lazythreads(argc > 2 ? atoi(argv[2]) : 100);
-  else if (!strcmp(what, "resurrect")) resurrect(argc > 2 ? atoi(argv[2]) : 20);
-  else if (!strcmp(what, "mutate")) mutate(argc > 2 ? atoi(argv[2]) : 3, argc > 3 ? atol(argv[3]) : 300000);
+  else if (!strcmp(what, "resurrect")) {
+    r_barrier = argc > 3 && !strcmp(argv[3], "barrier");
+    resurrect(argc > 2 ? atoi(argv[2]) : 20);
+  }
+  else if (!strcmp(what, "mutate")) mutate(argc > 2 ? atoi(argv[2]) : 3, argc > 3 ? atol(argv[3]) : 300000, argc > 4 ? argv[4] : 0);
   else if (!strcmp(what, "percent")) printf("percent %d\n", goalloc_gc_set_percent(100));
   else { printf("unknown scenario %s\n", what); return 2; }
   return failures ? 1 : 0;

@@ -1,0 +1,1 @@
+../GoAllocCore/MGCBarrier.swift
