@@ -142,6 +142,8 @@ public struct GCState {
 
   static let pauseRing = 256
   static let maxDirtyRanges = 1024
+  static let precleanRounds = 4        // MGCConcurrent.gcPreclean
+  static let precleanEnough = 128      // pages: a preclean round that found fewer ends it
   static let maxRoots = 4096
   static let maxImages = 2048
 }

@@ -18,8 +18,8 @@
 // Invariants: a thread's debt (its GC cache's assistDebtWord) belongs to the cycle in
 // assistCycleWord and is dropped when a new cycle starts. An assist runs inside the thread's GC
 // critical section (goalloc_gc_enter_busy), so a stop waits for it to end and never sees an
-// assist marker in use; it takes work only while `assistOpen` (the concurrent mark, until its
-// workers find no work left), and between taking and giving back it is counted in
+// assist marker in use; it takes work only while `assistOpen` (the concurrent mark and its
+// preclean rounds, until stop 2), and between taking and giving back it is counted in
 // `assistHolders`, which the workers' termination reads (MGCWork.markIsDone).
 import CGoAllocShim
 
@@ -63,8 +63,8 @@ extension UnsafeMutablePointer where Pointee == GCState {
     atomicStore32(&pointee.work.pointee.assistOpen, 1)
   }
 
-  /// The concurrent mark's workers found no work left: no assist takes any more (the written
-  /// pages' rescan and mark termination run without them). Records the cycle's assist figures.
+  /// The concurrent mark and its preclean rounds are over (stop 2 is next): no assist takes any
+  /// more work. Records the cycle's assist figures.
   func gcAssistsClose() {
     let w = pointee.work
     lockAcquire(&w.pointee.lock)

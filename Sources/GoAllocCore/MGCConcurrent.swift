@@ -139,6 +139,7 @@ func gcConcFinish(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<G
   // meanwhile, once (MGCDirty's preclean), so that stop 2 has only the last ones to rescan.
   gc.gcMarkConcurrent()
   gc.gcPreclean(h)
+  gc.gcAssistsClose()  // (assists pay through the preclean's rounds too)
   let cpuMid = goalloc_thread_cputime()
   let helpersCPU = atomicLoad64(&gc.pointee.workers.pointee.cpuNs)
   // Stop 2: mark termination.
@@ -276,7 +277,6 @@ extension UnsafeMutablePointer where Pointee == GCState {
     } else {
       marker0.markLoop(startIdle: false)
     }
-    gcAssistsClose()
     if w.pointee.nworkers > 1 { gcWaitWorkers() }
   }
 
@@ -284,13 +284,25 @@ extension UnsafeMutablePointer where Pointee == GCState {
   /// again: MGCDirty.gcPreclean), then every worker drains once more.
   /// With gcdirty=barrier: what the barrier queued after the workers went idle, drained once
   /// more here (rather than in stop 2).
+  /// The preclean runs in rounds, each one's drain writing fewer pages than the last, until a
+  /// round finds under `precleanEnough` pages written (or after `precleanRounds`).
   func gcPreclean(_ h: UnsafeMutablePointer<MHeap>) {
-    let w = pointee.work
     if barrierMode {
-      if atomicLoad64(&w.pointee.globalCount) == 0 { return }
-    } else if !pointee.preclean || pointee.concBroken || !gcPrecleanWritten(h) {
+      if atomicLoad64(&pointee.work.pointee.globalCount) != 0 { gcDrainRound() }
       return
     }
+    if !pointee.preclean || pointee.concBroken { return }
+    for _ in 0..<GCState.precleanRounds {
+      let pages = gcPrecleanWritten(h)
+      if pages < 0 { return }
+      gcDrainRound()
+      if pages < GCState.precleanEnough { return }
+    }
+  }
+
+  /// One more round of every worker draining (world running, the helpers parked).
+  func gcDrainRound() {
+    let w = pointee.work
     let n = w.pointee.nworkers
     atomicStore64(&w.pointee.nwait, UInt64(n - 1))
     if n > 1 { gcWakeWorkers(n) }

@@ -61,10 +61,11 @@ extension UnsafeMutablePointer where Pointee == GCState {
     }
   }
 
-  /// The preclean's scan (world running); false when the mechanism cannot re-protect (stop 2
-  /// then does it all).
-  func gcPrecleanWritten(_ h: UnsafeMutablePointer<MHeap>) -> Bool {
-    if pointee.dirtyMode != Int32(GOALLOC_DIRTY_UFFD) { return false }
+  /// A preclean round's scan (world running): the 4 KiB pages it found written and rescanned,
+  /// or -1 when the mechanism cannot re-protect (stop 2 then does it all).
+  func gcPrecleanWritten(_ h: UnsafeMutablePointer<MHeap>) -> Int {
+    if pointee.dirtyMode != Int32(GOALLOC_DIRTY_UFFD) { return -1 }
+    var pages = 0
     let m = marker0
     let key = h.pointee.freeKey
     for i in 0..<pointee.ndirtyRanges {
@@ -79,11 +80,13 @@ extension UnsafeMutablePointer where Pointee == GCState {
           break
         }
         for j in 0..<n {
-          _ = m.rescanWritten(pointee.dirtyOut[2 * j], pointee.dirtyOut[2 * j + 1], key: key, allocated: true)
+          let lo = pointee.dirtyOut[2 * j], hi = pointee.dirtyOut[2 * j + 1]
+          _ = m.rescanWritten(lo, hi, key: key, allocated: true)
+          pages &+= Int((hi &- lo) >> 12)
         }
       }
     }
-    return true
+    return pages
   }
 
   /// Mark termination: scans again what lies on pages written since the period began (through

@@ -217,10 +217,15 @@ struct GCTests {
     expectScenarioOK(try await Self.run("graph", ["30000"], environment: env), atLeast: 4)
     expectScenarioOK(try await Self.run("memlimit", environment: env), atLeast: 3)
     expectScenarioOK(try await Self.run("resurrect", ["5"], environment: env), atLeast: 2)
+    // The preclean's rounds (uffd; elsewhere a no-op), with assists paying through them.
+    let pre = ["GOALLOC_GC_PROCS": "2", "GOALLOC_DEBUG": Self.conc + ",gcpreclean=1"]
+    expectScenarioOK(try await Self.run("resurrect", ["5"], environment: pre), atLeast: 2)
+    expectScenarioOK(try await Self.run("assist", ["2500000"], environment: pre), atLeast: 4)
   }
 
   @Test("threads mutate linked lists without barriers while concurrent collections run: every list matches its shadow",
-        arguments: ["gcconc=1,gccheckmark=1", "gcconc=1,gccheckmark=1,gcdirty=full", "gccheckmark=1"])
+        arguments: ["gcconc=1,gccheckmark=1", "gcconc=1,gccheckmark=1,gcdirty=full", "gcconc=1,gccheckmark=1,gcpreclean=1",
+                    "gccheckmark=1"])
   func concurrentMutators(mode: String) async throws {
     let ops = mode == "gccheckmark=1" ? "10000" : "100000"  // (stopped marks: many more cycles)
     let r = try await Self.run("mutate", ["3", ops], environment: ["GOALLOC_DEBUG": mode])

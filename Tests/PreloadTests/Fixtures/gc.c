@@ -705,7 +705,9 @@ static void pacing(void) {
   CHECK("pacing: collections ran", ms.num_gc - n0 >= 5, "%llu", (unsigned long long)(ms.num_gc - n0));
   // Concurrent marking: objects allocated during the mark are marked (black), so the next goal
   // counts them too (as Go's heapMarked does), and the heap may pass the goal while the mark runs.
-  uint64_t slack = conc_mode() ? 2 * l : l / 2;  // (no assists yet: the mark may lag)
+  // (Concurrent: everything allocated while a mark runs counts as marked, and the background
+  // workers take only Go's 25 % of the CPUs, so the marked heap, and the goal, run higher.)
+  uint64_t slack = conc_mode() ? 3 * l : l / 2;
   CHECK("pacing: peak near 2 x live", peak < 2 * l + slack + (4u << 20) && peak > l, "peak %llu live %llu",
         (unsigned long long)peak, (unsigned long long)l);
   g_root = 0;
