@@ -61,13 +61,15 @@ extension UnsafeMutablePointer where Pointee == GCQueue {
     pointee.count = n &+ 1
     return true
   }
-  /// The oldest item (spans: first in, first out). Not empty.
+  /// The oldest item (spans: first in, first out). Not empty. An emptied ring starts over at
+  /// its first slot, so it touches only as many pages as it ever held items at once.
   @inline(__always) func popFirst() -> UInt {
     let x = pointee.items[pointee.head]
     var h = pointee.head &+ 1
     if h == pointee.itemLimit { h = 0 }
-    pointee.head = h
-    pointee.count &-= 1
+    let n = pointee.count &- 1
+    pointee.head = n == 0 ? 0 : h
+    pointee.count = n
     return x
   }
   /// The newest item (objects: last in, first out). Not empty.
