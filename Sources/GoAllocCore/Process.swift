@@ -209,6 +209,10 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       if raw != current {
         gcForkChildAdopt(self, c)
         c.abandon()
+      } else {
+        // This thread's id here: the collector finds its own stack by it, and stops every
+        // other cache's thread by it (with the parent's id this thread's stack went unscanned).
+        c.header.pointee.tid = goalloc_gettid()
       }
     }
   }

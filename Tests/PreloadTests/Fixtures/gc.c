@@ -667,6 +667,8 @@ static void forks(void) {
         n->next = head; n->value = j; head = n;
       }
       if (goalloc_gc_collect() != 0) _exit(2);
+      // More allocation: a list the collection freed (its thread's stack unscanned) is reused.
+      for (int j = 0; j < 2000; j++) { struct node *g = goalloc_gc_malloc(sizeof *g); g->value = -1; }
       long expect = 999;
       for (struct node *n = head; n; n = n->next, expect--) if (n->value != expect) _exit(3);
       free(malloc(100));
