@@ -88,7 +88,11 @@ int goalloc_backtrace(void **pcs, int max, int skip) {
   in_backtrace = 1;
   struct unwind_walk w = { pcs, max, 0, skip + 1 /* this function */, 1, 0, 0, 0 };
   goalloc_unwind_self_range(&w.lo, &w.hi);
-  _Unwind_Backtrace(collect, &w);
+  int locked = goalloc_unwind_lock();
+  if (locked) {
+    _Unwind_Backtrace(collect, &w);
+    goalloc_unwind_unlock();
+  }
   int n = w.n;
   /* The unwinder could not leave the allocator (its Swift frames have no registered entries, as
      in a test binary): walk the frame-pointer chain instead. Every word is read through

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "goalloc_stw.h"
 #include "goalloc_output.h"
+#include "goalloc_unwind.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -308,7 +309,12 @@ int goalloc_in_signal_handler(void) {
   if (goalloc_gc_self.in_handler) return 1;
   struct sigframe_walk w = { 0, 0 };
   int saved = errno;
+  if (!goalloc_unwind_lock()) {  // (this thread was unwinding: a signal handler interrupted it)
+    errno = saved;
+    return 1;
+  }
   _Unwind_Backtrace(sigframe_cb, &w);
+  goalloc_unwind_unlock();
   errno = saved;
   return w.found;
 }

@@ -14,6 +14,9 @@
 #define _GNU_SOURCE
 #include "goalloc_unwind.h"
 #include "goalloc_os.h"
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <link.h>
 #include <stddef.h>
 #include <string.h>
@@ -193,3 +196,21 @@ int goalloc_unwind_register_self(void) {
   return gaps;
 #endif
 }
+
+// The unwind lock (goalloc_unwind.h): a spin lock with its holder's thread id.
+static long unwind_owner;  // 0: free
+
+int goalloc_unwind_lock(void) {
+  long me = syscall(SYS_gettid);
+  if (__atomic_load_n(&unwind_owner, __ATOMIC_RELAXED) == me) return 0;
+  long expected = 0;
+  while (!__atomic_compare_exchange_n(&unwind_owner, &expected, me, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+    expected = 0;
+    sched_yield();
+  }
+  return 1;
+}
+void goalloc_unwind_unlock(void) { __atomic_store_n(&unwind_owner, 0, __ATOMIC_RELEASE); }
+void goalloc_unwind_fork_prepare(void) { (void)goalloc_unwind_lock(); }
+void goalloc_unwind_fork_parent(void) { goalloc_unwind_unlock(); }
+void goalloc_unwind_fork_child(void) { __atomic_store_n(&unwind_owner, 0, __ATOMIC_RELEASE); }

@@ -140,9 +140,11 @@ func forkPrepare() {
   gcForkPrepare(h)
   reportPoolEvent(h, PoolEvent.forkPrepare)
   h.lockAll()
+  goalloc_unwind_fork_prepare()  // (last: an unwind takes no other lock of ours)
 }
 func forkParent() {
   guard let h = globalHeap() else { return }
+  goalloc_unwind_fork_parent()
   h.unlockAll()
   reportPoolEvent(h, PoolEvent.forkParent)
   gcForkParent(h)
@@ -150,6 +152,7 @@ func forkParent() {
 // The child keeps the forking thread's cache, fast-path or instrumented.
 func forkChild() {
   guard let h = globalHeap() else { return }
+  goalloc_unwind_fork_child()
   h.afterForkChild(keeping: existingThreadCache())
   reportPoolEvent(h, PoolEvent.forkChild)
   gcForkChild(h)
