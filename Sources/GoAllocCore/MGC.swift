@@ -414,7 +414,6 @@ func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCStat
   let t1 = goalloc_nanotime()
   atomicStore32(&gc.pointee.phase, GCPhase.mark.rawValue)
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_START))
-  gc.pointee.work.pointee.shared = false
   gc.gcMark(h, callerSP: callerSP, me: me, workers: gc.pointee.markWorkers)
   if gc.pointee.checkmark { gc.gcCheckmark(h, callerSP: callerSP, me: me) }
   gc.gcMarkSpecials(h)  // finalizers, cleanups, weak handles (MGCSpecialsMark.swift)

@@ -17,7 +17,7 @@
 // marked it queued it (a worker before the concurrent mark ends; a barrier before releasing
 // wbLock) or it is allocated black. A barrier that loaded the flag before stop 1 and stores
 // after it stores a value its thread held at stop 1, a root then (greyed by stop 1).
-// Invariants: while the flag is set the mark is `shared` (MGCWork: atomic mark bits, the locked
+// Invariants: while the flag is set the mark is concurrent (MGCWork: atomic mark bits, the locked
 // global queue, even with one worker); the flag is set only by concurrent cycles; the pre-check
 // without the lock reads only memory that stays mapped (span structs, bitmaps via a nil test).
 import CGoAllocShim

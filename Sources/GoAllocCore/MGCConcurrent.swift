@@ -112,7 +112,6 @@ func gcConcStart(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GC
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_START))
   // Go's 25 % background utilisation: the dedicated workers, and this thread as the fractional
   // one if there is one (mark termination widens to every worker: gcMarkTermination).
-  gc.pointee.work.pointee.shared = true  // (the write barrier and assists grey beside the workers)
   let split = gcBackgroundWorkers(procs: gc.pointee.markWorkers)
   gc.pointee.concFraction = split.fraction
   gc.gcMarkStart(h, callerSP: callerSP, me: me, workers: split.dedicated + (split.fraction > 0 ? 1 : 0), concurrent: true)

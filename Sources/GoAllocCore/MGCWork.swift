@@ -17,10 +17,11 @@
 // (MGCAssist) takes work from the global queue and gives back what it has left, both under the
 // lock, counted meanwhile in `assistHolders`. So when every worker is idle, no assist holds work
 // and the global queue is empty (all three read under the lock: `markIsDone`), no work is left
-// anywhere, and it stays so: the mark is done. A push that finds both its local and the global queue full sets `overflow`: the object
-// stays marked and unscanned, and the recovery (MGCMark) finds it after the workers stop.
-// A concurrent mark is `shared` with the program's write barrier (MGCBarrier): its workers use
-// the parallel protocol even when there is one of them (atomic mark bits, a local queue and the
+// anywhere, and it stays so: the mark is done. A push that finds both its local and the global
+// queue full sets `overflow`: the object stays marked and unscanned, and the recovery (MGCMark)
+// finds it after the workers stop.
+// A concurrent mark (prepare's `concurrent`) is shared with the program's mark assists and write
+// barrier (MGCAssist, MGCBarrier): its workers use the parallel protocol even when there is one of them (atomic mark bits, a local queue and the
 // locked global one), and the barrier greys through one more marker (`barrierMarker`, after the
 // workers', under `wbLock`) whose queue it empties into the global one at once.
 import CGoAllocShim
@@ -139,7 +140,6 @@ struct GCWork {
   var heapLo: UInt = 0                     // the heap's address range (a candidate outside is no pointer)
   var heapHi: UInt = 0
   var objectQueue = false                  // GOALLOC_DEBUG=gcobjqueue=1
-  var shared = false                       // a concurrent mark: the write barrier greys too (MGCBarrier)
   var wbLock: LockWord = 0                 // the barrier's marker; stop 2 holds it while it stops the world
   var markers: UnsafeMutablePointer<GCMarker>  // [maxWorkers + 1]: the workers', then the barrier's
   var localMemory: UnsafeMutablePointer<UInt>  // their local queues
@@ -194,7 +194,7 @@ extension UnsafeMutablePointer where Pointee == GCWork {
   /// the global queue (mutators blacken and assist), and the assist markers are made ready.
   func prepare(_ h: UnsafeMutablePointer<MHeap>, workers n: Int, concurrent: Bool = false) {
     let n = Swift.max(1, Swift.min(n, GCWork.maxMarkWorkers))
-    let parallel = n > 1 || concurrent || pointee.shared
+    let parallel = n > 1 || concurrent
     pointee.nworkers = n
     pointee.workersUsed = n
     pointee.global.itemLimit = pointee.spanLimit
