@@ -11,8 +11,8 @@ typedef struct Tree { struct Tree *l, *r; } Tree;
 static Tree *tree(int d) {
   Tree *t = checked(GC_MALLOC(sizeof *t));
   if (d > 0) {
-    t->l = tree(d - 1);
-    t->r = tree(d - 1);
+    GC_STORE(t->l, tree(d - 1));
+    GC_STORE(t->r, tree(d - 1));
   }
   return t;
 }

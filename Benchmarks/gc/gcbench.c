@@ -11,8 +11,8 @@ typedef struct Node { struct Node *left, *right; long i, j; } Node;
 
 static Node *node(Node *l, Node *r) {
   Node *n = checked(GC_MALLOC(sizeof *n));
-  n->left = l;
-  n->right = r;
+  GC_STORE(n->left, l);
+  GC_STORE(n->right, r);
   return n;
 }
 
@@ -20,8 +20,8 @@ static long nodes(int depth) { return (1L << (depth + 1)) - 1; }
 
 static void populate(int depth, Node *n) {
   if (depth <= 0) return;
-  n->left = node(NULL, NULL);
-  n->right = node(NULL, NULL);
+  GC_STORE(n->left, node(NULL, NULL));
+  GC_STORE(n->right, node(NULL, NULL));
   populate(depth - 1, n->left);
   populate(depth - 1, n->right);
 }

@@ -24,7 +24,7 @@ static Node *build(long chain) {
   for (long i = CHAIN - 1; i >= 0; i--) {
     size_t words = 1 + 2 * (size_t)(rnd() % 3);
     Node *n = checked(GC_MALLOC(sizeof(Node) + words * sizeof(uint64_t)));
-    n->next = next;
+    GC_STORE(n->next, next);
     n->chain = (uint32_t)chain;
     n->pos = (uint32_t)i;
     n->tag[0] = tag(chain, i);
@@ -32,7 +32,7 @@ static Node *build(long chain) {
     next = n;
   }
   /* Other links point back along the chain (or at the node itself). */
-  for (long i = 0; i < CHAIN; i++) built[i]->other = built[(long)(rnd() % (uint64_t)(i + 1))];
+  for (long i = 0; i < CHAIN; i++) GC_STORE(built[i]->other, built[(long)(rnd() % (uint64_t)(i + 1))]);
   return built[0];
 }
 
@@ -61,13 +61,13 @@ int main(int argc, char **argv) {
   long chains = (mib << 20) / (48 * CHAIN);
   if (chains < 1) chains = 1;
   Node **heads = checked(GC_MALLOC(sizeof(Node *) * (size_t)chains));
-  for (long c = 0; c < chains; c++) heads[c] = build(c);
+  for (long c = 0; c < chains; c++) GC_STORE(heads[c], build(c));
   long steps = chains * churn / 100;
   uint64_t sum = 0;
   for (long s = 0; s < steps; s++) {
     long c = (long)(rnd() % (uint64_t)chains);
     sum += verify(heads[c], c);
-    heads[c] = build(c);
+    GC_STORE(heads[c], build(c));
   }
   for (long c = 0; c < chains; c++) sum += verify(heads[c], c);
   printf("gcbig: mib=%ld chains=%ld nodes=%ld replaced=%ld sum=%llu\n", mib, chains, chains * CHAIN, steps,

@@ -27,15 +27,16 @@ static Node *build(long list, long len) {
     size_t extra = (size_t)(rnd() % 27) * 8;
     Node *n = checked(GC_MALLOC(sizeof(Node) + extra));
     n->len = (uint32_t)(8 + rnd() % 113);
-    n->payload = checked(GC_MALLOC_ATOMIC(n->len));
+    GC_STORE(n->payload, checked(GC_MALLOC_ATOMIC(n->len)));
     memset(n->payload, (int)(list & 0x7f), n->len);
     n->list = (uint32_t)list;
     n->tag = (uint64_t)list * 1000003u + (uint64_t)i;
-    n->next = head;
-    n->cross = head;
-    for (Node *c = head; c && rnd() % 4 != 0; c = c->next) n->cross = c;  /* an earlier node */
+    GC_STORE(n->next, head);
+    Node *cross = head;
+    for (Node *c = head; c && rnd() % 4 != 0; c = c->next) cross = c;
+    GC_STORE(n->cross, cross);  /* an earlier node */
     head = n;
-    if (rnd() % 16 == 0) recent[rnd() % RECENT] = n;  /* keeps this list a while longer */
+    if (rnd() % 16 == 0) GC_STORE(recent[rnd() % RECENT], n);  /* keeps this list a while longer */
   }
   return head;
 }
@@ -57,12 +58,12 @@ int main(int argc, char **argv) {
   nlists = argc > 2 ? atol(argv[2]) : 4096;
   lists = checked(GC_MALLOC(sizeof(Node *) * (size_t)nlists));
   recent = checked(GC_MALLOC(sizeof(Node *) * RECENT));
-  for (long i = 0; i < nlists; i++) lists[i] = build(i, 1 + (long)(rnd() % 64));
+  for (long i = 0; i < nlists; i++) GC_STORE(lists[i], build(i, 1 + (long)(rnd() % 64)));
   long checked_nodes = 0;
   for (long s = 0; s < steps; s++) {
     long i = (long)(rnd() % (uint64_t)nlists);
     checked_nodes += verify(lists[i], i);
-    lists[i] = build(i, 1 + (long)(rnd() % 64));
+    GC_STORE(lists[i], build(i, 1 + (long)(rnd() % 64)));
   }
   for (long i = 0; i < nlists; i++) checked_nodes += verify(lists[i], i);
   printf("gcchurn: steps=%ld lists=%ld nodes=%ld\n", steps, nlists, checked_nodes);

@@ -20,15 +20,15 @@ int main(int argc, char **argv) {
   for (long i = 0; i < n; i++) {
     Obj *o = checked(GC_MALLOC(sizeof *o));
     o->tag = (uint64_t)i;
-    o->next = heads[i % lists];
-    heads[i % lists] = o;
+    GC_STORE(o->next, heads[i % lists]);
+    GC_STORE(heads[i % lists], o);
   }
   long nkeep = n / 100 + 1, k = 0;
   Obj **keep = checked(GC_MALLOC(sizeof(Obj *) * (size_t)nkeep));
   for (long l = 0; l < lists; l++)
     for (Obj *o = heads[l]; o; o = o->next)
-      if (o->tag % 100 == 0 && k < nkeep) keep[k++] = o;
-  for (long i = 0; i < k; i++) keep[i]->next = NULL;  /* the kept ones hold nothing else */
+      if (o->tag % 100 == 0 && k < nkeep) GC_STORE(keep[k++], o);
+  for (long i = 0; i < k; i++) GC_STORE(keep[i]->next, NULL);  /* the kept ones hold nothing else */
   heads = NULL;
   GC_enable();
   GC_gcollect();

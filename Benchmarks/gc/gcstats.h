@@ -10,7 +10,10 @@
  * Header only; built with: cc -O2 -pthread -o NAME NAME.c -lgc
  * With -DGCSTATS_EXPLICIT_FREE (no -lgc) the same work runs on plain malloc/free, for the malloc
  * peers' rows: GC_MALLOC is calloc, GC_MALLOC_ATOMIC malloc, and GCSTATS_FREE(p) frees what the
- * GC build just drops; no collections, no pauses. */
+ * GC build just drops; no collections, no pauses.
+ * GC_STORE(slot, value) is every pointer store into collected memory: a plain store, or with
+ * -DGCSTATS_BARRIER bdwgc's GC_PTR_STORE_AND_DIRTY (GoAlloc: its write barrier, for the
+ * `goalloc-wb` row, GOALLOC_DEBUG=gcconc=1,gcdirty=barrier). */
 #ifndef GOALLOC_GCSTATS_H
 #define GOALLOC_GCSTATS_H
 
@@ -23,6 +26,11 @@
 #else
 #include <gc.h>
 #define GCSTATS_FREE(p) ((void)(p))
+#endif
+#ifdef GCSTATS_BARRIER
+#define GC_STORE(slot, value) GC_PTR_STORE_AND_DIRTY(&(slot), (value))
+#else
+#define GC_STORE(slot, value) ((slot) = (value))
 #endif
 #include <stdint.h>
 #include <stdio.h>

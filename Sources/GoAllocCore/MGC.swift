@@ -86,6 +86,7 @@ public struct GCState {
   var forcedNext = false       // the cycle being started was asked for
   var markWorkers = 1          // mark workers of the cycle being run (MGCWorkers)
   var concFraction = 0.0       // a concurrent mark's fractional worker: its share of a CPU (0: none)
+  var concIdle = (0, 0)        // a concurrent mark's idle workers, and all its workers (gcMarkWorkers)
   var pauseNs: UnsafeMutablePointer<UInt64>
   var pauseEnd: UnsafeMutablePointer<UInt64>
   var cachealloc: FixAlloc     // GC caches (heap lock)
@@ -281,9 +282,6 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     g.pointee.concBroken = flags & UInt32(GOALLOC_DEBUG_GC_CONC_BROKEN) != 0
     g.pointee.preclean = flags & UInt32(GOALLOC_DEBUG_GC_PRECLEAN) != 0
     g.pointee.sweepMode = UInt32(goalloc_debug_gcsweep())
-    // Concurrent marking sweeps in its second stop unless gcsweep says otherwise: with the lazy
-    // sweep its checkmark has caught a miss (docs/DESIGN.md, "Concurrent marking").
-    if g.pointee.conc && !gcSettingPresent("gcsweep") { g.pointee.sweepMode = GCSweepMode.eager.rawValue }
     g.pointee.percent = Int32(goalloc_gc_percent_from_env(100))
     g.pointee.memLimit = goalloc_memlimit_from_env()
     g.pointee.sys = UInt64(bytes)
@@ -502,15 +500,6 @@ func gcFlip(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState
   while let (s, _) = held.next() { gc.sweepHeld(h, s, &r) }
   gc.gcFlipLists(&r)
   return r
-}
-
-/// Whether GOALLOC_DEBUG names setting `key` (with any value).
-func gcSettingPresent(_ key: StaticString) -> Bool {
-  var buf: (UInt64, UInt64) = (0, 0)
-  return withUnsafeMutableBytes(of: &buf) { b in
-    goalloc_debug_value(UnsafeRawPointer(key.utf8Start).assumingMemoryBound(to: CChar.self),
-                        b.baseAddress!.assumingMemoryBound(to: CChar.self), b.count) != 0
-  }
 }
 
 /// GOALLOC_DEBUG=gclog=FILE: an allocation trace's header, then a `g` line per collection

@@ -111,10 +111,12 @@ func gcConcStart(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GC
   gcSetMarkFrom(h, gc)
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_MARK_START))
   // Go's 25 % background utilisation: the dedicated workers, and this thread as the fractional
-  // one if there is one (mark termination widens to every worker: gcMarkTermination).
-  let split = gcBackgroundWorkers(procs: gc.pointee.markWorkers)
+  // one if there is one; or idle workers on the CPUs the program leaves free (gcMarkWorkers;
+  // mark termination widens to every worker: gcMarkTermination).
+  let split = gcMarkWorkers(procs: gc.pointee.markWorkers, threads: gc.pointee.lastThreads)
   gc.pointee.concFraction = split.fraction
-  gc.gcMarkStart(h, callerSP: callerSP, me: me, workers: split.dedicated + (split.fraction > 0 ? 1 : 0), concurrent: true)
+  gc.pointee.concIdle = (split.idle, split.workers)
+  gc.gcMarkStart(h, callerSP: callerSP, me: me, workers: split.workers, concurrent: true)
   gc.gcAssistsOpen()
   gc.gcBarrierOpen()
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_PRE_START_WORLD))
@@ -169,9 +171,12 @@ func gcConcFinish(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<G
   let helpersAll = atomicExchange64(&gc.pointee.workers.pointee.cpuNs, 0)
   gc.pointee.lastCPU = gc.pointee.concCPU &+ (cpu1 > cpu0 ? cpu1 - cpu0 : 0) &+ helpersAll
   // Go's split: stop 1, assists, background workers (this thread and the helpers), idle
-  // workers (none), stop 2 (this thread and the helpers in it).
-  gc.pointee.lastCPUSplit = (gc.pointee.concCPU, gc.pointee.lastAssist.ns,
-                             (cpuMid > cpu0 ? cpuMid - cpu0 : 0) &+ helpersCPU, 0,
+  // workers (their share of the workers' time: they ran as the others did), stop 2 (this
+  // thread and the helpers in it).
+  let marking = (cpuMid > cpu0 ? cpuMid - cpu0 : 0) &+ helpersCPU
+  let (idle, workers) = gc.pointee.concIdle
+  let idleCPU = workers > 0 ? marking / UInt64(workers) &* UInt64(idle) : 0
+  gc.pointee.lastCPUSplit = (gc.pointee.concCPU, gc.pointee.lastAssist.ns, marking - idleCPU, idleCPU,
                              (cpu1 > cpuMid ? cpu1 - cpuMid : 0) &+ (helpersAll &- helpersCPU))
   gc.gcRecordPause(t3 - t2)
   gc.pointee.lastCyclePauseNs = (t1 - t0) + (t3 - t2)

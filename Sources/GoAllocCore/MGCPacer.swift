@@ -68,6 +68,21 @@ func gcBackgroundWorkers(procs: Int) -> (dedicated: Int, fraction: Double) {
   return (dedicated, 0)
 }
 
+/// A concurrent mark's workers: Go's background split (above), plus its *idle* workers: the CPUs
+/// that neither one of the program's `threads` (its registered threads when the mark began) nor
+/// a dedicated worker occupies mark too, at full speed (Go runs an idle worker on a P with
+/// nothing else to run). When there is such a CPU the fractional worker is not needed: it is one
+/// of them. `idle`: how many of the workers are idle ones (their CPU time is gctrace's idle part).
+/// A program thread blocked in a system call counts as busy, so the estimate errs towards the
+/// 25 % goal; other processes' use of the CPUs is not seen.
+func gcMarkWorkers(procs: Int, threads: Int) -> (workers: Int, fraction: Double, idle: Int) {
+  let p = Swift.max(procs, 1)
+  let split = gcBackgroundWorkers(procs: p)
+  let free = p - Swift.max(threads, 1) - split.dedicated
+  if free >= 1 { return (split.dedicated + free, 0, free) }
+  return (Swift.max(split.dedicated + (split.fraction > 0 ? 1 : 0), 1), split.fraction, 0)
+}
+
 extension UnsafeMutablePointer where Pointee == GCState {
   /// Sets heapGoal from the last cycle's figures and the settings.
   func gcSetGoal(marked: UInt64) {

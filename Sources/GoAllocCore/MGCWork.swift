@@ -121,8 +121,8 @@ extension UnsafeMutablePointer where Pointee == GCQueue {
 /// counters, and the last cycle's totals.
 struct GCWork {
   var global: GCQueue                      // first: `globalQueue`
-  static let spanCapacity = 1 << 16       // the global queue's items
-  static let chunkCapacity = 1 << 14      // and its large-object pieces
+  static let spanCapacity = 1 << 20       // the global queue's items (more than a 32 GiB heap has spans)
+  static let chunkCapacity = 1 << 16      // and its large-object pieces (8 GiB)
   static let chunkBytes = 128 << 10       // a large object is scanned in pieces this big
   static let localItems = 512             // a worker's local queue (n > 1 workers)
   static let localChunks = 64

@@ -17,6 +17,9 @@
 //   goalloc-1      GoAlloc with GOALLOC_GC_PROCS=1: one mark worker (what parallel marking buys)
 //   goalloc-conc   GoAlloc with GOALLOC_DEBUG=gcconc=1: concurrent marking, two short stops per
 //                  cycle (what concurrent marking buys over the stop-the-world mark)
+//   goalloc-wb     the workload's barrier build (-DGCSTATS_BARRIER: every pointer store into
+//                  collected memory through GC_PTR_STORE_AND_DIRTY, gcstats.h's GC_STORE) with
+//                  GOALLOC_DEBUG=gcconc=1,gcdirty=barrier: no written pages to rescan in stop 2
 //   go             Go's own collector: Benchmarks/go/gcwork.go, the same work in Go (when `go` is
 //                  installed; gcbench, binarytrees, gc17 and gcbig)
 // and, where a workload has an explicit-free build (-DGCSTATS_EXPLICIT_FREE: calloc/malloc, and
@@ -75,12 +78,14 @@ extension BenchCommand {
     let workloads = GCWorkload.all.filter { workloadFilter.isEmpty || workloadFilter.contains($0.name) }
     var collectors = GCCollector.all.filter { allocatorFilter.isEmpty || allocatorFilter.contains($0.name) }
     var built = Set<String>()
+    let barrier = collectors.contains { $0.kind == .gcBarrier }
     for w in workloads where built.insert(w.program).inserted {
-      for explicit in w.explicitFree ? [false, true] : [false] {
-        let name = explicit ? "\(w.program)-free" : w.program
+      for build in ["", "-free", "-wb"] where build == "" || (build == "-free" ? w.explicitFree : barrier) {
+        let name = w.program + build
+        let flags = build == "-free" ? ["-DGCSTATS_EXPLICIT_FREE"] : build == "-wb" ? ["-DGCSTATS_BARRIER", "-lgc"] : ["-lgc"]
         let err = Files.join(logs, "cc-\(name).err")
         let status = BenchChild.run([cc, "-O2", "-pthread", "-I", Files.join(root, "Benchmarks/gc"), "-o", Files.join(bin, name),
-                                     Files.join(root, "Benchmarks/gc/\(w.program).c")] + (explicit ? ["-DGCSTATS_EXPLICIT_FREE"] : ["-lgc"]),
+                                     Files.join(root, "Benchmarks/gc/\(w.program).c")] + flags,
                                     stdout: err, stderr: err)
         guard status.exitCode == 0 else {
           printError("goalloc bench gc: \(cc) failed on \(w.program).c:\n" + (Files.read(err) ?? ""))
@@ -119,6 +124,7 @@ extension BenchCommand {
           let argv: [String]
           switch c.kind {
           case .gc: argv = [Files.join(bin, w.program)] + args
+          case .gcBarrier: argv = [Files.join(bin, "\(w.program)-wb")] + args
           case .explicitFree: argv = [Files.join(bin, "\(w.program)-free")] + args
           case .go: argv = [Files.join(bin, "gcwork"), w.program] + args
           }
@@ -208,7 +214,7 @@ struct GCWorkload {
 
 /// A collector (or a malloc peer, or Go): which build of the workload runs, and how.
 struct GCCollector {
-  enum Kind { case gc, explicitFree, go }
+  enum Kind { case gc, gcBarrier, explicitFree, go }
   let name: String
   var kind = Kind.gc
   var preloadGoAlloc = false  // LD_PRELOAD=libgoalloc.so
@@ -218,7 +224,7 @@ struct GCCollector {
 
   func runs(_ w: GCWorkload) -> Bool {
     switch kind {
-    case .gc: return true
+    case .gc, .gcBarrier: return true
     case .explicitFree: return w.explicitFree
     case .go: return w.go
     }
@@ -235,6 +241,7 @@ struct GCCollector {
     GCCollector(name: "goalloc-objq", preloadGoAlloc: true, env: [("GOALLOC_DEBUG", "gcobjqueue=1")]),
     GCCollector(name: "goalloc-eager", preloadGoAlloc: true, env: [("GOALLOC_DEBUG", "gcsweep=eager")]),
     GCCollector(name: "goalloc-conc", preloadGoAlloc: true, env: [("GOALLOC_DEBUG", "gcconc=1")]),
+    GCCollector(name: "goalloc-wb", kind: .gcBarrier, preloadGoAlloc: true, env: [("GOALLOC_DEBUG", "gcconc=1,gcdirty=barrier")]),
     GCCollector(name: "go", kind: .go),
     GCCollector(name: "glibc", kind: .explicitFree),
     GCCollector(name: "goalloc-free", kind: .explicitFree, preloadGoAlloc: true),
@@ -296,6 +303,7 @@ struct GCResults {
       case "goalloc-eager": return "`goalloc-eager` (GOALLOC_DEBUG=gcsweep=eager: the sweep in the pause)"
       case "goalloc-1": return "`goalloc-1` (GOALLOC_GC_PROCS=1: one mark worker)"
       case "goalloc-conc": return "`goalloc-conc` (GOALLOC_DEBUG=gcconc=1: concurrent marking; each of a cycle's two stops is a pause)"
+      case "goalloc-wb": return "`goalloc-wb` (the barrier build, -DGCSTATS_BARRIER: every pointer store into collected memory through GC_PTR_STORE_AND_DIRTY; GOALLOC_DEBUG=gcconc=1,gcdirty=barrier)"
       case "go": return "`go` (Benchmarks/go/gcwork.go: the same work in Go, its collector at GOGC=100)"
       case "goalloc-free": return "`goalloc-free` (the explicit-free build on GoAlloc's malloc/free)"
       default: return "`\(c.name)` (the explicit-free build on \(c.name)'s malloc/free)"

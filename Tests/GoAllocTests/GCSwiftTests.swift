@@ -366,6 +366,21 @@ struct GCLazySweepTests {
     #expect(gcBackgroundWorkers(procs: 16) == (dedicated: 4, fraction: 0))
   }
 
+  /// Idle workers (Go's idle mark workers): the CPUs the program's threads and the dedicated
+  /// workers leave free mark too; the fractional worker only when none is free.
+  @Test func idleWorkersTakeFreeCPUs() {
+    #expect(gcMarkWorkers(procs: 2, threads: 1) == (workers: 1, fraction: 0, idle: 1))
+    #expect(gcMarkWorkers(procs: 2, threads: 2) == (workers: 1, fraction: 0.5, idle: 0))
+    #expect(gcMarkWorkers(procs: 2, threads: 9) == (workers: 1, fraction: 0.5, idle: 0))
+    #expect(gcMarkWorkers(procs: 1, threads: 1) == (workers: 1, fraction: 0.25, idle: 0))
+    #expect(gcMarkWorkers(procs: 4, threads: 1) == (workers: 3, fraction: 0, idle: 2))
+    #expect(gcMarkWorkers(procs: 4, threads: 3) == (workers: 1, fraction: 0, idle: 0))
+    #expect(gcMarkWorkers(procs: 6, threads: 1) == (workers: 5, fraction: 0, idle: 4))
+    #expect(gcMarkWorkers(procs: 6, threads: 5) == (workers: 2, fraction: 0.5, idle: 0))
+    #expect(gcMarkWorkers(procs: 16, threads: 4) == (workers: 12, fraction: 0, idle: 8))
+    #expect(gcMarkWorkers(procs: 16, threads: 0) == (workers: 15, fraction: 0, idle: 11))
+  }
+
   /// The CPU limiter's bucket (MGCLimiter): fills with collector time, drains with the program's, one second per CPU deep.
   @Test func limiterBucket() {
     let s: UInt64 = 1_000_000_000

@@ -88,6 +88,20 @@ struct BoehmTests {
     #expect(viaPath.exitedCleanly && viaPath.stdout == bdwgc.stdout, "\(viaPath)")
   }
 
+  @Test("the bdwgc programs with concurrent marking (written pages tracked) under checkmark: same output as bdwgc",
+        arguments: ["gcbench", "gcthreads", "gcfinalize"])
+  func concurrent(program: String) async throws {
+    let exe = try await Boehm.build(program)
+    let bdwgc = try await Subprocess.run(exe.path, timeout: 120)
+    #expect(bdwgc.exitedCleanly, "\(bdwgc)")
+    for procs in ["1", "2"] {
+      let ours = try await Subprocess.run(exe.path, preload: .goalloc, environment: [
+        "GOALLOC_GC_PROCS": procs, "GOALLOC_DEBUG": "stats=1,gcconc=1,gccheckmark=1"], timeout: 180)
+      #expect(ours.exitedCleanly && ours.stdout == bdwgc.stdout, "\(ours)")
+      if program != "gcfinalize" { #expect((Boehm.numGC(ours.stderr) ?? 0) > 0, "\(ours)") }
+    }
+  }
+
   @Test("a bdwgc call GoAlloc does not implement aborts with one line naming it")
   func unsupported() async throws {
     let exe = try await Boehm.build("gcunsupported")

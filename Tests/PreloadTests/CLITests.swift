@@ -192,7 +192,7 @@ struct CLITests {
     #expect(width >= 800, "room for the title and the legend: \(width)")
   }
 
-  @Test("bench gc --quick: the -lgc workloads under bdwgc (incremental too) and GoAlloc's collector, their explicit-free builds under malloc peers, Go's mirror; one table each, p99 pauses")
+  @Test("bench gc --quick: the -lgc workloads under bdwgc (incremental too) and GoAlloc's collector (barrier builds too), their explicit-free builds under malloc peers, Go's mirror; one table each, p99 pauses")
   func benchGCQuick() async throws {
     guard FileManager.default.fileExists(atPath: "/usr/include/gc.h") else { return }  // (test.sh installs libgc-dev)
     let cli = try Paths.requireCLI()
@@ -202,7 +202,7 @@ struct CLITests {
     let r = try await Subprocess.run(cli.path, ["bench", "gc", "--quick", "--runs", "1", "--workload", "binarytrees",
                                                 "--workload", "gcheap", "--workload", "gc17", "--workload", "gcbig",
                                                 "--allocator", "bdwgc", "--allocator", "bdwgc-inc",
-                                                "--allocator", "goalloc", "--allocator", "goalloc-objq", "--allocator", "glibc",
+                                                "--allocator", "goalloc", "--allocator", "goalloc-objq", "--allocator", "goalloc-wb", "--allocator", "glibc",
                                                 "--allocator", "goalloc-free", "--allocator", "go",
                                                 "--source", Paths.packageRoot.path, "--out", dir.path], timeout: 400)
     #expect(r.exitedCleanly, "\(r)")
@@ -213,7 +213,8 @@ struct CLITests {
     #expect(md.components(separatedBy: "| max pause ms | p99 pause ms | total pause ms |").count == 5, "\(md)")
     func rows(_ c: String) -> Int { md.split(separator: "\n").filter { $0.hasPrefix("| \(c) | ") && !$0.contains("failed") }.count }
     // bdwgc-inc's rows fail unless its gcstats line says bdwgc's incremental mode was on.
-    for c in ["bdwgc", "bdwgc-inc", "goalloc", "goalloc-objq"] { #expect(rows(c) == 4, "\(c)\n\(md)") }
+    // goalloc-wb: the barrier builds (GC_STORE through GC_PTR_STORE_AND_DIRTY) with gcdirty=barrier.
+    for c in ["bdwgc", "bdwgc-inc", "goalloc", "goalloc-objq", "goalloc-wb"] { #expect(rows(c) == 4, "\(c)\n\(md)") }
     // gcheap has no explicit-free build and no Go mirror.
     for c in ["glibc", "goalloc-free"] + (hasGo ? ["go"] : []) { #expect(rows(c) == 3, "\(c)\n\(md)") }
     #expect(md.contains("ns per object") && md.contains("goalloc "), "\(md)")
