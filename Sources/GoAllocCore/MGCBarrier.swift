@@ -53,7 +53,7 @@ func gcBarrierShade(_ old: UInt, _ new: UInt) {
   guard let gc = UnsafeMutablePointer<GCState>(bitPattern: atomicLoadUInt(&gcStateWord)) else { return }
   let w = gc.pointee.work
   let m = w.barrierMarker
-  let a = m.mayNeedShade(old), b = m.mayNeedShade(new)
+  let a = m.mayNeedShade(old), b = m.mayNeedShade(new) && !m.allocatedBlackHere(new)
   if !a && !b { return }
   lockAcquire(&w.pointee.wbLock)
   if atomicLoad32(&gcBarrierOn) != 0 {
@@ -96,6 +96,20 @@ extension UnsafeMutablePointer where Pointee == GCMarker {
     let idx = s.objIndex(p)
     if idx < 0 || idx >= s.pointee.nelems { return false }
     return atomicLoadRelaxed64(bits + ((idx &>> 6) &<< 2) + 3) & (1 &<< UInt64(idx & 63)) == 0  // (gcmarkWord)
+  }
+
+  /// Whether p (in the heap's bounds) is a slot this thread's GC cache handed out during this
+  /// mark from the span it holds now (at or after that span's markFrom, below its freeindex):
+  /// allocated black, marked when the cache lets the span go or in stop 2 (MGCConcurrent), so
+  /// the barrier need not shade it (the common store: a pointer to an object just allocated).
+  /// Only the owning thread changes those words while the world runs.
+  @inline(__always) func allocatedBlackHere(_ p: UInt) -> Bool {
+    guard let raw = goalloc_tls_get() ?? goalloc_tls_slow_get(), let g = MCache(raw).header.pointee.gc,
+          let s = spanOfIndex(pointee.arenas, p), s.pointee.collected != 0, !s.isLarge else { return false }
+    let shape = s.spanClass.shape.index
+    if GCCache.span(g, shape).pointee != s { return false }
+    let idx = s.objIndex(p)
+    return idx >= GCCache.from(g, shape).pointee && idx < s.pointee.freeindex
   }
 
   /// Moves what the barrier's greys queued to the global queue; what finds no room there is
