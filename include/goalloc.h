@@ -51,6 +51,8 @@ struct goalloc_memstats {
   uint64_t gc_limited_cycles; /* cycles that ended with the GC CPU limiter on: the collector had
                             * taken over half the CPU for about a second (a memory limit the live
                             * data nearly fills), so the memory limit yields until it drains */
+  uint64_t gc_stall_ns;     /* concurrent: the time those stalled allocations waited, in all, */
+  uint64_t gc_stall_max_ns; /* and the longest single wait (a pause for that thread alone) */
   /* The struct only grows at its end, and stays small (Go's 256-entry pause rings are read
    * with goalloc_gc_read_pauses): a program built against an older header gets a prefix of
    * what it knows, as long as it passes a buffer of the size it was built with. */

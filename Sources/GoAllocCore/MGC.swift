@@ -58,6 +58,8 @@ public struct GCState {
   var lastAssist: (ns: UInt64, bytes: UInt64, count: UInt64) = (0, 0, 0)  // the last cycle's
   var totalAssists: (ns: UInt64, bytes: UInt64, count: UInt64) = (0, 0, 0)  // every cycle's but this one's
   var stalls: UInt64 = 0       // atomic: allocations that waited for a concurrent cycle at the goal
+  var stallNs: UInt64 = 0      // atomic: their waits, in all
+  var stallMaxNs: UInt64 = 0   // atomic (written under the collector's lock): the longest wait
   // The CPU limiter (MGCLimiter).
   var limiterFill: UInt64 = 0  // the bucket (CPU ns); collector's lock
   var limiterLast: UInt64 = 0  // when it was last updated (nanotime)
@@ -69,6 +71,10 @@ public struct GCState {
   var stallsSeen: UInt64 = 0   // stalls when the last concurrent cycle's runway was measured
   var heapMarked: UInt64 = 0   // bytes marked by the last cycle
   var stackBytes: UInt64 = 0   // stacks scanned by the last cycle
+  var boundarySP: UInt = 0     // a forced cycle's stack scan start (gcCollect); collector's lock
+  var concStarter = 0          // the thread that ran a concurrent cycle's stop 1 (its stack scanned there)
+  var stackCopy: UnsafeMutableRawPointer? = nil  // a stopped thread's stack, copied (MGCConcurrent)
+  var stackCopyBytes = 0
   var globalsBytes: UInt64 = 0 // image segments, added roots and scanned malloc memory
   var nonHeap: UInt64 = 0      // memory the collector cannot free (MGCPacer), at the last cycle
   var numGC: UInt32 = 0        // atomic
@@ -311,8 +317,10 @@ let gcRefused: Int32 = -1
 /// Runs a collection. `forced`: asked for by the program (goalloc_gc_collect); else the
 /// allocation trigger, which skips the cycle if another thread completed one meanwhile.
 /// Returns 0, or gcRefused after one line on stderr.
+/// `boundarySP`: where this thread's stack scan starts, when the caller took it at the API's
+/// boundary (its registers spilled above it); 0: where the cycle begins.
 @discardableResult
-func gcCollect(forced: Bool) -> Int32 {
+func gcCollect(forced: Bool, boundarySP: UInt = 0) -> Int32 {
   guard let h = globalHeap(), let gc = h.gcState() else { return 0 }
   if goalloc_gc_thread_self().pointee.busy != 0 || goalloc_in_signal_handler() != 0 {
     goalloc_write(2, "goalloc: gc: collection refused: called from a signal handler (not supported; the collector stops threads with a signal and takes the allocator's locks)\n")
@@ -330,13 +338,21 @@ func gcCollect(forced: Bool) -> Int32 {
   // (the allocating threads pay by assisting: MGCAssist). Once the heap reaches its goal the
   // allocation waits for the cycle to end (below: a stall, counted; the pacer then starts the
   // next cycle earlier).
+  var stalled: UInt64 = 0
   if !forced && atomicLoad32(&gc.pointee.phase) != GCPhase.off.rawValue {
     if atomicLoad64(&gc.pointee.heapLive) < atomicLoad64(&gc.pointee.heapGoal) || gc.gcLimiting { return 0 }
     atomicAdd64(&gc.pointee.stalls, 1)
+    stalled = goalloc_nanotime()
+    gc.gcAssistUntilDone()
   }
   // The CPU limiter on: a cycle only the memory limit asks for waits for the program's turn.
   if !forced && gc.gcLimiting && gc.gcLimiterDefers() { return 0 }
   lockAcquire(&gc.pointee.lock)
+  if stalled != 0 {
+    let d = goalloc_nanotime() &- stalled
+    atomicAdd64(&gc.pointee.stallNs, d)
+    if d > atomicLoad64(&gc.pointee.stallMaxNs) { atomicStore64(&gc.pointee.stallMaxNs, d) }
+  }
   if !forced && atomicLoad32(&gc.pointee.numGC) != seen {
     lockRelease(&gc.pointee.lock)
     return 0
@@ -351,6 +367,7 @@ func gcCollect(forced: Bool) -> Int32 {
     return gcRefused
   }
   gc.pointee.forcedNext = forced
+  gc.pointee.boundarySP = boundarySP
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_START))
   // Sweep termination, the world running: what the last cycle left unswept.
   gc.gcFinishSweep(h)
@@ -400,7 +417,8 @@ func gcCollectTail(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<
 /// goalloc_gc_with_registers' callback: the cycle, with the caller's stack pointer.
 func gcCycleEntry(_ arg: UnsafeMutableRawPointer?, _ sp: UInt) {
   guard let arg, let h = globalHeap() else { return }
-  gcCycle(h, arg.assumingMemoryBound(to: GCState.self), callerSP: sp)
+  let gc = arg.assumingMemoryBound(to: GCState.self)
+  gcCycle(h, gc, callerSP: gc.pointee.boundarySP != 0 ? gc.pointee.boundarySP : sp)
 }
 
 func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, callerSP: UInt) {
@@ -672,8 +690,19 @@ func gcForkChild(_ h: UnsafeMutablePointer<MHeap>) {
 
 // MARK: the API's core (MallocGC.swift has allocation and free)
 
-/// goalloc_gc_collect: a forced collection. 0, or -1 when refused (signal handler).
-public func goGCCollect() -> Int32 { gcCollect(forced: true) }
+/// goalloc_gc_collect: a forced collection. 0, or -1 when refused (signal handler). The
+/// caller's registers are spilled and its stack pointer taken here, at the API's boundary: the
+/// cycle scans this thread's stack from there, so the collector's own frames below it (whose
+/// unused slots may hold pointers left by earlier calls) are never roots.
+public func goGCCollect() -> Int32 {
+  var r: Int32 = 0
+  withUnsafeMutablePointer(to: &r) { goalloc_gc_with_registers(gcForcedEntry, UnsafeMutableRawPointer($0)) }
+  return r
+}
+
+func gcForcedEntry(_ arg: UnsafeMutableRawPointer?, _ sp: UInt) {
+  arg?.assumingMemoryBound(to: Int32.self).pointee = gcCollect(forced: true, boundarySP: sp)
+}
 
 /// goalloc_gc_set_percent: sets GOGC (-1 or any negative: off), returns the old value.
 public func goGCSetPercent(_ percent: Int32) -> Int32 {
@@ -799,6 +828,8 @@ func gcAddStats(_ h: UnsafeMutablePointer<MHeap>, _ m: inout MemStats) {
     m.gcAssistNs = gc.pointee.totalAssists.ns &+ atomicLoad64(&gc.pointee.assistNs)
     m.gcAssistBytes = gc.pointee.totalAssists.bytes &+ atomicLoad64(&gc.pointee.assistBytes)
     m.gcStalls = atomicLoad64(&gc.pointee.stalls)
+    m.gcStallNs = atomicLoad64(&gc.pointee.stallNs)
+    m.gcStallMaxNs = atomicLoad64(&gc.pointee.stallMaxNs)
   }
   m.gcLimitedCycles = gc.pointee.limitedCycles
   m.pauseTotalNs = gc.pointee.pauseTotalNs

@@ -12,8 +12,8 @@
 // left of it given back. Paying more than the debt leaves credit for the thread's next charges.
 // A thread whose debt cannot be paid (no queued work, or every assist marker busy) goes on, and
 // the workers share their local work at their next balance (`assistWanted`) so that its next
-// charge finds some; once the heap reaches its goal it waits for the cycle's end (MGC.gcCollect's
-// stall).
+// charge finds some; once the heap reaches its goal it marks whatever is queued and then waits
+// for the cycle's end (MGC.gcCollect's stall).
 //
 // Invariants: a thread's debt (its GC cache's assistDebtWord) belongs to the cycle in
 // assistCycleWord and is dropped when a new cycle starts. An assist runs inside the thread's GC
@@ -113,6 +113,27 @@ extension UnsafeMutablePointer where Pointee == GCState {
       }
     }
     debtWord.pointee = UInt64(bitPattern: debt)
+  }
+
+  /// An allocation found the heap at its goal during the mark: before it waits for the cycle's
+  /// end it marks whatever the global queue holds (Go parks an assist only when no work is
+  /// left), in rounds of `minAssistWork` x 4 so that a stop never waits long for it.
+  func gcAssistUntilDone() {
+    let t0 = goalloc_nanotime()
+    var marked: UInt64 = 0, rounds: UInt64 = 0
+    while atomicLoad32(&pointee.work.pointee.assistOpen) != 0 {
+      goalloc_gc_enter_busy()
+      let done = gcAssistWork(budget: minAssistWork &* 4)
+      goalloc_gc_leave_busy()
+      if done == 0 { break }
+      marked &+= done
+      rounds &+= 1
+    }
+    if rounds > 0 {
+      atomicAdd64(&pointee.assistNs, goalloc_nanotime() &- t0)
+      atomicAdd64(&pointee.assistBytes, marked)
+      atomicAdd64(&pointee.assistCount, rounds)
+    }
   }
 
   /// Marks about `budget` bytes on an assist marker with work from the global queue; returns

@@ -7,11 +7,12 @@
 //   0. world running: sweep termination (as stage 1), then the dirty-page period starts: the
 //      heap's ranges are write-protected for tracking (MGCDirty.gcDirtyBegin, time T0);
 //   1. stop 1 (short): every lock taken, the world stopped; phase = mark; every span a GC cache
-//      holds gets its *markFrom* (its freeindex now); the roots are scanned (stacks, images'
-//      writable segments, added roots, malloc scan spans) into the mark's queues; the helpers
-//      are woken; the world restarts and the locks are released;
-//   2. concurrent mark: the collecting thread and the helpers (MGCWorkers) drain the queues
-//      while the program runs; the program's threads do not wait for the cycle, they pay for
+//      holds gets its *markFrom* (its freeindex now); the roots are scanned (the stopping
+//      thread's stack, images' writable segments, added roots, malloc scan spans) into the
+//      mark's queues; the helpers are woken; the world restarts and the locks are released;
+//   2. concurrent mark: every other thread's stack is scanned with only that thread stopped
+//      (gcScanStacksOneByOne); the collecting thread and the helpers (MGCWorkers) drain the
+//      queues while the program runs; the program's threads do not wait for the cycle, they pay for
 //      their allocation with mark assists (MGCAssist) and wait only at the heap goal;
 //   3. stop 2, mark termination: phase = markTermination; allocate-black is settled (below);
 //      every thread's stack is scanned again, and the images' segments and added roots; then
@@ -79,7 +80,8 @@ import CGoAllocShim
 /// goalloc_gc_with_registers' callback in the concurrent mode.
 func gcConcCycleEntry(_ arg: UnsafeMutableRawPointer?, _ sp: UInt) {
   guard let arg, let h = globalHeap() else { return }
-  gcConcCycle(h, arg.assumingMemoryBound(to: GCState.self), callerSP: sp)
+  let gc = arg.assumingMemoryBound(to: GCState.self)
+  gcConcCycle(h, gc, callerSP: gc.pointee.boundarySP != 0 ? gc.pointee.boundarySP : sp)
 }
 
 func gcConcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, callerSP: UInt) {
@@ -116,7 +118,8 @@ func gcConcStart(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GC
   let split = gcMarkWorkers(procs: gc.pointee.markWorkers, threads: gc.pointee.lastThreads)
   gc.pointee.concFraction = split.fraction
   gc.pointee.concIdle = (split.idle, split.workers)
-  gc.gcMarkStart(h, callerSP: callerSP, me: me, workers: split.workers, concurrent: true)
+  gc.pointee.concStarter = me
+  gc.gcMarkStart(h, callerSP: callerSP, me: me, workers: split.workers, concurrent: true, otherStacks: false)
   gc.gcAssistsOpen()
   gc.gcBarrierOpen()
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_PRE_START_WORLD))
@@ -136,8 +139,10 @@ func gcConcFinish(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<G
   let cpu0 = goalloc_thread_cputime()
   let me = goalloc_gettid()
   let (t0, t1) = gc.pointee.concT
-  // Concurrent mark: this thread and the helpers, beside the program; then the pages written
-  // meanwhile, once (MGCDirty's preclean), so that stop 2 has only the last ones to rescan.
+  // Concurrent mark: the other threads' stacks, each thread stopped alone; this thread and the
+  // helpers, beside the program; then the pages written meanwhile (MGCDirty's preclean), so
+  // that stop 2 has only the last ones to rescan.
+  gc.gcScanStacksOneByOne(h, skip: gc.pointee.concStarter)
   gc.gcMarkConcurrent()
   gc.gcPreclean(h)
   gc.gcAssistsClose()  // (assists pay through the preclean's rounds too)
@@ -272,6 +277,70 @@ func gcFreeLargeDuringMark(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutable
 }
 
 extension UnsafeMutablePointer where Pointee == GCState {
+  /// Stacks one by one (Go scans each goroutine's stack with only that goroutine stopped): after
+  /// stop 1, the world running, every registered thread but `skip` (whose stack stop 1 scanned)
+  /// is stopped alone, just long enough to copy its stack from the sp its stop handler saved
+  /// (every register lies above it) and its static TLS; the copy is scanned once the thread runs
+  /// again (a stopped thread may hold the mark queue's lock). The caches lock keeps the thread
+  /// list still meanwhile. Stop 2 rescans every stack whole, so this finds the stacks' work
+  /// early rather than in a pause, and a thread that starts or ends meanwhile needs nothing here.
+  func gcScanStacksOneByOne(_ h: UnsafeMutablePointer<MHeap>, skip: Int) {
+    let m = marker0
+    let me = goalloc_gettid()
+    let list = h.pointee.caches
+    lockAcquire(&list.pointee.lock)
+    var it = list.pointee.head
+    while let raw = it {
+      let c = MCache(raw)
+      it = c.link.pointee.next
+      let tid = c.header.pointee.tid
+      guard let t = c.header.pointee.gcThread?.assumingMemoryBound(to: goalloc_gc_thread.self), tid != skip, tid != me else { continue }
+      var copied = 0
+      for _ in 0..<2 {  // (a second try after the copy buffer grew)
+        goalloc_gc_begin_stop()
+        let sent = goalloc_gc_signal_thread(tid)
+        if sent != 0 { goalloc_gc_wait_stopped(sent) }
+        if sent == 0 || atomicLoad32(&t.pointee.stopped) != goalloc_gc_epoch() {
+          goalloc_gc_start_world()
+          break  // (gone)
+        }
+        let sp = atomicLoadRelaxedUInt(&t.pointee.sp), top = t.pointee.stack_hi
+        let stack = sp != 0 && top > sp ? Int(top - sp) : 0
+        let tls = atomicLoad32(&t.pointee.tls_known) != 0 && t.pointee.tls_hi > t.pointee.tls_lo
+          ? Int(t.pointee.tls_hi - t.pointee.tls_lo) : 0
+        if stack + tls > pointee.stackCopyBytes {
+          goalloc_gc_start_world()
+          if !growStackCopy(stack + tls) { break }  // (stop 2 finds it)
+          continue
+        }
+        let buf = pointee.stackCopy!
+        if stack > 0 { buf.copyMemory(from: UnsafeRawPointer(bitPattern: sp)!, byteCount: stack) }
+        if tls > 0 { (buf + stack).copyMemory(from: UnsafeRawPointer(bitPattern: t.pointee.tls_lo)!, byteCount: tls) }
+        goalloc_gc_start_world()
+        copied = stack + tls
+        break
+      }
+      if copied > 0 {
+        let lo = UInt(bitPattern: pointee.stackCopy!)
+        m.scanRange(lo, lo + UInt(copied))
+        m.balance()
+        pointee.stackBytes &+= UInt64(copied)
+      }
+    }
+    lockRelease(&list.pointee.lock)
+  }
+
+  /// The stack copy's buffer, at least `bytes` (64 KiB steps). False when it cannot be had.
+  private func growStackCopy(_ bytes: Int) -> Bool {
+    let n = roundUp(bytes, 64 << 10)
+    guard let p = sysMap(n) else { return false }
+    if let old = pointee.stackCopy { goalloc_sys_unmap(old, pointee.stackCopyBytes) }
+    pointee.sys &+= UInt64(n) &- UInt64(pointee.stackCopyBytes)
+    pointee.stackCopy = p
+    pointee.stackCopyBytes = n
+    return true
+  }
+
   /// The concurrent mark: drains until every worker is idle (the overflow recovery waits for
   /// mark termination). The world runs.
   func gcMarkConcurrent() {
@@ -296,10 +365,19 @@ extension UnsafeMutablePointer where Pointee == GCState {
       return
     }
     if !pointee.preclean || pointee.concBroken { return }
+    // A round is about as long as the last one: none starts that would take the heap to its
+    // goal meanwhile (an allocation there waits for the whole cycle: a longer wait than the
+    // written pages the round would take out of stop 2).
+    let goal = atomicLoad64(&pointee.heapGoal)
+    var grown: UInt64 = 0
     for _ in 0..<GCState.precleanRounds {
+      let live0 = atomicLoad64(&pointee.heapLive)
+      if live0 &+ grown >= goal { return }
       let pages = gcPrecleanWritten(h)
       if pages < 0 { return }
       gcDrainRound()
+      let live1 = atomicLoad64(&pointee.heapLive)
+      grown = live1 > live0 ? live1 - live0 : 0
       if pages < GCState.precleanEnough { return }
     }
   }

@@ -54,14 +54,15 @@ extension UnsafeMutablePointer where Pointee == GCState {
 
   /// Stop 1's part of the mark: the markers prepared, the helpers woken, every root scanned.
   /// World stopped, every allocator lock held.
-  func gcMarkStart(_ h: UnsafeMutablePointer<MHeap>, callerSP: UInt, me: Int, workers: Int, concurrent: Bool = false) {
+  func gcMarkStart(_ h: UnsafeMutablePointer<MHeap>, callerSP: UInt, me: Int, workers: Int, concurrent: Bool = false,
+                   otherStacks: Bool = true) {
     let w = pointee.work
     gcSetHeapBounds(h)
     w.prepare(h, workers: workers, concurrent: concurrent)
     let n = w.pointee.nworkers
     atomicStore64(&w.pointee.nwait, UInt64(n - 1))  // the helpers start idle
     if n > 1 { gcWakeWorkers(n) }
-    gcScanRoots(h, callerSP: callerSP, me: me, mallocSpans: true)
+    gcScanRoots(h, callerSP: callerSP, me: me, mallocSpans: true, otherStacks: otherStacks)
   }
 
   /// The heap's address range (a candidate outside it is no pointer), into the work state.
@@ -80,8 +81,10 @@ extension UnsafeMutablePointer where Pointee == GCState {
 
   /// Scans the roots through worker 0 (world stopped, every allocator lock held): each stopped
   /// thread's stack, the images' writable segments, the added roots and, with `mallocSpans`,
-  /// the live memory of malloc scan spans. Sets stackBytes and globalsBytes.
-  func gcScanRoots(_ h: UnsafeMutablePointer<MHeap>, callerSP: UInt, me: Int, mallocSpans: Bool) {
+  /// the live memory of malloc scan spans. Sets stackBytes and globalsBytes. Without
+  /// `otherStacks` only the calling thread's stack (concurrent stop 1: MGCConcurrent scans the
+  /// others one by one after it).
+  func gcScanRoots(_ h: UnsafeMutablePointer<MHeap>, callerSP: UInt, me: Int, mallocSpans: Bool, otherStacks: Bool = true) {
     let m = pointee.work.pointee.markers  // worker 0: this thread
     var stacks: UInt64 = 0, globals: UInt64 = 0
     // Threads' stacks.
@@ -100,6 +103,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
         }
         goalloc_gc_tls_bounds(t)  // (a stopped thread computed its own in the stop handler)
       } else {
+        if !otherStacks { continue }
         // Stopped in this cycle: its handler saved sp (a thread that died meanwhile did not).
         if atomicLoad32(&t.pointee.stopped) != epoch { continue }
         from = atomicLoadRelaxedUInt(&t.pointee.sp)

@@ -79,6 +79,9 @@ public struct MemStats {
   public var gcAssistBytes: UInt64 = 0
   /// Allocations that found the heap at its goal while a concurrent mark ran, and waited for it.
   public var gcStalls: UInt64 = 0
+  /// The time those allocations waited, in all and the longest single wait.
+  public var gcStallNs: UInt64 = 0
+  public var gcStallMaxNs: UInt64 = 0
   /// Cycles that ended with the GC CPU limiter on (MGCLimiter: the collector took over half the
   /// CPU for about a second, and the memory limit yielded).
   public var gcLimitedCycles: UInt64 = 0
@@ -223,7 +226,8 @@ public struct MemStats {
     withUnsafeBytes(of: gc) { b in
       UnsafeMutableRawPointer(out + 27).copyMemory(from: b.baseAddress!, byteCount: b.count)
     }
-    let conc = (UInt64(numPauses), gcConc, gcDirtyPages, gcAssists, gcAssistNs, gcAssistBytes, gcStalls, gcLimitedCycles)
+    let conc = (UInt64(numPauses), gcConc, gcDirtyPages, gcAssists, gcAssistNs, gcAssistBytes, gcStalls, gcLimitedCycles,
+                gcStallNs, gcStallMaxNs)
     withUnsafeBytes(of: conc) { b in
       UnsafeMutableRawPointer(out + 34).copyMemory(from: b.baseAddress!, byteCount: b.count)
     }
@@ -271,7 +275,7 @@ func fillMemStatsBlock(_ t: UnsafeMutablePointer<goalloc_text>?, _ context: Unsa
     if m.gcConc > 0 {
       statLine(t, "GCConcurrent", m.gcConc); statLine(t, "GCDirtyPages", m.gcDirtyPages)
       statLine(t, "GCAssists", m.gcAssists); statLine(t, "GCAssistNs", m.gcAssistNs); statLine(t, "GCAssistBytes", m.gcAssistBytes)
-      statLine(t, "GCStalls", m.gcStalls)
+      statLine(t, "GCStalls", m.gcStalls); statLine(t, "GCStallNs", m.gcStallNs); statLine(t, "GCStallMaxNs", m.gcStallMaxNs)
     }
   }
 }

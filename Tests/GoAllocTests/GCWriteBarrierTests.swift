@@ -109,7 +109,7 @@ struct GCWriteBarrierSwiftTests {
 
   @Test func listsMutatedThroughPointerFieldsSurviveConcurrentCycles() { _withExclusiveGlobalHeapForTesting {
     GC.collect()
-    let oldSweep = _gcSetSweepModeForTesting(1)  // (eager: as gcconc=1 runs by default)
+    let oldSweep = _gcSetSweepModeForTesting(1)  // (eager: each cycle's frees are done when it returns)
     let old = _gcSetConcurrentForTesting(true, barrier: true, checkmark: true)
     defer {
       _gcRestoreConcurrentForTesting(old)

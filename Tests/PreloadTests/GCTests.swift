@@ -223,6 +223,18 @@ struct GCTests {
     expectScenarioOK(try await Self.run("assist", ["2500000"], environment: pre), atLeast: 4)
   }
 
+  @Test("deep stacks of other threads: scanned one thread at a time after the first stop (concurrent), or in the pause",
+        arguments: ["gcconc=1,gccheckmark=1", "gcconc=1,gcdirty=barrier,gccheckmark=1", "gccheckmark=1"])
+  func deepStacks(mode: String) async throws {
+    for procs in ["1", "4"] {
+      let r = try await Self.run("stacks", ["10"], environment: ["GOALLOC_GC_PROCS": procs, "GOALLOC_DEBUG": mode + ",gctrace=1"])
+      expectScenarioOK(r, atLeast: 2)
+      // 8 threads x 256 KiB: the stacks scanned are counted (gctrace's "N MB stacks").
+      let lines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("gc ") }
+      #expect(lines.last.map { $0.contains(" 2 MB stacks") || $0.contains(" 3 MB stacks") } == true, "\(r)")
+    }
+  }
+
   @Test("threads mutate linked lists without barriers while concurrent collections run: every list matches its shadow",
         arguments: ["gcconc=1,gccheckmark=1", "gcconc=1,gccheckmark=1,gcdirty=full", "gcconc=1,gccheckmark=1,gcpreclean=1",
                     "gccheckmark=1"])

@@ -745,9 +745,15 @@ static void assist(long n) {
   for (int l = 0; l < LISTS; l++)
     for (struct anode *a = heads[l]; a; a = a->next) count++;
   goalloc_read_memstats(&ms);
-  printf("assist: %llu cycles, %llu assists, %.1f ms, %llu bytes marked by them; %llu stalls; heap at most %.3f of its goal\n",
+  printf("assist: %llu cycles, %llu assists, %.1f ms, %llu bytes marked by them; %llu stalls (%.2f ms, the longest %.2f ms); "
+         "heap at most %.3f of its goal\n",
          (unsigned long long)(ms.num_gc - n0), (unsigned long long)(ms.gc_assists - a0), ms.gc_assist_ns / 1e6,
-         (unsigned long long)ms.gc_assist_bytes, (unsigned long long)(ms.gc_stalls - s0), worst);
+         (unsigned long long)ms.gc_assist_bytes, (unsigned long long)(ms.gc_stalls - s0), ms.gc_stall_ns / 1e6,
+         ms.gc_stall_max_ns / 1e6, worst);
+  CHECK("assist: stalls' waits counted (in all, and the longest)",
+        (ms.gc_stalls == 0) == (ms.gc_stall_ns == 0) && ms.gc_stall_max_ns <= ms.gc_stall_ns
+        && (ms.gc_stalls == 0 || ms.gc_stall_max_ns > 0), "%llu stalls, %llu ns, max %llu ns",
+        (unsigned long long)ms.gc_stalls, (unsigned long long)ms.gc_stall_ns, (unsigned long long)ms.gc_stall_max_ns);
   CHECK("assist: the linked heap is intact", count == LISTS * PER, "%ld nodes", count);
   CHECK("assist: collections ran", ms.num_gc - n0 >= 3, "%llu", (unsigned long long)(ms.num_gc - n0));
   CHECK("assist: the allocating thread assisted (concurrent mode only)",
@@ -993,6 +999,70 @@ static void resurrect(int rounds) {
   r_holder = 0;
 }
 
+// Deep stacks: ST_THREADS threads each hold ST_DEPTH frames of 4 KiB, every frame's array
+// holding the one pointer to a collected object (and its own pattern in it); the main thread
+// collects `rounds` times (concurrent marking scans the other threads' stacks one thread at a
+// time after its first stop: MGCConcurrent.gcScanStacksOneByOne) while the threads allocate
+// garbage that would reuse any object freed. Each object must survive intact. Prints the
+// longest first and second stop (concurrent) or pause (stopped world).
+enum { ST_THREADS = 8, ST_DEPTH = 64 };
+static volatile int st_done, st_ready;
+static int st_bad[ST_THREADS];
+__attribute__((noinline)) static void st_frame(int t, int d) {
+  void *volatile words[512];
+  for (int i = 0; i < 512; i++) words[i] = 0;
+  unsigned char pat = (unsigned char)(1 + t * ST_DEPTH + d);
+  void *o = goalloc_gc_malloc(64);
+  fill(o, 64, pat);
+  words[(t + d) % 512] = o;
+  uintptr_t h = hide(o);
+  o = 0;
+  if (d + 1 < ST_DEPTH) {
+    st_frame(t, d + 1);
+  } else {
+    __atomic_add_fetch(&st_ready, 1, __ATOMIC_ACQ_REL);
+    while (!__atomic_load_n(&st_done, __ATOMIC_ACQUIRE)) {
+      for (int i = 0; i < 200; i++) fill(goalloc_gc_malloc(64), 64, 0xEE);
+      usleep(200);
+    }
+  }
+  void *back = unhide(h);
+  if (words[(t + d) % 512] != back || !holds(back, 64, pat)) st_bad[t]++;
+}
+static void *st_thread(void *arg) {
+  st_frame((int)(intptr_t)arg, 0);
+  return 0;
+}
+static void stacks(int rounds) {
+  pthread_t th[ST_THREADS];
+  uint64_t n0 = num_gc(), p0 = ms.num_pauses;
+  for (int t = 0; t < ST_THREADS; t++) pthread_create(&th[t], 0, st_thread, (void *)(intptr_t)t);
+  while (__atomic_load_n(&st_ready, __ATOMIC_ACQUIRE) < ST_THREADS) usleep(1000);
+  for (int r = 0; r < rounds; r++) {
+    collect();
+    for (int i = 0; i < 2000; i++) fill(goalloc_gc_malloc(64), 64, 0xEE);
+  }
+  __atomic_store_n(&st_done, 1, __ATOMIC_RELEASE);
+  int bad = 0;
+  for (int t = 0; t < ST_THREADS; t++) { pthread_join(th[t], 0); bad += st_bad[t]; }
+  goalloc_read_memstats(&ms);
+  static uint64_t pause_ns[256], pause_end[256];
+  goalloc_gc_read_pauses(pause_ns, pause_end);
+  uint64_t max1 = 0, max2 = 0;
+  for (uint64_t k = p0 + 1; k <= ms.num_pauses && k + 256 > ms.num_pauses; k++) {
+    uint64_t v = pause_ns[(k - 1) % 256];
+    if (conc_mode() && k % 2 == 1) { if (v > max1) max1 = v; } else if (v > max2) max2 = v;
+  }
+  printf("stacks: %d threads x %d KiB of stack, %llu cycles: ", ST_THREADS, ST_DEPTH * 4, (unsigned long long)(ms.num_gc - n0));
+  if (conc_mode()) printf("longest first stop %.3f ms, second stop %.3f ms\n", max1 / 1e6, max2 / 1e6);
+  else printf("longest pause %.3f ms\n", max2 / 1e6);
+  if (getenv("ST_PAUSES"))
+    for (uint64_t k = p0 + 1; k <= ms.num_pauses && k + 256 > ms.num_pauses; k++) printf(" %.3f", pause_ns[(k - 1) % 256] / 1e6);
+  CHECK("stacks: collections ran", ms.num_gc >= n0 + (uint64_t)rounds, "%llu", (unsigned long long)(ms.num_gc - n0));
+  CHECK("stacks: every object held only by a deep frame of another thread survives intact", bad == 0,
+        "%d of %d lost", bad, ST_THREADS * ST_DEPTH);
+}
+
 // Threads mutating linked lists without any barrier while collections run (the main thread
 // collects in a loop; the threads' allocations trigger cycles too), checked against a shadow
 // model kept in malloc memory (never scanned): per list, the count and the sum of its nodes'
@@ -1144,6 +1214,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(what, "fuzz")) fuzz(argc > 2 ? atoi(argv[2]) : 100000);
   else if (!strcmp(what, "graph")) graph(argc > 2 ? atoi(argv[2]) : 100000);
   else if (!strcmp(what, "lazythreads")) lazythreads(argc > 2 ? atoi(argv[2]) : 100);
+  else if (!strcmp(what, "stacks")) stacks(argc > 2 ? atoi(argv[2]) : 20);
   else if (!strcmp(what, "resurrect")) {
     r_barrier = argc > 3 && !strcmp(argv[3], "barrier");
     resurrect(argc > 2 ? atoi(argv[2]) : 20);
