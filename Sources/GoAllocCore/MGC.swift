@@ -340,7 +340,7 @@ func gcCollect(forced: Bool, boundarySP: UInt = 0) -> Int32 {
   // next cycle earlier).
   var stalled: UInt64 = 0
   if !forced && atomicLoad32(&gc.pointee.phase) != GCPhase.off.rawValue {
-    if atomicLoad64(&gc.pointee.heapLive) < atomicLoad64(&gc.pointee.heapGoal) || gc.gcLimiting { return 0 }
+    if atomicLoad64(&gc.pointee.heapLive) < gc.gcHardGoalNow || gc.gcLimiting { return 0 }
     atomicAdd64(&gc.pointee.stalls, 1)
     stalled = goalloc_nanotime()
     gc.gcAssistUntilDone()

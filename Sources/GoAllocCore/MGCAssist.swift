@@ -12,8 +12,9 @@
 // left of it given back. Paying more than the debt leaves credit for the thread's next charges.
 // A thread whose debt cannot be paid (no queued work, or every assist marker busy) goes on, and
 // the workers share their local work at their next balance (`assistWanted`) so that its next
-// charge finds some; once the heap reaches its goal it marks whatever is queued and then waits
-// for the cycle's end (MGC.gcCollect's stall).
+// charge finds some; once the heap reaches its hard goal (MGCPacer.gcHardGoal: the goal and a
+// twentieth) it marks whatever is queued and then waits for the cycle's end (MGC.gcCollect's
+// stall).
 //
 // Invariants: a thread's debt (its GC cache's assistDebtWord) belongs to the cycle in
 // assistCycleWord and is dropped when a new cycle starts. An assist runs inside the thread's GC
@@ -57,6 +58,11 @@ func gcAssistSettle(debt: Int64, charge: Int64, credit: UInt64) -> (debt: Int64,
 }
 
 extension UnsafeMutablePointer where Pointee == GCState {
+  /// The hard goal of the cycle under way (gcHardGoal).
+  var gcHardGoalNow: UInt64 {
+    gcHardGoal(goal: atomicLoad64(&pointee.heapGoal), limitBound: atomicLoad32(&pointee.limitBound) != 0)
+  }
+
   /// Stop 1 of a concurrent cycle (world stopped, markers prepared): assists may take work.
   func gcAssistsOpen() {
     pointee.assistExpected = Swift.max(pointee.heapMarked, 1 << 20)
@@ -89,8 +95,9 @@ extension UnsafeMutablePointer where Pointee == GCState {
       cycleWord.pointee = cycle
       debtWord.pointee = 0
     }
+    let goal = atomicLoad64(&pointee.heapGoal), live = atomicLoad64(&pointee.heapLive)
     let perByte = gcAssistWorkPerByte(expected: pointee.assistExpected, done: atomicLoad64(&w.pointee.markDone),
-                                      goal: atomicLoad64(&pointee.heapGoal), live: atomicLoad64(&pointee.heapLive))
+                                      goal: live < goal ? goal : gcHardGoalNow, live: live)
     var debt = Int64(bitPattern: debtWord.pointee)
     while true {  // the charge, paid from the workers' credit first
       let c = atomicLoad64(&w.pointee.bgCredit)

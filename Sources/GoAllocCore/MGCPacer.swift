@@ -68,6 +68,12 @@ func gcBackgroundWorkers(procs: Int) -> (dedicated: Int, fraction: Double) {
   return (dedicated, 0)
 }
 
+/// Go's hard goal: how far a concurrent mark lets the heap pass its goal before an allocation
+/// waits for the mark (a stall): a twentieth more (Go allows a tenth; half of it here keeps the
+/// peak within 10 % of the goal with a span's worth per thread on top), and nothing more when
+/// the memory limit set the goal. Past the goal, assists pay against the runway to it.
+func gcHardGoal(goal: UInt64, limitBound: Bool) -> UInt64 { limitBound ? goal : goal &+ goal / 20 }
+
 /// A concurrent mark's workers: Go's background split (above), plus its *idle* workers: the CPUs
 /// that neither one of the program's `threads` (its registered threads when the mark began) nor
 /// a dedicated worker occupies mark too, at full speed (Go runs an idle worker on a P with
