@@ -336,6 +336,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
     } else {
       gcRescanDirty(h)
     }
+    gcDirtyEnd()
     finishMark(h, helpersAwake: false)
     w.pointee.markedBytes &+= atomicLoad64(&pointee.blackBytes)
     if pointee.checkmark { gcCheckmark(h, callerSP: callerSP, me: me) }

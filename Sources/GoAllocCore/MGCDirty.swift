@@ -4,7 +4,9 @@
 // A *tracking period* starts before the cycle's first stop (`gcDirtyBegin`, the world running):
 // the heap's ranges (MHeap.ranges) are listed in `dirtyRanges` and write-protected for tracking
 // by the mechanism dirty.c chose once per process (goalloc_dirty.h): userfaultfd's asynchronous
-// write-protect read back with PAGEMAP_SCAN (uffd), soft-dirty bits (softdirty), or nothing
+// write-protect read back with PAGEMAP_SCAN (uffd), soft-dirty bits (softdirty), read-only pages
+// and a SIGSEGV handler (mprotect: only collected scan spans' pages, gcDirtyMarkPages; the period
+// ends at mark termination, gcDirtyEnd, which makes them writable again), or nothing
 // (full: every page reads written, so mark termination rescans every marked object: a full
 // re-mark in the second stop, correct and slow). A range the mechanism refused, and heap memory
 // added after the period began (a range not listed, or grown past its listed end), reads
@@ -59,6 +61,48 @@ extension UnsafeMutablePointer where Pointee == GCState {
       let lo = pointee.dirtyRanges[2 * i], hi = pointee.dirtyRanges[2 * i + 1]
       if !began || goalloc_dirty_protect(lo, hi) != 0 { pointee.dirtyRanges[2 * i] = lo | dirtyUntracked }
     }
+    if began && pointee.dirtyMode == Int32(GOALLOC_DIRTY_MPROTECT) { gcDirtyMarkPages(h) }
+  }
+
+  /// mprotect: what the heap knows, under its lock (spans cannot change meanwhile; one allocated
+  /// later reads written, goalloc_dirty_span_alloc): the usable pages of collected scan spans
+  /// are made read-only; free pages and noscan spans need no rescan unless written; the rest
+  /// (malloc scan spans: roots, rescanned; guard pages) read written and are never protected,
+  /// so a read(2) into malloc'd or pointer-free memory never meets EFAULT.
+  private func gcDirtyMarkPages(_ h: UnsafeMutablePointer<MHeap>) {
+    lockAcquire(&h.pointee.lock)
+    for i in 0..<pointee.ndirtyRanges {
+      let raw = pointee.dirtyRanges[2 * i], hi = pointee.dirtyRanges[2 * i + 1]
+      if raw & dirtyUntracked != 0 { continue }
+      var p = raw
+      var runLo = p, kind: Int32 = -1  // the run being gathered: 1 track, 0 clean, -1 neither
+      func flush(_ to: UInt) {
+        if kind >= 0 && runLo < to { _ = goalloc_dirty_mark_pages(runLo, to, kind) }
+      }
+      while p < hi {
+        var k: Int32 = 0, next = p &+ UInt(pageSize), usableEnd = next
+        if let s = spanOfIndex(h.pointee.arenas, p) {
+          let start = s.pointee.startAddr
+          next = Swift.min(hi, start &+ UInt(s.pointee.npages &* pageSize))
+          usableEnd = Swift.min(next, next &- UInt(Int(s.pointee.guardPages) &* pageSize))
+          if atomicLoad32(&s.pointee.state) != spanInUse || s.pointee.elemsize == 0 {
+            k = -1
+          } else {
+            k = s.spanClass.noscan ? 0 : s.pointee.collected != 0 ? 1 : -1
+          }
+        }
+        if usableEnd > p && k != kind { flush(p); runLo = p; kind = k }
+        if usableEnd < next { flush(usableEnd); runLo = usableEnd; kind = -1 }
+        p = next
+      }
+      flush(hi)
+    }
+    lockRelease(&h.pointee.lock)
+  }
+
+  /// Ends the tracking period (stop 2, after the rescan): mprotect's pages writable again.
+  func gcDirtyEnd() {
+    if pointee.dirtyMode == Int32(GOALLOC_DIRTY_MPROTECT) { goalloc_dirty_end() }
   }
 
   /// A preclean round's scan (world running): the 4 KiB pages it found written and rescanned,
