@@ -246,12 +246,17 @@ void goalloc_dirty_after_fork_child(void) {
 // handler never reads unmapped memory): `prot` (made read-only by this period: the only pages the
 // handler and mp_end touch), `clean` (reads unwritten unless `written`: the tracked pages and
 // those nothing scans, goalloc_dirty_mark_pages) and `written`. Every other page reads written.
-enum { MP_RANGES = 1024, MP_MAX_RUNS = 16384 };  // (runs: each may split a kernel mapping)
+// Each protected run, and each page a fault makes writable inside one, may split a kernel mapping
+// (vm.max_map_count, 65530 by default, counts them): at most MP_MAX_RUNS runs are protected, and
+// after MP_MAX_FAULTS faults a period's fault unprotects its whole run (read written; the kernel
+// merges the mappings back).
+enum { MP_RANGES = 1024, MP_MAX_RUNS = 4096, MP_MAX_FAULTS = 8192 };
 struct mp_range { uintptr_t lo, hi; uint64_t *prot, *clean, *written; size_t bytes; };
 static struct mp_range mp[MP_RANGES];
 static long mp_n;                  // ranges registered this period (handlers read it)
 static int mp_on;                  // a period runs
 static long mp_runs;               // protected runs this period
+static long mp_faults;             // faults this period (handlers count them)
 static struct sigaction mp_prev;   // the SIGSEGV action ours replaced
 static int mp_installed;
 
@@ -287,8 +292,9 @@ static int mp_fault(uintptr_t a) {
   size_t i = (a - r->lo) / OS_PAGE;
   if (!bit_get(r->prot, i)) return 0;
   bits_set(r->written, i, i + 1);
-  if (mprotect((void *)(r->lo + i * OS_PAGE), OS_PAGE, PROT_READ | PROT_WRITE) == 0) return 1;
-  // Too many kernel mappings (ENOMEM): the whole protected run around it, all read written.
+  if (__atomic_fetch_add(&mp_faults, 1, __ATOMIC_RELAXED) < MP_MAX_FAULTS
+      && mprotect((void *)(r->lo + i * OS_PAGE), OS_PAGE, PROT_READ | PROT_WRITE) == 0) return 1;
+  // Too many faults, or kernel mappings (ENOMEM): the whole protected run around it, read written.
   size_t s = i, e = i + 1, np = (r->hi - r->lo) / OS_PAGE;
   while (s > 0 && bit_get(r->prot, s - 1)) s--;
   while (e < np && bit_get(r->prot, e)) e++;
@@ -451,4 +457,5 @@ static void mp_end(void) {
   __atomic_store_n(&mp_n, 0, __ATOMIC_RELEASE);
   mp_on = 0;
   mp_runs = 0;
+  __atomic_store_n(&mp_faults, 0, __ATOMIC_RELAXED);
 }

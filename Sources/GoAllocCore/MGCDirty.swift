@@ -18,8 +18,9 @@
 // only. Thread stacks, the images' segments and the added roots are not tracked: they are
 // rescanned whole (MGCConcurrent).
 // Invariants: a page not reported written was not written by any thread, nor by the kernel on a
-// thread's behalf (read(2) into the heap faults like a store), since the period began; the
-// collector's lock is held from the period's start to its end.
+// thread's behalf (uffd, soft-dirty: read(2) into the heap counts as a store; mprotect: it fails
+// with EFAULT on a protected page), since the period began; the collector's lock is held from the
+// period's start to its end.
 import CGoAllocShim
 
 // Preclean (uffd only; bdwgc's and the mostly-concurrent papers' precleaning): after the
@@ -76,28 +77,31 @@ extension UnsafeMutablePointer where Pointee == GCState {
       if raw & dirtyUntracked != 0 { continue }
       var p = raw
       var runLo = p, kind: Int32 = -1  // the run being gathered: 1 track, 0 clean, -1 neither
-      func flush(_ to: UInt) {
-        if kind >= 0 && runLo < to { _ = goalloc_dirty_mark_pages(runLo, to, kind) }
-      }
       while p < hi {
         var k: Int32 = 0, next = p &+ UInt(pageSize), usableEnd = next
         if let s = spanOfIndex(h.pointee.arenas, p) {
           let start = s.pointee.startAddr
           next = Swift.min(hi, start &+ UInt(s.pointee.npages &* pageSize))
-          usableEnd = Swift.min(next, next &- UInt(Int(s.pointee.guardPages) &* pageSize))
-          if atomicLoad32(&s.pointee.state) != spanInUse || s.pointee.elemsize == 0 {
+          let odd = next <= p  // (a record being changed: that page skipped)
+          if odd { next = p &+ UInt(pageSize) }
+          usableEnd = odd ? next : Swift.min(next, next &- UInt(Int(s.pointee.guardPages) &* pageSize))
+          if odd || atomicLoad32(&s.pointee.state) != spanInUse || s.pointee.elemsize == 0 {
             k = -1
           } else {
             k = s.spanClass.noscan ? 0 : s.pointee.collected != 0 ? 1 : -1
           }
         }
-        if usableEnd > p && k != kind { flush(p); runLo = p; kind = k }
-        if usableEnd < next { flush(usableEnd); runLo = usableEnd; kind = -1 }
+        if usableEnd > p && k != kind { markRun(runLo, p, kind); runLo = p; kind = k }
+        if usableEnd < next { markRun(runLo, usableEnd, kind); runLo = usableEnd; kind = -1 }
         p = next
       }
-      flush(hi)
+      markRun(runLo, hi, kind)
     }
     lockRelease(&h.pointee.lock)
+  }
+
+  @inline(__always) private func markRun(_ lo: UInt, _ hi: UInt, _ kind: Int32) {
+    if kind >= 0 && lo < hi { _ = goalloc_dirty_mark_pages(lo, hi, kind) }
   }
 
   /// Ends the tracking period (stop 2, after the rescan): mprotect's pages writable again.

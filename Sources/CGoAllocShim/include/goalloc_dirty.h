@@ -67,7 +67,8 @@ long goalloc_dirty_scan_reset(uintptr_t *lo, uintptr_t hi, uintptr_t *out, long 
 /// the stats.
 const char *goalloc_dirty_name(int mode);
 /// In a fork child: the userfaultfd belongs to the parent's address space; the next period
-/// probes again; mprotect: the parent's period's pages writable again (the handler stays).
+/// probes again; mprotect: (a fork waits for a period to end, the collector's lock) any period
+/// left ended, its pages writable; the handler stays.
 void goalloc_dirty_after_fork_child(void);
 
 #ifdef __cplusplus
