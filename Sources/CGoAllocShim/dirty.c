@@ -242,10 +242,12 @@ void goalloc_dirty_after_fork_child(void) {
 
 // --- mprotect: the tracked pages are made read-only; the first write to one faults, and the
 // SIGSEGV handler records it and makes it writable again (the store then retries).
-// Per registered range, three bitmaps of its 4 KiB pages (mmap'd, kept across periods so a late
-// handler never reads unmapped memory): `prot` (made read-only by this period: the only pages the
-// handler and mp_end touch), `clean` (reads unwritten unless `written`: the tracked pages and
-// those nothing scans, goalloc_dirty_mark_pages) and `written`. Every other page reads written.
+// Per registered range, three bitmaps of its 4 KiB pages (mmap'd, kept across periods): `prot`
+// (made read-only by this period: the only pages the handler and mp_end touch), `clean` (reads
+// unwritten unless `written`: the tracked pages and those nothing scans, goalloc_dirty_mark_pages)
+// and `written`. Every other page reads written. The ranges stay listed after the period until
+// the next begins: a thread that faulted just before mp_end made its page writable finds it
+// there (the handler's mprotect is then a no-op and the store retries).
 // Each protected run, and each page a fault makes writable inside one, may split a kernel mapping
 // (vm.max_map_count, 65530 by default, counts them): at most MP_MAX_RUNS runs are protected, and
 // after MP_MAX_FAULTS faults a period's fault unprotects its whole run (read written; the kernel
@@ -253,8 +255,8 @@ void goalloc_dirty_after_fork_child(void) {
 enum { MP_RANGES = 1024, MP_MAX_RUNS = 4096, MP_MAX_FAULTS = 8192 };
 struct mp_range { uintptr_t lo, hi; uint64_t *prot, *clean, *written; size_t bytes; };
 static struct mp_range mp[MP_RANGES];
-static long mp_n;                  // ranges registered this period (handlers read it)
-static int mp_on;                  // a period runs
+static long mp_n;                  // ranges registered by the last period (handlers read it)
+static int mp_on;                  // a period runs (heap lock)
 static long mp_runs;               // protected runs this period
 static long mp_faults;             // faults this period (handlers count them)
 static struct sigaction mp_prev;   // the SIGSEGV action ours replaced
@@ -281,7 +283,8 @@ static struct mp_range *mp_find(uintptr_t a) {
 /// The first registered address above a (none: UINTPTR_MAX).
 static uintptr_t mp_next(uintptr_t a) {
   uintptr_t b = UINTPTR_MAX;
-  for (long k = 0; k < mp_n; k++) if (mp[k].lo > a && mp[k].lo < b) b = mp[k].lo;
+  long n = __atomic_load_n(&mp_n, __ATOMIC_ACQUIRE);
+  for (long k = 0; k < n; k++) if (mp[k].lo > a && mp[k].lo < b) b = mp[k].lo;
   return b;
 }
 
@@ -324,7 +327,7 @@ static void mp_handler(int sig, siginfo_t *si, void *uc) {
 /// The handler, installed on the first period; a period whose handler the program replaced
 /// since is refused (all written).
 static int mp_begin(void) {
-  mp_end();  // (a period a cycle left open)
+  __atomic_store_n(&mp_n, 0, __ATOMIC_RELEASE);
   struct sigaction cur;
   if (sigaction(SIGSEGV, 0, &cur) != 0) return -1;
   if (mp_installed) {
@@ -403,14 +406,14 @@ static void mp_written(uintptr_t lo, uintptr_t hi, int unprotect) {
 }
 
 void goalloc_dirty_span_alloc(uintptr_t lo, uintptr_t hi) {
-  if (__atomic_load_n(&mp_n, __ATOMIC_ACQUIRE) == 0 || mode != GOALLOC_DIRTY_MPROTECT) return;
+  if (!__atomic_load_n(&mp_on, __ATOMIC_ACQUIRE) || mode != GOALLOC_DIRTY_MPROTECT) return;
   mp_written(lo, hi, 1);
 }
 
 void goalloc_dirty_note_protect(uintptr_t lo, uintptr_t hi) {
   if (__atomic_load_n(&mp_n, __ATOMIC_ACQUIRE) == 0 || mode != GOALLOC_DIRTY_MPROTECT) return;
   mp_written(lo, hi, 0);
-  for (uintptr_t a = lo; a < hi;) {  // never touched by the handler or mp_end again
+  for (uintptr_t a = lo; a < hi;) {  // never touched by the handler or mp_end again (even after it)
     struct mp_range *r = mp_find(a);
     if (!r) { a = mp_next(a); continue; }
     uintptr_t b = hi < r->hi ? hi : r->hi;
@@ -441,6 +444,7 @@ static long mp_scan(uintptr_t *lo, uintptr_t hi, uintptr_t *out, long max) {
 /// The period's end: every page it made read-only writable again (whole runs: the kernel merges
 /// the mappings back).
 static void mp_end(void) {
+  if (!mp_on) return;
   long n = mp_n;
   for (long k = 0; k < n; k++) {
     struct mp_range *r = &mp[k];
@@ -454,8 +458,7 @@ static void mp_end(void) {
       s = e;
     }
   }
-  __atomic_store_n(&mp_n, 0, __ATOMIC_RELEASE);
-  mp_on = 0;
+  __atomic_store_n(&mp_on, 0, __ATOMIC_RELEASE);  // (the ranges stay listed)
   mp_runs = 0;
   __atomic_store_n(&mp_faults, 0, __ATOMIC_RELAXED);
 }

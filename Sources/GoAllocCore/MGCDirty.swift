@@ -6,7 +6,7 @@
 // by the mechanism dirty.c chose once per process (goalloc_dirty.h): userfaultfd's asynchronous
 // write-protect read back with PAGEMAP_SCAN (uffd), soft-dirty bits (softdirty), read-only pages
 // and a SIGSEGV handler (mprotect: only collected scan spans' pages, gcDirtyMarkPages; the period
-// ends at mark termination, gcDirtyEnd, which makes them writable again), or nothing
+// ends just after stop 2, gcDirtyEnd, which makes them writable again), or nothing
 // (full: every page reads written, so mark termination rescans every marked object: a full
 // re-mark in the second stop, correct and slow). A range the mechanism refused, and heap memory
 // added after the period began (a range not listed, or grown past its listed end), reads
@@ -42,6 +42,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
   /// runs; the collector's lock is held.
   func gcDirtyBegin(_ h: UnsafeMutablePointer<MHeap>) {
     if pointee.dirtyMode < 0 { pointee.dirtyMode = Int32(goalloc_dirty_mode()) }
+    gcDirtyEnd(h)  // (one a cycle left open)
     if barrierMode {  // (gcdirty=barrier: nothing tracked, MGCBarrier)
       pointee.ndirtyRanges = 0
       return
@@ -104,9 +105,13 @@ extension UnsafeMutablePointer where Pointee == GCState {
     if kind >= 0 && lo < hi { _ = goalloc_dirty_mark_pages(lo, hi, kind) }
   }
 
-  /// Ends the tracking period (stop 2, after the rescan): mprotect's pages writable again.
-  func gcDirtyEnd() {
-    if pointee.dirtyMode == Int32(GOALLOC_DIRTY_MPROTECT) { goalloc_dirty_end() }
+  /// Ends the tracking period once stop 2 is over (the world running; the collector's lock held):
+  /// mprotect's pages writable again, under the heap lock (no guard page changes meanwhile).
+  func gcDirtyEnd(_ h: UnsafeMutablePointer<MHeap>) {
+    if pointee.dirtyMode != Int32(GOALLOC_DIRTY_MPROTECT) { return }
+    lockAcquire(&h.pointee.lock)
+    goalloc_dirty_end()
+    lockRelease(&h.pointee.lock)
   }
 
   /// A preclean round's scan (world running): the 4 KiB pages it found written and rescanned,

@@ -263,6 +263,15 @@ struct GCTests {
     #expect(!caught.exitedCleanly && caught.stderr.contains("reachable object(s) left unmarked by the mark"), "\(caught)")
   }
 
+  @Test("gcdirty=auto with userfaultfd refused (seccomp) falls back: soft-dirty where the kernel has it, else mprotect")
+  func autoWithoutUffd() async throws {
+    let r = try await Self.run("nouffd", ["mutate", "3", "100000"], environment: ["GOALLOC_DEBUG": "gcconc=1,gccheckmark=1,gctrace=1"])
+    expectScenarioOK(r, atLeast: 3)
+    #expect(r.stdout.contains("gc_conc 5,") || r.stdout.contains("gc_conc 2,"), "\(r)")
+    let lines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("gc ") }
+    #expect(!lines.isEmpty && lines.allSatisfy { $0.contains(", conc mprotect ") || $0.contains(", conc softdirty ") }, "\(r)")
+  }
+
   @Test("gcdirty=mprotect: read(2) into a protected scan object fails with EFAULT, not into noscan or malloc memory; other faults still crash")
   func mprotectSyscallsAndFaults() async throws {
     let env = ["GOALLOC_DEBUG": "gcconc=1,gcdirty=mprotect,gccheckmark=1"]

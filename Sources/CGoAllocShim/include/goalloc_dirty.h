@@ -12,7 +12,8 @@
 //              SIGSEGV handler (SA_SIGINFO, installed on the first period, allocation- and
 //              lock-free) records a write fault on one and makes it writable again; any other
 //              fault goes to the action the handler replaced (default: the usual crash). The
-//              period ends (goalloc_dirty_end) with every page it protected writable again.
+//              period ends (goalloc_dirty_end, once stop 2 is over) with every page it
+//              protected writable again.
 //              Limitation: a system call writing into a protected page (read(2) into a GC
 //              object with pointers) fails with EFAULT rather than faulting; malloc'd and
 //              pointer-free (noscan) memory is never protected. A period whose handler the
@@ -53,8 +54,8 @@ void goalloc_dirty_span_alloc(uintptr_t lo, uintptr_t hi);
 /// mprotect (os.c, before the allocator changes the protection of [lo, hi): guard pages): the
 /// pages read written and are never touched by the period again.
 void goalloc_dirty_note_protect(uintptr_t lo, uintptr_t hi);
-/// Ends the period (stop 2, after the scan; also at the next begin): mprotect makes every page it
-/// protected writable again. Other mechanisms: nothing.
+/// Ends the period (after stop 2's scan, or before the next begin; heap lock held): mprotect makes
+/// every page it protected writable again. Other mechanisms: nothing.
 void goalloc_dirty_end(void);
 /// The pages of [*lo, hi) written since the period began (or not tracked): up to `max` [a, b)
 /// pairs into `out`; *lo moves to where the walk stopped (hi once done). Returns the pairs, or

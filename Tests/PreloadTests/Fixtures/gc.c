@@ -11,7 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1182,6 +1187,26 @@ static void mutate(int threads, long ops, const char *barrier) {
   for (int i = 0; i < threads; i++) { mt[i].heads = 0; free(mt[i].count); free(mt[i].sum); }
 }
 
+// `nouffd SCENARIO ...`: the scenario, run again with userfaultfd refused (ENOSYS, a seccomp
+// filter), so gcdirty=auto falls back (soft-dirty where the kernel has it, else mprotect).
+static int nouffd(char **args) {
+  struct sock_filter f[] = {
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_userfaultfd, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {4, f};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) {
+    printf("FAIL nouffd: seccomp refused (errno %d)\n", errno);
+    return 1;
+  }
+  args[-1] = "gc";
+  execv("/proc/self/exe", args - 1);
+  printf("FAIL nouffd: exec (errno %d)\n", errno);
+  return 1;
+}
+
 int main(int argc, char **argv) {
   // The test runner starts us with some signals blocked (the mask is inherited across exec); a
   // thread that blocks the GC's stop signal blocks every collection (goalloc.h), so start clean.
@@ -1189,6 +1214,7 @@ int main(int argc, char **argv) {
   sigemptyset(&none);
   pthread_sigmask(SIG_SETMASK, &none, 0);
   const char *what = argc > 1 ? argv[1] : "reach";
+  if (!strcmp(what, "nouffd") && argc > 2) return nouffd(argv + 2);
   if (!strcmp(what, "reach")) reach();
   else if (!strcmp(what, "noscan")) noscan();
   else if (!strcmp(what, "interior")) interior();
