@@ -11,14 +11,12 @@
 //              soft-dirty both fail) the collected scan spans' pages are made read-only
 //              (goalloc_dirty_mark_pages) and a SIGSEGV handler (SA_SIGINFO, installed on the
 //              first period, allocation- and lock-free) records a write fault on one and makes
-//              it writable again; any other
-//              fault goes to the action the handler replaced (default: the usual crash). The
-//              period ends (goalloc_dirty_end, once stop 2 is over) with every page it
-//              protected writable again.
-//              Limitation: a system call writing into a protected page (read(2) into a GC
-//              object with pointers) fails with EFAULT rather than faulting; malloc'd and
-//              pointer-free (noscan) memory is never protected. A period whose handler the
-//              program replaced reads all written;
+//              it writable again; any other fault goes to the action the handler replaced
+//              (default: the usual crash). The period ends (goalloc_dirty_end, once stop 2 is
+//              over) with every page it protected writable again. Limitation: a system call
+//              writing into a protected page (read(2) into a GC object with pointers) fails
+//              with EFAULT rather than faulting; malloc'd and pointer-free (noscan) memory is
+//              never protected. A period whose handler the program replaced reads all written;
 //   full       none: every page reads written (mark termination then re-marks everything);
 //   barrier    none, and none needed (only when GOALLOC_DEBUG=gcdirty=barrier names it): the
 //              program stores every pointer into collected objects through
