@@ -41,7 +41,8 @@ struct goalloc_memstats {
   uint64_t num_pauses;     /* pauses in the rings: one per cycle, two per concurrent cycle */
   uint64_t gc_conc;        /* GOALLOC_DEBUG=gcconc=1: how written pointers are found (1 userfaultfd
                             * write-protect, 2 soft-dirty bits, 3 none: a full re-mark, 4 the
-                            * program's write barrier: gcdirty=barrier); 0 off */
+                            * program's write barrier: gcdirty=barrier, 5 mprotect and a SIGSEGV
+                            * handler); 0 off */
   uint64_t gc_dirty_pages; /* concurrent: pages rescanned at the last mark termination */
   uint64_t gc_assists;     /* concurrent: mark assists that marked (allocating threads paying for */
   uint64_t gc_assist_ns;   /* their allocation by marking), their time, and the bytes they marked, */

@@ -6,6 +6,9 @@
 #include "goalloc_env.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/auxv.h>
+#include <ucontext.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -36,6 +39,10 @@ struct pm_scan_arg_ {
 #define PAGE_IS_WRITTEN_ 2ull
 
 enum { OS_PAGE = 4096, VEC = 1024 };
+static void mp_end(void);
+static int mp_begin(void);
+static int mp_register(uintptr_t lo, uintptr_t hi);
+static long mp_scan(uintptr_t *lo, uintptr_t hi, uintptr_t *out, long max);
 static int mode = -1;        // -1: not chosen yet
 static int uffd = -1;        // uffd mode: the userfaultfd
 static int pagemap = -1;     // /proc/self/pagemap (uffd and softdirty)
@@ -117,17 +124,19 @@ static int probe_softdirty(void) {
 
 int goalloc_dirty_mode(void) {
   if (mode >= 0) return mode;
-  int want = goalloc_debug_gcdirty();  // 0 auto, 1 uffd, 2 softdirty, 3 full, 4 barrier
+  int want = goalloc_debug_gcdirty();  // 0 auto, 1 uffd, 2 softdirty, 3 full, 4 barrier, 5 mprotect
   int m = GOALLOC_DIRTY_FULL;
   if (want == 4) {
     m = GOALLOC_DIRTY_BARRIER;  // (never chosen by auto: it is the program's promise)
   } else if (want != 3) {
-    pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (want <= 2) pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     if (pagemap >= 0) {
       if ((want == 0 || want == 1) && probe_uffd()) m = GOALLOC_DIRTY_UFFD;
       else if ((want == 0 || want == 2) && probe_softdirty()) m = GOALLOC_DIRTY_SOFTDIRTY;
     }
     if (m == GOALLOC_DIRTY_FULL && pagemap >= 0) { close(pagemap); pagemap = -1; }
+    if (m == GOALLOC_DIRTY_FULL && (want == 0 || want == 5) && getauxval(AT_PAGESZ) == OS_PAGE)
+      m = GOALLOC_DIRTY_MPROTECT;
   }
   mode = m;
   return m;
@@ -137,6 +146,7 @@ int goalloc_dirty_begin(void) {
   switch (goalloc_dirty_mode()) {
     case GOALLOC_DIRTY_SOFTDIRTY: return clear_refs();
     case GOALLOC_DIRTY_UFFD: return 0;
+    case GOALLOC_DIRTY_MPROTECT: return mp_begin();
     default: return -1;
   }
 }
@@ -144,6 +154,7 @@ int goalloc_dirty_begin(void) {
 int goalloc_dirty_protect(uintptr_t lo, uintptr_t hi) {
   switch (goalloc_dirty_mode()) {
     case GOALLOC_DIRTY_SOFTDIRTY: return 0;  // (begin cleared everything)
+    case GOALLOC_DIRTY_MPROTECT: return mp_register(lo, hi);
     case GOALLOC_DIRTY_UFFD: {
       // Registering a range registered before is allowed; a new one (the heap grew) needs it.
       if (uffd_register(lo, hi) != 0) return -1;
@@ -193,6 +204,7 @@ long goalloc_dirty_scan(uintptr_t *lo, uintptr_t hi, uintptr_t *out, long max) {
       *lo = at + (uintptr_t)npages * OS_PAGE;
       return n;
     }
+    case GOALLOC_DIRTY_MPROTECT: return mp_scan(lo, hi, out, max);
     default: break;
   }
   return -1;
@@ -212,13 +224,241 @@ long goalloc_dirty_scan_reset(uintptr_t *lo, uintptr_t hi, uintptr_t *out, long 
 
 const char *goalloc_dirty_name(int m) {
   return m == GOALLOC_DIRTY_UFFD ? "uffd" : m == GOALLOC_DIRTY_SOFTDIRTY ? "softdirty"
-       : m == GOALLOC_DIRTY_BARRIER ? "barrier" : "full";
+       : m == GOALLOC_DIRTY_BARRIER ? "barrier" : m == GOALLOC_DIRTY_MPROTECT ? "mprotect" : "full";
+}
+
+void goalloc_dirty_end(void) {
+  if (mode == GOALLOC_DIRTY_MPROTECT) mp_end();
 }
 
 void goalloc_dirty_after_fork_child(void) {
+  if (mode == GOALLOC_DIRTY_MPROTECT) mp_end();  // (the parent's period: its pages writable again)
   if (uffd >= 0) close(uffd);
   if (pagemap >= 0) close(pagemap);
   uffd = -1;
   pagemap = -1;
   mode = -1;
+}
+
+// --- mprotect: the tracked pages are made read-only; the first write to one faults, and the
+// SIGSEGV handler records it and makes it writable again (the store then retries).
+// Per registered range, three bitmaps of its 4 KiB pages (mmap'd, kept across periods): `prot`
+// (made read-only by this period: the only pages the handler and mp_end touch), `clean` (reads
+// unwritten unless `written`: the tracked pages and those nothing scans, goalloc_dirty_mark_pages)
+// and `written`. Every other page reads written. The ranges stay listed after the period until
+// the next begins: a thread that faulted just before mp_end made its page writable finds it
+// there (the handler's mprotect is then a no-op and the store retries).
+// Each protected run, and each page a fault makes writable inside one, may split a kernel mapping
+// (vm.max_map_count, 65530 by default, counts them): at most MP_MAX_RUNS runs are protected, and
+// after MP_MAX_FAULTS faults a period's fault unprotects its whole run (read written; the kernel
+// merges the mappings back).
+enum { MP_RANGES = 1024, MP_MAX_RUNS = 4096, MP_MAX_FAULTS = 8192 };
+struct mp_range { uintptr_t lo, hi; uint64_t *prot, *clean, *written; size_t bytes; };
+static struct mp_range mp[MP_RANGES];
+static long mp_n;                  // ranges registered by the last period (handlers read it)
+static int mp_on;                  // a period runs (heap lock)
+static long mp_runs;               // protected runs this period
+static long mp_faults;             // faults this period (handlers count them)
+static struct sigaction mp_prev;   // the SIGSEGV action ours replaced
+static int mp_installed;
+
+static int bit_get(const uint64_t *w, size_t i) {
+  return (int)((__atomic_load_n(&w[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1);
+}
+
+static void bits_set(uint64_t *w, size_t i, size_t j) {
+  for (; i < j; i++) __atomic_fetch_or(&w[i / 64], 1ull << (i % 64), __ATOMIC_SEQ_CST);
+}
+
+static void bits_clear(uint64_t *w, size_t i, size_t j) {
+  for (; i < j; i++) __atomic_fetch_and(&w[i / 64], ~(1ull << (i % 64)), __ATOMIC_SEQ_CST);
+}
+
+static struct mp_range *mp_find(uintptr_t a) {
+  long n = __atomic_load_n(&mp_n, __ATOMIC_ACQUIRE);
+  for (long k = 0; k < n; k++) if (a >= mp[k].lo && a < mp[k].hi) return &mp[k];
+  return 0;
+}
+
+/// The first registered address above a (none: UINTPTR_MAX).
+static uintptr_t mp_next(uintptr_t a) {
+  uintptr_t b = UINTPTR_MAX;
+  long n = __atomic_load_n(&mp_n, __ATOMIC_ACQUIRE);
+  for (long k = 0; k < n; k++) if (mp[k].lo > a && mp[k].lo < b) b = mp[k].lo;
+  return b;
+}
+
+/// A write fault on a page this period made read-only: recorded, writable again. 1 if handled.
+static int mp_fault(uintptr_t a) {
+  struct mp_range *r = mp_find(a);
+  if (!r) return 0;
+  size_t i = (a - r->lo) / OS_PAGE;
+  if (!bit_get(r->prot, i)) return 0;
+  bits_set(r->written, i, i + 1);
+  if (__atomic_fetch_add(&mp_faults, 1, __ATOMIC_RELAXED) < MP_MAX_FAULTS
+      && mprotect((void *)(r->lo + i * OS_PAGE), OS_PAGE, PROT_READ | PROT_WRITE) == 0) return 1;
+  // Too many faults, or kernel mappings (ENOMEM): the whole protected run around it, read written.
+  size_t s = i, e = i + 1, np = (r->hi - r->lo) / OS_PAGE;
+  while (s > 0 && bit_get(r->prot, s - 1)) s--;
+  while (e < np && bit_get(r->prot, e)) e++;
+  bits_set(r->written, s, e);
+  return mprotect((void *)(r->lo + s * OS_PAGE), (e - s) * OS_PAGE, PROT_READ | PROT_WRITE) == 0;
+}
+
+static void mp_handler(int sig, siginfo_t *si, void *uc) {
+  int saved = errno;
+  int write = 1;
+#if defined(__x86_64__)
+  write = (((ucontext_t *)uc)->uc_mcontext.gregs[REG_ERR] & 2) != 0;
+#endif
+  if (si->si_code == SEGV_ACCERR && write && mp_fault((uintptr_t)si->si_addr)) { errno = saved; return; }
+  errno = saved;
+  // Not ours: the action before ours, as if it had been called.
+  if ((mp_prev.sa_flags & SA_SIGINFO) && mp_prev.sa_sigaction) { mp_prev.sa_sigaction(sig, si, uc); return; }
+  if (mp_prev.sa_handler != SIG_DFL && mp_prev.sa_handler != SIG_IGN) { mp_prev.sa_handler(sig); return; }
+  struct sigaction d;
+  memset(&d, 0, sizeof d);
+  d.sa_handler = SIG_DFL;
+  sigemptyset(&d.sa_mask);
+  sigaction(sig, &d, 0);
+  if (si->si_code <= 0) raise(sig);  // (sent, not a fault: a fault happens again on return)
+}
+
+/// The handler, installed on the first period; a period whose handler the program replaced
+/// since is refused (all written).
+static int mp_begin(void) {
+  __atomic_store_n(&mp_n, 0, __ATOMIC_RELEASE);
+  struct sigaction cur;
+  if (sigaction(SIGSEGV, 0, &cur) != 0) return -1;
+  if (mp_installed) {
+    if (!(cur.sa_flags & SA_SIGINFO) || cur.sa_sigaction != mp_handler) return -1;
+    mp_on = 1;
+    return 0;
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = mp_handler;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+  sigfillset(&sa.sa_mask);  // (stop signals wait until a fault is resolved)
+  mp_prev = cur;
+  if (sigaction(SIGSEGV, &sa, 0) != 0) return -1;
+  mp_installed = 1;
+  mp_on = 1;
+  return 0;
+}
+
+static int mp_register(uintptr_t lo, uintptr_t hi) {
+  long k = mp_n;
+  if (!mp_on || k >= MP_RANGES || lo % OS_PAGE || hi % OS_PAGE || hi <= lo) return -1;
+  struct mp_range *r = &mp[k];
+  size_t words = ((hi - lo) / OS_PAGE + 63) / 64;
+  size_t bytes = (3 * words * 8 + OS_PAGE - 1) / OS_PAGE * OS_PAGE;
+  if (r->bytes < bytes) {
+    void *m = mmap(0, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) return -1;
+    if (r->bytes) munmap(r->prot, r->bytes);
+    r->prot = m;
+    r->bytes = bytes;
+  } else {
+    madvise(r->prot, r->bytes, MADV_DONTNEED);  // (zero again)
+  }
+  r->clean = r->prot + words;
+  r->written = r->clean + words;
+  r->lo = lo;
+  r->hi = hi;
+  __atomic_store_n(&mp_n, k + 1, __ATOMIC_RELEASE);
+  return 0;
+}
+
+int goalloc_dirty_mark_pages(uintptr_t lo, uintptr_t hi, int track) {
+  if (mode != GOALLOC_DIRTY_MPROTECT || !mp_on) return -1;
+  struct mp_range *r = mp_find(lo);
+  if (!r || hi > r->hi || lo % OS_PAGE || hi % OS_PAGE || hi <= lo) return -1;
+  size_t i = (lo - r->lo) / OS_PAGE, j = (hi - r->lo) / OS_PAGE;
+  if (!track) { bits_set(r->clean, i, j); return 0; }
+  if (mp_runs >= MP_MAX_RUNS) return -1;
+  bits_set(r->prot, i, j);
+  if (mprotect((void *)lo, hi - lo, PROT_READ) != 0) { bits_clear(r->prot, i, j); return -1; }
+  bits_set(r->clean, i, j);
+  mp_runs++;
+  return 0;
+}
+
+/// [lo, hi) reads written; with `unprotect`, its read-only pages become writable.
+static void mp_written(uintptr_t lo, uintptr_t hi, int unprotect) {
+  for (uintptr_t a = lo; a < hi;) {
+    struct mp_range *r = mp_find(a);
+    if (!r) { a = mp_next(a); continue; }
+    uintptr_t b = hi < r->hi ? hi : r->hi;
+    size_t i = (a - r->lo) / OS_PAGE, j = (b - r->lo) / OS_PAGE;
+    bits_set(r->written, i, j);
+    if (unprotect) {
+      for (size_t s = i; s < j;) {
+        if (!bit_get(r->prot, s)) { s++; continue; }
+        size_t e = s + 1;
+        while (e < j && bit_get(r->prot, e)) e++;
+        mprotect((void *)(r->lo + s * OS_PAGE), (e - s) * OS_PAGE, PROT_READ | PROT_WRITE);
+        s = e;
+      }
+    }
+    a = b;
+  }
+}
+
+void goalloc_dirty_span_alloc(uintptr_t lo, uintptr_t hi) {
+  if (!__atomic_load_n(&mp_on, __ATOMIC_ACQUIRE) || mode != GOALLOC_DIRTY_MPROTECT) return;
+  mp_written(lo, hi, 1);
+}
+
+void goalloc_dirty_note_protect(uintptr_t lo, uintptr_t hi) {
+  if (__atomic_load_n(&mp_n, __ATOMIC_ACQUIRE) == 0 || mode != GOALLOC_DIRTY_MPROTECT) return;
+  mp_written(lo, hi, 0);
+  for (uintptr_t a = lo; a < hi;) {  // never touched by the handler or mp_end again (even after it)
+    struct mp_range *r = mp_find(a);
+    if (!r) { a = mp_next(a); continue; }
+    uintptr_t b = hi < r->hi ? hi : r->hi;
+    bits_clear(r->prot, (a - r->lo) / OS_PAGE, (b - r->lo) / OS_PAGE);
+    a = b;
+  }
+}
+
+static long mp_scan(uintptr_t *lo, uintptr_t hi, uintptr_t *out, long max) {
+  uintptr_t at = *lo;
+  struct mp_range *r = mp_find(at);
+  if (!r || hi > r->hi) return -1;
+  long n = 0;
+  for (size_t i = (at - r->lo) / OS_PAGE, j = (hi - r->lo) / OS_PAGE; i < j; i++) {
+    if (i % 64 == 0 && i + 64 <= j && (r->clean[i / 64] & ~r->written[i / 64]) == ~0ull) { i += 63; continue; }
+    if (bit_get(r->clean, i) && !bit_get(r->written, i)) continue;
+    uintptr_t a = r->lo + i * OS_PAGE;
+    if (n > 0 && out[2 * n - 1] == a) { out[2 * n - 1] = a + OS_PAGE; continue; }
+    if (n == max) { *lo = a; return n; }
+    out[2 * n] = a;
+    out[2 * n + 1] = a + OS_PAGE;
+    n++;
+  }
+  *lo = hi;
+  return n;
+}
+
+/// The period's end: every page it made read-only writable again (whole runs: the kernel merges
+/// the mappings back).
+static void mp_end(void) {
+  if (!mp_on) return;
+  long n = mp_n;
+  for (long k = 0; k < n; k++) {
+    struct mp_range *r = &mp[k];
+    size_t np = (r->hi - r->lo) / OS_PAGE;
+    for (size_t s = 0; s < np;) {
+      if (s % 64 == 0 && r->prot[s / 64] == 0) { s += 64; continue; }
+      if (!bit_get(r->prot, s)) { s++; continue; }
+      size_t e = s + 1;
+      while (e < np && bit_get(r->prot, e)) e++;
+      mprotect((void *)(r->lo + s * OS_PAGE), (e - s) * OS_PAGE, PROT_READ | PROT_WRITE);
+      s = e;
+    }
+  }
+  __atomic_store_n(&mp_on, 0, __ATOMIC_RELEASE);  // (the ranges stay listed)
+  mp_runs = 0;
+  __atomic_store_n(&mp_faults, 0, __ATOMIC_RELAXED);
 }

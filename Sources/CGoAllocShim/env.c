@@ -34,7 +34,7 @@ struct setting {
 };
 
 static const char *const gcsweep_choices[] = {"lazy", "eager", "ondemand", 0};
-static const char *const gcdirty_choices[] = {"auto", "uffd", "softdirty", "full", "barrier", 0};
+static const char *const gcdirty_choices[] = {"auto", "uffd", "softdirty", "full", "barrier", "mprotect", 0};
 
 /// Every GOALLOC_DEBUG key (README.md, "Settings", documents each).
 static const struct setting settings[] = {
@@ -137,7 +137,7 @@ static int valid(const struct setting *s, const char *v, size_t n, const char **
       *why = "expected abort or warn";
       return equals(v, n, "abort") || equals(v, n, "warn");
     case KIND_CHOICE:
-      *why = s->choices == gcsweep_choices ? "expected lazy, eager or ondemand" : "expected auto, uffd, softdirty or full";
+      *why = s->choices == gcsweep_choices ? "expected lazy, eager or ondemand" : "expected auto, uffd, softdirty, mprotect or full";
       for (const char *const *c = s->choices; *c; c++) if (equals(v, n, *c)) return 1;
       return 0;
     case KIND_COUNT: {

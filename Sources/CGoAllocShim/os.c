@@ -3,6 +3,7 @@
 // id, membarrier, errno and abort. Nothing here allocates.
 #define _GNU_SOURCE
 #include "goalloc_os.h"
+#include "goalloc_dirty.h"
 #include <errno.h>
 #include <sched.h>
 #include <linux/futex.h>
@@ -68,6 +69,7 @@ void goalloc_sys_unmap(void *p, size_t len) { int saved = errno; munmap(p, len);
 
 int goalloc_sys_protect(void *p, size_t len, int readWrite) {
   int saved = errno;
+  goalloc_dirty_note_protect((uintptr_t)p, (uintptr_t)p + len);  // (a tracking period's pages)
   int r = mprotect(p, len, readWrite ? PROT_READ | PROT_WRITE : PROT_NONE);
   errno = saved;
   return r;

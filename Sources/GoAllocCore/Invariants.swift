@@ -264,7 +264,8 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       let spc = SpanClass(index: i)
       central(spc).checkInvariants(self, spc, &r)
     }
-    if let gc = gcExisting { gc.checkLists(self, &r) }
+    // The GC lists are the global heap's (their locks are its centrals'): a private heap has none.
+    if let gc = gcExisting, self == globalHeap() { gc.checkLists(self, &r) }
     return r
   }
 

@@ -822,7 +822,8 @@ func gcAddStats(_ h: UnsafeMutablePointer<MHeap>, _ m: inout MemStats) {
   m.numPauses = atomicLoad32(&gc.pointee.numPauses)
   if gc.pointee.conc {
     m.gcConc = gc.pointee.dirtyMode < 0 ? 0 : gc.pointee.dirtyMode == Int32(GOALLOC_DIRTY_FULL) ? 3
-      : gc.pointee.dirtyMode == Int32(GOALLOC_DIRTY_BARRIER) ? 4 : UInt64(gc.pointee.dirtyMode)
+      : gc.pointee.dirtyMode == Int32(GOALLOC_DIRTY_BARRIER) ? 4
+      : gc.pointee.dirtyMode == Int32(GOALLOC_DIRTY_MPROTECT) ? 5 : UInt64(gc.pointee.dirtyMode)
     m.gcDirtyPages = gc.pointee.lastDirtyPages
     m.gcAssists = gc.pointee.totalAssists.count &+ atomicLoad64(&gc.pointee.assistCount)
     m.gcAssistNs = gc.pointee.totalAssists.ns &+ atomicLoad64(&gc.pointee.assistNs)

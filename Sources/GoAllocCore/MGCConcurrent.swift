@@ -169,6 +169,7 @@ func gcConcFinish(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<G
   gc.pointee.stallsSeen = stalls
   gcReclaimAndStart(h, gc)
   let t3 = goalloc_nanotime()
+  gc.gcDirtyEnd(h)  // (after the stop: a write before it is only recorded, uselessly)
   goalloc_gc_event(Int32(GOALLOC_GC_EVENT_POST_START_WORLD))
   gc.pointee.lastClock = (t1 - t0, t2 - t1, t3 - t2)
   gc.pointee.lastPauses = (t1 - t0, t3 - t2)

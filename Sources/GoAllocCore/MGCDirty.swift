@@ -4,7 +4,9 @@
 // A *tracking period* starts before the cycle's first stop (`gcDirtyBegin`, the world running):
 // the heap's ranges (MHeap.ranges) are listed in `dirtyRanges` and write-protected for tracking
 // by the mechanism dirty.c chose once per process (goalloc_dirty.h): userfaultfd's asynchronous
-// write-protect read back with PAGEMAP_SCAN (uffd), soft-dirty bits (softdirty), or nothing
+// write-protect read back with PAGEMAP_SCAN (uffd), soft-dirty bits (softdirty), read-only pages
+// and a SIGSEGV handler (mprotect: only collected scan spans' pages, gcDirtyMarkPages; the period
+// ends just after stop 2, gcDirtyEnd, which makes them writable again), or nothing
 // (full: every page reads written, so mark termination rescans every marked object: a full
 // re-mark in the second stop, correct and slow). A range the mechanism refused, and heap memory
 // added after the period began (a range not listed, or grown past its listed end), reads
@@ -16,8 +18,9 @@
 // only. Thread stacks, the images' segments and the added roots are not tracked: they are
 // rescanned whole (MGCConcurrent).
 // Invariants: a page not reported written was not written by any thread, nor by the kernel on a
-// thread's behalf (read(2) into the heap faults like a store), since the period began; the
-// collector's lock is held from the period's start to its end.
+// thread's behalf (uffd, soft-dirty: read(2) into the heap counts as a store; mprotect: it fails
+// with EFAULT on a protected page), since the period began; the collector's lock is held from the
+// period's start to its end.
 import CGoAllocShim
 
 // Preclean (uffd only; bdwgc's and the mostly-concurrent papers' precleaning): after the
@@ -39,6 +42,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
   /// runs; the collector's lock is held.
   func gcDirtyBegin(_ h: UnsafeMutablePointer<MHeap>) {
     if pointee.dirtyMode < 0 { pointee.dirtyMode = Int32(goalloc_dirty_mode()) }
+    gcDirtyEnd(h)  // (one a cycle left open)
     if barrierMode {  // (gcdirty=barrier: nothing tracked, MGCBarrier)
       pointee.ndirtyRanges = 0
       return
@@ -59,6 +63,55 @@ extension UnsafeMutablePointer where Pointee == GCState {
       let lo = pointee.dirtyRanges[2 * i], hi = pointee.dirtyRanges[2 * i + 1]
       if !began || goalloc_dirty_protect(lo, hi) != 0 { pointee.dirtyRanges[2 * i] = lo | dirtyUntracked }
     }
+    if began && pointee.dirtyMode == Int32(GOALLOC_DIRTY_MPROTECT) { gcDirtyMarkPages(h) }
+  }
+
+  /// mprotect: what the heap knows, under its lock (spans cannot change meanwhile; one allocated
+  /// later reads written, goalloc_dirty_span_alloc): the usable pages of collected scan spans
+  /// are made read-only; free pages and noscan spans need no rescan unless written; the rest
+  /// (malloc scan spans: roots, rescanned; guard pages) read written and are never protected,
+  /// so a read(2) into malloc'd or pointer-free memory never meets EFAULT.
+  private func gcDirtyMarkPages(_ h: UnsafeMutablePointer<MHeap>) {
+    lockAcquire(&h.pointee.lock)
+    for i in 0..<pointee.ndirtyRanges {
+      let raw = pointee.dirtyRanges[2 * i], hi = pointee.dirtyRanges[2 * i + 1]
+      if raw & dirtyUntracked != 0 { continue }
+      var p = raw
+      var runLo = p, kind: Int32 = -1  // the run being gathered: 1 track, 0 clean, -1 neither
+      while p < hi {
+        var k: Int32 = 0, next = p &+ UInt(pageSize), usableEnd = next
+        if let s = spanOfIndex(h.pointee.arenas, p) {
+          let start = s.pointee.startAddr
+          next = Swift.min(hi, start &+ UInt(s.pointee.npages &* pageSize))
+          let odd = next <= p  // (a record being changed: that page skipped)
+          if odd { next = p &+ UInt(pageSize) }
+          usableEnd = odd ? next : Swift.min(next, next &- UInt(Int(s.pointee.guardPages) &* pageSize))
+          if odd || atomicLoad32(&s.pointee.state) != spanInUse || s.pointee.elemsize == 0 {
+            k = -1
+          } else {
+            k = s.spanClass.noscan ? 0 : s.pointee.collected != 0 ? 1 : -1
+          }
+        }
+        if usableEnd > p && k != kind { markRun(runLo, p, kind); runLo = p; kind = k }
+        if usableEnd < next { markRun(runLo, usableEnd, kind); runLo = usableEnd; kind = -1 }
+        p = next
+      }
+      markRun(runLo, hi, kind)
+    }
+    lockRelease(&h.pointee.lock)
+  }
+
+  @inline(__always) private func markRun(_ lo: UInt, _ hi: UInt, _ kind: Int32) {
+    if kind >= 0 && lo < hi { _ = goalloc_dirty_mark_pages(lo, hi, kind) }
+  }
+
+  /// Ends the tracking period once stop 2 is over (the world running; the collector's lock held):
+  /// mprotect's pages writable again, under the heap lock (no guard page changes meanwhile).
+  func gcDirtyEnd(_ h: UnsafeMutablePointer<MHeap>) {
+    if pointee.dirtyMode != Int32(GOALLOC_DIRTY_MPROTECT) { return }
+    lockAcquire(&h.pointee.lock)
+    goalloc_dirty_end()
+    lockRelease(&h.pointee.lock)
   }
 
   /// A preclean round's scan (world running): the 4 KiB pages it found written and rescanned,

@@ -303,6 +303,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
           unregister(s)
           register(s, root: !spc.noscan && !collected)
         }
+        goalloc_dirty_span_alloc(s.pointee.startAddr, s.pointee.startAddr &+ UInt(s.pointee.npages &* pageSize))
         lockRelease(&pointee.lock)
         return s
       }
@@ -371,6 +372,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       s.pointee.guardPages = UInt8(guardPages)
     }
     setSpans(pointee.arenas, base, npages, s)
+    goalloc_dirty_span_alloc(base, base &+ UInt(npages &* pageSize))  // (a tracking period's pages)
     register(s, root: !spc.noscan && !collected)
     pointee.pagesInUse += npages
     pointee.spansInUse += 1

@@ -69,7 +69,8 @@ public struct MemStats {
   /// concurrent cycle (gcconc=1: its stop 1 and its mark termination, in that order).
   public var numPauses: UInt32 = 0
   /// Concurrent marking: 0 off, else how written pointers are found (1 uffd, 2 softdirty, 3 full
-  /// re-mark: none available; MGCDirty; 4 barrier: the program's write barrier, MGCBarrier).
+  /// re-mark: none available; MGCDirty; 4 barrier: the program's write barrier, MGCBarrier;
+  /// 5 mprotect: read-only pages and a SIGSEGV handler).
   public var gcConc: UInt64 = 0
   public var gcDirtyPages: UInt64 = 0  // pages rescanned at the last mark termination
   /// Concurrent marking's mark assists (MGCAssist), since the GC mode started: how many marked,

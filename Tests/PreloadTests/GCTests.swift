@@ -237,7 +237,7 @@ struct GCTests {
 
   @Test("threads mutate linked lists without barriers while concurrent collections run: every list matches its shadow",
         arguments: ["gcconc=1,gccheckmark=1", "gcconc=1,gccheckmark=1,gcdirty=full", "gcconc=1,gccheckmark=1,gcpreclean=1",
-                    "gccheckmark=1"])
+                    "gcconc=1,gccheckmark=1,gcdirty=mprotect", "gccheckmark=1"])
   func concurrentMutators(mode: String) async throws {
     let ops = mode == "gccheckmark=1" ? "10000" : "100000"  // (stopped marks: many more cycles)
     let r = try await Self.run("mutate", ["3", ops], environment: ["GOALLOC_DEBUG": mode])
@@ -255,6 +255,46 @@ struct GCTests {
             && caught.stderr.contains("reachable object(s) left unmarked by the mark"), "\(caught)")
     let mutators = try await Self.run("mutate", ["3", "100000"], environment: ["GOALLOC_DEBUG": "gcconc=1,gcconcbroken=1,gccheckmark=1"])
     #expect(!mutators.exitedCleanly && mutators.stderr.contains("goalloc: gc: checkmark: "), "\(mutators)")
+  }
+
+  // gcdirty=mprotect (dirty.c): the collected scan spans' pages read-only for the period, a
+  // SIGSEGV handler recording the first write to each.
+  @Test("gcdirty=mprotect: mutators and a resurrected object under checkmark; without the rescan checkmark catches it")
+  func mprotectTracking() async throws {
+    let env = ["GOALLOC_GC_PROCS": "2", "GOALLOC_DEBUG": "gcconc=1,gcdirty=mprotect,gccheckmark=1,gctrace=1"]
+    let r = try await Self.run("mutate", ["3", "100000"], environment: env)
+    expectScenarioOK(r, atLeast: 3)
+    #expect(r.stdout.contains("gc_conc 5,"), "\(r)")
+    let lines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("gc ") }
+    #expect(!lines.isEmpty && lines.allSatisfy { $0.contains(", conc mprotect ") }, "\(r)")
+    expectScenarioOK(try await Self.run("resurrect", ["5"], environment: env), atLeast: 2)
+    expectScenarioOK(try await Self.run("fork", environment: env), atLeast: 1)
+    let secure = try await Self.run("torture", ["20"], environment: env.merging(["GOALLOC_SECURE": "1"]) { $1 })
+    expectScenarioOK(secure, atLeast: 4)
+    let caught = try await Self.run("resurrect", ["5"], environment: ["GOALLOC_DEBUG": "gcconc=1,gcdirty=mprotect,gcconcbroken=1,gccheckmark=1"])
+    #expect(!caught.exitedCleanly && caught.stderr.contains("reachable object(s) left unmarked by the mark"), "\(caught)")
+  }
+
+  @Test("gcdirty=auto with userfaultfd refused (seccomp) falls back: soft-dirty where the kernel has it, else mprotect")
+  func autoWithoutUffd() async throws {
+    let r = try await Self.run("nouffd", ["mutate", "3", "100000"], environment: ["GOALLOC_DEBUG": "gcconc=1,gccheckmark=1,gctrace=1"])
+    expectScenarioOK(r, atLeast: 3)
+    #expect(r.stdout.contains("gc_conc 5,") || r.stdout.contains("gc_conc 2,"), "\(r)")
+    let lines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("gc ") }
+    #expect(!lines.isEmpty && lines.allSatisfy { $0.contains(", conc mprotect ") || $0.contains(", conc softdirty ") }, "\(r)")
+  }
+
+  @Test("gcdirty=mprotect: read(2) into a protected scan object fails with EFAULT, not into noscan or malloc memory; other faults still crash")
+  func mprotectSyscallsAndFaults() async throws {
+    let env = ["GOALLOC_DEBUG": "gcconc=1,gcdirty=mprotect,gccheckmark=1"]
+    expectScenarioOK(try await Self.run("syscalls", environment: env), atLeast: 5)
+    expectScenarioOK(try await Self.run("syscalls", environment: ["GOALLOC_DEBUG": "gcconc=1,gccheckmark=1"]), atLeast: 5)
+    // A write to read-only memory outside the heap, and (secure mode) to a guard page, during the
+    // period: the handler forwards them, the default action kills the process.
+    let crash = try await Self.run("syscalls", ["crash"], environment: env)
+    #expect(crash.reason == .uncaughtSignal && crash.status == SIGSEGV, "\(crash)")
+    let guarded = try await Self.run("syscalls", ["guard"], environment: env.merging(["GOALLOC_SECURE": "1"]) { $1 })
+    #expect(guarded.reason == .uncaughtSignal && guarded.status == SIGSEGV, "\(guarded)")
   }
 
   // The explicit write barrier (goalloc_gc_write_barrier, MGCBarrier.swift) under
@@ -293,7 +333,7 @@ struct GCTests {
     expectScenarioOK(r, atLeast: 2)
     let lines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("gc ") }
     #expect(lines.count >= 5, "\(r)")
-    let conc = #/gc \d+ @\d+\.\d{3}s \d+%: [0-9.]+\+[0-9.]+\+[0-9.]+ ms clock, [0-9.]+\+[0-9.]+/[0-9.]+/[0-9.]+\+[0-9.]+ ms cpu, .* \d+ P, conc (uffd|softdirty|full) \d+ pages( \(forced\))?/#
+    let conc = #/gc \d+ @\d+\.\d{3}s \d+%: [0-9.]+\+[0-9.]+\+[0-9.]+ ms clock, [0-9.]+\+[0-9.]+/[0-9.]+/[0-9.]+\+[0-9.]+ ms cpu, .* \d+ P, conc (uffd|softdirty|mprotect|full) \d+ pages( \(forced\))?/#
     #expect(lines.allSatisfy { (try? conc.wholeMatch(in: String($0))) != nil }, "\(r)")
   }
 }

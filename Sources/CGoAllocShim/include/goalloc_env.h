@@ -44,7 +44,7 @@ int goalloc_built_with_tsan(void);
 int goalloc_debug_value(const char *key, char *buf, size_t len);
 /// GOALLOC_DEBUG=gcsweep=lazy|eager|ondemand: 0, 1 or 2 (lazy, the default, when unset or bad).
 int goalloc_debug_gcsweep(void);
-/// GOALLOC_DEBUG=gcdirty=auto|uffd|softdirty|full|barrier: 0..4 (auto when unset or bad): how the
+/// GOALLOC_DEBUG=gcdirty=auto|uffd|softdirty|full|barrier|mprotect: 0..5 (auto when unset or bad): how the
 /// concurrent mark finds the pages written while it ran (goalloc_dirty.h; barrier: none are
 /// tracked, the program stores pointers into collected objects through goalloc_gc_write_barrier).
 int goalloc_debug_gcdirty(void);

@@ -11,7 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1063,6 +1068,68 @@ static void stacks(int rounds) {
         "%d of %d lost", bad, ST_THREADS * ST_DEPTH);
 }
 
+// read(2) during the concurrent mark (from the event hook, as resurrect) into a collected scan
+// object, a noscan one and malloc memory. gcdirty=mprotect's known limit: the scan object's page
+// is read-only for the period, so that read fails with EFAULT (`efault` expects it; elsewhere it
+// succeeds); a store there is caught and succeeds; after the cycle the read succeeds. With
+// `crash`, the hook writes to read-only memory outside the heap (the process must die of
+// SIGSEGV, the handler forwarding the fault); `guard`, past a large object (GOALLOC_SECURE=1:
+// its guard page, which must stay inaccessible).
+static char *volatile s_scan;
+static char *s_noscan, *s_malloc;
+static volatile int s_marking, s_done, s_fds[2];
+static volatile long s_rscan, s_rnoscan, s_rmalloc;
+static volatile int s_errscan, s_stored;
+static const char *s_what = "";
+static const char s_ro[] = "read-only";
+static char *volatile s_big;
+static void syscalls_hook(int ev) {
+  if (ev == EV_MARK_START) s_marking = 1;
+  else if (ev == EV_PRE_STOP_WORLD && s_marking && !s_done) {
+    s_done = 1;
+    if (!strcmp(s_what, "crash")) *(volatile char *)(uintptr_t)s_ro = 1;
+    if (!strcmp(s_what, "guard")) s_big[65536 + 100] = 1;
+    if (write(s_fds[1], "abcdefghabcdefghabcdefgh", 24) != 24) return;
+    errno = 0;
+    s_rscan = read(s_fds[0], s_scan + 8, 8);
+    s_errscan = errno;
+    if (s_rscan < 0 && read(s_fds[0], s_noscan, 8) < 0) return;  // (the 8 bytes left unread)
+    s_rnoscan = read(s_fds[0], s_noscan, 8);
+    s_rmalloc = read(s_fds[0], s_malloc, 8);
+    ((char *volatile)s_scan)[16] = 'z';
+    s_stored = 1;
+  }
+}
+static void syscalls(const char *what) {
+  if (!conc_mode()) { CHECK("syscalls: (stopped mode: nothing to check)", 1, ""); return; }
+  s_what = what ? what : "";
+  int fds[2];
+  if (pipe(fds) != 0) { CHECK("syscalls: pipe", 0, "errno %d", errno); return; }
+  s_fds[0] = fds[0]; s_fds[1] = fds[1];
+  s_scan = goalloc_gc_malloc(64);
+  s_noscan = goalloc_gc_malloc_noscan(64);
+  s_malloc = malloc(64);
+  s_big = goalloc_gc_malloc(65536);
+  GC_set_on_collection_event(syscalls_hook);
+  collect();
+  GC_set_on_collection_event(0);
+  struct goalloc_memstats st;
+  goalloc_read_memstats(&st);
+  int mp = st.gc_conc == 5;  // (gcdirty=mprotect, or auto where nothing else works)
+  CHECK("syscalls: the hook ran during the mark", s_done && s_stored, "done %d stored %d", s_done, s_stored);
+  if (mp) CHECK("syscalls: read(2) into a protected scan object fails with EFAULT", s_rscan == -1 && s_errscan == EFAULT,
+                "read %ld errno %d", s_rscan, s_errscan);
+  else CHECK("syscalls: read(2) into a scan object during the mark", s_rscan == 8, "read %ld errno %d", s_rscan, s_errscan);
+  CHECK("syscalls: read(2) into noscan and malloc memory during the mark", s_rnoscan == 8 && s_rmalloc == 8,
+        "noscan %ld malloc %ld", s_rnoscan, s_rmalloc);
+  CHECK("syscalls: a store into the scan object during the mark", s_scan[16] == 'z', "%d", s_scan[16]);
+  long after = write(fds[1], "12345678", 8) == 8 ? read(fds[0], s_scan + 8, 8) : -2;
+  CHECK("syscalls: read(2) into the scan object after the cycle", after == 8 && !memcmp(s_scan + 8, "12345678", 8),
+        "read %ld errno %d", after, errno);
+  close(fds[0]); close(fds[1]);
+  free(s_malloc);
+}
+
 // Threads mutating linked lists without any barrier while collections run (the main thread
 // collects in a loop; the threads' allocations trigger cycles too), checked against a shadow
 // model kept in malloc memory (never scanned): per list, the count and the sum of its nodes'
@@ -1191,6 +1258,26 @@ static void mutate(int threads, long ops, const char *barrier) {
   for (int i = 0; i < threads; i++) { mt[i].heads = 0; free(mt[i].count); free(mt[i].sum); }
 }
 
+// `nouffd SCENARIO ...`: the scenario, run again with userfaultfd refused (ENOSYS, a seccomp
+// filter), so gcdirty=auto falls back (soft-dirty where the kernel has it, else mprotect).
+static int nouffd(char **args) {
+  struct sock_filter f[] = {
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_userfaultfd, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {4, f};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) {
+    printf("FAIL nouffd: seccomp refused (errno %d)\n", errno);
+    return 1;
+  }
+  args[-1] = "gc";
+  execv("/proc/self/exe", args - 1);
+  printf("FAIL nouffd: exec (errno %d)\n", errno);
+  return 1;
+}
+
 int main(int argc, char **argv) {
   // The test runner starts us with some signals blocked (the mask is inherited across exec); a
   // thread that blocks the GC's stop signal blocks every collection (goalloc.h), so start clean.
@@ -1198,6 +1285,7 @@ int main(int argc, char **argv) {
   sigemptyset(&none);
   pthread_sigmask(SIG_SETMASK, &none, 0);
   const char *what = argc > 1 ? argv[1] : "reach";
+  if (!strcmp(what, "nouffd") && argc > 2) return nouffd(argv + 2);
   if (!strcmp(what, "reach")) reach();
   else if (!strcmp(what, "noscan")) noscan();
   else if (!strcmp(what, "interior")) interior();
@@ -1219,6 +1307,7 @@ int main(int argc, char **argv) {
     r_barrier = argc > 3 && !strcmp(argv[3], "barrier");
     resurrect(argc > 2 ? atoi(argv[2]) : 20);
   }
+  else if (!strcmp(what, "syscalls")) syscalls(argc > 2 ? argv[2] : 0);
   else if (!strcmp(what, "mutate")) mutate(argc > 2 ? atoi(argv[2]) : 3, argc > 3 ? atol(argv[3]) : 300000, argc > 4 ? argv[4] : 0);
   else if (!strcmp(what, "percent")) printf("percent %d\n", goalloc_gc_set_percent(100));
   else { printf("unknown scenario %s\n", what); return 2; }
