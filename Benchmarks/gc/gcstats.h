@@ -1,6 +1,7 @@
 /* What every GC workload of `goalloc bench gc` reports at its end, the same way under every
  * collector it runs on (Debian's bdwgc, or GoAlloc's collector through LD_PRELOAD=libgoalloc.so):
  *   gcstats: collections=N pause_max_ns=N pause_total_ns=N pause_p99_ns=N incremental=0|1
+ *            stall_total_ns=N stall_max_ns=N
  * A pause is the time from GC_EVENT_PRE_STOP_WORLD to GC_EVENT_POST_START_WORLD (gc.h's
  * collection events; the callback only reads the clock and bumps a counter of a static
  * histogram: it may not allocate). pause_p99_ns is the 99th percentile (nearest rank) of all the
@@ -16,6 +17,9 @@
  * `goalloc-wb` row, GOALLOC_DEBUG=gcconc=1,gcdirty=barrier). */
 #ifndef GOALLOC_GCSTATS_H
 #define GOALLOC_GCSTATS_H
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  /* RTLD_DEFAULT */
+#endif
 
 #ifdef GCSTATS_EXPLICIT_FREE
 #include <stdlib.h>
@@ -32,6 +36,7 @@
 #else
 #define GC_STORE(slot, value) ((slot) = (value))
 #endif
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,10 +105,29 @@ static void gcstats_event(GC_EventType e) {
 /* After GC_INIT(). */
 static void gcstats_start(void) { GC_set_on_collection_event(gcstats_event); }
 
+/* GoAlloc's concurrent mode can make an allocation wait for a mark at the heap's hard goal (a
+ * stall: a pause for that thread only, outside the stop-the-world events). When the process
+ * runs on GoAlloc (its goalloc_read_memstats is found) the stalls' total and longest wait are
+ * read from its stats (words 42 and 43 of struct goalloc_memstats, which only grows at its
+ * end); elsewhere they are 0. */
+static void gcstats_stalls(uint64_t *total, uint64_t *max) {
+  *total = *max = 0;
+  void (*read)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "goalloc_read_memstats");
+  if (!read) return;
+  static uint64_t m[256];
+  read(m);
+  *total = m[42];
+  *max = m[43];
+}
+
 static void gcstats_report(void) {
-  printf("gcstats: collections=%lu pause_max_ns=%llu pause_total_ns=%llu pause_p99_ns=%llu incremental=%d\n",
+  uint64_t stall_total, stall_max;
+  gcstats_stalls(&stall_total, &stall_max);
+  printf("gcstats: collections=%lu pause_max_ns=%llu pause_total_ns=%llu pause_p99_ns=%llu incremental=%d "
+         "stall_total_ns=%llu stall_max_ns=%llu\n",
          (unsigned long)GC_get_gc_no(), (unsigned long long)gcstats_max_ns, (unsigned long long)gcstats_total_ns,
-         (unsigned long long)gcstats_p99(), GC_is_incremental_mode());
+         (unsigned long long)gcstats_p99(), GC_is_incremental_mode(), (unsigned long long)stall_total,
+         (unsigned long long)stall_max);
 }
 #endif
 

@@ -57,9 +57,10 @@ public struct GCState {
   var assistCount: UInt64 = 0  // atomic: this cycle's assists that marked
   var lastAssist: (ns: UInt64, bytes: UInt64, count: UInt64) = (0, 0, 0)  // the last cycle's
   var totalAssists: (ns: UInt64, bytes: UInt64, count: UInt64) = (0, 0, 0)  // every cycle's but this one's
-  var stalls: UInt64 = 0       // atomic: allocations that waited for a concurrent cycle at the goal
+  var stalls: UInt64 = 0       // atomic: allocations that waited for a concurrent mark (MGCAssist)
+  var goalStalls: UInt64 = 0   // atomic: those that waited at the hard goal, for the cycle's end
   var stallNs: UInt64 = 0      // atomic: their waits, in all
-  var stallMaxNs: UInt64 = 0   // atomic (written under the collector's lock): the longest wait
+  var stallMaxNs: UInt64 = 0   // atomic: the longest wait
   // The CPU limiter (MGCLimiter).
   var limiterFill: UInt64 = 0  // the bucket (CPU ns); collector's lock
   var limiterLast: UInt64 = 0  // when it was last updated (nanotime)
@@ -341,18 +342,14 @@ func gcCollect(forced: Bool, boundarySP: UInt = 0) -> Int32 {
   var stalled: UInt64 = 0
   if !forced && atomicLoad32(&gc.pointee.phase) != GCPhase.off.rawValue {
     if atomicLoad64(&gc.pointee.heapLive) < gc.gcHardGoalNow || gc.gcLimiting { return 0 }
-    atomicAdd64(&gc.pointee.stalls, 1)
+    atomicAdd64(&gc.pointee.goalStalls, 1)  // (the pacer's: MGCConcurrent)
     stalled = goalloc_nanotime()
     gc.gcAssistUntilDone()
   }
   // The CPU limiter on: a cycle only the memory limit asks for waits for the program's turn.
   if !forced && gc.gcLimiting && gc.gcLimiterDefers() { return 0 }
   lockAcquire(&gc.pointee.lock)
-  if stalled != 0 {
-    let d = goalloc_nanotime() &- stalled
-    atomicAdd64(&gc.pointee.stallNs, d)
-    if d > atomicLoad64(&gc.pointee.stallMaxNs) { atomicStore64(&gc.pointee.stallMaxNs, d) }
-  }
+  if stalled != 0 { gc.gcRecordStall(goalloc_nanotime() &- stalled) }
   if !forced && atomicLoad32(&gc.pointee.numGC) != seen {
     lockRelease(&gc.pointee.lock)
     return 0

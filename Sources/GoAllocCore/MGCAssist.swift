@@ -26,6 +26,11 @@ import CGoAllocShim
 
 /// Go's gcOverAssistWork: the least an assist marks once it marks at all.
 let minAssistWork: UInt64 = 64 << 10
+/// How long a debt that found no work sleeps before it looks for credit again, and how long it
+/// waits in all at one charge (the rest waits for the next charge: the thread goes on at the
+/// workers' pace rather than stopping for the rest of the mark).
+let gcAssistParkNs: UInt64 = 20_000
+let gcAssistParkMaxNs: UInt64 = 1_000_000
 
 extension UnsafeMutablePointer where Pointee == GCMarker {
   /// Adds what this marker marked since its last flush to the cycle's count and, for a worker,
@@ -117,9 +122,57 @@ extension UnsafeMutablePointer where Pointee == GCState {
         atomicAdd64(&pointee.assistNs, goalloc_nanotime() &- t0)
         atomicAdd64(&pointee.assistBytes, done)
         atomicAdd64(&pointee.assistCount, 1)
+      } else if !gcLimiting {
+        debt = gcAssistWaitForCredit(debt)
       }
     }
     debtWord.pointee = UInt64(bitPattern: debt)
+  }
+
+  /// Go's gcParkAssist: a debt that found no queued work waits for the workers' credit (or for
+  /// work to appear: at most 1 MiB of it marked at a time; or for the mark to end), sleeping at
+  /// most gcAssistParkMaxNs at one charge, so the thread slows to the workers' pace a little at
+  /// each charge instead of running on until the heap's goal stops it for the rest of the mark.
+  /// The sleeps are a stall (GCStalls, GCStallNs, GCStallMaxNs).
+  func gcAssistWaitForCredit(_ owed: Int64) -> Int64 {
+    let w = pointee.work
+    var debt = owed
+    var slept: UInt64 = 0
+    while debt > 0 && atomicLoad32(&w.pointee.assistOpen) != 0 && slept < gcAssistParkMaxNs {
+      let c = atomicLoad64(&w.pointee.bgCredit)
+      if c > 0 {
+        let take = Swift.min(c, UInt64(debt))
+        if atomicCAS64(&w.pointee.bgCredit, c, c - take) { debt -= Int64(take) }
+        continue
+      }
+      let t0 = goalloc_nanotime()
+      goalloc_gc_enter_busy()
+      let done = gcAssistWork(budget: Swift.min(Swift.max(UInt64(debt), minAssistWork), minAssistWork &* 16))
+      goalloc_gc_leave_busy()
+      let t1 = goalloc_nanotime()
+      if done > 0 {
+        debt -= Int64(done)
+        atomicAdd64(&pointee.assistNs, t1 &- t0)
+        atomicAdd64(&pointee.assistBytes, done)
+        atomicAdd64(&pointee.assistCount, 1)
+        continue
+      }
+      atomicStoreRelaxed32(&w.pointee.assistWanted, 1)
+      goalloc_sleep_ns(gcAssistParkNs)
+      slept &+= goalloc_nanotime() &- t1
+    }
+    if slept > 0 { gcRecordStall(slept) }
+    return debt
+  }
+
+  /// A wait of an allocation for the mark, into the stall figures.
+  func gcRecordStall(_ ns: UInt64) {
+    atomicAdd64(&pointee.stalls, 1)
+    atomicAdd64(&pointee.stallNs, ns)
+    while true {
+      let m = atomicLoad64(&pointee.stallMaxNs)
+      if ns <= m || atomicCAS64(&pointee.stallMaxNs, m, ns) { break }
+    }
   }
 
   /// An allocation found the heap at its goal during the mark: before it waits for the cycle's

@@ -160,7 +160,7 @@ func gcConcFinish(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<G
   // if an allocation stalled at the goal that growth was cut short: twice the last runway.
   let live = atomicLoad64(&gc.pointee.heapLive), start = gc.pointee.lastHeapStart
   let grown = live > start ? live - start : 0
-  let stalls = atomicLoad64(&gc.pointee.stalls)
+  let stalls = atomicLoad64(&gc.pointee.goalStalls)
   if stalls != gc.pointee.stallsSeen && gc.pointee.runway != UInt64.max {
     gc.pointee.runway = Swift.min(Swift.max(grown, gc.pointee.runway) &* 2, UInt64.max / 4)
   } else {

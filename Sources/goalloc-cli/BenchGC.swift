@@ -111,7 +111,7 @@ extension BenchCommand {
     try compileC(Files.join(root, "Benchmarks/harness/measure.c"), to: Files.join(bin, "measure"), logs: logs)
 
     var table = GCResults(workloads: workloads, collectors: collectors)
-    var tsv = "workload\tcollector\tround\twall_s\tcpu_s\tmaxrss_kib\tcollections\tpause_max_ms\tpause_p99_ms\tpause_total_ms\tstatus\n"
+    var tsv = "workload\tcollector\tround\twall_s\tcpu_s\tmaxrss_kib\tcollections\tpause_max_ms\tpause_p99_ms\tpause_total_ms\tstall_max_ms\tstatus\n"
     let loadBefore = Machine.loadAverage()
     for round in 0..<runs {
       for (wi, w) in workloads.enumerated() {
@@ -142,6 +142,7 @@ extension BenchCommand {
               run.pauseMaxMs = mx / 1e6
               run.pauseP99Ms = p99 / 1e6
               run.pauseTotalMs = total / 1e6
+              run.stallMaxMs = (stats["stall_max_ns"].flatMap(Double.init) ?? 0) / 1e6  // (GoAlloc's; 0 elsewhere)
               if c.incremental && stats["incremental"] != "1" {
                 run.failure = "bdwgc's incremental mode is off (gcstats: incremental=\(stats["incremental"] ?? "?"); see \(base).out)"
               }
@@ -152,7 +153,7 @@ extension BenchCommand {
           table.record(run, workload: wi, collector: ci)
           tsv += "\(w.name)\t\(c.name)\t\(round + 1)\t\(GoAllocFormat.fixed(run.sample.wallNs / 1e9, 4))\t"
             + "\(GoAllocFormat.fixed(run.sample.cpuUs / 1e6, 4))\t\(Int(run.sample.maxRssKiB))\t\(Int(run.collections))\t"
-            + "\(GoAllocFormat.fixed(run.pauseMaxMs, 3))\t\(GoAllocFormat.fixed(run.pauseP99Ms, 3))\t\(GoAllocFormat.fixed(run.pauseTotalMs, 3))\t"
+            + "\(GoAllocFormat.fixed(run.pauseMaxMs, 3))\t\(GoAllocFormat.fixed(run.pauseP99Ms, 3))\t\(GoAllocFormat.fixed(run.pauseTotalMs, 3))\t\(GoAllocFormat.fixed(run.stallMaxMs, 3))\t"
             + "\(run.failure ?? m.status)\n"
           printError("[\(round + 1)/\(runs)] \(w.name.pad(12)) \(c.name.pad(14)) "
             + (run.failure == nil
@@ -259,6 +260,7 @@ struct GCRun {
   var pauseMaxMs = 0.0
   var pauseP99Ms = 0.0
   var pauseTotalMs = 0.0
+  var stallMaxMs = 0.0  // GoAlloc's concurrent mode: the longest wait of an allocation for a mark
 }
 
 /// Every run, per workload and collector, and the report of their medians.
@@ -310,17 +312,18 @@ struct GCResults {
       }
     }.joined(separator: "; ") + ". Pauses: stop-the-world, as the program's GC_EVENT_PRE_STOP_WORLD .. "
       + "GC_EVENT_POST_START_WORLD callback measures them (Go: its runtime's PauseNs); p99 is the 99th percentile of "
-      + "a run's pauses (nearest rank; Go: of the last 256).\n\n"
+      + "a run's pauses (nearest rank; Go: of the last 256). Max stall: GoAlloc's concurrent mode only, the longest time "
+      + "an allocation waited for a mark at the heap's hard goal (a pause of that thread alone; its GCStallMaxNs).\n\n"
     for (w, workload) in workloads.enumerated() {
       s += "## \(workload.name) \((quick ? workload.quickArgs : workload.args).joined(separator: " "))\n\n\(workload.what)."
       s += checksAgree(w) ? " Result line identical under every collector.\n\n" : " **Result lines differ between collectors.**\n\n"
-      s += "| collector | time s | CPU s | peak RSS MiB | collections | max pause ms | p99 pause ms | total pause ms | time vs bdwgc | RSS vs bdwgc |\n"
-      s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+      s += "| collector | time s | CPU s | peak RSS MiB | collections | max pause ms | p99 pause ms | total pause ms | max stall ms | time vs bdwgc | RSS vs bdwgc |\n"
+      s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
       let b = collectors.firstIndex { $0.name == "bdwgc" }
       var perObject: [String] = []
       for (c, collector) in collectors.enumerated() where collector.runs(workload) {
         guard let t = median(w, c, { $0.sample.wallNs / 1e9 }) else {
-          s += "| \(collector.name) | failed: \(runs[w][c].compactMap(\.failure).first ?? "?") | | | | | | | | |\n"
+          s += "| \(collector.name) | failed: \(runs[w][c].compactMap(\.failure).first ?? "?") | | | | | | | | | |\n"
           continue
         }
         let cpu = median(w, c) { $0.sample.cpuUs / 1e6 } ?? 0
@@ -329,6 +332,7 @@ struct GCResults {
         let mx = median(w, c) { $0.pauseMaxMs } ?? 0
         let p99 = median(w, c) { $0.pauseP99Ms } ?? 0
         let total = median(w, c) { $0.pauseTotalMs } ?? 0
+        let stall = median(w, c) { $0.stallMaxMs } ?? 0
         var vsTime = "", vsRSS = ""
         if let b, let bt = median(w, b, { $0.sample.wallNs / 1e9 }), let br = median(w, b, { $0.sample.maxRssKiB }), bt > 0, br > 0 {
           vsTime = Fmt.ratio(t / bt)
@@ -336,7 +340,7 @@ struct GCResults {
         }
         s += "| \(collector.name) | \(GoAllocFormat.fixed(t, 2)) | \(GoAllocFormat.fixed(cpu, 2)) | "
           + "\(GoAllocFormat.fixed(rss / 1024, 1)) | \(Int(gcs)) | \(GoAllocFormat.fixed(mx, 2)) | \(GoAllocFormat.fixed(p99, 2)) | "
-          + "\(GoAllocFormat.fixed(total, 1)) | \(vsTime) | \(vsRSS) |\n"
+          + "\(GoAllocFormat.fixed(total, 1)) | \(GoAllocFormat.fixed(stall, 2)) | \(vsTime) | \(vsRSS) |\n"
         if workload.objects != nil, let n = Double((quick ? workload.quickArgs : workload.args)[0]), n > 0 {
           perObject.append("\(collector.name) \(GoAllocFormat.fixed(t * 1e9 / n, 1))")
         }
