@@ -43,6 +43,18 @@ static void mp_end(void);
 static int mp_begin(void);
 static int mp_register(uintptr_t lo, uintptr_t hi);
 static long mp_scan(uintptr_t *lo, uintptr_t hi, uintptr_t *out, long max);
+
+/// Adds written page a to the [a, b) runs in out (n so far), merged into the last run when it
+/// follows it. 0 when out is full (the scan stops at a).
+static int put_page(uintptr_t *out, long *n, long max, uintptr_t a) {
+  if (*n > 0 && out[2 * *n - 1] == a) { out[2 * *n - 1] = a + OS_PAGE; return 1; }
+  if (*n == max) return 0;
+  out[2 * *n] = a;
+  out[2 * *n + 1] = a + OS_PAGE;
+  (*n)++;
+  return 1;
+}
+
 static int mode = -1;        // -1: not chosen yet
 static int uffd = -1;        // uffd mode: the userfaultfd
 static int pagemap = -1;     // /proc/self/pagemap (uffd and softdirty)
@@ -195,11 +207,7 @@ long goalloc_dirty_scan(uintptr_t *lo, uintptr_t hi, uintptr_t *out, long max) {
       for (long i = 0; i < npages; i++) {
         if (!((entries[i] >> 55) & 1)) continue;
         uintptr_t a = at + (uintptr_t)i * OS_PAGE;
-        if (n > 0 && out[2 * n - 1] == a) { out[2 * n - 1] = a + OS_PAGE; continue; }
-        if (n == max) { *lo = a; return n; }
-        out[2 * n] = a;
-        out[2 * n + 1] = a + OS_PAGE;
-        n++;
+        if (!put_page(out, &n, max, a)) { *lo = a; return n; }
       }
       *lo = at + (uintptr_t)npages * OS_PAGE;
       return n;
@@ -431,11 +439,7 @@ static long mp_scan(uintptr_t *lo, uintptr_t hi, uintptr_t *out, long max) {
     if (i % 64 == 0 && i + 64 <= j && (r->clean[i / 64] & ~r->written[i / 64]) == ~0ull) { i += 63; continue; }
     if (bit_get(r->clean, i) && !bit_get(r->written, i)) continue;
     uintptr_t a = r->lo + i * OS_PAGE;
-    if (n > 0 && out[2 * n - 1] == a) { out[2 * n - 1] = a + OS_PAGE; continue; }
-    if (n == max) { *lo = a; return n; }
-    out[2 * n] = a;
-    out[2 * n + 1] = a + OS_PAGE;
-    n++;
+    if (!put_page(out, &n, max, a)) { *lo = a; return n; }
   }
   *lo = hi;
   return n;
