@@ -52,6 +52,7 @@ public struct GCState {
   var heapTrigger: UInt64 = 0  // atomic: the heap size that starts it (MGCPacer.gcTrigger)
   var runway: UInt64 = 0       // the pacer's: bytes allocated while a cycle marks (0 with the world stopped)
   var assistExpected: UInt64 = 0  // the concurrent mark's expected work: the last cycle's marked bytes
+  var assistHard: UInt64 = 0      // and the most it can be: the heap when the mark began
   var assistNs: UInt64 = 0     // atomic: this cycle's time in assists (MGCAssist)
   var assistBytes: UInt64 = 0  // atomic: this cycle's bytes marked by assists
   var assistCount: UInt64 = 0  // atomic: this cycle's assists that marked

@@ -45,10 +45,14 @@ extension UnsafeMutablePointer where Pointee == GCMarker {
   }
 }
 
-/// Go's assistWorkPerByte: the mark work still expected (past `expected`, a sixteenth of it)
-/// over the runway left (at least minAssistWork).
-func gcAssistWorkPerByte(expected: UInt64, done: UInt64, goal: UInt64, live: UInt64) -> Double {
-  let remaining = expected > done ? expected - done : expected / 16
+/// Go's assistWorkPerByte: the mark work still expected over the runway left (at least
+/// minAssistWork). The work expected is the last cycle's marked bytes (`expected`, Go's soft
+/// estimate); once the mark has done that much, the heap as it was when the mark began (`hard`,
+/// Go's heapScan: all that can be reachable, for a heap that grows), less what is done; past
+/// that, a sixteenth of it.
+func gcAssistWorkPerByte(expected: UInt64, hard: UInt64, done: UInt64, goal: UInt64, live: UInt64) -> Double {
+  let most = Swift.max(hard, expected)
+  let remaining = done < expected ? expected - done : done < most ? most - done : most / 16
   let runway = goal > live &+ minAssistWork ? goal - live : minAssistWork
   return Double(remaining) / Double(runway)
 }
@@ -71,6 +75,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
   /// Stop 1 of a concurrent cycle (world stopped, markers prepared): assists may take work.
   func gcAssistsOpen() {
     pointee.assistExpected = Swift.max(pointee.heapMarked, 1 << 20)
+    pointee.assistHard = Swift.max(pointee.lastHeapStart, pointee.assistExpected)
     atomicStore32(&pointee.work.pointee.assistOpen, 1)
   }
 
@@ -101,7 +106,8 @@ extension UnsafeMutablePointer where Pointee == GCState {
       debtWord.pointee = 0
     }
     let goal = atomicLoad64(&pointee.heapGoal), live = atomicLoad64(&pointee.heapLive)
-    let perByte = gcAssistWorkPerByte(expected: pointee.assistExpected, done: atomicLoad64(&w.pointee.markDone),
+    let perByte = gcAssistWorkPerByte(expected: pointee.assistExpected, hard: pointee.assistHard,
+                                      done: atomicLoad64(&w.pointee.markDone),
                                       goal: live < goal ? goal : gcHardGoalNow, live: live)
     var debt = Int64(bitPattern: debtWord.pointee)
     while true {  // the charge, paid from the workers' credit first

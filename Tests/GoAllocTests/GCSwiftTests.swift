@@ -343,10 +343,13 @@ struct GCLazySweepTests {
   @Test func assistDebtAndCredit() {
     let mib: UInt64 = 1 << 20
     // 8 MiB of mark work left, 16 MiB of runway: half a byte of marking per byte allocated.
-    #expect(gcAssistWorkPerByte(expected: 10 * mib, done: 2 * mib, goal: 40 * mib, live: 24 * mib) == 0.5)
-    // Past the expected work, a sixteenth of it is still owed; the runway is never below 64 KiB.
-    #expect(gcAssistWorkPerByte(expected: 16 * mib, done: 20 * mib, goal: 40 * mib, live: 39 * mib) == 1.0)
-    #expect(gcAssistWorkPerByte(expected: 1 * mib, done: 0, goal: 10 * mib, live: 12 * mib) == 16.0)
+    #expect(gcAssistWorkPerByte(expected: 10 * mib, hard: 10 * mib, done: 2 * mib, goal: 40 * mib, live: 24 * mib) == 0.5)
+    // Past the expected work, the heap as the mark began is the most left (a heap that grows:
+    // 30 - 12 = 18 MiB over 16 MiB of runway); past that too, a sixteenth of it is still owed;
+    // the runway is never below 64 KiB.
+    #expect(gcAssistWorkPerByte(expected: 10 * mib, hard: 30 * mib, done: 12 * mib, goal: 40 * mib, live: 24 * mib) == 1.125)
+    #expect(gcAssistWorkPerByte(expected: 16 * mib, hard: 16 * mib, done: 20 * mib, goal: 40 * mib, live: 39 * mib) == 1.0)
+    #expect(gcAssistWorkPerByte(expected: 1 * mib, hard: 0, done: 0, goal: 10 * mib, live: 12 * mib) == 16.0)
     // A charge is paid from the credit first; what the credit cannot pay stays owed.
     #expect(gcAssistSettle(debt: 0, charge: 1000, credit: 600) == (debt: 400, taken: 600))
     #expect(gcAssistSettle(debt: 0, charge: 1000, credit: 5000) == (debt: 0, taken: 1000))
