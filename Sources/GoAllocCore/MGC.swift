@@ -416,7 +416,13 @@ func gcCollectTail(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<
 func gcCycleEntry(_ arg: UnsafeMutableRawPointer?, _ sp: UInt) {
   guard let arg, let h = globalHeap() else { return }
   let gc = arg.assumingMemoryBound(to: GCState.self)
-  gcCycle(h, gc, callerSP: gc.pointee.boundarySP != 0 ? gc.pointee.boundarySP : sp)
+  gcCycle(h, gc, callerSP: gc.gcStackScanStart(sp))
+}
+
+extension UnsafeMutablePointer where Pointee == GCState {
+  /// Where a cycle scans its own thread's stack from: the API boundary's sp when a forced
+  /// collection took one (goGCCollect), else `sp`, the cycle's own.
+  func gcStackScanStart(_ sp: UInt) -> UInt { pointee.boundarySP != 0 ? pointee.boundarySP : sp }
 }
 
 func gcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, callerSP: UInt) {
@@ -788,10 +794,23 @@ public func goGCRemoveRoots(_ lo: UInt, _ hi: UInt) -> Int32 {
   return 0
 }
 
+/// MemStats' gc_conc for a dirty-page mechanism (goalloc.h: 1 uffd, 2 soft-dirty, 3 full,
+/// 4 barrier, 5 mprotect); 0 before one is chosen.
+func gcConcStat(_ mode: Int32) -> UInt64 {
+  switch mode {
+  case Int32(GOALLOC_DIRTY_UFFD): return 1
+  case Int32(GOALLOC_DIRTY_SOFTDIRTY): return 2
+  case Int32(GOALLOC_DIRTY_FULL): return 3
+  case Int32(GOALLOC_DIRTY_BARRIER): return 4
+  case Int32(GOALLOC_DIRTY_MPROTECT): return 5
+  default: return 0
+  }
+}
+
 /// The GC figures of MemStats (caches lock and heap lock held by the caller). Only the
 /// process's heap has them (a private heap's MemStats, in tests, leaves them out).
 func gcAddStats(_ h: UnsafeMutablePointer<MHeap>, _ m: inout MemStats) {
-  guard let gc = h.gcExisting, goalloc_global_heap_get() == UnsafeMutableRawPointer(h) else { return }
+  guard let gc = h.gcExisting, h == globalHeap() else { return }
   var mallocs = gc.pointee.flushedMallocs &+ atomicLoad64(&gc.pointee.largeMallocs)
   var bytes = gc.pointee.flushedBytes &+ atomicLoad64(&gc.pointee.largeBytes)
   var it = h.pointee.caches.pointee.head
@@ -819,9 +838,7 @@ func gcAddStats(_ h: UnsafeMutablePointer<MHeap>, _ m: inout MemStats) {
   m.numForcedGC = gc.pointee.numForcedGC
   m.numPauses = atomicLoad32(&gc.pointee.numPauses)
   if gc.pointee.conc {
-    m.gcConc = gc.pointee.dirtyMode < 0 ? 0 : gc.pointee.dirtyMode == Int32(GOALLOC_DIRTY_FULL) ? 3
-      : gc.pointee.dirtyMode == Int32(GOALLOC_DIRTY_BARRIER) ? 4
-      : gc.pointee.dirtyMode == Int32(GOALLOC_DIRTY_MPROTECT) ? 5 : UInt64(gc.pointee.dirtyMode)
+    m.gcConc = gcConcStat(gc.pointee.dirtyMode)
     m.gcDirtyPages = gc.pointee.lastDirtyPages
     m.gcAssists = gc.pointee.totalAssists.count &+ atomicLoad64(&gc.pointee.assistCount)
     m.gcAssistNs = gc.pointee.totalAssists.ns &+ atomicLoad64(&gc.pointee.assistNs)

@@ -109,30 +109,42 @@ extension UnsafeMutablePointer where Pointee == GCState {
     let perByte = gcAssistWorkPerByte(expected: pointee.assistExpected, hard: pointee.assistHard,
                                       done: atomicLoad64(&w.pointee.markDone),
                                       goal: live < goal ? goal : gcHardGoalNow, live: live)
-    var debt = Int64(bitPattern: debtWord.pointee)
-    while true {  // the charge, paid from the workers' credit first
-      let c = atomicLoad64(&w.pointee.bgCredit)
-      let (d, take) = gcAssistSettle(debt: debt, charge: Int64(Double(bytes) * perByte), credit: c)
-      if take == 0 || atomicCAS64(&w.pointee.bgCredit, c, c - take) {
-        debt = d
-        break
-      }
-    }
+    // The charge, paid from the workers' credit first.
+    var debt = gcTakeCredit(Int64(bitPattern: debtWord.pointee), charge: Int64(Double(bytes) * perByte))
     if debt > 0 {
-      let t0 = goalloc_nanotime()
-      goalloc_gc_enter_busy()
-      let done = gcAssistWork(budget: Swift.max(UInt64(debt), minAssistWork))
-      goalloc_gc_leave_busy()
+      let done = gcAssist(budget: Swift.max(UInt64(debt), minAssistWork))
       if done > 0 {
         debt -= Int64(done)
-        atomicAdd64(&pointee.assistNs, goalloc_nanotime() &- t0)
-        atomicAdd64(&pointee.assistBytes, done)
-        atomicAdd64(&pointee.assistCount, 1)
       } else if !gcLimiting {
         debt = gcAssistWaitForCredit(debt)
       }
     }
     debtWord.pointee = UInt64(bitPattern: debt)
+  }
+
+  /// One assist inside the thread's critical section (a stop waits for it), counted in the
+  /// cycle's assist figures when it marked; returns the bytes marked.
+  func gcAssist(budget: UInt64) -> UInt64 {
+    let t0 = goalloc_nanotime()
+    goalloc_gc_enter_busy()
+    let done = gcAssistWork(budget: budget)
+    goalloc_gc_leave_busy()
+    if done > 0 {
+      atomicAdd64(&pointee.assistNs, goalloc_nanotime() &- t0)
+      atomicAdd64(&pointee.assistBytes, done)
+      atomicAdd64(&pointee.assistCount, 1)
+    }
+    return done
+  }
+
+  /// Pays what it can of `debt` from the workers' credit; returns what is still owed.
+  func gcTakeCredit(_ debt: Int64, charge: Int64 = 0) -> Int64 {
+    let w = pointee.work
+    while true {
+      let c = atomicLoad64(&w.pointee.bgCredit)
+      let (d, take) = gcAssistSettle(debt: debt, charge: charge, credit: c)
+      if take == 0 || atomicCAS64(&w.pointee.bgCredit, c, c - take) { return d }
+    }
   }
 
   /// Go's gcParkAssist: a debt that found no queued work waits for the workers' credit (or for
@@ -145,27 +157,17 @@ extension UnsafeMutablePointer where Pointee == GCState {
     var debt = owed
     var slept: UInt64 = 0
     while debt > 0 && atomicLoad32(&w.pointee.assistOpen) != 0 && slept < gcAssistParkMaxNs {
-      let c = atomicLoad64(&w.pointee.bgCredit)
-      if c > 0 {
-        let take = Swift.min(c, UInt64(debt))
-        if atomicCAS64(&w.pointee.bgCredit, c, c - take) { debt -= Int64(take) }
-        continue
-      }
-      let t0 = goalloc_nanotime()
-      goalloc_gc_enter_busy()
-      let done = gcAssistWork(budget: Swift.min(Swift.max(UInt64(debt), minAssistWork), minAssistWork &* 16))
-      goalloc_gc_leave_busy()
-      let t1 = goalloc_nanotime()
+      debt = gcTakeCredit(debt)
+      if debt <= 0 { break }
+      let done = gcAssist(budget: Swift.min(Swift.max(UInt64(debt), minAssistWork), minAssistWork &* 16))
       if done > 0 {
         debt -= Int64(done)
-        atomicAdd64(&pointee.assistNs, t1 &- t0)
-        atomicAdd64(&pointee.assistBytes, done)
-        atomicAdd64(&pointee.assistCount, 1)
         continue
       }
       atomicStoreRelaxed32(&w.pointee.assistWanted, 1)
+      let t = goalloc_nanotime()
       goalloc_sleep_ns(gcAssistParkNs)
-      slept &+= goalloc_nanotime() &- t1
+      slept &+= goalloc_nanotime() &- t
     }
     if slept > 0 { gcRecordStall(slept) }
     return debt
@@ -185,21 +187,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
   /// end it marks whatever the global queue holds (Go parks an assist only when no work is
   /// left), in rounds of `minAssistWork` x 4 so that a stop never waits long for it.
   func gcAssistUntilDone() {
-    let t0 = goalloc_nanotime()
-    var marked: UInt64 = 0, rounds: UInt64 = 0
-    while atomicLoad32(&pointee.work.pointee.assistOpen) != 0 {
-      goalloc_gc_enter_busy()
-      let done = gcAssistWork(budget: minAssistWork &* 4)
-      goalloc_gc_leave_busy()
-      if done == 0 { break }
-      marked &+= done
-      rounds &+= 1
-    }
-    if rounds > 0 {
-      atomicAdd64(&pointee.assistNs, goalloc_nanotime() &- t0)
-      atomicAdd64(&pointee.assistBytes, marked)
-      atomicAdd64(&pointee.assistCount, rounds)
-    }
+    while atomicLoad32(&pointee.work.pointee.assistOpen) != 0 && gcAssist(budget: minAssistWork &* 4) > 0 {}
   }
 
   /// Marks about `budget` bytes on an assist marker with work from the global queue; returns

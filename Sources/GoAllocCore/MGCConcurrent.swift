@@ -81,7 +81,7 @@ import CGoAllocShim
 func gcConcCycleEntry(_ arg: UnsafeMutableRawPointer?, _ sp: UInt) {
   guard let arg, let h = globalHeap() else { return }
   let gc = arg.assumingMemoryBound(to: GCState.self)
-  gcConcCycle(h, gc, callerSP: gc.pointee.boundarySP != 0 ? gc.pointee.boundarySP : sp)
+  gcConcCycle(h, gc, callerSP: gc.gcStackScanStart(sp))
 }
 
 func gcConcCycle(_ h: UnsafeMutablePointer<MHeap>, _ gc: UnsafeMutablePointer<GCState>, callerSP: UInt) {
@@ -305,28 +305,22 @@ extension UnsafeMutablePointer where Pointee == GCState {
           goalloc_gc_start_world()
           break  // (gone)
         }
-        let sp = atomicLoadRelaxedUInt(&t.pointee.sp), top = t.pointee.stack_hi
-        let stack = sp != 0 && top > sp ? Int(top - sp) : 0
-        let tls = atomicLoad32(&t.pointee.tls_known) != 0 && t.pointee.tls_hi > t.pointee.tls_lo
-          ? Int(t.pointee.tls_hi - t.pointee.tls_lo) : 0
+        let r = t.rootRanges(from: atomicLoadRelaxedUInt(&t.pointee.sp))
+        let stack = Int(r.stack.1 - r.stack.0), tls = Int(r.tls.1 - r.tls.0)
         if stack + tls > pointee.stackCopyBytes {
           goalloc_gc_start_world()
           if !growStackCopy(stack + tls) { break }  // (stop 2 finds it)
           continue
         }
         let buf = pointee.stackCopy!
-        if stack > 0 { buf.copyMemory(from: UnsafeRawPointer(bitPattern: sp)!, byteCount: stack) }
-        if tls > 0 { (buf + stack).copyMemory(from: UnsafeRawPointer(bitPattern: t.pointee.tls_lo)!, byteCount: tls) }
+        if stack > 0 { buf.copyMemory(from: UnsafeRawPointer(bitPattern: r.stack.0)!, byteCount: stack) }
+        if tls > 0 { (buf + stack).copyMemory(from: UnsafeRawPointer(bitPattern: r.tls.0)!, byteCount: tls) }
         goalloc_gc_start_world()
         copied = stack + tls
         break
       }
-      if copied > 0 {
-        let lo = UInt(bitPattern: pointee.stackCopy!)
-        m.scanRange(lo, lo + UInt(copied))
-        m.balance()
-        pointee.stackBytes &+= UInt64(copied)
-      }
+      let lo = UInt(bitPattern: pointee.stackCopy)
+      pointee.stackBytes &+= m.scanRoot((lo, lo &+ UInt(copied)))
     }
     lockRelease(&list.pointee.lock)
   }

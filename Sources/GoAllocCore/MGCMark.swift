@@ -108,17 +108,8 @@ extension UnsafeMutablePointer where Pointee == GCState {
         if atomicLoad32(&t.pointee.stopped) != epoch { continue }
         from = atomicLoadRelaxedUInt(&t.pointee.sp)
       }
-      let top = t.pointee.stack_hi
-      if from != 0 && top > from {
-        m.scanRange(from, top)
-        m.balance()
-        stacks &+= UInt64(top - from)
-      }
-      if atomicLoad32(&t.pointee.tls_known) != 0 && t.pointee.tls_hi > t.pointee.tls_lo {
-        m.scanRange(t.pointee.tls_lo, t.pointee.tls_hi)
-        m.balance()
-        stacks &+= UInt64(t.pointee.tls_hi - t.pointee.tls_lo)
-      }
+      let r = t.rootRanges(from: from)
+      stacks &+= m.scanRoot(r.stack) &+ m.scanRoot(r.tls)
     }
     // Images' writable segments.
     for i in 0..<pointee.nimages {
@@ -175,6 +166,19 @@ extension UnsafeMutablePointer where Pointee == GCState {
   /// A helper's part of a round (MGCWorkers): it starts idle, counted in nwait.
   func gcHelperMark(_ id: Int) {
     (pointee.work.pointee.markers + id).markLoop(startIdle: true)
+  }
+}
+
+extension UnsafeMutablePointer where Pointee == goalloc_gc_thread {
+  /// A registered thread's roots: its stack from `from` (its saved sp, or the collecting
+  /// thread's own) to the top of its mapping, and its static TLS where that lies outside it
+  /// (empty ranges as (0, 0)).
+  func rootRanges(from: UInt) -> (stack: (UInt, UInt), tls: (UInt, UInt)) {
+    let top = pointee.stack_hi
+    let stack = from != 0 && top > from ? (from, top) : (UInt(0), UInt(0))
+    let tls = atomicLoad32(&pointee.tls_known) != 0 && pointee.tls_hi > pointee.tls_lo
+      ? (pointee.tls_lo, pointee.tls_hi) : (UInt(0), UInt(0))
+    return (stack, tls)
   }
 }
 
@@ -235,6 +239,14 @@ extension UnsafeMutablePointer where Pointee == GCMarker {
       balance()
     }
     return bytes
+  }
+
+  /// A root range scanned, then work shared if a worker waits; returns its bytes.
+  func scanRoot(_ r: (UInt, UInt)) -> UInt64 {
+    if r.1 <= r.0 { return 0 }
+    scanRange(r.0, r.1)
+    balance()
+    return UInt64(r.1 - r.0)
   }
 
   /// Conservative scan of [lo, hi): every 8-byte-aligned word is a candidate pointer.
