@@ -147,8 +147,8 @@ int goalloc_dirty_mode(void) {
       else if ((want == 0 || want == 2) && probe_softdirty()) m = GOALLOC_DIRTY_SOFTDIRTY;
     }
     if (m == GOALLOC_DIRTY_FULL && pagemap >= 0) { close(pagemap); pagemap = -1; }
-    if (m == GOALLOC_DIRTY_FULL && (want == 0 || want == 5) && getauxval(AT_PAGESZ) == OS_PAGE)
-      m = GOALLOC_DIRTY_MPROTECT;
+    // (mprotect only when named: checkmark still catches writes it misses, see goalloc_dirty.h)
+    if (m == GOALLOC_DIRTY_FULL && want == 5 && getauxval(AT_PAGESZ) == OS_PAGE) m = GOALLOC_DIRTY_MPROTECT;
   }
   mode = m;
   return m;
