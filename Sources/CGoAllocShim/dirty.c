@@ -40,6 +40,7 @@ struct pm_scan_arg_ {
 
 enum { OS_PAGE = 4096, VEC = 1024 };
 static void mp_end(void);
+static void mp_fork_child(void);
 static int mp_begin(void);
 static int mp_register(uintptr_t lo, uintptr_t hi);
 static long mp_scan(uintptr_t *lo, uintptr_t hi, uintptr_t *out, long max);
@@ -147,8 +148,8 @@ int goalloc_dirty_mode(void) {
       else if ((want == 0 || want == 2) && probe_softdirty()) m = GOALLOC_DIRTY_SOFTDIRTY;
     }
     if (m == GOALLOC_DIRTY_FULL && pagemap >= 0) { close(pagemap); pagemap = -1; }
-    // (mprotect only when named: checkmark still catches writes it misses, see goalloc_dirty.h)
-    if (m == GOALLOC_DIRTY_FULL && want == 5 && getauxval(AT_PAGESZ) == OS_PAGE) m = GOALLOC_DIRTY_MPROTECT;
+    if (m == GOALLOC_DIRTY_FULL && (want == 0 || want == 5) && getauxval(AT_PAGESZ) == OS_PAGE)
+      m = GOALLOC_DIRTY_MPROTECT;
   }
   mode = m;
   return m;
@@ -240,7 +241,7 @@ void goalloc_dirty_end(void) {
 }
 
 void goalloc_dirty_after_fork_child(void) {
-  if (mode == GOALLOC_DIRTY_MPROTECT) mp_end();  // (the parent's period: its pages writable again)
+  if (mode == GOALLOC_DIRTY_MPROTECT) mp_fork_child();
   if (uffd >= 0) close(uffd);
   if (pagemap >= 0) close(pagemap);
   uffd = -1;
@@ -250,25 +251,43 @@ void goalloc_dirty_after_fork_child(void) {
 
 // --- mprotect: the tracked pages are made read-only; the first write to one faults, and the
 // SIGSEGV handler records it and makes it writable again (the store then retries).
-// Per registered range, three bitmaps of its 4 KiB pages (mmap'd, kept across periods): `prot`
-// (made read-only by this period: the only pages the handler and mp_end touch), `clean` (reads
-// unwritten unless `written`: the tracked pages and those nothing scans, goalloc_dirty_mark_pages)
-// and `written`. Every other page reads written. The ranges stay listed after the period until
-// the next begins: a thread that faulted just before mp_end made its page writable finds it
-// there (the handler's mprotect is then a no-op and the store retries).
+// A registered range's *descriptor* (struct mp_range, one mapping: its bounds and three bitmaps
+// of its 4 KiB pages) sits in a slot; [0, mp_n) are this period's. Bitmaps: `prot` (made
+// read-only by this period: the only pages the handler and mp_end touch), `clean` (reads
+// unwritten unless `written`: the tracked pages and those nothing scans,
+// goalloc_dirty_mark_pages) and `written`. Every other page reads written.
+// A handler can be delayed anywhere (preempted, or waiting for the mmap lock in mprotect) while
+// the collector ends the period and begins the next one, zeroing the bits and protecting the
+// pages again; its mprotect may then make a page of the new period writable after the new
+// period's bits were cleared. So after its mprotect a handler records the write once more in the
+// descriptors current then (mp_record): that is after the zeroing, or else the page was
+// protected again after the handler's mprotect and the next write faults. A descriptor whose
+// range changed is replaced, never rewritten in place (a handler reads a slot once and keeps
+// the pointer), and unmapped at a later period's start once no handler runs (mp_inh).
+// A write fault inside a registered range on a page this period did not protect is a stale
+// fault (its period ended and made the page writable before the handler looked) and the store
+// is retried; the same page again in the same period on the same thread is a real fault (a
+// guard page), passed on.
 // Each protected run, and each page a fault makes writable inside one, may split a kernel mapping
 // (vm.max_map_count, 65530 by default, counts them): at most MP_MAX_RUNS runs are protected, and
 // after MP_MAX_FAULTS faults a period's fault unprotects its whole run (read written; the kernel
 // merges the mappings back).
-enum { MP_RANGES = 1024, MP_MAX_RUNS = 4096, MP_MAX_FAULTS = 8192 };
-struct mp_range { uintptr_t lo, hi; uint64_t *prot, *clean, *written; size_t bytes; };
-static struct mp_range mp[MP_RANGES];
-static long mp_n;                  // ranges registered by the last period (handlers read it)
+enum { MP_RANGES = 1024, MP_MAX_RUNS = 4096, MP_MAX_FAULTS = 8192, MP_RETIRED = 64 };
+struct mp_range { uintptr_t lo, hi; size_t bytes; uint64_t *prot, *clean, *written; };
+static struct mp_range *mp[MP_RANGES];     // slots (handlers read them)
+static long mp_n;                  // this period's ranges, in slots [0, mp_n)
+static long mp_known;              // slots ever filled: [0, mp_known) (stale faults)
+static struct mp_range *mp_retired[MP_RETIRED];  // replaced, to unmap once no handler runs
+static long mp_nretired;
+static long mp_inh;                // handlers running
+static long mp_gen;                // periods begun
 static int mp_on;                  // a period runs (heap lock)
 static long mp_runs;               // protected runs this period
 static long mp_faults;             // faults this period (handlers count them)
 static struct sigaction mp_prev;   // the SIGSEGV action ours replaced
 static int mp_installed;
+static __thread uintptr_t mp_stale_page __attribute__((tls_model("initial-exec")));
+static __thread long mp_stale_gen __attribute__((tls_model("initial-exec")));
 
 static int bit_get(const uint64_t *w, size_t i) {
   return (int)((__atomic_load_n(&w[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1);
@@ -282,35 +301,78 @@ static void bits_clear(uint64_t *w, size_t i, size_t j) {
   for (; i < j; i++) __atomic_fetch_and(&w[i / 64], ~(1ull << (i % 64)), __ATOMIC_SEQ_CST);
 }
 
-static struct mp_range *mp_find(uintptr_t a) {
-  long n = __atomic_load_n(&mp_n, __ATOMIC_ACQUIRE);
-  for (long k = 0; k < n; k++) if (a >= mp[k].lo && a < mp[k].hi) return &mp[k];
+/// The descriptor of slots [0, n) holding a.
+static struct mp_range *mp_find_in(uintptr_t a, long n) {
+  for (long k = 0; k < n; k++) {
+    struct mp_range *r = __atomic_load_n(&mp[k], __ATOMIC_ACQUIRE);
+    if (r && a >= r->lo && a < r->hi) return r;
+  }
   return 0;
 }
 
-/// The first registered address above a (none: UINTPTR_MAX).
+static struct mp_range *mp_find(uintptr_t a) { return mp_find_in(a, __atomic_load_n(&mp_n, __ATOMIC_ACQUIRE)); }
+
+/// The first address above a that this period registered (none: UINTPTR_MAX).
 static uintptr_t mp_next(uintptr_t a) {
   uintptr_t b = UINTPTR_MAX;
   long n = __atomic_load_n(&mp_n, __ATOMIC_ACQUIRE);
-  for (long k = 0; k < n; k++) if (mp[k].lo > a && mp[k].lo < b) b = mp[k].lo;
+  for (long k = 0; k < n; k++) {
+    struct mp_range *r = __atomic_load_n(&mp[k], __ATOMIC_ACQUIRE);
+    if (r && r->lo > a && r->lo < b) b = r->lo;
+  }
   return b;
 }
 
-/// A write fault on a page this period made read-only: recorded, writable again. 1 if handled.
+/// [lo, hi) reads written in this period's descriptors; with `unprotect`, its read-only pages
+/// become writable.
+static void mp_written(uintptr_t lo, uintptr_t hi, int unprotect) {
+  for (uintptr_t a = lo; a < hi;) {
+    struct mp_range *r = mp_find(a);
+    if (!r) { a = mp_next(a); continue; }
+    uintptr_t b = hi < r->hi ? hi : r->hi;
+    size_t i = (a - r->lo) / OS_PAGE, j = (b - r->lo) / OS_PAGE;
+    bits_set(r->written, i, j);
+    if (unprotect) {
+      for (size_t s = i; s < j;) {
+        if (!bit_get(r->prot, s)) { s++; continue; }
+        size_t e = s + 1;
+        while (e < j && bit_get(r->prot, e)) e++;
+        mprotect((void *)(r->lo + s * OS_PAGE), (e - s) * OS_PAGE, PROT_READ | PROT_WRITE);
+        s = e;
+      }
+    }
+    a = b;
+  }
+}
+
+/// A write fault at a: 1 if it was ours (recorded and made writable, or a stale fault to retry).
 static int mp_fault(uintptr_t a) {
   struct mp_range *r = mp_find(a);
-  if (!r) return 0;
-  size_t i = (a - r->lo) / OS_PAGE;
-  if (!bit_get(r->prot, i)) return 0;
+  size_t i = r ? (a - r->lo) / OS_PAGE : 0;
+  if (!r || !bit_get(r->prot, i)) {
+    if (!r && !mp_find_in(a, __atomic_load_n(&mp_known, __ATOMIC_ACQUIRE))) return 0;  // not ours
+    uintptr_t page = a & ~(uintptr_t)(OS_PAGE - 1);
+    long gen = __atomic_load_n(&mp_gen, __ATOMIC_ACQUIRE);
+    if (mp_stale_page == page && mp_stale_gen == gen) return 0;  // again: a real fault
+    mp_stale_page = page;
+    mp_stale_gen = gen;
+    return 1;
+  }
+  mp_stale_page = 0;
   bits_set(r->written, i, i + 1);
-  if (__atomic_fetch_add(&mp_faults, 1, __ATOMIC_RELAXED) < MP_MAX_FAULTS
-      && mprotect((void *)(r->lo + i * OS_PAGE), OS_PAGE, PROT_READ | PROT_WRITE) == 0) return 1;
-  // Too many faults, or kernel mappings (ENOMEM): the whole protected run around it, read written.
-  size_t s = i, e = i + 1, np = (r->hi - r->lo) / OS_PAGE;
-  while (s > 0 && bit_get(r->prot, s - 1)) s--;
-  while (e < np && bit_get(r->prot, e)) e++;
-  bits_set(r->written, s, e);
-  return mprotect((void *)(r->lo + s * OS_PAGE), (e - s) * OS_PAGE, PROT_READ | PROT_WRITE) == 0;
+  size_t s = i, e = i + 1;
+  int ok = 1;
+  if (__atomic_fetch_add(&mp_faults, 1, __ATOMIC_RELAXED) >= MP_MAX_FAULTS
+      || mprotect((void *)(r->lo + i * OS_PAGE), OS_PAGE, PROT_READ | PROT_WRITE) != 0) {
+    // Too many faults, or kernel mappings (ENOMEM): the whole protected run around it, written.
+    size_t np = (r->hi - r->lo) / OS_PAGE;
+    while (s > 0 && bit_get(r->prot, s - 1)) s--;
+    while (e < np && bit_get(r->prot, e)) e++;
+    bits_set(r->written, s, e);
+    ok = mprotect((void *)(r->lo + s * OS_PAGE), (e - s) * OS_PAGE, PROT_READ | PROT_WRITE) == 0;
+  }
+  mp_written(r->lo + s * OS_PAGE, r->lo + e * OS_PAGE, 0);  // (the period current now: above)
+  return ok;
 }
 
 static void mp_handler(int sig, siginfo_t *si, void *uc) {
@@ -319,8 +381,11 @@ static void mp_handler(int sig, siginfo_t *si, void *uc) {
 #if defined(__x86_64__)
   write = (((ucontext_t *)uc)->uc_mcontext.gregs[REG_ERR] & 2) != 0;
 #endif
-  if (si->si_code == SEGV_ACCERR && write && mp_fault((uintptr_t)si->si_addr)) { errno = saved; return; }
+  __atomic_fetch_add(&mp_inh, 1, __ATOMIC_SEQ_CST);
+  int ours = si->si_code == SEGV_ACCERR && write && mp_fault((uintptr_t)si->si_addr);
+  __atomic_fetch_sub(&mp_inh, 1, __ATOMIC_SEQ_CST);
   errno = saved;
+  if (ours) return;
   // Not ours: the action before ours, as if it had been called.
   if ((mp_prev.sa_flags & SA_SIGINFO) && mp_prev.sa_sigaction) { mp_prev.sa_sigaction(sig, si, uc); return; }
   if (mp_prev.sa_handler != SIG_DFL && mp_prev.sa_handler != SIG_IGN) { mp_prev.sa_handler(sig); return; }
@@ -333,9 +398,14 @@ static void mp_handler(int sig, siginfo_t *si, void *uc) {
 }
 
 /// The handler, installed on the first period; a period whose handler the program replaced
-/// since is refused (all written).
+/// since is refused (all written). Replaced descriptors are unmapped once no handler runs.
 static int mp_begin(void) {
+  __atomic_fetch_add(&mp_gen, 1, __ATOMIC_SEQ_CST);
   __atomic_store_n(&mp_n, 0, __ATOMIC_RELEASE);
+  if (mp_nretired > 0 && __atomic_load_n(&mp_inh, __ATOMIC_SEQ_CST) == 0) {
+    for (long k = 0; k < mp_nretired; k++) munmap(mp_retired[k], mp_retired[k]->bytes);
+    mp_nretired = 0;
+  }
   struct sigaction cur;
   if (sigaction(SIGSEGV, 0, &cur) != 0) return -1;
   if (mp_installed) {
@@ -358,22 +428,27 @@ static int mp_begin(void) {
 static int mp_register(uintptr_t lo, uintptr_t hi) {
   long k = mp_n;
   if (!mp_on || k >= MP_RANGES || lo % OS_PAGE || hi % OS_PAGE || hi <= lo) return -1;
-  struct mp_range *r = &mp[k];
   size_t words = ((hi - lo) / OS_PAGE + 63) / 64;
-  size_t bytes = (3 * words * 8 + OS_PAGE - 1) / OS_PAGE * OS_PAGE;
-  if (r->bytes < bytes) {
+  struct mp_range *r = mp[k];
+  if (r && r->lo == lo && r->hi == hi) {
+    madvise((char *)r + OS_PAGE, r->bytes - OS_PAGE, MADV_DONTNEED);  // (the bits: zero again)
+  } else {
+    if (r && mp_nretired == MP_RETIRED) return -1;  // (handlers kept running: unmapped none)
+    // One mapping: the descriptor in its first page, the three bitmaps after it.
+    size_t bytes = OS_PAGE + (3 * words * 8 + OS_PAGE - 1) / OS_PAGE * OS_PAGE;
     void *m = mmap(0, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) return -1;
-    if (r->bytes) munmap(r->prot, r->bytes);
-    r->prot = m;
-    r->bytes = bytes;
-  } else {
-    madvise(r->prot, r->bytes, MADV_DONTNEED);  // (zero again)
+    struct mp_range *n = m;
+    n->lo = lo;
+    n->hi = hi;
+    n->bytes = bytes;
+    n->prot = (uint64_t *)((char *)m + OS_PAGE);
+    n->clean = n->prot + words;
+    n->written = n->clean + words;
+    __atomic_store_n(&mp[k], n, __ATOMIC_RELEASE);
+    if (r) mp_retired[mp_nretired++] = r;
   }
-  r->clean = r->prot + words;
-  r->written = r->clean + words;
-  r->lo = lo;
-  r->hi = hi;
+  if (k + 1 > mp_known) __atomic_store_n(&mp_known, k + 1, __ATOMIC_RELEASE);
   __atomic_store_n(&mp_n, k + 1, __ATOMIC_RELEASE);
   return 0;
 }
@@ -390,27 +465,6 @@ int goalloc_dirty_mark_pages(uintptr_t lo, uintptr_t hi, int track) {
   bits_set(r->clean, i, j);
   mp_runs++;
   return 0;
-}
-
-/// [lo, hi) reads written; with `unprotect`, its read-only pages become writable.
-static void mp_written(uintptr_t lo, uintptr_t hi, int unprotect) {
-  for (uintptr_t a = lo; a < hi;) {
-    struct mp_range *r = mp_find(a);
-    if (!r) { a = mp_next(a); continue; }
-    uintptr_t b = hi < r->hi ? hi : r->hi;
-    size_t i = (a - r->lo) / OS_PAGE, j = (b - r->lo) / OS_PAGE;
-    bits_set(r->written, i, j);
-    if (unprotect) {
-      for (size_t s = i; s < j;) {
-        if (!bit_get(r->prot, s)) { s++; continue; }
-        size_t e = s + 1;
-        while (e < j && bit_get(r->prot, e)) e++;
-        mprotect((void *)(r->lo + s * OS_PAGE), (e - s) * OS_PAGE, PROT_READ | PROT_WRITE);
-        s = e;
-      }
-    }
-    a = b;
-  }
 }
 
 void goalloc_dirty_span_alloc(uintptr_t lo, uintptr_t hi) {
@@ -451,7 +505,7 @@ static void mp_end(void) {
   if (!mp_on) return;
   long n = mp_n;
   for (long k = 0; k < n; k++) {
-    struct mp_range *r = &mp[k];
+    struct mp_range *r = mp[k];
     size_t np = (r->hi - r->lo) / OS_PAGE;
     for (size_t s = 0; s < np;) {
       if (s % 64 == 0 && r->prot[s / 64] == 0) { s += 64; continue; }
@@ -462,7 +516,14 @@ static void mp_end(void) {
       s = e;
     }
   }
-  __atomic_store_n(&mp_on, 0, __ATOMIC_RELEASE);  // (the ranges stay listed)
+  __atomic_store_n(&mp_on, 0, __ATOMIC_RELEASE);  // (the ranges stay listed until the next begin)
   mp_runs = 0;
   __atomic_store_n(&mp_faults, 0, __ATOMIC_RELAXED);
+}
+
+/// In a fork child: the parent's period ended, its pages writable again; the threads that were
+/// in the handler are not here.
+static void mp_fork_child(void) {
+  mp_end();
+  mp_inh = 0;
 }

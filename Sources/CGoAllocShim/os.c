@@ -124,6 +124,13 @@ void goalloc_sleep_ns(uint64_t ns) {
   errno = saved;
 }
 
+void goalloc_nap_ns(uint64_t ns) {
+  struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
+  int saved = errno;
+  nanosleep(&ts, 0);
+  errno = saved;
+}
+
 void goalloc_set_errno(int e) { errno = e; }
 int goalloc_errno_enomem(void) { return ENOMEM; }
 int goalloc_errno_einval(void) { return EINVAL; }

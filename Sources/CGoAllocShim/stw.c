@@ -26,6 +26,7 @@ void (*goalloc_gc_event_hook)(int event);  // (goalloc_stw.h)
 static int stop_signal;          // 0 until installed
 static uint32_t world_epoch;     // odd while a stop is in progress
 static uint32_t acks;            // threads that acknowledged the current stop
+static uint32_t suspended;       // threads inside suspend_here (stopped, or not yet left after the restart)
 
 static long futex(uint32_t *addr, int op, uint32_t val, const struct timespec *ts) {
   return syscall(SYS_futex, addr, op | FUTEX_PRIVATE_FLAG, val, ts, 0, 0);
@@ -114,9 +115,11 @@ __attribute__((noinline)) static void suspend_here(void) {
   uint32_t e = __atomic_load_n(&world_epoch, __ATOMIC_ACQUIRE);
   __atomic_store_n(&t->sp, sp, __ATOMIC_RELAXED);
   __atomic_store_n(&t->stopped, e, __ATOMIC_RELEASE);
+  __atomic_add_fetch(&suspended, 1, __ATOMIC_ACQ_REL);
   __atomic_add_fetch(&acks, 1, __ATOMIC_ACQ_REL);
   futex(&acks, FUTEX_WAKE, 1, 0);
   while (__atomic_load_n(&world_epoch, __ATOMIC_ACQUIRE) == e) futex(&world_epoch, FUTEX_WAIT, e, 0);
+  __atomic_sub_fetch(&suspended, 1, __ATOMIC_ACQ_REL);
   (void)marker;
 }
 
@@ -203,6 +206,11 @@ void goalloc_gc_unblock(void) {
 int goalloc_gc_signal(void) { return __atomic_load_n(&stop_signal, __ATOMIC_ACQUIRE); }
 
 void goalloc_gc_begin_stop(void) {
+  // The threads the last stop suspended first leave it (each then runs on at least until this
+  // stop's signal reaches it): else a thread not yet scheduled since the restart would take the
+  // next stop's signal before any of its own code, and back-to-back collections (a thread
+  // calling goalloc_gc_collect in a loop) would starve it.
+  while (__atomic_load_n(&suspended, __ATOMIC_ACQUIRE) != 0) sched_yield();
   __atomic_store_n(&acks, 0, __ATOMIC_RELEASE);
   __atomic_add_fetch(&world_epoch, 1, __ATOMIC_ACQ_REL);  // odd: stopping
 }
@@ -237,6 +245,7 @@ void goalloc_gc_start_world(void) {
 void goalloc_gc_after_fork_child(void) {
   if (__atomic_load_n(&world_epoch, __ATOMIC_ACQUIRE) & 1) __atomic_add_fetch(&world_epoch, 1, __ATOMIC_ACQ_REL);
   __atomic_store_n(&acks, 0, __ATOMIC_RELEASE);
+  __atomic_store_n(&suspended, 0, __ATOMIC_RELEASE);
   goalloc_gc_self.pending = 0;
   goalloc_gc_self.busy = 0;
 }

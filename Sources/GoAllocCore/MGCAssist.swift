@@ -148,15 +148,18 @@ extension UnsafeMutablePointer where Pointee == GCState {
   }
 
   /// Go's gcParkAssist: a debt that found no queued work waits for the workers' credit (or for
-  /// work to appear: at most 1 MiB of it marked at a time; or for the mark to end), sleeping at
-  /// most gcAssistParkMaxNs at one charge, so the thread slows to the workers' pace a little at
-  /// each charge instead of running on until the heap's goal stops it for the rest of the mark.
-  /// The sleeps are a stall (GCStalls, GCStallNs, GCStallMaxNs).
+  /// work to appear: at most 1 MiB of it marked at a time; or for the mark to end, the cycle's
+  /// count showing it even if the next mark has begun), at most gcAssistParkMaxNs at one charge
+  /// (stops included), so the thread slows to the workers' pace a little at each charge instead
+  /// of running on until the heap's goal stops it for the rest of the mark. The sleeps are a
+  /// stall (GCStalls, GCStallNs, GCStallMaxNs).
   func gcAssistWaitForCredit(_ owed: Int64) -> Int64 {
     let w = pointee.work
     var debt = owed
     var slept: UInt64 = 0
-    while debt > 0 && atomicLoad32(&w.pointee.assistOpen) != 0 && slept < gcAssistParkMaxNs {
+    let cycle = atomicLoad32(&pointee.numGC), began = goalloc_nanotime()
+    while debt > 0 && atomicLoad32(&w.pointee.assistOpen) != 0 && atomicLoad32(&pointee.numGC) == cycle
+            && goalloc_nanotime() &- began < gcAssistParkMaxNs {
       debt = gcTakeCredit(debt)
       if debt <= 0 { break }
       let done = gcAssist(budget: Swift.min(Swift.max(UInt64(debt), minAssistWork), minAssistWork &* 16))
@@ -166,7 +169,7 @@ extension UnsafeMutablePointer where Pointee == GCState {
       }
       atomicStoreRelaxed32(&w.pointee.assistWanted, 1)
       let t = goalloc_nanotime()
-      goalloc_sleep_ns(gcAssistParkNs)
+      goalloc_nap_ns(gcAssistParkNs)  // (a stop ends it: the loop then sees a cycle end at once)
       slept &+= goalloc_nanotime() &- t
     }
     if slept > 0 { gcRecordStall(slept) }

@@ -94,9 +94,10 @@ struct BoehmTests {
     let exe = try await Boehm.build(program)
     let bdwgc = try await Subprocess.run(exe.path, timeout: 120)
     #expect(bdwgc.exitedCleanly, "\(bdwgc)")
-    for procs in ["1", "2"] {
+    // (and once with gcdirty=mprotect: read-only pages and a SIGSEGV handler)
+    for (procs, dirty) in [("1", ""), ("2", ""), ("2", ",gcdirty=mprotect")] {
       let ours = try await Subprocess.run(exe.path, preload: .goalloc, environment: [
-        "GOALLOC_GC_PROCS": procs, "GOALLOC_DEBUG": "stats=1,gcconc=1,gccheckmark=1"], timeout: 180)
+        "GOALLOC_GC_PROCS": procs, "GOALLOC_DEBUG": "stats=1,gcconc=1,gccheckmark=1" + dirty], timeout: 180)
       #expect(ours.exitedCleanly && ours.stdout == bdwgc.stdout, "\(ours)")
       if program != "gcfinalize" { #expect((Boehm.numGC(ours.stderr) ?? 0) > 0, "\(ours)") }
     }

@@ -7,12 +7,12 @@
 //              kernel writes (read(2) into the heap) work as usual;
 //   softdirty  /proc/self/clear_refs (4) at the start, pagemap's bit 55 at the end (kernels
 //              built with CONFIG_MEM_SOFT_DIRTY; bdwgc's MPROTECT_VDB alternative on Linux);
-//   mprotect   (bdwgc's MPROTECT_VDB; 4 KiB OS pages; only when GOALLOC_DEBUG=gcdirty=mprotect
-//              names it, never by auto: checkmark still catches writes it misses, in 2-4 of 30
-//              runs of the mutate scenario, cause not found yet) the collected scan spans' pages are made read-only
+//   mprotect   (bdwgc's MPROTECT_VDB; 4 KiB OS pages; auto picks it only where uffd and
+//              soft-dirty both fail) the collected scan spans' pages are made read-only
 //              (goalloc_dirty_mark_pages) and a SIGSEGV handler (SA_SIGINFO, installed on the
 //              first period, allocation- and lock-free) records a write fault on one and makes
-//              it writable again; any other fault goes to the action the handler replaced
+//              it writable again (and records it once more after that, for a handler
+//              delayed past the period's end: dirty.c); any other fault goes to the action the handler replaced
 //              (default: the usual crash). The period ends (goalloc_dirty_end, once stop 2 is
 //              over) with every page it protected writable again. Limitation: a system call
 //              writing into a protected page (read(2) into a GC object with pointers) fails

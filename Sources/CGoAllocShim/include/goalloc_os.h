@@ -38,6 +38,8 @@ uint64_t goalloc_thread_cputime(void);
 /// Gives the processor to another runnable thread (sched_yield).
 void goalloc_yield(void);
 void goalloc_sleep_ns(uint64_t ns);
+/// Sleeps up to ns nanoseconds: a signal (a GC stop) ends it early.
+void goalloc_nap_ns(uint64_t ns);
 void goalloc_set_errno(int e);
 int goalloc_errno_enomem(void);
 int goalloc_errno_einval(void);
