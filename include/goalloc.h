@@ -174,6 +174,16 @@ void *goalloc_gc_base(void *p);
  * reachable object freed; gccheckmark=1 catches that). In the other modes it is a plain store
  * that also shades, which does no harm. */
 void goalloc_gc_write_barrier(void **slot, void *value);
+/* The write barrier's flag: nonzero while a concurrent mark runs (set and cleared with the
+ * world stopped). Read it only as goalloc_gc_store does. */
+extern uint32_t goalloc_gc_barrier_on;
+/* goalloc_gc_write_barrier with its test inline, as a compiler emits Go's: outside a concurrent
+ * mark the plain store and one load of the flag, no call; during one, the barrier. Same
+ * contract. */
+static inline void goalloc_gc_store(void **slot, void *value) {
+  if (__builtin_expect(__atomic_load_n(&goalloc_gc_barrier_on, __ATOMIC_RELAXED) != 0, 0)) goalloc_gc_write_barrier(slot, value);
+  else *slot = value;
+}
 
 /* ---- Pools: objects of one size kept for reuse (Go's sync.Pool) ----------------------------
  *

@@ -14,7 +14,7 @@
  * GC build just drops; no collections, no pauses.
  * GC_STORE(slot, value) is every pointer store into collected memory: a plain store, or with
  * -DGCSTATS_BARRIER bdwgc's GC_PTR_STORE_AND_DIRTY (GoAlloc: its write barrier, for the
- * `goalloc-wb` row, GOALLOC_DEBUG=gcconc=1,gcdirty=barrier). */
+ * `goalloc-wb` row, GOALLOC_DEBUG=gcconc=1,gcdirty=barrier, with its flag tested inline). */
 #ifndef GOALLOC_GCSTATS_H
 #define GOALLOC_GCSTATS_H
 #ifndef _GNU_SOURCE
@@ -32,7 +32,15 @@
 #define GCSTATS_FREE(p) ((void)(p))
 #endif
 #ifdef GCSTATS_BARRIER
-#define GC_STORE(slot, value) GC_PTR_STORE_AND_DIRTY(&(slot), (value))
+/* On GoAlloc (its flag found: a weak reference, null on bdwgc), the barrier's test inline as
+ * goalloc.h's goalloc_gc_store does it (a call only during a concurrent mark); else bdwgc's. */
+#include <stdint.h>
+extern uint32_t goalloc_gc_barrier_on __attribute__((weak));
+static inline void gcstats_store(void **slot, void *value) {
+  if (&goalloc_gc_barrier_on && __atomic_load_n(&goalloc_gc_barrier_on, __ATOMIC_RELAXED) == 0) *slot = value;
+  else GC_PTR_STORE_AND_DIRTY(slot, value);
+}
+#define GC_STORE(slot, value) gcstats_store((void **)&(slot), (value))
 #else
 #define GC_STORE(slot, value) ((slot) = (value))
 #endif

@@ -11,6 +11,7 @@ __thread void *goalloc_tls_cache __attribute__((tls_model("initial-exec"))) = (v
 __thread uint32_t goalloc_tls_state __attribute__((tls_model("initial-exec"))) = 0;
 __thread void *goalloc_tls_slow_cache __attribute__((tls_model("initial-exec"))) = 0;
 void *goalloc_global_heap_ = 0;
+uint32_t goalloc_gc_barrier_on = 0;  // (exported: goalloc.h's goalloc_gc_store)
 
 void **goalloc_span_table __attribute__((visibility("hidden"))) = 0;
 uintptr_t goalloc_span_base __attribute__((visibility("hidden"))) = 0;

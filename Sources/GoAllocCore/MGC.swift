@@ -679,7 +679,7 @@ func gcForkChild(_ h: UnsafeMutablePointer<MHeap>) {
     lockReset(&gc.pointee.lock)
     // (A barrier that read its flag during the last cycle may have held wbLock at the fork.)
     lockReset(&gc.pointee.work.pointee.wbLock)
-    atomicStore32(&gcBarrierOn, 0)
+    goalloc_gc_barrier_store(0)
     gc.gcWorkersAfterFork()
     gc.pointee.dirtyMode = -1
     _ = atomicAdd32(&gc.pointee.bgCrew, 1)  // (no background thread here)

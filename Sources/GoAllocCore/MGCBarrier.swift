@@ -2,7 +2,8 @@
 // code generators that can call one (goalloc_gc_write_barrier; GoAlloc's GC.PointerField), and
 // the stop-2 side of GOALLOC_DEBUG=gcdirty=barrier (MGCConcurrent's header has the argument).
 //
-// `gcBarrierOn` is set from stop 1 of a concurrent cycle to the start of stop 2, both times with
+// `goalloc_gc_barrier_on` (fastpath.c, exported: goalloc.h's inline goalloc_gc_store tests it
+// before it calls the barrier) is set from stop 1 of a concurrent cycle to the start of stop 2, both times with
 // the world stopped. The barrier loads it once: clear, the call is the store `*slot = value` and
 // nothing more. Set, the old value `*slot` and the new value are *shaded* before the store: a
 // value pointing into an allocated, unfreed, unmarked collected object marks it and queues it
@@ -22,14 +23,11 @@
 // without the lock reads only memory that stays mapped (span structs, bitmaps via a nil test).
 import CGoAllocShim
 
-/// Nonzero while a concurrent mark runs (stop 1 to stop 2): the write barrier shades.
-@usableFromInline nonisolated(unsafe) var gcBarrierOn: UInt32 = 0
-
 /// goalloc_gc_write_barrier: `*slot = value`, shading the old and the new value while a
 /// concurrent mark runs. Any thread, at any time.
 @inlinable @inline(__always)
 public func goGCWriteBarrier(_ slot: UnsafeMutablePointer<UnsafeMutableRawPointer?>, _ value: UnsafeMutableRawPointer?) {
-  if _slowPath(atomicLoad32(&gcBarrierOn) != 0) {
+  if _slowPath(goalloc_gc_barrier_load() != 0) {
     gcBarrierShade(UInt(bitPattern: slot.pointee), UInt(bitPattern: value))
   }
   slot.pointee = value
@@ -38,7 +36,7 @@ public func goGCWriteBarrier(_ slot: UnsafeMutablePointer<UnsafeMutableRawPointe
 /// Shades the words of [p, p + n) (pointers just copied into a collected object by the
 /// allocator itself: goalloc_gc_realloc's copy), while a concurrent mark runs.
 func gcBarrierCopied(_ p: UnsafeMutableRawPointer, _ n: Int) {
-  if atomicLoad32(&gcBarrierOn) == 0 { return }
+  if goalloc_gc_barrier_load() == 0 { return }
   var a = (UInt(bitPattern: p) &+ 7) & ~7
   let end = UInt(bitPattern: p) &+ UInt(n)
   while a &+ 8 <= end {
@@ -56,7 +54,7 @@ func gcBarrierShade(_ old: UInt, _ new: UInt) {
   let a = m.mayNeedShade(old), b = m.mayNeedShade(new) && !m.allocatedBlackHere(new)
   if !a && !b { return }
   lockAcquire(&w.pointee.wbLock)
-  if atomicLoad32(&gcBarrierOn) != 0 {
+  if goalloc_gc_barrier_load() != 0 {
     if a { m.grey(old) }
     if b { m.grey(new) }
     m.flushBarrierQueue()
@@ -75,12 +73,12 @@ extension UnsafeMutablePointer where Pointee == GCState {
   var barrierMode: Bool { pointee.dirtyMode == Int32(GOALLOC_DIRTY_BARRIER) }
 
   /// Stop 1, after the markers are prepared (world stopped): the barrier shades from now on.
-  func gcBarrierOpen() { atomicStore32(&gcBarrierOn, 1) }
+  func gcBarrierOpen() { goalloc_gc_barrier_store(1) }
 
   /// Stop 2, the world just stopped by a stop that took wbLock first (MGCConcurrent: so no
   /// thread was stopped half-way through a shade): the barrier stops shading.
   func gcBarrierClose() {
-    atomicStore32(&gcBarrierOn, 0)
+    goalloc_gc_barrier_store(0)
     lockRelease(&pointee.work.pointee.wbLock)
   }
 }

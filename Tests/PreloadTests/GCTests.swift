@@ -313,11 +313,12 @@ struct GCTests {
   // The explicit write barrier (goalloc_gc_write_barrier, MGCBarrier.swift) under
   // gcdirty=barrier: no page is tracked; the program stores every pointer into collected memory
   // through the barrier, and stop 2 rescans only the roots without barriers.
+  // (`store`: through goalloc.h's goalloc_gc_store, the flag tested inline.)
   @Test("threads mutate linked lists only through the write barrier under gcdirty=barrier: every list matches its shadow",
-        arguments: ["1", "4"])
-  func barrierMutators(procs: String) async throws {
+        arguments: [("1", "barrier"), ("4", "barrier"), ("2", "store")])
+  func barrierMutators(procs: String, how: String) async throws {
     let env = ["GOALLOC_GC_PROCS": procs, "GOALLOC_DEBUG": "gcconc=1,gcdirty=barrier,gccheckmark=1,gctrace=1"]
-    let r = try await Self.run("mutate", ["3", "300000", "barrier"], environment: env)
+    let r = try await Self.run("mutate", ["3", "300000", how], environment: env)
     expectScenarioOK(r, atLeast: 3)
     #expect(r.stdout.contains("gc_conc 4,"), "\(r)")
     let lines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("gc ") }

@@ -1138,11 +1138,13 @@ static void syscalls(const char *what) {
 // mt_barrier (the third argument): 1 `barrier`, every pointer store into collected memory goes
 // through goalloc_gc_write_barrier (GOALLOC_DEBUG=gcdirty=barrier's promise kept); 2
 // `barrier-but-moves`, the same except a move's two stores (the unlink and the relink), which
-// bypass it (the promise broken: gccheckmark=1 must catch it).
+// bypass it (the promise broken: gccheckmark=1 must catch it); 3 `store`, as 1 through goalloc.h's
+// inline goalloc_gc_store.
 enum { MT_LISTS = 64, MT_K = 0x9e3779b97f4a7c15ull };
 static int mt_barrier;
 static inline void mstore(void *slot, void *v, int bypass) {
-  if (mt_barrier && !(bypass && mt_barrier == 2)) goalloc_gc_write_barrier((void **)slot, v);
+  if (mt_barrier == 3) goalloc_gc_store((void **)slot, v);  // (the inline test, goalloc.h)
+  else if (mt_barrier && !(bypass && mt_barrier == 2)) goalloc_gc_write_barrier((void **)slot, v);
   else *(void **)slot = v;
 }
 struct mnode { struct mnode *next; uint64_t id, check, pad; };
@@ -1221,7 +1223,8 @@ static void *mutator(void *arg) {
   return 0;
 }
 static void mutate(int threads, long ops, const char *barrier) {
-  mt_barrier = !barrier ? 0 : !strcmp(barrier, "barrier") ? 1 : !strcmp(barrier, "barrier-but-moves") ? 2 : 0;
+  mt_barrier = !barrier ? 0 : !strcmp(barrier, "barrier") ? 1 : !strcmp(barrier, "barrier-but-moves") ? 2
+             : !strcmp(barrier, "store") ? 3 : 0;
   if (threads > 4) threads = 4;
   pthread_t t[4];
   for (int i = 0; i < threads; i++) {
