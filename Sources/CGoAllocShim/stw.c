@@ -209,8 +209,15 @@ void goalloc_gc_begin_stop(void) {
   // The threads the last stop suspended first leave it (each then runs on at least until this
   // stop's signal reaches it): else a thread not yet scheduled since the restart would take the
   // next stop's signal before any of its own code, and back-to-back collections (a thread
-  // calling goalloc_gc_collect in a loop) would starve it.
-  while (__atomic_load_n(&suspended, __ATOMIC_ACQUIRE) != 0) sched_yield();
+  // calling goalloc_gc_collect in a loop) would starve it. Fairness only, so bounded (about
+  // 10 ms: a thread held by a debugger must not hold the collector too).
+  for (int i = 0; i < 564 && __atomic_load_n(&suspended, __ATOMIC_ACQUIRE) != 0; i++) {
+    if (i < 64) { sched_yield(); continue; }
+    struct timespec ts = { 0, 20 * 1000 };
+    int saved = errno;
+    nanosleep(&ts, 0);
+    errno = saved;
+  }
   __atomic_store_n(&acks, 0, __ATOMIC_RELEASE);
   __atomic_add_fetch(&world_epoch, 1, __ATOMIC_ACQ_REL);  // odd: stopping
 }

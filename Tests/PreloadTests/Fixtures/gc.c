@@ -769,21 +769,17 @@ static void assist(long n) {
 
 // The GC CPU limiter: GOGC off, a 24 MiB memory limit over 20 MiB of live scanned objects, so
 // each cycle frees about 1 MiB and marks 20: without the limiter the collector would take nearly
-// all the time. After its first second it holds the collector near half (each cycle waits until
-// the program has run as long as the last one's pause), and the heap stays bounded. The share is
-// taken over the second half's whole periods (a pause and the run after it, from the pause
-// rings), so that a loaded machine, whose pauses are long and few, does not count a last pause
-// without the run that follows it; the heap's bound is 4x the limit (2x on an idle machine,
-// more when long pauses leave long runs). (Stopped-world marking: the limiter's checks are for
-// that mode.)
+// all the time. Once its bucket fills (about a second of collector time per CPU) it holds the
+// collector near half: each cycle waits until the program has run as long as the last one's
+// pause. The share is taken over the whole periods (a pause and the run after it, from the pause
+// rings) of the cycles that ended limited, the last pause left out (its run is cut off); the run
+// goes on past `seconds` until 8 cycles ended limited (at most 10x: a loaded machine fills the
+// bucket late and has few, long pauses). The heap's bound is 4x the limit (about 2x on an idle
+// machine; more when long pauses leave long runs). (Stopped-world marking: the limiter's checks
+// are for that mode.)
 static uint64_t mono_ns(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
-  return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-static uint64_t real_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_REALTIME, &t);
   return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 static void limiter(double seconds) {
@@ -794,8 +790,7 @@ static void limiter(double seconds) {
   g_root = live;
   for (int i = 0; i < L; i++) live[i] = goalloc_gc_malloc(4096);
   for (int i = 0; i + 1 < L; i++) *(void **)live[i] = live[i + 1];
-  uint64_t t0 = mono_ns(), half = t0 + (uint64_t)(seconds * 0.5e9), end = t0 + (uint64_t)(seconds * 1e9);
-  uint64_t r1 = 0, peak = 0;
+  uint64_t t0 = mono_ns(), end = t0 + (uint64_t)(seconds * 1e9), last = t0 + (uint64_t)(seconds * 1e10), peak = 0;
   long n = 0;
   for (;;) {
     void *p = goalloc_gc_malloc(4096);
@@ -804,29 +799,26 @@ static void limiter(double seconds) {
       uint64_t now = mono_ns();
       goalloc_read_memstats(&ms);
       if (ms.gc_heap_live > peak) peak = ms.gc_heap_live;
-      if (!r1 && now >= half) r1 = real_ns();
-      if (now >= end) break;
+      if ((now >= end && ms.gc_limited_cycles >= 8) || now >= last) break;
     }
   }
   goalloc_read_memstats(&ms);
-  // The second half's pauses, oldest first (one per cycle: stopped-world marking).
+  // The limited cycles' pauses, oldest first (one per cycle: stopped-world marking).
   static uint64_t pause_ns[256], pause_end[256];
   goalloc_gc_read_pauses(pause_ns, pause_end);
-  uint64_t np = ms.num_pauses < 256 ? ms.num_pauses : 256, first = ms.num_pauses - np;
+  uint64_t k0 = ms.num_pauses - (ms.gc_limited_cycles < 256 ? ms.gc_limited_cycles : 256);
   double sum = 0, span = 0;
   long periods = 0;
-  uint64_t start0 = 0;
-  for (uint64_t k = first; k < ms.num_pauses; k++) {
-    uint64_t e = pause_end[k % 256], d = pause_ns[k % 256];
-    if (e - d < r1) continue;
-    if (!start0) { start0 = e - d; }
-    else { span = (double)(e - d - start0); periods++; }
-    if (k + 1 < ms.num_pauses) sum += (double)d;  // (every pause but the last: its run is cut off)
+  for (uint64_t k = k0; k + 1 < ms.num_pauses; k++) {
+    uint64_t d = pause_ns[k % 256], next = pause_end[(k + 1) % 256] - pause_ns[(k + 1) % 256];
+    sum += (double)d;
+    span = (double)(next - (pause_end[k0 % 256] - pause_ns[k0 % 256]));
+    periods++;
   }
   double share = span > 0 ? sum / span : 0;
-  printf("limiter: %llu cycles, %llu limited; pauses %.0f %% of the second half's %ld whole periods; "
-         "heap peak %.1f MiB (limit 24)\n", (unsigned long long)ms.num_gc, (unsigned long long)ms.gc_limited_cycles,
-         share * 100, periods, peak / 1048576.0);
+  printf("limiter: %llu cycles, %llu limited; pauses %.0f %% of the limited cycles' %ld whole periods; "
+         "heap peak %.1f MiB (limit 24); %.1f s\n", (unsigned long long)ms.num_gc, (unsigned long long)ms.gc_limited_cycles,
+         share * 100, periods, peak / 1048576.0, (double)(mono_ns() - t0) / 1e9);
   CHECK("limiter: the limiter turned on", ms.gc_limited_cycles > 0, "%llu", (unsigned long long)ms.gc_limited_cycles);
   CHECK("limiter: the collector's share held near half", share < 0.7, "%.0f %% over %ld periods", share * 100, periods);
   CHECK("limiter: the heap stayed bounded", peak < (96u << 20), "%.1f MiB", peak / 1048576.0);
