@@ -260,7 +260,7 @@ void goalloc_dirty_after_fork_child(void) {
 // the collector ends the period and begins the next one, zeroing the bits and protecting the
 // pages again; its mprotect may then make a page of the new period writable after the new
 // period's bits were cleared. So after its mprotect a handler records the write once more in the
-// descriptors current then (mp_record): that is after the zeroing, or else the page was
+// descriptors current then (mp_written): that is after the zeroing, or else the page was
 // protected again after the handler's mprotect and the next write faults. A descriptor whose
 // range changed is replaced, never rewritten in place (a handler reads a slot once and keeps
 // the pointer), and unmapped at a later period's start once no handler runs (mp_inh).
@@ -323,6 +323,19 @@ static uintptr_t mp_next(uintptr_t a) {
   return b;
 }
 
+/// Pages [i, j) of r that this period made read-only, writable again (a run at a time: the
+/// kernel merges the mappings back).
+static void mp_unprotect(struct mp_range *r, size_t i, size_t j) {
+  for (size_t s = i; s < j;) {
+    if (s % 64 == 0 && s + 64 <= j && __atomic_load_n(&r->prot[s / 64], __ATOMIC_RELAXED) == 0) { s += 64; continue; }
+    if (!bit_get(r->prot, s)) { s++; continue; }
+    size_t e = s + 1;
+    while (e < j && bit_get(r->prot, e)) e++;
+    mprotect((void *)(r->lo + s * OS_PAGE), (e - s) * OS_PAGE, PROT_READ | PROT_WRITE);
+    s = e;
+  }
+}
+
 /// [lo, hi) reads written in this period's descriptors; with `unprotect`, its read-only pages
 /// become writable.
 static void mp_written(uintptr_t lo, uintptr_t hi, int unprotect) {
@@ -332,15 +345,7 @@ static void mp_written(uintptr_t lo, uintptr_t hi, int unprotect) {
     uintptr_t b = hi < r->hi ? hi : r->hi;
     size_t i = (a - r->lo) / OS_PAGE, j = (b - r->lo) / OS_PAGE;
     bits_set(r->written, i, j);
-    if (unprotect) {
-      for (size_t s = i; s < j;) {
-        if (!bit_get(r->prot, s)) { s++; continue; }
-        size_t e = s + 1;
-        while (e < j && bit_get(r->prot, e)) e++;
-        mprotect((void *)(r->lo + s * OS_PAGE), (e - s) * OS_PAGE, PROT_READ | PROT_WRITE);
-        s = e;
-      }
-    }
+    if (unprotect) mp_unprotect(r, i, j);
     a = b;
   }
 }
@@ -499,23 +504,11 @@ static long mp_scan(uintptr_t *lo, uintptr_t hi, uintptr_t *out, long max) {
   return n;
 }
 
-/// The period's end: every page it made read-only writable again (whole runs: the kernel merges
-/// the mappings back).
+/// The period's end: every page it made read-only writable again.
 static void mp_end(void) {
   if (!mp_on) return;
   long n = mp_n;
-  for (long k = 0; k < n; k++) {
-    struct mp_range *r = mp[k];
-    size_t np = (r->hi - r->lo) / OS_PAGE;
-    for (size_t s = 0; s < np;) {
-      if (s % 64 == 0 && r->prot[s / 64] == 0) { s += 64; continue; }
-      if (!bit_get(r->prot, s)) { s++; continue; }
-      size_t e = s + 1;
-      while (e < np && bit_get(r->prot, e)) e++;
-      mprotect((void *)(r->lo + s * OS_PAGE), (e - s) * OS_PAGE, PROT_READ | PROT_WRITE);
-      s = e;
-    }
-  }
+  for (long k = 0; k < n; k++) mp_unprotect(mp[k], 0, (mp[k]->hi - mp[k]->lo) / OS_PAGE);
   __atomic_store_n(&mp_on, 0, __ATOMIC_RELEASE);  // (the ranges stay listed until the next begin)
   mp_runs = 0;
   __atomic_store_n(&mp_faults, 0, __ATOMIC_RELAXED);

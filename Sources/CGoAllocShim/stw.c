@@ -3,6 +3,7 @@
 // Nothing here allocates; the handler is async-signal-safe (futex, tgkill, open/read/close).
 #define _GNU_SOURCE
 #include "goalloc_stw.h"
+#include "goalloc_os.h"
 #include "goalloc_output.h"
 #include "goalloc_unwind.h"
 #include <errno.h>
@@ -212,11 +213,8 @@ void goalloc_gc_begin_stop(void) {
   // calling goalloc_gc_collect in a loop) would starve it. Fairness only, so bounded (about
   // 10 ms: a thread held by a debugger must not hold the collector too).
   for (int i = 0; i < 564 && __atomic_load_n(&suspended, __ATOMIC_ACQUIRE) != 0; i++) {
-    if (i < 64) { sched_yield(); continue; }
-    struct timespec ts = { 0, 20 * 1000 };
-    int saved = errno;
-    nanosleep(&ts, 0);
-    errno = saved;
+    if (i < 64) sched_yield();
+    else goalloc_nap_ns(20 * 1000);
   }
   __atomic_store_n(&acks, 0, __ATOMIC_RELEASE);
   __atomic_add_fetch(&world_epoch, 1, __ATOMIC_ACQ_REL);  // odd: stopping

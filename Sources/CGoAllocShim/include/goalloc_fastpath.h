@@ -45,7 +45,6 @@ extern __thread void *goalloc_tls_slow_cache __attribute__((tls_model("initial-e
 static inline __attribute__((always_inline)) void *goalloc_tls_slow_get(void) { return goalloc_tls_slow_cache; }
 static inline __attribute__((always_inline)) void goalloc_tls_slow_set(void *p) { goalloc_tls_slow_cache = p; }
 
-/// The process-wide heap (an `MHeap` in mmap'd memory), published once.
 /// Nonzero while a concurrent mark runs (stop 1 to stop 2): the write barrier shades
 /// (MGCBarrier). Exported: goalloc.h's inline goalloc_gc_store reads it.
 static inline uint32_t goalloc_gc_barrier_load(void) {
@@ -56,6 +55,7 @@ static inline void goalloc_gc_barrier_store(uint32_t v) {
   extern uint32_t goalloc_gc_barrier_on;
   __atomic_store_n(&goalloc_gc_barrier_on, v, __ATOMIC_SEQ_CST);
 }
+/// The process-wide heap (an `MHeap` in mmap'd memory), published once.
 static inline void *goalloc_global_heap_get(void) {
   extern void *goalloc_global_heap_;
   return __atomic_load_n(&goalloc_global_heap_, __ATOMIC_ACQUIRE);

@@ -807,15 +807,12 @@ static void limiter(double seconds) {
   static uint64_t pause_ns[256], pause_end[256];
   goalloc_gc_read_pauses(pause_ns, pause_end);
   uint64_t k0 = ms.num_pauses - (ms.gc_limited_cycles < 256 ? ms.gc_limited_cycles : 256);
-  double sum = 0, span = 0;
-  long periods = 0;
-  for (uint64_t k = k0; k + 1 < ms.num_pauses; k++) {
-    uint64_t d = pause_ns[k % 256], next = pause_end[(k + 1) % 256] - pause_ns[(k + 1) % 256];
-    sum += (double)d;
-    span = (double)(next - (pause_end[k0 % 256] - pause_ns[k0 % 256]));
-    periods++;
-  }
-  double share = span > 0 ? sum / span : 0;
+#define PAUSE_START(k) (pause_end[(k) % 256] - pause_ns[(k) % 256])
+  double sum = 0;
+  long periods = ms.num_pauses > k0 ? (long)(ms.num_pauses - k0) - 1 : 0;  // (the last pause's run is cut off)
+  for (uint64_t k = k0; k + 1 < ms.num_pauses; k++) sum += (double)pause_ns[k % 256];
+  double share = periods > 0 ? sum / (double)(PAUSE_START(ms.num_pauses - 1) - PAUSE_START(k0)) : 0;
+#undef PAUSE_START
   printf("limiter: %llu cycles, %llu limited; pauses %.0f %% of the limited cycles' %ld whole periods; "
          "heap peak %.1f MiB (limit 24); %.1f s\n", (unsigned long long)ms.num_gc, (unsigned long long)ms.gc_limited_cycles,
          share * 100, periods, peak / 1048576.0, (double)(mono_ns() - t0) / 1e9);
