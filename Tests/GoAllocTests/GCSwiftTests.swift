@@ -322,13 +322,19 @@ struct GCLazySweepTests {
     #expect(gcHeapGoal(marked: 90 * mib, stacks: 0, globals: 0, percent: 100, memLimit: 100 * mib, nonHeap: 20 * mib) == 91 * mib)
   }
 
-  /// Go's trigger clamp: 0.7..0.95 of the way from marked to goal, at least goal - 4 MiB on large heaps.
+  /// Go's trigger clamp: 0.7..0.95 of the way from marked to goal, at least goal - 4 MiB on large
+  /// heaps; with the world stopped the top is 58/64 of the way.
   @Test func triggerFollowsGoClamp() {
     let mib: UInt64 = 1 << 20
-    // Stopped-world mark (no runway): the upper bound, 61/64 of the way.
-    #expect(gcTrigger(marked: 32 * mib, goal: 64 * mib, runway: 0) == 32 * mib + 32 * mib / 64 * 61)
-    // A large heap: goal - 4 MiB when that is above 61/64 of the way.
+    // Stopped-world mark (no runway): the stopped world's upper bound, 58/64 of the way.
+    #expect(gcTrigger(marked: 32 * mib, goal: 64 * mib, runway: 0) == 32 * mib + 32 * mib / 64 * 58)
+    // A concurrent mark with a short runway: Go's upper bound, 61/64.
+    #expect(gcTrigger(marked: 32 * mib, goal: 64 * mib, runway: mib) == 32 * mib + 32 * mib / 64 * 61)
+    // A large heap: goal - 4 MiB when that is above the upper bound (both kinds of mark).
     #expect(gcTrigger(marked: 1024 * mib, goal: 2048 * mib, runway: 0) == 2044 * mib)
+    #expect(gcTrigger(marked: 1024 * mib, goal: 2048 * mib, runway: mib) == 2044 * mib)
+    // Where 58/64 and goal - 4 MiB meet (a way of 128 MiB / 3): just under, 58/64 decides.
+    #expect(gcTrigger(marked: 0, goal: 40 * mib, runway: 0) == 40 * mib / 64 * 58)
     // A runway inside the bounds is taken as it is; a long one stops at 45/64.
     #expect(gcTrigger(marked: 32 * mib, goal: 64 * mib, runway: 4 * mib) == 60 * mib)
     #expect(gcTrigger(marked: 32 * mib, goal: 64 * mib, runway: 30 * mib) == 32 * mib + 32 * mib / 64 * 45)
