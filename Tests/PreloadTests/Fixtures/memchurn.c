@@ -3,8 +3,10 @@
  * (16..511, 64..2047, 256..8191 B) so the spans of the sizes going out of use empty out only
  * slowly. The program's own tables (16 MiB) are touched before the first malloc, so
  * peak - base is what the allocator added.
- * Arguments: live MiB (40), phases (6). Prints "memchurn live=N base=N peak=N MiB" (VmRSS before
- * the first malloc, VmHWM at the end). */
+ * Arguments: live MiB (40), phases (6), order (`random`, the default: each step frees and
+ * reallocates a random entry; `fifo`: the entries in turn, so objects die in the order they were
+ * allocated and the spans of a size going out of use empty whole). Prints
+ * "memchurn live=N base=N peak=N MiB" (VmRSS before the first malloc, VmHWM at the end). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@ static size_t s[N];
 int main(int argc, char **argv) {
   long target = (argc > 1 ? atol(argv[1]) : 40) << 20;
   int rounds = argc > 2 ? atoi(argv[2]) : 6;
+  int fifo = argc > 3 && !strcmp(argv[3], "fifo");
   long live = 0;
   unsigned seed = 1;
   memset(p, 0, sizeof p);
@@ -36,7 +39,7 @@ int main(int argc, char **argv) {
   for (int phase = 0; phase < rounds; phase++) {
     int lo = 4 + (phase % 3) * 2; /* 16..256, 64..1024, 256..4096 (times 1..2) */
     for (long it = 0; it < 3000000; it++) {
-      int i = rand_r(&seed) % N;
+      int i = fifo ? (int)(it % N) : rand_r(&seed) % N;
       if (p[i]) { free(p[i]); live -= s[i]; p[i] = 0; }
       if (live < target) {
         size_t z = (size_t)1 << (lo + rand_r(&seed) % 5);
