@@ -25,8 +25,8 @@
 // back to the mcentral (the mheap can reuse its pages), unless the thread filled it itself and it
 // is the class's only ready span.
 // Refill order: the ready list (passing over up to `readySkips` spans with under 1/8 of their
-// slots free), then the sparse list (spans at least 1/8 free, filled only near the memory
-// limit: MemoryLimit.swift), then the mcentral.
+// slots free, except near the memory limit), then the sparse list (spans at least 1/4 free,
+// filled only near the memory limit: MemoryLimit.swift), then the mcentral.
 // `releaseAll` hands every span back (thread exit, fork child), binned large ones included;
 // `destroy` also flushes the counters into the heap.
 //
@@ -132,7 +132,7 @@ public struct MCacheLink {
   static let readyCountOffset = readyOffset + roundUp(SpanClass.count * 8, 64)
   /// Ready spans with under 1/8 of their slots free that a refill passes over (to the tail) before
   /// taking a span from the mcentral: the heap then runs ~88% full instead of 100%, and a refill
-  /// yields many slots instead of one or two.
+  /// yields many slots instead of one or two. None near the memory limit (MemoryLimit.swift).
   static let readySkips = 4
   /// Per span class: the sparse list head (MemoryLimit.swift).
   static let sparseOffset = roundUp(readyCountOffset + SpanClass.count * 4, 64)
@@ -484,7 +484,7 @@ public struct MCacheLink {
     let ready = readyHeads + spc.index
     var skipped = 0
     while let s = ready.pointee {
-      if readyCounts[spc.index] > 1
+      if readyCounts[spc.index] > 1 && !header.pointee.lean
           && s.pointee.nelems &- s.pointee.allocCount &+ Int(truncatingIfNeeded: s.pointee.localFreed)
              &+ s.remoteFreeCount < s.pointee.nelems &>> 3 {
         // Few frees yet: let it gather more at the tail. (Refilling from spans with a slot or two

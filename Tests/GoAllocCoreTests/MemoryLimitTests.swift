@@ -78,7 +78,7 @@ import CGoAllocShim
     #expect(c.header.pointee.lean && c.listLength(spc) == 0)
     #expect(span[0].pointee.place == placeReady && span[0].pointee.localFreed == 1)
     expectInvariants(h, c)
-    // A ready span left at least 1/8 free (here half) moves to the sparse list; near the limit,
+    // A ready span left at least 1/4 free (here half) moves to the sparse list; near the limit,
     // its kernel pages holding only free slots are released (the first 4 KiB: slots 0..63).
     let inSpans = atomicLoad64(&h.pointee.scavenger.pointee.releasedInSpans)
     for q in spans[1].prefix(64) { free(h, c, q) }
@@ -87,13 +87,17 @@ import CGoAllocShim
       #expect(atomicLoad64(&h.pointee.scavenger.pointee.releasedInSpans) - inSpans == 4096)
       #expect(UnsafePointer<UInt>(bitPattern: spans[1][0])![1] == 0)  // its free mark went with the page
     }
-    for q in spans[2].prefix(20) { free(h, c, q) }  // 20 free slots (1/8 is 16): sparse too, newer
+    for q in spans[2].prefix(31) { free(h, c, q) }  // 31 free slots (1/4 is 32): still ready
+    #expect(span[2].pointee.place == placeReady)
+    free(h, c, spans[2][31])  // 32: sparse too, newer
     #expect(span[2].pointee.place == placeSparse && c.readyCounts[spc.index] == 3)
     expectInvariants(h, c)
-    // Refills take the newest sparse span (the fullest, roughly), then the older one, before any
-    // new span.
+    // Refills take the ready span with its one free slot (near the limit none is passed over),
+    // then the newest sparse span (the fullest, roughly), then the older one, before any new span.
     let inUse = h.pointee.spansInUse
     while c.alloc[spc.index] == fifth { _ = c.nextFree(spc) }
+    #expect(c.alloc[spc.index] == span[0])
+    while c.alloc[spc.index] == span[0] { _ = c.nextFree(spc) }
     #expect(c.alloc[spc.index] == span[2])
     while c.alloc[spc.index] == span[2] { _ = c.nextFree(spc) }
     #expect(c.alloc[spc.index] == span[1] && h.pointee.spansInUse == inUse)

@@ -49,13 +49,13 @@ struct ScavengerPreloadTests {
     return (peak - base, "\(r)")
   }
 
-  @Test("GOALLOC_MEMLIMIT=64MiB holds within 14 % on 40 MiB of small objects freed and reallocated in a shifting size mix")
+  @Test("GOALLOC_MEMLIMIT=64MiB holds within 12.5 % on 40 MiB of small objects freed and reallocated in a shifting size mix")
   func memoryLimitHoldsOnSmallObjectChurn() async throws {
-    // Measured (2-CPU VM): 72 MiB over the program's own memory with the limit (71.3-71.4 by
-    // VmHWM in KiB: 11.5 % over; 10 % is out of reach here, docs/DESIGN.md "The memory limit"),
-    // 104-106 without. 73: 1 MiB for memchurn's whole MiB (base and peak each rounded down).
+    // Measured (2-CPU VM): 70-71 MiB over the program's own memory with the limit (70.7-70.8 by
+    // VmHWM in KiB: 10.5 % over; 10 % is out of reach here, docs/DESIGN.md "The memory limit"),
+    // 104-106 without. 72: 1 MiB for memchurn's whole MiB (base and peak each rounded down).
     let limited = try await churn(limit: "64MiB")
-    #expect(limited.added <= 73, "added \(limited.added) MiB under a 64 MiB limit\n\(limited.result)")
+    #expect(limited.added <= 72, "added \(limited.added) MiB under a 64 MiB limit\n\(limited.result)")
     let unlimited = try await churn(limit: nil)
     #expect(limited.added + 20 <= unlimited.added,
             "added \(limited.added) MiB with the limit, \(unlimited.added) MiB without\n\(unlimited.result)")
