@@ -11,11 +11,11 @@
 // to goal (45/64 and 61/64; on heaps over 4 MiB the upper bound is at least goal - 4 MiB). The
 // runway is what the program allocates while a cycle marks: 0 with the world stopped for the
 // mark, where the trigger is the upper bound, taken at 58/64 instead of 61/64 (the heap's peak is
-// then up to 3/64 of the way lower for about 5 % more cycles; goal - 4 MiB decides on a way over
-// 43 MiB, and on one over 85 MiB as before: docs/PERFORMANCE.md, "The stopped world's
-// trigger"), and with concurrent marking (gcconc=1) the bytes allocated during the last
-// concurrent mark, plus an eighth, or twice the last runway when an allocation stalled at the goal
-// (which cut that growth short); the first cycle, with none measured, uses the lower bound. Checked only where a GC
+// then up to 3/64 of the way lower for about 5 % more cycles; on a way over 43 MiB goal - 4 MiB
+// is the bound, as it was over 85 MiB: docs/PERFORMANCE.md, "The stopped world's trigger"), and
+// with concurrent marking (gcconc=1) the bytes allocated during the last concurrent mark, plus an
+// eighth, or twice the last runway when an allocation stalled at the goal (which cut that growth
+// short); the first cycle, with none measured, uses the lower bound. Checked only where a GC
 // cache refills (a span's worth of allocation at a time) or a large collected object is
 // allocated, never on a malloc or free fast path. While a concurrent mark runs, allocation pays
 // for it with mark assists (MGCAssist); an allocation that still finds the heap at its goal
