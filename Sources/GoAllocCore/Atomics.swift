@@ -128,6 +128,9 @@ func atomicSub8(_ p: UnsafeMutablePointer<UInt8>, _ v: UInt8) -> UInt8 {
 @inline(__always) @usableFromInline func counterBump(_ p: UnsafeMutablePointer<UInt64>, _ v: UInt64 = 1) {
   atomicStoreRelaxed64(p, atomicLoadRelaxed64(p) &+ v)
 }
+@inline(__always) @usableFromInline func counterBump32(_ p: UnsafeMutablePointer<UInt32>, _ v: UInt32 = 1) {
+  atomicStoreRelaxed32(p, atomicLoadRelaxed32(p) &+ v)
+}
 
 // Sequentially consistent forms (the parallel mark's handshake on a span's mark bits and its
 // queued byte, MGCMark), and a 32-bit add.

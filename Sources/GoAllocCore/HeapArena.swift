@@ -88,3 +88,40 @@ struct HeapRange {
   var end: UInt = 0
   var next: UnsafeMutablePointer<HeapRange>? = nil
 }
+
+/// Walks the spans of a heap in address order through its ranges and spans tables, reading only
+/// the tables: a span begins where the entries change to a new span (the entries of its pages
+/// name it, those of free pages nothing). So the walk costs no MSpan read, and the caller's body
+/// may free the span it gets. Heap lock held, or the world stopped.
+struct SpanWalk {
+  let index: ArenaIndex
+  var range: UnsafeMutablePointer<HeapRange>?
+  var p: UInt = 0, end: UInt = 0
+  var table: ArenaSpans? = nil, tableArena: UInt = ~0
+  var last: SpanPtr? = nil
+
+  init(_ h: UnsafeMutablePointer<MHeap>) {
+    index = h.pointee.arenas
+    range = h.pointee.ranges
+    if let r = range { p = r.pointee.base; end = r.pointee.end }
+  }
+
+  mutating func next() -> SpanPtr? {
+    while true {
+      while p < end {
+        let arena = p >> UInt(logHeapArenaBytes)
+        if arena != tableArena { table = arenaSpans(index, p); tableArena = arena }
+        let e = table?[Int((p >> UInt(pageShift)) & UInt(pagesPerArena - 1))]
+        p &+= UInt(pageSize)
+        if e != last {
+          last = e
+          if let s = e { return s }
+        }
+      }
+      guard let r = range?.pointee.next else { range = nil; return nil }
+      range = r
+      p = r.pointee.base
+      end = r.pointee.end
+    }
+  }
+}

@@ -21,7 +21,7 @@
 // its dead objects) | gclarge; released = 0 | 1 (returned to the OS).
 import CGoAllocShim
 
-// `fragmentation` sums over the span registry (MHeap.forEachSpanLocked) and the page
+// `fragmentation` sums over every span (MHeap.forEachSpanLocked) and the page
 // allocator's counters, with no page walk.
 
 public struct HeapRegion {

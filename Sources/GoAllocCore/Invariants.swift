@@ -257,7 +257,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       else if state != spanCached { r.fail("a dead span in the registry") }
       s.checkGeometry(self, &r)
     }
-    if spans != pointee.spansInUse + pointee.largeCached { r.fail("span registry count") }
+    if spans != pointee.spansInUse + pointee.largeCached { r.fail("span walk count") }
     if pages != pointee.pagesInUse { r.fail("pages of the registry's spans != pagesInUse") }
     lockRelease(&pointee.lock)
     for i in 0..<SpanClass.count {

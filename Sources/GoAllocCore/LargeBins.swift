@@ -258,7 +258,10 @@ extension MCache {
       // (needzero is not set: its line of the span stays cold, and a large span's needzero is
       // read only by the mheap's allocation of it; a binned span is always zeroed when asked.)
       let spc = UInt8(truncatingIfNeeded: SpanClass.large(noscan: noscan).index)
-      if s.pointee.spanclass != spc { s.setSpanClass(SpanClass(index: Int(spc))) }
+      if s.pointee.spanclass != spc {
+        s.setSpanClass(SpanClass(index: Int(spc)))
+        if !noscan && s.pointee.collected == 0 { heap.noteRootSpan() }
+      }
       atomicStore32(&s.pointee.state, spanInUse)
       return s
     }

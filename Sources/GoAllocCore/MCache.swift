@@ -396,7 +396,7 @@ public struct MCacheLink {
   func ownerFreeChecked(_ s: SpanPtr, _ idx: Int) {
     let moves = ownerFreeMovesSpan(s)
     s.localWord(idx &>> 6).pointee |= 1 &<< UInt64(idx & 63)
-    counterBump(&s.pointee.localFreed)
+    counterBump32(&s.pointee.localFreed)
     if moves { readySpanEmptied(s) }
   }
 
@@ -409,7 +409,7 @@ public struct MCacheLink {
       let n = held.nonzeroBitCount
       let moves = ownerFreeMovesSpan(s, n)
       s.localWord(w).pointee |= held
-      counterBump(&s.pointee.localFreed, UInt64(n))
+      counterBump32(&s.pointee.localFreed, UInt32(truncatingIfNeeded: n))
       if moves { readySpanEmptied(s) }
     }
     return mask & ~held

@@ -12,9 +12,8 @@ import CGoAllocShim
 extension UnsafeMutablePointer where Pointee == GCState {
   func gcCheckmark(_ h: UnsafeMutablePointer<MHeap>, callerSP: UInt, me: Int) {
     var words = 0
-    var it = h.pointee.allspans
-    while let s = it {
-      it = s.pointee.allnext
+    var walk = SpanWalk(h)
+    while let s = walk.next() {
       if s.pointee.collected != 0 && atomicLoad32(&s.pointee.state) == spanInUse { words += s.isLarge ? 1 : s.usedWords }
     }
     let bytes = roundUp(Swift.max(words, 1) * 8, 4096)
@@ -24,9 +23,8 @@ extension UnsafeMutablePointer where Pointee == GCState {
     }
     let saved = mem.bindMemory(to: UInt64.self, capacity: Swift.max(words, 1))
     var k = 0
-    it = h.pointee.allspans
-    while let s = it {
-      it = s.pointee.allnext
+    walk = SpanWalk(h)
+    while let s = walk.next() {
       if s.pointee.collected == 0 || atomicLoad32(&s.pointee.state) != spanInUse { continue }
       for w in 0..<(s.isLarge ? 1 : s.usedWords) {
         saved[k] = s.gcmarkWord(w).pointee
@@ -42,9 +40,8 @@ extension UnsafeMutablePointer where Pointee == GCState {
     var missed = 0
     var first: UInt = 0, firstSize = 0
     k = 0
-    it = h.pointee.allspans
-    while let s = it {
-      it = s.pointee.allnext
+    walk = SpanWalk(h)
+    while let s = walk.next() {
       if s.pointee.collected == 0 || atomicLoad32(&s.pointee.state) != spanInUse { continue }
       for w in 0..<(s.isLarge ? 1 : s.usedWords) {
         let extra = s.gcmarkWord(w).pointee & ~saved[k]

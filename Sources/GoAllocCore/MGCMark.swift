@@ -11,8 +11,8 @@
 //     mapped), except GoAlloc's own when it is a library (its data is allocator metadata);
 //   - the added root ranges;
 //   - live malloc memory in *scan* spans (GoAlloc.allocate(scan: true), and
-//     goalloc_gc_malloc_uncollectable; found on MHeap.rootspans, so the mark never walks the
-//     heap's other spans): every slot ever handed out (below highWater) whose word
+//     goalloc_gc_malloc_uncollectable; found by a walk of the spans tables, which reads one
+//     entry per span or free page): every slot ever handed out (below highWater) whose word
 //     1 does not hold a FreeList mark. That reads nothing a thread stopped anywhere in the
 //     malloc fast path can have half-written (allocCache and freeindex are not trusted), and
 //     errs only towards keeping. Noscan malloc memory (everything C's malloc returns) is never
@@ -215,9 +215,9 @@ extension UnsafeMutablePointer where Pointee == GCMarker {
   func scanMallocScanSpans(_ h: UnsafeMutablePointer<MHeap>) -> UInt64 {
     var bytes: UInt64 = 0
     let key = h.pointee.freeKey
-    var it = h.pointee.rootspans  // (every malloc span of a scan class, and nothing else)
-    while let s = it {
-      it = s.pointee.allnext
+    if atomicLoad32(&h.pointee.rootSpansSeen) == 0 { return 0 }  // (C's malloc: all noscan)
+    var walk = SpanWalk(h)
+    while let s = walk.next() {
       if s.pointee.collected != 0 || atomicLoad32(&s.pointee.state) != spanInUse { continue }
       let spc = s.spanClass
       if spc.noscan { continue }
@@ -408,9 +408,8 @@ extension UnsafeMutablePointer where Pointee == GCMarker {
   /// fill meanwhile.
   func requeueUnscanned(_ h: UnsafeMutablePointer<MHeap>) {
     let work = pointee.work
-    var it = h.pointee.allspans
-    while let s = it {
-      it = s.pointee.allnext
+    var walk = SpanWalk(h)
+    while let s = walk.next() {
       if s.pointee.collected == 0 || atomicLoad32(&s.pointee.state) != spanInUse || s.spanClass.noscan { continue }
       if s.isLarge {
         if s.gcmarkWord(0).pointee & 1 != 0 && s.localWord(0).pointee & 1 == 0 { pushLarge(s) }

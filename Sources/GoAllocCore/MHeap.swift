@@ -46,7 +46,7 @@ public struct MHeap {
   var persistent = PersistentAlloc()
   var spanalloc: FixAlloc
   var cachealloc: FixAlloc
-  var tinyalloc: FixAlloc                        // tiny spans' per-block counts
+  var tinyalloc: FixAlloc                        // tiny spans' bitmaps and per-block counts
   var bitsalloc: UnsafeMutablePointer<FixAlloc>  // [bitsOrders]
   var caches: UnsafeMutablePointer<CacheList>    // live mcaches (their own lock)
   var scavenger: UnsafeMutablePointer<ScavengerState>  // (its own lock)
@@ -60,6 +60,7 @@ public struct MHeap {
   var arenaBytes = 0                              // HeapSys
   var arenaMetaSys = 0                            // arenas' spans tables
   var ranges: UnsafeMutablePointer<HeapRange>? = nil  // the heap's memory (HeapArena), by address
+  var rootSpansSeen: UInt32 = 0                   // atomic: 1 once a malloc span of a scan class exists
   var flushed: UnsafeMutablePointer<UInt64>       // dead caches' counters (caches lock)
   var largeAllocs: UInt64 = 0                     // atomics
   var largeFrees: UInt64 = 0
@@ -71,8 +72,6 @@ public struct MHeap {
   var largeSlots: UnsafeMutablePointer<SpanPtr?>  // LargeCache: [largeCacheSlots], oldest first
   var largeCached = 0
   var largeCachedPages = 0
-  var allspans: SpanPtr? = nil                    // the span registry (heap lock): see forEachSpanLocked
-  var rootspans: SpanPtr? = nil                   // its part of malloc spans of scan classes (GC roots)
   var secure: UInt32 = 0                          // atomic: GOALLOC_SECURE=1 (SecureMode.swift)
   /// Takes the threads' LargeBins back to the page heap (argument: this heap; idle caches only?);
   /// returns the pages. Installed by the heap's first MCache (set once, under the heap lock).
@@ -109,7 +108,7 @@ public struct MHeap {
       pages: pa, centrals: centrals, emptySpan: empty,
       spanalloc: FixAlloc(size: roundUp(MemoryLayout<MSpan>.stride, 64)),  // 64-aligned: see MSpan
       cachealloc: FixAlloc(size: MCache.bytes),
-      tinyalloc: FixAlloc(size: classNObjs(tinySizeClass)),
+      tinyalloc: FixAlloc(size: 32 * ((classNObjs(tinySizeClass) + 63) >> 6) + classNObjs(tinySizeClass)),
       bitsalloc: bits, caches: caches, scavenger: scav, instrumentation: ins, flushed: flushed, globalFrees: globalFrees,
       largeSlots: largeSlots))
     // Random, 1 mod 8 and far from wrapping: neither key nor key + 1 (the two FreeList marks)
@@ -299,10 +298,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     lockAcquire(&pointee.lock)
     if spc.isLarge && pointee.largeCached > 0 {
       if alignPages == 1, let s = takeCachedLargeLocked(npages, spanclass: spc) {
-        if (s.pointee.rootReg != 0) != (!spc.noscan && !collected) {
-          unregister(s)
-          register(s, root: !spc.noscan && !collected)
-        }
+        if !spc.noscan && !collected { noteRootSpan() }
         goalloc_dirty_span_alloc(s.pointee.startAddr, s.pointee.startAddr &+ UInt(s.pointee.npages &* pageSize))
         lockRelease(&pointee.lock)
         return s
@@ -335,16 +331,13 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     let words = (nelems + 63) >> 6
     var order = 0
     while (1 << order) < words { order += 1 }
+    // (A tiny span's bitmaps and block counts are one allocation: MSpan.tinyCounts.)
     guard let sraw = pointee.spanalloc.alloc(&pointee.persistent),
-          let bits = pointee.bitsalloc[order].alloc(&pointee.persistent) else {
+          let bits = spc.isTiny ? pointee.tinyalloc.alloc(&pointee.persistent)
+                                : pointee.bitsalloc[order].alloc(&pointee.persistent) else {
       pointee.pages.free(base, npages)
       lockRelease(&pointee.lock)
       return nil
-    }
-    var counts: UnsafeMutableRawPointer? = nil
-    if spc.isTiny {
-      counts = pointee.tinyalloc.alloc(&pointee.persistent)
-      if counts == nil { fatal("malloc", "out of metadata memory") }
     }
     let s = sraw.bindMemory(to: MSpan.self, capacity: 1)
     s.initialize(to: MSpan())
@@ -355,7 +348,6 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     s.setSpanClass(spc)
     s.pointee.bits = bits.bindMemory(to: UInt64.self, capacity: 4 << order)
     s.pointee.bitsOrder = UInt8(order)
-    s.pointee.tinyCounts = counts?.bindMemory(to: UInt8.self, capacity: nelems)
     s.pointee.nelems = nelems
     if large {
       s.pointee.elemsize = usable * pageSize
@@ -373,11 +365,11 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     }
     setSpans(pointee.arenas, base, npages, s)
     goalloc_dirty_span_alloc(base, base &+ UInt(npages &* pageSize))  // (a tracking period's pages)
-    register(s, root: !spc.noscan && !collected)
     pointee.pagesInUse += npages
     pointee.spansInUse += 1
     updateNearLimitLocked()
     atomicStore32(&s.pointee.state, spanInUse)
+    if !spc.noscan && !collected { noteRootSpan() }
     // A heap this size may one day have memory to give back: the background scavenger is wanted
     // (started from the next slow-path malloc). Smaller processes never pay for its thread.
     if _slowPath(pointee.pagesInUse >= scavengerStartPages)
@@ -452,7 +444,6 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// freeSpan with the heap lock held; `released`: its pages were released to the OS already.
   func freeSpanLocked(_ s: SpanPtr, released: Bool = false) {
     atomicStore32(&s.pointee.state, spanDead)
-    unregister(s)
     if s.pointee.guardPages != 0 {
       let usable = s.pointee.npages - Int(s.pointee.guardPages)
       _ = goalloc_sys_protect(UnsafeMutableRawPointer(bitPattern: s.pointee.startAddr + UInt(usable * pageSize)), pageSize, 1)
@@ -461,56 +452,32 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     pointee.pages.free(s.pointee.startAddr, s.pointee.npages, scavenged: released)
     pointee.pagesInUse -= s.pointee.npages
     pointee.spansInUse -= 1
-    pointee.bitsalloc[Int(s.pointee.bitsOrder)].free(UnsafeMutableRawPointer(s.pointee.bits!))
-    if let c = s.pointee.tinyCounts { pointee.tinyalloc.free(UnsafeMutableRawPointer(c)) }
+    if s.spanClass.isTiny {
+      pointee.tinyalloc.free(UnsafeMutableRawPointer(s.pointee.bits!))
+    } else {
+      pointee.bitsalloc[Int(s.pointee.bitsOrder)].free(UnsafeMutableRawPointer(s.pointee.bits!))
+    }
     s.pointee.bits = nil
-    s.pointee.tinyCounts = nil
     pointee.spanalloc.free(UnsafeMutableRawPointer(s))
     updateNearLimitLocked()
   }
 
-  // MARK: the span registry (Go's allspans)
+  // MARK: every span (Go's allspans, read from the spans tables)
 
-  /// Every span that holds heap pages (in use, or kept by the LargeCache), whatever list it is
-  /// on or none (a floating span, a thread's current or ready span), most recent first: what a
-  /// collector, the heap checker and the fragmentation figures enumerate. Two lists: `rootspans`
-  /// holds the malloc spans of scan classes (what the GC mode scans as roots, without walking
-  /// the rest: MGCMark), `allspans` every other span (the class decides at allocation; a
-  /// collected span is never a root). Heap lock held by the caller and by `body` (which must
-  /// not allocate from this heap).
+  /// Every span that holds heap pages (in use, or kept by the LargeCache or a thread's
+  /// LargeBins), whatever list it is on or none (a floating span, a thread's current or ready
+  /// span), in address order: what a collector, the heap checker and the fragmentation figures
+  /// enumerate. Heap lock held by the caller and by `body` (which must not allocate from this
+  /// heap), or the world stopped.
   func forEachSpanLocked(_ body: (SpanPtr) -> Void) {
-    var it = pointee.allspans
-    while let s = it {
-      it = s.pointee.allnext
-      body(s)
-    }
-    it = pointee.rootspans
-    while let s = it {
-      it = s.pointee.allnext
-      body(s)
-    }
+    var walk = SpanWalk(self)
+    while let s = walk.next() { body(s) }
   }
 
-  private func register(_ s: SpanPtr, root: Bool) {
-    s.pointee.rootReg = root ? 1 : 0
-    let head = root ? pointee.rootspans : pointee.allspans
-    s.pointee.allprev = nil
-    s.pointee.allnext = head
-    head?.pointee.allprev = s
-    if root { pointee.rootspans = s } else { pointee.allspans = s }
-  }
-
-  private func unregister(_ s: SpanPtr) {
-    if let p = s.pointee.allprev {
-      p.pointee.allnext = s.pointee.allnext
-    } else if s.pointee.rootReg != 0 {
-      pointee.rootspans = s.pointee.allnext
-    } else {
-      pointee.allspans = s.pointee.allnext
-    }
-    s.pointee.allnext?.pointee.allprev = s.pointee.allprev
-    s.pointee.allnext = nil
-    s.pointee.allprev = nil
+  /// A malloc span of a scan class exists (or did): the GC mode's mark must walk the spans for
+  /// them (MGCMark.scanMallocScanSpans). Sticky, so it can only err towards walking.
+  @inline(__always) func noteRootSpan() {
+    if atomicLoadRelaxed32(&pointee.rootSpansSeen) == 0 { atomicStore32(&pointee.rootSpansSeen, 1) }
   }
 
   /// The mcentral of span class spc.

@@ -29,33 +29,46 @@
 import CGoAllocShim
 
 public struct MSpan {
-  // Three cache lines (spans are 64-byte aligned): what the owner writes on every malloc, what
-  // every free reads (fixed once the span is set up), and what other threads write. A consumer
-  // thread freeing into a producer's span then never writes the producer's hot line.
-  // Line 0: the owner's allocation state.
+  // Two cache lines (spans are 64-byte aligned): the owner's line (what it writes on every
+  // malloc, and fields written rarely under a lock), and the line every free reads (fixed once
+  // the span is set up) with the one word other threads write, freeState, at its end: a remote
+  // free writes it only on the first free into a clean bitmap word, so a consumer freeing into a
+  // producer's span seldom touches a line the producer writes.
+  // Line 0: the owner's allocation state, then cold fields (each written under a lock, or once).
   @usableFromInline var allocCache: UInt64 = 0  // ~allocBits from freeindex; 1 = free
-  @usableFromInline var freeindex: Int = 0       // slots below are allocated (until a fold)
-  @usableFromInline var allocCount: Int = 0      // allocated slots (owner's count)
-  @usableFromInline var localFreed: UInt64 = 0   // owner's frees not folded yet (read by heap walks)
-  @usableFromInline var needzero: UInt8 = 0      // free slots may hold old data
-  @usableFromInline var place: UInt8 = 0         // owner only: placeCurrent / placeReady / placeSparse
-  @usableFromInline var gcqueued: UInt8 = 0      // collected spans: on the mark's span queue (MGCMark)
-  @usableFromInline var _pad0: UInt8 = 0
-  // sweepgen (GC mode; unused while only explicit free runs). With h = the heap's sweepgen,
-  // which a cycle advances by 2, as Go's mspan.sweepgen:
+  // owner only: links of its ready or sparse list; `next`/`prev` (the same words) link a span
+  // that is on an mcentral's partial list, a GC list or a LargeBins batch. A span is on at most
+  // one list: CACHED and PARTIAL exclude each other, and large or collected spans are never on
+  // a cache's lists.
+  @usableFromInline var onext: SpanPtr? = nil
+  @usableFromInline var oprev: SpanPtr? = nil
+  @usableFromInline var owner: UInt = 0          // atomic: the owning mcache, or 0 (tagged: MCache.ownerTag)
+  @usableFromInline var freeindex32: UInt32 = 0  // freeindex (slots below are allocated until a fold)
+  @usableFromInline var allocCount32: UInt32 = 0 // allocCount (allocated slots: owner's count)
+  @usableFromInline var localFreed: UInt32 = 0   // owner's frees not folded yet (read by heap walks)
+  // sweepgen (GC mode). With h = the heap's sweepgen, which a cycle advances by 2, as Go's
+  // mspan.sweepgen:
   //   h - 2  the span needs sweeping        h - 1  it is being swept
   //   h      swept, ready to use             h + 1  cached before sweeping began (sweep it first)
   //   h + 3  swept, then cached
   // Ownership is not its business: freeState (below) says who owns the span.
   @usableFromInline var sweepgen: UInt32 = 0
-  @usableFromInline var onext: SpanPtr? = nil    // owner only: links of its ready list
-  @usableFromInline var oprev: SpanPtr? = nil
-  @usableFromInline var owner: UInt = 0          // atomic: the owning mcache, or 0 (tagged: MCache.ownerTag)
+  @usableFromInline var needzero: UInt8 = 0      // free slots may hold old data
+  @usableFromInline var place: UInt8 = 0         // owner only: placeCurrent / placeReady / placeSparse
+  @usableFromInline var gcqueued: UInt8 = 0      // collected spans: on the mark's span queue (MGCMark)
+  @usableFromInline var list: UInt8 = 0          // 0 none, 1 partial (central lock); GC lists: MGCCentral
+  // GC mode: the span's entry in the specials table (MGCSpecials: finalizers, cleanups, weak
+  // handles of its objects), 0 when it has none. Written under the collector's lock.
+  @usableFromInline var specials: UInt32 = 0
+  @usableFromInline var npages32: UInt32 = 0     // npages (guard pages included)
+  @usableFromInline var nelems16: UInt16 = 0     // nelems (slots in the span; at most 1024)
+  @usableFromInline var bitsOrder: UInt8 = 0     // bitmaps are 1 << bitsOrder words each
+  @usableFromInline var guardPages: UInt8 = 0    // secure mode: inaccessible pages at the end
   // Line 1: the span's geometry and its home, read by every free (home changes rarely).
   @usableFromInline var startAddr: UInt = 0      // first byte
   @usableFromInline var elemsize: Int = 0        // bytes per slot; npages * 8 KiB for large
-  @usableFromInline var nelems: Int = 0          // slots in the span
-  @usableFromInline var bits: UnsafeMutablePointer<UInt64>? = nil  // alloc | free | localFree | gcmark
+  // alloc | free | localFree | gcmark, interleaved; a tiny span's block counts follow them
+  @usableFromInline var bits: UnsafeMutablePointer<UInt64>? = nil
   // atomic: one past the start of the highest slot handed out so far (startAddr: none; small
   // spans). An address, so the free fast path bounds a slot with one compare.
   @usableFromInline var handedEnd: UInt = 0
@@ -63,41 +76,61 @@ public struct MSpan {
   // path's slot test needs one multiply and no shift: the offset's product with it, mod 2^64,
   // is below it exactly when the offset is a multiple of elemsize (see slotIndex).
   @usableFromInline var divMulHi: UInt64 = 0
+  // atomic: the mcache that owns the span or last did (owner's tag; set when a cache takes it,
+  // kept when it lets go). Its thread's frees of the span's objects go onto its lists; every
+  // other thread's go back to the span's bitmaps, so objects never migrate between threads.
+  // Never 0: `spanNoHome` until a cache takes it (and for tiny, large and GC spans).
+  @usableFromInline var home: UInt = spanNoHome
   @usableFromInline var spanclass: UInt8 = 0     // SpanClass.index (read it as `spanClass`; set with setSpanClass)
   @usableFromInline var collected: UInt8 = 0     // 1: a GC mode span (MGC.swift); spanclass is its shape
   @usableFromInline var groupOffset: UInt16 = 0  // byte offset of the class's ClassGroup in an MCache
   // atomic: dead / inUse / freeing / cached / binned. Here, not with the shared words: a large
   // object's free and malloc (LargeBins) then touch this line only.
   @usableFromInline var state: UInt32 = 0
-  // atomic: the mcache that owns the span or last did (owner's tag; set when a cache takes it,
-  // kept when it lets go). Its thread's frees of the span's objects go onto its lists; every
-  // other thread's go back to the span's bitmaps, so objects never migrate between threads.
-  // Never 0: `spanNoHome` until a cache takes it (and for tiny, large and GC spans).
-  @usableFromInline var home: UInt = spanNoHome
-  // Line 2: written by other threads.
-  // freeState (atomic): pending << 32 | flags. pending = words of freeBits with remote frees
-  // not folded yet. flags, the span's owner:
+  // Written by other threads (atomic): pending << 32 | flags. pending = words of freeBits with
+  // remote frees not folded yet. flags, the span's owner:
   //   CACHED   a thread's cache (current or ready)     -> none: given back full (it floats);
   //                                                        PARTIAL: given back with free slots
   //   PARTIAL  its mcentral's partial list              -> CACHED: a refill took it
   //   none     floating: full, owned by nobody          -> CACHED or PARTIAL: the first remote
   //                                                        free claims it (MSpan.claim)
   @usableFromInline var freeState: UInt64 = 0
-  @usableFromInline var list: UInt8 = 0          // 0 none, 1 partial (central lock); GC lists: MGCCentral
-  @usableFromInline var bitsOrder: UInt8 = 0     // bitmaps are 1 << bitsOrder words each
-  @usableFromInline var guardPages: UInt8 = 0    // secure mode: inaccessible pages at the end
-  @usableFromInline var rootReg: UInt8 = 0       // 1: registered on MHeap.rootspans (heap lock)
-  // GC mode: the span's entry in the specials table (MGCSpecials: finalizers, cleanups, weak
-  // handles of its objects), 0 when it has none. Written under the collector's lock.
-  @usableFromInline var specials: UInt32 = 0
-  @usableFromInline var next: SpanPtr? = nil      // mcentral partial list links (large: LargeBins batches)
-  @usableFromInline var prev: SpanPtr? = nil
-  @usableFromInline var tinyCounts: UnsafeMutablePointer<UInt8>? = nil  // tiny spans: sub-objects per block
-  @usableFromInline var allnext: SpanPtr? = nil   // the heap's span registry (heap lock)
-  @usableFromInline var allprev: SpanPtr? = nil
-  @usableFromInline var npages: Int = 0
 
   public init() {}
+}
+
+extension MSpan {
+  // The narrowed fields as Ints (a zero-extending load, a truncating store: no extra instruction).
+  @inline(__always) @usableFromInline var freeindex: Int {
+    get { Int(freeindex32) }
+    set { freeindex32 = UInt32(truncatingIfNeeded: newValue) }
+  }
+  @inline(__always) @usableFromInline var allocCount: Int {
+    get { Int(allocCount32) }
+    set { allocCount32 = UInt32(truncatingIfNeeded: newValue) }
+  }
+  @inline(__always) @usableFromInline var nelems: Int {
+    get { Int(nelems16) }
+    set { nelems16 = UInt16(truncatingIfNeeded: newValue) }
+  }
+  @inline(__always) @usableFromInline var npages: Int {
+    get { Int(npages32) }
+    set { npages32 = UInt32(truncatingIfNeeded: newValue) }
+  }
+  /// mcentral partial list, GC list and LargeBins batch links: the owner-list words (see onext).
+  @inline(__always) @usableFromInline var next: SpanPtr? {
+    get { onext }
+    set { onext = newValue }
+  }
+  @inline(__always) @usableFromInline var prev: SpanPtr? {
+    get { oprev }
+    set { oprev = newValue }
+  }
+  /// Tiny spans: live sub-objects per 16 B block, after the span's bitmaps (one allocation).
+  @inline(__always) var tinyCounts: UnsafeMutablePointer<UInt8>? {
+    guard SpanClass(index: Int(spanclass)).isTiny, let b = bits else { return nil }
+    return UnsafeMutableRawPointer(b + (4 &<< Int(bitsOrder))).assumingMemoryBound(to: UInt8.self)
+  }
 }
 
 /// Where an MCache's 64-byte class groups start (MCache.countersOffset): MSpan.groupOffset is
@@ -305,7 +338,7 @@ extension UnsafeMutablePointer where Pointee == MSpan {
     let tail = pointee.nelems & 63
     if tail != 0 { allocWord(usedWords - 1).pointee |= ~((1 << UInt64(tail)) - 1) }
     pointee.freeindex = 0
-    atomicStoreRelaxed64(&pointee.localFreed, 0)
+    atomicStoreRelaxed32(&pointee.localFreed, 0)
     pointee.allocCount -= n
     if n > 0 { pointee.needzero = 1 }
     if total > 0 { atomicAdd64(&pointee.freeState, UInt64(bitPattern: -(Int64(total) << 32))) }
@@ -355,9 +388,9 @@ extension UnsafeMutablePointer where Pointee == MSpan {
     return n
   }
   /// Frees (local or remote) waiting to be folded. Owner only.
-  @inline(__always) var hasUnfoldedFrees: Bool { atomicLoadRelaxed64(&pointee.localFreed) > 0 || pendingFrees > 0 }
+  @inline(__always) var hasUnfoldedFrees: Bool { atomicLoadRelaxed32(&pointee.localFreed) > 0 || pendingFrees > 0 }
   /// Objects still allocated, counting frees not folded yet (any thread; a snapshot).
   var liveObjects: Int {
-    max(0, pointee.allocCount - Int(atomicLoadRelaxed64(&pointee.localFreed)) - remoteFreeCount)
+    max(0, pointee.allocCount - Int(atomicLoadRelaxed32(&pointee.localFreed)) - remoteFreeCount)
   }
 }

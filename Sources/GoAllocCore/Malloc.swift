@@ -16,7 +16,7 @@
 //             (one load through the flat table of the 64 GiB window above the base),
 //             PageAlloc, which finds runs of 8 KiB pages through a radix tree of summaries and
 //             merges free neighbours (PageCache in front of it for small spans), the LargeCache
-//             of recently freed large spans, the span registry, and the Scavenger, which gives
+//             of recently freed large spans, the walk of every span, and the Scavenger, which gives
 //             free pages back to the OS.
 //   MSpan     a run of pages cut into slots of one size class (or one large object).
 //   FixAlloc / PersistentAlloc   metadata allocators over mmap (never malloc).

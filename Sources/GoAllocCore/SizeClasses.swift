@@ -98,8 +98,8 @@ func spanPages(_ c: Int) -> Int {
 }
 /// Pages per collected span of class c (MGCCentral): spanPages(c), grown by whole multiples up to
 /// `maxCollectedSpanPages` while the span keeps at most `maxCollectedSpanObjects` slots (16-word
-/// bitmaps). A collected span's metadata (its MSpan, 192 B) is then a quarter of the heap's share
-/// it has at 8 KiB: 1.1 MiB less on a 64 MiB heap of 32 B objects. Collected spans are emptied by
+/// bitmaps). A collected span's metadata (its MSpan, 128 B) is then a quarter of the heap's share
+/// it has at 8 KiB: 0.75 MiB less on a 64 MiB heap of 32 B objects. Collected spans are emptied by
 /// the sweep, not by frees scattered over time, so the larger span costs no reuse.
 func gcSpanPages(_ c: Int) -> Int {
   let np = spanPages(c), n = np * pageSize / classSize(c)

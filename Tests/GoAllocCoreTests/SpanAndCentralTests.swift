@@ -328,8 +328,8 @@ import CGoAllocShim
 @Suite struct MSpanLayoutTests {
   @Test func hotLinesAreSeparate() {
     #expect(MemoryLayout<MSpan>.offset(of: \MSpan.startAddr) == 64)
-    #expect(MemoryLayout<MSpan>.offset(of: \MSpan.freeState) == 128)
-    #expect(MemoryLayout<MSpan>.stride <= 192)
+    #expect(MemoryLayout<MSpan>.offset(of: \MSpan.freeState) == 120)
+    #expect(MemoryLayout<MSpan>.stride == 128)
   }
 }
 

@@ -6,12 +6,13 @@
  * Arguments: live MiB (40), phases (6), order (`random`, the default: each step frees and
  * reallocates a random entry; `fifo`: the entries in turn, so objects die in the order they were
  * allocated and the spans of a size going out of use empty whole). Prints
- * "memchurn live=N base=N peak=N MiB" (VmRSS before the first malloc, VmHWM at the end). */
+ * "memchurn live=N base=N peak=N MiB base_kib=N peak_kib=N" (VmRSS before the first malloc,
+ * VmHWM at the end; in MiB rounded down, then in KiB). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static long status_mib(const char *key) {
+static long status_kib(const char *key) {
   FILE *f = fopen("/proc/self/status", "r");
   char l[256];
   long v = 0;
@@ -20,7 +21,7 @@ static long status_mib(const char *key) {
   while (fgets(l, sizeof l, f))
     if (!strncmp(l, key, n)) v = atol(l + n);
   fclose(f);
-  return v >> 10;
+  return v;
 }
 
 enum { N = 1 << 20 };
@@ -35,7 +36,7 @@ int main(int argc, char **argv) {
   unsigned seed = 1;
   memset(p, 0, sizeof p);
   memset(s, 0, sizeof s);
-  long base = status_mib("VmRSS:");
+  long base = status_kib("VmRSS:");
   for (int phase = 0; phase < rounds; phase++) {
     int lo = 4 + (phase % 3) * 2; /* 16..256, 64..1024, 256..4096 (times 1..2) */
     for (long it = 0; it < 3000000; it++) {
@@ -52,6 +53,8 @@ int main(int argc, char **argv) {
       }
     }
   }
-  printf("memchurn live=%ld base=%ld peak=%ld MiB\n", live >> 20, base, status_mib("VmHWM:"));
+  long peak = status_kib("VmHWM:");
+  printf("memchurn live=%ld base=%ld peak=%ld MiB base_kib=%ld peak_kib=%ld\n", live >> 20, base >> 10,
+         peak >> 10, base, peak);
   return 0;
 }
