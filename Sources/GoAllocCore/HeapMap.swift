@@ -21,8 +21,8 @@
 // its dead objects) | gclarge; released = 0 | 1 (returned to the OS).
 import CGoAllocShim
 
-// `fragmentation` sums over every span (MHeap.forEachSpanLocked) and the page
-// allocator's counters, with no page walk.
+// `fragmentation` sums over every span (MHeap.forEachSpanLocked: one spans-table entry per page)
+// and the page allocator's counters.
 
 public struct HeapRegion {
   public enum Kind { case arena, span, free }

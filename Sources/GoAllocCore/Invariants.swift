@@ -40,7 +40,8 @@ extension UnsafeMutablePointer where Pointee == MSpan {
       if pointee.elemsize != classSize(sc) || divMul != UInt64(classDivMagic(sc)) { r.fail("span slot size") }
       if pointee.nelems != usable * pageSize / pointee.elemsize { r.fail("span slot count") }
       if usedWords > bitWords { r.fail("span bitmaps too small") }
-      if spc.isTiny != (pointee.tinyCounts != nil) { r.fail("tiny counts on the wrong span") }
+      // (A tiny span's block counts lie right after bitmaps of this size: MSpan.tinyCounts.)
+      if Int(pointee.bitsOrder) != spanBitsOrder(pointee.nelems) { r.fail("span bitmaps not sized for its slots") }
     }
     if highWater > UInt(pointee.nelems) { r.fail("highWater past the span") }
     let arenas = UnsafeMutableRawPointer(h.pointee.arenas)
@@ -248,17 +249,17 @@ extension UnsafeMutablePointer where Pointee == MHeap {
       if atomicLoad32(&s.pointee.state) != spanCached || !s.isLarge { r.fail("LargeCache holds a span not cached") }
     }
     if cachedPages != pointee.largeCachedPages { r.fail("LargeCache page count") }
-    // The registry: every span holding pages, each in use (or cached) and mapped by the index.
+    // Every span holding pages (the walk of the spans tables), each in use (or cached).
     var spans = 0, pages = 0
     forEachSpanLocked { s in
       spans += 1
       let state = atomicLoad32(&s.pointee.state)
       if state == spanInUse || state == spanFreeing || state == spanBinned { pages += s.pointee.npages }
-      else if state != spanCached { r.fail("a dead span in the registry") }
+      else if state != spanCached { r.fail("a dead span in the spans tables") }
       s.checkGeometry(self, &r)
     }
     if spans != pointee.spansInUse + pointee.largeCached { r.fail("span walk count") }
-    if pages != pointee.pagesInUse { r.fail("pages of the registry's spans != pagesInUse") }
+    if pages != pointee.pagesInUse { r.fail("pages of the walked spans != pagesInUse") }
     lockRelease(&pointee.lock)
     for i in 0..<SpanClass.count {
       let spc = SpanClass(index: i)

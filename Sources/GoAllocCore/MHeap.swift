@@ -108,7 +108,7 @@ public struct MHeap {
       pages: pa, centrals: centrals, emptySpan: empty,
       spanalloc: FixAlloc(size: roundUp(MemoryLayout<MSpan>.stride, 64)),  // 64-aligned: see MSpan
       cachealloc: FixAlloc(size: MCache.bytes),
-      tinyalloc: FixAlloc(size: 32 * ((classNObjs(tinySizeClass) + 63) >> 6) + classNObjs(tinySizeClass)),
+      tinyalloc: FixAlloc(size: tinySpanBitsBytes()),
       bitsalloc: bits, caches: caches, scavenger: scav, instrumentation: ins, flushed: flushed, globalFrees: globalFrees,
       largeSlots: largeSlots))
     // Random, 1 mod 8 and far from wrapping: neither key nor key + 1 (the two FreeList marks)
@@ -329,8 +329,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
     let sc = spc.sizeclass
     let nelems = large ? 1 : usable * pageSize / classSize(sc)
     let words = (nelems + 63) >> 6
-    var order = 0
-    while (1 << order) < words { order += 1 }
+    let order = spanBitsOrder(nelems)
     // (A tiny span's bitmaps and block counts are one allocation: MSpan.tinyCounts.)
     guard let sraw = pointee.spanalloc.alloc(&pointee.persistent),
           let bits = spc.isTiny ? pointee.tinyalloc.alloc(&pointee.persistent)

@@ -133,6 +133,19 @@ extension MSpan {
   }
 }
 
+/// bitsOrder of a span of nelems slots: each bitmap is the next power of two of words.
+func spanBitsOrder(_ nelems: Int) -> Int {
+  let words = (nelems + 63) >> 6
+  var order = 0
+  while (1 << order) < words { order += 1 }
+  return order
+}
+/// Bytes of a tiny span's metadata block: its four bitmaps, then one count per block.
+func tinySpanBitsBytes() -> Int {
+  let n = classNObjs(tinySizeClass)
+  return (32 << spanBitsOrder(n)) + n
+}
+
 /// Where an MCache's 64-byte class groups start (MCache.countersOffset): MSpan.groupOffset is
 /// this plus 64 per span class.
 @usableFromInline let cacheGroupsOffset = 1152

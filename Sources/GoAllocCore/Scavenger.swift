@@ -128,7 +128,7 @@ extension UnsafeMutablePointer where Pointee == MHeap {
   /// fill the limit: it cannot hold then, and the lean caches' frees and the pages released only
   /// to be faulted in again would cost time for nothing. (Not at 15/16 of it, as before: live
   /// objects at 94-100 % of the limit still let it hold within a few per cent, e.g. memlimit.c's
-  /// 64 MiB of large blocks under 68 MiB: 71 MiB RSS instead of 90.) Heap lock held.
+  /// 64 MiB of large blocks under 68 MiB: 69-71 MiB RSS instead of 71-92.) Heap lock held.
   @inline(__always) func updateNearLimitLocked() {
     let sc = pointee.scavenger
     let limit = atomicLoadRelaxed64(&sc.pointee.memLimit)

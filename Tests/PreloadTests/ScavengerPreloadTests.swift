@@ -22,29 +22,29 @@ struct ScavengerPreloadTests {
     #expect(r.stdoutLines == ["child ended"], "\(r)")
   }
 
+  /// memlimit.c's peak RSS (MiB) over `rounds` replaces under GOALLOC_MEMLIMIT=`limit`.
+  func memlimitPeak(limit: String, rounds: Int) async throws -> (peak: Int, result: String) {
+    let exe = try await FixtureBuilder.shared.executable("memlimit.c")
+    let r = try await Subprocess.run(exe.path, ["\(rounds)"], preload: .goallocStats,
+                                     environment: ["GOALLOC_MEMLIMIT": limit], timeout: 300)
+    #expect(r.exitedCleanly, "\(r)")
+    expectServedByGoAlloc(r, blocks: 1...1)
+    let line = try #require(r.stdoutLines.first { $0.hasPrefix("memlimit ") }, "\(r)")
+    return (Int(line.split(separator: "=").last!.split(separator: " ").first!) ?? .max, "\(r)")
+  }
+
   @Test("GOALLOC_MEMLIMIT=160MiB keeps RSS near the limit on a workload whose live set fits")
   func memoryLimitHolds() async throws {
-    let exe = try await FixtureBuilder.shared.executable("memlimit.c")
-    let r = try await Subprocess.run(exe.path, ["3000"], preload: .goallocStats,
-                                     environment: ["GOALLOC_MEMLIMIT": "160MiB"], timeout: 120)
-    #expect(r.exitedCleanly, "\(r)")
-    let line = try #require(r.stdoutLines.first { $0.hasPrefix("memlimit ") }, "\(r)")
-    let peak = Int(line.split(separator: "=").last!.split(separator: " ").first!) ?? .max
-    #expect(peak <= 160 + 24, "peak RSS \(peak) MiB over a 160 MiB limit\n\(r)")
-    expectServedByGoAlloc(r, blocks: 1...1)
+    let (peak, result) = try await memlimitPeak(limit: "160MiB", rounds: 3000)
+    #expect(peak <= 160 + 24, "peak RSS \(peak) MiB over a 160 MiB limit\n\(result)")
   }
 
   @Test("GOALLOC_MEMLIMIT=68MiB holds within 10 % while the live blocks fill up to 94 % of it")
   func memoryLimitHoldsWithLiveDataCloseToIt() async throws {
     // memlimit.c keeps up to 64 MiB live. Measured: 67-71 MiB RSS at its peak (1500 replaces:
-    // 2.8 s alone); 67-92 when the mode stopped at live objects of 15/16 of the limit.
-    let exe = try await FixtureBuilder.shared.executable("memlimit.c")
-    let r = try await Subprocess.run(exe.path, ["1500"], preload: .goalloc,
-                                     environment: ["GOALLOC_MEMLIMIT": "68MiB"], timeout: 300)
-    #expect(r.exitedCleanly, "\(r)")
-    let line = try #require(r.stdoutLines.first { $0.hasPrefix("memlimit ") }, "\(r)")
-    let peak = Int(line.split(separator: "=").last!.split(separator: " ").first!) ?? .max
-    #expect(peak <= 74, "peak RSS \(peak) MiB over a 68 MiB limit\n\(r)")
+    // 2.8 s alone); 67-90 when the mode stopped at live objects of 15/16 of the limit.
+    let (peak, result) = try await memlimitPeak(limit: "68MiB", rounds: 1500)
+    #expect(peak <= 74, "peak RSS \(peak) MiB over a 68 MiB limit\n\(result)")
   }
 
   /// memchurn's peak - base in KiB: its VmHWM at the end over the program's own memory.
